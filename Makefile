@@ -1,0 +1,38 @@
+# Berth's two set-up commands: `make run` and `make test`.
+GO      ?= go
+BIN     := bin/berth
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/berthdev/berth/internal/cli.Version=$(VERSION)
+DATA    ?= .berth
+
+.PHONY: all build run test test-short deps bench generate clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/berth
+
+# Installs what Berth needs (Docker Engine, etcd for the external-store
+# tests, the AWS CLIs), builds and starts `berth up` in the foreground.
+run: deps build
+	./$(BIN) up --data-dir $(DATA)
+
+# The whole suite, as CI runs it: unit, contract, scenario and CLI tests.
+test: deps build
+	BERTH_REQUIRE_ETCD=1 BERTH_REQUIRE_CLIS=1 BERTH_BIN=$(CURDIR)/$(BIN) \
+		$(GO) test ./... -count=1 -timeout 30m
+
+test-short: build
+	BERTH_BIN=$(CURDIR)/$(BIN) $(GO) test ./... -count=1 -short
+
+deps:
+	bash scripts/install-deps.sh
+
+bench: build
+	./$(BIN) bench
+
+generate:
+	$(GO) generate ./...
+
+clean:
+	rm -rf bin

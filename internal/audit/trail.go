@@ -1,0 +1,257 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berthdev/berth/internal/errs"
+	"github.com/berthdev/berth/internal/store"
+)
+
+// Prefix is where audit records live in the store.
+const Prefix = "/berth/audit/"
+
+// DefaultRetention is how long records are kept: CloudTrail's event
+// history keeps 90 days.
+const DefaultRetention = 90 * 24 * time.Hour
+
+// maxBatch bounds how many records one store transaction writes.
+const maxBatch = 128
+
+// Trail writes and reads audit records. Writes from concurrent requests
+// are grouped into one store transaction (group commit), so auditing costs
+// each request one shared fsync rather than one of its own.
+type Trail struct {
+	st        store.Store
+	log       *slog.Logger
+	retention time.Duration
+	now       func() time.Time
+	reqs      chan pending
+}
+
+type pending struct {
+	rec  Record
+	done chan error
+}
+
+// NewTrail returns a trail over st. Run must be running for Record to
+// return.
+func NewTrail(st store.Store, retention time.Duration, log *slog.Logger) *Trail {
+	if retention <= 0 {
+		retention = DefaultRetention
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Trail{st: st, log: log, retention: retention, now: time.Now, reqs: make(chan pending, 1024)}
+}
+
+// Key returns the store key of a record.
+func Key(rec Record) string {
+	return Prefix + timeKey(rec.Time) + "/" + rec.EventID
+}
+
+func timeKey(t time.Time) string { return fmt.Sprintf("%020d", t.UnixNano()) }
+
+// Record writes rec durably; it returns once the write is committed.
+func (t *Trail) Record(ctx context.Context, rec Record) error {
+	if rec.EventID == "" || rec.Time.IsZero() {
+		return errs.E(errs.Internal, "audit record without id or time")
+	}
+	p := pending{rec: rec, done: make(chan error, 1)}
+	select {
+	case t.reqs <- p:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-p.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Run writes records and expires old ones until ctx ends.
+func (t *Trail) Run(ctx context.Context) {
+	sweep := time.NewTicker(time.Minute)
+	defer sweep.Stop()
+	t.expire(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case p := <-t.reqs:
+			batch := []pending{p}
+		drain:
+			for len(batch) < maxBatch {
+				select {
+				case p := <-t.reqs:
+					batch = append(batch, p)
+				default:
+					break drain
+				}
+			}
+			t.write(ctx, batch)
+		case <-sweep.C:
+			t.expire(ctx)
+		}
+	}
+}
+
+func (t *Trail) write(ctx context.Context, batch []pending) {
+	ops := make([]store.Op, 0, len(batch))
+	for _, p := range batch {
+		b, err := json.Marshal(p.rec)
+		if err != nil {
+			p.done <- err
+			continue
+		}
+		ops = append(ops, store.Put(Key(p.rec), b))
+	}
+	_, err := t.st.Txn(ctx, nil, ops...)
+	for _, p := range batch {
+		select {
+		case p.done <- err:
+		default:
+		}
+	}
+}
+
+// expire deletes records older than the retention.
+func (t *Trail) expire(ctx context.Context) {
+	cutoff := Prefix + timeKey(t.now().Add(-t.retention))
+	for {
+		res, err := t.st.List(ctx, Prefix, store.ListOptions{KeysOnly: true, Limit: 500})
+		if err != nil {
+			if ctx.Err() == nil {
+				t.log.Warn("audit expiry: list failed", "err", err)
+			}
+			return
+		}
+		var ops []store.Op
+		for _, kv := range res.KVs {
+			if kv.Key >= cutoff {
+				break
+			}
+			ops = append(ops, store.Delete(kv.Key))
+		}
+		if len(ops) == 0 {
+			return
+		}
+		if _, err := t.st.Txn(ctx, nil, ops...); err != nil {
+			t.log.Warn("audit expiry: delete failed", "err", err)
+			return
+		}
+		t.log.Debug("audit records expired", "count", len(ops))
+		if len(ops) < len(res.KVs) || !res.More {
+			return
+		}
+	}
+}
+
+// Query selects records for Lookup.
+type Query struct {
+	Start, End time.Time // inclusive bounds; zero means unbounded
+	// Attribute and Value filter on one CloudTrail lookup attribute:
+	// EventId, EventName, ReadOnly, Username, ResourceType, ResourceName,
+	// EventSource or AccessKeyId. Empty Attribute means no filter.
+	Attribute string
+	Value     string
+	Limit     int    // at most this many records
+	After     string // continue after this key (from a previous Page.Next)
+}
+
+// Page is one page of Lookup results, newest first.
+type Page struct {
+	Records []Record
+	Next    string // key to continue from; empty when done
+}
+
+// Lookup returns records matching q, newest first.
+func (t *Trail) Lookup(ctx context.Context, q Query) (Page, error) {
+	if q.Limit <= 0 {
+		q.Limit = 50
+	}
+	from := Prefix + "~"
+	if !q.End.IsZero() {
+		from = Prefix + timeKey(q.End.Add(time.Nanosecond))
+	}
+	if q.After != "" {
+		if !strings.HasPrefix(q.After, Prefix) {
+			return Page{}, errs.E(errs.Invalid, "bad continuation key")
+		}
+		from = q.After
+	}
+	var startKey string
+	if !q.Start.IsZero() {
+		startKey = Prefix + timeKey(q.Start)
+	}
+	var page Page
+	for {
+		res, err := t.st.List(ctx, Prefix, store.ListOptions{StartAfter: from, Descend: true, Limit: 200})
+		if err != nil {
+			return Page{}, err
+		}
+		for _, kv := range res.KVs {
+			if startKey != "" && kv.Key < startKey {
+				return page, nil
+			}
+			from = kv.Key
+			var rec Record
+			if err := json.Unmarshal(kv.Value, &rec); err != nil {
+				t.log.Warn("audit: unreadable record", "key", kv.Key, "err", err)
+				continue
+			}
+			if !matches(rec, q.Attribute, q.Value) {
+				continue
+			}
+			page.Records = append(page.Records, rec)
+			if len(page.Records) == q.Limit {
+				page.Next = kv.Key
+				return page, nil
+			}
+		}
+		if !res.More {
+			return page, nil
+		}
+	}
+}
+
+func matches(rec Record, attr, value string) bool {
+	switch attr {
+	case "":
+		return true
+	case "EventId":
+		return rec.EventID == value
+	case "EventName":
+		return rec.Operation == value
+	case "ReadOnly":
+		b, err := strconv.ParseBool(value)
+		return err == nil && rec.ReadOnly == b
+	case "Username":
+		return rec.UserName == value
+	case "EventSource":
+		return rec.EventSource == value
+	case "AccessKeyId":
+		return rec.AccessKey == value
+	case "ResourceType":
+		for _, r := range rec.Resources {
+			if r.Type == value {
+				return true
+			}
+		}
+	case "ResourceName":
+		for _, r := range rec.Resources {
+			if r.Name == value {
+				return true
+			}
+		}
+	}
+	return false
+}

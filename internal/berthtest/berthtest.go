@@ -1,0 +1,264 @@
+// Package berthtest starts real Berth control planes for tests: in-process
+// (daemon.Start on a free loopback port, embedded etcd in a temp dir) or as
+// the built binary (BERTH_BIN), and gives AWS SDK for Go v2 clients and AWS
+// CLI invocations pointed at them.
+package berthtest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/berthdev/berth/internal/daemon"
+	"github.com/berthdev/berth/internal/iam"
+)
+
+// Server is a Berth under test.
+type Server struct {
+	Endpoint string
+	Creds    iam.Credentials
+	Region   string
+	DataDir  string
+	Daemon   *daemon.Server // nil for a process
+}
+
+// Start starts an in-process server; it is closed when the test ends.
+// mod may adjust the configuration (throttling is off unless mod sets it).
+func Start(t testing.TB, mod func(*daemon.Config)) *Server {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := daemon.Config{
+		Listen:  "127.0.0.1:0",
+		DataDir: dir,
+		Log:     slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	d, err := daemon.Start(ctx, cfg)
+	if err != nil {
+		t.Fatalf("start berth: %v", err)
+	}
+	t.Cleanup(func() { d.Close() })
+	creds, _ := d.RootCredentials()
+	return &Server{Endpoint: d.Endpoint(), Creds: creds, Region: d.Config().Region, DataDir: cfg.DataDir, Daemon: d}
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// AWSConfig returns an SDK configuration for the server.
+func (s *Server) AWSConfig() aws.Config {
+	return aws.Config{
+		Region:       s.Region,
+		Credentials:  credentials.NewStaticCredentialsProvider(s.Creds.AccessKeyID, s.Creds.SecretAccessKey, ""),
+		BaseEndpoint: aws.String(s.Endpoint),
+		HTTPClient:   &http.Client{Timeout: 30 * time.Second},
+	}
+}
+
+// Binary returns the path of the built berth binary (BERTH_BIN), building
+// it into a temp dir when unset.
+func Binary(t testing.TB) string {
+	t.Helper()
+	if b := os.Getenv("BERTH_BIN"); b != "" {
+		return b
+	}
+	out := filepath.Join(t.TempDir(), "berth")
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "build", "-o", out, "./cmd/berth")
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+	return out
+}
+
+func moduleRoot() (string, error) {
+	dir, _ := os.Getwd()
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("go.mod not found")
+		}
+		dir = parent
+	}
+}
+
+// FreeAddr returns a free loopback address.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// Process is a berth binary running as a child process.
+type Process struct {
+	*Server
+	Cmd    *exec.Cmd
+	Output *bytes.Buffer
+}
+
+// StartProcess runs `berth <mode> --listen ADDR --data-dir DIR args...` and
+// waits for it to answer. It is killed when the test ends.
+func StartProcess(t testing.TB, mode, dataDir string, env []string, args ...string) *Process {
+	t.Helper()
+	addr := FreeAddr(t)
+	argv := append([]string{mode, "--listen", addr, "--data-dir", dataDir}, args...)
+	cmd := exec.Command(Binary(t), argv...)
+	out := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Env = append(os.Environ(), env...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &Process{Server: &Server{Endpoint: "http://" + addr, Region: daemon.DefaultRegion, DataDir: dataDir}, Cmd: cmd, Output: out}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(p.Endpoint + "/health")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("berth did not start: %v\n%s", err, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c, err := iam.LoadRoot(dataDir)
+	if err != nil {
+		for _, kv := range env {
+			if v, ok := strings.CutPrefix(kv, "BERTH_ACCESS_KEY_ID="); ok {
+				c.AccessKeyID = v
+			}
+			if v, ok := strings.CutPrefix(kv, "BERTH_SECRET_ACCESS_KEY="); ok {
+				c.SecretAccessKey = v
+			}
+		}
+	}
+	p.Creds = c
+	return p
+}
+
+// Kill9 kills the process with SIGKILL and waits for it.
+func (p *Process) Kill9() {
+	p.Cmd.Process.Kill()
+	p.Cmd.Wait()
+}
+
+// CLI is one AWS CLI.
+type CLI struct {
+	Name string // "aws-v1" or "aws-v2"
+	Path string
+	// NeedsEndpointFlag: Debian's CLI v2.9 ignores AWS_ENDPOINT_URL.
+	NeedsEndpointFlag bool
+}
+
+// CLIs returns the AWS CLIs present: the pip CLI v1 (`aws` on PATH, not
+// /usr/bin/aws) and Debian's CLI v2 (/usr/bin/aws). A missing CLI skips
+// the test unless BERTH_REQUIRE_CLIS=1.
+func CLIs(t testing.TB) []CLI {
+	t.Helper()
+	var out []CLI
+	if p := pyenvAWS(); p != "" {
+		out = append(out, CLI{Name: "aws-v1", Path: p})
+	} else if p, err := exec.LookPath("aws"); err == nil && p != "/usr/bin/aws" {
+		out = append(out, CLI{Name: "aws-v1", Path: p})
+	}
+	if _, err := os.Stat("/usr/bin/aws"); err == nil {
+		out = append(out, CLI{Name: "aws-v2", Path: "/usr/bin/aws", NeedsEndpointFlag: true})
+	}
+	if len(out) < 2 && os.Getenv("BERTH_REQUIRE_CLIS") == "1" {
+		t.Fatalf("both AWS CLIs are required (found %v)", out)
+	}
+	if len(out) == 0 {
+		t.Skip("no AWS CLI installed")
+	}
+	return out
+}
+
+func pyenvAWS() string {
+	home, _ := os.UserHomeDir()
+	matches, _ := filepath.Glob(filepath.Join(home, ".pyenv/versions/*/bin/aws"))
+	if len(matches) > 0 {
+		return matches[0]
+	}
+	return ""
+}
+
+// Run runs the CLI against s with args and returns stdout, stderr and the
+// exit code.
+func (c CLI) Run(t testing.TB, s *Server, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	argv := append([]string{}, args...)
+	argv = append(argv, "--endpoint-url", s.Endpoint, "--region", s.Region, "--output", "json", "--cli-read-timeout", "30", "--cli-connect-timeout", "10")
+	cmd := exec.Command(c.Path, argv...)
+	dir := t.TempDir()
+	cmd.Env = append(cleanEnv(),
+		"AWS_ACCESS_KEY_ID="+s.Creds.AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY="+s.Creds.SecretAccessKey,
+		"AWS_CONFIG_FILE="+filepath.Join(dir, "config"),
+		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "credentials"),
+		"AWS_PAGER=",
+		"AWS_MAX_ATTEMPTS=3",
+		"HOME="+dir,
+	)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	code = 0
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else {
+			t.Fatalf("run %s: %v", c.Name, err)
+		}
+	}
+	return o.String(), e.String(), code
+}
+
+// cleanEnv is the environment without AWS settings that could leak in.
+func cleanEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "AWS_") || strings.HasPrefix(kv, "HOME=") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}

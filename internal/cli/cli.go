@@ -1,0 +1,203 @@
+// Package cli is the `berth` command line: it parses subcommands and flags
+// into typed configuration and runs them. main only maps errors to exit
+// codes; everything else is here and testable.
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/berthdev/berth/internal/bench"
+	"github.com/berthdev/berth/internal/daemon"
+	"github.com/berthdev/berth/internal/iam"
+)
+
+// Version is set at build time with -ldflags "-X .../cli.Version=...".
+var Version = "dev"
+
+// UsageError is a command-line mistake (exit code 2).
+type UsageError struct{ msg string }
+
+func (u UsageError) Error() string { return u.msg }
+
+const usage = `berth: a self-hosted Amazon ECS
+
+Usage:
+  berth up       [flags]   everything on one machine (control plane, embedded store)
+  berth server   [flags]   the control plane
+  berth env      [flags]   print the shell exports for the AWS CLI and SDKs
+  berth bench    [flags]   run the benchmarks that need a whole Berth
+  berth version            print the version
+
+Run 'berth <command> -h' for a command's flags.
+`
+
+// Run runs the berth command line with args (without the program name).
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return UsageError{"no command given"}
+	}
+	switch args[0] {
+	case "up":
+		return runServer(ctx, "up", args[1:], stdout, stderr)
+	case "server":
+		return runServer(ctx, "server", args[1:], stdout, stderr)
+	case "env":
+		return runEnv(args[1:], stdout, stderr)
+	case "bench":
+		return runBench(ctx, args[1:], stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "berth %s\n", Version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return UsageError{fmt.Sprintf("unknown command %q", args[0])}
+}
+
+// defaultDataDir is $BERTH_DATA_DIR, else ./.berth.
+func defaultDataDir() string {
+	if d := os.Getenv("BERTH_DATA_DIR"); d != "" {
+		return d
+	}
+	return ".berth"
+}
+
+func envCredentials() iam.Credentials {
+	return iam.Credentials{AccessKeyID: os.Getenv("BERTH_ACCESS_KEY_ID"), SecretAccessKey: os.Getenv("BERTH_SECRET_ACCESS_KEY")}
+}
+
+type serverFlags struct {
+	listen, dataDir, region, account, etcd, logLevel string
+	throttle                                         bool
+	auditRetention                                   time.Duration
+}
+
+func (f *serverFlags) register(fs *flag.FlagSet, mode string) {
+	fs.StringVar(&f.listen, "listen", daemon.DefaultListen, "address of the AWS API listener")
+	fs.StringVar(&f.dataDir, "data-dir", defaultDataDir(), "data directory (store, credentials); env BERTH_DATA_DIR")
+	fs.StringVar(&f.region, "region", envOr("BERTH_REGION", daemon.DefaultRegion), "region in ARNs; env BERTH_REGION")
+	fs.StringVar(&f.account, "account-id", envOr("BERTH_ACCOUNT_ID", daemon.DefaultAccount), "12-digit account id in ARNs; env BERTH_ACCOUNT_ID")
+	if mode == "server" {
+		fs.StringVar(&f.etcd, "etcd-endpoints", "", "comma-separated external etcd endpoints; empty runs an embedded etcd")
+	}
+	fs.BoolVar(&f.throttle, "throttle", true, "apply ECS's request rate limits per access key")
+	fs.DurationVar(&f.auditRetention, "audit-retention", 90*24*time.Hour, "how long audit records are kept")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func newLogger(level string, w io.Writer) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, UsageError{fmt.Sprintf("bad -log-level %q", level)}
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+func runServer(ctx context.Context, mode string, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("berth "+mode, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f serverFlags
+	f.register(fs, mode)
+	if err := fs.Parse(args); err != nil {
+		return UsageError{err.Error()}
+	}
+	log, err := newLogger(f.logLevel, stderr)
+	if err != nil {
+		return err
+	}
+	var endpoints []string
+	if f.etcd != "" {
+		endpoints = strings.Split(f.etcd, ",")
+	}
+	cfg := daemon.Config{
+		Listen:         f.listen,
+		DataDir:        f.dataDir,
+		EtcdEndpoints:  endpoints,
+		Region:         f.region,
+		Account:        f.account,
+		Credentials:    envCredentials(),
+		Throttle:       f.throttle,
+		AuditRetention: f.auditRetention,
+		Log:            log,
+	}
+	srv, err := daemon.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	creds, created := srv.RootCredentials()
+	if created {
+		fmt.Fprintf(stdout, "Created the root access key pair (shown once; kept in %s):\n  AWS_ACCESS_KEY_ID=%s\n  AWS_SECRET_ACCESS_KEY=%s\n",
+			filepath.Join(cfg.DataDir, iam.RootKeyFile), creds.AccessKeyID, creds.SecretAccessKey)
+	}
+	fmt.Fprintf(stdout, "Berth is up at %s (region %s). Point the AWS CLI at it with:\n  eval \"$(berth env --data-dir %s --endpoint %s)\"\n",
+		srv.Endpoint(), cfg.Region, cfg.DataDir, srv.Endpoint())
+	<-ctx.Done()
+	log.Info("shutting down")
+	return srv.Close()
+}
+
+func runEnv(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("berth env", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataDir := fs.String("data-dir", defaultDataDir(), "data directory of the server")
+	endpoint := fs.String("endpoint", "http://"+daemon.DefaultListen, "the server's URL")
+	region := fs.String("region", envOr("BERTH_REGION", daemon.DefaultRegion), "region")
+	if err := fs.Parse(args); err != nil {
+		return UsageError{err.Error()}
+	}
+	creds := envCredentials()
+	if creds.AccessKeyID == "" {
+		c, err := iam.LoadRoot(*dataDir)
+		if err != nil {
+			return fmt.Errorf("%w: start berth first, or set BERTH_ACCESS_KEY_ID and BERTH_SECRET_ACCESS_KEY", err)
+		}
+		creds = c
+	}
+	fmt.Fprintf(stdout, "export AWS_ACCESS_KEY_ID=%s\n", creds.AccessKeyID)
+	fmt.Fprintf(stdout, "export AWS_SECRET_ACCESS_KEY=%s\n", creds.SecretAccessKey)
+	fmt.Fprintf(stdout, "export AWS_REGION=%s\n", *region)
+	fmt.Fprintf(stdout, "export AWS_DEFAULT_REGION=%s\n", *region)
+	fmt.Fprintf(stdout, "export AWS_ENDPOINT_URL=%s\n", *endpoint)
+	fmt.Fprintln(stdout, "unset AWS_SESSION_TOKEN AWS_PROFILE")
+	return nil
+}
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("berth bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dur := fs.Duration("duration", 30*time.Second, "how long the API churn runs")
+	wps := fs.Int("writes-per-sec", 20, "paced mutating calls per second")
+	readers := fs.Int("readers", 4, "concurrent readers")
+	raw := fs.Int("raw-writes", 500, "raw etcd writes measured as the baseline")
+	if err := fs.Parse(args); err != nil {
+		return UsageError{err.Error()}
+	}
+	if *wps < 1 || *readers < 0 || *raw < 1 {
+		return UsageError{"bad benchmark parameters"}
+	}
+	res, err := bench.APIChurn(ctx, bench.ChurnConfig{Duration: *dur, WritesPerSec: *wps, Readers: *readers, RawWrites: *raw})
+	if err != nil {
+		return err
+	}
+	res.Report(stdout)
+	return nil
+}

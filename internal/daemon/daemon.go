@@ -1,0 +1,230 @@
+// Package daemon is Berth's composition root: the only package that sees
+// every subsystem. It opens the store, loads identities, builds the AWS
+// services and the front door, and runs the HTTP listener and the
+// background loops. `berth up` and `berth server` are thin shells over it;
+// tests start it in-process.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/berthdev/berth/internal/audit"
+	"github.com/berthdev/berth/internal/awsproto"
+	"github.com/berthdev/berth/internal/cloudtrail"
+	"github.com/berthdev/berth/internal/ecs"
+	"github.com/berthdev/berth/internal/iam"
+	"github.com/berthdev/berth/internal/sigv4"
+	"github.com/berthdev/berth/internal/store"
+	"github.com/berthdev/berth/internal/sts"
+	"github.com/berthdev/berth/internal/throttle"
+)
+
+// Defaults of Config.
+const (
+	DefaultListen  = "127.0.0.1:4566"
+	DefaultRegion  = "us-east-1"
+	DefaultAccount = "000000000000"
+)
+
+// Config configures a Berth control plane. It is not changed after Start.
+type Config struct {
+	Listen        string   // address to listen on; default DefaultListen
+	DataDir       string   // data directory (required)
+	EtcdEndpoints []string // external etcd; empty: embedded etcd in DataDir/etcd
+	Region        string   // default DefaultRegion
+	Account       string   // 12-digit account id; default DefaultAccount
+	// Credentials overrides the root key pair (from BERTH_ACCESS_KEY_ID and
+	// BERTH_SECRET_ACCESS_KEY); empty: read or create it in DataDir.
+	Credentials iam.Credentials
+	// Throttle enables ECS's request rate limits (default on in berth up).
+	Throttle       bool
+	ThrottleLimits map[throttle.Class]throttle.Limit
+	AuditRetention time.Duration // default audit.DefaultRetention
+	MaxBody        int64         // default awsproto.DefaultMaxBody
+	Log            *slog.Logger
+}
+
+func (c *Config) setDefaults() error {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.Region == "" {
+		c.Region = DefaultRegion
+	}
+	if c.Account == "" {
+		c.Account = DefaultAccount
+	}
+	if len(c.Account) != 12 {
+		return fmt.Errorf("account id must have 12 digits, got %q", c.Account)
+	}
+	for _, r := range c.Account {
+		if r < '0' || r > '9' {
+			return fmt.Errorf("account id must have 12 digits, got %q", c.Account)
+		}
+	}
+	if c.DataDir == "" {
+		return errors.New("a data directory is required")
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	return nil
+}
+
+// Server is a running control plane.
+type Server struct {
+	cfg     Config
+	st      store.Store
+	fd      *awsproto.FrontDoor
+	srv     *http.Server
+	ln      net.Listener
+	root    iam.Credentials
+	created bool
+
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start opens the store, builds everything and starts serving. On error
+// nothing is left running.
+func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	log := cfg.Log
+	root, created, err := iam.LoadOrCreateRoot(cfg.DataDir, cfg.Credentials)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, store.Config{
+		DataDir:   cfg.DataDir + "/etcd",
+		Endpoints: cfg.EtcdEndpoints,
+		Logger:    log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			st.Close()
+		}
+	}()
+
+	keys := iam.NewKeyring()
+	keys.Add(root, iam.RootIdentity(cfg.Account))
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	s := &Server{cfg: cfg, st: st, root: root, created: created, cancel: cancel}
+
+	trail := audit.NewTrail(st, cfg.AuditRetention, log.With("component", "audit"))
+	s.goRun(func() { trail.Run(runCtx) })
+
+	ecsSvc := ecs.New(st, ecs.Config{Region: cfg.Region, Account: cfg.Account}, log.With("component", "ecs"))
+	limiter := throttle.Disabled()
+	if cfg.Throttle {
+		limiter = throttle.New(cfg.ThrottleLimits)
+	}
+	s.fd = awsproto.New(awsproto.Config{
+		Auth:    sigAuth{keys: keys},
+		Limiter: limiter,
+		Auditor: trail,
+		Log:     log.With("component", "api"),
+		MaxBody: cfg.MaxBody,
+		Region:  cfg.Region,
+		Services: []*awsproto.Service{
+			ecsSvc.API(),
+			cloudtrail.New(trail).API(),
+			sts.Service(),
+		},
+	})
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		cancel()
+		s.wg.Wait()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	s.ln = ln
+	s.srv = &http.Server{
+		Handler:           s.fd,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	s.goRun(func() {
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server stopped", "err", err)
+		}
+	})
+	log.Info("berth control plane listening", "addr", ln.Addr().String(), "region", cfg.Region, "account", cfg.Account)
+	return s, nil
+}
+
+func (s *Server) goRun(f func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+}
+
+// Endpoint is the URL clients use.
+func (s *Server) Endpoint() string { return "http://" + s.ln.Addr().String() }
+
+// Addr is the listener's address.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// RootCredentials returns the root key pair and whether it was made by
+// this start (so the caller prints it once).
+func (s *Server) RootCredentials() (iam.Credentials, bool) { return s.root, s.created }
+
+// Config returns the effective configuration.
+func (s *Server) Config() Config { return s.cfg }
+
+// Store returns the server's store (tests and benchmarks).
+func (s *Server) Store() store.Store { return s.st }
+
+// FrontDoor returns the API handler (tests, docs).
+func (s *Server) FrontDoor() *awsproto.FrontDoor { return s.fd }
+
+// Close stops serving (letting in-flight requests finish for up to 10 s),
+// stops the background loops and closes the store. Idempotent.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.srv.Shutdown(ctx); err != nil {
+			s.srv.Close()
+		}
+		s.cancel()
+		s.wg.Wait()
+		s.closeErr = s.st.Close()
+	})
+	return s.closeErr
+}
+
+// sigAuth authenticates with SigV4 against the keyring.
+type sigAuth struct{ keys *iam.Keyring }
+
+func (a sigAuth) Scope(r *http.Request) (awsproto.Scope, bool) {
+	sc, ok := sigv4.ParseScope(r)
+	return awsproto.Scope{AccessKey: sc.AccessKey, Region: sc.Region, Service: sc.Service}, ok
+}
+
+func (a sigAuth) Authenticate(r *http.Request, body []byte, now time.Time) (iam.Identity, error) {
+	sc, err := sigv4.Verify(r, body, now, a.keys.Secret)
+	if err != nil {
+		return iam.Identity{}, err
+	}
+	id, _ := a.keys.Identity(sc.AccessKey)
+	return id, nil
+}

@@ -1,0 +1,157 @@
+// Package ecs is Berth's Amazon ECS application service: it validates ECS
+// API requests, applies ECS's rules and writes desired state to the store.
+// Clusters, task definitions, tags and account settings live here; the
+// scheduler, agents and controllers of later issues read what it writes.
+//
+// Handlers take and return the generated wire shapes (package ecsapi);
+// errors are domain errors (package errs) mapped to ECS's error codes by
+// MapError, at the edge only.
+package ecs
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/berthdev/berth/internal/api/ecsapi"
+	"github.com/berthdev/berth/internal/arn"
+	"github.com/berthdev/berth/internal/awsproto"
+	"github.com/berthdev/berth/internal/errs"
+	"github.com/berthdev/berth/internal/store"
+)
+
+// Config configures the ECS service.
+type Config struct {
+	Partition string // "aws"
+	Region    string // "us-east-1"
+	Account   string // 12 digits
+}
+
+// Service implements the ECS API over the store.
+type Service struct {
+	st   store.Store
+	arns arn.Builder
+	now  func() time.Time
+	log  *slog.Logger
+}
+
+// New returns the ECS service.
+func New(st store.Store, cfg Config, log *slog.Logger) *Service {
+	if cfg.Partition == "" {
+		cfg.Partition = "aws"
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{
+		st:   st,
+		arns: arn.Builder{Partition: cfg.Partition, Region: cfg.Region, Account: cfg.Account},
+		now:  time.Now,
+		log:  log,
+	}
+}
+
+// SetClock replaces the clock (tests).
+func (s *Service) SetClock(now func() time.Time) { s.now = now }
+
+// API returns the ECS service for the front door.
+func (s *Service) API() *awsproto.Service {
+	h := &ecsapi.Handlers{
+		CreateCluster:              s.CreateCluster,
+		DescribeClusters:           s.DescribeClusters,
+		ListClusters:               s.ListClusters,
+		UpdateCluster:              s.UpdateCluster,
+		UpdateClusterSettings:      s.UpdateClusterSettings,
+		DeleteCluster:              s.DeleteCluster,
+		RegisterTaskDefinition:     s.RegisterTaskDefinition,
+		DescribeTaskDefinition:     s.DescribeTaskDefinition,
+		ListTaskDefinitions:        s.ListTaskDefinitions,
+		ListTaskDefinitionFamilies: s.ListTaskDefinitionFamilies,
+		DeregisterTaskDefinition:   s.DeregisterTaskDefinition,
+		DeleteTaskDefinitions:      s.DeleteTaskDefinitions,
+		TagResource:                s.TagResource,
+		UntagResource:              s.UntagResource,
+		ListTagsForResource:        s.ListTagsForResource,
+		PutAccountSetting:          s.PutAccountSetting,
+		PutAccountSettingDefault:   s.PutAccountSettingDefault,
+		ListAccountSettings:        s.ListAccountSettings,
+		DeleteAccountSetting:       s.DeleteAccountSetting,
+	}
+	svc := h.Service()
+	svc.ValidationCode = ecsapi.ErrInvalidParameterException
+	svc.MapError = MapError
+	return svc
+}
+
+// Reasons this package gives errors (see errs.Error.Reason).
+const (
+	reasonClusterNotFound  = "ecs.cluster_not_found"
+	reasonClusterInstances = "ecs.cluster_has_instances"
+	reasonClusterServices  = "ecs.cluster_has_services"
+	reasonClusterTasks     = "ecs.cluster_has_tasks"
+	reasonClient           = "ecs.client"
+	reasonResourceNotFound = "ecs.resource_not_found"
+	reasonTaskDefClient    = "taskdef.client"
+	reasonTaskDefParam     = "taskdef.param"
+	reasonInvalidParameter = "ecs.invalid_parameter"
+	reasonLimitExceeded    = "ecs.limit_exceeded"
+)
+
+// MapError maps domain errors to ECS's wire errors.
+// Errors that are not domain errors (protocol errors, validation) are left
+// to the front door's generic mapping.
+func MapError(err error) *awsproto.Error {
+	var de *errs.Error
+	if !errors.As(err, &de) {
+		return nil
+	}
+	msg := errs.MessageOf(err)
+	code := ""
+	switch errs.ReasonOf(err) {
+	case reasonClusterNotFound:
+		code = ecsapi.ErrClusterNotFoundException
+	case reasonClusterInstances:
+		code = ecsapi.ErrClusterContainsContainerInstancesException
+	case reasonClusterServices:
+		code = ecsapi.ErrClusterContainsServicesException
+	case reasonClusterTasks:
+		code = ecsapi.ErrClusterContainsTasksException
+	case reasonClient, reasonTaskDefClient:
+		code = ecsapi.ErrClientException
+	case reasonResourceNotFound:
+		code = ecsapi.ErrResourceNotFoundException
+	case reasonTaskDefParam, reasonInvalidParameter:
+		code = ecsapi.ErrInvalidParameterException
+	case reasonLimitExceeded:
+		code = ecsapi.ErrLimitExceededException
+	}
+	if code == "" {
+		switch errs.KindOf(err) {
+		case errs.Invalid:
+			code = ecsapi.ErrInvalidParameterException
+		case errs.NotFound, errs.Conflict, errs.AlreadyExists:
+			code = ecsapi.ErrClientException
+		case errs.LimitExceeded:
+			code = ecsapi.ErrLimitExceededException
+		case errs.Unavailable, errs.Internal, errs.Other:
+			return &awsproto.Error{Code: ecsapi.ErrServerException, Message: "Server exception: " + msg, Status: 500}
+		default:
+			return nil
+		}
+	}
+	return &awsproto.Error{Code: code, Message: msg}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func deref[T any](p *T) T {
+	if p == nil {
+		var zero T
+		return zero
+	}
+	return *p
+}
+
+// caller returns the principal ARN of the request in ctx.
+func caller(ctx context.Context) string { return awsproto.CallFrom(ctx).Identity.ARN }
