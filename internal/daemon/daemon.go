@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -140,11 +141,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Log:     log.With("component", "api"),
 		MaxBody: cfg.MaxBody,
 		Region:  cfg.Region,
-		Services: []*awsproto.Service{
-			ecsSvc.API(),
-			cloudtrail.New(trail).API(),
-			sts.Service(),
-		},
+		Services: services(ecsSvc, trail),
 	})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -210,6 +207,31 @@ func (s *Server) Close() error {
 		s.closeErr = s.st.Close()
 	})
 	return s.closeErr
+}
+
+// services lists every AWS service the front door serves.
+func services(ecsSvc *ecs.Service, trail *audit.Trail) []*awsproto.Service {
+	return []*awsproto.Service{
+		ecsSvc.API(),
+		cloudtrail.New(trail).API(),
+		sts.Service(),
+	}
+}
+
+// SupportedOperations lists, per AWS service (by signing name), the
+// operations Berth implements, sorted. The README's list is checked
+// against it.
+func SupportedOperations() map[string][]string {
+	out := map[string][]string{}
+	for _, svc := range services(ecs.New(nil, ecs.Config{}, nil), nil) {
+		for name, op := range svc.Operations {
+			if op.Implemented {
+				out[svc.SigningName] = append(out[svc.SigningName], name)
+			}
+		}
+		slices.Sort(out[svc.SigningName])
+	}
+	return out
 }
 
 // sigAuth authenticates with SigV4 against the keyring.

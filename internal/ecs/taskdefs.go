@@ -48,16 +48,10 @@ func (s *Service) taskDefARN(family string, rev int32) string {
 	return s.arns.ECS(fmt.Sprintf("task-definition/%s:%d", family, rev))
 }
 
-// maxTaskDefSize is ECS's limit on a task definition's JSON size.
-const maxTaskDefSize = 64 * 1024
-
 // RegisterTaskDefinition validates a task definition, fills ECS's
 // defaults and stores it as the family's next revision.
 func (s *Service) RegisterTaskDefinition(ctx context.Context, in *ecsapi.RegisterTaskDefinitionRequest) (*ecsapi.RegisterTaskDefinitionResponse, error) {
-	if err := validateTags(in.Tags); err != nil {
-		return nil, err
-	}
-	family := deref(in.Family)
+	family := deref(in.Family) // taskdef.Build checks it, the tags and the size
 	famKey := keyFamilies + family
 	for {
 		var fam familyRecord
@@ -87,9 +81,6 @@ func (s *Service) RegisterTaskDefinition(ctx context.Context, in *ecsapi.Registe
 		b, err := json.Marshal(rec)
 		if err != nil {
 			return nil, errs.Wrap(errs.Internal, err, "encode task definition")
-		}
-		if len(b) > maxTaskDefSize+4096 {
-			return nil, errs.R(errs.Invalid, reasonTaskDefClient, "Task definition size exceeds the limit of 64 KiB.")
 		}
 		fam.Last, fam.Active = rev, fam.Active+1
 		fb, _ := json.Marshal(fam)

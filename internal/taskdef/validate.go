@@ -120,7 +120,7 @@ func validate(td *ecsapi.TaskDefinition) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	ports := portTable{names: map[string]bool{}, host: new([]portSpan)}
+	ports := &portTable{names: map[string]bool{}}
 	for i := range td.ContainerDefinitions {
 		c := &td.ContainerDefinitions[i]
 		if err := checkRelations(c, byName, volumes, res); err != nil {
@@ -402,7 +402,7 @@ func checkCycles(td *ecsapi.TaskDefinition, byName map[string]*ecsapi.ContainerD
 // portTable collects the task's port mapping names and static host ports.
 type portTable struct {
 	names map[string]bool
-	host  *[]portSpan
+	host  []portSpan
 }
 
 // portSpan is a claimed range of static host ports.
@@ -411,7 +411,7 @@ type portSpan struct {
 	lo, hi int
 }
 
-func (t portTable) check(c *ecsapi.ContainerDefinition, res *result) error {
+func (t *portTable) check(c *ecsapi.ContainerDefinition, res *result) error {
 	name := deref(c.Name)
 	if len(c.PortMappings) > 0 && res.mode == ecsapi.NetworkModeNone {
 		return clientErr("Port mappings are not supported when networkMode=none.")
@@ -476,13 +476,13 @@ func (t portTable) check(c *ecsapi.ContainerDefinition, res *result) error {
 }
 
 // claim records static host ports lo..hi and rejects a second use of any.
-func (t portTable) claim(proto string, lo, hi int) error {
-	for _, s := range *t.host {
+func (t *portTable) claim(proto string, lo, hi int) error {
+	for _, s := range t.host {
 		if s.proto == proto && lo <= s.hi && s.lo <= hi {
 			return clientErr("%s host port '%d' is mapped multiple times in task.", strings.ToUpper(proto), max(lo, s.lo))
 		}
 	}
-	*t.host = append(*t.host, portSpan{proto, lo, hi})
+	t.host = append(t.host, portSpan{proto, lo, hi})
 	return nil
 }
 
