@@ -66,8 +66,9 @@ type FrontDoor struct {
 
 	bySigning map[string]*Service
 	byTarget  map[string]*Service
-	// failedAuth bounds how many failed authentications per second are
-	// written to the audit trail, so garbage traffic cannot fill the store.
+	// failedAuth bounds how many failed authentications and throttled
+	// calls per second are written to the audit trail, so garbage traffic
+	// cannot fill the store.
 	failedAuth *throttle.Limiter
 }
 
@@ -99,6 +100,7 @@ func New(cfg Config) *FrontDoor {
 		byTarget:  map[string]*Service{},
 		failedAuth: throttle.New(map[throttle.Class]throttle.Limit{
 			"failed-auth": {Burst: 100, Rate: 20},
+			"throttled":   {Burst: 100, Rate: 20},
 		}),
 	}
 	if fd.log == nil {
@@ -255,7 +257,15 @@ func (fd *FrontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if !fd.limiter.Allow(id.AccessKey, throttle.ClassOf(x.svc.SigningName, op.Name, op.ReadOnly), x.started) {
-		fd.writeError(x, &Error{Code: CodeThrottling, Message: "Rate exceeded"})
+		// Throttled calls are audited, reads included, so operators can
+		// find them in the trail as they do in CloudTrail (bounded rate).
+		we := &Error{Code: CodeThrottling, Message: "Rate exceeded"}
+		if fd.failedAuth.Allow("", "throttled", x.started) {
+			rec := fd.record(x, op.Name, op.ReadOnly)
+			rec.ErrorCode, rec.ErrorMessage = we.Code, we.Message
+			fd.audit(r.Context(), rec)
+		}
+		fd.writeError(x, we)
 		return
 	}
 

@@ -279,6 +279,18 @@ func TestThrottling(t *testing.T) {
 	if _, err := retrying.CreateCluster(cx, &ecs.CreateClusterInput{ClusterName: aws.String("t")}); err != nil {
 		t.Fatalf("retried call failed: %v", err)
 	}
+	// Throttled calls are in the audit trail, as in CloudTrail.
+	ev, err := cloudtrail.NewFromConfig(cfg).LookupEvents(cx, &cloudtrail.LookupEventsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range ev.Events {
+		found = found || strings.Contains(aws.ToString(e.CloudTrailEvent), `"errorCode":"ThrottlingException"`)
+	}
+	if !found {
+		t.Fatal("no ThrottlingException event in the audit trail")
+	}
 }
 
 type nopRateLimiter struct{}
