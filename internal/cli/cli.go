@@ -148,8 +148,8 @@ func runServer(ctx context.Context, mode string, args []string, stdout, stderr i
 		fmt.Fprintf(stdout, "Created the root access key pair (shown once; kept in %s):\n  AWS_ACCESS_KEY_ID=%s\n  AWS_SECRET_ACCESS_KEY=%s\n",
 			filepath.Join(cfg.DataDir, iam.RootKeyFile), creds.AccessKeyID, creds.SecretAccessKey)
 	}
-	fmt.Fprintf(stdout, "Berth is up at %s (region %s). Point the AWS CLI at it with:\n  eval \"$(berth env --data-dir %s --endpoint %s)\"\n",
-		srv.Endpoint(), cfg.Region, cfg.DataDir, srv.Endpoint())
+	fmt.Fprintf(stdout, "Berth is up at %s (region %s). Point the AWS CLI at it with:\n  eval \"$(%s env --data-dir %s --endpoint %s)\"\n",
+		srv.Endpoint(), cfg.Region, os.Args[0], cfg.DataDir, srv.Endpoint())
 	<-ctx.Done()
 	log.Info("shutting down")
 	return srv.Close()
