@@ -63,6 +63,7 @@ type FrontDoor struct {
 	maxBody  int64
 	region   string
 	registry http.Handler
+	agent    http.Handler
 
 	bySigning map[string]*Service
 	byTarget  map[string]*Service
@@ -82,6 +83,7 @@ type Config struct {
 	MaxBody  int64            // 0: DefaultMaxBody
 	Region   string           // default region when a request has no scope
 	Registry http.Handler     // serves /v2/ (OCI distribution); nil: 404
+	Agent    http.Handler     // serves /berth/ (agent protocol, admin); nil: 404
 	Services []*Service
 }
 
@@ -96,6 +98,7 @@ func New(cfg Config) *FrontDoor {
 		maxBody:   cfg.MaxBody,
 		region:    cfg.Region,
 		registry:  cfg.Registry,
+		agent:     cfg.Agent,
 		bySigning: map[string]*Service{},
 		byTarget:  map[string]*Service{},
 		failedAuth: throttle.New(map[throttle.Class]throttle.Limit{
@@ -155,6 +158,14 @@ func (fd *FrontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, "/v2/") || r.URL.Path == "/v2" {
 		if fd.registry != nil {
 			fd.registry.ServeHTTP(w, r)
+			return
+		}
+		http.NotFound(w, r)
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, "/berth/") {
+		if fd.agent != nil {
+			fd.agent.ServeHTTP(w, r)
 			return
 		}
 		http.NotFound(w, r)

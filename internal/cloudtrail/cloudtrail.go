@@ -7,8 +7,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strings"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/berthdev/berth/internal/api/cloudtrailapi"

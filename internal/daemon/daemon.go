@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berthdev/berth/internal/agentgw"
 	"github.com/berthdev/berth/internal/audit"
 	"github.com/berthdev/berth/internal/awsproto"
 	"github.com/berthdev/berth/internal/cloudtrail"
@@ -142,6 +143,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		MaxBody: cfg.MaxBody,
 		Region:  cfg.Region,
 		Services: services(ecsSvc, trail),
+		Agent:    agentgw.New(ecsSvc, keys, log.With("component", "agentgw")),
 	})
 
 	ln, err := net.Listen("tcp", cfg.Listen)

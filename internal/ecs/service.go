@@ -34,6 +34,8 @@ type Service struct {
 	arns arn.Builder
 	now  func() time.Time
 	log  *slog.Logger
+
+	creds agentCredCache
 }
 
 // New returns the ECS service.

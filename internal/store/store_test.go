@@ -22,7 +22,6 @@ import (
 	"github.com/berthdev/berth/internal/store/storetest"
 )
 
-
 func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }

@@ -1,0 +1,177 @@
+// Package agentapi is the protocol between `berth agent` and the control
+// plane: the types both sides exchange, the paths, and a client the agent
+// uses. It plays the part of ECS's ACS (assignments pushed to the agent)
+// and of SubmitTaskStateChange (state reported back).
+//
+// Transport: HTTP on the control plane's listener, under PathPrefix.
+//   - POST /join: an agent with a join token registers a container instance
+//     and receives its own credential (the only unsigned call; the token
+//     authenticates it).
+//   - GET /assignments?since=REV: a long-lived NDJSON stream of the tasks
+//     assigned to the agent's instance, resumable from a store revision.
+//     While it is open, the instance's agentConnected is true.
+//   - POST /report: observed task and container state.
+//
+// Every call but join is SigV4-signed (service SigningService) with the
+// agent's own credential, which is good only for its own container
+// instance and for nothing else (no ECS user API).
+package agentapi
+
+import (
+	"time"
+
+	"github.com/berthdev/berth/internal/api/ecsapi"
+)
+
+// Paths and names of the protocol.
+const (
+	PathPrefix      = "/berth/agent/v1/"
+	PathJoin        = PathPrefix + "join"
+	PathAssignments = PathPrefix + "assignments"
+	PathReport      = PathPrefix + "report"
+	// SigningService is the SigV4 service name agents sign with.
+	SigningService = "berth-agent"
+	// HeartbeatInterval is how often the server writes a heartbeat event
+	// on an idle assignment stream; an agent that sees nothing for three
+	// intervals reconnects.
+	HeartbeatInterval = 5 * time.Second
+)
+
+// JoinRequest registers a container instance.
+type JoinRequest struct {
+	Token            string            `json:"token"`
+	Cluster          string            `json:"cluster"` // empty: "default" (created if missing)
+	Hostname         string            `json:"hostname"`
+	AvailabilityZone string            `json:"availabilityZone,omitempty"`
+	InstanceType     string            `json:"instanceType,omitempty"`
+	Resources        Resources         `json:"resources"`
+	Attributes       map[string]string `json:"attributes,omitempty"` // custom --attribute name=value
+	VersionInfo      VersionInfo       `json:"versionInfo"`
+}
+
+// Resources are what an instance offers to tasks.
+type Resources struct {
+	CPU           int      `json:"cpu"`    // CPU units: 1024 per core
+	MemoryMiB     int      `json:"memory"` // MiB available to tasks
+	ReservedPorts []int    `json:"reservedPorts,omitempty"`
+	ReservedUDP   []int    `json:"reservedUdpPorts,omitempty"`
+	OSType        string   `json:"osType"`  // "linux"
+	CPUArch       string   `json:"cpuArch"` // "x86_64", "arm64"
+	Capabilities  []string `json:"capabilities,omitempty"`
+}
+
+// VersionInfo describes the agent and its Docker Engine.
+type VersionInfo struct {
+	AgentVersion  string `json:"agentVersion"`
+	AgentHash     string `json:"agentHash,omitempty"`
+	DockerVersion string `json:"dockerVersion"`
+}
+
+// JoinResponse carries the instance's identity and its credential.
+type JoinResponse struct {
+	ContainerInstanceArn string `json:"containerInstanceArn"`
+	InstanceID           string `json:"instanceId"`
+	Cluster              string `json:"cluster"`
+	AccessKeyID          string `json:"accessKeyId"`
+	SecretAccessKey      string `json:"secretAccessKey"`
+	Region               string `json:"region"`
+}
+
+// EventType is the type of an assignment stream event.
+type EventType string
+
+const (
+	// EventSync carries every task assigned to the instance at Revision;
+	// tasks not in it are not assigned (the agent stops and forgets them
+	// once stopped). Sent first on a stream that starts without a usable
+	// since revision.
+	EventSync EventType = "sync"
+	// EventTask carries one task's new desired state.
+	EventTask EventType = "task"
+	// EventHeartbeat keeps an idle stream alive.
+	EventHeartbeat EventType = "heartbeat"
+)
+
+// Event is one line of the assignment stream.
+type Event struct {
+	Type     EventType    `json:"type"`
+	Revision int64        `json:"revision"` // store revision the event reflects
+	Tasks    []Assignment `json:"tasks,omitempty"`
+	Task     *Assignment  `json:"task,omitempty"`
+}
+
+// Assignment is a task the agent must run (or stop).
+type Assignment struct {
+	TaskArn       string `json:"taskArn"`
+	TaskID        string `json:"taskId"`
+	ClusterArn    string `json:"clusterArn"`
+	DesiredStatus string `json:"desiredStatus"` // RUNNING or STOPPED; only moves forward
+	// Version increases with every change of the task's desired state.
+	Version        int64                  `json:"version"`
+	TaskDefinition *ecsapi.TaskDefinition `json:"taskDefinition"`
+	Overrides      *ecsapi.TaskOverride   `json:"overrides,omitempty"`
+	Group          string                 `json:"group,omitempty"`
+	StartedBy      string                 `json:"startedBy,omitempty"`
+	Tags           []ecsapi.Tag           `json:"tags,omitempty"`
+	// CPU and Memory are the task-level sizes (units, MiB) the task was
+	// placed with.
+	CPU       int       `json:"cpu,omitempty"`
+	MemoryMiB int       `json:"memory,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	// StopCode and StoppedReason are set when the control plane stopped
+	// the task (StopTask, the service scheduler).
+	StopCode      string `json:"stopCode,omitempty"`
+	StoppedReason string `json:"stoppedReason,omitempty"`
+}
+
+// Report is a batch of observed state.
+type Report struct {
+	Tasks []TaskReport `json:"tasks"`
+}
+
+// TaskReport is a task's observed state. Status only moves forward: the
+// server ignores a report whose KnownStatus is behind what it has.
+type TaskReport struct {
+	TaskArn     string `json:"taskArn"`
+	KnownStatus string `json:"knownStatus"` // PENDING ... STOPPED
+	// Version is the assignment version the agent acted on.
+	Version            int64             `json:"version"`
+	PullStartedAt      *time.Time        `json:"pullStartedAt,omitempty"`
+	PullStoppedAt      *time.Time        `json:"pullStoppedAt,omitempty"`
+	StartedAt          *time.Time        `json:"startedAt,omitempty"`
+	ExecutionStoppedAt *time.Time        `json:"executionStoppedAt,omitempty"`
+	StoppedAt          *time.Time        `json:"stoppedAt,omitempty"`
+	ConnectivityAt     *time.Time        `json:"connectivityAt,omitempty"`
+	HealthStatus       string            `json:"healthStatus,omitempty"` // HEALTHY | UNHEALTHY | UNKNOWN
+	StopCode           string            `json:"stopCode,omitempty"`     // EssentialContainerExited, TaskFailedToStart
+	StoppedReason      string            `json:"stoppedReason,omitempty"`
+	Containers         []ContainerReport `json:"containers"`
+	// Attachments are the task's network attachments (awsvpc).
+	Attachments []ecsapi.Attachment `json:"attachments,omitempty"`
+}
+
+// ContainerReport is a container's observed state.
+type ContainerReport struct {
+	Name              string                    `json:"name"`
+	RuntimeID         string                    `json:"runtimeId,omitempty"`
+	ImageDigest       string                    `json:"imageDigest,omitempty"`
+	KnownStatus       string                    `json:"knownStatus"` // PENDING, RUNNING, STOPPED
+	ExitCode          *int32                    `json:"exitCode,omitempty"`
+	Reason            string                    `json:"reason,omitempty"`
+	HealthStatus      string                    `json:"healthStatus,omitempty"`
+	NetworkBindings   []ecsapi.NetworkBinding   `json:"networkBindings,omitempty"`
+	NetworkInterfaces []ecsapi.NetworkInterface `json:"networkInterfaces,omitempty"`
+}
+
+// Task lifecycle statuses, in order. A task's status only moves forward.
+var TaskStatuses = []string{"PROVISIONING", "PENDING", "ACTIVATING", "RUNNING", "DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED"}
+
+// StatusRank returns the position of a task status in the lifecycle, or -1.
+func StatusRank(s string) int {
+	for i, v := range TaskStatuses {
+		if v == s {
+			return i
+		}
+	}
+	return -1
+}

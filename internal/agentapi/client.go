@@ -1,0 +1,158 @@
+package agentapi
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berthdev/berth/internal/errs"
+	"github.com/berthdev/berth/internal/sigv4"
+)
+
+// Client is the agent's side of the protocol.
+type Client struct {
+	Endpoint        string // http://127.0.0.1:4566
+	Region          string
+	AccessKeyID     string
+	SecretAccessKey string
+	HTTP            *http.Client // nil: a client without an overall timeout (streams)
+}
+
+// Error is an error answered by the control plane.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s (%d): %s", e.Code, e.Status, e.Message) }
+
+func (c *Client) http() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return http.DefaultClient
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body []byte, sign bool) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.Endpoint, "/")+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if sign {
+		sigv4.Sign(req, body, c.AccessKeyID, c.SecretAccessKey, c.Region, SigningService, time.Now())
+	}
+	resp, err := c.http().Do(req)
+	if err != nil {
+		return nil, errs.Wrap(errs.Unavailable, err, "agent protocol %s %s", method, path)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		var eb struct{ Code, Message string }
+		json.Unmarshal(b, &eb)
+		e := &Error{Status: resp.StatusCode, Code: eb.Code, Message: eb.Message}
+		kind := errs.Unavailable
+		switch {
+		case resp.StatusCode == http.StatusUnauthorized:
+			kind = errs.Unauthenticated
+		case resp.StatusCode == http.StatusForbidden:
+			kind = errs.Forbidden
+		case resp.StatusCode == http.StatusNotFound:
+			kind = errs.NotFound
+		case resp.StatusCode == http.StatusBadRequest:
+			kind = errs.Invalid
+		}
+		return nil, &errs.Error{Kind: kind, Msg: e.Error(), Err: e}
+	}
+	return resp, nil
+}
+
+// Join registers a container instance with a join token (unsigned).
+func (c *Client) Join(ctx context.Context, req JoinRequest) (JoinResponse, error) {
+	b, _ := json.Marshal(req)
+	resp, err := c.do(ctx, http.MethodPost, PathJoin, b, false)
+	if err != nil {
+		return JoinResponse{}, err
+	}
+	defer resp.Body.Close()
+	var out JoinResponse
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return JoinResponse{}, errs.Wrap(errs.Unavailable, err, "decode join response")
+	}
+	return out, nil
+}
+
+// Report sends observed state.
+func (c *Client) Report(ctx context.Context, rep Report) error {
+	b, _ := json.Marshal(rep)
+	resp, err := c.do(ctx, http.MethodPost, PathReport, b, true)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// Assignments opens the assignment stream from revision since (0: from a
+// full sync) and calls fn for each event until the stream ends, ctx ends,
+// fn fails, or no event (heartbeats included) arrives for three heartbeat
+// intervals. It always returns a non-nil error saying why it ended.
+func (c *Client) Assignments(ctx context.Context, since int64, fn func(Event) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	resp, err := c.do(ctx, http.MethodGet, PathAssignments+"?since="+strconv.FormatInt(since, 10), nil, true)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	// Watchdog: a silent stream is a dead one.
+	alive := make(chan struct{}, 1)
+	go func() {
+		t := time.NewTimer(3 * HeartbeatInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-alive:
+				if !t.Stop() {
+					<-t.C
+				}
+				t.Reset(3 * HeartbeatInterval)
+			case <-t.C:
+				cancel()
+				return
+			}
+		}
+	}()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for sc.Scan() {
+		select {
+		case alive <- struct{}{}:
+		default:
+		}
+		var ev Event
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			return errs.Wrap(errs.Unavailable, err, "malformed assignment event")
+		}
+		if err := fn(ev); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return errs.Wrap(errs.Unavailable, err, "assignment stream broken")
+	}
+	return errs.E(errs.Unavailable, "assignment stream closed by the server")
+}

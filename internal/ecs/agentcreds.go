@@ -1,0 +1,137 @@
+package ecs
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/berthdev/berth/internal/errs"
+	"github.com/berthdev/berth/internal/store"
+)
+
+// Join tokens and agent credentials: see docs/agent.md, "Identity".
+
+// DefaultJoinTokenTTL is how long a join token is valid by default.
+const DefaultJoinTokenTTL = time.Hour
+
+type joinTokenRecord struct {
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// agentCredRecord is an agent's credential, bound to one instance.
+type agentCredRecord struct {
+	Secret     string `json:"secret"`
+	InstanceID string `json:"instanceId"`
+	Cluster    string `json:"cluster"`
+}
+
+func tokenHash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// CreateJoinToken makes a join token valid for ttl. Only its hash is
+// stored, under a lease, so it expires by itself.
+func (s *Service) CreateJoinToken(ctx context.Context, ttl time.Duration) (string, time.Time, error) {
+	if ttl <= 0 {
+		ttl = DefaultJoinTokenTTL
+	}
+	if ttl < 10*time.Second || ttl > 7*24*time.Hour {
+		return "", time.Time{}, errs.E(errs.Invalid, "join token lifetime must be between 10s and 168h")
+	}
+	token := "bjt_" + base64.RawURLEncoding.EncodeToString(randomBytes(32))
+	exp := s.now().Add(ttl).UTC()
+	lease, err := s.st.Grant(ctx, ttl)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	b, _ := json.Marshal(joinTokenRecord{ExpiresAt: exp})
+	if _, err := s.st.Txn(ctx, nil, store.PutWithLease(keyJoinTokens+tokenHash(token), b, lease)); err != nil {
+		return "", time.Time{}, err
+	}
+	return token, exp, nil
+}
+
+// checkJoinToken verifies a join token is known and unexpired.
+func (s *Service) checkJoinToken(ctx context.Context, token string) error {
+	bad := errs.R(errs.Unauthenticated, "agent.bad_token", "The join token is not valid or has expired.")
+	if token == "" {
+		return bad
+	}
+	kv, err := s.st.Get(ctx, keyJoinTokens+tokenHash(token))
+	if errs.Is(err, errs.NotFound) {
+		return bad
+	}
+	if err != nil {
+		return err
+	}
+	var rec joinTokenRecord
+	if json.Unmarshal(kv.Value, &rec) != nil || !s.now().Before(rec.ExpiresAt) {
+		return bad
+	}
+	return nil
+}
+
+// AgentCredential is what an agent's access key stands for.
+type AgentCredential struct {
+	Secret     string
+	InstanceID string
+	Cluster    string
+}
+
+// agentCredCache remembers agent credentials read from the store; a
+// credential never changes once made, and is only removed with its
+// instance, so entries are dropped when a lookup fails.
+type agentCredCache struct {
+	mu sync.Mutex
+	m  map[string]AgentCredential
+}
+
+// AgentCredential looks up an agent access key.
+func (s *Service) AgentCredential(ctx context.Context, accessKey string) (AgentCredential, bool, error) {
+	s.creds.mu.Lock()
+	c, ok := s.creds.m[accessKey]
+	s.creds.mu.Unlock()
+	if ok {
+		return c, true, nil
+	}
+	kv, err := s.st.Get(ctx, keyAgentCreds+accessKey)
+	if errs.Is(err, errs.NotFound) {
+		return AgentCredential{}, false, nil
+	}
+	if err != nil {
+		return AgentCredential{}, false, err
+	}
+	var rec agentCredRecord
+	if err := json.Unmarshal(kv.Value, &rec); err != nil {
+		return AgentCredential{}, false, errs.Wrap(errs.Internal, err, "decode agent credential")
+	}
+	c = AgentCredential{Secret: rec.Secret, InstanceID: rec.InstanceID, Cluster: rec.Cluster}
+	s.creds.mu.Lock()
+	if s.creds.m == nil {
+		s.creds.m = map[string]AgentCredential{}
+	}
+	s.creds.m[accessKey] = c
+	s.creds.mu.Unlock()
+	return c, true, nil
+}
+
+// forgetAgentCredential drops a cached credential (deregistration).
+func (s *Service) forgetAgentCredential(accessKey string) {
+	s.creds.mu.Lock()
+	delete(s.creds.m, accessKey)
+	s.creds.mu.Unlock()
+}

@@ -1,0 +1,428 @@
+package ecs
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/api/ecsapi"
+	"github.com/berthdev/berth/internal/arn"
+	"github.com/berthdev/berth/internal/errs"
+	"github.com/berthdev/berth/internal/store"
+)
+
+// The agent-facing side of ECS: joining, the assignment stream, and
+// observed-state reports (docs/agent.md). The HTTP shell is
+// internal/agentgw.
+
+// presenceTTL is how long an instance stays agentConnected after its
+// assignment stream stops being kept alive.
+const presenceTTL = 10 * time.Second
+
+func newID() string { return hex.EncodeToString(randomBytes(16)) }
+
+func (s *Service) instanceARN(cluster, id string) string {
+	return s.arns.ECS("container-instance/" + cluster + "/" + id)
+}
+
+func (s *Service) taskARN(cluster, id string) string {
+	return s.arns.ECS("task/" + cluster + "/" + id)
+}
+
+// builtinAttributes are the attributes ECS gives every instance.
+func (s *Service) builtinAttributes(req agentapi.JoinRequest) map[string]string {
+	attrs := map[string]string{
+		"ecs.os-type":           orDefault(req.Resources.OSType, "linux"),
+		"ecs.os-family":         "LINUX",
+		"ecs.cpu-architecture":  orDefault(req.Resources.CPUArch, "x86_64"),
+		"ecs.instance-type":     orDefault(req.InstanceType, "berth.host"),
+		"ecs.availability-zone": orDefault(req.AvailabilityZone, s.arns.Region+"a"),
+	}
+	for _, c := range req.Resources.Capabilities {
+		attrs[c] = ""
+	}
+	return attrs
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// JoinInstance registers a container instance for an agent holding a
+// valid join token, and makes the agent's credential. The cluster
+// "default" is created if missing, as ECS does on first registration.
+func (s *Service) JoinInstance(ctx context.Context, req agentapi.JoinRequest) (agentapi.JoinResponse, error) {
+	if err := s.checkJoinToken(ctx, req.Token); err != nil {
+		return agentapi.JoinResponse{}, err
+	}
+	if req.Resources.CPU <= 0 || req.Resources.MemoryMiB <= 0 {
+		return agentapi.JoinResponse{}, errs.E(errs.Invalid, "an instance must offer CPU and memory")
+	}
+	for k := range req.Attributes {
+		if strings.HasPrefix(k, "ecs.") {
+			return agentapi.JoinResponse{}, errs.E(errs.Invalid, "custom attribute %q may not use the reserved prefix ecs.", k)
+		}
+	}
+	cluster := orDefault(req.Cluster, DefaultCluster)
+	if _, _, err := s.getCluster(ctx, cluster, false); errs.Is(err, errs.NotFound) && cluster == DefaultCluster {
+		if _, err := s.CreateCluster(ctx, &ecsapi.CreateClusterRequest{}); err != nil {
+			return agentapi.JoinResponse{}, err
+		}
+	}
+	for {
+		_, clusterRev, err := s.getCluster(ctx, cluster, false)
+		if err != nil {
+			return agentapi.JoinResponse{}, err
+		}
+		id := newID()
+		rec := instanceRecord{
+			ID:            id,
+			ARN:           s.instanceARN(cluster, id),
+			Cluster:       cluster,
+			Ec2InstanceID: "i-" + newID()[:17],
+			Hostname:      req.Hostname,
+			Status:        InstanceActive,
+			Registered:    req.Resources,
+			Attributes:    s.builtinAttributes(req),
+			VersionInfo:   req.VersionInfo,
+			RegisteredAt:  s.now().UTC(),
+			AccessKeyID:   "ABIA" + strings.ToUpper(hex.EncodeToString(randomBytes(8))),
+			Version:       1,
+		}
+		for k, v := range req.Attributes {
+			rec.Attributes[k] = v
+		}
+		secret := hex.EncodeToString(randomBytes(20))
+		ib, _ := json.Marshal(rec)
+		cb, _ := json.Marshal(agentCredRecord{Secret: secret, InstanceID: id, Cluster: cluster})
+		res, err := s.st.Txn(ctx, []store.Cmp{store.ModRevisionIs(keyClusters+cluster, clusterRev)},
+			store.Put(instanceKey(cluster, id), ib), store.Put(keyAgentCreds+rec.AccessKeyID, cb))
+		if err != nil {
+			return agentapi.JoinResponse{}, err
+		}
+		if res.Succeeded {
+			s.log.Info("container instance registered", "cluster", cluster, "instance", id, "hostname", req.Hostname)
+			return agentapi.JoinResponse{
+				ContainerInstanceArn: rec.ARN, InstanceID: id, Cluster: cluster,
+				AccessKeyID: rec.AccessKeyID, SecretAccessKey: secret, Region: s.arns.Region,
+			}, nil
+		}
+	}
+}
+
+// OpenAssignments streams the tasks assigned to an instance (see
+// agentapi.Event) until ctx ends or the stream fails; the channel is closed
+// then. While it runs the instance is agentConnected.
+func (s *Service) OpenAssignments(ctx context.Context, cred AgentCredential, since int64) (<-chan agentapi.Event, error) {
+	kv, err := s.st.Get(ctx, instanceKey(cred.Cluster, cred.InstanceID))
+	if err != nil {
+		return nil, err
+	}
+	var inst instanceRecord
+	if err := json.Unmarshal(kv.Value, &inst); err != nil || inst.Status == InstanceInactive {
+		return nil, errs.R(errs.Forbidden, "agent.deregistered", "This container instance has been deregistered.")
+	}
+	lease, err := s.st.Grant(ctx, presenceTTL)
+	if err != nil {
+		return nil, err
+	}
+	pb, _ := json.Marshal(map[string]any{"since": s.now().UTC()})
+	if _, err := s.st.Txn(ctx, nil, store.PutWithLease(keyAgents+cred.InstanceID, pb, lease)); err != nil {
+		return nil, err
+	}
+	out := make(chan agentapi.Event, 16)
+	go s.streamAssignments(ctx, cred, since, lease, out)
+	return out, nil
+}
+
+func (s *Service) streamAssignments(ctx context.Context, cred AgentCredential, since int64, lease store.LeaseID, out chan<- agentapi.Event) {
+	defer close(out)
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		s.st.Revoke(rctx, lease)
+		cancel()
+	}()
+	log := s.log.With("instance", cred.InstanceID)
+	prefix := keyAssign + cred.InstanceID + "/"
+	send := func(ev agentapi.Event) bool {
+		select {
+		case out <- ev:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	keep := time.NewTicker(presenceTTL / 3)
+	defer keep.Stop()
+	beat := time.NewTicker(agentapi.HeartbeatInterval)
+	defer beat.Stop()
+
+	for ctx.Err() == nil {
+		rev := since
+		if rev <= 0 {
+			res, err := s.st.List(ctx, prefix, store.ListOptions{})
+			if err != nil {
+				log.Warn("assignment sync failed", "err", err)
+				return
+			}
+			ev := agentapi.Event{Type: agentapi.EventSync, Revision: res.Revision, Tasks: []agentapi.Assignment{}}
+			for _, kv := range res.KVs {
+				a, err := s.assignment(ctx, kv)
+				if err != nil {
+					log.Warn("assignment unreadable", "key", kv.Key, "err", err)
+					continue
+				}
+				ev.Tasks = append(ev.Tasks, a)
+			}
+			if !send(ev) {
+				return
+			}
+			rev = res.Revision
+		}
+		wctx, cancel := context.WithCancel(ctx)
+		w := s.st.Watch(wctx, prefix, rev+1)
+		compacted := false
+	loop:
+		for {
+			select {
+			case <-ctx.Done():
+				break loop
+			case <-keep.C:
+				if err := s.st.KeepAliveOnce(ctx, lease); err != nil {
+					log.Warn("agent presence lost", "err", err)
+					cancel()
+					return
+				}
+			case <-beat.C:
+				if !send(agentapi.Event{Type: agentapi.EventHeartbeat, Revision: rev}) {
+					break loop
+				}
+			case wr, ok := <-w:
+				if !ok {
+					break loop
+				}
+				if wr.Err != nil {
+					if errors.Is(wr.Err, store.ErrCompacted) {
+						compacted = true
+					} else {
+						log.Warn("assignment watch failed", "err", wr.Err)
+					}
+					break loop
+				}
+				for _, e := range wr.Events {
+					rev = e.KV.ModRevision
+					if e.Type != store.EventPut {
+						continue // garbage collection of a stopped task
+					}
+					a, err := s.assignment(ctx, e.KV)
+					if err != nil {
+						log.Warn("assignment unreadable", "key", e.KV.Key, "err", err)
+						continue
+					}
+					if !send(agentapi.Event{Type: agentapi.EventTask, Revision: rev, Task: &a}) {
+						break loop
+					}
+				}
+			}
+		}
+		cancel()
+		if !compacted {
+			return
+		}
+		since = 0 // resynchronise from a full list
+	}
+}
+
+// assignment builds the assignment of an index entry.
+func (s *Service) assignment(ctx context.Context, kv store.KV) (agentapi.Assignment, error) {
+	var ar assignmentRecord
+	if err := json.Unmarshal(kv.Value, &ar); err != nil {
+		return agentapi.Assignment{}, err
+	}
+	tkv, err := s.st.Get(ctx, taskKey(ar.Cluster, ar.TaskID))
+	if err != nil {
+		return agentapi.Assignment{}, err
+	}
+	var t taskRecord
+	if err := json.Unmarshal(tkv.Value, &t); err != nil {
+		return agentapi.Assignment{}, err
+	}
+	td, _, err := s.findTaskDef(ctx, t.TaskDefinitionARN)
+	if err != nil {
+		return agentapi.Assignment{}, fmt.Errorf("task definition %s: %w", t.TaskDefinitionARN, err)
+	}
+	return agentapi.Assignment{
+		TaskArn: t.ARN, TaskID: t.ID, ClusterArn: t.ClusterARN,
+		DesiredStatus: t.DesiredStatus, Version: t.Version,
+		TaskDefinition: &td.TaskDefinition, Overrides: t.Overrides,
+		Group: t.Group, StartedBy: t.StartedBy, Tags: t.Tags,
+		CPU: t.CPU, MemoryMiB: t.MemoryMiB, CreatedAt: t.CreatedAt,
+		StopCode: t.StopCode, StoppedReason: t.StoppedReason,
+	}, nil
+}
+
+// parseTaskARN splits a task ARN into cluster and id.
+func (s *Service) parseTaskARN(taskARN string) (cluster, id string, err error) {
+	a, err := arn.Parse(taskARN)
+	if err != nil || a.Service != "ecs" || a.ResourceType() != "task" {
+		return "", "", errs.E(errs.Invalid, "invalid task ARN %q", taskARN)
+	}
+	cluster, id, ok := strings.Cut(a.ResourceID(), "/")
+	if !ok || cluster == "" || id == "" {
+		return "", "", errs.E(errs.Invalid, "task ARN %q lacks the cluster", taskARN)
+	}
+	return cluster, id, nil
+}
+
+// ApplyReport applies an agent's observed state to the tasks assigned to
+// its instance. Reports about other instances' tasks are refused.
+func (s *Service) ApplyReport(ctx context.Context, cred AgentCredential, rep agentapi.Report) error {
+	for _, tr := range rep.Tasks {
+		if err := s.applyTaskReport(ctx, cred, tr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Service) applyTaskReport(ctx context.Context, cred AgentCredential, tr agentapi.TaskReport) error {
+	cluster, id, err := s.parseTaskARN(tr.TaskArn)
+	if err != nil {
+		return err
+	}
+	key := taskKey(cluster, id)
+	for {
+		kv, err := s.st.Get(ctx, key)
+		if errs.Is(err, errs.NotFound) {
+			return nil // collected already: nothing to update
+		}
+		if err != nil {
+			return err
+		}
+		var t taskRecord
+		if err := json.Unmarshal(kv.Value, &t); err != nil {
+			return errs.Wrap(errs.Internal, err, "decode task")
+		}
+		if t.InstanceID != cred.InstanceID {
+			return errs.R(errs.Forbidden, "agent.not_yours", "Task %s is not assigned to this container instance.", tr.TaskArn)
+		}
+		changed, desiredChanged := ApplyObserved(&t, tr, s.now().UTC())
+		if !changed {
+			return nil
+		}
+		t.Version++
+		tb, _ := json.Marshal(t)
+		ops := []store.Op{store.Put(key, tb)}
+		if desiredChanged {
+			ab, _ := json.Marshal(assignmentRecord{Cluster: cluster, TaskID: id, DesiredStatus: t.DesiredStatus, Version: t.Version})
+			ops = append(ops, store.Put(assignKey(t.InstanceID, id), ab))
+		}
+		res, err := s.st.Txn(ctx, []store.Cmp{store.ModRevisionIs(key, kv.ModRevision)}, ops...)
+		if err != nil {
+			return err
+		}
+		if res.Succeeded {
+			return nil
+		}
+	}
+}
+
+// containerRank orders container statuses.
+var containerRank = map[string]int{"PENDING": 0, "RUNNING": 1, "STOPPED": 2}
+
+// ApplyObserved merges an agent's report into a task record, moving only
+// forward. It reports whether anything changed, and whether the desired
+// state changed (the agent stopped the task by itself: an essential
+// container exited, or the task failed to start).
+func ApplyObserved(t *taskRecord, tr agentapi.TaskReport, now time.Time) (changed, desiredChanged bool) {
+	setTime := func(dst **time.Time, src *time.Time) {
+		if *dst == nil && src != nil {
+			v := src.UTC()
+			*dst = &v
+			changed = true
+		}
+	}
+	if r := agentapi.StatusRank(tr.KnownStatus); r > agentapi.StatusRank(t.LastStatus) {
+		t.LastStatus = tr.KnownStatus
+		changed = true
+	}
+	setTime(&t.PullStartedAt, tr.PullStartedAt)
+	setTime(&t.PullStoppedAt, tr.PullStoppedAt)
+	setTime(&t.StartedAt, tr.StartedAt)
+	setTime(&t.ConnectivityAt, tr.ConnectivityAt)
+	setTime(&t.ExecutionStoppedAt, tr.ExecutionStoppedAt)
+	setTime(&t.StoppedAt, tr.StoppedAt)
+	if tr.HealthStatus != "" && tr.HealthStatus != t.HealthStatus && t.LastStatus != "STOPPED" {
+		t.HealthStatus = tr.HealthStatus
+		changed = true
+	}
+	if tr.Attachments != nil && !jsonEqual(t.Attachments, tr.Attachments) {
+		t.Attachments = tr.Attachments
+		changed = true
+	}
+	for _, cr := range tr.Containers {
+		i := slices.IndexFunc(t.Containers, func(c agentapi.ContainerReport) bool { return c.Name == cr.Name })
+		if i < 0 {
+			t.Containers = append(t.Containers, cr)
+			changed = true
+			continue
+		}
+		c := &t.Containers[i]
+		before, _ := json.Marshal(c)
+		if containerRank[cr.KnownStatus] > containerRank[c.KnownStatus] {
+			c.KnownStatus = cr.KnownStatus
+		}
+		if c.ExitCode == nil && cr.ExitCode != nil {
+			c.ExitCode = cr.ExitCode
+		}
+		if cr.RuntimeID != "" {
+			c.RuntimeID = cr.RuntimeID
+		}
+		if cr.ImageDigest != "" {
+			c.ImageDigest = cr.ImageDigest
+		}
+		if c.Reason == "" && cr.Reason != "" {
+			c.Reason = cr.Reason
+		}
+		if cr.NetworkBindings != nil {
+			c.NetworkBindings = cr.NetworkBindings
+		}
+		if cr.NetworkInterfaces != nil {
+			c.NetworkInterfaces = cr.NetworkInterfaces
+		}
+		if cr.HealthStatus != "" && c.KnownStatus != "STOPPED" {
+			c.HealthStatus = cr.HealthStatus
+		}
+		after, _ := json.Marshal(c)
+		changed = changed || string(before) != string(after)
+	}
+	if tr.StopCode != "" && t.StopCode == "" {
+		t.StopCode, t.StoppedReason = tr.StopCode, tr.StoppedReason
+		changed = true
+	}
+	// A task the agent stopped by itself is desired STOPPED from then on.
+	if t.DesiredStatus != DesiredStopped && (tr.StopCode != "" || agentapi.StatusRank(t.LastStatus) >= agentapi.StatusRank("DEACTIVATING")) {
+		t.DesiredStatus = DesiredStopped
+		if t.StoppingAt == nil {
+			n := now
+			t.StoppingAt = &n
+		}
+		changed, desiredChanged = true, true
+	}
+	return changed, desiredChanged
+}
+
+func jsonEqual(a, b any) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
+}

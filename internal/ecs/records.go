@@ -1,0 +1,122 @@
+package ecs
+
+import (
+	"time"
+
+	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/api/ecsapi"
+)
+
+// Store layout of container instances, tasks and assignments:
+//
+//	/berth/ecs/instances/<cluster>/<instance id>  instanceRecord
+//	/berth/ecs/agents/<instance id>                presence, under a lease kept alive by
+//	                                               the open assignment stream (agentConnected)
+//	/berth/ecs/tasks/<cluster>/<task id>           taskRecord
+//	/berth/ecs/assign/<instance id>/<task id>      assignmentRecord: the index the agent's
+//	                                               stream watches; written in the same
+//	                                               transaction as every desired change
+//	/berth/ecs/clienttokens/<cluster>/<token>      RunTask idempotency: the task ARNs made
+//	/berth/iam/agents/<access key id>              agent credential (see agentcreds.go)
+//	/berth/iam/jointokens/<sha256 of token>        join token, under a lease (expiry)
+const (
+	keyAgents       = "/berth/ecs/agents/"
+	keyAssign       = "/berth/ecs/assign/"
+	keyClientTokens = "/berth/ecs/clienttokens/"
+	keyAgentCreds   = "/berth/iam/agents/"
+	keyJoinTokens   = "/berth/iam/jointokens/"
+)
+
+// Container instance statuses.
+const (
+	InstanceActive   = "ACTIVE"
+	InstanceDraining = "DRAINING"
+	InstanceInactive = "INACTIVE"
+)
+
+// instanceRecord is a container instance as stored. Registration fields
+// are written at join; Status and custom attributes by the API.
+type instanceRecord struct {
+	ID            string               `json:"id"` // 32 hex digits, as ECS
+	ARN           string               `json:"arn"`
+	Cluster       string               `json:"cluster"`
+	Ec2InstanceID string               `json:"ec2InstanceId"`
+	Hostname      string               `json:"hostname"`
+	Status        string               `json:"status"`
+	StatusReason  string               `json:"statusReason,omitempty"`
+	Registered    agentapi.Resources   `json:"registered"`
+	Attributes    map[string]string    `json:"attributes"` // built-in and custom
+	VersionInfo   agentapi.VersionInfo `json:"versionInfo"`
+	RegisteredAt  time.Time            `json:"registeredAt"`
+	Tags          []ecsapi.Tag         `json:"tags,omitempty"`
+	AccessKeyID   string               `json:"accessKeyId"` // the agent's credential
+	// Version increases with every change, as ECS's container instance
+	// "version" does.
+	Version int64 `json:"version"`
+}
+
+// Task desired statuses.
+const (
+	DesiredRunning = "RUNNING"
+	DesiredStopped = "STOPPED"
+)
+
+// taskRecord is a task as stored. Desired fields are written by the API
+// and the schedulers; observed fields only from agent reports, and then
+// only forward (agentapi.StatusRank).
+type taskRecord struct {
+	ID                string               `json:"id"` // 32 hex digits
+	ARN               string               `json:"arn"`
+	Cluster           string               `json:"cluster"`
+	ClusterARN        string               `json:"clusterArn"`
+	TaskDefinitionARN string               `json:"taskDefinitionArn"`
+	InstanceID        string               `json:"instanceId"`
+	InstanceARN       string               `json:"instanceArn"`
+	Overrides         *ecsapi.TaskOverride `json:"overrides,omitempty"`
+	Group             string               `json:"group,omitempty"`
+	StartedBy         string               `json:"startedBy,omitempty"`
+	LaunchType        string               `json:"launchType"`
+	Tags              []ecsapi.Tag         `json:"tags,omitempty"`
+	// Reservations the placement accounted for.
+	CPU       int       `json:"cpu"`    // units
+	MemoryMiB int       `json:"memory"` // MiB
+	HostPorts []int     `json:"hostPorts,omitempty"`
+	HostUDP   []int     `json:"hostUdpPorts,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	AZ        string    `json:"availabilityZone,omitempty"`
+
+	// Desired state.
+	DesiredStatus string     `json:"desiredStatus"`
+	StoppingAt    *time.Time `json:"stoppingAt,omitempty"`
+	StopCode      string     `json:"stopCode,omitempty"`
+	StoppedReason string     `json:"stoppedReason,omitempty"`
+	// Version increases with every change of the task (ECS's task
+	// "version").
+	Version int64 `json:"version"`
+
+	// Observed state.
+	LastStatus         string                     `json:"lastStatus"`
+	PullStartedAt      *time.Time                 `json:"pullStartedAt,omitempty"`
+	PullStoppedAt      *time.Time                 `json:"pullStoppedAt,omitempty"`
+	StartedAt          *time.Time                 `json:"startedAt,omitempty"`
+	ExecutionStoppedAt *time.Time                 `json:"executionStoppedAt,omitempty"`
+	StoppedAt          *time.Time                 `json:"stoppedAt,omitempty"`
+	ConnectivityAt     *time.Time                 `json:"connectivityAt,omitempty"`
+	HealthStatus       string                     `json:"healthStatus,omitempty"`
+	Containers         []agentapi.ContainerReport `json:"containers,omitempty"`
+	Attachments        []ecsapi.Attachment        `json:"attachments,omitempty"`
+}
+
+// assignmentRecord is the per-instance index entry of a task.
+type assignmentRecord struct {
+	Cluster       string `json:"cluster"`
+	TaskID        string `json:"taskId"`
+	DesiredStatus string `json:"desiredStatus"`
+	Version       int64  `json:"version"`
+}
+
+func instanceKey(cluster, id string) string { return keyInstances + cluster + "/" + id }
+func taskKey(cluster, id string) string     { return keyTasks + cluster + "/" + id }
+func assignKey(instanceID, taskID string) string {
+	return keyAssign + instanceID + "/" + taskID
+}
