@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthdev/berth/internal/agentgw"
 	"github.com/berthdev/berth/internal/bench"
 	"github.com/berthdev/berth/internal/daemon"
 	"github.com/berthdev/berth/internal/iam"
@@ -33,6 +34,7 @@ Usage:
   berth up       [flags]   everything on one machine (control plane, embedded store)
   berth server   [flags]   the control plane
   berth env      [flags]   print the shell exports for the AWS CLI and SDKs
+  berth join-token [flags] make a token an agent joins a cluster with
   berth bench    [flags]   run the benchmarks that need a whole Berth
   berth version            print the version
 
@@ -54,6 +56,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runEnv(args[1:], stdout, stderr)
 	case "bench":
 		return runBench(ctx, args[1:], stdout, stderr)
+	case "join-token":
+		return runJoinToken(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "berth %s\n", Version)
 		return nil
@@ -199,5 +203,31 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	res.Report(stdout)
+	return nil
+}
+
+func runJoinToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("berth join-token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataDir := fs.String("data-dir", defaultDataDir(), "data directory of the server (for its root credentials)")
+	endpoint := fs.String("endpoint", "http://"+daemon.DefaultListen, "the server's URL")
+	region := fs.String("region", envOr("BERTH_REGION", daemon.DefaultRegion), "region")
+	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")
+	if err := fs.Parse(args); err != nil {
+		return UsageError{err.Error()}
+	}
+	creds := envCredentials()
+	if creds.AccessKeyID == "" {
+		c, err := iam.LoadRoot(*dataDir)
+		if err != nil {
+			return fmt.Errorf("%w: set BERTH_ACCESS_KEY_ID and BERTH_SECRET_ACCESS_KEY, or run on the server with --data-dir", err)
+		}
+		creds = c
+	}
+	tok, err := agentgw.CreateJoinToken(ctx, *endpoint, *region, creds.AccessKeyID, creds.SecretAccessKey, *ttl)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, tok.Token)
 	return nil
 }
