@@ -1,0 +1,387 @@
+// Package agent is `berth agent`: it joins a cluster as a container
+// instance, keeps the assignment stream open (resuming after any break),
+// hands each task's desired state to its task runner, and sends what the
+// runners observe back to the control plane in batches. The runners, which
+// drive Docker, are behind the Runner interface (package taskrun).
+//
+// The agent survives its own restart: its identity and the last stream
+// revision are in its state directory, and running containers are left
+// running and re-attached by their labels.
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/errs"
+)
+
+// Runner runs one task. The agent calls Update with every new assignment
+// of the task (desired status only moves forward) and never concurrently.
+type Runner interface {
+	Update(a agentapi.Assignment)
+	// Done is closed once the task is STOPPED and that was reported.
+	Done() <-chan struct{}
+}
+
+// RunnerFactory makes the runner of a task. report must be called with
+// every change the runner observes; it never blocks for long.
+type RunnerFactory func(a agentapi.Assignment, report func(agentapi.TaskReport)) Runner
+
+// Config configures an agent.
+type Config struct {
+	Endpoint  string // control plane URL
+	Region    string
+	StateDir  string // identity and stream position; created 0700
+	JoinToken string // needed only for the first start
+	Join      agentapi.JoinRequest
+	NewRunner RunnerFactory
+	// Adopt is called once after joining with the instance id, before the
+	// stream opens, so the runtime can re-attach to running containers.
+	Adopt func(ctx context.Context, instanceID string) (map[string]Runner, error)
+	Log   *slog.Logger
+}
+
+// State is what the agent keeps across restarts.
+type State struct {
+	ContainerInstanceArn string `json:"containerInstanceArn"`
+	InstanceID           string `json:"instanceId"`
+	Cluster              string `json:"cluster"`
+	AccessKeyID          string `json:"accessKeyId"`
+	SecretAccessKey      string `json:"secretAccessKey"`
+	Region               string `json:"region"`
+	Revision             int64  `json:"revision"`
+}
+
+const stateFile = "agent-state.json"
+
+// LoadState reads the agent state; NotFound when the agent never joined.
+func LoadState(dir string) (State, error) {
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return State{}, errs.E(errs.NotFound, "agent has not joined yet")
+	}
+	if err != nil {
+		return State{}, err
+	}
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		return State{}, errs.Wrap(errs.Internal, err, "agent state %s is corrupt", filepath.Join(dir, stateFile))
+	}
+	return st, nil
+}
+
+func saveState(dir string, st State) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(st, "", "  ")
+	tmp := filepath.Join(dir, stateFile+".tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, stateFile))
+}
+
+// Agent is a running agent.
+type Agent struct {
+	cfg    Config
+	log    *slog.Logger
+	client *agentapi.Client
+	state  State
+
+	mu      sync.Mutex
+	runners map[string]Runner // by task ARN
+	pending map[string]agentapi.TaskReport
+	kick    chan struct{}
+	ready   chan struct{}
+}
+
+// New prepares an agent: it loads its identity, or joins with the token.
+func New(ctx context.Context, cfg Config) (*Agent, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.NewRunner == nil {
+		return nil, errs.E(errs.Invalid, "agent: no task runner")
+	}
+	a := &Agent{cfg: cfg, log: cfg.Log, runners: map[string]Runner{}, pending: map[string]agentapi.TaskReport{},
+		kick: make(chan struct{}, 1), ready: make(chan struct{})}
+	st, err := LoadState(cfg.StateDir)
+	switch {
+	case err == nil:
+	case errs.Is(err, errs.NotFound):
+		if cfg.JoinToken == "" {
+			return nil, errs.E(errs.Invalid, "agent: first start needs a join token (berth join-token)")
+		}
+		req := cfg.Join
+		req.Token = cfg.JoinToken
+		c := &agentapi.Client{Endpoint: cfg.Endpoint, Region: cfg.Region}
+		j, err := c.Join(ctx, req)
+		if err != nil {
+			return nil, fmt.Errorf("join: %w", err)
+		}
+		st = State{ContainerInstanceArn: j.ContainerInstanceArn, InstanceID: j.InstanceID, Cluster: j.Cluster,
+			AccessKeyID: j.AccessKeyID, SecretAccessKey: j.SecretAccessKey, Region: j.Region}
+		if err := saveState(cfg.StateDir, st); err != nil {
+			return nil, fmt.Errorf("save agent state: %w", err)
+		}
+		a.log.Info("joined cluster", "cluster", j.Cluster, "instance", j.ContainerInstanceArn)
+	default:
+		return nil, err
+	}
+	a.state = st
+	a.client = &agentapi.Client{Endpoint: cfg.Endpoint, Region: st.Region, AccessKeyID: st.AccessKeyID, SecretAccessKey: st.SecretAccessKey}
+	return a, nil
+}
+
+// State returns the agent's identity and stream position.
+func (a *Agent) State() State { return a.state }
+
+// Ready is closed once the first assignment sync has been handled.
+func (a *Agent) Ready() <-chan struct{} { return a.ready }
+
+// Run runs the agent until ctx ends. Stopping the agent leaves tasks
+// running; they are re-attached at the next start.
+func (a *Agent) Run(ctx context.Context) error {
+	if a.cfg.Adopt != nil {
+		adopted, err := a.cfg.Adopt(ctx, a.state.InstanceID)
+		if err != nil {
+			return fmt.Errorf("re-attach to running tasks: %w", err)
+		}
+		a.mu.Lock()
+		for arn, r := range adopted {
+			a.runners[arn] = r
+		}
+		a.mu.Unlock()
+		if len(adopted) > 0 {
+			a.log.Info("re-attached to running tasks", "count", len(adopted))
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); a.reportLoop(ctx) }()
+	defer wg.Wait()
+
+	since := a.state.Revision
+	backoff := 200 * time.Millisecond
+	var readyOnce sync.Once
+	for ctx.Err() == nil {
+		connected := time.Now()
+		err := a.client.Assignments(ctx, since, func(ev agentapi.Event) error {
+			switch ev.Type {
+			case agentapi.EventSync:
+				a.sync(ev.Tasks)
+				readyOnce.Do(func() { close(a.ready) })
+			case agentapi.EventTask:
+				if ev.Task != nil {
+					a.dispatch(*ev.Task)
+				}
+			}
+			if ev.Revision > since {
+				since = ev.Revision
+				a.state.Revision = since
+			}
+			return nil
+		})
+		if ctx.Err() != nil {
+			break
+		}
+		if since > 0 {
+			readyOnce.Do(func() { close(a.ready) })
+		}
+		if errs.Is(err, errs.Unauthenticated) || errs.Is(err, errs.Forbidden) {
+			return fmt.Errorf("the control plane refused this agent: %w", err)
+		}
+		if time.Since(connected) > 30*time.Second {
+			backoff = 200 * time.Millisecond
+		}
+		wait := backoff/2 + time.Duration(rand.Int64N(int64(backoff)))
+		a.log.Warn("assignment stream ended; reconnecting", "err", err, "in", wait.Round(time.Millisecond))
+		if err := saveState(a.cfg.StateDir, a.state); err != nil {
+			a.log.Warn("save agent state", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+	if err := saveState(a.cfg.StateDir, a.state); err != nil {
+		a.log.Warn("save agent state", "err", err)
+	}
+	return nil
+}
+
+// sync reconciles local runners with the full list of assignments: a task
+// that is no longer assigned (collected after it stopped) is forgotten.
+func (a *Agent) sync(tasks []agentapi.Assignment) {
+	seen := map[string]bool{}
+	for _, t := range tasks {
+		seen[t.TaskArn] = true
+		a.dispatch(t)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for arn, r := range a.runners {
+		if seen[arn] {
+			continue
+		}
+		select {
+		case <-r.Done():
+			delete(a.runners, arn)
+		default:
+			// Not assigned any more but still running: stop it.
+			r.Update(agentapi.Assignment{TaskArn: arn, DesiredStatus: "STOPPED",
+				StopCode: "TaskFailedToStart", StoppedReason: "Task is no longer assigned to this container instance"})
+		}
+	}
+}
+
+func (a *Agent) dispatch(t agentapi.Assignment) {
+	a.mu.Lock()
+	r, ok := a.runners[t.TaskArn]
+	if !ok {
+		if t.DesiredStatus == "STOPPED" && t.Version > 1 {
+			// Stopped before this agent ever ran it (or after it forgot
+			// it): report it stopped so the control plane can move on.
+			a.mu.Unlock()
+			now := time.Now().UTC()
+			a.report(agentapi.TaskReport{TaskArn: t.TaskArn, KnownStatus: "STOPPED", Version: t.Version, StoppedAt: &now, ExecutionStoppedAt: &now})
+			return
+		}
+		r = a.cfg.NewRunner(t, a.report)
+		a.runners[t.TaskArn] = r
+	}
+	a.mu.Unlock()
+	r.Update(t)
+}
+
+// report queues a task's observed state; the latest per task wins.
+func (a *Agent) report(tr agentapi.TaskReport) {
+	a.mu.Lock()
+	a.pending[tr.TaskArn] = mergeReport(a.pending[tr.TaskArn], tr)
+	a.mu.Unlock()
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+// mergeReport combines a queued report with a newer one: the newer wins,
+// but timestamps and containers the newer one lacks are kept.
+func mergeReport(old, nw agentapi.TaskReport) agentapi.TaskReport {
+	if old.TaskArn == "" {
+		return nw
+	}
+	keep := func(dst **time.Time, src *time.Time) {
+		if *dst == nil {
+			*dst = src
+		}
+	}
+	keep(&nw.PullStartedAt, old.PullStartedAt)
+	keep(&nw.PullStoppedAt, old.PullStoppedAt)
+	keep(&nw.StartedAt, old.StartedAt)
+	keep(&nw.ConnectivityAt, old.ConnectivityAt)
+	keep(&nw.ExecutionStoppedAt, old.ExecutionStoppedAt)
+	keep(&nw.StoppedAt, old.StoppedAt)
+	if nw.StopCode == "" {
+		nw.StopCode, nw.StoppedReason = old.StopCode, old.StoppedReason
+	}
+	if agentapi.StatusRank(old.KnownStatus) > agentapi.StatusRank(nw.KnownStatus) {
+		nw.KnownStatus = old.KnownStatus
+	}
+	for _, oc := range old.Containers {
+		found := false
+		for _, nc := range nw.Containers {
+			found = found || nc.Name == oc.Name
+		}
+		if !found {
+			nw.Containers = append(nw.Containers, oc)
+		}
+	}
+	return nw
+}
+
+// reportLoop sends queued reports, retrying with back-off.
+func (a *Agent) reportLoop(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for {
+		select {
+		case <-ctx.Done():
+			a.flush(context.WithoutCancel(ctx), 3*time.Second)
+			return
+		case <-a.kick:
+		case <-time.After(5 * time.Second):
+		}
+		if err := a.flush(ctx, 15*time.Second); err != nil {
+			a.log.Warn("report failed; retrying", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 5*time.Second)
+			select {
+			case a.kick <- struct{}{}:
+			default:
+			}
+			continue
+		}
+		backoff = 100 * time.Millisecond
+	}
+}
+
+func (a *Agent) flush(ctx context.Context, timeout time.Duration) error {
+	a.mu.Lock()
+	if len(a.pending) == 0 {
+		a.mu.Unlock()
+		return nil
+	}
+	batch := a.pending
+	a.pending = map[string]agentapi.TaskReport{}
+	a.mu.Unlock()
+	rep := agentapi.Report{Tasks: make([]agentapi.TaskReport, 0, len(batch))}
+	for _, tr := range batch {
+		rep.Tasks = append(rep.Tasks, tr)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := a.client.Report(ctx, rep)
+	if err != nil && !errs.Is(err, errs.Forbidden) && !errs.Is(err, errs.Invalid) {
+		// Put the batch back under anything newer.
+		a.mu.Lock()
+		for arn, tr := range batch {
+			if newer, ok := a.pending[arn]; ok {
+				tr = mergeReport(tr, newer)
+			}
+			a.pending[arn] = tr
+		}
+		a.mu.Unlock()
+		return err
+	}
+	if err != nil {
+		a.log.Error("report refused; dropped", "err", err)
+	}
+	return nil
+}
