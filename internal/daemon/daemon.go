@@ -20,8 +20,10 @@ import (
 	"github.com/berthdev/berth/internal/audit"
 	"github.com/berthdev/berth/internal/awsproto"
 	"github.com/berthdev/berth/internal/cloudtrail"
+	"github.com/berthdev/berth/internal/ecr"
 	"github.com/berthdev/berth/internal/ecs"
 	"github.com/berthdev/berth/internal/iam"
+	"github.com/berthdev/berth/internal/registry"
 	"github.com/berthdev/berth/internal/sigv4"
 	"github.com/berthdev/berth/internal/store"
 	"github.com/berthdev/berth/internal/sts"
@@ -124,6 +126,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	keys := iam.NewKeyring()
 	keys.Add(root, iam.RootIdentity(cfg.Account))
 
+	blobs, err := registry.NewFSBlobs(cfg.DataDir + "/registry")
+	if err != nil {
+		return nil, fmt.Errorf("open registry storage: %w", err)
+	}
+
 	runCtx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, st: st, root: root, created: created, cancel: cancel}
 
@@ -131,19 +138,23 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.goRun(func() { trail.Run(runCtx) })
 
 	ecsSvc := ecs.New(st, ecs.Config{Region: cfg.Region, Account: cfg.Account}, log.With("component", "ecs"))
+	reg := registry.New(registry.Config{Store: st, Blobs: blobs, Account: cfg.Account, Log: log.With("component", "registry")})
+	s.goRun(func() { reg.Run(runCtx) })
+	ecrSvc := ecr.New(reg, ecr.Config{Region: cfg.Region, Account: cfg.Account, RegistryHost: func() string { return s.Addr() }}, log.With("component", "ecr"))
 	limiter := throttle.Disabled()
 	if cfg.Throttle {
 		limiter = throttle.New(cfg.ThrottleLimits)
 	}
 	s.fd = awsproto.New(awsproto.Config{
-		Auth:    sigAuth{keys: keys},
-		Limiter: limiter,
-		Auditor: trail,
-		Log:     log.With("component", "api"),
-		MaxBody: cfg.MaxBody,
-		Region:  cfg.Region,
-		Services: services(ecsSvc, trail),
+		Auth:     sigAuth{keys: keys},
+		Limiter:  limiter,
+		Auditor:  trail,
+		Log:      log.With("component", "api"),
+		MaxBody:  cfg.MaxBody,
+		Region:   cfg.Region,
 		Agent:    agentgw.New(ecsSvc, keys, log.With("component", "agentgw")),
+		Registry: registry.NewHandler(reg, registry.HandlerConfig{Identities: keys, Log: log.With("component", "registry")}),
+		Services: services(ecsSvc, trail, ecrSvc),
 	})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -212,9 +223,10 @@ func (s *Server) Close() error {
 }
 
 // services lists every AWS service the front door serves.
-func services(ecsSvc *ecs.Service, trail *audit.Trail) []*awsproto.Service {
+func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service) []*awsproto.Service {
 	return []*awsproto.Service{
 		ecsSvc.API(),
+		ecrSvc.API(),
 		cloudtrail.New(trail).API(),
 		sts.Service(),
 	}
@@ -225,7 +237,7 @@ func services(ecsSvc *ecs.Service, trail *audit.Trail) []*awsproto.Service {
 // against it.
 func SupportedOperations() map[string][]string {
 	out := map[string][]string{}
-	for _, svc := range services(ecs.New(nil, ecs.Config{}, nil), nil) {
+	for _, svc := range services(ecs.New(nil, ecs.Config{}, nil), nil, ecr.New(nil, ecr.Config{}, nil)) {
 		for name, op := range svc.Operations {
 			if op.Implemented {
 				out[svc.SigningName] = append(out[svc.SigningName], name)

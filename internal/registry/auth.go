@@ -1,0 +1,117 @@
+package registry
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berthdev/berth/internal/errs"
+	"github.com/berthdev/berth/internal/iam"
+	"github.com/berthdev/berth/internal/store"
+)
+
+// TokenTTL is how long a registry token is valid, as in ECR.
+const TokenTTL = 12 * time.Hour
+
+// Registry tokens (the password of `docker login -u AWS`) are
+//
+//	"brt1." + accessKeyID + "." + expiryUnixSeconds + "." + base64url(mac)
+//	mac = HMAC-SHA256(tokenKey, "berth-registry-token/v1\n" + accessKeyID + "\n" + expiry)
+//
+// tokenKey is 32 random bytes made once and kept in the store
+// (/registry/config/token-key), so every server sharing the store verifies
+// every token and nothing per token is stored. A token grants what its
+// access key grants, until it expires or the key is removed from the
+// keyring; rotating tokenKey (deleting the key) revokes every token.
+const tokenPrefix = "brt1."
+
+// tokenSecret returns the signing key, creating it on first use.
+func (r *Registry) tokenSecret(ctx context.Context) ([]byte, error) {
+	r.tokenOnce.Lock()
+	defer r.tokenOnce.Unlock()
+	if r.tokenKey != nil {
+		return r.tokenKey, nil
+	}
+	for {
+		kv, err := r.st.Get(ctx, keyTokenKey)
+		if err == nil {
+			k, err := base64.StdEncoding.DecodeString(string(kv.Value))
+			if err != nil || len(k) < 32 {
+				return nil, errs.E(errs.Internal, "the registry token key in the store is corrupt")
+			}
+			r.tokenKey = k
+			return k, nil
+		}
+		if !errs.Is(err, errs.NotFound) {
+			return nil, err
+		}
+		k := make([]byte, 32)
+		rand.Read(k)
+		if _, err := r.st.Txn(ctx, []store.Cmp{store.Absent(keyTokenKey)}, store.Put(keyTokenKey, []byte(base64.StdEncoding.EncodeToString(k)))); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func tokenMAC(key []byte, accessKey string, exp int64) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("berth-registry-token/v1\n" + accessKey + "\n" + strconv.FormatInt(exp, 10)))
+	return m.Sum(nil)
+}
+
+// IssueToken makes a registry password for an access key, valid TokenTTL.
+func (r *Registry) IssueToken(ctx context.Context, accessKey string) (string, time.Time, error) {
+	key, err := r.tokenSecret(ctx)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	exp := r.now().Add(TokenTTL).Unix()
+	tok := tokenPrefix + accessKey + "." + strconv.FormatInt(exp, 10) + "." + base64.RawURLEncoding.EncodeToString(tokenMAC(key, accessKey, exp))
+	return tok, time.Unix(exp, 0).UTC(), nil
+}
+
+// Identities resolves access keys to identities (iam.Keyring).
+type Identities interface {
+	Identity(accessKey string) (iam.Identity, bool)
+}
+
+// VerifyToken checks a registry password and returns whose it is.
+func (r *Registry) VerifyToken(ctx context.Context, ids Identities, tok string) (iam.Identity, error) {
+	bad := errs.R(errs.Unauthenticated, ReasonUnauthorized, "the registry token is not valid")
+	rest, ok := strings.CutPrefix(tok, tokenPrefix)
+	if !ok {
+		return iam.Identity{}, bad
+	}
+	parts := strings.Split(rest, ".")
+	if len(parts) != 3 {
+		return iam.Identity{}, bad
+	}
+	exp, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil {
+		return iam.Identity{}, bad
+	}
+	mac, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil {
+		return iam.Identity{}, bad
+	}
+	key, err := r.tokenSecret(ctx)
+	if err != nil {
+		return iam.Identity{}, err
+	}
+	if !hmac.Equal(mac, tokenMAC(key, parts[0], exp)) {
+		return iam.Identity{}, bad
+	}
+	if r.now().Unix() >= exp {
+		return iam.Identity{}, errs.R(errs.Unauthenticated, ReasonUnauthorized, "the registry token expired at %s; run aws ecr get-login-password again", time.Unix(exp, 0).UTC().Format(time.RFC3339))
+	}
+	id, ok := ids.Identity(parts[0])
+	if !ok {
+		return iam.Identity{}, errs.R(errs.Unauthenticated, ReasonUnauthorized, "the access key of this registry token no longer exists")
+	}
+	return id, nil
+}
