@@ -51,6 +51,9 @@ type Config struct {
 	Throttle       bool
 	ThrottleLimits map[throttle.Class]throttle.Limit
 	AuditRetention time.Duration // default audit.DefaultRetention
+	// TaskRetention is how long STOPPED tasks stay describable (ECS: at
+	// least an hour); default 1h.
+	TaskRetention time.Duration
 	MaxBody        int64         // default awsproto.DefaultMaxBody
 	Log            *slog.Logger
 }
@@ -138,6 +141,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.goRun(func() { trail.Run(runCtx) })
 
 	ecsSvc := ecs.New(st, ecs.Config{Region: cfg.Region, Account: cfg.Account}, log.With("component", "ecs"))
+	s.goRun(func() { ecsSvc.RunTaskGC(runCtx, cfg.TaskRetention) })
 	reg := registry.New(registry.Config{Store: st, Blobs: blobs, Account: cfg.Account, Log: log.With("component", "registry")})
 	s.goRun(func() { reg.Run(runCtx) })
 	ecrSvc := ecr.New(reg, ecr.Config{Region: cfg.Region, Account: cfg.Account, RegistryHost: func() string { return s.Addr() }}, log.With("component", "ecr"))

@@ -85,6 +85,10 @@ type taskRecord struct {
 	CreatedAt time.Time `json:"createdAt"`
 	AZ        string    `json:"availabilityZone,omitempty"`
 
+	// DynamicPorts counts the dynamic host ports (bridge mappings with
+	// hostPort 0) the task takes from the instance's ephemeral range.
+	DynamicPorts int `json:"dynamicPorts,omitempty"`
+
 	// Desired state.
 	DesiredStatus string     `json:"desiredStatus"`
 	StoppingAt    *time.Time `json:"stoppingAt,omitempty"`
