@@ -19,7 +19,7 @@ run: deps build
 
 # The whole suite, as CI runs it: unit, contract, scenario and CLI tests.
 test: deps build
-	BERTH_REQUIRE_ETCD=1 BERTH_REQUIRE_CLIS=1 BERTH_BIN=$(CURDIR)/$(BIN) \
+	BERTH_REQUIRE_ETCD=1 BERTH_REQUIRE_CLIS=1 BERTH_REQUIRE_DOCKER=1 BERTH_BIN=$(CURDIR)/$(BIN) \
 		$(GO) test ./... -count=1 -timeout 30m
 
 test-short: build

@@ -27,7 +27,8 @@ if ! docker version >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
     echo "install-deps: starting dockerd"
     mkdir -p /var/log
-    nohup dockerd >/var/log/berth-dockerd.log 2>&1 &
+    # setsid: dockerd must outlive the shell (and process group) that starts it
+    setsid nohup dockerd >>/var/log/berth-dockerd.log 2>&1 </dev/null &
     for _ in $(seq 1 60); do
       docker version >/dev/null 2>&1 && break
       sleep 0.5

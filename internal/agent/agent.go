@@ -278,6 +278,10 @@ func (a *Agent) dispatch(t agentapi.Assignment) {
 	r.Update(t)
 }
 
+// Report queues a task's observed state for the control plane; the latest
+// per task wins. Runners made by Config.Adopt report through it.
+func (a *Agent) Report(tr agentapi.TaskReport) { a.report(tr) }
+
 // report queues a task's observed state; the latest per task wins.
 func (a *Agent) report(tr agentapi.TaskReport) {
 	a.mu.Lock()

@@ -132,7 +132,13 @@ type Process struct {
 func StartProcess(t testing.TB, mode, dataDir string, env []string, args ...string) *Process {
 	t.Helper()
 	addr := FreeAddr(t)
-	argv := append([]string{mode, "--listen", addr, "--data-dir", dataDir}, args...)
+	argv := []string{mode, "--listen", addr, "--data-dir", dataDir}
+	if mode == "up" {
+		// No node agent unless the test asks for one (--agent=true): it
+		// needs Docker and binds the metadata port.
+		argv = append(argv, "--agent=false")
+	}
+	argv = append(argv, args...)
 	cmd := exec.Command(Binary(t), argv...)
 	out := &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out

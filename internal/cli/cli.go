@@ -17,6 +17,7 @@ import (
 	"github.com/berthdev/berth/internal/agentgw"
 	"github.com/berthdev/berth/internal/bench"
 	"github.com/berthdev/berth/internal/daemon"
+	"github.com/berthdev/berth/internal/dockerdriver"
 	"github.com/berthdev/berth/internal/iam"
 )
 
@@ -33,6 +34,7 @@ const usage = `berth: a self-hosted Amazon ECS
 Usage:
   berth up       [flags]   everything on one machine (control plane, embedded store)
   berth server   [flags]   the control plane
+  berth agent    [flags]   a node agent: joins a cluster and runs its tasks on Docker
   berth env      [flags]   print the shell exports for the AWS CLI and SDKs
   berth join-token [flags] make a token an agent joins a cluster with
   berth bench    [flags]   run the benchmarks that need a whole Berth
@@ -56,6 +58,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runEnv(args[1:], stdout, stderr)
 	case "bench":
 		return runBench(ctx, args[1:], stdout, stderr)
+	case "agent":
+		return runAgent(ctx, args[1:], stdout, stderr)
 	case "join-token":
 		return runJoinToken(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
@@ -83,7 +87,8 @@ func envCredentials() iam.Credentials {
 
 type serverFlags struct {
 	listen, dataDir, region, account, etcd, logLevel string
-	throttle                                         bool
+	throttle, agent                                  bool
+	az, metadataAddr                                 string
 	auditRetention                                   time.Duration
 }
 
@@ -98,6 +103,11 @@ func (f *serverFlags) register(fs *flag.FlagSet, mode string) {
 	fs.BoolVar(&f.throttle, "throttle", true, "apply ECS's request rate limits per access key")
 	fs.DurationVar(&f.auditRetention, "audit-retention", 90*24*time.Hour, "how long audit records are kept")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	if mode == "up" {
+		fs.BoolVar(&f.agent, "agent", true, "run a node agent in the cluster default (needs Docker Engine)")
+		fs.StringVar(&f.az, "availability-zone", "", "the agent's ecs.availability-zone (default <region>a)")
+		fs.StringVar(&f.metadataAddr, "metadata-addr", "0.0.0.0:51679", "the agent's task metadata endpoint address")
+	}
 }
 
 func envOr(k, def string) string {
@@ -154,9 +164,102 @@ func runServer(ctx context.Context, mode string, args []string, stdout, stderr i
 	}
 	fmt.Fprintf(stdout, "Berth is up at %s (region %s). Point the AWS CLI at it with:\n  eval \"$(%s env --data-dir %s --endpoint %s)\"\n",
 		srv.Endpoint(), cfg.Region, os.Args[0], cfg.DataDir, srv.Endpoint())
+	if mode == "up" && f.agent {
+		ag, err := startLocalAgent(ctx, srv, f, log)
+		if err != nil {
+			log.Warn("no agent: tasks cannot run until Docker Engine answers and berth up restarts", "err", err)
+			fmt.Fprintf(stderr, "berth: warning: the local agent did not start: %v\n", err)
+		} else {
+			defer ag.Close()
+			fmt.Fprintf(stdout, "Agent joined cluster %s as %s\n", ag.State().Cluster, ag.State().ContainerInstanceArn)
+		}
+	}
 	<-ctx.Done()
 	log.Info("shutting down")
 	return srv.Close()
+}
+
+// startLocalAgent runs berth up's agent in the cluster "default".
+func startLocalAgent(ctx context.Context, srv *daemon.Server, f serverFlags, log *slog.Logger) (*daemon.Agent, error) {
+	behavior, err := dockerdriver.ParsePullBehavior(envOr("ECS_IMAGE_PULL_BEHAVIOR", "default"))
+	if err != nil {
+		return nil, err
+	}
+	tok, err := srv.JoinToken(ctx, 10*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	return daemon.StartAgent(ctx, daemon.AgentConfig{
+		Endpoint:         srv.Endpoint(),
+		Region:           srv.Config().Region,
+		DataDir:          filepath.Join(f.dataDir, "agent"),
+		JoinToken:        tok,
+		AvailabilityZone: f.az,
+		PullBehavior:     behavior,
+		StopTimeout:      envDuration("ECS_CONTAINER_STOP_TIMEOUT", 30*time.Second),
+		MetadataAddr:     f.metadataAddr,
+		Version:          Version,
+		Log:              log,
+	})
+}
+
+func envDuration(k string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(k)); err == nil && d > 0 {
+		return d
+	}
+	return def
+}
+
+type attrFlag map[string]string
+
+func (a attrFlag) String() string { return fmt.Sprint(map[string]string(a)) }
+func (a attrFlag) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("attributes are name=value, got %q", v)
+	}
+	a[k] = val
+	return nil
+}
+
+func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("berth agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	endpoint := fs.String("endpoint", envOr("BERTH_ENDPOINT", "http://"+daemon.DefaultListen), "control plane URL; env BERTH_ENDPOINT")
+	region := fs.String("region", envOr("BERTH_REGION", daemon.DefaultRegion), "region")
+	dataDir := fs.String("data-dir", envOr("BERTH_AGENT_DATA_DIR", ".berth-agent"), "agent state directory")
+	token := fs.String("join-token", os.Getenv("BERTH_JOIN_TOKEN"), "join token (first start only); env BERTH_JOIN_TOKEN")
+	cluster := fs.String("cluster", "default", "cluster to join")
+	az := fs.String("availability-zone", "", "the ecs.availability-zone attribute (default <region>a)")
+	itype := fs.String("instance-type", "", "the ecs.instance-type attribute")
+	pull := fs.String("image-pull-behavior", envOr("ECS_IMAGE_PULL_BEHAVIOR", "default"), "default, always, once or prefer-cached; env ECS_IMAGE_PULL_BEHAVIOR")
+	stopTimeout := fs.Duration("stop-timeout", envDuration("ECS_CONTAINER_STOP_TIMEOUT", 30*time.Second), "default container stop timeout; env ECS_CONTAINER_STOP_TIMEOUT")
+	mdAddr := fs.String("metadata-addr", "0.0.0.0:51679", "task metadata endpoint address")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	attrs := attrFlag{}
+	fs.Var(attrs, "attribute", "custom attribute name=value (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return UsageError{err.Error()}
+	}
+	behavior, err := dockerdriver.ParsePullBehavior(*pull)
+	if err != nil {
+		return UsageError{err.Error()}
+	}
+	log, err := newLogger(*logLevel, stderr)
+	if err != nil {
+		return err
+	}
+	ag, err := daemon.StartAgent(ctx, daemon.AgentConfig{
+		Endpoint: *endpoint, Region: *region, DataDir: *dataDir, JoinToken: *token, Cluster: *cluster,
+		AvailabilityZone: *az, InstanceType: *itype, Attributes: attrs, PullBehavior: behavior,
+		StopTimeout: *stopTimeout, MetadataAddr: *mdAddr, Version: Version, Log: log,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Agent joined cluster %s as %s\n", ag.State().Cluster, ag.State().ContainerInstanceArn)
+	<-ctx.Done()
+	return ag.Close()
 }
 
 func runEnv(args []string, stdout, stderr io.Writer) error {

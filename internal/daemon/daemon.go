@@ -94,6 +94,7 @@ type Server struct {
 	ln      net.Listener
 	root    iam.Credentials
 	created bool
+	ecs     *ecs.Service
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -141,6 +142,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.goRun(func() { trail.Run(runCtx) })
 
 	ecsSvc := ecs.New(st, ecs.Config{Region: cfg.Region, Account: cfg.Account}, log.With("component", "ecs"))
+	s.ecs = ecsSvc
 	s.goRun(func() { ecsSvc.RunTaskGC(runCtx, cfg.TaskRetention) })
 	reg := registry.New(registry.Config{Store: st, Blobs: blobs, Account: cfg.Account, Log: log.With("component", "registry")})
 	s.goRun(func() { reg.Run(runCtx) })
@@ -203,6 +205,12 @@ func (s *Server) RootCredentials() (iam.Credentials, bool) { return s.root, s.cr
 
 // Config returns the effective configuration.
 func (s *Server) Config() Config { return s.cfg }
+
+// JoinToken makes a join token for agents (berth up's own agent).
+func (s *Server) JoinToken(ctx context.Context, ttl time.Duration) (string, error) {
+	tok, _, err := s.ecs.CreateJoinToken(ctx, ttl)
+	return tok, err
+}
 
 // Store returns the server's store (tests and benchmarks).
 func (s *Server) Store() store.Store { return s.st }

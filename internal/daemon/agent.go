@@ -1,0 +1,214 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berthdev/berth/internal/agent"
+	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/dockerdriver"
+	"github.com/berthdev/berth/internal/metadata"
+	"github.com/berthdev/berth/internal/taskrun"
+)
+
+// AgentConfig configures a node agent (`berth agent`, and the one inside
+// `berth up`).
+type AgentConfig struct {
+	Endpoint         string // control plane URL
+	Region           string
+	DataDir          string // agent state (identity, stream position)
+	JoinToken        string // first start only
+	Cluster          string // default "default"
+	AvailabilityZone string
+	InstanceType     string
+	Attributes       map[string]string // custom attributes
+	DockerHost       string            // default: environment / unix socket
+	PullBehavior     dockerdriver.PullBehavior
+	StopTimeout      time.Duration // ECS_CONTAINER_STOP_TIMEOUT; default 30s
+	// MetadataAddr is where the task metadata endpoint listens
+	// ("0.0.0.0:51679" by default: reachable from every bridge network).
+	MetadataAddr string
+	Version      string
+	Log          *slog.Logger
+}
+
+// Capabilities this agent's runtime supports; task definitions whose
+// requiresAttributes ask for anything else are not placed on it.
+func agentCapabilities() []string {
+	caps := []string{
+		"com.amazonaws.ecs.capability.logging-driver.json-file",
+		"com.amazonaws.ecs.capability.logging-driver.none",
+		"com.amazonaws.ecs.capability.privileged-container",
+		"ecs.capability.container-health-check",
+		"ecs.capability.container-ordering",
+		"ecs.capability.task-eni",
+		"ecs.capability.docker-plugin.local",
+	}
+	for v := 17; v <= 41; v++ {
+		caps = append(caps, fmt.Sprintf("com.amazonaws.ecs.capability.docker-remote-api.1.%d", v))
+	}
+	return caps
+}
+
+// Agent is a running node agent.
+type Agent struct {
+	shell   *agent.Agent
+	rt      *taskrun.Runtime
+	md      *metadata.Server
+	driver  *dockerdriver.Driver
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	closing sync.Once
+	runErr  error
+}
+
+// StartAgent connects to Docker, joins (or re-joins) the cluster and runs
+// the agent until Close. Stopping the agent leaves tasks running.
+func StartAgent(ctx context.Context, cfg AgentConfig) (_ *Agent, err error) {
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	driver, err := dockerdriver.New(dockerdriver.Config{Host: cfg.DockerHost, Logger: log.With("component", "docker")})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			driver.Close()
+		}
+	}()
+	// Docker may still be starting: wait for it a little.
+	var info dockerdriver.HostInfo
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		info, err = driver.Info(ctx)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, fmt.Errorf("Docker Engine is not answering: %w", err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if cfg.AvailabilityZone == "" {
+		cfg.AvailabilityZone = cfg.Region + "a"
+	}
+	hostname, _ := os.Hostname()
+	arch := runtime.GOARCH
+	if arch == "amd64" {
+		arch = "x86_64"
+	}
+	var rt *taskrun.Runtime
+	shell, err := agent.New(ctx, agent.Config{
+		Endpoint:  cfg.Endpoint,
+		Region:    cfg.Region,
+		StateDir:  cfg.DataDir,
+		JoinToken: cfg.JoinToken,
+		Join: agentapi.JoinRequest{
+			Cluster:          cfg.Cluster,
+			Hostname:         hostname,
+			AvailabilityZone: cfg.AvailabilityZone,
+			InstanceType:     cfg.InstanceType,
+			Attributes:       cfg.Attributes,
+			Resources: agentapi.Resources{
+				CPU:           info.CPUs * 1024,
+				MemoryMiB:     int(info.MemoryBytes >> 20),
+				ReservedPorts: []int{22, 2375, 2376, 51678, 51679},
+				OSType:        "linux",
+				CPUArch:       arch,
+				Capabilities:  agentCapabilities(),
+			},
+			VersionInfo: agentapi.VersionInfo{AgentVersion: cfg.Version, DockerVersion: "DockerVersion: " + info.ServerVersion},
+		},
+		NewRunner: func(a agentapi.Assignment, report func(agentapi.TaskReport)) agent.Runner {
+			return rt.NewRunner(a, report)
+		},
+		Adopt: func(ctx context.Context, id string) (map[string]agent.Runner, error) { return rt.Adopt(ctx, id) },
+		Log:   log.With("component", "agent"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	st := shell.State()
+	md := metadata.New(nil, log.With("component", "metadata"))
+	addr := cfg.MetadataAddr
+	if addr == "" {
+		addr = "0.0.0.0:51679"
+	}
+	if err := md.Listen(addr); err != nil {
+		return nil, fmt.Errorf("task metadata endpoint: %w", err)
+	}
+	_, port, _ := strings.Cut(addr, ":")
+	mdPort := 0
+	fmt.Sscan(port, &mdPort)
+	rt, err = taskrun.New(taskrun.Config{
+		Driver:             driver,
+		InstanceID:         st.InstanceID,
+		InstanceARN:        st.ContainerInstanceArn,
+		ClusterARN:         clusterARNOf(st.ContainerInstanceArn, st.Cluster),
+		PullBehavior:       cfg.PullBehavior,
+		DefaultStopTimeout: cfg.StopTimeout,
+		Metadata:           md,
+		MetadataPort:       mdPort,
+		AvailabilityZone:   cfg.AvailabilityZone,
+		Report:             shell.Report,
+		Log:                log.With("component", "taskrun"),
+	})
+	if err != nil {
+		md.Close()
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a := &Agent{shell: shell, rt: rt, md: md, driver: driver, cancel: cancel}
+	a.wg.Add(2)
+	go func() {
+		defer a.wg.Done()
+		if err := rt.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("task runtime stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer a.wg.Done()
+		a.runErr = shell.Run(runCtx)
+		if a.runErr != nil {
+			log.Error("agent stopped", "err", a.runErr)
+		}
+	}()
+	return a, nil
+}
+
+// clusterARNOf derives the cluster ARN from a container instance ARN
+// (arn:aws:ecs:r:a:container-instance/<cluster>/<id>).
+func clusterARNOf(instanceARN, cluster string) string {
+	i := strings.Index(instanceARN, ":container-instance/")
+	if i < 0 {
+		return ""
+	}
+	return instanceARN[:i] + ":cluster/" + cluster
+}
+
+// State returns the agent's identity.
+func (a *Agent) State() agent.State { return a.shell.State() }
+
+// Ready is closed once the agent has its first assignment sync.
+func (a *Agent) Ready() <-chan struct{} { return a.shell.Ready() }
+
+// Close stops the agent, leaving its tasks' containers running.
+func (a *Agent) Close() error {
+	a.closing.Do(func() {
+		a.cancel()
+		a.wg.Wait()
+		a.rt.Close()
+		a.md.Close()
+		a.driver.Close()
+	})
+	return a.runErr
+}

@@ -1,0 +1,78 @@
+package metadata
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestServerPathsAndIsolation(t *testing.T) {
+	s := New(func(_ context.Context, id string) (json.RawMessage, error) {
+		return json.RawMessage(`{"id":"` + id + `","memory_stats":{}}`), nil
+	}, nil)
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	s.SetTask(Task{Cluster: "c", TaskARN: "arn:t1", Family: "f", Revision: "3", DesiredStatus: "RUNNING", KnownStatus: "RUNNING",
+		LaunchType: "EC2", PullStartedAt: &now, TaskTags: map[string]string{"team": "a"},
+		Containers: []Container{{DockerID: "d1", Name: "web", KnownStatus: "RUNNING", Type: "NORMAL", StartedAt: &now,
+			Networks: []Network{{NetworkMode: "bridge", IPv4Addresses: []string{"172.17.0.2"}}}},
+			{DockerID: "d2", Name: "side", KnownStatus: "RUNNING", Type: "NORMAL"}}})
+	s.SetTask(Task{TaskARN: "arn:t2", Containers: []Container{{DockerID: "d3", Name: "other"}}})
+	s.Register("tok1", "arn:t1", "web")
+	s.Register("tok2", "arn:t2", "other")
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	get := func(path string) (int, string) {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	cases := []struct {
+		path, want, notWant string
+		code                int
+	}{
+		{"/v4/tok1", `"DockerId": "d1"`, `"d2"`, 200},
+		{"/v4/tok1", `"StartedAt": "2026-01-02T03:04:05Z"`, "", 200},
+		{"/v4/tok1/task", `"TaskARN": "arn:t1"`, "team", 200},
+		{"/v4/tok1/task", `"Revision": "3"`, "arn:t2", 200},
+		{"/v4/tok1/taskWithTags", `"TaskTags"`, "", 200},
+		{"/v4/tok1/stats", `"id":"d1"`, "", 200},
+		{"/v4/tok1/task/stats", `"d2"`, "", 200},
+		{"/v3/tok1/task", `"Family": "f"`, "", 200},
+		{"/v4/tok2/task", `"arn:t2"`, "arn:t1", 200},
+		{"/v4/nope/task", "unknown metadata token", "", 404},
+		{"/v4/tok1/elsewhere", "", "", 404},
+	}
+	for _, tc := range cases {
+		code, body := get(tc.path)
+		if code != tc.code || !strings.Contains(body, tc.want) || (tc.notWant != "" && strings.Contains(body, tc.notWant)) {
+			t.Errorf("%s: %d %s", tc.path, code, body)
+		}
+	}
+	s.Forget("arn:t1")
+	if code, _ := get("/v4/tok1"); code != 404 {
+		t.Errorf("after Forget: %d", code)
+	}
+}
+
+func TestListen(t *testing.T) {
+	s := New(nil, nil)
+	defer s.Close()
+	if err := s.Listen("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Listen("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Addrs()) != 1 {
+		t.Errorf("addrs %v", s.Addrs())
+	}
+}
