@@ -18,6 +18,7 @@
 package agentapi
 
 import (
+	"strings"
 	"time"
 
 	"github.com/berthdev/berth/internal/api/ecsapi"
@@ -118,10 +119,35 @@ type Assignment struct {
 	CPU       int       `json:"cpu,omitempty"`
 	MemoryMiB int       `json:"memory,omitempty"`
 	CreatedAt time.Time `json:"createdAt"`
+	// RegistryAuth holds pull credentials for the task's images that live
+	// in Berth's own registry (as ECS gives the agent the task execution
+	// role's ECR credentials). Images elsewhere use Docker's configuration.
+	RegistryAuth []RegistryCredential `json:"registryAuth,omitempty"`
 	// StopCode and StoppedReason are set when the control plane stopped
 	// the task (StopTask, the service scheduler).
 	StopCode      string `json:"stopCode,omitempty"`
 	StoppedReason string `json:"stoppedReason,omitempty"`
+}
+
+// RegistryCredential authenticates image pulls from one registry host.
+type RegistryCredential struct {
+	ServerAddress string `json:"serverAddress"` // host[:port], as in image references
+	Username      string `json:"username"`
+	Password      string `json:"password"`
+}
+
+// CredentialFor returns the credential whose server is image's host.
+func (a Assignment) CredentialFor(image string) (RegistryCredential, bool) {
+	host, _, found := strings.Cut(image, "/")
+	if !found {
+		return RegistryCredential{}, false
+	}
+	for _, c := range a.RegistryAuth {
+		if strings.EqualFold(c.ServerAddress, host) {
+			return c, true
+		}
+	}
+	return RegistryCredential{}, false
 }
 
 // Report is a batch of observed state.

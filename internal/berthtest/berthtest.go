@@ -131,7 +131,13 @@ type Process struct {
 // waits for it to answer. It is killed when the test ends.
 func StartProcess(t testing.TB, mode, dataDir string, env []string, args ...string) *Process {
 	t.Helper()
-	addr := FreeAddr(t)
+	return StartProcessAt(t, FreeAddr(t), mode, dataDir, env, args...)
+}
+
+// StartProcessAt is StartProcess on a given listen address (a restart on
+// the same address).
+func StartProcessAt(t testing.TB, addr, mode, dataDir string, env []string, args ...string) *Process {
+	t.Helper()
 	argv := []string{mode, "--listen", addr, "--data-dir", dataDir}
 	if mode == "up" {
 		// No node agent unless the test asks for one (--agent=true): it

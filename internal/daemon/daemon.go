@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/agentgw"
 	"github.com/berthdev/berth/internal/audit"
 	"github.com/berthdev/berth/internal/awsproto"
@@ -146,6 +147,14 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.goRun(func() { ecsSvc.RunTaskGC(runCtx, cfg.TaskRetention) })
 	reg := registry.New(registry.Config{Store: st, Blobs: blobs, Account: cfg.Account, Log: log.With("component", "registry")})
 	s.goRun(func() { reg.Run(runCtx) })
+	// Agents pull images that live in Berth's registry with credentials
+	// the assignment carries, issued for the account (as ECS hands its
+	// agent the execution role's ECR credentials).
+	ecsSvc.SetRegistryAuth(func(ctx context.Context, image string) (agentapi.RegistryCredential, bool, error) {
+		_, port, _ := net.SplitHostPort(s.Addr())
+		pc, ok, err := reg.CredentialsFor(ctx, image, []string{s.Addr(), "localhost:" + port}, root.AccessKeyID)
+		return agentapi.RegistryCredential{ServerAddress: pc.ServerAddress, Username: pc.Username, Password: pc.Password}, ok, err
+	})
 	ecrSvc := ecr.New(reg, ecr.Config{Region: cfg.Region, Account: cfg.Account, RegistryHost: func() string { return s.Addr() }}, log.With("component", "ecr"))
 	limiter := throttle.Disabled()
 	if cfg.Throttle {

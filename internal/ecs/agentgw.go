@@ -260,8 +260,23 @@ func (s *Service) assignment(ctx context.Context, kv store.KV) (agentapi.Assignm
 	if err != nil {
 		return agentapi.Assignment{}, fmt.Errorf("task definition %s: %w", t.TaskDefinitionARN, err)
 	}
+	var auths []agentapi.RegistryCredential
+	if s.registryAuth != nil {
+		seen := map[string]bool{}
+		for _, cd := range td.TaskDefinition.ContainerDefinitions {
+			cred, ok, err := s.registryAuth(ctx, deref(cd.Image))
+			if err != nil {
+				return agentapi.Assignment{}, fmt.Errorf("registry credentials for %s: %w", deref(cd.Image), err)
+			}
+			if ok && !seen[cred.ServerAddress] {
+				seen[cred.ServerAddress] = true
+				auths = append(auths, cred)
+			}
+		}
+	}
 	return agentapi.Assignment{
-		TaskArn: t.ARN, TaskID: t.ID, ClusterArn: t.ClusterARN,
+		RegistryAuth: auths,
+		TaskArn:      t.ARN, TaskID: t.ID, ClusterArn: t.ClusterARN,
 		DesiredStatus: t.DesiredStatus, Version: t.Version,
 		TaskDefinition: &td.TaskDefinition, Overrides: t.Overrides,
 		Group: t.Group, StartedBy: t.StartedBy, Tags: t.Tags,

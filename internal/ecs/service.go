@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/api/ecsapi"
 	"github.com/berthdev/berth/internal/arn"
 	"github.com/berthdev/berth/internal/awsproto"
@@ -36,6 +37,15 @@ type Service struct {
 	log  *slog.Logger
 
 	creds agentCredCache
+	// registryAuth returns pull credentials for an image in Berth's own
+	// registry (ok false for images elsewhere); nil: none.
+	registryAuth func(ctx context.Context, image string) (agentapi.RegistryCredential, bool, error)
+}
+
+// SetRegistryAuth installs the source of registry pull credentials that
+// assignments carry to agents.
+func (s *Service) SetRegistryAuth(f func(ctx context.Context, image string) (agentapi.RegistryCredential, bool, error)) {
+	s.registryAuth = f
 }
 
 // New returns the ECS service.

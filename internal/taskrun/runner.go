@@ -383,7 +383,11 @@ func (r *runner) pull(ctx context.Context, c *ctr) error {
 		r.abandon(c, "CannotPullContainerError: container "+c.name+" has no image")
 		return nil
 	}
-	_, err := r.rt.d.EnsureImage(ctx, image, r.rt.cfg.PullBehavior, nil)
+	var auth *dockerdriver.RegistryAuth
+	if cred, ok := r.a.CredentialFor(image); ok {
+		auth = &dockerdriver.RegistryAuth{Username: cred.Username, Password: cred.Password, ServerAddress: cred.ServerAddress}
+	}
+	_, err := r.rt.d.EnsureImage(ctx, image, r.rt.cfg.PullBehavior, auth)
 	if err != nil {
 		if ctx.Err() != nil {
 			return err

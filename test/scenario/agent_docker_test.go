@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"context"
+	"encoding/base64"
 	"net"
 	"os"
 	"os/exec"
@@ -11,9 +12,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	ecrsdk "github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
+	"github.com/berthdev/berth/internal/agentgw"
 	"github.com/berthdev/berth/internal/berthtest"
 	"github.com/berthdev/berth/internal/daemon"
 	"github.com/berthdev/berth/internal/dockerdriver"
@@ -244,4 +247,118 @@ func TestAgentKill9ReattachesAndWaitersWork(t *testing.T) {
 	if aws.ToString(final.StoppedReason) != "Task stopped by user" {
 		t.Fatalf("reason %q", aws.ToString(final.StoppedReason))
 	}
+}
+
+// TestTaskPullsFromBerthRegistry pushes the test image into Berth's own
+// registry (ECR API + docker push) and runs a task from it with pull
+// behaviour "always": the agent gets the credentials itself.
+func TestTaskPullsFromBerthRegistry(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs containers")
+	}
+	berthtest.NeedDocker(t)
+	s := berthtest.Start(t, nil)
+	cx := context.Background()
+	host := strings.TrimPrefix(s.Endpoint, "http://")
+	repo, err := ecrsdk.NewFromConfig(s.AWSConfig()).CreateRepository(cx, &ecrsdk.CreateRepositoryInput{RepositoryName: aws.String("team/tool")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uri := aws.ToString(repo.Repository.RepositoryUri)
+	if !strings.HasPrefix(uri, host+"/") {
+		t.Fatalf("repositoryUri %s is not on the listener %s", uri, host)
+	}
+	tok, err := ecrsdk.NewFromConfig(s.AWSConfig()).GetAuthorizationToken(cx, &ecrsdk.GetAuthorizationTokenInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := base64.StdEncoding.DecodeString(aws.ToString(tok.AuthorizationData[0].AuthorizationToken))
+	_, password, _ := strings.Cut(string(raw), ":")
+	cfgDir := t.TempDir()
+	docker := func(stdin string, args ...string) {
+		t.Helper()
+		cmd := exec.Command("docker", args...)
+		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+cfgDir)
+		cmd.Stdin = strings.NewReader(stdin)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("docker %v: %v\n%s", args, err, out)
+		}
+	}
+	ref := uri + ":v1"
+	docker(password, "login", "-u", "AWS", "--password-stdin", host)
+	docker("", "tag", berthtest.ToolImage, ref)
+	docker("", "push", ref)
+	docker("", "rmi", ref) // the agent must pull it back
+
+	tokJoin, err := s.Daemon.JoinToken(cx, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := daemon.StartAgent(cx, daemon.AgentConfig{Endpoint: s.Endpoint, Region: s.Region, DataDir: t.TempDir(),
+		JoinToken: tokJoin, MetadataAddr: berthtest.FreeAddr(t), PullBehavior: dockerdriver.PullAlways, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	<-a.Ready()
+	c := ecs.NewFromConfig(s.AWSConfig())
+	in := toolTaskDef("from-registry", []string{"term:0s:0", "sleep:1h"})
+	in.ContainerDefinitions[0].Image = aws.String(ref)
+	if _, err := c.RegisterTaskDefinition(cx, in); err != nil {
+		t.Fatal(err)
+	}
+	arn := runOne(t, c, "from-registry")
+	task := waitTask(t, c, "default", arn, 60*time.Second, func(x types.Task) bool {
+		return aws.ToString(x.LastStatus) != "PROVISIONING" && aws.ToString(x.LastStatus) != "PENDING" && aws.ToString(x.LastStatus) != "ACTIVATING"
+	})
+	if aws.ToString(task.LastStatus) != "RUNNING" {
+		t.Fatalf("task from Berth's registry: %s %s %q", aws.ToString(task.LastStatus), task.StopCode, aws.ToString(task.StoppedReason))
+	}
+	c.StopTask(cx, &ecs.StopTaskInput{Task: aws.String(arn)})
+	waitTask(t, c, "default", arn, 30*time.Second, func(x types.Task) bool { return aws.ToString(x.LastStatus) == "STOPPED" })
+	docker("", "rmi", "-f", ref)
+}
+
+// TestServerKill9WhileTasksRun kills the control plane with SIGKILL while
+// an agent runs a task; after the restart the agent resumes its stream, the
+// task is still RUNNING (same container) and can be stopped.
+func TestServerKill9WhileTasksRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs containers and the binary")
+	}
+	berthtest.NeedDocker(t)
+	dir := t.TempDir()
+	addr := berthtest.FreeAddr(t)
+	p := berthtest.StartProcessAt(t, addr, "server", dir, nil, "--throttle=false")
+	cx := context.Background()
+	tok, err := agentgw.CreateJoinToken(cx, p.Endpoint, p.Region, p.Creds.AccessKeyID, p.Creds.SecretAccessKey, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := daemon.StartAgent(cx, daemon.AgentConfig{Endpoint: p.Endpoint, Region: p.Region, DataDir: t.TempDir(),
+		JoinToken: tok.Token, MetadataAddr: berthtest.FreeAddr(t), PullBehavior: dockerdriver.PullPreferCached, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	<-a.Ready()
+	c := ecs.NewFromConfig(p.AWSConfig())
+	if _, err := c.RegisterTaskDefinition(cx, toolTaskDef("steady", []string{"term:0s:0", "sleep:1h"})); err != nil {
+		t.Fatal(err)
+	}
+	arn := runOne(t, c, "steady")
+	before := waitTask(t, c, "default", arn, 60*time.Second, func(x types.Task) bool { return aws.ToString(x.LastStatus) == "RUNNING" })
+
+	p.Kill9()
+	p2 := berthtest.StartProcessAt(t, addr, "server", dir, nil, "--throttle=false")
+	c2 := ecs.NewFromConfig(p2.AWSConfig())
+	after := waitTask(t, c2, "default", arn, 10*time.Second, func(x types.Task) bool { return aws.ToString(x.LastStatus) == "RUNNING" })
+	if aws.ToString(after.Containers[0].RuntimeId) != aws.ToString(before.Containers[0].RuntimeId) {
+		t.Fatal("task restarted across a server restart")
+	}
+	// The agent is connected again and acts on new desired state.
+	if _, err := c2.StopTask(cx, &ecs.StopTaskInput{Task: aws.String(arn)}); err != nil {
+		t.Fatal(err)
+	}
+	waitTask(t, c2, "default", arn, 30*time.Second, func(x types.Task) bool { return aws.ToString(x.LastStatus) == "STOPPED" })
 }
