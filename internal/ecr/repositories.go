@@ -2,7 +2,6 @@ package ecr
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 
 	"github.com/berthdev/berth/internal/api/ecrapi"
@@ -158,14 +157,20 @@ func (s *Service) PutImageScanningConfiguration(ctx context.Context, in *ecrapi.
 		RegistryId: ptr(s.cfg.Account), RepositoryName: ptr(r.Name)}, nil
 }
 
-// ---- repository policies (stored and returned; enforcement comes with IAM policies) ----
+// ---- repository policies (validated here, enforced by the authorized wrapper and the /v2/ handler) ----
 
 // SetRepositoryPolicy stores a repository policy.
 func (s *Service) SetRepositoryPolicy(ctx context.Context, in *ecrapi.SetRepositoryPolicyRequest) (*ecrapi.SetRepositoryPolicyResponse, error) {
 	text := deref(in.PolicyText)
-	var doc map[string]any
-	if err := json.Unmarshal([]byte(text), &doc); err != nil {
-		return nil, errs.R(errs.Invalid, reasonInvalidParameter, "Invalid parameter at 'PolicyText' failed to satisfy constraint: 'Invalid repository policy provided'")
+	pol, err := registry.ParseRepositoryPolicy(text)
+	if err != nil {
+		return nil, err
+	}
+	// ECR's lock-out guard: a policy that would deny the caller setting
+	// another one needs force.
+	if !deref(in.Force) && pol.Evaluate(awsproto.CallFrom(ctx).Identity, "ecr:SetRepositoryPolicy").Denied {
+		return nil, errs.R(errs.Invalid, registry.ReasonPolicyInvalid, "%s: the policy would prevent you from setting another policy on this repository; set force to set it anyway",
+			registry.InvalidPolicyMessage)
 	}
 	r, err := s.reg.UpdateRepository(ctx, deref(in.RepositoryName), func(r *registry.Repository) error { r.Policy = text; return nil })
 	if err != nil {

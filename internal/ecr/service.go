@@ -51,8 +51,12 @@ func New(reg *registry.Registry, cfg Config, log *slog.Logger) *Service {
 	if cfg.RegistryHost == nil {
 		cfg.RegistryHost = func() string { return "127.0.0.1:4566" }
 	}
-	return &Service{reg: reg, cfg: cfg, log: log, now: time.Now,
+	s := &Service{reg: reg, cfg: cfg, log: log, now: time.Now,
 		arns: arn.Builder{Partition: cfg.Partition, Region: cfg.Region, Account: cfg.Account}}
+	if reg != nil {
+		reg.SetRepositoryARN(s.repoARN)
+	}
+	return s
 }
 
 // SetClock replaces the clock (tests).
@@ -91,6 +95,11 @@ func (s *Service) API() *awsproto.Service {
 		ListTagsForResource:           s.ListTagsForResource,
 	}
 	svc := h.Service()
+	for name, op := range svc.Operations {
+		if op.Implemented && !policyExempt[name] {
+			op.Call = s.authorized("ecr:"+name, op.Call)
+		}
+	}
 	svc.ValidationCode = ecrapi.ErrInvalidParameterException
 	svc.MapError = MapError
 	// The token is a credential: keep it out of audit records.

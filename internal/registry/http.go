@@ -104,7 +104,7 @@ func (h *Handler) authenticate(r *http.Request) (iam.Identity, error) {
 		return id, err
 	}
 	// One account per installation today: a token reaches that account's
-	// repositories only. IAM-style policies will narrow this further.
+	// repositories only. Repository policies narrow this per request (ServeHTTP).
 	if id.Account != "" && h.reg.account != "" && id.Account != h.reg.account {
 		return id, errs.R(errs.Forbidden, ReasonDenied, "the credential may not access registry %s", h.reg.account)
 	}
@@ -168,6 +168,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, errs.R(errs.Invalid, ReasonNameInvalid, "invalid repository name %q", rt.name))
 		return
 	}
+	if acts := v2Actions(rt, r); rt.name != "" && len(acts) > 0 {
+		if err := h.reg.Authorize(r.Context(), id, rt.name, acts...); err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+	}
 	switch rt.kind + " " + r.Method {
 	case "base GET", "base HEAD":
 		w.Header().Set("Content-Type", "application/json")
@@ -201,6 +207,45 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		h.writeError(w, r, errs.R(errs.Unsupported, ReasonUnsupported, "%s is not supported on %s", r.Method, r.URL.Path))
 	}
+}
+
+// v2Actions are the ECR actions a repository-scoped /v2/ request performs,
+// checked against the repository policy (ECR's mapping: pull is
+// BatchGetImage + GetDownloadUrlForLayer, push is InitiateLayerUpload,
+// UploadLayerPart, CompleteLayerUpload, BatchCheckLayerAvailability and
+// PutImage).
+func v2Actions(rt route, r *http.Request) []string {
+	q := r.URL.Query()
+	switch rt.kind + " " + r.Method {
+	case "tags GET":
+		return []string{"ecr:ListImages"}
+	case "manifest GET", "manifest HEAD", "referrers GET":
+		return []string{"ecr:BatchGetImage"}
+	case "manifest PUT":
+		return []string{"ecr:PutImage"}
+	case "manifest DELETE", "blob DELETE":
+		return []string{"ecr:BatchDeleteImage"}
+	case "blob GET":
+		return []string{"ecr:GetDownloadUrlForLayer"}
+	case "blob HEAD":
+		return []string{"ecr:BatchCheckLayerAvailability"}
+	case "uploads POST":
+		switch {
+		case q.Get("mount") != "":
+			return []string{"ecr:InitiateLayerUpload", "ecr:CompleteLayerUpload"}
+		case q.Get("digest") != "":
+			return []string{"ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload"}
+		}
+		return []string{"ecr:InitiateLayerUpload"}
+	case "upload GET", "upload PATCH", "upload DELETE":
+		return []string{"ecr:UploadLayerPart"}
+	case "upload PUT":
+		if r.ContentLength != 0 {
+			return []string{"ecr:UploadLayerPart", "ecr:CompleteLayerUpload"}
+		}
+		return []string{"ecr:CompleteLayerUpload"}
+	}
+	return nil
 }
 
 // pageParams reads n and last; n < 0 means no limit given.
@@ -453,6 +498,15 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, name strin
 	ctx := r.Context()
 	if m := q.Get("mount"); m != "" {
 		d, err := ParseDigest(m)
+		if err == nil {
+			// Mounting reads the blob from the source repository: its
+			// policy must let the caller download it; otherwise fall
+			// back to an upload, as for a blob that cannot be mounted.
+			from := q.Get("from")
+			if id, _ := IdentityFrom(ctx); ValidName(from) && h.reg.Authorize(ctx, id, from, "ecr:GetDownloadUrlForLayer") != nil {
+				err = errs.E(errs.Forbidden, "mount source denied")
+			}
+		}
 		if err == nil {
 			ok, err := h.reg.MountBlob(ctx, name, q.Get("from"), d)
 			if err != nil {

@@ -90,6 +90,9 @@ type Registry struct {
 	verified  sync.Map // Digest -> int64
 	tokenKey  []byte
 	tokenOnce sync.Mutex
+	// repoARN writes a repository's ARN in access-denied messages (set by
+	// package ecr, which knows the partition and region).
+	repoARN func(name string) string
 }
 
 // New returns a registry.
@@ -137,7 +140,8 @@ type Repository struct {
 	EncryptionType string        `json:"encryptionType"` // AES256 or KMS
 	KMSKey         string        `json:"kmsKey,omitempty"`
 	Tags           []ResourceTag `json:"tags,omitempty"`
-	// Policy is the repository policy text (stored; not enforced yet).
+	// Policy is the repository policy text (validated by
+	// ParseRepositoryPolicy; enforced by Authorize).
 	Policy string `json:"policy,omitempty"`
 	// LifecyclePolicy is the lifecycle policy text, evaluated by Run.
 	LifecyclePolicy      string    `json:"lifecyclePolicy,omitempty"`
