@@ -101,6 +101,11 @@ func (s *Service) API() *awsproto.Service {
 		StopTask:                      s.StopTask,
 		DescribeTasks:                 s.DescribeTasks,
 		ListTasks:                     s.ListTasks,
+		CreateService:                 s.CreateService,
+		UpdateService:                 s.UpdateService,
+		DeleteService:                 s.DeleteService,
+		DescribeServices:              s.DescribeServices,
+		ListServices:                  s.ListServices,
 	}
 	svc := h.Service()
 	svc.ValidationCode = ecsapi.ErrInvalidParameterException

@@ -31,6 +31,8 @@ func (s *Service) taggerFor(resourceARN *string) (tagger, arn.ARN, error) {
 		return clusterTagger{s}, a, nil
 	case "task-definition":
 		return taskDefTagger{s}, a, nil
+	case "service":
+		return serviceTagger{s}, a, nil
 	}
 	return nil, a, errs.R(errs.Invalid, reasonInvalidParameter, "Berth cannot tag resources of type %q yet.", a.ResourceType())
 }

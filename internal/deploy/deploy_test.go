@@ -1,0 +1,208 @@
+package deploy
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func instances(n int) []Instance {
+	var out []Instance
+	for i := range n {
+		out = append(out, Instance{ID: fmt.Sprintf("i%02d", i), Status: "ACTIVE", Connected: true, Eligible: true,
+			Attributes: map[string]string{"ecs.availability-zone": []string{"a", "b", "c"}[i%3]}})
+	}
+	return out
+}
+
+func running(id, dep, inst string) Task {
+	st := t0
+	return Task{ID: id, DeploymentID: dep, InstanceID: inst, LastStatus: "RUNNING", DesiredStatus: "RUNNING", CreatedAt: t0, StartedAt: &st}
+}
+
+func svc(desired, minP, maxP int) Service {
+	return Service{Name: "web", Status: ServiceActive, Scheduling: Replica, DesiredCount: desired, MinHealthyPercent: minP, MaxPercent: maxP,
+		Strategies: []Strategy{{"spread", "attribute:ecs.availability-zone"}, {"spread", "instanceId"}}}
+}
+
+func TestBounds(t *testing.T) {
+	cases := []struct{ desired, pct, minH, maxT int }{
+		{3, 50, 2, 1}, {4, 50, 2, 2}, {3, 150, 5, 4}, {1, 100, 1, 1}, {0, 100, 0, 0}, {5, 0, 0, 0},
+	}
+	for _, c := range cases {
+		if got := MinHealthy(c.desired, c.pct); got != c.minH {
+			t.Errorf("MinHealthy(%d,%d)=%d want %d", c.desired, c.pct, got, c.minH)
+		}
+		if got := MaxTasks(c.desired, c.pct); got != c.maxT {
+			t.Errorf("MaxTasks(%d,%d)=%d want %d", c.desired, c.pct, got, c.maxT)
+		}
+	}
+	for d, want := range map[int]int{1: 3, 6: 3, 7: 4, 10: 5, 1000: 200} {
+		if got := FailureThreshold(d); got != want {
+			t.Errorf("FailureThreshold(%d)=%d want %d", d, got, want)
+		}
+	}
+}
+
+func TestCreateStartsDesiredTasks(t *testing.T) {
+	dec := Decide(Input{Service: svc(3, 100, 200), Deployments: []Deployment{{ID: "ecs-svc/1", Status: StatusPrimary, TaskDefinition: "td:1", RolloutState: RolloutInProgress}},
+		Instances: instances(3), Now: t0})
+	if len(dec.Start) != 1 || dec.Start[0].Count != 3 || dec.Start[0].DeploymentID != "ecs-svc/1" {
+		t.Fatalf("starts %+v", dec.Start)
+	}
+	if dec.Steady {
+		t.Fatal("steady before any task runs")
+	}
+}
+
+func TestSteadyStateEventOnceAndDeploymentCompleted(t *testing.T) {
+	deps := []Deployment{{ID: "ecs-svc/1", Status: StatusPrimary, TaskDefinition: "td:1", RolloutState: RolloutInProgress}}
+	tasks := []Task{running("a", "ecs-svc/1", "i00"), running("b", "ecs-svc/1", "i01")}
+	dec := Decide(Input{Service: svc(2, 100, 200), Deployments: deps, Tasks: tasks, Instances: instances(2), Now: t0})
+	if !dec.Steady || dec.CompletedDepID != "ecs-svc/1" || dec.Deployments[0].RolloutState != RolloutCompleted {
+		t.Fatalf("decision %+v", dec)
+	}
+	want := []string{"(service web) (deployment ecs-svc/1) deployment completed.", "(service web) has reached a steady state."}
+	if !slices.Equal(dec.Events, want) {
+		t.Fatalf("events %q", dec.Events)
+	}
+	s := svc(2, 100, 200)
+	s.Steady = true
+	dec = Decide(Input{Service: s, Deployments: dec.Deployments, Tasks: tasks, Instances: instances(2), Now: t0})
+	if len(dec.Events) != 0 {
+		t.Fatalf("repeated events %q", dec.Events)
+	}
+}
+
+func TestScaleInStopsFromTheMostCrowdedZone(t *testing.T) {
+	deps := []Deployment{{ID: "ecs-svc/1", Status: StatusPrimary, TaskDefinition: "td:1", RolloutState: RolloutCompleted}}
+	// i00 and i03 are in zone a; i01 in b; i02 in c.
+	tasks := []Task{running("a1", "ecs-svc/1", "i00"), running("a2", "ecs-svc/1", "i03"), running("b1", "ecs-svc/1", "i01"), running("c1", "ecs-svc/1", "i02")}
+	dec := Decide(Input{Service: svc(3, 100, 200), Deployments: deps, Tasks: tasks, Instances: instances(4), Now: t0})
+	if len(dec.Stop) != 1 || !strings.HasPrefix(dec.Stop[0].TaskID, "a") {
+		t.Fatalf("stops %+v", dec.Stop)
+	}
+	if dec.Stop[0].StopCode != StopCodeScheduler || dec.Stop[0].Reason != "Scaling activity initiated by (deployment ecs-svc/1)" {
+		t.Fatalf("stop %+v", dec.Stop[0])
+	}
+	if want := "(service web) has stopped 1 running tasks: (task " + dec.Stop[0].TaskID + ")."; !slices.Contains(dec.Events, want) {
+		t.Fatalf("events %q", dec.Events)
+	}
+}
+
+func TestLostInstanceTasksAreStoppedAndReplaced(t *testing.T) {
+	deps := []Deployment{{ID: "ecs-svc/1", Status: StatusPrimary, TaskDefinition: "td:1", RolloutState: RolloutCompleted}}
+	insts := instances(2)
+	insts[0].Connected = false
+	insts[0].DisconnectedSince = t0
+	insts[0].EC2InstanceID = "i-0abc"
+	tasks := []Task{running("a", "ecs-svc/1", "i00"), running("b", "ecs-svc/1", "i01")}
+	in := Input{Service: svc(2, 100, 200), Deployments: deps, Tasks: tasks, Instances: insts, Now: t0.Add(2 * time.Second), LostAfter: 5 * time.Second}
+	if dec := Decide(in); len(dec.Stop) != 0 || len(dec.Start) != 0 {
+		t.Fatalf("acted before LostAfter: %+v", dec)
+	}
+	in.Now = t0.Add(6 * time.Second)
+	dec := Decide(in)
+	if len(dec.Stop) != 1 || dec.Stop[0].TaskID != "a" || !dec.Stop[0].Lost || !strings.Contains(dec.Stop[0].Reason, "i-0abc") {
+		t.Fatalf("stops %+v", dec.Stop)
+	}
+	if len(dec.Start) != 1 || dec.Start[0].Count != 1 {
+		t.Fatalf("starts %+v", dec.Start)
+	}
+}
+
+func TestCircuitBreakerRollsBack(t *testing.T) {
+	deps := []Deployment{
+		{ID: "ecs-svc/2", Status: StatusPrimary, TaskDefinition: "td:2", RolloutState: RolloutInProgress},
+		{ID: "ecs-svc/1", Status: StatusActive, TaskDefinition: "td:1", RolloutState: RolloutCompleted},
+	}
+	tasks := []Task{running("a", "ecs-svc/1", "i00"), running("b", "ecs-svc/1", "i01")}
+	for i := range 3 {
+		at := t0.Add(time.Duration(i) * time.Second)
+		tasks = append(tasks, Task{ID: fmt.Sprintf("f%d", i), DeploymentID: "ecs-svc/2", InstanceID: "i00", LastStatus: "STOPPED",
+			DesiredStatus: "STOPPED", StopCode: StopCodeFailedToStart, CreatedAt: at, StoppingAt: &at})
+	}
+	s := svc(2, 100, 200)
+	s.CircuitBreaker, s.Rollback = true, true
+	s.LastCompletedDepID, s.LastCompletedTD = "ecs-svc/1", "td:1"
+	dec := Decide(Input{Service: s, Deployments: deps, Tasks: tasks, Instances: instances(2), Now: t0.Add(time.Minute), NewDeploymentID: "ecs-svc/3"})
+	if dec.RolledBackTo != "td:1" || dec.Deployments[0].ID != "ecs-svc/3" || dec.Deployments[0].TaskDefinition != "td:1" {
+		t.Fatalf("no rollback: %+v", dec.Deployments)
+	}
+	var failed *Deployment
+	for i := range dec.Deployments {
+		if dec.Deployments[i].ID == "ecs-svc/2" {
+			failed = &dec.Deployments[i]
+		}
+	}
+	if failed != nil && failed.RolloutState != RolloutFailed {
+		t.Fatalf("failed deployment %+v", failed)
+	}
+	for _, st := range dec.Start {
+		if st.DeploymentID == "ecs-svc/2" {
+			t.Fatal("started tasks of the failed deployment")
+		}
+	}
+	// Without rollback: FAILED, nothing started.
+	s.Rollback = false
+	dec = Decide(Input{Service: s, Deployments: deps, Tasks: tasks, Instances: instances(2), Now: t0.Add(time.Minute), NewDeploymentID: "ecs-svc/3"})
+	if dec.Deployments[0].RolloutState != RolloutFailed || len(dec.Start) != 0 {
+		t.Fatalf("decision %+v", dec)
+	}
+}
+
+func TestBackoffWhenTasksKeepFailing(t *testing.T) {
+	deps := []Deployment{{ID: "ecs-svc/1", Status: StatusPrimary, TaskDefinition: "td:1", RolloutState: RolloutInProgress}}
+	var tasks []Task
+	for i := range 5 {
+		at := t0.Add(time.Duration(i) * time.Second)
+		tasks = append(tasks, Task{ID: fmt.Sprintf("f%d", i), DeploymentID: "ecs-svc/1", InstanceID: "i00", LastStatus: "STOPPED",
+			DesiredStatus: "STOPPED", StopCode: StopCodeFailedToStart, CreatedAt: at, StoppingAt: &at})
+	}
+	dec := Decide(Input{Service: svc(1, 100, 200), Deployments: deps, Tasks: tasks, Instances: instances(1), Now: t0.Add(5 * time.Second)})
+	if len(dec.Start) != 0 || dec.RetryAfter <= 0 {
+		t.Fatalf("no back-off: %+v", dec)
+	}
+	if !slices.Contains(dec.Events, "(service web) is unable to consistently start tasks successfully.") {
+		t.Fatalf("events %q", dec.Events)
+	}
+	dec = Decide(Input{Service: svc(1, 100, 200), Deployments: deps, Tasks: tasks, Instances: instances(1), Now: t0.Add(time.Hour)})
+	if len(dec.Start) != 1 {
+		t.Fatalf("no start after the window: %+v", dec)
+	}
+}
+
+func TestDaemonOneTaskPerEligibleInstance(t *testing.T) {
+	deps := []Deployment{{ID: "ecs-svc/1", Status: StatusPrimary, TaskDefinition: "td:1", RolloutState: RolloutInProgress}}
+	insts := instances(3)
+	insts[2].Status, insts[2].Eligible = "DRAINING", false
+	s := Service{Name: "agent", Status: ServiceActive, Scheduling: Daemon, MinHealthyPercent: 0, MaxPercent: 100}
+	tasks := []Task{running("x", "ecs-svc/1", "i02")}
+	dec := Decide(Input{Service: s, Deployments: deps, Tasks: tasks, Instances: insts, Now: t0})
+	if dec.DesiredCount != 2 || len(dec.Start) != 2 || dec.Start[0].InstanceID != "i00" || dec.Start[1].InstanceID != "i01" {
+		t.Fatalf("starts %+v desired %d", dec.Start, dec.DesiredCount)
+	}
+	if len(dec.Stop) != 1 || dec.Stop[0].TaskID != "x" {
+		t.Fatalf("stops %+v", dec.Stop)
+	}
+}
+
+func TestAppendEventsSuppressesRepeats(t *testing.T) {
+	n := 0
+	ids := func() string { n++; return fmt.Sprint(n) }
+	ev := AppendEvents(nil, []string{"a", "a", "b"}, t0, ids)
+	ev = AppendEvents(ev, []string{"b"}, t0.Add(time.Minute), ids)
+	if len(ev) != 2 || ev[0].Message != "b" || ev[1].Message != "a" {
+		t.Fatalf("events %+v", ev)
+	}
+	for i := range 150 {
+		ev = AppendEvents(ev, []string{fmt.Sprint("m", i)}, t0, ids)
+	}
+	if len(ev) != MaxEvents {
+		t.Fatalf("kept %d", len(ev))
+	}
+}

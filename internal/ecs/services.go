@@ -1,0 +1,699 @@
+package ecs
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/berthdev/berth/internal/api/ecsapi"
+	"github.com/berthdev/berth/internal/arn"
+	"github.com/berthdev/berth/internal/awsproto"
+	"github.com/berthdev/berth/internal/deploy"
+	"github.com/berthdev/berth/internal/errs"
+	"github.com/berthdev/berth/internal/placement"
+	"github.com/berthdev/berth/internal/store"
+)
+
+// Services: CreateService, UpdateService, DeleteService, DescribeServices,
+// ListServices. The API writes a service's desired state and its
+// deployments; the service controller (servicecontroller.go) acts on them
+// and writes back counts, rollout states and events. docs/services.md.
+//
+// Store layout:
+//
+//	/berth/ecs/services/<cluster>/<name>  serviceRecord
+
+// serviceRecord is a service as stored. Desired fields are written by the
+// API; Deployments' counts and states, Events, RunningCount, PendingCount,
+// Steady and Status INACTIVE by the controller (the API adds deployments
+// and sets DRAINING).
+type serviceRecord struct {
+	Name                    string                           `json:"name"`
+	ARN                     string                           `json:"arn"`
+	Cluster                 string                           `json:"cluster"`
+	ClusterARN              string                           `json:"clusterArn"`
+	Status                  string                           `json:"status"` // ACTIVE | DRAINING | INACTIVE
+	TaskDefinition          string                           `json:"taskDefinition"`
+	DesiredCount            int32                            `json:"desiredCount"`
+	SchedulingStrategy      string                           `json:"schedulingStrategy"`
+	MinHealthyPercent       int32                            `json:"minimumHealthyPercent"`
+	MaxPercent              int32                            `json:"maximumPercent"`
+	CircuitBreaker          *ecsapi.DeploymentCircuitBreaker `json:"circuitBreaker,omitempty"`
+	PlacementConstraints    []ecsapi.PlacementConstraint     `json:"placementConstraints,omitempty"`
+	PlacementStrategy       []ecsapi.PlacementStrategy       `json:"placementStrategy,omitempty"`
+	NetworkConfiguration    *ecsapi.NetworkConfiguration     `json:"networkConfiguration,omitempty"`
+	HealthCheckGracePeriod  int32                            `json:"healthCheckGracePeriodSeconds,omitempty"`
+	PropagateTags           string                           `json:"propagateTags,omitempty"`
+	EnableECSManagedTags    bool                             `json:"enableECSManagedTags,omitempty"`
+	Tags                    []ecsapi.Tag                     `json:"tags,omitempty"`
+	ClientToken             string                           `json:"clientToken,omitempty"`
+	RequestHash             string                           `json:"requestHash,omitempty"`
+	CreatedAt               time.Time                        `json:"createdAt"`
+	CreatedBy               string                           `json:"createdBy,omitempty"`
+	Deployments             []deploy.Deployment              `json:"deployments"`
+	Events                  []deploy.Event                   `json:"events,omitempty"`
+	RunningCount            int32                            `json:"runningCount"`
+	PendingCount            int32                            `json:"pendingCount"`
+	Steady                  bool                             `json:"steady,omitempty"`
+	LastCompletedDeployment string                           `json:"lastCompletedDeployment,omitempty"`
+	LastCompletedTaskDef    string                           `json:"lastCompletedTaskDefinition,omitempty"`
+	Version                 int64                            `json:"version"`
+}
+
+func serviceKey(cluster, name string) string { return keyServices + cluster + "/" + name }
+
+func (s *Service) serviceARN(cluster, name string) string {
+	return s.arns.ECS("service/" + cluster + "/" + name)
+}
+
+var serviceNameRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,255}$`)
+
+// Errors of the service APIs.
+func errServiceNotFound() error {
+	return wireErr(errs.NotFound, "ecs.service_not_found", ecsapi.ErrServiceNotFoundException, "Service not found.")
+}
+
+func errServiceNotActive() error {
+	return wireErr(errs.Conflict, "ecs.service_not_active", ecsapi.ErrServiceNotActiveException, "Service was not ACTIVE.")
+}
+
+func invalid(format string, args ...any) error {
+	return errs.R(errs.Invalid, reasonInvalidParameter, format, args...)
+}
+
+// serviceRef resolves a service reference (name or ARN) in cluster.
+func serviceRef(cluster, ref string) (string, bool) {
+	ref = strings.TrimSpace(ref)
+	if !arn.IsARN(ref) {
+		return ref, serviceNameRE.MatchString(ref)
+	}
+	a, err := arn.Parse(ref)
+	if err != nil || a.Service != "ecs" || a.ResourceType() != "service" {
+		return "", false
+	}
+	rest := a.ResourceID()
+	if c, name, found := strings.Cut(rest, "/"); found {
+		return name, c == cluster && serviceNameRE.MatchString(name)
+	}
+	return rest, serviceNameRE.MatchString(rest)
+}
+
+func (s *Service) getService(ctx context.Context, cluster, name string) (serviceRecord, int64, error) {
+	kv, err := s.st.Get(ctx, serviceKey(cluster, name))
+	if err != nil {
+		return serviceRecord{}, 0, err
+	}
+	var r serviceRecord
+	if err := json.Unmarshal(kv.Value, &r); err != nil {
+		return r, 0, errs.Wrap(errs.Internal, err, "decode service %s", name)
+	}
+	return r, kv.ModRevision, nil
+}
+
+// changeService applies change to a service record under a compare on its
+// revision, retrying on contention. change may return an error to abort.
+func (s *Service) changeService(ctx context.Context, cluster, name string, change func(*serviceRecord) error) (serviceRecord, error) {
+	for {
+		r, rev, err := s.getService(ctx, cluster, name)
+		if err != nil {
+			return r, err
+		}
+		if err := change(&r); err != nil {
+			return r, err
+		}
+		r.Version++
+		b, _ := json.Marshal(r)
+		res, err := s.st.Txn(ctx, []store.Cmp{store.ModRevisionIs(serviceKey(cluster, name), rev)}, store.Put(serviceKey(cluster, name), b))
+		if err != nil {
+			return r, err
+		}
+		if res.Succeeded {
+			return r, nil
+		}
+	}
+}
+
+// newDeploymentID makes an ECS deployment id: ecs-svc/ and 19 digits.
+func newDeploymentID() string {
+	n, _ := rand.Int(rand.Reader, big.NewInt(8e18))
+	return fmt.Sprintf("ecs-svc/%019d", n.Int64()+1e18)
+}
+
+// newEventID makes a service event id (a UUID, as ECS's).
+func newEventID() string {
+	b := randomBytes(16)
+	h := hex.EncodeToString(b)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// healthChecked reports whether an essential container of td has a health
+// check: then a task is healthy only once HEALTHY.
+func healthChecked(td *ecsapi.TaskDefinition) bool {
+	for _, c := range td.ContainerDefinitions {
+		if (c.Essential == nil || *c.Essential) && c.HealthCheck != nil {
+			return true
+		}
+	}
+	return false
+}
+
+func checkPlacement(daemon bool, cons []ecsapi.PlacementConstraint, strat []ecsapi.PlacementStrategy) error {
+	if _, err := placement.ConstraintsFromWire(cons); err != nil {
+		return err
+	}
+	if len(cons) > placement.MaxConstraints {
+		return invalid("The number of placement constraints exceeds the limit of %d.", placement.MaxConstraints)
+	}
+	if daemon && len(strat) > 0 {
+		return invalid("Placement strategies are not supported with DAEMON scheduling strategy.")
+	}
+	if _, err := placement.StrategiesFromWire(strat); err != nil {
+		return err
+	}
+	return nil
+}
+
+// deploymentBounds applies ECS's defaults and checks.
+func deploymentBounds(daemon bool, dc *ecsapi.DeploymentConfiguration, curMin, curMax int32) (int32, int32, *ecsapi.DeploymentCircuitBreaker, error) {
+	minP, maxP := curMin, curMax
+	var cb *ecsapi.DeploymentCircuitBreaker
+	if dc != nil {
+		if dc.MinimumHealthyPercent != nil {
+			minP = *dc.MinimumHealthyPercent
+		}
+		if dc.MaximumPercent != nil {
+			maxP = *dc.MaximumPercent
+		}
+		cb = dc.DeploymentCircuitBreaker
+		if dc.Strategy != nil && *dc.Strategy != "ROLLING" {
+			return 0, 0, nil, invalid("Berth supports the ROLLING deployment strategy only.")
+		}
+	}
+	if minP < 0 || minP > 100 {
+		return 0, 0, nil, invalid("minimumHealthyPercent must be between 0 and 100.")
+	}
+	if maxP < 100 && !daemon {
+		return 0, 0, nil, invalid("maximumPercent must be at least 100 for a service with the REPLICA scheduling strategy.")
+	}
+	if maxP <= 0 || maxP < minP {
+		return 0, 0, nil, invalid("maximumPercent must be greater than minimumHealthyPercent.")
+	}
+	if cb != nil && (cb.Enable == nil || cb.Rollback == nil) {
+		return 0, 0, nil, invalid("deploymentCircuitBreaker needs enable and rollback.")
+	}
+	return minP, maxP, cb, nil
+}
+
+func unsupportedServiceFeatures(lbs []ecsapi.LoadBalancer, regs []ecsapi.ServiceRegistry, sc *ecsapi.ServiceConnectConfiguration, cps []ecsapi.CapacityProviderStrategyItem, vols []ecsapi.ServiceVolumeConfiguration) error {
+	switch {
+	case len(lbs) > 0:
+		return invalid("Berth does not support load balancers for services yet.")
+	case len(regs) > 0:
+		return invalid("Berth does not support service registries yet.")
+	case sc != nil && deref(sc.Enabled):
+		return invalid("Berth does not support Service Connect yet.")
+	case len(cps) > 0:
+		return invalid("Berth does not support capacity providers yet; create the service without capacityProviderStrategy.")
+	case len(vols) > 0:
+		return invalid("Berth does not support service-managed volumes yet.")
+	}
+	return nil
+}
+
+func serviceRequestHash(in *ecsapi.CreateServiceRequest) string {
+	c := *in
+	c.ClientToken = nil
+	b, _ := json.Marshal(c)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// CreateService creates a service and its first deployment.
+func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceRequest) (*ecsapi.CreateServiceResponse, error) {
+	cluster, err := s.clusterName(in.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	name := deref(in.ServiceName)
+	if !serviceNameRE.MatchString(name) {
+		return nil, invalid("Service name may only contain letters, numbers, hyphens and underscores, and be at most 255 characters.")
+	}
+	c, _, err := s.getCluster(ctx, cluster, false)
+	if err != nil {
+		return nil, err
+	}
+	if lt := deref(in.LaunchType); lt != "" && lt != ecsapi.LaunchTypeEc2 {
+		return nil, invalid("Berth runs services with launch type EC2 on its own container instances; launch type %s is not supported.", lt)
+	}
+	if in.DeploymentController != nil && deref(in.DeploymentController.Type) != ecsapi.DeploymentControllerTypeEcs {
+		return nil, invalid("Berth supports the ECS deployment controller only.")
+	}
+	if err := unsupportedServiceFeatures(in.LoadBalancers, in.ServiceRegistries, in.ServiceConnectConfiguration, in.CapacityProviderStrategy, in.VolumeConfigurations); err != nil {
+		return nil, err
+	}
+	sched := string(deref(in.SchedulingStrategy))
+	if sched == "" {
+		sched = deploy.Replica
+	}
+	daemon := sched == deploy.Daemon
+	desired := int32(0)
+	switch {
+	case daemon && in.DesiredCount != nil:
+		return nil, invalid("The daemon scheduling strategy does not support a desired count for services.")
+	case !daemon && in.DesiredCount == nil:
+		return nil, invalid("The desiredCount parameter is required for a service with the REPLICA scheduling strategy.")
+	case !daemon:
+		desired = *in.DesiredCount
+		if desired < 0 {
+			return nil, invalid("desiredCount must not be negative.")
+		}
+	}
+	defMin, defMax := int32(100), int32(200)
+	if daemon {
+		defMin, defMax = 0, 100
+	}
+	minP, maxP, cb, err := deploymentBounds(daemon, in.DeploymentConfiguration, defMin, defMax)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkPlacement(daemon, in.PlacementConstraints, in.PlacementStrategy); err != nil {
+		return nil, err
+	}
+	if err := validateTags(in.Tags); err != nil {
+		return nil, err
+	}
+	if deref(in.TaskDefinition) == "" {
+		return nil, invalid("TaskDefinition must be specified.")
+	}
+	tdRec, _, err := s.findTaskDef(ctx, deref(in.TaskDefinition))
+	if err != nil {
+		return nil, err
+	}
+	td := tdRec.TaskDefinition
+	if deref(td.Status) != ecsapi.TaskDefinitionStatusActive {
+		return nil, errs.R(errs.Invalid, reasonClient, "TaskDefinition is inactive")
+	}
+	if !supportsEC2(&td) {
+		return nil, invalid("Task definition does not support launch_type EC2.")
+	}
+	token := deref(in.ClientToken)
+	hash := serviceRequestHash(in)
+	now := s.now().UTC()
+	key := serviceKey(cluster, name)
+	cur, rev, err := s.getService(ctx, cluster, name)
+	switch {
+	case errs.Is(err, errs.NotFound):
+		rev = 0
+	case err != nil:
+		return nil, err
+	case cur.Status != deploy.ServiceInactive:
+		if token != "" && cur.ClientToken == token && cur.RequestHash == hash {
+			out := s.serviceOut(&cur, false)
+			return &ecsapi.CreateServiceResponse{Service: &out}, nil
+		}
+		return nil, invalid("Creation of service was not idempotent.")
+	}
+	dep := deploy.Deployment{
+		ID: newDeploymentID(), Status: deploy.StatusPrimary, TaskDefinition: deref(td.TaskDefinitionArn),
+		DesiredCount: int(desired), RolloutState: deploy.RolloutInProgress, CreatedAt: now, UpdatedAt: now,
+		HealthChecked: healthChecked(&td),
+	}
+	dep.RolloutStateReason = fmt.Sprintf("ECS deployment %s in progress.", dep.ID)
+	rec := serviceRecord{
+		Name: name, ARN: s.serviceARN(cluster, name), Cluster: cluster, ClusterARN: c.ARN,
+		Status: deploy.ServiceActive, TaskDefinition: dep.TaskDefinition, DesiredCount: desired,
+		SchedulingStrategy: sched, MinHealthyPercent: minP, MaxPercent: maxP, CircuitBreaker: cb,
+		PlacementConstraints: in.PlacementConstraints, PlacementStrategy: in.PlacementStrategy,
+		NetworkConfiguration: in.NetworkConfiguration, HealthCheckGracePeriod: deref(in.HealthCheckGracePeriodSeconds),
+		PropagateTags: string(deref(in.PropagateTags)), EnableECSManagedTags: deref(in.EnableECSManagedTags),
+		Tags: in.Tags, ClientToken: token, RequestHash: hash, CreatedAt: now, CreatedBy: caller(ctx),
+		Deployments: []deploy.Deployment{dep}, Version: 1,
+	}
+	b, _ := json.Marshal(rec)
+	cmp := store.Absent(key)
+	if rev > 0 {
+		cmp = store.ModRevisionIs(key, rev)
+	}
+	res, err := s.st.Txn(ctx, []store.Cmp{cmp}, store.Put(key, b))
+	if err != nil {
+		return nil, err
+	}
+	if !res.Succeeded {
+		return nil, invalid("Creation of service was not idempotent.")
+	}
+	s.log.Info("service created", "cluster", cluster, "service", name, "taskDefinition", dep.TaskDefinition, "desiredCount", desired)
+	out := s.serviceOut(&rec, false)
+	return &ecsapi.CreateServiceResponse{Service: &out}, nil
+}
+
+// UpdateService changes a service. A new task definition, new placement
+// rules, a new network configuration or forceNewDeployment start a new
+// deployment; a desired count or deployment configuration change does not.
+func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceRequest) (*ecsapi.UpdateServiceResponse, error) {
+	cluster, err := s.clusterName(in.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := s.getCluster(ctx, cluster, false); err != nil {
+		return nil, err
+	}
+	name, ok := serviceRef(cluster, deref(in.Service))
+	if !ok {
+		return nil, errServiceNotFound()
+	}
+	if in.DeploymentController != nil && deref(in.DeploymentController.Type) != ecsapi.DeploymentControllerTypeEcs {
+		return nil, invalid("Berth supports the ECS deployment controller only.")
+	}
+	if err := unsupportedServiceFeatures(in.LoadBalancers, in.ServiceRegistries, in.ServiceConnectConfiguration, in.CapacityProviderStrategy, in.VolumeConfigurations); err != nil {
+		return nil, err
+	}
+	var td *ecsapi.TaskDefinition
+	if ref := deref(in.TaskDefinition); ref != "" {
+		tdRec, _, err := s.findTaskDef(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		if deref(tdRec.TaskDefinition.Status) != ecsapi.TaskDefinitionStatusActive {
+			return nil, errs.R(errs.Invalid, reasonClient, "TaskDefinition is inactive")
+		}
+		if !supportsEC2(&tdRec.TaskDefinition) {
+			return nil, invalid("Task definition does not support launch_type EC2.")
+		}
+		td = &tdRec.TaskDefinition
+	}
+	now := s.now().UTC()
+	rec, err := s.changeService(ctx, cluster, name, func(r *serviceRecord) error {
+		if r.Status != deploy.ServiceActive {
+			return errServiceNotActive()
+		}
+		daemon := r.SchedulingStrategy == deploy.Daemon
+		newDep := deref(in.ForceNewDeployment)
+		if in.DesiredCount != nil {
+			if daemon {
+				return invalid("The daemon scheduling strategy does not support a desired count for services.")
+			}
+			if *in.DesiredCount < 0 {
+				return invalid("desiredCount must not be negative.")
+			}
+			r.DesiredCount = *in.DesiredCount
+		}
+		minP, maxP, cb, err := deploymentBounds(daemon, in.DeploymentConfiguration, r.MinHealthyPercent, r.MaxPercent)
+		if err != nil {
+			return err
+		}
+		r.MinHealthyPercent, r.MaxPercent = minP, maxP
+		if in.DeploymentConfiguration != nil {
+			r.CircuitBreaker = cb
+		}
+		cons, strat := r.PlacementConstraints, r.PlacementStrategy
+		if in.PlacementConstraints != nil {
+			cons = in.PlacementConstraints
+		}
+		if in.PlacementStrategy != nil {
+			strat = in.PlacementStrategy
+		}
+		if err := checkPlacement(daemon, cons, strat); err != nil {
+			return err
+		}
+		if !jsonEqual(cons, r.PlacementConstraints) || !jsonEqual(strat, r.PlacementStrategy) {
+			newDep = true
+		}
+		r.PlacementConstraints, r.PlacementStrategy = cons, strat
+		if in.NetworkConfiguration != nil && !jsonEqual(in.NetworkConfiguration, r.NetworkConfiguration) {
+			r.NetworkConfiguration = in.NetworkConfiguration
+			newDep = true
+		}
+		if in.HealthCheckGracePeriodSeconds != nil {
+			r.HealthCheckGracePeriod = *in.HealthCheckGracePeriodSeconds
+		}
+		if in.PropagateTags != nil {
+			r.PropagateTags = string(*in.PropagateTags)
+		}
+		if in.EnableECSManagedTags != nil {
+			r.EnableECSManagedTags = *in.EnableECSManagedTags
+		}
+		hc := len(r.Deployments) > 0 && r.Deployments[0].HealthChecked
+		if td != nil && deref(td.TaskDefinitionArn) != r.TaskDefinition {
+			r.TaskDefinition = deref(td.TaskDefinitionArn)
+			newDep = true
+		}
+		if td != nil {
+			hc = healthChecked(td)
+		}
+		if newDep {
+			for i := range r.Deployments {
+				r.Deployments[i].Status = deploy.StatusActive
+				r.Deployments[i].UpdatedAt = now
+			}
+			dep := deploy.Deployment{ID: newDeploymentID(), Status: deploy.StatusPrimary, TaskDefinition: r.TaskDefinition,
+				DesiredCount: int(r.DesiredCount), RolloutState: deploy.RolloutInProgress, CreatedAt: now, UpdatedAt: now, HealthChecked: hc}
+			dep.RolloutStateReason = fmt.Sprintf("ECS deployment %s in progress.", dep.ID)
+			r.Deployments = append([]deploy.Deployment{dep}, r.Deployments...)
+			r.Steady = false
+		} else if len(r.Deployments) > 0 && !daemon {
+			r.Deployments[0].DesiredCount = int(r.DesiredCount)
+			r.Deployments[0].UpdatedAt = now
+		}
+		return nil
+	})
+	if errs.Is(err, errs.NotFound) {
+		return nil, errServiceNotFound()
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := s.serviceOut(&rec, false)
+	return &ecsapi.UpdateServiceResponse{Service: &out}, nil
+}
+
+// DeleteService deletes a service: it becomes DRAINING, its tasks are
+// stopped, and it becomes INACTIVE once they are gone. A REPLICA service
+// scaled above 0 is refused unless force is set.
+func (s *Service) DeleteService(ctx context.Context, in *ecsapi.DeleteServiceRequest) (*ecsapi.DeleteServiceResponse, error) {
+	cluster, err := s.clusterName(in.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := s.getCluster(ctx, cluster, false); err != nil {
+		return nil, err
+	}
+	name, ok := serviceRef(cluster, deref(in.Service))
+	if !ok {
+		return nil, errServiceNotFound()
+	}
+	now := s.now().UTC()
+	rec, err := s.changeService(ctx, cluster, name, func(r *serviceRecord) error {
+		switch r.Status {
+		case deploy.ServiceInactive:
+			return errServiceNotActive()
+		case deploy.ServiceDraining:
+			return nil
+		}
+		if r.SchedulingStrategy != deploy.Daemon && r.DesiredCount > 0 && !deref(in.Force) {
+			return invalid("The service cannot be stopped while it is scaled above 0.")
+		}
+		r.Status = deploy.ServiceDraining
+		r.DesiredCount = 0
+		r.Steady = false
+		for i := range r.Deployments {
+			r.Deployments[i].DesiredCount = 0
+			r.Deployments[i].UpdatedAt = now
+		}
+		return nil
+	})
+	if errs.Is(err, errs.NotFound) {
+		return nil, errServiceNotFound()
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("service deleted", "cluster", cluster, "service", name)
+	out := s.serviceOut(&rec, false)
+	return &ecsapi.DeleteServiceResponse{Service: &out}, nil
+}
+
+// DescribeServices describes up to 10 services; unknown ones are MISSING
+// failures.
+func (s *Service) DescribeServices(ctx context.Context, in *ecsapi.DescribeServicesRequest) (*ecsapi.DescribeServicesResponse, error) {
+	cluster, err := s.clusterName(in.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	if len(in.Services) == 0 || len(in.Services) > 10 {
+		return nil, invalid("services can have at most 10 items.")
+	}
+	if _, _, err := s.getCluster(ctx, cluster, false); err != nil {
+		return nil, err
+	}
+	withTags := slices.Contains(in.Include, ecsapi.ServiceFieldTags)
+	out := &ecsapi.DescribeServicesResponse{Services: []ecsapi.Service{}, Failures: []ecsapi.Failure{}}
+	for _, ref := range in.Services {
+		name, ok := serviceRef(cluster, ref)
+		var rec serviceRecord
+		if ok {
+			rec, _, err = s.getService(ctx, cluster, name)
+			if err != nil && !errs.Is(err, errs.NotFound) {
+				return nil, err
+			}
+			ok = err == nil
+		}
+		if !ok {
+			a := ref
+			if !arn.IsARN(ref) {
+				a = s.serviceARN(cluster, ref)
+			}
+			out.Failures = append(out.Failures, ecsapi.Failure{Arn: ptr(a), Reason: ptr("MISSING")})
+			continue
+		}
+		out.Services = append(out.Services, s.serviceOut(&rec, withTags))
+	}
+	return out, nil
+}
+
+// ListServices lists the ARNs of a cluster's services that are not
+// INACTIVE, 10 to a page by default.
+func (s *Service) ListServices(ctx context.Context, in *ecsapi.ListServicesRequest) (*ecsapi.ListServicesResponse, error) {
+	cluster, err := s.clusterName(in.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	limit, err := pageLimit(in.MaxResults, 10, 100)
+	if err != nil {
+		return nil, err
+	}
+	after, err := startAfter(in.NextToken)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := s.getCluster(ctx, cluster, false); err != nil {
+		return nil, err
+	}
+	out := &ecsapi.ListServicesResponse{ServiceArns: []string{}}
+	if lt := deref(in.LaunchType); lt != "" && lt != ecsapi.LaunchTypeEc2 {
+		return out, nil
+	}
+	sched := string(deref(in.SchedulingStrategy))
+	var r serviceRecord
+	out.NextToken, err = s.paginate(ctx, keyServices+cluster+"/", after, limit, false,
+		func(kv store.KV) bool {
+			r = serviceRecord{}
+			if json.Unmarshal(kv.Value, &r) != nil || r.Status == deploy.ServiceInactive {
+				return false
+			}
+			return sched == "" || r.SchedulingStrategy == sched
+		},
+		func(store.KV) { out.ServiceArns = append(out.ServiceArns, r.ARN) })
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// serviceOut shapes a service as ECS's Service.
+func (s *Service) serviceOut(r *serviceRecord, withTags bool) ecsapi.Service {
+	out := ecsapi.Service{
+		ServiceArn:         ptr(r.ARN),
+		ServiceName:        ptr(r.Name),
+		ClusterArn:         ptr(r.ClusterARN),
+		Status:             ptr(r.Status),
+		TaskDefinition:     ptr(r.TaskDefinition),
+		DesiredCount:       ptr(r.DesiredCount),
+		RunningCount:       ptr(r.RunningCount),
+		PendingCount:       ptr(r.PendingCount),
+		LaunchType:         ptr(ecsapi.LaunchTypeEc2),
+		SchedulingStrategy: ptr(ecsapi.SchedulingStrategy(r.SchedulingStrategy)),
+		DeploymentConfiguration: &ecsapi.DeploymentConfiguration{
+			MinimumHealthyPercent: ptr(r.MinHealthyPercent),
+			MaximumPercent:        ptr(r.MaxPercent),
+			DeploymentCircuitBreaker: &ecsapi.DeploymentCircuitBreaker{
+				Enable: ptr(r.CircuitBreaker != nil && deref(r.CircuitBreaker.Enable)), Rollback: ptr(r.CircuitBreaker != nil && deref(r.CircuitBreaker.Rollback)),
+			},
+		},
+		DeploymentController:          &ecsapi.DeploymentController{Type: ptr(ecsapi.DeploymentControllerTypeEcs)},
+		PlacementConstraints:          r.PlacementConstraints,
+		PlacementStrategy:             r.PlacementStrategy,
+		NetworkConfiguration:          r.NetworkConfiguration,
+		CreatedAt:                     awsproto.NewTime(r.CreatedAt),
+		CreatedBy:                     optString(r.CreatedBy),
+		EnableECSManagedTags:          ptr(r.EnableECSManagedTags),
+		EnableExecuteCommand:          ptr(false),
+		LoadBalancers:                 []ecsapi.LoadBalancer{},
+		ServiceRegistries:             []ecsapi.ServiceRegistry{},
+		Deployments:                   []ecsapi.Deployment{},
+		Events:                        []ecsapi.ServiceEvent{},
+		Tags:                          []ecsapi.Tag{},
+		PropagateTags:                 ptr(ecsapi.PropagateTags(orDefault(r.PropagateTags, string(ecsapi.PropagateTagsNone)))),
+		HealthCheckGracePeriodSeconds: ptr(r.HealthCheckGracePeriod),
+	}
+	if out.PlacementConstraints == nil {
+		out.PlacementConstraints = []ecsapi.PlacementConstraint{}
+	}
+	if out.PlacementStrategy == nil {
+		out.PlacementStrategy = []ecsapi.PlacementStrategy{}
+	}
+	for _, d := range r.Deployments {
+		out.Deployments = append(out.Deployments, ecsapi.Deployment{
+			Id: ptr(d.ID), Status: ptr(d.Status), TaskDefinition: ptr(d.TaskDefinition),
+			DesiredCount: ptr(int32(d.DesiredCount)), PendingCount: ptr(int32(d.PendingCount)),
+			RunningCount: ptr(int32(d.RunningCount)), FailedTasks: ptr(int32(d.FailedTasks)),
+			CreatedAt: awsproto.NewTime(d.CreatedAt), UpdatedAt: awsproto.NewTime(d.UpdatedAt),
+			LaunchType: ptr(ecsapi.LaunchTypeEc2), RolloutState: ptr(ecsapi.DeploymentRolloutState(d.RolloutState)),
+			RolloutStateReason: optString(d.RolloutStateReason), NetworkConfiguration: r.NetworkConfiguration,
+		})
+	}
+	for _, e := range r.Events {
+		out.Events = append(out.Events, ecsapi.ServiceEvent{Id: ptr(e.ID), CreatedAt: awsproto.NewTime(e.CreatedAt), Message: ptr(e.Message)})
+	}
+	if withTags && r.Tags != nil {
+		out.Tags = r.Tags
+	}
+	return out
+}
+
+type serviceTagger struct{ s *Service }
+
+func (t serviceTagger) names(a arn.ARN) (string, string, error) {
+	c, name, ok := strings.Cut(a.ResourceID(), "/")
+	if !ok {
+		return "", "", errs.R(errs.NotFound, reasonResourceNotFound, "The specified resource could not be found.")
+	}
+	return c, name, nil
+}
+
+func (t serviceTagger) tags(ctx context.Context, a arn.ARN) ([]ecsapi.Tag, error) {
+	c, name, err := t.names(a)
+	if err != nil {
+		return nil, err
+	}
+	r, _, err := t.s.getService(ctx, c, name)
+	if errs.Is(err, errs.NotFound) || (err == nil && r.Status == deploy.ServiceInactive) {
+		return nil, errs.R(errs.NotFound, reasonResourceNotFound, "The specified resource could not be found.")
+	}
+	return r.Tags, err
+}
+
+func (t serviceTagger) updateTags(ctx context.Context, a arn.ARN, change func([]ecsapi.Tag) []ecsapi.Tag) error {
+	c, name, err := t.names(a)
+	if err != nil {
+		return err
+	}
+	_, err = t.s.changeService(ctx, c, name, func(r *serviceRecord) error {
+		if r.Status == deploy.ServiceInactive {
+			return errs.R(errs.NotFound, reasonResourceNotFound, "The specified resource could not be found.")
+		}
+		r.Tags = change(r.Tags)
+		return validateTags(r.Tags)
+	})
+	if errs.Is(err, errs.NotFound) {
+		return errs.R(errs.NotFound, reasonResourceNotFound, "The specified resource could not be found.")
+	}
+	return err
+}

@@ -1,0 +1,600 @@
+package scenario
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/berthdev/berth/internal/agentgw"
+	"github.com/berthdev/berth/internal/berthtest"
+	"github.com/berthdev/berth/internal/hollow"
+	"github.com/berthdev/berth/internal/store"
+)
+
+// Service scenarios. These are SCHEDULER-LOGIC tests on HOLLOW NODES: the
+// container instances are real agent shells (join, assignment stream,
+// reports) with a simulated task runner and no Docker (internal/hollow).
+// They prove the service scheduler's behaviour through the AWS SDK; they
+// do not prove that containers run.
+
+type hollowEnv struct {
+	s     *berthtest.Server
+	ecs   *ecs.Client
+	nodes *hollow.Nodes
+	token string
+}
+
+func startHollow(t *testing.T, n int, azs []string, failImages ...string) *hollowEnv {
+	t.Helper()
+	s := berthtest.Start(t, nil)
+	cx := ctx(t)
+	tok, err := agentgw.CreateJoinToken(cx, s.Endpoint, s.Region, s.Creds.AccessKeyID, s.Creds.SecretAccessKey, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := hollow.Start(cx, hollow.Config{
+		Endpoint: s.Endpoint, Region: s.Region, JoinToken: tok.Token, Count: n, AZs: azs,
+		Delays:     hollow.Delays{Pull: 50 * time.Millisecond, Start: 50 * time.Millisecond, Stop: 50 * time.Millisecond},
+		FailImages: failImages, StateDir: t.TempDir(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nodes.Close)
+	return &hollowEnv{s: s, ecs: ecs.NewFromConfig(s.AWSConfig()), nodes: nodes, token: tok.Token}
+}
+
+func (e *hollowEnv) taskDef(t *testing.T, family, image string) string {
+	t.Helper()
+	out, err := e.ecs.RegisterTaskDefinition(ctx(t), &ecs.RegisterTaskDefinitionInput{
+		Family: aws.String(family),
+		ContainerDefinitions: []types.ContainerDefinition{{Name: aws.String("web"), Image: aws.String(image),
+			Memory: aws.Int32(128), Cpu: 128, Essential: aws.Bool(true)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aws.ToString(out.TaskDefinition.TaskDefinitionArn)
+}
+
+func (e *hollowEnv) describe(t *testing.T, name string) types.Service {
+	t.Helper()
+	out, err := e.ecs.DescribeServices(ctx(t), &ecs.DescribeServicesInput{Services: []string{name}, Include: []types.ServiceField{types.ServiceFieldTags}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Services) != 1 {
+		t.Fatalf("describe %s: %+v", name, out.Failures)
+	}
+	return out.Services[0]
+}
+
+// waitStable waits as `aws ecs wait services-stable` does: one deployment
+// and runningCount == desiredCount.
+func (e *hollowEnv) waitStable(t *testing.T, name string, within time.Duration) types.Service {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		svc := e.describe(t, name)
+		if len(svc.Deployments) == 1 && svc.RunningCount == svc.DesiredCount && aws.ToString(svc.Status) == "ACTIVE" {
+			return svc
+		}
+		if time.Now().After(deadline) {
+			b, _ := json.MarshalIndent(svc, "", " ")
+			t.Fatalf("service %s not stable after %s:\n%s", name, within, b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func eventuallyTrue(t *testing.T, what string, within time.Duration, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+type storedTask struct {
+	ID            string `json:"id"`
+	InstanceID    string `json:"instanceId"`
+	Group         string `json:"group"`
+	StartedBy     string `json:"startedBy"`
+	TaskDef       string `json:"taskDefinitionArn"`
+	DesiredStatus string `json:"desiredStatus"`
+	LastStatus    string `json:"lastStatus"`
+	StopCode      string `json:"stopCode"`
+	StoppedReason string `json:"stoppedReason"`
+}
+
+func serviceTasks(t *testing.T, st store.Store, name string) []storedTask {
+	res, err := st.List(context.Background(), "/berth/ecs/tasks/default/", store.ListOptions{})
+	if err != nil {
+		t.Error(err)
+		return nil
+	}
+	var out []storedTask
+	for _, kv := range res.KVs {
+		var tk storedTask
+		if json.Unmarshal(kv.Value, &tk) == nil && tk.Group == "service:"+name {
+			out = append(out, tk)
+		}
+	}
+	return out
+}
+
+// sampleBounds checks, every 20 ms until stop is called, that healthy
+// (desired and observed RUNNING) tasks stay >= minHealthy and tasks not
+// yet STOPPED stay <= maxTasks.
+func sampleBounds(t *testing.T, st store.Store, name string, minHealthy, maxTasks int) (stop func() int) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	samples := 0
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			healthy, occupying := 0, 0
+			for _, tk := range serviceTasks(t, st, name) {
+				if tk.DesiredStatus == "RUNNING" && tk.LastStatus == "RUNNING" {
+					healthy++
+				}
+				if tk.LastStatus != "STOPPED" {
+					occupying++
+				}
+			}
+			samples++
+			if healthy < minHealthy {
+				t.Errorf("healthy tasks %d < minimum %d", healthy, minHealthy)
+			}
+			if occupying > maxTasks {
+				t.Errorf("RUNNING+PENDING tasks %d > maximum %d", occupying, maxTasks)
+			}
+		}
+	}()
+	return func() int { close(done); wg.Wait(); return samples }
+}
+
+func hasEvent(svc types.Service, substr string) bool {
+	return slices.ContainsFunc(svc.Events, func(e types.ServiceEvent) bool { return strings.Contains(aws.ToString(e.Message), substr) })
+}
+
+func TestServiceLifecycleOnHollowNodes(t *testing.T) {
+	e := startHollow(t, 3, []string{"zone-a", "zone-b", "zone-c"})
+	cx := ctx(t)
+	st := e.s.Daemon.Store()
+	td1 := e.taskDef(t, "web", "nginx:1")
+
+	// Errors first.
+	_, err := e.ecs.CreateService(cx, &ecs.CreateServiceInput{ServiceName: aws.String("web"), TaskDefinition: aws.String("web"), Cluster: aws.String("nope"), DesiredCount: aws.Int32(1)})
+	wantCode(t, err, "ClusterNotFoundException")
+	_, err = e.ecs.UpdateService(cx, &ecs.UpdateServiceInput{Service: aws.String("ghost"), DesiredCount: aws.Int32(1)})
+	wantCode(t, err, "ServiceNotFoundException")
+
+	// Family without revision: the latest ACTIVE revision.
+	out, err := e.ecs.CreateService(cx, &ecs.CreateServiceInput{
+		ServiceName: aws.String("web"), TaskDefinition: aws.String("web"), DesiredCount: aws.Int32(3),
+		Tags: []types.Tag{{Key: aws.String("team"), Value: aws.String("a")}}, PropagateTags: types.PropagateTagsService,
+		DeploymentConfiguration: &types.DeploymentConfiguration{MinimumHealthyPercent: aws.Int32(50), MaximumPercent: aws.Int32(150)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(out.Service.TaskDefinition) != td1 || len(out.Service.Deployments) != 1 || aws.ToString(out.Service.Deployments[0].Status) != "PRIMARY" {
+		t.Fatalf("created %+v", out.Service)
+	}
+	dep1 := aws.ToString(out.Service.Deployments[0].Id)
+	if !strings.HasPrefix(dep1, "ecs-svc/") || len(dep1) != len("ecs-svc/")+19 {
+		t.Fatalf("deployment id %q", dep1)
+	}
+	_, err = e.ecs.CreateService(cx, &ecs.CreateServiceInput{ServiceName: aws.String("web"), TaskDefinition: aws.String("web"), DesiredCount: aws.Int32(1)})
+	wantCode(t, err, "InvalidParameterException")
+
+	svc := e.waitStable(t, "web", 20*time.Second)
+	if svc.RunningCount != 3 || !hasEvent(svc, "(service web) has reached a steady state.") || !hasEvent(svc, "(service web) has started 3 tasks:") {
+		t.Fatalf("service %+v events %+v", svc, svc.Events)
+	}
+	if aws.ToString(svc.Events[0].Message) != "(service web) has reached a steady state." {
+		t.Fatalf("events not newest first: %q", aws.ToString(svc.Events[0].Message))
+	}
+	if len(svc.Tags) != 1 {
+		t.Fatalf("tags %+v", svc.Tags)
+	}
+	// Tasks: startedBy the deployment, group service:web, spread over zones.
+	tasks := serviceTasks(t, st, "web")
+	insts := map[string]bool{}
+	for _, tk := range tasks {
+		if tk.StartedBy != dep1 || tk.TaskDef != td1 {
+			t.Fatalf("task %+v", tk)
+		}
+		insts[tk.InstanceID] = true
+	}
+	if len(insts) != 3 {
+		t.Fatalf("3 tasks on %d instances; want spread over 3 zones", len(insts))
+	}
+	lt, err := e.ecs.ListTasks(cx, &ecs.ListTasksInput{ServiceName: aws.String("web")})
+	if err != nil || len(lt.TaskArns) != 3 {
+		t.Fatalf("list tasks %v %v", lt, err)
+	}
+	dt, err := e.ecs.DescribeTasks(cx, &ecs.DescribeTasksInput{Tasks: lt.TaskArns[:1], Include: []types.TaskField{types.TaskFieldTags}})
+	if err != nil || len(dt.Tasks[0].Tags) != 1 || aws.ToString(dt.Tasks[0].Group) != "service:web" {
+		t.Fatalf("describe task %+v %v", dt, err)
+	}
+
+	// Scale up and down.
+	if _, err := e.ecs.UpdateService(cx, &ecs.UpdateServiceInput{Service: aws.String("web"), DesiredCount: aws.Int32(5)}); err != nil {
+		t.Fatal(err)
+	}
+	if svc := e.waitStable(t, "web", 20*time.Second); svc.RunningCount != 5 || aws.ToString(svc.Deployments[0].Id) != dep1 {
+		t.Fatalf("scale up %+v", svc)
+	}
+	if _, err := e.ecs.UpdateService(cx, &ecs.UpdateServiceInput{Service: aws.String("web"), DesiredCount: aws.Int32(4)}); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyTrue(t, "scale-in to 4", 20*time.Second, func() bool {
+		n := 0
+		for _, tk := range serviceTasks(t, st, "web") {
+			if tk.DesiredStatus == "RUNNING" {
+				n++
+			}
+		}
+		svc := e.describe(t, "web")
+		return n == 4 && svc.RunningCount == 4 && len(svc.Deployments) == 1
+	})
+	svc = e.describe(t, "web")
+	if !hasEvent(svc, "(service web) has stopped 1 running tasks:") {
+		t.Fatalf("no scale-in event: %+v", svc.Events)
+	}
+	for _, tk := range serviceTasks(t, st, "web") {
+		if tk.DesiredStatus == "STOPPED" && (tk.StopCode != "ServiceSchedulerInitiated" || tk.StoppedReason != "Scaling activity initiated by (deployment "+dep1+")") {
+			t.Fatalf("stopped task %+v", tk)
+		}
+	}
+
+	// Rolling deployment of a new revision: desired 4, min 50% (2), max 150% (6).
+	td2 := e.taskDef(t, "web", "nginx:2")
+	stop := sampleBounds(t, st, "web", 2, 6)
+	up, err := e.ecs.UpdateService(cx, &ecs.UpdateServiceInput{Service: aws.String("web"), TaskDefinition: aws.String(td2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(up.Service.Deployments) != 2 || aws.ToString(up.Service.Deployments[0].TaskDefinition) != td2 {
+		t.Fatalf("update %+v", up.Service.Deployments)
+	}
+	dep2 := aws.ToString(up.Service.Deployments[0].Id)
+	svc = e.waitStable(t, "web", 30*time.Second)
+	if n := stop(); n < 5 {
+		t.Fatalf("only %d samples", n)
+	}
+	if aws.ToString(svc.Deployments[0].Id) != dep2 || aws.ToString((*string)(&svc.Deployments[0].RolloutState)) != "COMPLETED" {
+		t.Fatalf("deployment %+v", svc.Deployments)
+	}
+	if !hasEvent(svc, "(service web) (deployment "+dep2+") deployment completed.") {
+		t.Fatalf("events %+v", svc.Events)
+	}
+	for _, tk := range serviceTasks(t, st, "web") {
+		if tk.DesiredStatus == "RUNNING" && tk.TaskDef != td2 {
+			t.Fatalf("old task still running: %+v", tk)
+		}
+	}
+
+	// forceNewDeployment: same task definition, new deployment.
+	up, err = e.ecs.UpdateService(cx, &ecs.UpdateServiceInput{Service: aws.String("web"), ForceNewDeployment: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dep3 := aws.ToString(up.Service.Deployments[0].Id)
+	if dep3 == dep2 || len(up.Service.Deployments) != 2 {
+		t.Fatalf("force new deployment %+v", up.Service.Deployments)
+	}
+	svc = e.waitStable(t, "web", 30*time.Second)
+	if aws.ToString(svc.Deployments[0].Id) != dep3 {
+		t.Fatalf("deployments %+v", svc.Deployments)
+	}
+
+	// ListServices, then delete: refused while scaled, forced drains it.
+	ls, err := e.ecs.ListServices(cx, &ecs.ListServicesInput{})
+	if err != nil || len(ls.ServiceArns) != 1 || !strings.HasSuffix(ls.ServiceArns[0], ":service/default/web") {
+		t.Fatalf("list %+v %v", ls, err)
+	}
+	ls, _ = e.ecs.ListServices(cx, &ecs.ListServicesInput{SchedulingStrategy: types.SchedulingStrategyDaemon})
+	if len(ls.ServiceArns) != 0 {
+		t.Fatalf("daemon filter %+v", ls.ServiceArns)
+	}
+	_, err = e.ecs.DeleteService(cx, &ecs.DeleteServiceInput{Service: aws.String("web")})
+	wantCode(t, err, "InvalidParameterException")
+	del, err := e.ecs.DeleteService(cx, &ecs.DeleteServiceInput{Service: aws.String("web"), Force: aws.Bool(true)})
+	if err != nil || aws.ToString(del.Service.Status) != "DRAINING" {
+		t.Fatalf("delete %+v %v", del, err)
+	}
+	eventuallyTrue(t, "service INACTIVE", 20*time.Second, func() bool { return aws.ToString(e.describe(t, "web").Status) == "INACTIVE" })
+	for _, tk := range serviceTasks(t, st, "web") {
+		if tk.LastStatus != "STOPPED" {
+			t.Fatalf("task left after delete: %+v", tk)
+		}
+	}
+	ls, _ = e.ecs.ListServices(cx, &ecs.ListServicesInput{})
+	if len(ls.ServiceArns) != 0 {
+		t.Fatalf("inactive service listed: %v", ls.ServiceArns)
+	}
+	ds, _ := e.ecs.DescribeServices(cx, &ecs.DescribeServicesInput{Services: []string{"web", "ghost"}})
+	if len(ds.Failures) != 1 || aws.ToString(ds.Failures[0].Reason) != "MISSING" {
+		t.Fatalf("failures %+v", ds.Failures)
+	}
+	_, err = e.ecs.UpdateService(cx, &ecs.UpdateServiceInput{Service: aws.String("web"), DesiredCount: aws.Int32(1)})
+	wantCode(t, err, "ServiceNotActiveException")
+}
+
+func TestServiceCircuitBreakerRollsBackOnHollowNodes(t *testing.T) {
+	e := startHollow(t, 2, []string{"zone-a", "zone-b"}, "broken")
+	cx := ctx(t)
+	good := e.taskDef(t, "api", "api:good")
+	_, err := e.ecs.CreateService(cx, &ecs.CreateServiceInput{
+		ServiceName: aws.String("api"), TaskDefinition: aws.String(good), DesiredCount: aws.Int32(2),
+		DeploymentConfiguration: &types.DeploymentConfiguration{
+			DeploymentCircuitBreaker: &types.DeploymentCircuitBreaker{Enable: true, Rollback: true}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitStable(t, "api", 20*time.Second)
+	bad := e.taskDef(t, "api", "registry.example/broken:1")
+	up, err := e.ecs.UpdateService(cx, &ecs.UpdateServiceInput{Service: aws.String("api"), TaskDefinition: aws.String(bad)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	badDep := aws.ToString(up.Service.Deployments[0].Id)
+	eventuallyTrue(t, "rollback to the good task definition", 40*time.Second, func() bool {
+		svc := e.describe(t, "api")
+		return aws.ToString(svc.TaskDefinition) == good && aws.ToString(svc.Deployments[0].TaskDefinition) == good &&
+			aws.ToString(svc.Deployments[0].Id) != badDep
+	})
+	svc := e.waitStable(t, "api", 30*time.Second)
+	if !hasEvent(svc, "(deployment "+badDep+") deployment failed: tasks failed to start.") {
+		t.Fatalf("events %+v", svc.Events)
+	}
+	for _, tk := range serviceTasks(t, e.s.Daemon.Store(), "api") {
+		if tk.TaskDef == bad && tk.LastStatus != "STOPPED" {
+			t.Fatalf("bad task not stopped: %+v", tk)
+		}
+	}
+}
+
+func TestDaemonServiceAcrossZonesOnHollowNodes(t *testing.T) {
+	e := startHollow(t, 2, []string{"zone-a", "zone-b"})
+	cx := ctx(t)
+	st := e.s.Daemon.Store()
+	td := e.taskDef(t, "logs", "fluent:1")
+	_, err := e.ecs.CreateService(cx, &ecs.CreateServiceInput{ServiceName: aws.String("logs"), TaskDefinition: aws.String(td),
+		SchedulingStrategy: types.SchedulingStrategyDaemon, DesiredCount: aws.Int32(2)})
+	wantCode(t, err, "InvalidParameterException")
+	out, err := e.ecs.CreateService(cx, &ecs.CreateServiceInput{ServiceName: aws.String("logs"), TaskDefinition: aws.String(td),
+		SchedulingStrategy: types.SchedulingStrategyDaemon})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc := out.Service.DeploymentConfiguration
+	if aws.ToInt32(dc.MinimumHealthyPercent) != 0 || aws.ToInt32(dc.MaximumPercent) != 100 {
+		t.Fatalf("daemon defaults %+v", dc)
+	}
+	eventuallyTrue(t, "daemon desired count 2", 20*time.Second, func() bool { return e.describe(t, "logs").DesiredCount == 2 })
+	svc := e.waitStable(t, "logs", 20*time.Second)
+	if svc.DesiredCount != 2 {
+		t.Fatalf("desired %d", svc.DesiredCount)
+	}
+	per := map[string]int{}
+	for _, tk := range serviceTasks(t, st, "logs") {
+		per[tk.InstanceID]++
+	}
+	if len(per) != 2 {
+		t.Fatalf("tasks per instance %v", per)
+	}
+	// Drain one instance: it loses its daemon task.
+	drained := e.nodes.Nodes[0].InstanceID
+	if _, err := e.ecs.UpdateContainerInstancesState(cx, &ecs.UpdateContainerInstancesStateInput{
+		ContainerInstances: []string{drained}, Status: types.ContainerInstanceStatusDraining}); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyTrue(t, "daemon task gone from the drained instance", 20*time.Second, func() bool {
+		svc := e.describe(t, "logs")
+		for _, tk := range serviceTasks(t, st, "logs") {
+			if tk.InstanceID == drained && tk.LastStatus != "STOPPED" {
+				return false
+			}
+		}
+		return svc.DesiredCount == 1 && svc.RunningCount == 1
+	})
+}
+
+func TestReplicaServiceMovesOffDrainingInstanceOnHollowNodes(t *testing.T) {
+	e := startHollow(t, 3, []string{"zone-a", "zone-b", "zone-c"})
+	cx := ctx(t)
+	st := e.s.Daemon.Store()
+	td := e.taskDef(t, "web", "nginx:1")
+	if _, err := e.ecs.CreateService(cx, &ecs.CreateServiceInput{ServiceName: aws.String("web"), TaskDefinition: aws.String(td), DesiredCount: aws.Int32(3)}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitStable(t, "web", 20*time.Second)
+	drained := e.nodes.Nodes[1].InstanceID
+	stop := sampleBounds(t, st, "web", 3, 6) // defaults: 100% / 200%
+	if _, err := e.ecs.UpdateContainerInstancesState(cx, &ecs.UpdateContainerInstancesStateInput{
+		ContainerInstances: []string{drained}, Status: types.ContainerInstanceStatusDraining}); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyTrue(t, "tasks moved off the draining instance", 20*time.Second, func() bool {
+		running := 0
+		for _, tk := range serviceTasks(t, st, "web") {
+			if tk.InstanceID == drained && tk.LastStatus != "STOPPED" {
+				return false
+			}
+			if tk.LastStatus == "RUNNING" && tk.DesiredStatus == "RUNNING" {
+				running++
+			}
+		}
+		return running == 3
+	})
+	stop()
+	e.waitStable(t, "web", 20*time.Second)
+}
+
+func TestServiceReplacesTasksOfLostInstanceOnHollowNodes(t *testing.T) {
+	e := startHollow(t, 3, []string{"zone-a", "zone-b", "zone-c"})
+	cx := ctx(t)
+	st := e.s.Daemon.Store()
+	td := e.taskDef(t, "web", "nginx:1")
+	if _, err := e.ecs.CreateService(cx, &ecs.CreateServiceInput{ServiceName: aws.String("web"), TaskDefinition: aws.String(td), DesiredCount: aws.Int32(3)}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitStable(t, "web", 20*time.Second)
+	lost := e.nodes.Nodes[2]
+	var lostTask string
+	for _, tk := range serviceTasks(t, st, "web") {
+		if tk.InstanceID == lost.InstanceID {
+			lostTask = tk.ID
+		}
+	}
+	if lostTask == "" {
+		t.Fatal("no task on the node to lose")
+	}
+	start := time.Now()
+	lost.Stop() // the agent goes away; its presence key goes with it
+	eventuallyTrue(t, "tasks replaced elsewhere", 20*time.Second, func() bool {
+		running := 0
+		for _, tk := range serviceTasks(t, st, "web") {
+			if tk.DesiredStatus == "RUNNING" && tk.LastStatus == "RUNNING" && tk.InstanceID != lost.InstanceID {
+				running++
+			}
+		}
+		return running == 3
+	})
+	t.Logf("replaced %s's task in %s", lost.InstanceID, time.Since(start).Round(100*time.Millisecond))
+	for _, tk := range serviceTasks(t, st, "web") {
+		if tk.ID == lostTask && (tk.DesiredStatus != "STOPPED" || !strings.Contains(tk.StoppedReason, "Host EC2")) {
+			t.Fatalf("lost task %+v", tk)
+		}
+	}
+	svc := e.waitStable(t, "web", 20*time.Second)
+	if svc.RunningCount != 3 {
+		t.Fatalf("running %d", svc.RunningCount)
+	}
+}
+
+func TestWaitServicesStableCLIOnHollowNodes(t *testing.T) {
+	clis := berthtest.CLIs(t)
+	e := startHollow(t, 1, []string{"zone-a"})
+	cx := ctx(t)
+	td := e.taskDef(t, "web", "nginx:1")
+	if _, err := e.ecs.CreateService(cx, &ecs.CreateServiceInput{ServiceName: aws.String("web"), TaskDefinition: aws.String(td), DesiredCount: aws.Int32(2)}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitStable(t, "web", 20*time.Second)
+	for _, c := range clis {
+		if c.Name != "aws-v1" {
+			continue
+		}
+		_, stderr, code := c.Run(t, e.s, "ecs", "wait", "services-stable", "--cluster", "default", "--services", "web")
+		if code != 0 {
+			t.Fatalf("%s wait services-stable: exit %d: %s", c.Name, code, stderr)
+		}
+		_, _, code = c.Run(t, e.s, "ecs", "wait", "services-stable", "--cluster", "default", "--services", "ghost")
+		if code == 0 {
+			t.Fatalf("%s wait services-stable on a MISSING service succeeded", c.Name)
+		}
+	}
+}
+
+// TestBenchServicesOnHollowNodes is the services benchmark: BERTH_BENCH=1
+// runs it (sizes: BERTH_BENCH_NODES, default 1000; BERTH_BENCH_SERVICES,
+// default 100; BERTH_BENCH_TASKS, default 20000 in total). It reports
+// committed placements per second until every service is stable and the
+// p99 latency of DescribeServices calls made throughout.
+func TestBenchServicesOnHollowNodes(t *testing.T) {
+	if os.Getenv("BERTH_BENCH") != "1" {
+		t.Skip("set BERTH_BENCH=1 to run the services benchmark on hollow nodes")
+	}
+	envInt := func(k string, def int) int {
+		if v, err := strconv.Atoi(os.Getenv(k)); err == nil && v > 0 {
+			return v
+		}
+		return def
+	}
+	nNodes, nSvc, nTasks := envInt("BERTH_BENCH_NODES", 1000), envInt("BERTH_BENCH_SERVICES", 100), envInt("BERTH_BENCH_TASKS", 20000)
+	e := startHollow(t, nNodes, []string{"zone-a", "zone-b", "zone-c"})
+	cx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	td := e.taskDef(t, "bench", "bench:1")
+	per := nTasks / nSvc
+	start := time.Now()
+	for i := range nSvc {
+		if _, err := e.ecs.CreateService(cx, &ecs.CreateServiceInput{ServiceName: aws.String(fmt.Sprintf("svc-%03d", i)),
+			TaskDefinition: aws.String(td), DesiredCount: aws.Int32(int32(per))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	var lat []time.Duration
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			t0 := time.Now()
+			if _, err := e.ecs.DescribeServices(cx, &ecs.DescribeServicesInput{Services: []string{fmt.Sprintf("svc-%03d", i%nSvc)}}); err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			lat = append(lat, time.Since(t0))
+			mu.Unlock()
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	for i := range nSvc {
+		name := fmt.Sprintf("svc-%03d", i)
+		for {
+			out, err := e.ecs.DescribeServices(cx, &ecs.DescribeServicesInput{Services: []string{name}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := out.Services[0]
+			if len(s.Deployments) == 1 && s.RunningCount == s.DesiredCount {
+				break
+			}
+			if cx.Err() != nil {
+				t.Fatalf("timed out: %s running %d/%d", name, s.RunningCount, s.DesiredCount)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	elapsed := time.Since(start)
+	close(done)
+	wg.Wait()
+	slices.Sort(lat)
+	p99 := lat[len(lat)*99/100]
+	t.Logf("%d hollow nodes, %d services, %d tasks RUNNING in %s: %.0f committed placements/s; DescribeServices p99 %s over %d calls",
+		nNodes, nSvc, per*nSvc, elapsed.Round(time.Millisecond), float64(per*nSvc)/elapsed.Seconds(), p99, len(lat))
+}
