@@ -64,24 +64,37 @@ func (s *Service) JoinInstance(ctx context.Context, req agentapi.JoinRequest) (a
 	if err := s.checkJoinToken(ctx, req.Token); err != nil {
 		return agentapi.JoinResponse{}, err
 	}
+	rec, secret, err := s.createInstance(ctx, req, true)
+	if err != nil {
+		return agentapi.JoinResponse{}, err
+	}
+	return agentapi.JoinResponse{
+		ContainerInstanceArn: rec.ARN, InstanceID: rec.ID, Cluster: rec.Cluster,
+		AccessKeyID: rec.AccessKeyID, SecretAccessKey: secret, Region: s.arns.Region,
+	}, nil
+}
+
+// createInstance writes a new container instance record, with an agent
+// credential when withCredential (the secret is returned).
+func (s *Service) createInstance(ctx context.Context, req agentapi.JoinRequest, withCredential bool) (instanceRecord, string, error) {
 	if req.Resources.CPU <= 0 || req.Resources.MemoryMiB <= 0 {
-		return agentapi.JoinResponse{}, errs.E(errs.Invalid, "an instance must offer CPU and memory")
+		return instanceRecord{}, "", errs.R(errs.Invalid, reasonInvalidParameter, "A container instance must register CPU and MEMORY resources.")
 	}
 	for k := range req.Attributes {
 		if strings.HasPrefix(k, "ecs.") {
-			return agentapi.JoinResponse{}, errs.E(errs.Invalid, "custom attribute %q may not use the reserved prefix ecs.", k)
+			return instanceRecord{}, "", errs.R(errs.Invalid, reasonInvalidParameter, "Custom attribute %q may not use the reserved prefix ecs.", k)
 		}
 	}
 	cluster := orDefault(req.Cluster, DefaultCluster)
 	if _, _, err := s.getCluster(ctx, cluster, false); errs.Is(err, errs.NotFound) && cluster == DefaultCluster {
 		if _, err := s.CreateCluster(ctx, &ecsapi.CreateClusterRequest{}); err != nil {
-			return agentapi.JoinResponse{}, err
+			return instanceRecord{}, "", err
 		}
 	}
 	for {
 		_, clusterRev, err := s.getCluster(ctx, cluster, false)
 		if err != nil {
-			return agentapi.JoinResponse{}, err
+			return instanceRecord{}, "", err
 		}
 		id := newID()
 		rec := instanceRecord{
@@ -95,26 +108,28 @@ func (s *Service) JoinInstance(ctx context.Context, req agentapi.JoinRequest) (a
 			Attributes:    s.builtinAttributes(req),
 			VersionInfo:   req.VersionInfo,
 			RegisteredAt:  s.now().UTC(),
-			AccessKeyID:   "ABIA" + strings.ToUpper(hex.EncodeToString(randomBytes(8))),
 			Version:       1,
 		}
 		for k, v := range req.Attributes {
 			rec.Attributes[k] = v
 		}
-		secret := hex.EncodeToString(randomBytes(20))
+		ops := []store.Op{}
+		secret := ""
+		if withCredential {
+			rec.AccessKeyID = "ABIA" + strings.ToUpper(hex.EncodeToString(randomBytes(8)))
+			secret = hex.EncodeToString(randomBytes(20))
+			cb, _ := json.Marshal(agentCredRecord{Secret: secret, InstanceID: id, Cluster: cluster})
+			ops = append(ops, store.Put(keyAgentCreds+rec.AccessKeyID, cb))
+		}
 		ib, _ := json.Marshal(rec)
-		cb, _ := json.Marshal(agentCredRecord{Secret: secret, InstanceID: id, Cluster: cluster})
-		res, err := s.st.Txn(ctx, []store.Cmp{store.ModRevisionIs(keyClusters+cluster, clusterRev)},
-			store.Put(instanceKey(cluster, id), ib), store.Put(keyAgentCreds+rec.AccessKeyID, cb))
+		ops = append(ops, store.Put(instanceKey(cluster, id), ib))
+		res, err := s.st.Txn(ctx, []store.Cmp{store.ModRevisionIs(keyClusters+cluster, clusterRev)}, ops...)
 		if err != nil {
-			return agentapi.JoinResponse{}, err
+			return instanceRecord{}, "", err
 		}
 		if res.Succeeded {
 			s.log.Info("container instance registered", "cluster", cluster, "instance", id, "hostname", req.Hostname)
-			return agentapi.JoinResponse{
-				ContainerInstanceArn: rec.ARN, InstanceID: id, Cluster: cluster,
-				AccessKeyID: rec.AccessKeyID, SecretAccessKey: secret, Region: s.arns.Region,
-			}, nil
+			return rec, secret, nil
 		}
 	}
 }

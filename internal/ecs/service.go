@@ -90,6 +90,7 @@ func (s *Service) API() *awsproto.Service {
 		ListAccountSettings:           s.ListAccountSettings,
 		DeleteAccountSetting:          s.DeleteAccountSetting,
 		DescribeContainerInstances:    s.DescribeContainerInstances,
+		RegisterContainerInstance:     s.RegisterContainerInstance,
 		ListContainerInstances:        s.ListContainerInstances,
 		UpdateContainerInstancesState: s.UpdateContainerInstancesState,
 		DeregisterContainerInstance:   s.DeregisterContainerInstance,

@@ -29,6 +29,10 @@ func (s *Service) taggerFor(resourceARN *string) (tagger, arn.ARN, error) {
 	switch a.ResourceType() {
 	case "cluster":
 		return clusterTagger{s}, a, nil
+	case "task":
+		return taskTagger{s}, a, nil
+	case "container-instance":
+		return instanceTagger{s}, a, nil
 	case "task-definition":
 		return taskDefTagger{s}, a, nil
 	case "service":
