@@ -5,7 +5,7 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/berthdev/berth/internal/cli.Version=$(VERSION)
 DATA    ?= .berth
 
-.PHONY: all build run test test-short deps bench generate clean
+.PHONY: all build run test test-short test-disruptive deps bench generate clean
 
 all: build
 
@@ -21,6 +21,12 @@ run: deps build
 test: deps build
 	BERTH_REQUIRE_ETCD=1 BERTH_REQUIRE_CLIS=1 BERTH_REQUIRE_DOCKER=1 BERTH_BIN=$(CURDIR)/$(BIN) \
 		$(GO) test ./... -count=1 -timeout 30m
+	$(MAKE) test-disruptive
+
+# Tests that restart Docker Engine: run alone, after the parallel suite.
+test-disruptive:
+	BERTH_REQUIRE_DOCKER=1 BERTH_BIN=$(CURDIR)/$(BIN) \
+		$(GO) test -tags disruptive -p 1 ./test/disruptive -count=1 -timeout 5m
 
 test-short: build
 	BERTH_BIN=$(CURDIR)/$(BIN) $(GO) test ./... -count=1 -short

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/build"
+
+	"github.com/berthdev/berth/internal/dockerdriver"
 	"github.com/moby/moby/client"
 )
 
@@ -117,6 +119,31 @@ func buildToolImage(ctx context.Context, cli *client.Client) error {
 		}
 		if m.Error != nil {
 			return fmt.Errorf("docker build: %s", m.Error.Message)
+		}
+	}
+}
+
+// RemoveAgentContainers removes every container (running or not) that
+// the agent of a container instance made, and their task volumes: tests
+// call it when they end so the machine's Docker is left clean.
+func RemoveAgentContainers(t testing.TB, instanceARN string) {
+	t.Helper()
+	d, err := dockerdriver.New(dockerdriver.Config{})
+	if err != nil {
+		t.Logf("cleanup: %v", err)
+		return
+	}
+	defer d.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	list, err := d.ListContainers(ctx, dockerdriver.ListOptions{All: true, Labels: map[string]string{dockerdriver.LabelInstance: instanceARN}})
+	if err != nil {
+		t.Logf("cleanup: %v", err)
+		return
+	}
+	for _, c := range list {
+		if err := d.RemoveContainer(ctx, c.ID, dockerdriver.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
+			t.Logf("cleanup %s: %v", c.ID, err)
 		}
 	}
 }

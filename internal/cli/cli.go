@@ -37,7 +37,8 @@ Usage:
   berth agent    [flags]   a node agent: joins a cluster and runs its tasks on Docker
   berth env      [flags]   print the shell exports for the AWS CLI and SDKs
   berth join-token [flags] make a token an agent joins a cluster with
-  berth bench    [flags]   run the benchmarks that need a whole Berth
+  berth bench [tasks] [flags]  run the benchmarks that need a whole Berth
+                           (API churn; with "tasks": RunTask on Docker beside docker run and Swarm)
   berth version            print the version
 
 Run 'berth <command> -h' for a command's flags.
@@ -289,6 +290,9 @@ func runEnv(args []string, stdout, stderr io.Writer) error {
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "tasks" {
+		return runBenchTasks(ctx, args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("berth bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dur := fs.Duration("duration", 30*time.Second, "how long the API churn runs")
@@ -332,5 +336,28 @@ func runJoinToken(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	fmt.Fprintln(stdout, tok.Token)
+	return nil
+}
+
+func runBenchTasks(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("berth bench tasks", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := bench.DefaultTasksConfig()
+	fs.StringVar(&cfg.Image, "image", cfg.Image, "image in Docker's local cache, taking berth-test/tool's arguments (nothing is pulled)")
+	fs.IntVar(&cfg.Singles, "singles", cfg.Singles, "sequential RunTask -> RUNNING samples, each beside docker create+start and docker run -d")
+	fs.IntVar(&cfg.Batches, "batches", cfg.Batches, "RunTask calls for the many-tasks run (0: skip it)")
+	fs.IntVar(&cfg.BatchSize, "batch-size", cfg.BatchSize, "tasks per RunTask call (1..10)")
+	fs.BoolVar(&cfg.Swarm, "swarm", cfg.Swarm, "time docker service create --replicas on a single-node Swarm beside the many-tasks run")
+	if err := fs.Parse(args); err != nil {
+		return UsageError{err.Error()}
+	}
+	if cfg.Singles < 1 || cfg.Batches < 0 || cfg.BatchSize < 1 || cfg.BatchSize > 10 {
+		return UsageError{"bad benchmark parameters"}
+	}
+	res, err := bench.Tasks(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	res.Report(stdout)
 	return nil
 }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -146,9 +148,12 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (_ *Agent, err error) {
 	if err := md.Listen(addr); err != nil {
 		return nil, fmt.Errorf("task metadata endpoint: %w", err)
 	}
-	_, port, _ := strings.Cut(addr, ":")
-	mdPort := 0
-	fmt.Sscan(port, &mdPort)
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		md.Close()
+		return nil, fmt.Errorf("task metadata address %q: %w", addr, err)
+	}
+	mdPort, _ := strconv.Atoi(port)
 	rt, err = taskrun.New(taskrun.Config{
 		Driver:             driver,
 		InstanceID:         st.InstanceID,

@@ -55,8 +55,8 @@ type Config struct {
 	// TaskRetention is how long STOPPED tasks stay describable (ECS: at
 	// least an hour); default 1h.
 	TaskRetention time.Duration
-	MaxBody        int64         // default awsproto.DefaultMaxBody
-	Log            *slog.Logger
+	MaxBody       int64 // default awsproto.DefaultMaxBody
+	Log           *slog.Logger
 }
 
 func (c *Config) setDefaults() error {

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
+	"github.com/berthdev/berth/internal/agent"
 	"github.com/berthdev/berth/internal/agentgw"
 	"github.com/berthdev/berth/internal/berthtest"
 	"github.com/berthdev/berth/internal/daemon"
@@ -29,7 +30,7 @@ func startAgent(t *testing.T, s *berthtest.Server, az string) *daemon.Agent {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "0.0.0.0:0")
+	l, err := net.Listen("tcp4", "0.0.0.0:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +46,10 @@ func startAgent(t *testing.T, s *berthtest.Server, az string) *daemon.Agent {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { a.Close() })
+	t.Cleanup(func() {
+		a.Close()
+		berthtest.RemoveAgentContainers(t, a.State().ContainerInstanceArn)
+	})
 	select {
 	case <-a.Ready():
 	case <-time.After(20 * time.Second):
@@ -188,6 +192,11 @@ func TestAgentKill9ReattachesAndWaitersWork(t *testing.T) {
 		return cmd
 	}
 	agentProc := startAgentProcess(tok)
+	t.Cleanup(func() {
+		if st, err := agent.LoadState(dir); err == nil {
+			berthtest.RemoveAgentContainers(t, st.ContainerInstanceArn)
+		}
+	})
 	if _, err := c.RegisterTaskDefinition(cx, toolTaskDef("survivor", []string{"term:0s:0", "sleep:1h"})); err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +308,7 @@ func TestTaskPullsFromBerthRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.Close()
+	defer func() { a.Close(); berthtest.RemoveAgentContainers(t, a.State().ContainerInstanceArn) }()
 	<-a.Ready()
 	c := ecs.NewFromConfig(s.AWSConfig())
 	in := toolTaskDef("from-registry", []string{"term:0s:0", "sleep:1h"})
@@ -340,7 +349,7 @@ func TestServerKill9WhileTasksRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.Close()
+	defer func() { a.Close(); berthtest.RemoveAgentContainers(t, a.State().ContainerInstanceArn) }()
 	<-a.Ready()
 	c := ecs.NewFromConfig(p.AWSConfig())
 	if _, err := c.RegisterTaskDefinition(cx, toolTaskDef("steady", []string{"term:0s:0", "sleep:1h"})); err != nil {
