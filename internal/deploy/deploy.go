@@ -64,6 +64,12 @@ const (
 	BackoffAfter = 3
 	// FailureWindow bounds how far back failures count for back-off.
 	FailureWindow = 15 * time.Minute
+	// QuickExit: a task whose essential container exits (without anyone
+	// asking) within this long of reaching RUNNING failed to start, for
+	// the circuit breaker and the back-off. On Docker a container that
+	// crashes at once is observed running for an instant, so "stopped
+	// before RUNNING" alone would let a crash loop run unchecked.
+	QuickExit = 10 * time.Second
 )
 
 // Strategy is a placement strategy (type binpack|spread|random, field);
@@ -220,8 +226,9 @@ func LostReason(inst Instance) string {
 }
 
 // failedTask reports whether a stopped task counts as a failure: it failed
-// to start, stopped before reaching RUNNING without the scheduler asking,
-// or failed its health checks.
+// to start, its essential container exited before reaching RUNNING or
+// within QuickExit of it without the scheduler asking, or it failed its
+// health checks.
 func failedTask(t *Task) bool {
 	if t.DesiredStatus != "STOPPED" {
 		return false
@@ -230,7 +237,14 @@ func failedTask(t *Task) bool {
 	case StopCodeFailedToStart:
 		return true
 	case StopCodeEssentialExit:
-		return t.StartedAt == nil
+		if t.StartedAt == nil {
+			return true
+		}
+		end := t.StoppingAt
+		if end == nil {
+			end = t.StoppedAt
+		}
+		return end != nil && end.Sub(*t.StartedAt) < QuickExit
 	case StopCodeScheduler:
 		return t.Health == "UNHEALTHY"
 	}
@@ -411,11 +425,16 @@ func (d *decider) healthy(t *Task, deps map[string]*Deployment) bool {
 // not yet STOPPED (pending, running, or stopping).
 func occupying(t *Task) bool { return !stopped(t) }
 
-// backoff returns how long to hold back new tasks because tasks keep
-// failing, and emits the event ECS posts then.
-func (d *decider) backoff(tasks []*Task) time.Duration {
+// backoff returns how long to hold back new tasks because the primary
+// deployment's tasks keep failing, and emits the event ECS posts then. A
+// new deployment (an update, a rollback) starts with a clean slate: an
+// earlier deployment's failures do not hold its tasks back.
+func (d *decider) backoff(primary *Deployment, tasks []*Task) time.Duration {
 	var lastOK time.Time
 	for _, t := range tasks {
+		if t.DeploymentID != primary.ID {
+			continue
+		}
 		if t.LastStatus == "RUNNING" && t.DesiredStatus == "RUNNING" && t.StartedAt != nil && t.StartedAt.After(lastOK) {
 			lastOK = *t.StartedAt
 		}
@@ -423,7 +442,7 @@ func (d *decider) backoff(tasks []*Task) time.Duration {
 	n := 0
 	var last time.Time
 	for _, t := range tasks {
-		if !failedTask(t) {
+		if t.DeploymentID != primary.ID || !failedTask(t) {
 			continue
 		}
 		at := t.CreatedAt
@@ -523,7 +542,7 @@ func (d *decider) replica(primary *Deployment, tasks []*Task, desired, minHealth
 	if n <= 0 {
 		return
 	}
-	if wait := d.backoff(tasks); wait > 0 {
+	if wait := d.backoff(primary, tasks); wait > 0 {
 		d.out.RetryAfter = wait
 		return
 	}
@@ -532,6 +551,16 @@ func (d *decider) replica(primary *Deployment, tasks []*Task, desired, minHealth
 
 func (d *decider) daemon(primary *Deployment, tasks []*Task, minHealthy, maxTasks int) {
 	in := d.in
+	// A deleted (DRAINING) daemon service loses every task, eligible
+	// instances included.
+	if in.Service.Status != ServiceActive {
+		for _, t := range tasks {
+			if d.live(t) {
+				d.stop(t, StopCodeScheduler, ScaleReason(primary.ID), false)
+			}
+		}
+		return
+	}
 	depByID := map[string]*Deployment{primary.ID: primary}
 	byInst := map[string][]*Task{}
 	for _, t := range tasks {
@@ -601,7 +630,7 @@ func (d *decider) daemon(primary *Deployment, tasks []*Task, minHealthy, maxTask
 	if primary.RolloutState == RolloutFailed || in.Service.Status != ServiceActive || len(starts) == 0 {
 		return
 	}
-	if wait := d.backoff(tasks); wait > 0 {
+	if wait := d.backoff(primary, tasks); wait > 0 {
 		d.out.RetryAfter = wait
 		return
 	}

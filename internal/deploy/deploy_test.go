@@ -206,3 +206,61 @@ func TestAppendEventsSuppressesRepeats(t *testing.T) {
 		t.Fatalf("kept %d", len(ev))
 	}
 }
+
+func TestDeletedDaemonServiceStopsEveryTask(t *testing.T) {
+	deps := []Deployment{{ID: "ecs-svc/1", Status: StatusPrimary, TaskDefinition: "td:1", RolloutState: RolloutCompleted}}
+	s := Service{Name: "agent", Status: ServiceDraining, Scheduling: Daemon, MinHealthyPercent: 0, MaxPercent: 100}
+	tasks := []Task{running("x", "ecs-svc/1", "i00"), running("y", "ecs-svc/1", "i01")}
+	dec := Decide(Input{Service: s, Deployments: deps, Tasks: tasks, Instances: instances(2), Now: t0})
+	if len(dec.Stop) != 2 || len(dec.Start) != 0 || dec.DesiredCount != 0 {
+		t.Fatalf("stops %+v starts %+v desired %d", dec.Stop, dec.Start, dec.DesiredCount)
+	}
+	for i := range tasks {
+		tasks[i].DesiredStatus, tasks[i].LastStatus = "STOPPED", "STOPPED"
+	}
+	if dec = Decide(Input{Service: s, Deployments: deps, Tasks: tasks, Instances: instances(2), Now: t0}); dec.ServiceStatus != ServiceInactive {
+		t.Fatalf("status %s", dec.ServiceStatus)
+	}
+}
+
+// A container that crashes at once is observed RUNNING for an instant: its
+// task still failed to start (circuit breaker), unlike one that ran a while.
+func TestQuickEssentialExitCountsAsFailure(t *testing.T) {
+	deps := []Deployment{{ID: "ecs-svc/2", Status: StatusPrimary, TaskDefinition: "td:2", RolloutState: RolloutInProgress},
+		{ID: "ecs-svc/1", Status: StatusActive, TaskDefinition: "td:1", RolloutState: RolloutCompleted}}
+	s := svc(2, 100, 200)
+	s.CircuitBreaker, s.Rollback, s.LastCompletedDepID, s.LastCompletedTD = true, true, "ecs-svc/1", "td:1"
+	crashed := func(id string, ranFor time.Duration) Task {
+		st, end := t0, t0.Add(ranFor)
+		return Task{ID: id, DeploymentID: "ecs-svc/2", InstanceID: "i00", LastStatus: "STOPPED", DesiredStatus: "STOPPED",
+			StopCode: StopCodeEssentialExit, CreatedAt: t0, StartedAt: &st, StoppingAt: &end}
+	}
+	tasks := []Task{running("a", "ecs-svc/1", "i00"), running("b", "ecs-svc/1", "i01")}
+	long := append(slices.Clone(tasks), crashed("l1", time.Hour), crashed("l2", time.Hour), crashed("l3", time.Hour))
+	dec := Decide(Input{Service: s, Deployments: deps, Tasks: long, Instances: instances(2), Now: t0.Add(2 * time.Hour), NewDeploymentID: "ecs-svc/3"})
+	if dec.Deployments[0].ID != "ecs-svc/2" || dec.Deployments[0].RolloutState != RolloutInProgress {
+		t.Fatalf("tasks that ran an hour tripped the breaker: %+v", dec.Deployments)
+	}
+	quick := append(slices.Clone(tasks), crashed("q1", 100*time.Millisecond), crashed("q2", 0), crashed("q3", time.Second))
+	dec = Decide(Input{Service: s, Deployments: deps, Tasks: quick, Instances: instances(2), Now: t0.Add(time.Minute), NewDeploymentID: "ecs-svc/3"})
+	if dec.RolledBackTo != "td:1" || dec.Deployments[0].ID != "ecs-svc/3" {
+		t.Fatalf("crash loop did not trip the breaker: %+v", dec.Deployments)
+	}
+}
+
+// A rollback deployment is not held back by the failed deployment's
+// failures.
+func TestBackoffIsPerDeployment(t *testing.T) {
+	deps := []Deployment{{ID: "ecs-svc/3", Status: StatusPrimary, TaskDefinition: "td:1", RolloutState: RolloutInProgress},
+		{ID: "ecs-svc/2", Status: StatusActive, TaskDefinition: "td:2", RolloutState: RolloutFailed}}
+	var tasks []Task
+	for i := range 6 {
+		at := t0.Add(time.Duration(i) * time.Second)
+		tasks = append(tasks, Task{ID: fmt.Sprintf("f%d", i), DeploymentID: "ecs-svc/2", InstanceID: "i00", LastStatus: "STOPPED",
+			DesiredStatus: "STOPPED", StopCode: StopCodeFailedToStart, CreatedAt: at, StoppingAt: &at})
+	}
+	dec := Decide(Input{Service: svc(2, 100, 200), Deployments: deps, Tasks: tasks, Instances: instances(2), Now: t0.Add(6 * time.Second)})
+	if len(dec.Start) != 1 || dec.Start[0].DeploymentID != "ecs-svc/3" || dec.RetryAfter != 0 {
+		t.Fatalf("rollback deployment held back: %+v", dec)
+	}
+}

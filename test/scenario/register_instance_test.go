@@ -29,7 +29,7 @@ func TestRegisterContainerInstanceAPI(t *testing.T) {
 	}
 	out, err := c.RegisterContainerInstance(cx, &ecs.RegisterContainerInstanceInput{
 		Cluster: aws.String("reg"), TotalResources: res,
-		Attributes: []types.Attribute{{Name: aws.String("ecs.availability-zone"), Value: aws.String("us-east-1c")}, {Name: aws.String("rack"), Value: aws.String("r1")}},
+		Attributes:  []types.Attribute{{Name: aws.String("ecs.availability-zone"), Value: aws.String("us-east-1c")}, {Name: aws.String("rack"), Value: aws.String("r1")}},
 		VersionInfo: &types.VersionInfo{AgentVersion: aws.String("1.80.0"), DockerVersion: aws.String("DockerVersion: 20.10.24")},
 		Tags:        []types.Tag{{Key: aws.String("owner"), Value: aws.String("ops")}},
 	})
