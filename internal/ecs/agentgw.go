@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berthdev/berth/internal/agentapi"
@@ -213,7 +214,9 @@ func (s *Service) streamAssignments(ctx context.Context, cred AgentCredential, s
 				break loop
 			case <-keep.C:
 				if err := s.st.KeepAliveOnce(ctx, lease); err != nil {
-					log.Warn("agent presence lost", "err", err)
+					if ctx.Err() == nil { // not just the stream ending
+						log.Warn("agent presence lost", "err", err)
+					}
 					cancel()
 					return
 				}
@@ -271,7 +274,7 @@ func (s *Service) assignment(ctx context.Context, kv store.KV) (agentapi.Assignm
 	if err := json.Unmarshal(tkv.Value, &t); err != nil {
 		return agentapi.Assignment{}, err
 	}
-	td, _, err := s.findTaskDef(ctx, t.TaskDefinitionARN)
+	td, err := s.tdCache.get(ctx, s, t.TaskDefinitionARN)
 	if err != nil {
 		return agentapi.Assignment{}, fmt.Errorf("task definition %s: %w", t.TaskDefinitionARN, err)
 	}
@@ -315,13 +318,92 @@ func (s *Service) parseTaskARN(taskARN string) (cluster, id string, err error) {
 
 // ApplyReport applies an agent's observed state to the tasks assigned to
 // its instance. Reports about other instances' tasks are refused.
+//
+// The changed tasks are written in transactions of up to maxBatchTasks
+// tasks, each task compared on the revision it was read at; a transaction
+// that fails its compares (a task changed meanwhile, say by StopTask) is
+// applied again task by task on fresh reads (applyTaskReport). An agent
+// reports many tasks at once, so this saves most of the transactions.
 func (s *Service) ApplyReport(ctx context.Context, cred AgentCredential, rep agentapi.Report) error {
-	for _, tr := range rep.Tasks {
-		if err := s.applyTaskReport(ctx, cred, tr); err != nil {
-			return err
-		}
+	type update struct {
+		tr  agentapi.TaskReport
+		key string
+		rev int64
+		ops []store.Op
 	}
-	return nil
+	var batch []update
+	flush := func() error {
+		for len(batch) > 0 {
+			n := min(len(batch), maxBatchTasks)
+			chunk := batch[:n]
+			batch = batch[n:]
+			var cmps []store.Cmp
+			var ops []store.Op
+			for _, u := range chunk {
+				cmps = append(cmps, store.ModRevisionIs(u.key, u.rev))
+				ops = append(ops, u.ops...)
+			}
+			res, err := s.st.Txn(ctx, cmps, ops...)
+			if err != nil {
+				return err
+			}
+			if res.Succeeded {
+				continue
+			}
+			for _, u := range chunk {
+				if err := s.applyTaskReport(ctx, cred, u.tr); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	seen := map[string]bool{}
+	now := s.now().UTC()
+	for _, tr := range rep.Tasks {
+		cluster, id, err := s.parseTaskARN(tr.TaskArn)
+		if err != nil {
+			return errors.Join(err, flush())
+		}
+		key := taskKey(cluster, id)
+		if seen[key] { // the same task twice: after the first is written
+			if err := flush(); err != nil {
+				return err
+			}
+			if err := s.applyTaskReport(ctx, cred, tr); err != nil {
+				return err
+			}
+			continue
+		}
+		seen[key] = true
+		kv, err := s.st.Get(ctx, key)
+		if errs.Is(err, errs.NotFound) {
+			continue // collected already: nothing to update
+		}
+		if err != nil {
+			return errors.Join(err, flush())
+		}
+		var t taskRecord
+		if err := json.Unmarshal(kv.Value, &t); err != nil {
+			return errors.Join(errs.Wrap(errs.Internal, err, "decode task"), flush())
+		}
+		if t.InstanceID != cred.InstanceID {
+			return errors.Join(errs.R(errs.Forbidden, "agent.not_yours", "Task %s is not assigned to this container instance.", tr.TaskArn), flush())
+		}
+		changed, desiredChanged := ApplyObserved(&t, tr, now)
+		if !changed {
+			continue
+		}
+		t.Version++
+		tb, _ := json.Marshal(t)
+		u := update{tr: tr, key: key, rev: kv.ModRevision, ops: []store.Op{store.Put(key, tb)}}
+		if desiredChanged {
+			ab, _ := json.Marshal(assignmentRecord{Cluster: cluster, TaskID: id, DesiredStatus: t.DesiredStatus, Version: t.Version})
+			u.ops = append(u.ops, store.Put(assignKey(t.InstanceID, id), ab))
+		}
+		batch = append(batch, u)
+	}
+	return flush()
 }
 
 func (s *Service) applyTaskReport(ctx context.Context, cred AgentCredential, tr agentapi.TaskReport) error {
@@ -455,4 +537,40 @@ func jsonEqual(a, b any) bool {
 	x, _ := json.Marshal(a)
 	y, _ := json.Marshal(b)
 	return string(x) == string(y)
+}
+
+// assignmentTaskDefs caches the task definitions assignments carry, by
+// the task's task definition ARN (family:revision): a revision's content
+// never changes and revisions are never reused; only its status does
+// (ACTIVE, INACTIVE, DELETE_IN_PROGRESS), which agents do not use, and it
+// is not deleted while a task references it. Without it every assignment
+// event costs a second store read. Bounded: cleared when full.
+type assignmentTaskDefs struct {
+	mu sync.Mutex
+	m  map[string]*taskDefRecord
+}
+
+const maxCachedTaskDefs = 1024
+
+func (c *assignmentTaskDefs) get(ctx context.Context, s *Service, tdARN string) (*taskDefRecord, error) {
+	c.mu.Lock()
+	rec := c.m[tdARN]
+	c.mu.Unlock()
+	if rec != nil {
+		return rec, nil
+	}
+	r, _, err := s.findTaskDef(ctx, tdARN)
+	if err != nil {
+		return nil, err
+	}
+	if _, rev, perr := s.parseTaskDefRef(tdARN); perr != nil || rev <= 0 {
+		return &r, nil // a family without revision: not cacheable
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxCachedTaskDefs {
+		c.m = map[string]*taskDefRecord{}
+	}
+	c.m[tdARN] = &r
+	c.mu.Unlock()
+	return &r, nil
 }

@@ -34,9 +34,26 @@ import (
 // transaction commits, and concurrent placements never overcommit an
 // instance. On a failed compare the caller plans again on fresh state
 // (applyPlan, bounded). docs/tasks.md has the argument at length.
+//
+// A successful commit also brings the snapshot's chosen instances up to
+// the commit's revision (their record, ModRevision and live tasks), so a
+// caller may keep planning and committing on the same snapshot: for each
+// instance the snapshot still holds exactly the tasks committed before
+// its ModRevision, which is what the argument needs. The service
+// controller does that to place many services' tasks on one read.
 
 // maxPlanAttempts bounds applyPlan's retries on contention.
 const maxPlanAttempts = 20
+
+// maxTxnOps is etcd's limit on the operations, and separately on the
+// compares, of one transaction (--max-txn-ops; the embedded store keeps
+// the default, 128). A plan must fit in one transaction.
+const maxTxnOps = 128
+
+// maxBatchTasks is the most tasks a plan may hold: each task costs two
+// operations (task, assignment) and one compare (task absent), and each
+// instance it is the first on one more of each (record, ModRevision).
+const maxBatchTasks = maxTxnOps / 3
 
 // placedTask is a task ready to commit: its record, with the instance
 // chosen, and what it needs from the instance.
@@ -139,11 +156,33 @@ func (s *Service) commitPlan(ctx context.Context, snap *clusterSnapshot, p *plan
 		cmps = append(cmps, store.Absent(key))
 		ops = append(ops, store.Put(key, tb), store.Put(assignKey(t.rec.InstanceID, t.rec.ID), ab))
 	}
+	if len(cmps) > maxTxnOps || len(ops) > maxTxnOps {
+		return false, errs.E(errs.Internal, "placement plan too large for one transaction (%d compares, %d operations)", len(cmps), len(ops))
+	}
 	res, err := s.st.Txn(ctx, cmps, ops...)
 	if err != nil {
 		return false, err
 	}
+	if res.Succeeded {
+		snap.committed(p, order, res.Revision)
+	}
 	return res.Succeeded, nil
+}
+
+// committed brings the instances a committed plan wrote up to the
+// commit's revision: their records as written, the new ModRevision, and
+// the plan's tasks among their live tasks (see the comment at the top).
+func (snap *clusterSnapshot) committed(p *plan, order []string, rev int64) {
+	for _, id := range order {
+		v := snap.byID[id]
+		v.rec.Version++
+		v.modRev = rev
+		v.pi = nil
+	}
+	for _, t := range p.tasks {
+		v := snap.byID[t.rec.InstanceID]
+		v.tasks = append(v.tasks, t.rec)
+	}
 }
 
 // reserve takes a task's resources from a working copy of an instance, as

@@ -48,6 +48,8 @@ type instanceView struct {
 	modRev    int64 // of the instance record
 	connected bool  // the agent presence key exists
 	tasks     []taskRecord
+	// pi caches placementInstance (nil: not computed, or tasks changed).
+	pi *placement.Instance
 }
 
 // clusterSnapshot is a cluster's instances and live tasks read at one
@@ -56,6 +58,9 @@ type clusterSnapshot struct {
 	rev       int64
 	instances []*instanceView // by ID
 	byID      map[string]*instanceView
+	// all is every task of the cluster, live or not, when the snapshot
+	// was read with all (the service controller's read).
+	all []taskRecord
 }
 
 // liveTask reports whether a task still holds its instance's resources:
@@ -69,6 +74,12 @@ func liveTask(t *taskRecord) bool {
 // tasks seen are exactly those committed before every instance record's
 // ModRevision the snapshot holds (see the applier in applier.go).
 func (s *Service) snapshot(ctx context.Context, cluster string) (*clusterSnapshot, error) {
+	return s.readSnapshot(ctx, cluster, false)
+}
+
+// readSnapshot is snapshot; with all it also keeps every task of the
+// cluster in the snapshot's all, read even when there is no instance.
+func (s *Service) readSnapshot(ctx context.Context, cluster string, all bool) (*clusterSnapshot, error) {
 	ires, err := s.st.List(ctx, keyInstances+cluster+"/", store.ListOptions{})
 	if err != nil {
 		return nil, err
@@ -84,16 +95,25 @@ func (s *Service) snapshot(ctx context.Context, cluster string) (*clusterSnapsho
 		snap.instances = append(snap.instances, v)
 		snap.byID[rec.ID] = v
 	}
-	if len(snap.instances) == 0 {
+	if len(snap.instances) == 0 && !all {
 		return snap, nil
 	}
 	tres, err := s.st.List(ctx, keyTasks+cluster+"/", store.ListOptions{Revision: snap.rev})
 	if err != nil {
 		return nil, err
 	}
+	if all {
+		snap.all = make([]taskRecord, 0, len(tres.KVs))
+	}
 	for _, kv := range tres.KVs {
 		var t taskRecord
-		if json.Unmarshal(kv.Value, &t) != nil || !liveTask(&t) {
+		if json.Unmarshal(kv.Value, &t) != nil {
+			continue
+		}
+		if all {
+			snap.all = append(snap.all, t)
+		}
+		if !liveTask(&t) {
 			continue
 		}
 		if v := snap.byID[t.InstanceID]; v != nil {
@@ -214,8 +234,19 @@ func registeredPorts(rec *instanceRecord) []placement.Port {
 	return ps
 }
 
-// placementInstance is the instance as package placement sees it.
+// placementInstance is the instance as package placement sees it. It is
+// computed once per change of the view; the copy returned shares its
+// slices and map with the cache, so callers must not modify them in place
+// (placement and reserve clone before they append).
 func (v *instanceView) placementInstance() placement.Instance {
+	if v.pi == nil {
+		pi := v.computePlacementInstance()
+		v.pi = &pi
+	}
+	return *v.pi
+}
+
+func (v *instanceView) computePlacementInstance() placement.Instance {
 	u := taskUsage(v.tasks)
 	reg := placement.Resources{CPU: v.rec.Registered.CPU, Memory: v.rec.Registered.MemoryMiB, Ports: registeredPorts(&v.rec)}
 	inst := placement.Instance{

@@ -37,6 +37,8 @@ type Service struct {
 	log  *slog.Logger
 
 	creds agentCredCache
+	// tdCache holds the task definitions of assignments (agentgw.go).
+	tdCache assignmentTaskDefs
 	// registryAuth returns pull credentials for an image in Berth's own
 	// registry (ok false for images elsewhere); nil: none.
 	registryAuth func(ctx context.Context, image string) (agentapi.RegistryCredential, bool, error)

@@ -16,12 +16,16 @@ import (
 
 // The service controller: the thin shell around deploy.Decide. It watches
 // everything under /berth/ecs/ (services, tasks, instances, agent
-// presence) with a periodic resync as a safety net, and on every change
-// reconciles each service: it reads the service, its tasks and the
-// cluster's instances, calls deploy.Decide with `now`, stops tasks through
-// stopTaskRecord, starts tasks through the applier (applyPlan, which
-// re-checks capacity at commit), and writes the deployments, counts and
-// events back under a compare on the service record. docs/services.md.
+// presence) with a periodic resync as a safety net, and on a change (a
+// burst of changes coalesced into one pass) reconciles each service: it
+// reads each cluster once (instances, all tasks, agent presence: one
+// snapshot), reads the service, calls deploy.Decide with `now`, stops
+// tasks through stopTaskRecord, starts tasks through the applier
+// (commitPlan, which re-checks capacity at commit) in batches that fit one
+// transaction, planned on the pass's snapshot (kept current by each
+// commit, read again on contention), and writes the deployments, counts
+// and events back under a compare on the service record.
+// docs/services.md.
 
 // ServiceControllerConfig tunes the service controller.
 type ServiceControllerConfig struct {
@@ -66,6 +70,7 @@ func (s *Service) RunServiceController(ctx context.Context, cfg ServiceControlle
 	tick := time.NewTicker(cfg.Resync)
 	defer tick.Stop()
 	var retry <-chan time.Time
+	var lastPass time.Duration
 	for {
 		select {
 		case <-ctx.Done():
@@ -74,17 +79,23 @@ func (s *Service) RunServiceController(ctx context.Context, cfg ServiceControlle
 		case <-tick.C:
 		case <-retry:
 		}
-		// Coalesce a burst of changes into one pass.
+		// Coalesce a burst of changes into one pass: wait 20 ms, or as
+		// long as the last pass took (at most a second), so that a busy
+		// cluster, where every task report is a change, gets passes
+		// back to back at most half the time.
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(min(max(20*time.Millisecond, lastPass), time.Second)):
 		}
 		select {
 		case <-kick:
 		default:
 		}
+		t0 := time.Now()
 		after, err := c.pass(ctx)
+		lastPass = time.Since(t0)
+		s.log.Debug("service controller pass", "took", lastPass)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			if !c.failing {
@@ -140,11 +151,11 @@ func (c *serviceController) pass(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	byCluster := map[string][]string{}
+	byCluster := map[string][]listedService{}
 	var order []string
 	for _, kv := range res.KVs {
-		var p statusPeek
-		if json.Unmarshal(kv.Value, &p) != nil || p.Status == deploy.ServiceInactive {
+		var r serviceRecord
+		if json.Unmarshal(kv.Value, &r) != nil || r.Status == deploy.ServiceInactive {
 			continue
 		}
 		cluster, name, ok := strings.Cut(strings.TrimPrefix(kv.Key, keyServices), "/")
@@ -154,7 +165,7 @@ func (c *serviceController) pass(ctx context.Context) (time.Duration, error) {
 		if _, seen := byCluster[cluster]; !seen {
 			order = append(order, cluster)
 		}
-		byCluster[cluster] = append(byCluster[cluster], name)
+		byCluster[cluster] = append(byCluster[cluster], listedService{name: name, rec: r, rev: kv.ModRevision})
 	}
 	var next time.Duration
 	var firstErr error
@@ -170,8 +181,15 @@ func (c *serviceController) pass(ctx context.Context) (time.Duration, error) {
 	return next, firstErr
 }
 
-func (c *serviceController) reconcileCluster(ctx context.Context, cluster string, names []string) (time.Duration, error) {
-	snap, err := c.s.snapshot(ctx, cluster)
+// listedService is a service record as a pass listed it.
+type listedService struct {
+	name string
+	rec  serviceRecord
+	rev  int64
+}
+
+func (c *serviceController) reconcileCluster(ctx context.Context, cluster string, services []listedService) (time.Duration, error) {
+	snap, err := c.s.readSnapshot(ctx, cluster, true)
 	if err != nil {
 		return 0, err
 	}
@@ -183,24 +201,21 @@ func (c *serviceController) reconcileCluster(ctx context.Context, cluster string
 			c.disc[v.rec.ID] = now
 		}
 	}
-	tres, err := c.s.st.List(ctx, keyTasks+cluster+"/", store.ListOptions{})
-	if err != nil {
-		return 0, err
-	}
 	tasksByGroup := map[string][]taskRecord{}
-	for _, kv := range tres.KVs {
-		var t taskRecord
-		if json.Unmarshal(kv.Value, &t) != nil || !strings.HasPrefix(t.Group, "service:") || !strings.HasPrefix(t.StartedBy, "ecs-svc/") {
+	for _, t := range snap.all {
+		if !strings.HasPrefix(t.Group, "service:") || !strings.HasPrefix(t.StartedBy, "ecs-svc/") {
 			continue
 		}
 		tasksByGroup[t.Group] = append(tasksByGroup[t.Group], t)
 	}
+	snap.all = nil
+	cp := &clusterPass{cluster: cluster, snap: snap}
 	var next time.Duration
 	var firstErr error
-	for _, name := range names {
-		after, err := c.reconcileService(ctx, cluster, name, snap, tasksByGroup["service:"+name], now)
+	for _, ls := range services {
+		after, err := c.reconcileService(ctx, cluster, ls, cp, tasksByGroup["service:"+ls.name], now)
 		if err != nil {
-			c.s.log.Debug("service reconcile failed", "cluster", cluster, "service", name, "err", err)
+			c.s.log.Debug("service reconcile failed", "cluster", cluster, "service", ls.name, "err", err)
 			if firstErr == nil {
 				firstErr = err
 			}
@@ -228,17 +243,54 @@ func serviceRules(r *serviceRecord) ([]placement.Constraint, []placement.Strateg
 	return cons, strat, nil
 }
 
-func (c *serviceController) reconcileService(ctx context.Context, cluster, name string, snap *clusterSnapshot, tasks []taskRecord, now time.Time) (time.Duration, error) {
-	r, _, err := c.s.getService(ctx, cluster, name)
-	if err != nil {
-		return 0, err
-	}
+// clusterPass is what a pass shares between the services of a cluster:
+// the snapshot placement plans on. Commits keep it current for the
+// instances they write; on contention it is read again.
+type clusterPass struct {
+	cluster string
+	snap    *clusterSnapshot
+}
+
+// reconcileService decides on the service record the pass listed (ls)
+// and, when the decision starts or stops tasks, on the record read again
+// just before acting. The write-back compares on the revision decided on
+// (and falls back to changeService's read-modify-write when the record
+// moved); a decision that changes nothing writes nothing. So a service
+// with nothing to do costs no store round trip.
+func (c *serviceController) reconcileService(ctx context.Context, cluster string, ls listedService, cp *clusterPass, tasks []taskRecord, now time.Time) (time.Duration, error) {
+	name := ls.name
+	r, rev := ls.rec, ls.rev
 	if r.Status == deploy.ServiceInactive {
 		return 0, nil
 	}
-	cons, strat, err := serviceRules(&r)
+	dec, cons, strat, err := c.decide(ctx, cluster, &r, cp.snap, tasks, now)
 	if err != nil {
 		return 0, err
+	}
+	if len(dec.Start) > 0 || len(dec.Stop) > 0 {
+		fresh, frev, err := c.s.getService(ctx, cluster, name)
+		if err != nil {
+			return 0, err
+		}
+		if frev != rev {
+			r, rev = fresh, frev
+			if r.Status == deploy.ServiceInactive {
+				return 0, nil
+			}
+			if dec, cons, strat, err = c.decide(ctx, cluster, &r, cp.snap, tasks, now); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return c.act(ctx, cluster, name, cp, r, rev, dec, cons, strat, now)
+}
+
+// decide runs deploy.Decide for a service on the pass's snapshot.
+func (c *serviceController) decide(ctx context.Context, cluster string, rp *serviceRecord, snap *clusterSnapshot, tasks []taskRecord, now time.Time) (deploy.Decision, []placement.Constraint, []placement.Strategy, error) {
+	r := *rp
+	cons, strat, err := serviceRules(&r)
+	if err != nil {
+		return deploy.Decision{}, nil, nil, err
 	}
 	in := deploy.Input{
 		Service: deploy.Service{
@@ -291,8 +343,12 @@ func (c *serviceController) reconcileService(ctx context.Context, cluster, name 
 			StartedAt: t.StartedAt, StoppingAt: t.StoppingAt, StoppedAt: t.StoppedAt,
 		})
 	}
-	dec := deploy.Decide(in)
+	return deploy.Decide(in), cons, strat, nil
+}
 
+// act carries out a decision on service r (read at revision rev): stops,
+// starts, and the write-back of what the controller owns.
+func (c *serviceController) act(ctx context.Context, cluster, name string, cp *clusterPass, r serviceRecord, rev int64, dec deploy.Decision, cons []placement.Constraint, strat []placement.Strategy, now time.Time) (time.Duration, error) {
 	events := dec.Events
 	for _, st := range dec.Stop {
 		if _, err := c.s.stopTaskRecord(ctx, cluster, st.TaskID, ecsapi.TaskStopCode(st.StopCode), st.Reason); err != nil && !errs.Is(err, errs.NotFound) {
@@ -303,7 +359,7 @@ func (c *serviceController) reconcileService(ctx context.Context, cluster, name 
 		c.s.log.Info("service tasks stopping", "cluster", cluster, "service", name, "count", len(dec.Stop))
 	}
 	for _, st := range dec.Start {
-		started, failMsg, err := c.start(ctx, &r, st, cons, strat)
+		started, failMsg, err := c.start(ctx, cp, &r, st, cons, strat)
 		if err != nil {
 			failMsg = "(service " + name + ") failed to launch a task: " + errs.MessageOf(err)
 		}
@@ -320,7 +376,7 @@ func (c *serviceController) reconcileService(ctx context.Context, cluster, name 
 	if len(r.Deployments) > 0 {
 		decidedPrimary = r.Deployments[0].ID
 	}
-	_, err = c.s.changeService(ctx, cluster, name, func(cur *serviceRecord) error {
+	change := func(cur *serviceRecord) error {
 		before, _ := json.Marshal(cur)
 		curPrimary := ""
 		if len(cur.Deployments) > 0 {
@@ -351,22 +407,57 @@ func (c *serviceController) reconcileService(ctx context.Context, cluster, name 
 			return errUnchanged
 		}
 		return nil
-	})
-	if err == errUnchanged {
-		err = nil
 	}
+	err := c.writeService(ctx, cluster, name, r, rev, change)
 	if dec.ServiceStatus == deploy.ServiceInactive && r.Status != deploy.ServiceInactive {
 		c.s.log.Info("service inactive", "cluster", cluster, "service", name)
 	}
 	return dec.RetryAfter, err
 }
 
+// writeService applies change to r, the service record as read at rev,
+// and writes it under a compare on rev; when the record moved meanwhile it
+// falls back to changeService (read, change, compare-and-swap). A change
+// that returns errUnchanged writes nothing.
+func (c *serviceController) writeService(ctx context.Context, cluster, name string, r serviceRecord, rev int64, change func(*serviceRecord) error) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return errs.Wrap(errs.Internal, err, "encode service")
+	}
+	var cur serviceRecord // a deep copy: change may modify what it is given
+	if err := json.Unmarshal(b, &cur); err != nil {
+		return errs.Wrap(errs.Internal, err, "decode service")
+	}
+	if err := change(&cur); err != nil {
+		if err == errUnchanged {
+			return nil
+		}
+		return err
+	}
+	cur.Version++
+	nb, _ := json.Marshal(cur)
+	key := serviceKey(cluster, name)
+	res, err := c.s.st.Txn(ctx, []store.Cmp{store.ModRevisionIs(key, rev)}, store.Put(key, nb))
+	if err != nil {
+		return err
+	}
+	if res.Succeeded {
+		return nil
+	}
+	if _, err = c.s.changeService(ctx, cluster, name, change); err == errUnchanged {
+		err = nil
+	}
+	return err
+}
+
 // errUnchanged aborts a service write that would change nothing.
 var errUnchanged = errs.E(errs.Conflict, "unchanged")
 
-// start places and commits the tasks of one Start. It returns the started
-// task ids and, when some could not be placed, ECS's event for that.
-func (c *serviceController) start(ctx context.Context, r *serviceRecord, st deploy.Start, cons []placement.Constraint, strat []placement.Strategy) ([]string, string, error) {
+// start places and commits the tasks of one Start, in batches of at most
+// maxBatchTasks (one transaction each), planned on the pass's snapshot. It
+// returns the started task ids and, when some could not be placed, ECS's
+// event for that.
+func (c *serviceController) start(ctx context.Context, cp *clusterPass, r *serviceRecord, st deploy.Start, cons []placement.Constraint, strat []placement.Strategy) ([]string, string, error) {
 	in := taskInput{
 		taskDefinition: st.TaskDefinition, group: "service:" + r.Name, startedBy: st.DeploymentID,
 		managedTags: r.EnableECSManagedTags,
@@ -388,44 +479,76 @@ func (c *serviceController) start(ctx context.Context, r *serviceRecord, st depl
 	spec.req.Constraints = append(tdc, cons...)
 	spec.req.Strategies = strat
 	var failure *placement.Failure
-	p, err := c.s.applyPlan(ctx, r.Cluster, func(snap *clusterSnapshot) (*plan, error) {
-		failure = nil
+	var ids []string
+	remaining := st.Count
+	if st.InstanceID != "" {
+		remaining = 1
+	}
+	for attempt := 0; remaining > 0; {
+		snap := cp.snap
 		p := &plan{}
 		now := c.s.now().UTC()
 		if st.InstanceID != "" {
 			v := snap.byID[st.InstanceID]
 			if v == nil {
-				return p, nil
+				break
 			}
 			if err := placement.Check(v.placementInstance(), spec.req); err != nil {
 				if f, ok := failureOf(err); ok {
 					failure = &f
-					return p, nil
+					break
 				}
-				return nil, err
+				return ids, "", err
 			}
 			p.tasks = append(p.tasks, placedTask{rec: c.s.newTask(r.Cluster, spec, v, now), req: &spec.req})
-			return p, nil
+		} else {
+			insts := make([]placement.Instance, 0, len(snap.instances))
+			for _, v := range snap.instances {
+				insts = append(insts, v.placementInstance())
+			}
+			placements, failures := placement.Place(insts, spec.req, min(remaining, maxBatchTasks), c.rng)
+			failure = nil
+			if len(failures) > 0 {
+				failure = &failures[0]
+			}
+			for _, pl := range placements {
+				p.tasks = append(p.tasks, placedTask{rec: c.s.newTask(r.Cluster, spec, snap.byID[pl.InstanceID], now), req: &spec.req})
+			}
 		}
-		insts := make([]placement.Instance, 0, len(snap.instances))
-		for _, v := range snap.instances {
-			insts = append(insts, v.placementInstance())
+		if len(p.tasks) == 0 {
+			break
 		}
-		placements, failures := placement.Place(insts, spec.req, st.Count, c.rng)
-		if len(failures) > 0 {
-			failure = &failures[0]
+		ok, err := c.s.commitPlan(ctx, snap, p)
+		if err != nil && errs.ReasonOf(err) != placement.Unplaceable {
+			return ids, "", err
 		}
-		for _, pl := range placements {
-			p.tasks = append(p.tasks, placedTask{rec: c.s.newTask(r.Cluster, spec, snap.byID[pl.InstanceID], now), req: &spec.req})
+		if ok {
+			for _, t := range p.tasks {
+				ids = append(ids, t.rec.ID)
+			}
+			remaining -= len(p.tasks)
+			if failure != nil {
+				break // the cluster is full for this service
+			}
+			continue
 		}
-		return p, nil
-	})
-	if err != nil {
-		return nil, "", err
-	}
-	var ids []string
-	for _, t := range p.tasks {
-		ids = append(ids, t.rec.ID)
+		// Contention (or an instance changed): read the cluster again and
+		// plan the rest on it, with a little back-off.
+		attempt++
+		if attempt >= maxPlanAttempts {
+			return ids, "", errs.E(errs.Unavailable, "too many concurrent placements on cluster %s; retry", r.Cluster)
+		}
+		d := time.Duration(c.rng.IntN(attempt)+1) * 3 * time.Millisecond
+		select {
+		case <-ctx.Done():
+			return ids, "", errs.Wrap(errs.Unavailable, ctx.Err(), "placement interrupted")
+		case <-time.After(d):
+		}
+		fresh, err := c.s.snapshot(ctx, r.Cluster)
+		if err != nil {
+			return ids, "", err
+		}
+		cp.snap = fresh
 	}
 	msg := ""
 	if failure != nil {

@@ -692,10 +692,12 @@ func (s *Service) ListTasks(ctx context.Context, in *ecsapi.ListTasksRequest) (*
 	if !instanceOK || (lt != "" && lt != ecsapi.LaunchTypeEc2) || deref(in.DaemonName) != "" {
 		return out, nil
 	}
-	var t taskRecord
+	// Only the fields the filters need are decoded: a cluster's tasks are
+	// all read, and a full taskRecord costs several times more.
+	var t taskListFields
 	out.NextToken, err = s.paginate(ctx, keyTasks+cluster+"/", after, limit, false,
 		func(kv store.KV) bool {
-			t = taskRecord{}
+			t = taskListFields{}
 			if json.Unmarshal(kv.Value, &t) != nil || t.DesiredStatus != desired {
 				return false
 			}
@@ -716,6 +718,16 @@ func (s *Service) ListTasks(ctx context.Context, in *ecsapi.ListTasksRequest) (*
 		return nil, err
 	}
 	return out, nil
+}
+
+// taskListFields are the fields of a taskRecord that ListTasks filters on.
+type taskListFields struct {
+	ARN               string `json:"arn"`
+	TaskDefinitionARN string `json:"taskDefinitionArn"`
+	InstanceID        string `json:"instanceId"`
+	Group             string `json:"group"`
+	StartedBy         string `json:"startedBy"`
+	DesiredStatus     string `json:"desiredStatus"`
 }
 
 // taskDefFamily is the family of a task definition ARN.

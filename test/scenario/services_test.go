@@ -524,9 +524,11 @@ func TestWaitServicesStableCLIOnHollowNodes(t *testing.T) {
 
 // TestBenchServicesOnHollowNodes is the services benchmark: BERTH_BENCH=1
 // runs it (sizes: BERTH_BENCH_NODES, default 1000; BERTH_BENCH_SERVICES,
-// default 100; BERTH_BENCH_TASKS, default 20000 in total). It reports
-// committed placements per second until every service is stable and the
-// p99 latency of DescribeServices calls made throughout.
+// default 100; BERTH_BENCH_TASKS, default 20000 in total; BERTH_BENCH_MINUTES,
+// default 30, gives up after that long). It reports committed placements
+// per second (tasks created / time until the last was committed), the time
+// until every service is stable, and the p99 latency of DescribeServices
+// and ListTasks calls made throughout.
 func TestBenchServicesOnHollowNodes(t *testing.T) {
 	if os.Getenv("BERTH_BENCH") != "1" {
 		t.Skip("set BERTH_BENCH=1 to run the services benchmark on hollow nodes")
@@ -538,24 +540,68 @@ func TestBenchServicesOnHollowNodes(t *testing.T) {
 		return def
 	}
 	nNodes, nSvc, nTasks := envInt("BERTH_BENCH_NODES", 1000), envInt("BERTH_BENCH_SERVICES", 100), envInt("BERTH_BENCH_TASKS", 20000)
+	t0 := time.Now()
 	e := startHollow(t, nNodes, []string{"zone-a", "zone-b", "zone-c"})
-	cx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	t.Logf("%d hollow nodes joined in %s", nNodes, time.Since(t0).Round(time.Millisecond))
+	cx, cancel := context.WithTimeout(context.Background(), time.Duration(envInt("BERTH_BENCH_MINUTES", 30))*time.Minute)
 	defer cancel()
 	td := e.taskDef(t, "bench", "bench:1")
 	per := nTasks / nSvc
+	total := per * nSvc
+	st := e.s.Daemon.Store()
+	// countTasks counts the service tasks committed and those RUNNING.
+	countTasks := func() (committed, running int) {
+		res, err := st.List(cx, "/berth/ecs/tasks/", store.ListOptions{})
+		if err != nil {
+			return -1, -1
+		}
+		for _, kv := range res.KVs {
+			var tr struct{ LastStatus string }
+			if json.Unmarshal(kv.Value, &tr) == nil {
+				committed++
+				if tr.LastStatus == "RUNNING" {
+					running++
+				}
+			}
+		}
+		return committed, running
+	}
+	// Committed placements: creations of assignment entries (small; one
+	// per task, written in the task's transaction) seen on a watch.
+	var mu sync.Mutex
+	var allCommitted time.Duration
+	created := 0
+	wctx, wcancel := context.WithCancel(cx)
+	defer wcancel()
+	rev, err := st.Get(cx, "/berth/ecs/clusters/default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch := st.Watch(wctx, "/berth/ecs/assign/", rev.ModRevision+1)
 	start := time.Now()
+	go func() {
+		for wr := range watch {
+			for _, ev := range wr.Events {
+				if ev.Type == store.EventPut && ev.KV.Version == 1 {
+					mu.Lock()
+					if created++; created == total {
+						allCommitted = time.Since(start)
+					}
+					mu.Unlock()
+				}
+			}
+		}
+	}()
 	for i := range nSvc {
 		if _, err := e.ecs.CreateService(cx, &ecs.CreateServiceInput{ServiceName: aws.String(fmt.Sprintf("svc-%03d", i)),
 			TaskDefinition: aws.String(td), DesiredCount: aws.Int32(int32(per))}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	var mu sync.Mutex
-	var lat []time.Duration
+	var descLat, listLat []time.Duration
 	done := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
+	sample := func(lat *[]time.Duration, call func(i int) error) {
 		defer wg.Done()
 		for i := 0; ; i++ {
 			select {
@@ -564,13 +610,36 @@ func TestBenchServicesOnHollowNodes(t *testing.T) {
 			default:
 			}
 			t0 := time.Now()
-			if _, err := e.ecs.DescribeServices(cx, &ecs.DescribeServicesInput{Services: []string{fmt.Sprintf("svc-%03d", i%nSvc)}}); err != nil {
+			if err := call(i); err != nil && cx.Err() == nil {
 				t.Error(err)
 			}
 			mu.Lock()
-			lat = append(lat, time.Since(t0))
+			*lat = append(*lat, time.Since(t0))
 			mu.Unlock()
 			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	wg.Add(3)
+	go sample(&descLat, func(i int) error {
+		_, err := e.ecs.DescribeServices(cx, &ecs.DescribeServicesInput{Services: []string{fmt.Sprintf("svc-%03d", i%nSvc)}})
+		return err
+	})
+	go sample(&listLat, func(i int) error {
+		_, err := e.ecs.ListTasks(cx, &ecs.ListTasksInput{ServiceName: aws.String(fmt.Sprintf("svc-%03d", i%nSvc))})
+		return err
+	})
+	go func() { // progress
+		defer wg.Done()
+		tick := time.NewTicker(5 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			c, r := countTasks()
+			t.Logf("%6.1fs: %d/%d tasks committed, %d RUNNING", time.Since(start).Seconds(), c, total, r)
 		}
 	}()
 	for i := range nSvc {
@@ -585,7 +654,9 @@ func TestBenchServicesOnHollowNodes(t *testing.T) {
 				break
 			}
 			if cx.Err() != nil {
-				t.Fatalf("timed out: %s running %d/%d", name, s.RunningCount, s.DesiredCount)
+				c, r := countTasks()
+				t.Fatalf("timed out after %s: %s running %d/%d; %d/%d tasks committed, %d RUNNING",
+					time.Since(start).Round(time.Second), name, s.RunningCount, s.DesiredCount, c, total, r)
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
@@ -593,8 +664,22 @@ func TestBenchServicesOnHollowNodes(t *testing.T) {
 	elapsed := time.Since(start)
 	close(done)
 	wg.Wait()
-	slices.Sort(lat)
-	p99 := lat[len(lat)*99/100]
-	t.Logf("%d hollow nodes, %d services, %d tasks RUNNING in %s: %.0f committed placements/s; DescribeServices p99 %s over %d calls",
-		nNodes, nSvc, per*nSvc, elapsed.Round(time.Millisecond), float64(per*nSvc)/elapsed.Seconds(), p99, len(lat))
+	mu.Lock()
+	if allCommitted == 0 {
+		t.Errorf("saw %d task creations of %d", created, total)
+		allCommitted = elapsed
+	}
+	mu.Unlock()
+	p := func(lat []time.Duration, q int) time.Duration {
+		slices.Sort(lat)
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[min(len(lat)-1, len(lat)*q/100)].Round(100 * time.Microsecond)
+	}
+	t.Logf("%d hollow nodes, %d services, %d tasks: all committed within %s (%.0f committed placements/s), all RUNNING and stable in %s (%.0f/s); "+
+		"DescribeServices p50 %s p99 %s over %d calls; ListTasks p50 %s p99 %s over %d calls",
+		nNodes, nSvc, total, allCommitted.Round(time.Millisecond), float64(total)/allCommitted.Seconds(),
+		elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds(),
+		p(descLat, 50), p(descLat, 99), len(descLat), p(listLat, 50), p(listLat, 99), len(listLat))
 }
