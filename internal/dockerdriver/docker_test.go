@@ -292,8 +292,8 @@ func TestContainerLifecycleWithSIGTERM(t *testing.T) {
 	rctx, rcancel := context.WithCancel(ctx)
 	defer rcancel()
 	revs, rerrc := d.Events(rctx, EventOptions{Since: startEv.Time, Labels: map[string]string{LabelTaskARN: task.TaskARN}})
-	waitEvent(t, revs, rerrc, 5*time.Second, func(e Event) bool { return e.ContainerID == id && e.Action == EventStart })
-	waitEvent(t, revs, rerrc, 5*time.Second, func(e Event) bool { return e.ContainerID == id && e.Action == EventDie })
+	waitEvent(t, revs, rerrc, 20*time.Second, func(e Event) bool { return e.ContainerID == id && e.Action == EventStart })
+	waitEvent(t, revs, rerrc, 20*time.Second, func(e Event) bool { return e.ContainerID == id && e.Action == EventDie })
 	// Stopping again is fine.
 	if err := d.StopContainer(ctx, id, time.Second); err != nil {
 		t.Errorf("second stop: %v", err)

@@ -334,7 +334,7 @@ func (s *Service) ApplyReport(ctx context.Context, cred AgentCredential, rep age
 	var batch []update
 	flush := func() error {
 		for len(batch) > 0 {
-			n := min(len(batch), maxBatchTasks)
+			n := min(len(batch), s.maxBatchTasks())
 			chunk := batch[:n]
 			batch = batch[n:]
 			var cmps []store.Cmp

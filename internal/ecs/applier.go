@@ -45,15 +45,15 @@ import (
 // maxPlanAttempts bounds applyPlan's retries on contention.
 const maxPlanAttempts = 20
 
-// maxTxnOps is etcd's limit on the operations, and separately on the
-// compares, of one transaction (--max-txn-ops; the embedded store keeps
-// the default, 128). A plan must fit in one transaction.
-const maxTxnOps = 128
+// maxTxnOps is the store's limit on the operations, and separately on the
+// compares, of one transaction (etcd's --max-txn-ops: 128 by default, 1024
+// in Berth's embedded etcd). A plan must fit in one transaction.
+func (s *Service) maxTxnOps() int { return store.MaxTxnOps(s.st) }
 
 // maxBatchTasks is the most tasks a plan may hold: each task costs two
 // operations (task, assignment) and one compare (task absent), and each
 // instance it is the first on one more of each (record, ModRevision).
-const maxBatchTasks = maxTxnOps / 3
+func (s *Service) maxBatchTasks() int { return s.maxTxnOps() / 3 }
 
 // placedTask is a task ready to commit: its record, with the instance
 // chosen, and what it needs from the instance.
@@ -156,7 +156,7 @@ func (s *Service) commitPlan(ctx context.Context, snap *clusterSnapshot, p *plan
 		cmps = append(cmps, store.Absent(key))
 		ops = append(ops, store.Put(key, tb), store.Put(assignKey(t.rec.InstanceID, t.rec.ID), ab))
 	}
-	if len(cmps) > maxTxnOps || len(ops) > maxTxnOps {
+	if len(cmps) > s.maxTxnOps() || len(ops) > s.maxTxnOps() {
 		return false, errs.E(errs.Internal, "placement plan too large for one transaction (%d compares, %d operations)", len(cmps), len(ops))
 	}
 	res, err := s.st.Txn(ctx, cmps, ops...)

@@ -506,7 +506,7 @@ func (c *serviceController) start(ctx context.Context, cp *clusterPass, r *servi
 			for _, v := range snap.instances {
 				insts = append(insts, v.placementInstance())
 			}
-			placements, failures := placement.Place(insts, spec.req, min(remaining, maxBatchTasks), c.rng)
+			placements, failures := placement.Place(insts, spec.req, min(remaining, c.s.maxBatchTasks()), c.rng)
 			failure = nil
 			if len(failures) > 0 {
 				failure = &failures[0]

@@ -46,6 +46,10 @@ type EmbeddedConfig struct {
 	// snapshots (which bound the WAL replay at start). Optional; default
 	// DefaultSnapshotCount.
 	SnapshotCount uint64
+	// MaxTxnOps is the embedded server's --max-txn-ops: the most
+	// operations one transaction may hold. Optional; default
+	// DefaultEmbeddedMaxTxnOps (larger batches mean fewer commits).
+	MaxTxnOps int
 	// QuotaBackendBytes caps the database size; past it etcd refuses
 	// writes. Optional; 0 is etcd's default (2 GiB).
 	QuotaBackendBytes int64
@@ -57,7 +61,13 @@ type EmbeddedConfig struct {
 	Logger *slog.Logger
 }
 
+// DefaultEmbeddedMaxTxnOps is the embedded etcd's --max-txn-ops.
+const DefaultEmbeddedMaxTxnOps = 1024
+
 func (c EmbeddedConfig) withDefaults() EmbeddedConfig {
+	if c.MaxTxnOps <= 0 {
+		c.MaxTxnOps = DefaultEmbeddedMaxTxnOps
+	}
 	if c.CompactionRetention <= 0 {
 		c.CompactionRetention = DefaultCompactionRetention
 	}
@@ -145,7 +155,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		e.Close()
 		return nil, errs.Wrap(errs.Unavailable, err, "store: connect to embedded etcd")
 	}
-	return &Embedded{etcd: e, store: &etcdStore{cli: cli}, endpoints: endpoints, stopping: stopping}, nil
+	return &Embedded{etcd: e, store: &etcdStore{cli: cli, maxTxnOps: cfg.MaxTxnOps}, endpoints: endpoints, stopping: stopping}, nil
 }
 
 // embedConfig builds etcd's configuration for one start attempt.
@@ -170,6 +180,7 @@ func embedConfig(cfg EmbeddedConfig, lg *zap.Logger) (*embed.Config, error) {
 	ec.AutoCompactionRetention = cfg.CompactionRetention.String()
 	ec.SnapshotCount = cfg.SnapshotCount
 	ec.QuotaBackendBytes = cfg.QuotaBackendBytes
+	ec.MaxTxnOps = uint(cfg.MaxTxnOps)
 	ec.EnableGRPCGateway = false
 	ec.Logger = "zap"
 	ec.LogLevel = "error"

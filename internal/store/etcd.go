@@ -26,6 +26,8 @@ const DefaultRequestTimeout = 15 * time.Second
 // etcdStore is Store over an etcd v3 client.
 type etcdStore struct {
 	cli *clientv3.Client
+	// maxTxnOps is the server's --max-txn-ops (0: etcd's default).
+	maxTxnOps int
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -41,6 +43,15 @@ var _ Compactor = (*etcdStore)(nil)
 // NewEtcd returns a Store over cli. The store owns cli: its Close closes the
 // client.
 func NewEtcd(cli *clientv3.Client) Store { return &etcdStore{cli: cli} }
+
+// MaxTxnOps returns the most operations (and, separately, compares) one
+// transaction may hold on this store.
+func (s *etcdStore) MaxTxnOps() int {
+	if s.maxTxnOps > 0 {
+		return s.maxTxnOps
+	}
+	return EtcdDefaultMaxTxnOps
+}
 
 // reqCtx applies DefaultRequestTimeout when ctx has no deadline.
 func reqCtx(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -189,3 +189,20 @@ type Compactor interface {
 	// from an older revision then fail with ErrCompacted.
 	Compact(ctx context.Context, rev int64) error
 }
+
+// EtcdDefaultMaxTxnOps is etcd's default --max-txn-ops.
+const EtcdDefaultMaxTxnOps = 128
+
+// TxnLimiter is implemented by stores that know how many operations one
+// transaction may hold; callers that batch writes size batches with it.
+type TxnLimiter interface {
+	MaxTxnOps() int
+}
+
+// MaxTxnOps returns s's transaction size limit, or etcd's default.
+func MaxTxnOps(s Store) int {
+	if l, ok := s.(TxnLimiter); ok && l.MaxTxnOps() > 0 {
+		return l.MaxTxnOps()
+	}
+	return EtcdDefaultMaxTxnOps
+}
