@@ -37,8 +37,9 @@ Usage:
   berth agent    [flags]   a node agent: joins a cluster and runs its tasks on Docker
   berth env      [flags]   print the shell exports for the AWS CLI and SDKs
   berth join-token [flags] make a token an agent joins a cluster with
-  berth bench [tasks] [flags]  run the benchmarks that need a whole Berth
-                           (API churn; with "tasks": RunTask on Docker beside docker run and Swarm)
+  berth bench [tasks|services] [flags]  run the benchmarks that need a whole Berth
+                           (API churn; "tasks": RunTask on Docker beside docker run and Swarm;
+                           "services": services on Docker beside Swarm, rolling bounds, recovery)
   berth version            print the version
 
 Run 'berth <command> -h' for a command's flags.
@@ -293,6 +294,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(args) > 0 && args[0] == "tasks" {
 		return runBenchTasks(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "services" {
+		return runBenchServices(ctx, args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("berth bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dur := fs.Duration("duration", 30*time.Second, "how long the API churn runs")
@@ -355,6 +359,31 @@ func runBenchTasks(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return UsageError{"bad benchmark parameters"}
 	}
 	res, err := bench.Tasks(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	res.Report(stdout)
+	return nil
+}
+
+func runBenchServices(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("berth bench services", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := bench.DefaultServiceDockerConfig()
+	fs.StringVar(&cfg.Image, "image", cfg.Image, "image in Docker's local cache, taking berth-test/tool's arguments (nothing is pulled)")
+	fs.IntVar(&cfg.Replicas, "replicas", cfg.Replicas, "tasks of the service timed from CreateService to steady state (0: skip)")
+	fs.BoolVar(&cfg.Swarm, "swarm", cfg.Swarm, "time docker service create --replicas on a single-node Swarm beside it")
+	fs.IntVar(&cfg.Rolling, "rolling", cfg.Rolling, "tasks moved to a new revision with minimumHealthyPercent 100 / maximumPercent 200 (0: skip it and the kills)")
+	fs.DurationVar(&cfg.Every, "every", cfg.Every, "how often the rolling deployment's bounds are sampled")
+	fs.IntVar(&cfg.Kills, "kills", cfg.Kills, "docker kill samples: a container of the rolling service killed, timed until replaced")
+	fs.IntVar(&cfg.LostTasks, "lost-tasks", cfg.LostTasks, "tasks spread over two agents before the second agent is stopped (0: skip)")
+	if err := fs.Parse(args); err != nil {
+		return UsageError{err.Error()}
+	}
+	if cfg.Replicas < 0 || cfg.Rolling < 0 || cfg.Kills < 0 || cfg.Every <= 0 || cfg.LostTasks == 1 || cfg.LostTasks < 0 {
+		return UsageError{"bad benchmark parameters"}
+	}
+	res, err := bench.ServiceDocker(ctx, cfg)
 	if err != nil {
 		return err
 	}
