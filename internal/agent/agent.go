@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -49,6 +50,10 @@ type Config struct {
 	// stream opens, so the runtime can re-attach to running containers.
 	Adopt func(ctx context.Context, instanceID string) (map[string]Runner, error)
 	Log   *slog.Logger
+	// HTTPClient talks to the control plane; nil: http.DefaultClient.
+	// Many agents in one process (hollow nodes) share one with a large
+	// idle connection pool.
+	HTTPClient *http.Client
 }
 
 // State is what the agent keeps across restarts.
@@ -137,7 +142,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		}
 		req := cfg.Join
 		req.Token = cfg.JoinToken
-		c := &agentapi.Client{Endpoint: cfg.Endpoint, Region: cfg.Region}
+		c := &agentapi.Client{Endpoint: cfg.Endpoint, Region: cfg.Region, HTTP: cfg.HTTPClient}
 		j, err := c.Join(ctx, req)
 		if err != nil {
 			return nil, fmt.Errorf("join: %w", err)
@@ -152,7 +157,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a.state = st
-	a.client = &agentapi.Client{Endpoint: cfg.Endpoint, Region: st.Region, AccessKeyID: st.AccessKeyID, SecretAccessKey: st.SecretAccessKey}
+	a.client = &agentapi.Client{Endpoint: cfg.Endpoint, Region: st.Region, AccessKeyID: st.AccessKeyID, SecretAccessKey: st.SecretAccessKey, HTTP: cfg.HTTPClient}
 	return a, nil
 }
 

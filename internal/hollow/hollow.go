@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -152,8 +153,9 @@ func startNode(ctx context.Context, cfg Config, i int) (*Node, error) {
 			Resources:   agentapi.Resources{CPU: cfg.CPU, MemoryMiB: cfg.MemoryMiB, OSType: "linux", CPUArch: "x86_64"},
 			VersionInfo: agentapi.VersionInfo{AgentVersion: "1.0.0-hollow", DockerVersion: "hollow"},
 		},
-		NewRunner: sim.newRunner,
-		Log:       cfg.Log.With("hollow", i),
+		NewRunner:  sim.newRunner,
+		Log:        cfg.Log.With("hollow", i),
+		HTTPClient: sharedHTTP,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("hollow node %d: %w", i, err)
@@ -372,3 +374,12 @@ func (r *runner) run() {
 	exit := int32(0)
 	r.send(agentapi.TaskReport{KnownStatus: "STOPPED", ExecutionStoppedAt: &now, StoppedAt: &now, Containers: r.containerReports("STOPPED", &exit, "")})
 }
+
+// sharedHTTP is the hollow agents' client: one process holds many agents,
+// each with a stream and report connections, so the idle pool must hold
+// them all or every report dials anew.
+var sharedHTTP = &http.Client{Transport: &http.Transport{
+	MaxIdleConns:        8192,
+	MaxIdleConnsPerHost: 8192,
+	IdleConnTimeout:     90 * time.Second,
+}}
