@@ -304,6 +304,16 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 	if !supportsEC2(&td) {
 		return nil, invalid("Task definition does not support launch_type EC2.")
 	}
+	if daemon {
+		// A DAEMON service wants one task per eligible instance from the
+		// start, so that services-stable is not satisfied by the 0 it
+		// would show until the controller's first pass.
+		n, err := s.daemonEligible(ctx, cluster, &td, in.PlacementConstraints)
+		if err != nil {
+			return nil, err
+		}
+		desired = int32(n)
+	}
 	token := deref(in.ClientToken)
 	hash := serviceRequestHash(in)
 	now := s.now().UTC()
@@ -696,4 +706,38 @@ func (t serviceTagger) updateTags(ctx context.Context, a arn.ARN, change func([]
 		return errs.R(errs.NotFound, reasonResourceNotFound, "The specified resource could not be found.")
 	}
 	return err
+}
+
+// daemonEligible counts the instances a DAEMON service of td would run a
+// task on: ACTIVE, agent connected, and meeting the task definition's
+// required attributes and the constraints (resources aside, as the
+// controller counts them).
+func (s *Service) daemonEligible(ctx context.Context, cluster string, td *ecsapi.TaskDefinition, cons []ecsapi.PlacementConstraint) (int, error) {
+	snap, err := s.snapshot(ctx, cluster)
+	if err != nil {
+		return 0, err
+	}
+	svcCons, err := placement.ConstraintsFromWire(cons)
+	if err != nil {
+		return 0, err
+	}
+	tdCons, err := placement.TaskDefinitionConstraintsFromWire(td.PlacementConstraints)
+	if err != nil {
+		return 0, err
+	}
+	req := placement.Request{RequiredAttributes: placement.AttributesFromWire(td.RequiresAttributes), Constraints: append(tdCons, svcCons...)}
+	n := 0
+	for _, v := range snap.instances {
+		if v.rec.Status != InstanceActive || !v.connected {
+			continue
+		}
+		pi := v.placementInstance()
+		pi.Tasks = nil
+		pi.Remaining = pi.Registered
+		pi.DynamicPortsInUse = 0
+		if placement.Check(pi, req) == nil {
+			n++
+		}
+	}
+	return n, nil
 }

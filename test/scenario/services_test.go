@@ -396,6 +396,11 @@ func TestDaemonServiceAcrossZonesOnHollowNodes(t *testing.T) {
 	if aws.ToInt32(dc.MinimumHealthyPercent) != 0 || aws.ToInt32(dc.MaximumPercent) != 100 {
 		t.Fatalf("daemon defaults %+v", dc)
 	}
+	// The desired count is right from the start: services-stable cannot
+	// pass on the 0 the controller has not yet replaced.
+	if out.Service.DesiredCount != 2 {
+		t.Fatalf("daemon desiredCount at create = %d, want 2 (two eligible instances)", out.Service.DesiredCount)
+	}
 	eventuallyTrue(t, "daemon desired count 2", 20*time.Second, func() bool { return e.describe(t, "logs").DesiredCount == 2 })
 	svc := e.waitStable(t, "logs", 20*time.Second)
 	if svc.DesiredCount != 2 {
