@@ -336,15 +336,22 @@ func mergeReport(old, nw agentapi.TaskReport) agentapi.TaskReport {
 // reportLoop sends queued reports, retrying with back-off.
 func (a *Agent) reportLoop(ctx context.Context) {
 	backoff := 100 * time.Millisecond
+	lastSent := time.Now()
 	for {
+		heartbeat := false
 		select {
 		case <-ctx.Done():
-			a.flush(context.WithoutCancel(ctx), 3*time.Second)
+			a.flush(context.WithoutCancel(ctx), 3*time.Second, false) //nolint:errcheck // best effort at shutdown
 			return
 		case <-a.kick:
-		case <-time.After(5 * time.Second):
+		case <-time.After(time.Until(lastSent.Add(agentapi.AgentHeartbeatInterval))):
+			heartbeat = true
 		}
-		if err := a.flush(ctx, 15*time.Second); err != nil {
+		sent, err := a.flush(ctx, 15*time.Second, heartbeat)
+		if sent {
+			lastSent = time.Now()
+		}
+		if err != nil {
 			a.log.Warn("report failed; retrying", "err", err)
 			select {
 			case <-ctx.Done():
@@ -361,11 +368,14 @@ func (a *Agent) reportLoop(ctx context.Context) {
 	}
 }
 
-func (a *Agent) flush(ctx context.Context, timeout time.Duration) error {
+// flush sends the queued reports; with heartbeat it sends an empty
+// report when nothing is queued, so the control plane hears from the
+// agent at least every AgentHeartbeatInterval.
+func (a *Agent) flush(ctx context.Context, timeout time.Duration, heartbeat bool) (sent bool, err error) {
 	a.mu.Lock()
-	if len(a.pending) == 0 {
+	if len(a.pending) == 0 && !heartbeat {
 		a.mu.Unlock()
-		return nil
+		return false, nil
 	}
 	batch := a.pending
 	a.pending = map[string]agentapi.TaskReport{}
@@ -376,7 +386,7 @@ func (a *Agent) flush(ctx context.Context, timeout time.Duration) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	err := a.client.Report(ctx, rep)
+	err = a.client.Report(ctx, rep)
 	if err != nil && !errs.Is(err, errs.Forbidden) && !errs.Is(err, errs.Invalid) {
 		// Put the batch back under anything newer.
 		a.mu.Lock()
@@ -387,10 +397,10 @@ func (a *Agent) flush(ctx context.Context, timeout time.Duration) error {
 			a.pending[arn] = tr
 		}
 		a.mu.Unlock()
-		return err
+		return false, err
 	}
 	if err != nil {
 		a.log.Error("report refused; dropped", "err", err)
 	}
-	return nil
+	return true, nil
 }

@@ -36,6 +36,13 @@ const (
 	// on an idle assignment stream; an agent that sees nothing for three
 	// intervals reconnects.
 	HeartbeatInterval = 5 * time.Second
+	// AgentHeartbeatInterval is how often an agent that has nothing to
+	// report sends an empty report: proof of life the stream alone cannot
+	// give (a vanished host leaves the server's side of it open).
+	AgentHeartbeatInterval = 3 * time.Second
+	// AgentSilenceLimit is how long the server keeps an instance
+	// connected without hearing from its agent.
+	AgentSilenceLimit = 7 * time.Second
 )
 
 // JoinRequest registers a container instance.

@@ -179,6 +179,12 @@ func (s *Service) streamAssignments(ctx context.Context, cred AgentCredential, s
 	}
 	keep := time.NewTicker(presenceTTL / 3)
 	defer keep.Stop()
+	// The stream alone does not prove the agent lives: a host that
+	// vanished leaves this side of the connection open. Its reports do
+	// (agents send one at least every AgentHeartbeatInterval).
+	started := s.now()
+	silence := time.NewTicker(time.Second)
+	defer silence.Stop()
 	beat := time.NewTicker(agentapi.HeartbeatInterval)
 	defer beat.Stop()
 
@@ -223,6 +229,16 @@ func (s *Service) streamAssignments(ctx context.Context, cred AgentCredential, s
 			case <-beat.C:
 				if !send(agentapi.Event{Type: agentapi.EventHeartbeat, Revision: rev}) {
 					break loop
+				}
+			case <-silence.C:
+				last := started
+				if v, ok := s.seen.Load(cred.InstanceID); ok && v.(time.Time).After(last) {
+					last = v.(time.Time)
+				}
+				if s.now().Sub(last) > agentapi.AgentSilenceLimit {
+					log.Warn("agent silent; closing its assignment stream", "silent_for", s.now().Sub(last).Round(time.Second))
+					cancel()
+					return
 				}
 			case wr, ok := <-w:
 				if !ok {
@@ -325,6 +341,7 @@ func (s *Service) parseTaskARN(taskARN string) (cluster, id string, err error) {
 // applied again task by task on fresh reads (applyTaskReport). An agent
 // reports many tasks at once, so this saves most of the transactions.
 func (s *Service) ApplyReport(ctx context.Context, cred AgentCredential, rep agentapi.Report) error {
+	s.seen.Store(cred.InstanceID, s.now())
 	type update struct {
 		tr  agentapi.TaskReport
 		key string

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/berthdev/berth/internal/agentapi"
@@ -37,6 +38,9 @@ type Service struct {
 	log  *slog.Logger
 
 	creds agentCredCache
+	// seen is when each instance's agent last reported (its heartbeat),
+	// for the streams this server holds.
+	seen sync.Map
 	// tdCache holds the task definitions of assignments (agentgw.go).
 	tdCache assignmentTaskDefs
 	// registryAuth returns pull credentials for an image in Berth's own
