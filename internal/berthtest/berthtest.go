@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -124,7 +125,27 @@ func FreeAddr(t testing.TB) string {
 type Process struct {
 	*Server
 	Cmd    *exec.Cmd
-	Output *bytes.Buffer
+	Output *SyncBuffer
+}
+
+// SyncBuffer is a bytes.Buffer safe to write from a child process's
+// output copier while a test reads it.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // StartProcess runs `berth <mode> --listen ADDR --data-dir DIR args...` and
@@ -146,7 +167,7 @@ func StartProcessAt(t testing.TB, addr, mode, dataDir string, env []string, args
 	}
 	argv = append(argv, args...)
 	cmd := exec.Command(Binary(t), argv...)
-	out := &bytes.Buffer{}
+	out := &SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Env = append(os.Environ(), env...)
 	if err := cmd.Start(); err != nil {
