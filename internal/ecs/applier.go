@@ -50,10 +50,11 @@ const maxPlanAttempts = 20
 // in Berth's embedded etcd). A plan must fit in one transaction.
 func (s *Service) maxTxnOps() int { return store.MaxTxnOps(s.st) }
 
-// maxBatchTasks is the most tasks a plan may hold: each task costs two
-// operations (task, assignment) and one compare (task absent), and each
-// instance it is the first on one more of each (record, ModRevision).
-func (s *Service) maxBatchTasks() int { return s.maxTxnOps() / 3 }
+// maxBatchTasks is the most tasks a plan may hold: each task costs three
+// operations (task, assignment, group index entry) and one compare (task
+// absent), and each instance it is the first on one more of each (record,
+// ModRevision).
+func (s *Service) maxBatchTasks() int { return s.maxTxnOps() / 4 }
 
 // placedTask is a task ready to commit: its record, with the instance
 // chosen, and what it needs from the instance.
@@ -155,6 +156,9 @@ func (s *Service) commitPlan(ctx context.Context, snap *clusterSnapshot, p *plan
 		key := taskKey(t.rec.Cluster, t.rec.ID)
 		cmps = append(cmps, store.Absent(key))
 		ops = append(ops, store.Put(key, tb), store.Put(assignKey(t.rec.InstanceID, t.rec.ID), ab))
+		if t.rec.Group != "" {
+			ops = append(ops, store.Put(taskGroupKey(t.rec.Cluster, t.rec.Group, t.rec.ID), []byte("1")))
+		}
 	}
 	if len(cmps) > s.maxTxnOps() || len(ops) > s.maxTxnOps() {
 		return false, errs.E(errs.Internal, "placement plan too large for one transaction (%d compares, %d operations)", len(cmps), len(ops))

@@ -1,6 +1,7 @@
 package ecs
 
 import (
+	"net/url"
 	"time"
 
 	"github.com/berthdev/berth/internal/agentapi"
@@ -16,6 +17,9 @@ import (
 //	/berth/ecs/assign/<instance id>/<task id>      assignmentRecord: the index the agent's
 //	                                               stream watches; written in the same
 //	                                               transaction as every desired change
+//	/berth/ecs/taskgroups/<cluster>/<group>/<id>   index of tasks by group (escaped), written
+//	                                               with the task and deleted with it, so
+//	                                               ListTasks by service reads only its tasks
 //	/berth/ecs/clienttokens/<cluster>/<token>      RunTask idempotency: the task ARNs made
 //	/berth/iam/agents/<access key id>              agent credential (see agentcreds.go)
 //	/berth/iam/jointokens/<sha256 of token>        join token, under a lease (expiry)
@@ -23,6 +27,7 @@ const (
 	keyAgents       = "/berth/ecs/agents/"
 	keyAssign       = "/berth/ecs/assign/"
 	keyClientTokens = "/berth/ecs/clienttokens/"
+	keyTaskGroups   = "/berth/ecs/taskgroups/"
 	keyAgentCreds   = "/berth/iam/agents/"
 	keyJoinTokens   = "/berth/iam/jointokens/"
 )
@@ -121,6 +126,16 @@ type assignmentRecord struct {
 
 func instanceKey(cluster, id string) string { return keyInstances + cluster + "/" + id }
 func taskKey(cluster, id string) string     { return keyTasks + cluster + "/" + id }
+
+// taskGroupPrefix is where the index entries of a group's tasks live.
+func taskGroupPrefix(cluster, group string) string {
+	return keyTaskGroups + cluster + "/" + url.PathEscape(group) + "/"
+}
+
+func taskGroupKey(cluster, group, taskID string) string {
+	return taskGroupPrefix(cluster, group) + taskID
+}
+
 func assignKey(instanceID, taskID string) string {
 	return keyAssign + instanceID + "/" + taskID
 }

@@ -118,6 +118,9 @@ func (s *Service) collectGarbage(ctx context.Context, now time.Time, retention t
 			if t.InstanceID != "" {
 				ops = append(ops, store.Delete(assignKey(t.InstanceID, t.ID)))
 			}
+			if t.Group != "" {
+				ops = append(ops, store.Delete(taskGroupKey(t.Cluster, t.Group, t.ID)))
+			}
 			r, err := s.st.Txn(ctx, []store.Cmp{store.ModRevisionIs(kv.Key, kv.ModRevision)}, ops...)
 			if err != nil {
 				return st, err

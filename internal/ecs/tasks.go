@@ -693,12 +693,26 @@ func (s *Service) ListTasks(ctx context.Context, in *ecsapi.ListTasksRequest) (*
 		return out, nil
 	}
 	// Only the fields the filters need are decoded: a cluster's tasks are
-	// all read, and a full taskRecord costs several times more.
+	// all read, and a full taskRecord costs several times more. With a
+	// service name only that service's tasks are read, through the group
+	// index (positions are task ids in both cases).
+	prefix := keyTasks + cluster + "/"
+	if group != "" {
+		prefix = taskGroupPrefix(cluster, group)
+	}
 	var t taskListFields
-	out.NextToken, err = s.paginate(ctx, keyTasks+cluster+"/", after, limit, false,
+	out.NextToken, err = s.paginate(ctx, prefix, after, limit, false,
 		func(kv store.KV) bool {
 			t = taskListFields{}
-			if json.Unmarshal(kv.Value, &t) != nil || t.DesiredStatus != desired {
+			value := kv.Value
+			if group != "" {
+				tkv, err := s.st.Get(ctx, taskKey(cluster, strings.TrimPrefix(kv.Key, prefix)))
+				if err != nil {
+					return false // collected since, or unreadable: not listed
+				}
+				value = tkv.Value
+			}
+			if json.Unmarshal(value, &t) != nil || t.DesiredStatus != desired {
 				return false
 			}
 			switch {

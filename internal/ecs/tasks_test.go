@@ -286,13 +286,16 @@ func TestCollectGarbage(t *testing.T) {
 			TaskDefinitionArn: ptr(td.arn), Status: ptr(ecsapi.TaskDefinitionStatusDeleteInProgress)}})
 	}
 	tasks := []taskRecord{
-		{ID: "old", Cluster: "c1", InstanceID: "i1", TaskDefinitionARN: tdArn, DesiredStatus: DesiredStopped, LastStatus: "STOPPED", StoppedAt: &old},
-		{ID: "recent", Cluster: "c1", InstanceID: "i1", TaskDefinitionARN: keepArn, DesiredStatus: DesiredStopped, LastStatus: "STOPPED", StoppedAt: &recent},
+		{ID: "old", Cluster: "c1", InstanceID: "i1", TaskDefinitionARN: tdArn, DesiredStatus: DesiredStopped, LastStatus: "STOPPED", StoppedAt: &old, Group: "service:web"},
+		{ID: "recent", Cluster: "c1", InstanceID: "i1", TaskDefinitionARN: keepArn, DesiredStatus: DesiredStopped, LastStatus: "STOPPED", StoppedAt: &recent, Group: "service:web"},
 		{ID: "orphan", Cluster: "c1", InstanceID: "i9", TaskDefinitionARN: keepArn, DesiredStatus: DesiredStopped, LastStatus: "PENDING", StoppingAt: &old},
 	}
 	for _, tk := range tasks {
 		putJSON(t, st, taskKey("c1", tk.ID), tk)
 		putJSON(t, st, assignKey(tk.InstanceID, tk.ID), assignmentRecord{Cluster: "c1", TaskID: tk.ID})
+		if tk.Group != "" {
+			putJSON(t, st, taskGroupKey("c1", tk.Group, tk.ID), 1)
+		}
 	}
 	putJSON(t, st, clientTokenKey("c1", "old"), clientTokenRecord{CreatedAt: now.Add(-25 * time.Hour)})
 	putJSON(t, st, clientTokenKey("c1", "new"), clientTokenRecord{CreatedAt: now})
@@ -304,12 +307,12 @@ func TestCollectGarbage(t *testing.T) {
 	if got != (gcStats{tasks: 2, taskDefs: 1, tokens: 1}) {
 		t.Fatalf("collected %+v", got)
 	}
-	for _, k := range []string{taskKey("c1", "old"), assignKey("i1", "old"), taskKey("c1", "orphan"), taskDefKey("gone", 1), clientTokenKey("c1", "old")} {
+	for _, k := range []string{taskKey("c1", "old"), assignKey("i1", "old"), taskGroupKey("c1", "service:web", "old"), taskKey("c1", "orphan"), taskDefKey("gone", 1), clientTokenKey("c1", "old")} {
 		if _, err := st.Get(ctx, k); !errs.Is(err, errs.NotFound) {
 			t.Errorf("%s not collected: %v", k, err)
 		}
 	}
-	for _, k := range []string{taskKey("c1", "recent"), assignKey("i1", "recent"), taskDefKey("kept", 1), clientTokenKey("c1", "new")} {
+	for _, k := range []string{taskKey("c1", "recent"), assignKey("i1", "recent"), taskGroupKey("c1", "service:web", "recent"), taskDefKey("kept", 1), clientTokenKey("c1", "new")} {
 		if _, err := st.Get(ctx, k); err != nil {
 			t.Errorf("%s collected: %v", k, err)
 		}
