@@ -9,7 +9,6 @@ package ecr
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"log/slog"
 	"net"
 	"time"
@@ -120,66 +119,41 @@ const (
 	reasonInvalidTagParam  = "ecr.invalid_tag_parameter"
 )
 
-// MapError maps domain errors to ECR's wire errors.
-func MapError(err error) *awsproto.Error {
-	var de *errs.Error
-	if !errors.As(err, &de) {
-		return nil
-	}
-	msg := errs.MessageOf(err)
-	code := ""
-	switch errs.ReasonOf(err) {
-	case registry.ReasonNameUnknown:
-		code = ecrapi.ErrRepositoryNotFoundException
-	case registry.ReasonRepoExists:
-		code = ecrapi.ErrRepositoryAlreadyExistsException
-	case registry.ReasonRepoNotEmpty:
-		code = ecrapi.ErrRepositoryNotEmptyException
-	case registry.ReasonManifestUnknown:
-		code = ecrapi.ErrImageNotFoundException
-	case registry.ReasonManifestBlobUnknown, registry.ReasonBlobUnknown:
-		code = ecrapi.ErrLayersNotFoundException
-	case registry.ReasonUploadUnknown:
-		code = ecrapi.ErrUploadNotFoundException
-	case registry.ReasonRangeInvalid:
-		code = ecrapi.ErrInvalidLayerPartException
-	case registry.ReasonTagImmutable:
-		code = ecrapi.ErrImageTagAlreadyExistsException
-	case registry.ReasonImageExists:
-		code = ecrapi.ErrImageAlreadyExistsException
-	case registry.ReasonLifecycleNotFound:
-		code = ecrapi.ErrLifecyclePolicyNotFoundException
-	case registry.ReasonPolicyNotFound:
-		code = ecrapi.ErrRepositoryPolicyNotFoundException
-	case registry.ReasonPreviewNotFound:
-		code = ecrapi.ErrLifecyclePolicyPreviewNotFoundException
-	case reasonInvalidLayer:
-		code = ecrapi.ErrInvalidLayerException
-	case reasonLayerExists:
-		code = ecrapi.ErrLayerAlreadyExistsException
-	case reasonEmptyUpload:
-		code = ecrapi.ErrEmptyUploadException
-	case reasonTooManyTags:
-		code = ecrapi.ErrTooManyTagsException
-	case reasonDigestMismatch:
-		code = ecrapi.ErrImageDigestDoesNotMatchException
-	case reasonInvalidTagParam:
-		code = ecrapi.ErrInvalidTagParameterException
-	}
-	if code == "" {
-		switch errs.KindOf(err) {
-		case errs.Invalid, errs.NotFound, errs.Conflict, errs.AlreadyExists:
-			code = ecrapi.ErrInvalidParameterException
-		case errs.LimitExceeded:
-			code = ecrapi.ErrLimitExceededException
-		case errs.Unavailable, errs.Internal, errs.Other:
-			return &awsproto.Error{Code: ecrapi.ErrServerException, Message: "Server exception: " + msg, Status: 500}
-		default:
-			return nil
-		}
-	}
-	return &awsproto.Error{Code: code, Message: msg}
+// errorMap maps domain errors to ECR's wire errors.
+var errorMap = awsproto.ErrorMap{
+	Reasons: map[string]string{
+		registry.ReasonNameUnknown:         ecrapi.ErrRepositoryNotFoundException,
+		registry.ReasonRepoExists:          ecrapi.ErrRepositoryAlreadyExistsException,
+		registry.ReasonRepoNotEmpty:        ecrapi.ErrRepositoryNotEmptyException,
+		registry.ReasonManifestUnknown:     ecrapi.ErrImageNotFoundException,
+		registry.ReasonManifestBlobUnknown: ecrapi.ErrLayersNotFoundException,
+		registry.ReasonBlobUnknown:         ecrapi.ErrLayersNotFoundException,
+		registry.ReasonUploadUnknown:       ecrapi.ErrUploadNotFoundException,
+		registry.ReasonRangeInvalid:        ecrapi.ErrInvalidLayerPartException,
+		registry.ReasonTagImmutable:        ecrapi.ErrImageTagAlreadyExistsException,
+		registry.ReasonImageExists:         ecrapi.ErrImageAlreadyExistsException,
+		registry.ReasonLifecycleNotFound:   ecrapi.ErrLifecyclePolicyNotFoundException,
+		registry.ReasonPolicyNotFound:      ecrapi.ErrRepositoryPolicyNotFoundException,
+		registry.ReasonPreviewNotFound:     ecrapi.ErrLifecyclePolicyPreviewNotFoundException,
+		reasonInvalidLayer:                 ecrapi.ErrInvalidLayerException,
+		reasonLayerExists:                  ecrapi.ErrLayerAlreadyExistsException,
+		reasonEmptyUpload:                  ecrapi.ErrEmptyUploadException,
+		reasonTooManyTags:                  ecrapi.ErrTooManyTagsException,
+		reasonDigestMismatch:               ecrapi.ErrImageDigestDoesNotMatchException,
+		reasonInvalidTagParam:              ecrapi.ErrInvalidTagParameterException,
+	},
+	Kinds: map[errs.Kind]string{
+		errs.Invalid:       ecrapi.ErrInvalidParameterException,
+		errs.NotFound:      ecrapi.ErrInvalidParameterException,
+		errs.Conflict:      ecrapi.ErrInvalidParameterException,
+		errs.AlreadyExists: ecrapi.ErrInvalidParameterException,
+		errs.LimitExceeded: ecrapi.ErrLimitExceededException,
+	},
+	ServerCode: ecrapi.ErrServerException,
 }
+
+// MapError maps domain errors to ECR's wire errors.
+func MapError(err error) *awsproto.Error { return errorMap.Map(err) }
 
 func ptr[T any](v T) *T { return &v }
 

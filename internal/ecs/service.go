@@ -10,7 +10,6 @@ package ecs
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -134,50 +133,34 @@ const (
 	reasonLimitExceeded    = "ecs.limit_exceeded"
 )
 
-// MapError maps domain errors to ECS's wire errors.
-// Errors that are not domain errors (protocol errors, validation) are left
-// to the front door's generic mapping.
-func MapError(err error) *awsproto.Error {
-	var de *errs.Error
-	if !errors.As(err, &de) {
-		return nil
-	}
-	msg := errs.MessageOf(err)
-	code := ""
-	switch errs.ReasonOf(err) {
-	case reasonClusterNotFound:
-		code = ecsapi.ErrClusterNotFoundException
-	case reasonClusterInstances:
-		code = ecsapi.ErrClusterContainsContainerInstancesException
-	case reasonClusterServices:
-		code = ecsapi.ErrClusterContainsServicesException
-	case reasonClusterTasks:
-		code = ecsapi.ErrClusterContainsTasksException
-	case reasonClient, reasonTaskDefClient:
-		code = ecsapi.ErrClientException
-	case reasonResourceNotFound:
-		code = ecsapi.ErrResourceNotFoundException
-	case reasonTaskDefParam, reasonInvalidParameter:
-		code = ecsapi.ErrInvalidParameterException
-	case reasonLimitExceeded:
-		code = ecsapi.ErrLimitExceededException
-	}
-	if code == "" {
-		switch errs.KindOf(err) {
-		case errs.Invalid:
-			code = ecsapi.ErrInvalidParameterException
-		case errs.NotFound, errs.Conflict, errs.AlreadyExists:
-			code = ecsapi.ErrClientException
-		case errs.LimitExceeded:
-			code = ecsapi.ErrLimitExceededException
-		case errs.Unavailable, errs.Internal, errs.Other:
-			return &awsproto.Error{Code: ecsapi.ErrServerException, Message: "Server exception: " + msg, Status: 500}
-		default:
-			return nil
-		}
-	}
-	return &awsproto.Error{Code: code, Message: msg}
+// errorMap maps domain errors to ECS's wire errors. Errors that are not
+// domain errors (protocol errors, validation) are left to the front
+// door's generic mapping.
+var errorMap = awsproto.ErrorMap{
+	Reasons: map[string]string{
+		reasonClusterNotFound:  ecsapi.ErrClusterNotFoundException,
+		reasonClusterInstances: ecsapi.ErrClusterContainsContainerInstancesException,
+		reasonClusterServices:  ecsapi.ErrClusterContainsServicesException,
+		reasonClusterTasks:     ecsapi.ErrClusterContainsTasksException,
+		reasonClient:           ecsapi.ErrClientException,
+		reasonTaskDefClient:    ecsapi.ErrClientException,
+		reasonResourceNotFound: ecsapi.ErrResourceNotFoundException,
+		reasonTaskDefParam:     ecsapi.ErrInvalidParameterException,
+		reasonInvalidParameter: ecsapi.ErrInvalidParameterException,
+		reasonLimitExceeded:    ecsapi.ErrLimitExceededException,
+	},
+	Kinds: map[errs.Kind]string{
+		errs.Invalid:       ecsapi.ErrInvalidParameterException,
+		errs.NotFound:      ecsapi.ErrClientException,
+		errs.Conflict:      ecsapi.ErrClientException,
+		errs.AlreadyExists: ecsapi.ErrClientException,
+		errs.LimitExceeded: ecsapi.ErrLimitExceededException,
+	},
+	ServerCode: ecsapi.ErrServerException,
 }
+
+// MapError maps domain errors to ECS's wire errors.
+func MapError(err error) *awsproto.Error { return errorMap.Map(err) }
 
 func ptr[T any](v T) *T { return &v }
 
