@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/berthdev/berth/internal/api/ecsapi"
@@ -52,6 +54,8 @@ type serviceController struct {
 	cfg  ServiceControllerConfig
 	rng  *rand.Rand
 	disc map[string]time.Time // instance id -> first seen disconnected
+	// started counts the tasks passes have started.
+	started atomic.Int64
 	// failing rate-limits error logs.
 	failing bool
 }
@@ -71,6 +75,7 @@ func (s *Service) RunServiceController(ctx context.Context, cfg ServiceControlle
 	defer tick.Stop()
 	var retry <-chan time.Time
 	var lastPass time.Duration
+	placed := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -79,22 +84,30 @@ func (s *Service) RunServiceController(ctx context.Context, cfg ServiceControlle
 		case <-tick.C:
 		case <-retry:
 		}
-		// Coalesce a burst of changes into one pass: wait 20 ms, or as
-		// long as the last pass took (at most a second), so that a busy
-		// cluster, where every task report is a change, gets passes
-		// back to back at most half the time.
+		// Coalesce a burst of changes into one pass: wait 20 ms after a
+		// pass that started tasks (services created meanwhile wait for
+		// the next pass: go on placing), otherwise half as long as the
+		// last pass took (at most 500 ms), so that a busy cluster, where
+		// every task report is a change, does not spend all its time
+		// re-reading itself.
+		wait := 20 * time.Millisecond
+		if !placed {
+			wait = min(max(wait, lastPass/2), 500*time.Millisecond)
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(min(max(20*time.Millisecond, lastPass), time.Second)):
+		case <-time.After(wait):
 		}
 		select {
 		case <-kick:
 		default:
 		}
 		t0 := time.Now()
+		before := c.started.Load()
 		after, err := c.pass(ctx)
 		lastPass = time.Since(t0)
+		placed = c.started.Load() != before
 		s.log.Debug("service controller pass", "took", lastPass)
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -210,22 +223,45 @@ func (c *serviceController) reconcileCluster(ctx context.Context, cluster string
 	}
 	snap.all = nil
 	cp := &clusterPass{cluster: cluster, snap: snap}
-	var next time.Duration
-	var firstErr error
-	for _, ls := range services {
-		after, err := c.reconcileService(ctx, cluster, ls, cp, tasksByGroup["service:"+ls.name], now)
-		if err != nil {
-			c.s.log.Debug("service reconcile failed", "cluster", cluster, "service", ls.name, "err", err)
-			if firstErr == nil {
-				firstErr = err
+	var (
+		mu       sync.Mutex
+		next     time.Duration
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	work := make(chan listedService)
+	for range min(serviceWorkers, len(services)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ls := range work {
+				after, err := c.reconcileService(ctx, cluster, ls, cp, tasksByGroup["service:"+ls.name], now)
+				if err != nil {
+					c.s.log.Debug("service reconcile failed", "cluster", cluster, "service", ls.name, "err", err)
+				}
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				if after > 0 && (next == 0 || after < next) {
+					next = after
+				}
+				mu.Unlock()
 			}
-		}
-		if after > 0 && (next == 0 || after < next) {
-			next = after
-		}
+		}()
 	}
+	for _, ls := range services {
+		work <- ls
+	}
+	close(work)
+	wg.Wait()
 	return next, firstErr
 }
+
+// serviceWorkers is how many services of a cluster a pass reconciles at
+// once. Placement itself is one at a time (clusterPass.mu); the workers
+// overlap the rest, the store round trips that read and write a service.
+const serviceWorkers = 8
 
 // serviceRules are a service's placement rules, parsed.
 func serviceRules(r *serviceRecord) ([]placement.Constraint, []placement.Strategy, error) {
@@ -248,7 +284,10 @@ func serviceRules(r *serviceRecord) ([]placement.Constraint, []placement.Strateg
 // instances they write; on contention it is read again.
 type clusterPass struct {
 	cluster string
-	snap    *clusterSnapshot
+	// mu serialises the use of snap: deciding on it, and placing and
+	// committing on it (each commit updates it).
+	mu   sync.Mutex
+	snap *clusterSnapshot
 }
 
 // reconcileService decides on the service record the pass listed (ls)
@@ -263,7 +302,7 @@ func (c *serviceController) reconcileService(ctx context.Context, cluster string
 	if r.Status == deploy.ServiceInactive {
 		return 0, nil
 	}
-	dec, cons, strat, err := c.decide(ctx, cluster, &r, cp.snap, tasks, now)
+	dec, cons, strat, err := c.decide(ctx, cluster, &r, cp, tasks, now)
 	if err != nil {
 		return 0, err
 	}
@@ -277,7 +316,7 @@ func (c *serviceController) reconcileService(ctx context.Context, cluster string
 			if r.Status == deploy.ServiceInactive {
 				return 0, nil
 			}
-			if dec, cons, strat, err = c.decide(ctx, cluster, &r, cp.snap, tasks, now); err != nil {
+			if dec, cons, strat, err = c.decide(ctx, cluster, &r, cp, tasks, now); err != nil {
 				return 0, err
 			}
 		}
@@ -286,7 +325,7 @@ func (c *serviceController) reconcileService(ctx context.Context, cluster string
 }
 
 // decide runs deploy.Decide for a service on the pass's snapshot.
-func (c *serviceController) decide(ctx context.Context, cluster string, rp *serviceRecord, snap *clusterSnapshot, tasks []taskRecord, now time.Time) (deploy.Decision, []placement.Constraint, []placement.Strategy, error) {
+func (c *serviceController) decide(ctx context.Context, cluster string, rp *serviceRecord, cp *clusterPass, tasks []taskRecord, now time.Time) (deploy.Decision, []placement.Constraint, []placement.Strategy, error) {
 	r := *rp
 	cons, strat, err := serviceRules(&r)
 	if err != nil {
@@ -319,7 +358,9 @@ func (c *serviceController) decide(ctx context.Context, cluster string, rp *serv
 			eligReq = &placement.Request{RequiredAttributes: spec.req.RequiredAttributes, Constraints: append(tdc, cons...)}
 		}
 	}
-	for _, v := range snap.instances {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	for _, v := range cp.snap.instances {
 		pi := v.placementInstance()
 		inst := deploy.Instance{
 			ID: v.rec.ID, EC2InstanceID: v.rec.Ec2InstanceID, Status: v.rec.Status, Connected: v.connected,
@@ -485,49 +526,15 @@ func (c *serviceController) start(ctx context.Context, cp *clusterPass, r *servi
 		remaining = 1
 	}
 	for attempt := 0; remaining > 0; {
-		snap := cp.snap
-		p := &plan{}
-		now := c.s.now().UTC()
-		if st.InstanceID != "" {
-			v := snap.byID[st.InstanceID]
-			if v == nil {
-				break
-			}
-			if err := placement.Check(v.placementInstance(), spec.req); err != nil {
-				if f, ok := failureOf(err); ok {
-					failure = &f
-					break
-				}
-				return ids, "", err
-			}
-			p.tasks = append(p.tasks, placedTask{rec: c.s.newTask(r.Cluster, spec, v, now), req: &spec.req})
-		} else {
-			insts := make([]placement.Instance, 0, len(snap.instances))
-			for _, v := range snap.instances {
-				insts = append(insts, v.placementInstance())
-			}
-			placements, failures := placement.Place(insts, spec.req, min(remaining, c.s.maxBatchTasks()), c.rng)
-			failure = nil
-			if len(failures) > 0 {
-				failure = &failures[0]
-			}
-			for _, pl := range placements {
-				p.tasks = append(p.tasks, placedTask{rec: c.s.newTask(r.Cluster, spec, snap.byID[pl.InstanceID], now), req: &spec.req})
-			}
-		}
-		if len(p.tasks) == 0 {
-			break
-		}
-		ok, err := c.s.commitPlan(ctx, snap, p)
-		if err != nil && errs.ReasonOf(err) != placement.Unplaceable {
+		placed, f, ok, err := c.placeBatch(ctx, cp, r.Cluster, st.InstanceID, spec, remaining)
+		if err != nil {
 			return ids, "", err
 		}
+		failure = f
 		if ok {
-			for _, t := range p.tasks {
-				ids = append(ids, t.rec.ID)
-			}
-			remaining -= len(p.tasks)
-			if failure != nil {
+			ids = append(ids, placed...)
+			remaining -= len(placed)
+			if failure != nil || len(placed) == 0 {
 				break // the cluster is full for this service
 			}
 			continue
@@ -538,7 +545,7 @@ func (c *serviceController) start(ctx context.Context, cp *clusterPass, r *servi
 		if attempt >= maxPlanAttempts {
 			return ids, "", errs.E(errs.Unavailable, "too many concurrent placements on cluster %s; retry", r.Cluster)
 		}
-		d := time.Duration(c.rng.IntN(attempt)+1) * 3 * time.Millisecond
+		d := time.Duration(rand.IntN(attempt)+1) * 3 * time.Millisecond
 		select {
 		case <-ctx.Done():
 			return ids, "", errs.Wrap(errs.Unavailable, ctx.Err(), "placement interrupted")
@@ -548,7 +555,9 @@ func (c *serviceController) start(ctx context.Context, cp *clusterPass, r *servi
 		if err != nil {
 			return ids, "", err
 		}
+		cp.mu.Lock()
 		cp.snap = fresh
+		cp.mu.Unlock()
 	}
 	msg := ""
 	if failure != nil {
@@ -558,4 +567,59 @@ func (c *serviceController) start(ctx context.Context, cp *clusterPass, r *servi
 		c.s.log.Info("service tasks started", "cluster", r.Cluster, "service", r.Name, "deployment", st.DeploymentID, "count", len(ids))
 	}
 	return ids, msg, nil
+}
+
+// placeBatch places and commits at most one transaction's worth of a
+// Start's remaining tasks on the pass's snapshot, holding it for the
+// whole plan and commit. ok false means the commit lost a compare (plan
+// again on a fresh snapshot); ok true with no task placed means nothing
+// fits (failure says why).
+func (c *serviceController) placeBatch(ctx context.Context, cp *clusterPass, cluster, instanceID string, spec *taskSpec, remaining int) ([]string, *placement.Failure, bool, error) {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	snap := cp.snap
+	p := &plan{}
+	now := c.s.now().UTC()
+	var failure *placement.Failure
+	if instanceID != "" {
+		v := snap.byID[instanceID]
+		if v == nil {
+			return nil, nil, true, nil
+		}
+		if err := placement.Check(v.placementInstance(), spec.req); err != nil {
+			if f, ok := failureOf(err); ok {
+				return nil, &f, true, nil
+			}
+			return nil, nil, false, err
+		}
+		p.tasks = append(p.tasks, placedTask{rec: c.s.newTask(cluster, spec, v, now), req: &spec.req})
+	} else {
+		insts := make([]placement.Instance, 0, len(snap.instances))
+		for _, v := range snap.instances {
+			insts = append(insts, v.placementInstance())
+		}
+		placements, failures := placement.Place(insts, spec.req, min(remaining, c.s.maxBatchTasks()), c.rng)
+		if len(failures) > 0 {
+			failure = &failures[0]
+		}
+		for _, pl := range placements {
+			p.tasks = append(p.tasks, placedTask{rec: c.s.newTask(cluster, spec, snap.byID[pl.InstanceID], now), req: &spec.req})
+		}
+	}
+	if len(p.tasks) == 0 {
+		return nil, failure, true, nil
+	}
+	ok, err := c.s.commitPlan(ctx, snap, p)
+	if err != nil && errs.ReasonOf(err) != placement.Unplaceable {
+		return nil, nil, false, err
+	}
+	if !ok {
+		return nil, failure, false, nil
+	}
+	c.started.Add(int64(len(p.tasks)))
+	ids := make([]string, len(p.tasks))
+	for i, t := range p.tasks {
+		ids[i] = t.rec.ID
+	}
+	return ids, failure, true, nil
 }

@@ -155,7 +155,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		e.Close()
 		return nil, errs.Wrap(errs.Unavailable, err, "store: connect to embedded etcd")
 	}
-	return &Embedded{etcd: e, store: &etcdStore{cli: cli, maxTxnOps: cfg.MaxTxnOps}, endpoints: endpoints, stopping: stopping}, nil
+	return &Embedded{etcd: e, store: &etcdStore{cli: cli, maxTxnOps: cfg.MaxTxnOps, serializable: true}, endpoints: endpoints, stopping: stopping}, nil
 }
 
 // embedConfig builds etcd's configuration for one start attempt.

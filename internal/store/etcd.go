@@ -28,6 +28,13 @@ type etcdStore struct {
 	cli *clientv3.Client
 	// maxTxnOps is the server's --max-txn-ops (0: etcd's default).
 	maxTxnOps int
+	// serializable makes reads local to the member the client talks to
+	// instead of linearizable (a ReadIndex round through raft, then a wait
+	// until the member has applied it). Only for a cluster of one member:
+	// there a write is applied before its response is sent, so a
+	// serializable read already sees every acknowledged write, and under
+	// a heavy write load it does not queue behind the apply loop.
+	serializable bool
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -61,6 +68,14 @@ func reqCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, DefaultRequestTimeout)
 }
 
+// readOpts are the options every read starts with.
+func (s *etcdStore) readOpts() []clientv3.OpOption {
+	if s.serializable {
+		return []clientv3.OpOption{clientv3.WithSerializable()}
+	}
+	return nil
+}
+
 // Get implements Store.
 func (s *etcdStore) Get(ctx context.Context, key string) (KV, error) {
 	if key == "" {
@@ -68,7 +83,7 @@ func (s *etcdStore) Get(ctx context.Context, key string) (KV, error) {
 	}
 	rctx, cancel := reqCtx(ctx)
 	defer cancel()
-	resp, err := s.cli.Get(rctx, key)
+	resp, err := s.cli.Get(rctx, key, s.readOpts()...)
 	if err != nil {
 		return KV{}, s.mapErr(ctx, err, "store: get %q", key)
 	}
@@ -85,7 +100,7 @@ func (s *etcdStore) List(ctx context.Context, prefix string, opts ListOptions) (
 	}
 	start, end := listRange(prefix, opts)
 
-	var eopts []clientv3.OpOption
+	eopts := s.readOpts()
 	if opts.Revision > 0 {
 		eopts = append(eopts, clientv3.WithRev(opts.Revision))
 	}
@@ -240,7 +255,7 @@ func (s *etcdStore) Watch(ctx context.Context, prefix string, fromRevision int64
 		// "From now" is pinned here, before Watch returns, so that every
 		// change committed after Watch returns is delivered.
 		rctx, cancel := reqCtx(ctx)
-		resp, err := s.cli.Get(rctx, nonEmpty(prefix), clientv3.WithCountOnly())
+		resp, err := s.cli.Get(rctx, nonEmpty(prefix), append(s.readOpts(), clientv3.WithCountOnly())...)
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil { // a watch whose context ended just closes

@@ -597,12 +597,31 @@ func TestBenchServicesOnHollowNodes(t *testing.T) {
 			}
 		}
 	}()
-	for i := range nSvc {
-		if _, err := e.ecs.CreateService(cx, &ecs.CreateServiceInput{ServiceName: aws.String(fmt.Sprintf("svc-%03d", i)),
-			TaskDefinition: aws.String(td), DesiredCount: aws.Int32(int32(per))}); err != nil {
-			t.Fatal(err)
-		}
+	// Services are created ten at a time, as Terraform (parallelism 10)
+	// or a CI pipeline would.
+	names := make(chan string)
+	var cwg sync.WaitGroup
+	for range 10 {
+		cwg.Add(1)
+		go func() {
+			defer cwg.Done()
+			for name := range names {
+				if _, err := e.ecs.CreateService(cx, &ecs.CreateServiceInput{ServiceName: aws.String(name),
+					TaskDefinition: aws.String(td), DesiredCount: aws.Int32(int32(per))}); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
 	}
+	for i := range nSvc {
+		names <- fmt.Sprintf("svc-%03d", i)
+	}
+	close(names)
+	cwg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	t.Logf("%d services created in %s", nSvc, time.Since(start).Round(time.Millisecond))
 	var descLat, listLat []time.Duration
 	done := make(chan struct{})
 	var wg sync.WaitGroup
