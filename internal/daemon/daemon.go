@@ -146,6 +146,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.ecs = ecsSvc
 	s.goRun(func() { ecsSvc.RunTaskGC(runCtx, cfg.TaskRetention) })
 	s.goRun(func() { ecsSvc.RunServiceController(runCtx, ecs.ServiceControllerConfig{}) })
+	s.goRun(func() { ecsSvc.RunLostInstanceMonitor(runCtx, ecs.LostInstanceConfig{}) })
 	reg := registry.New(registry.Config{Store: st, Blobs: blobs, Account: cfg.Account, Log: log.With("component", "registry")})
 	s.goRun(func() { reg.Run(runCtx) })
 	// Agents pull images that live in Berth's registry with credentials

@@ -52,6 +52,10 @@ const (
 	StopCodeEssentialExit  = "EssentialContainerExited"
 	ReasonHealthCheck      = "Task failed container health checks"
 	ReasonInstanceDraining = "Container instance is DRAINING"
+	// ReasonDeregistered is the reason a task still desired RUNNING on an
+	// instance that is INACTIVE (deregistered with force) or gone is
+	// stopped with: DeregisterContainerInstance's own.
+	ReasonDeregistered = "Container instance deregistered"
 )
 
 // Tuning of self-healing.
@@ -134,12 +138,13 @@ type Instance struct {
 	ID            string
 	EC2InstanceID string
 	Status        string // ACTIVE | DRAINING | INACTIVE ...
-	Connected     bool
-	// DisconnectedSince is when the shell first saw the agent gone; zero
-	// while connected.
-	DisconnectedSince time.Time
-	// Eligible (DAEMON): ACTIVE, connected, meets the service's
-	// constraints and the task definition's required attributes.
+	// Connected: the agent's presence key exists. Decide leaves a task on
+	// an instance whose agent is away as it is: the lost-instance monitor
+	// in internal/ecs marks it STOPPED if the agent stays away.
+	Connected bool
+	// Eligible (DAEMON): ACTIVE, meets the service's constraints and the
+	// task definition's required attributes, and connected (or
+	// disconnected for less than the shell's LostAfter).
 	Eligible   bool
 	Attributes map[string]string
 	// Free CPU units and memory, for binpack scale-in.
@@ -153,9 +158,6 @@ type Input struct {
 	Tasks       []Task
 	Instances   []Instance
 	Now         time.Time
-	// LostAfter is how long an agent may be disconnected before its tasks
-	// are considered lost.
-	LostAfter time.Duration
 	// NewDeploymentID is the id a rollback deployment gets.
 	NewDeploymentID string
 }
@@ -174,7 +176,8 @@ type Stop struct {
 	TaskID   string
 	StopCode string
 	Reason   string
-	// Lost: the task's instance is gone; it will never report again.
+	// Lost: the task's instance is deregistered or gone; it will never
+	// report again.
 	Lost bool
 }
 
@@ -216,19 +219,12 @@ func ScaleReason(depID string) string {
 	return "Scaling activity initiated by (deployment " + depID + ")"
 }
 
-// LostReason is the stoppedReason of a task whose instance was lost.
-func LostReason(inst Instance) string {
-	host := inst.EC2InstanceID
-	if host == "" {
-		host = inst.ID
-	}
-	return fmt.Sprintf("Host EC2 (instance %s) is unreachable: its agent has been disconnected; the service scheduler replaces its tasks.", host)
-}
-
 // failedTask reports whether a stopped task counts as a failure: it failed
 // to start, its essential container exited before reaching RUNNING or
 // within QuickExit of it without the scheduler asking, or it failed its
-// health checks.
+// health checks. Other stop codes are not failures: UserInitiated,
+// ServiceSchedulerInitiated (but for failed health checks), and
+// TerminationNotice (its instance was lost).
 func failedTask(t *Task) bool {
 	if t.DesiredStatus != "STOPPED" {
 		return false
@@ -271,16 +267,14 @@ type decider struct {
 	deps     map[string]*Deployment
 }
 
-// lostInstance reports whether tasks on an instance are lost.
-func (d *decider) lostInstance(id string) (*Instance, bool) {
+// lostInstance reports whether tasks on an instance are lost: it was
+// deregistered (with force: its tasks are desired STOPPED but no agent
+// will report them stopped) or is gone. An instance whose agent stopped
+// reporting is not lost here: the lost-instance monitor (internal/ecs)
+// marks its tasks STOPPED, and Decide replaces them as any stopped task.
+func (d *decider) lostInstance(id string) bool {
 	inst := d.insts[id]
-	if inst == nil || inst.Status == "INACTIVE" || inst.Status == "DEREGISTERING" {
-		return inst, true
-	}
-	if !inst.Connected && !inst.DisconnectedSince.IsZero() && d.in.Now.Sub(inst.DisconnectedSince) >= d.in.LostAfter {
-		return inst, true
-	}
-	return inst, false
+	return inst == nil || inst.Status == "INACTIVE" || inst.Status == "DEREGISTERING"
 }
 
 func (d *decider) stop(t *Task, code, reason string, lost bool) {
@@ -309,19 +303,14 @@ func (d *decider) decide() Decision {
 		d.deps[in.Deployments[i].ID] = &in.Deployments[i]
 	}
 
-	// Lost tasks: stop them (they never report again) and forget them.
-	lost := map[string]bool{}
+	// Tasks on deregistered or gone instances: stop them (they never
+	// report again) and forget them.
 	var tasks []*Task
 	for i := range in.Tasks {
 		t := &in.Tasks[i]
-		if inst, gone := d.lostInstance(t.InstanceID); gone && !stopped(t) {
-			lost[t.ID] = true
+		if d.lostInstance(t.InstanceID) && !stopped(t) {
 			if t.DesiredStatus == "RUNNING" {
-				i := Instance{ID: t.InstanceID}
-				if inst != nil {
-					i = *inst
-				}
-				d.stop(t, StopCodeScheduler, LostReason(i), true)
+				d.stop(t, StopCodeScheduler, ReasonDeregistered, true)
 			}
 			continue
 		}
@@ -566,10 +555,13 @@ func (d *decider) daemon(primary *Deployment, tasks []*Task, minHealthy, maxTask
 	for _, t := range tasks {
 		byInst[t.InstanceID] = append(byInst[t.InstanceID], t)
 	}
-	// Ineligible instances (DRAINING, no longer matching) lose their tasks.
+	// Ineligible instances (DRAINING, no longer matching) lose their
+	// tasks. One whose agent is away keeps them: the agent could not act
+	// on a stop, and the lost-instance monitor marks them STOPPED
+	// (TerminationNotice) if it stays away.
 	for _, t := range tasks {
 		inst := d.insts[t.InstanceID]
-		if d.live(t) && (inst == nil || !inst.Eligible) {
+		if d.live(t) && (inst == nil || (!inst.Eligible && inst.Connected)) {
 			reason := ScaleReason(primary.ID)
 			d.stop(t, StopCodeScheduler, reason, false)
 		}

@@ -94,24 +94,85 @@ func TestScaleInStopsFromTheMostCrowdedZone(t *testing.T) {
 	}
 }
 
-func TestLostInstanceTasksAreStoppedAndReplaced(t *testing.T) {
+func TestDisconnectedInstanceIsLeftToTheMonitor(t *testing.T) {
 	deps := []Deployment{{ID: "ecs-svc/1", Status: StatusPrimary, TaskDefinition: "td:1", RolloutState: RolloutCompleted}}
 	insts := instances(2)
 	insts[0].Connected = false
-	insts[0].DisconnectedSince = t0
-	insts[0].EC2InstanceID = "i-0abc"
 	tasks := []Task{running("a", "ecs-svc/1", "i00"), running("b", "ecs-svc/1", "i01")}
-	in := Input{Service: svc(2, 100, 200), Deployments: deps, Tasks: tasks, Instances: insts, Now: t0.Add(2 * time.Second), LostAfter: 5 * time.Second}
-	if dec := Decide(in); len(dec.Stop) != 0 || len(dec.Start) != 0 {
-		t.Fatalf("acted before LostAfter: %+v", dec)
+	for _, now := range []time.Time{t0, t0.Add(time.Hour)} {
+		dec := Decide(Input{Service: svc(2, 100, 200), Deployments: deps, Tasks: tasks, Instances: insts, Now: now})
+		if len(dec.Stop) != 0 || len(dec.Start) != 0 || dec.RunningCount != 2 {
+			t.Fatalf("acted on a disconnected instance's task at %s: %+v", now.Sub(t0), dec)
+		}
 	}
-	in.Now = t0.Add(6 * time.Second)
-	dec := Decide(in)
-	if len(dec.Stop) != 1 || dec.Stop[0].TaskID != "a" || !dec.Stop[0].Lost || !strings.Contains(dec.Stop[0].Reason, "i-0abc") {
+}
+
+func TestTerminationNoticeTasksAreReplacedNotFailures(t *testing.T) {
+	deps := []Deployment{{ID: "ecs-svc/1", Status: StatusPrimary, TaskDefinition: "td:1", RolloutState: RolloutInProgress}}
+	insts := instances(3)
+	insts[0].Connected = false
+	// The lost-instance monitor marked the tasks on i00 STOPPED, more of
+	// them than the circuit breaker's threshold.
+	var tasks []Task
+	for i := range 4 {
+		at := t0.Add(time.Duration(i) * time.Second)
+		tasks = append(tasks, Task{ID: fmt.Sprintf("lost%d", i), DeploymentID: "ecs-svc/1", InstanceID: "i00", LastStatus: "STOPPED",
+			DesiredStatus: "STOPPED", StopCode: "TerminationNotice", CreatedAt: t0, StartedAt: &at, StoppingAt: &at, StoppedAt: &at})
+	}
+	tasks = append(tasks, running("b", "ecs-svc/1", "i01"))
+	s := svc(5, 100, 200)
+	s.CircuitBreaker = true
+	dec := Decide(Input{Service: s, Deployments: deps, Tasks: tasks, Instances: insts, Now: t0.Add(5 * time.Second)})
+	if len(dec.Start) != 1 || dec.Start[0].Count != 4 || dec.RetryAfter != 0 {
+		t.Fatalf("starts %+v (retry after %s)", dec.Start, dec.RetryAfter)
+	}
+	if dec.Deployments[0].FailedTasks != 0 || dec.Deployments[0].RolloutState != RolloutInProgress {
+		t.Fatalf("lost tasks counted as failures: %+v", dec.Deployments[0])
+	}
+	if len(dec.Stop) != 0 {
 		t.Fatalf("stops %+v", dec.Stop)
 	}
-	if len(dec.Start) != 1 || dec.Start[0].Count != 1 {
+}
+
+func TestDeregisteredInstanceTasksAreReplaced(t *testing.T) {
+	deps := []Deployment{{ID: "ecs-svc/1", Status: StatusPrimary, TaskDefinition: "td:1", RolloutState: RolloutCompleted}}
+	insts := instances(3)
+	insts[0].Status = "INACTIVE" // deregistered with force: its task is desired STOPPED, never reported
+	a := running("a", "ecs-svc/1", "i00")
+	a.DesiredStatus, a.StopCode = "STOPPED", "UserInitiated"
+	gone := running("g", "ecs-svc/1", "i99") // an instance that no longer exists
+	tasks := []Task{a, gone, running("b", "ecs-svc/1", "i01")}
+	dec := Decide(Input{Service: svc(3, 100, 200), Deployments: deps, Tasks: tasks, Instances: insts, Now: t0})
+	if len(dec.Stop) != 1 || dec.Stop[0].TaskID != "g" || !dec.Stop[0].Lost || dec.Stop[0].Reason != ReasonDeregistered {
+		t.Fatalf("stops %+v", dec.Stop)
+	}
+	if len(dec.Start) != 1 || dec.Start[0].Count != 2 {
 		t.Fatalf("starts %+v", dec.Start)
+	}
+	for _, e := range dec.Events {
+		if strings.Contains(e, "has stopped") {
+			t.Fatalf("event for a lost task: %q", e)
+		}
+	}
+}
+
+func TestDaemonTaskOnDisconnectedInstanceIsNotStopped(t *testing.T) {
+	deps := []Deployment{{ID: "ecs-svc/1", Status: StatusPrimary, TaskDefinition: "td:1", RolloutState: RolloutCompleted}}
+	insts := instances(2)
+	// Disconnected for longer than LostAfter: the shell no longer counts
+	// it eligible, and the monitor will mark its task STOPPED.
+	insts[0].Connected, insts[0].Eligible = false, false
+	s := Service{Name: "agent", Status: ServiceActive, Scheduling: Daemon, MinHealthyPercent: 0, MaxPercent: 100}
+	dec := Decide(Input{Service: s, Deployments: deps, Tasks: []Task{running("a", "ecs-svc/1", "i00"), running("b", "ecs-svc/1", "i01")},
+		Instances: insts, Now: t0})
+	if len(dec.Stop) != 0 || len(dec.Start) != 0 || dec.DesiredCount != 1 {
+		t.Fatalf("decision %+v", dec)
+	}
+	insts[0].Connected = true // connected but ineligible (no longer matching): stopped
+	dec = Decide(Input{Service: s, Deployments: deps, Tasks: []Task{running("a", "ecs-svc/1", "i00"), running("b", "ecs-svc/1", "i01")},
+		Instances: insts, Now: t0})
+	if len(dec.Stop) != 1 || dec.Stop[0].TaskID != "a" {
+		t.Fatalf("stops %+v", dec.Stop)
 	}
 }
 

@@ -25,7 +25,7 @@ type world struct {
 
 func (w *world) decide() Decision {
 	dec := Decide(Input{Service: w.svc, Deployments: w.deps, Tasks: w.tasks, Instances: w.insts, Now: w.now,
-		LostAfter: 5 * time.Second, NewDeploymentID: fmt.Sprintf("ecs-svc/%019d", 9000+w.next)})
+		NewDeploymentID: fmt.Sprintf("ecs-svc/%019d", 9000+w.next)})
 	w.next++
 	return dec
 }
@@ -45,7 +45,7 @@ func (w *world) apply(dec Decision) {
 		for range st.Count {
 			inst := st.InstanceID
 			if inst == "" {
-				inst = w.insts[w.rng.IntN(len(w.insts))].ID
+				inst = w.placeable()
 			}
 			w.next++
 			td := st.TaskDefinition
@@ -60,6 +60,42 @@ func (w *world) apply(dec Decision) {
 		w.svc.LastCompletedDepID, w.svc.LastCompletedTD = dec.CompletedDepID, dec.CompletedTD
 	}
 	w.svc.Status = dec.ServiceStatus
+}
+
+// placeable picks a random instance whose agent is connected (any when
+// none is).
+func (w *world) placeable() string {
+	var ids []string
+	for _, in := range w.insts {
+		if in.Connected {
+			ids = append(ids, in.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return w.insts[w.rng.IntN(len(w.insts))].ID
+	}
+	return ids[w.rng.IntN(len(ids))]
+}
+
+// lose disconnects an instance's agent and marks its tasks STOPPED as the
+// lost-instance monitor does (TerminationNotice unless already stopping).
+func (w *world) lose(id string) {
+	for i := range w.insts {
+		if w.insts[i].ID == id {
+			w.insts[i].Connected, w.insts[i].Eligible = false, false
+		}
+	}
+	for i := range w.tasks {
+		t := &w.tasks[i]
+		if t.InstanceID != id || t.LastStatus == "STOPPED" {
+			continue
+		}
+		at := w.now
+		if t.DesiredStatus != "STOPPED" {
+			t.DesiredStatus, t.StopCode, t.StoppingAt = "STOPPED", "TerminationNotice", &at
+		}
+		t.LastStatus, t.StoppedAt = "STOPPED", &at
+	}
 }
 
 // agents moves tasks forward at random.
@@ -235,6 +271,58 @@ func TestPropFailedDeploymentStartsNothingAndRollbackReturns(t *testing.T) {
 		}
 		if w.svc.Rollback && w.deps[0].TaskDefinition != completedTD {
 			t.Fatalf("seed %d: primary %s after rollback, want %s", seed, w.deps[0].TaskDefinition, completedTD)
+		}
+	}
+}
+
+func TestPropLostInstanceTasksAreReplacedWithoutFailures(t *testing.T) {
+	for seed := range uint64(200) {
+		w := newWorld(seed)
+		w.insts = instances(2 + w.rng.IntN(5))
+		if w.svc.DesiredCount == 0 {
+			w.svc.DesiredCount = 1 + w.rng.IntN(8)
+		}
+		w.svc.MaxPercent = max(w.svc.MaxPercent, 200) // room for a deployment to progress
+		w.svc.CircuitBreaker = true
+		w.steadyUp(t, 200)
+		// Lose an instance mid-way through a deployment or in steady state.
+		if seed%2 == 0 {
+			for i := range w.deps {
+				w.deps[i].Status = StatusActive
+			}
+			w.deps = append([]Deployment{{ID: "ecs-svc/0000000000000000002", Status: StatusPrimary, TaskDefinition: "td:2", RolloutState: RolloutInProgress}}, w.deps...)
+			w.svc.Steady = false
+			w.apply(w.decide())
+			w.agents()
+		}
+		lost := w.insts[w.rng.IntN(len(w.insts))].ID
+		w.lose(lost)
+		w.svc.Steady = false
+		steady := false
+		for range 300 {
+			dec := w.decide()
+			for _, d := range dec.Deployments {
+				if d.FailedTasks != 0 || d.RolloutState == RolloutFailed {
+					t.Fatalf("seed %d: lost tasks counted as failures: %+v", seed, d)
+				}
+			}
+			if dec.RetryAfter != 0 {
+				t.Fatalf("seed %d: back-off after losing an instance", seed)
+			}
+			w.apply(dec)
+			if dec.Steady {
+				steady = true
+				break
+			}
+			w.agents()
+		}
+		if !steady {
+			t.Fatalf("seed %d: not steady again after losing an instance: %+v", seed, w.deps)
+		}
+		for _, tk := range w.tasks {
+			if tk.LastStatus != "STOPPED" && tk.InstanceID == lost {
+				t.Fatalf("seed %d: task %s left on the lost instance", seed, tk.ID)
+			}
 		}
 	}
 }

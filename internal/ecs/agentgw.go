@@ -471,8 +471,12 @@ var containerRank = map[string]int{"PENDING": 0, "RUNNING": 1, "STOPPED": 2}
 // ApplyObserved merges an agent's report into a task record, moving only
 // forward. It reports whether anything changed, and whether the desired
 // state changed (the agent stopped the task by itself: an essential
-// container exited, or the task failed to start).
+// container exited, or the task failed to start). A task already STOPPED
+// (reported so, or written so by the lost-instance monitor) stays STOPPED
+// with its containers: a late report of a returning agent adds detail
+// (exit codes, runtime ids) but no running container.
 func ApplyObserved(t *taskRecord, tr agentapi.TaskReport, now time.Time) (changed, desiredChanged bool) {
+	wasStopped := t.LastStatus == "STOPPED"
 	setTime := func(dst **time.Time, src *time.Time) {
 		if *dst == nil && src != nil {
 			v := src.UTC()
@@ -501,6 +505,9 @@ func ApplyObserved(t *taskRecord, tr agentapi.TaskReport, now time.Time) (change
 	for _, cr := range tr.Containers {
 		i := slices.IndexFunc(t.Containers, func(c agentapi.ContainerReport) bool { return c.Name == cr.Name })
 		if i < 0 {
+			if wasStopped {
+				cr.KnownStatus = "STOPPED"
+			}
 			t.Containers = append(t.Containers, cr)
 			changed = true
 			continue

@@ -12,7 +12,9 @@ import (
 //
 //	/berth/ecs/instances/<cluster>/<instance id>  instanceRecord
 //	/berth/ecs/agents/<instance id>                presence, under a lease kept alive by
-//	                                               the open assignment stream (agentConnected)
+//	                                               the open assignment stream (agentConnected);
+//	                                               absent for LostAfter: the instance is lost
+//	                                               (lostinstances.go)
 //	/berth/ecs/tasks/<cluster>/<task id>           taskRecord
 //	/berth/ecs/assign/<instance id>/<task id>      assignmentRecord: the index the agent's
 //	                                               stream watches; written in the same
@@ -68,7 +70,11 @@ const (
 
 // taskRecord is a task as stored. Desired fields are written by the API
 // and the schedulers; observed fields only from agent reports, and then
-// only forward (agentapi.StatusRank).
+// only forward (agentapi.StatusRank). One exception: when an instance is
+// lost (its agent away for LostAfter), the lost-instance monitor writes its
+// tasks observed STOPPED on the agent's behalf (lostinstances.go), under a
+// compare on the presence key being absent; a returning agent's reports
+// cannot move them back.
 type taskRecord struct {
 	ID                string               `json:"id"` // 32 hex digits
 	ARN               string               `json:"arn"`

@@ -32,12 +32,13 @@ import (
 // ServiceControllerConfig tunes the service controller.
 type ServiceControllerConfig struct {
 	// Resync is how often every service is reconciled without a change
-	// (time-based decisions: lost instances, back-off). Default 2 s.
+	// (time-based decisions: DAEMON eligibility, back-off). Default 2 s.
 	Resync time.Duration
-	// LostAfter is how long an instance's agent may stay disconnected
-	// before its service tasks are stopped and replaced. Default 5 s: with
-	// the presence lease of 10 s a crashed agent is noticed within 15 s,
-	// an agent that stops cleanly within 5 s.
+	// LostAfter is how long an ACTIVE instance whose agent is disconnected
+	// stays eligible for DAEMON tasks. Default DefaultLostAfter, as the
+	// lost-instance monitor's (lostinstances.go), which marks the tasks of
+	// such an instance STOPPED; the scheduler then replaces them as any
+	// stopped task.
 	LostAfter time.Duration
 }
 
@@ -66,11 +67,11 @@ func (s *Service) RunServiceController(ctx context.Context, cfg ServiceControlle
 		cfg.Resync = 2 * time.Second
 	}
 	if cfg.LostAfter <= 0 {
-		cfg.LostAfter = 5 * time.Second
+		cfg.LostAfter = DefaultLostAfter
 	}
 	c := &serviceController{s: s, cfg: cfg, rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), disc: map[string]time.Time{}}
 	kick := make(chan struct{}, 1)
-	go c.watch(ctx, kick)
+	go kickOnChange(ctx, s.st, "/berth/ecs/", skipForServices, kick)
 	tick := time.NewTicker(cfg.Resync)
 	defer tick.Stop()
 	var retry <-chan time.Time
@@ -128,18 +129,26 @@ func (s *Service) RunServiceController(ctx context.Context, cfg ServiceControlle
 	}
 }
 
-// watch sends on kick whenever something under /berth/ecs/ changes; it
-// re-opens the watch after errors, with back-off.
-func (c *serviceController) watch(ctx context.Context, kick chan<- struct{}) {
+// skipForServices tells which changes under /berth/ecs/ the service
+// controller ignores: assignment index entries (they move with their
+// tasks) and client tokens.
+func skipForServices(key string) bool {
+	return strings.HasPrefix(key, keyAssign) || strings.HasPrefix(key, keyClientTokens)
+}
+
+// kickOnChange sends on kick (without blocking) whenever a key under
+// prefix changes, except keys skip (when set) reports; it re-opens the
+// watch after errors, with back-off, until ctx ends.
+func kickOnChange(ctx context.Context, st store.Store, prefix string, skip func(string) bool, kick chan<- struct{}) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		for wr := range c.s.st.Watch(ctx, "/berth/ecs/", 0) {
+		for wr := range st.Watch(ctx, prefix, 0) {
 			if wr.Err != nil {
 				break
 			}
 			backoff = 100 * time.Millisecond
 			for _, e := range wr.Events {
-				if strings.HasPrefix(e.KV.Key, keyAssign) || strings.HasPrefix(e.KV.Key, keyClientTokens) {
+				if skip != nil && skip(e.KV.Key) {
 					continue
 				}
 				select {
@@ -343,7 +352,6 @@ func (c *serviceController) decide(ctx context.Context, cluster string, rp *serv
 		},
 		Deployments:     r.Deployments,
 		Now:             now,
-		LostAfter:       c.cfg.LostAfter,
 		NewDeploymentID: newDeploymentID(),
 	}
 	for _, st := range strat {
@@ -364,8 +372,7 @@ func (c *serviceController) decide(ctx context.Context, cluster string, rp *serv
 		pi := v.placementInstance()
 		inst := deploy.Instance{
 			ID: v.rec.ID, EC2InstanceID: v.rec.Ec2InstanceID, Status: v.rec.Status, Connected: v.connected,
-			DisconnectedSince: c.disc[v.rec.ID], Attributes: pi.Attributes,
-			FreeCPU: pi.Remaining.CPU, FreeMemory: pi.Remaining.Memory,
+			Attributes: pi.Attributes, FreeCPU: pi.Remaining.CPU, FreeMemory: pi.Remaining.Memory,
 		}
 		if eligReq != nil && v.rec.Status == InstanceActive &&
 			(v.connected || now.Sub(c.disc[v.rec.ID]) < c.cfg.LostAfter) {

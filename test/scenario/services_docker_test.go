@@ -606,8 +606,10 @@ func TestServiceLifecycleOnDocker(t *testing.T) {
 
 // TestServiceSurvivesAgentKill9OnDocker: one agent is a `berth agent`
 // process (zone-a), the other in-process (zone-b). SIGKILL of the process
-// → its task is RUNNING on the other agent; the restarted agent stops the
-// orphaned container of the replaced task.
+// → its task is STOPPED (TerminationNotice, the lost-instance monitor) and
+// a replacement RUNNING on the other agent; the restarted agent stops the
+// orphaned container of the replaced task, and its report of it changes
+// neither status nor stop code.
 func TestServiceSurvivesAgentKill9OnDocker(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs containers and the binary")
@@ -668,9 +670,11 @@ func TestServiceSurvivesAgentKill9OnDocker(t *testing.T) {
 	if elapsed > 20*time.Second {
 		t.Errorf("replacement took %s; the goal is 20 s", elapsed)
 	}
-	got := waitTask(t, c, "default", aws.ToString(doomed.TaskArn), 5*time.Second, func(x types.Task) bool { return aws.ToString(x.DesiredStatus) == "STOPPED" })
-	if !strings.Contains(aws.ToString(got.StoppedReason), "is unreachable") {
-		t.Errorf("lost task reason %q", aws.ToString(got.StoppedReason))
+	got := waitTask(t, c, "default", aws.ToString(doomed.TaskArn), 5*time.Second, func(x types.Task) bool { return aws.ToString(x.LastStatus) == "STOPPED" })
+	if got.StopCode != types.TaskStopCodeTerminationNotice || !strings.Contains(aws.ToString(got.StoppedReason), "is unreachable") || got.StoppedAt == nil {
+		t.Errorf("lost task: lastStatus %s, stopCode %s, reason %q", aws.ToString(got.LastStatus), got.StopCode, aws.ToString(got.StoppedReason))
+	} else {
+		t.Logf("RECOVERY agent kill -9 -> lost task STOPPED (stoppedAt) after %s", got.StoppedAt.Sub(t0).Round(10*time.Millisecond))
 	}
 	e.waitStable("api", 20*time.Second)
 
@@ -687,7 +691,10 @@ func TestServiceSurvivesAgentKill9OnDocker(t *testing.T) {
 		return err != nil || !info.Running
 	})
 	t.Logf("restarted agent stopped the orphan in %s", time.Since(t1).Round(10*time.Millisecond))
-	waitTask(t, c, "default", aws.ToString(doomed.TaskArn), 20*time.Second, func(x types.Task) bool { return aws.ToString(x.LastStatus) == "STOPPED" })
+	after := waitTask(t, c, "default", aws.ToString(doomed.TaskArn), 20*time.Second, func(x types.Task) bool { return aws.ToString(x.LastStatus) == "STOPPED" })
+	if after.StopCode != types.TaskStopCodeTerminationNotice || !after.StoppedAt.Equal(*got.StoppedAt) {
+		t.Errorf("the restarted agent's report changed the lost task: stopCode %s, stoppedAt %v (was %v)", after.StopCode, after.StoppedAt, got.StoppedAt)
+	}
 	svc := e.waitStable("api", 20*time.Second)
 	if svc.RunningCount != 2 {
 		t.Fatalf("running %d", svc.RunningCount)

@@ -461,45 +461,131 @@ func TestReplicaServiceMovesOffDrainingInstanceOnHollowNodes(t *testing.T) {
 	e.waitStable(t, "web", 20*time.Second)
 }
 
-func TestServiceReplacesTasksOfLostInstanceOnHollowNodes(t *testing.T) {
+// TestLostInstanceTasksStopAndAreReplacedOnHollowNodes: the agent of one
+// instance stops (its presence key goes with its stream). Within LostAfter
+// (5 s) and a few seconds its service task and a standalone RunTask task
+// are STOPPED, observed state included, with ECS's stop code for a
+// vanished host (TerminationNotice) and the "Host EC2 (instance i-…) is
+// unreachable" reason, as DescribeTasks shows them; the service task runs
+// on another instance, the service is stable again, and the lost task is
+// not a failure of the deployment.
+func TestLostInstanceTasksStopAndAreReplacedOnHollowNodes(t *testing.T) {
 	e := startHollow(t, 3, []string{"zone-a", "zone-b", "zone-c"})
 	cx := ctx(t)
-	st := e.s.Daemon.Store()
 	td := e.taskDef(t, "web", "nginx:1")
-	if _, err := e.ecs.CreateService(cx, &ecs.CreateServiceInput{ServiceName: aws.String("web"), TaskDefinition: aws.String(td), DesiredCount: aws.Int32(3)}); err != nil {
+	if _, err := e.ecs.CreateService(cx, &ecs.CreateServiceInput{ServiceName: aws.String("web"), TaskDefinition: aws.String(td), DesiredCount: aws.Int32(3),
+		DeploymentConfiguration: &types.DeploymentConfiguration{DeploymentCircuitBreaker: &types.DeploymentCircuitBreaker{Enable: true}}}); err != nil {
 		t.Fatal(err)
 	}
 	e.waitStable(t, "web", 20*time.Second)
 	lost := e.nodes.Nodes[2]
-	var lostTask string
-	for _, tk := range serviceTasks(t, st, "web") {
-		if tk.InstanceID == lost.InstanceID {
-			lostTask = tk.ID
+	ci, err := e.ecs.DescribeContainerInstances(cx, &ecs.DescribeContainerInstancesInput{ContainerInstances: []string{lost.InstanceID}})
+	if err != nil || len(ci.ContainerInstances) != 1 {
+		t.Fatalf("describe instance: %v %+v", err, ci)
+	}
+	ec2ID := aws.ToString(ci.ContainerInstances[0].Ec2InstanceId)
+
+	onLost := func(tk types.Task) bool {
+		return strings.HasSuffix(aws.ToString(tk.ContainerInstanceArn), "/"+lost.InstanceID)
+	}
+	webTasks := func(desired types.DesiredStatus) []types.Task {
+		l, err := e.ecs.ListTasks(cx, &ecs.ListTasksInput{ServiceName: aws.String("web"), DesiredStatus: desired})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(l.TaskArns) == 0 {
+			return nil
+		}
+		d, err := e.ecs.DescribeTasks(cx, &ecs.DescribeTasksInput{Tasks: l.TaskArns})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Tasks
+	}
+	var svcTask string
+	for _, tk := range webTasks(types.DesiredStatusRunning) {
+		if onLost(tk) {
+			svcTask = aws.ToString(tk.TaskArn)
 		}
 	}
-	if lostTask == "" {
-		t.Fatal("no task on the node to lose")
+	if svcTask == "" {
+		t.Fatal("no service task on the instance to lose")
 	}
+	run, err := e.ecs.RunTask(cx, &ecs.RunTaskInput{TaskDefinition: aws.String(td), PlacementConstraints: []types.PlacementConstraint{{
+		Type: types.PlacementConstraintTypeMemberOf, Expression: aws.String("attribute:ecs.availability-zone == " + lost.AZ)}}})
+	if err != nil || len(run.Tasks) != 1 || !onLost(run.Tasks[0]) {
+		t.Fatalf("run task on the instance to lose: %v %+v", err, run)
+	}
+	soloTask := aws.ToString(run.Tasks[0].TaskArn)
+	describe := func() []types.Task {
+		d, err := e.ecs.DescribeTasks(cx, &ecs.DescribeTasksInput{Tasks: []string{svcTask, soloTask}})
+		if err != nil || len(d.Tasks) != 2 {
+			t.Fatalf("describe tasks: %v %+v", err, d)
+		}
+		return d.Tasks
+	}
+	eventuallyTrue(t, "standalone task RUNNING", 10*time.Second, func() bool {
+		return aws.ToString(describe()[1].LastStatus) == "RUNNING"
+	})
+	failedBefore := e.describe(t, "web").Deployments[0].FailedTasks
+
 	start := time.Now()
 	lost.Stop() // the agent goes away; its presence key goes with it
-	eventuallyTrue(t, "tasks replaced elsewhere", 20*time.Second, func() bool {
-		running := 0
-		for _, tk := range serviceTasks(t, st, "web") {
-			if tk.DesiredStatus == "RUNNING" && tk.LastStatus == "RUNNING" && tk.InstanceID != lost.InstanceID {
-				running++
+	var stoppedAfter time.Duration
+	eventuallyTrue(t, "the lost instance's tasks STOPPED", 20*time.Second, func() bool {
+		for _, tk := range describe() {
+			if aws.ToString(tk.LastStatus) != "STOPPED" {
+				return false
 			}
 		}
-		return running == 3
+		stoppedAfter = time.Since(start)
+		return true
 	})
-	t.Logf("replaced %s's task in %s", lost.InstanceID, time.Since(start).Round(100*time.Millisecond))
-	for _, tk := range serviceTasks(t, st, "web") {
-		if tk.ID == lostTask && (tk.DesiredStatus != "STOPPED" || !strings.Contains(tk.StoppedReason, "Host EC2")) {
-			t.Fatalf("lost task %+v", tk)
+	wantReason := "Host EC2 (instance " + ec2ID + ") is unreachable: its agent stopped reporting."
+	for _, tk := range describe() {
+		if tk.StopCode != types.TaskStopCodeTerminationNotice || aws.ToString(tk.StoppedReason) != wantReason ||
+			aws.ToString(tk.DesiredStatus) != "STOPPED" || tk.StoppedAt == nil || tk.ExecutionStoppedAt == nil || tk.StoppingAt == nil {
+			b, _ := json.MarshalIndent(tk, "", " ")
+			t.Fatalf("lost task:\n%s", b)
+		}
+		for _, c := range tk.Containers {
+			if aws.ToString(c.LastStatus) != "STOPPED" {
+				t.Fatalf("container %s of a STOPPED task is %s", aws.ToString(c.Name), aws.ToString(c.LastStatus))
+			}
 		}
 	}
+	if stoppedAfter > 10*time.Second {
+		t.Errorf("tasks STOPPED %s after the agent stopped; want LostAfter (5 s) and a few seconds", stoppedAfter)
+	}
+
+	var replacedAfter time.Duration
+	eventuallyTrue(t, "service task replaced elsewhere", 20*time.Second, func() bool {
+		n := 0
+		for _, tk := range webTasks(types.DesiredStatusRunning) {
+			if aws.ToString(tk.LastStatus) == "RUNNING" && !onLost(tk) {
+				n++
+			}
+		}
+		replacedAfter = time.Since(start)
+		return n == 3
+	})
 	svc := e.waitStable(t, "web", 20*time.Second)
-	if svc.RunningCount != 3 {
-		t.Fatalf("running %d", svc.RunningCount)
+	t.Logf("agent stopped -> its tasks STOPPED in %s, service task replaced (RUNNING elsewhere) in %s",
+		stoppedAfter.Round(100*time.Millisecond), replacedAfter.Round(100*time.Millisecond))
+	if svc.RunningCount != 3 || svc.Deployments[0].FailedTasks != failedBefore || svc.Deployments[0].RolloutState == types.DeploymentRolloutStateFailed {
+		t.Fatalf("service after the loss: running %d, deployment %+v (failed tasks before %d)", svc.RunningCount, svc.Deployments[0], failedBefore)
+	}
+	for _, ev := range svc.Events {
+		if strings.Contains(aws.ToString(ev.Message), "unable to consistently start") || strings.Contains(aws.ToString(ev.Message), "deployment failed") {
+			t.Fatalf("failure event after losing an instance: %s", aws.ToString(ev.Message))
+		}
+	}
+	ci, err = e.ecs.DescribeContainerInstances(cx, &ecs.DescribeContainerInstancesInput{ContainerInstances: []string{lost.InstanceID}})
+	if err != nil || len(ci.ContainerInstances) != 1 {
+		t.Fatalf("describe instance: %v %+v", err, ci)
+	}
+	if got := ci.ContainerInstances[0]; got.AgentConnected || aws.ToString(got.Status) != "ACTIVE" || got.RunningTasksCount != 0 || got.PendingTasksCount != 0 {
+		t.Fatalf("lost instance: connected %v, status %s, running %d, pending %d", got.AgentConnected, aws.ToString(got.Status), got.RunningTasksCount, got.PendingTasksCount)
 	}
 }
 

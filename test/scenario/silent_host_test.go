@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/berthdev/berth/internal/agentgw"
 	"github.com/berthdev/berth/internal/hollow"
@@ -97,8 +98,9 @@ func (f *freezer) pipe(dst, src net.Conn) {
 
 // TestSilentHostIsDetected: an instance whose host goes silent (its
 // connection stays open, nothing arrives) is marked disconnected within
-// 10 s, and its service task runs elsewhere soon after. Scheduler logic on
-// hollow nodes; the silence is real TCP silence through a proxy.
+// 10 s; LostAfter later its service task is STOPPED (TerminationNotice)
+// and runs elsewhere. Scheduler logic on hollow nodes; the silence is real
+// TCP silence through a proxy.
 func TestSilentHostIsDetected(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for the silence limit")
@@ -125,6 +127,7 @@ func TestSilentHostIsDetected(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitStable(t, "edge", 20*time.Second)
+	var farTask string
 	onFar := func() int {
 		l, err := e.ecs.ListTasks(cx, &ecs.ListTasksInput{ServiceName: aws.String("edge")})
 		if err != nil || len(l.TaskArns) == 0 {
@@ -138,6 +141,7 @@ func TestSilentHostIsDetected(t *testing.T) {
 		for _, task := range d.Tasks {
 			if aws.ToString(task.LastStatus) == "RUNNING" && strings.HasSuffix(aws.ToString(task.ContainerInstanceArn), "/"+farID) {
 				n++
+				farTask = aws.ToString(task.TaskArn)
 			}
 		}
 		return n
@@ -173,4 +177,12 @@ func TestSilentHostIsDetected(t *testing.T) {
 		return false
 	})
 	t.Logf("silent host: disconnected after %s, task running elsewhere after %s", detected.Round(100*time.Millisecond), replaced.Round(100*time.Millisecond))
+	d, err := e.ecs.DescribeTasks(cx, &ecs.DescribeTasksInput{Tasks: []string{farTask}})
+	if err != nil || len(d.Tasks) != 1 {
+		t.Fatalf("describe the silent host's task: %v", err)
+	}
+	if tk := d.Tasks[0]; aws.ToString(tk.LastStatus) != "STOPPED" || tk.StopCode != types.TaskStopCodeTerminationNotice ||
+		!strings.Contains(aws.ToString(tk.StoppedReason), "is unreachable") {
+		t.Fatalf("the silent host's task: %s %s %q", aws.ToString(tk.LastStatus), tk.StopCode, aws.ToString(tk.StoppedReason))
+	}
 }
