@@ -373,19 +373,37 @@ func startAfter(token *string) (string, error) {
 // token for the next page, or nil when no further key matches.
 func (s *Service) paginate(ctx context.Context, prefix, after string, limit int64, desc bool,
 	match func(store.KV) bool, take func(store.KV)) (*string, error) {
+	return s.paginateWith(ctx, prefix, after, limit, desc, nil, match, take)
+}
+
+// paginateWith is paginate with load, when not nil, applied to each page
+// of keys read before matching: it returns the KVs to match in their
+// place, keeping each key (positions are keys under prefix); a key it
+// leaves out is skipped.
+func (s *Service) paginateWith(ctx context.Context, prefix, after string, limit int64, desc bool,
+	load func([]store.KV) ([]store.KV, error), match func(store.KV) bool, take func(store.KV)) (*string, error) {
 	from := ""
 	if after != "" {
 		from = prefix + after
 	}
 	var n int64
 	last := ""
+	page := int64(200)
+	if load != nil {
+		page = min(page, limit+1) // each key costs a read: read what a full page needs
+	}
 	for {
-		res, err := s.st.List(ctx, prefix, store.ListOptions{StartAfter: from, Limit: 200, Descend: desc})
+		res, err := s.st.List(ctx, prefix, store.ListOptions{StartAfter: from, Limit: page, Descend: desc})
 		if err != nil {
 			return nil, err
 		}
-		for _, kv := range res.KVs {
-			from = kv.Key
+		kvs := res.KVs
+		if load != nil && len(kvs) > 0 {
+			if kvs, err = load(kvs); err != nil {
+				return nil, err
+			}
+		}
+		for _, kv := range kvs {
 			if !match(kv) {
 				continue
 			}
@@ -399,6 +417,7 @@ func (s *Service) paginate(ctx context.Context, prefix, after string, limit int6
 		if !res.More {
 			return nil, nil
 		}
+		from = res.KVs[len(res.KVs)-1].Key // the next page starts after this one, whatever load kept
 	}
 }
 

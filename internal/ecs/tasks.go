@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berthdev/berth/internal/api/ecsapi"
@@ -700,19 +701,17 @@ func (s *Service) ListTasks(ctx context.Context, in *ecsapi.ListTasksRequest) (*
 	if group != "" {
 		prefix = taskGroupPrefix(cluster, group)
 	}
+	var load func([]store.KV) ([]store.KV, error)
+	if group != "" {
+		load = func(idx []store.KV) ([]store.KV, error) {
+			return s.readIndexed(ctx, idx, func(k string) string { return taskKey(cluster, strings.TrimPrefix(k, prefix)) })
+		}
+	}
 	var t taskListFields
-	out.NextToken, err = s.paginate(ctx, prefix, after, limit, false,
+	out.NextToken, err = s.paginateWith(ctx, prefix, after, limit, false, load,
 		func(kv store.KV) bool {
 			t = taskListFields{}
-			value := kv.Value
-			if group != "" {
-				tkv, err := s.st.Get(ctx, taskKey(cluster, strings.TrimPrefix(kv.Key, prefix)))
-				if err != nil {
-					return false // collected since, or unreadable: not listed
-				}
-				value = tkv.Value
-			}
-			if json.Unmarshal(value, &t) != nil || t.DesiredStatus != desired {
+			if json.Unmarshal(kv.Value, &t) != nil || t.DesiredStatus != desired {
 				return false
 			}
 			switch {
@@ -730,6 +729,52 @@ func (s *Service) ListTasks(ctx context.Context, in *ecsapi.ListTasksRequest) (*
 		func(store.KV) { out.TaskArns = append(out.TaskArns, t.ARN) })
 	if err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// indexReaders is how many records readIndexed reads at once.
+const indexReaders = 16
+
+// readIndexed reads the records a page of index entries points at (target
+// maps an index key to the record's key), indexReaders at a time: one
+// round trip after another would make a page of 100 tasks cost 100 round
+// trips. The result keeps each index key with the record's value, in the
+// index's order; a record gone since (collected) is left out.
+func (s *Service) readIndexed(ctx context.Context, idx []store.KV, target func(string) string) ([]store.KV, error) {
+	vals := make([][]byte, len(idx))
+	errsOut := make([]error, len(idx))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(indexReaders, len(idx)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				kv, err := s.st.Get(ctx, target(idx[i].Key))
+				if err != nil {
+					if !errs.Is(err, errs.NotFound) {
+						errsOut[i] = err
+					}
+					continue
+				}
+				vals[i] = kv.Value
+			}
+		}()
+	}
+	for i := range idx {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	out := make([]store.KV, 0, len(idx))
+	for i, kv := range idx {
+		if errsOut[i] != nil {
+			return nil, errsOut[i]
+		}
+		if vals[i] != nil {
+			out = append(out, store.KV{Key: kv.Key, Value: vals[i]})
+		}
 	}
 	return out, nil
 }

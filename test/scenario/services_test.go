@@ -247,6 +247,23 @@ func TestServiceLifecycleOnHollowNodes(t *testing.T) {
 	if svc := e.waitStable(t, "web", 20*time.Second); svc.RunningCount != 5 || aws.ToString(svc.Deployments[0].Id) != dep1 {
 		t.Fatalf("scale up %+v", svc)
 	}
+	// ListTasks by service, two to a page, gives the same five tasks as
+	// one page (the group index's pages are read in parallel).
+	whole, err := e.ecs.ListTasks(cx, &ecs.ListTasksInput{ServiceName: aws.String("web")})
+	if err != nil || len(whole.TaskArns) != 5 || whole.NextToken != nil {
+		t.Fatalf("list tasks %+v %v", whole, err)
+	}
+	var paged []string
+	for p := ecs.NewListTasksPaginator(e.ecs, &ecs.ListTasksInput{ServiceName: aws.String("web"), MaxResults: aws.Int32(2)}); p.HasMorePages(); {
+		page, err := p.NextPage(cx)
+		if err != nil || len(page.TaskArns) > 2 {
+			t.Fatalf("page %+v %v", page, err)
+		}
+		paged = append(paged, page.TaskArns...)
+	}
+	if !slices.Equal(paged, whole.TaskArns) {
+		t.Fatalf("paged %v, whole %v", paged, whole.TaskArns)
+	}
 	if _, err := e.ecs.UpdateService(cx, &ecs.UpdateServiceInput{Service: aws.String("web"), DesiredCount: aws.Int32(4)}); err != nil {
 		t.Fatal(err)
 	}
