@@ -195,10 +195,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		connected := time.Now()
 		err := a.client.Assignments(ctx, since, func(ev agentapi.Event) error {
-			switch ev.Type {
-			case agentapi.EventSync:
+			// Ready once the control plane answers: after the full sync on
+			// a first stream, at any event (the server opens a resumed
+			// stream with a heartbeat) on one resumed from a saved
+			// revision.
+			if ev.Type == agentapi.EventSync {
 				a.sync(ev.Tasks)
-				readyOnce.Do(func() { close(a.ready) })
+			}
+			readyOnce.Do(func() { close(a.ready) })
+			switch ev.Type {
 			case agentapi.EventTask:
 				if ev.Task != nil {
 					a.dispatch(*ev.Task)

@@ -125,6 +125,13 @@ func TestAgentJoinsRunsResumesAndRejoinsNothing(t *testing.T) {
 	runCtx2, stop2 := context.WithCancel(ctx)
 	defer stop2()
 	go a2.Run(runCtx2)
+	// A resumed stream gets no sync; the server's opening heartbeat makes
+	// the agent Ready at once (it used to wait forever).
+	select {
+	case <-a2.Ready():
+	case <-time.After(2 * time.Second):
+		t.Fatal("resumed agent not Ready within 2 s")
+	}
 	eventually(t, "t1 STOPPED and t2 RUNNING after resume", func() bool {
 		return lastStatus(t, st, "t1") == "STOPPED" && lastStatus(t, st, "t2") == "RUNNING"
 	})

@@ -209,6 +209,10 @@ func (s *Service) streamAssignments(ctx context.Context, cred AgentCredential, s
 				return
 			}
 			rev = res.Revision
+		} else if !send(agentapi.Event{Type: agentapi.EventHeartbeat, Revision: rev}) {
+			// A resumed stream starts with a heartbeat: the agent learns
+			// at once that it is connected (its Ready), with no sync.
+			return
 		}
 		wctx, cancel := context.WithCancel(ctx)
 		w := s.st.Watch(wctx, prefix, rev+1)
