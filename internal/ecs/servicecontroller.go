@@ -217,7 +217,7 @@ func (c *serviceController) reconcileCluster(ctx context.Context, cluster string
 	}
 	now := c.s.now().UTC()
 	for _, v := range snap.instances {
-		if v.connected {
+		if v.connected || v.rec.Status != InstanceActive { // only ACTIVE ones can be eligible
 			delete(c.disc, v.rec.ID)
 		} else if _, ok := c.disc[v.rec.ID]; !ok {
 			c.disc[v.rec.ID] = now
