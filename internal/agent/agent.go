@@ -167,8 +167,11 @@ func (a *Agent) State() State { return a.state }
 // Ready is closed once the first assignment sync has been handled.
 func (a *Agent) Ready() <-chan struct{} { return a.ready }
 
-// Run runs the agent until ctx ends. Stopping the agent leaves tasks
-// running; they are re-attached at the next start.
+// Run runs the agent until ctx ends (it returns nil then), or until the
+// control plane refuses it: its instance was deregistered (Forbidden) or
+// purged and its credential with it (Unauthenticated); Run returns that
+// error. Stopping the agent leaves tasks running; they are re-attached at
+// the next start.
 func (a *Agent) Run(ctx context.Context) error {
 	if a.cfg.Adopt != nil {
 		adopted, err := a.cfg.Adopt(ctx, a.state.InstanceID)
@@ -184,10 +187,14 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.log.Info("re-attached to running tasks", "count", len(adopted))
 		}
 	}
+	// The report loop ends with Run, also when Run returns because the
+	// control plane refused the agent.
+	rctx, stopReports := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); a.reportLoop(ctx) }()
+	go func() { defer wg.Done(); a.reportLoop(rctx) }()
 	defer wg.Wait()
+	defer stopReports()
 
 	since := a.state.Revision
 	backoff := 200 * time.Millisecond

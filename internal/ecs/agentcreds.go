@@ -87,14 +87,17 @@ func (s *Service) checkJoinToken(ctx context.Context, token string) error {
 
 // AgentCredential is what an agent's access key stands for.
 type AgentCredential struct {
-	Secret     string
-	InstanceID string
-	Cluster    string
+	AccessKeyID string
+	Secret      string
+	InstanceID  string
+	Cluster     string
 }
 
-// agentCredCache remembers agent credentials read from the store; a
-// credential never changes once made, and is only removed with its
-// instance, so entries are dropped when a lookup fails.
+// agentCredCache remembers agent credentials read from the store. A
+// credential never changes once made and is removed only with its
+// instance, when the garbage collector purges it (purge.go): that server
+// drops its entry then; another server drops it when the credential's
+// instance record is found gone (OpenAssignments).
 type agentCredCache struct {
 	mu sync.Mutex
 	m  map[string]AgentCredential
@@ -119,7 +122,7 @@ func (s *Service) AgentCredential(ctx context.Context, accessKey string) (AgentC
 	if err := json.Unmarshal(kv.Value, &rec); err != nil {
 		return AgentCredential{}, false, errs.Wrap(errs.Internal, err, "decode agent credential")
 	}
-	c = AgentCredential{Secret: rec.Secret, InstanceID: rec.InstanceID, Cluster: rec.Cluster}
+	c = AgentCredential{AccessKeyID: accessKey, Secret: rec.Secret, InstanceID: rec.InstanceID, Cluster: rec.Cluster}
 	s.creds.mu.Lock()
 	if s.creds.m == nil {
 		s.creds.m = map[string]AgentCredential{}
@@ -129,7 +132,7 @@ func (s *Service) AgentCredential(ctx context.Context, accessKey string) (AgentC
 	return c, true, nil
 }
 
-// forgetAgentCredential drops a cached credential (deregistration).
+// forgetAgentCredential drops a cached credential (its instance purged).
 func (s *Service) forgetAgentCredential(accessKey string) {
 	s.creds.mu.Lock()
 	delete(s.creds.m, accessKey)

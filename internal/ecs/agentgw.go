@@ -15,6 +15,7 @@ import (
 	"github.com/berthdev/berth/internal/api/ecsapi"
 	"github.com/berthdev/berth/internal/arn"
 	"github.com/berthdev/berth/internal/errs"
+	"github.com/berthdev/berth/internal/sigv4"
 	"github.com/berthdev/berth/internal/store"
 )
 
@@ -140,6 +141,12 @@ func (s *Service) createInstance(ctx context.Context, req agentapi.JoinRequest, 
 // then. While it runs the instance is agentConnected.
 func (s *Service) OpenAssignments(ctx context.Context, cred AgentCredential, since int64) (<-chan agentapi.Event, error) {
 	kv, err := s.st.Get(ctx, instanceKey(cred.Cluster, cred.InstanceID))
+	if errs.Is(err, errs.NotFound) {
+		// Purged with its credential; this server had the credential
+		// cached. Answer as for an unknown access key.
+		s.forgetAgentCredential(cred.AccessKeyID)
+		return nil, errs.R(errs.Unauthenticated, sigv4.ReasonUnrecognizedClient, "The security token included in the request is invalid.")
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -39,6 +39,10 @@ type clusterRecord struct {
 	Configuration          *ecsapi.ClusterConfiguration          `json:"configuration,omitempty"`
 	Tags                   []ecsapi.Tag                          `json:"tags,omitempty"`
 	ServiceConnectDefaults *ecsapi.ClusterServiceConnectDefaults `json:"serviceConnectDefaults,omitempty"`
+	// InactiveAt is when DeleteCluster marked the cluster INACTIVE; the
+	// garbage collector purges it retention later once nothing is left
+	// under it (taskgc.go).
+	InactiveAt *time.Time `json:"inactiveAt,omitempty"`
 }
 
 var clusterNameRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,255}$`)
@@ -538,6 +542,7 @@ func (s *Service) DeleteCluster(ctx context.Context, in *ecsapi.DeleteClusterReq
 			return nil, errs.R(errs.Conflict, reasonClusterTasks, "The Cluster cannot be deleted while Tasks are active.")
 		}
 		c.Status = "INACTIVE"
+		c.InactiveAt = ptr(s.now().UTC())
 		ok, err := s.putCluster(ctx, c, rev)
 		if err != nil {
 			return nil, err

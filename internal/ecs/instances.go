@@ -597,6 +597,7 @@ func (s *Service) DeregisterContainerInstance(ctx context.Context, in *ecsapi.De
 		}
 		rec := v.rec
 		rec.Status = InstanceInactive
+		rec.DeregisteredAt = ptr(s.now().UTC())
 		rec.Version++
 		b, _ := json.Marshal(rec)
 		key := instanceKey(cluster, id)

@@ -23,7 +23,9 @@ import (
 //	                                               with the task and deleted with it, so
 //	                                               ListTasks by service reads only its tasks
 //	/berth/ecs/clienttokens/<cluster>/<token>      RunTask idempotency: the task ARNs made
-//	/berth/iam/agents/<access key id>              agent credential (see agentcreds.go)
+//	/berth/iam/agents/<access key id>              agent credential (see agentcreds.go);
+//	                                               deleted with its instance record when
+//	                                               the INACTIVE instance is purged (purge.go)
 //	/berth/iam/jointokens/<sha256 of token>        join token, under a lease (expiry)
 const (
 	keyAgents       = "/berth/ecs/agents/"
@@ -57,6 +59,9 @@ type instanceRecord struct {
 	RegisteredAt  time.Time            `json:"registeredAt"`
 	Tags          []ecsapi.Tag         `json:"tags,omitempty"`
 	AccessKeyID   string               `json:"accessKeyId"` // the agent's credential
+	// DeregisteredAt is when the instance became INACTIVE; the garbage
+	// collector purges it (with its credential) retention later (taskgc.go).
+	DeregisteredAt *time.Time `json:"deregisteredAt,omitempty"`
 	// Version increases with every change, as ECS's container instance
 	// "version" does.
 	Version int64 `json:"version"`

@@ -447,6 +447,9 @@ func (c *serviceController) act(ctx context.Context, cluster, name string, cp *c
 			}
 			cur.Steady = dec.Steady
 			cur.Status = dec.ServiceStatus
+			if cur.Status == deploy.ServiceInactive && cur.InactiveAt == nil {
+				cur.InactiveAt = &now
+			}
 		}
 		cur.RunningCount, cur.PendingCount = int32(dec.RunningCount), int32(dec.PendingCount)
 		cur.Events = deploy.AppendEvents(cur.Events, events, now, newEventID)

@@ -66,6 +66,9 @@ type serviceRecord struct {
 	LastCompletedDeployment string                           `json:"lastCompletedDeployment,omitempty"`
 	LastCompletedTaskDef    string                           `json:"lastCompletedTaskDefinition,omitempty"`
 	Version                 int64                            `json:"version"`
+	// InactiveAt is when the controller marked the service INACTIVE; the
+	// garbage collector purges the record retention later (taskgc.go).
+	InactiveAt *time.Time `json:"inactiveAt,omitempty"`
 }
 
 func serviceKey(cluster, name string) string { return keyServices + cluster + "/" + name }

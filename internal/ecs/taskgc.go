@@ -10,11 +10,13 @@ import (
 	"github.com/berthdev/berth/internal/store"
 )
 
-// Garbage collection of stopped tasks, of deleted task definitions and of
-// RunTask client tokens.
+// Garbage collection of stopped tasks, of deleted task definitions, of
+// RunTask client tokens, and of INACTIVE services, container instances and
+// clusters (purge.go).
 
 // DefaultTaskRetention is how long a STOPPED task stays describable: ECS
-// keeps stopped tasks for at least an hour.
+// keeps stopped tasks for at least an hour. INACTIVE services, container
+// instances and clusters stay describable as long.
 const DefaultTaskRetention = time.Hour
 
 // clientTokenRetention is how long a RunTask client token is remembered.
@@ -23,8 +25,9 @@ const clientTokenRetention = 24 * time.Hour
 // RunTaskGC collects garbage until ctx ends: STOPPED tasks (with their
 // assignment entries) whose stoppedAt is older than retention (0 means
 // DefaultTaskRetention), DELETE_IN_PROGRESS task definitions that no task
-// or service references, and expired client tokens. It runs once at
-// start, then every retention/4 (at most every minute).
+// or service references, expired client tokens, and services, container
+// instances and clusters INACTIVE for longer than retention (purge.go).
+// It runs once at start, then every retention/4 (at most every minute).
 func (s *Service) RunTaskGC(ctx context.Context, retention time.Duration) {
 	if retention <= 0 {
 		retention = DefaultTaskRetention
@@ -46,8 +49,9 @@ func (s *Service) RunTaskGC(ctx context.Context, retention time.Duration) {
 				s.log.Info("task garbage collection recovered")
 			}
 			failing = false
-			if st.tasks+st.taskDefs+st.tokens > 0 {
-				s.log.Info("garbage collected", "tasks", st.tasks, "taskDefinitions", st.taskDefs, "clientTokens", st.tokens)
+			if st.tasks+st.taskDefs+st.tokens+st.services+st.instances+st.clusters > 0 {
+				s.log.Info("garbage collected", "tasks", st.tasks, "taskDefinitions", st.taskDefs, "clientTokens", st.tokens,
+					"services", st.services, "containerInstances", st.instances, "clusters", st.clusters)
 			}
 		}
 		select {
@@ -59,7 +63,7 @@ func (s *Service) RunTaskGC(ctx context.Context, retention time.Duration) {
 }
 
 // gcStats counts what one collection deleted.
-type gcStats struct{ tasks, taskDefs, tokens int }
+type gcStats struct{ tasks, taskDefs, tokens, services, instances, clusters int }
 
 // taskExpired reports whether a task may be deleted at now: it is STOPPED
 // (observed) and stopped more than retention ago. A task desired STOPPED
@@ -97,7 +101,14 @@ func (s *Service) collectGarbage(ctx context.Context, now time.Time, retention t
 			live[r.ID] = r.Status != InstanceInactive
 		}
 	}
-	referenced := map[string]bool{}
+	referenced := map[string]bool{} // task definition ARNs of the tasks left
+	hasTasks := map[string]bool{}   // instance ids of the tasks left
+	keep := func(t *taskRecord) {
+		referenced[t.TaskDefinitionARN] = true
+		if t.InstanceID != "" {
+			hasTasks[t.InstanceID] = true
+		}
+	}
 	from := ""
 	for {
 		res, err := s.st.List(ctx, keyTasks, store.ListOptions{StartAfter: from, Limit: 500})
@@ -111,7 +122,7 @@ func (s *Service) collectGarbage(ctx context.Context, now time.Time, retention t
 				continue
 			}
 			if !taskExpired(&t, t.InstanceID != "" && !live[t.InstanceID], now, retention) {
-				referenced[t.TaskDefinitionARN] = true
+				keep(&t)
 				continue
 			}
 			ops := []store.Op{store.Delete(kv.Key)}
@@ -128,7 +139,7 @@ func (s *Service) collectGarbage(ctx context.Context, now time.Time, retention t
 			if r.Succeeded {
 				st.tasks++
 			} else {
-				referenced[t.TaskDefinitionARN] = true
+				keep(&t)
 			}
 		}
 		if !res.More {
@@ -140,7 +151,18 @@ func (s *Service) collectGarbage(ctx context.Context, now time.Time, retention t
 	if err != nil {
 		return st, err
 	}
-	st.tokens, err = s.purgeClientTokens(ctx, now)
+	if st.tokens, err = s.purgeClientTokens(ctx, now); err != nil {
+		return st, err
+	}
+	// The INACTIVE records last: an instance goes once its tasks have,
+	// a cluster once its services, instances and tasks have.
+	if st.services, err = s.purgeServices(ctx, now, retention); err != nil {
+		return st, err
+	}
+	if st.instances, err = s.purgeInstances(ctx, ires.KVs, hasTasks, now, retention); err != nil {
+		return st, err
+	}
+	st.clusters, err = s.purgeClusters(ctx, now, retention)
 	return st, err
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/berthdev/berth/internal/agentgw"
 	"github.com/berthdev/berth/internal/berthtest"
+	"github.com/berthdev/berth/internal/daemon"
 	"github.com/berthdev/berth/internal/hollow"
 	"github.com/berthdev/berth/internal/store"
 )
@@ -37,7 +38,14 @@ type hollowEnv struct {
 
 func startHollow(t *testing.T, n int, azs []string, failImages ...string) *hollowEnv {
 	t.Helper()
-	s := berthtest.Start(t, nil)
+	return startHollowWith(t, nil, n, azs, failImages...)
+}
+
+// startHollowWith is startHollow on a server whose configuration mod
+// adjusts.
+func startHollowWith(t *testing.T, mod func(*daemon.Config), n int, azs []string, failImages ...string) *hollowEnv {
+	t.Helper()
+	s := berthtest.Start(t, mod)
 	cx := ctx(t)
 	tok, err := agentgw.CreateJoinToken(cx, s.Endpoint, s.Region, s.Creds.AccessKeyID, s.Creds.SecretAccessKey, time.Hour)
 	if err != nil {
