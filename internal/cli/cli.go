@@ -260,7 +260,10 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	fmt.Fprintf(stdout, "Agent joined cluster %s as %s\n", ag.State().Cluster, ag.State().ContainerInstanceArn)
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-ag.Stopped(): // refused by the control plane: exit with its reason
+	}
 	return ag.Close()
 }
 

@@ -69,6 +69,7 @@ type Agent struct {
 	wg      sync.WaitGroup
 	closing sync.Once
 	runErr  error
+	stopped chan struct{} // closed when the agent shell's Run returns
 }
 
 // StartAgent connects to Docker, joins (or re-joins) the cluster and runs
@@ -172,7 +173,7 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (_ *Agent, err error) {
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	a := &Agent{shell: shell, rt: rt, md: md, driver: driver, cancel: cancel}
+	a := &Agent{shell: shell, rt: rt, md: md, driver: driver, cancel: cancel, stopped: make(chan struct{})}
 	a.wg.Add(2)
 	go func() {
 		defer a.wg.Done()
@@ -186,6 +187,7 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (_ *Agent, err error) {
 		if a.runErr != nil {
 			log.Error("agent stopped", "err", a.runErr)
 		}
+		close(a.stopped)
 	}()
 	return a, nil
 }
@@ -205,6 +207,11 @@ func (a *Agent) State() agent.State { return a.shell.State() }
 
 // Ready is closed once the agent has its first assignment sync.
 func (a *Agent) Ready() <-chan struct{} { return a.shell.Ready() }
+
+// Stopped is closed when the agent stops by itself (the control plane
+// refused it: its instance was deregistered) or after Close; Close then
+// returns why.
+func (a *Agent) Stopped() <-chan struct{} { return a.stopped }
 
 // Close stops the agent, leaving its tasks' containers running.
 func (a *Agent) Close() error {

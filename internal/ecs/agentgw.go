@@ -163,8 +163,26 @@ func (s *Service) OpenAssignments(ctx context.Context, cred AgentCredential, sin
 		return nil, err
 	}
 	out := make(chan agentapi.Event, 16)
-	go s.streamAssignments(ctx, cred, since, lease, out)
+	sctx, cancel := context.WithCancel(ctx)
+	h := &streamHandle{cancel: cancel}
+	s.streams.Store(cred.InstanceID, h)
+	go func() {
+		defer s.streams.CompareAndDelete(cred.InstanceID, h)
+		defer cancel()
+		s.streamAssignments(sctx, cred, since, lease, out)
+	}()
 	return out, nil
+}
+
+// streamHandle is an open assignment stream's entry in Service.streams.
+type streamHandle struct{ cancel context.CancelFunc }
+
+// closeStream closes the assignment stream this server holds for an
+// instance, if any.
+func (s *Service) closeStream(instanceID string) {
+	if v, ok := s.streams.Load(instanceID); ok {
+		v.(*streamHandle).cancel()
+	}
 }
 
 func (s *Service) streamAssignments(ctx context.Context, cred AgentCredential, since int64, lease store.LeaseID, out chan<- agentapi.Event) {

@@ -607,6 +607,7 @@ func (s *Service) DeregisterContainerInstance(ctx context.Context, in *ecsapi.De
 		}
 		if res.Succeeded {
 			s.log.Info("container instance deregistered", "cluster", cluster, "instance", id, "force", deref(in.Force))
+			s.closeStream(id) // the agent reconnects and is refused
 			v.rec = rec
 			out := v.instanceOut(nil)
 			return &ecsapi.DeregisterContainerInstanceResponse{ContainerInstance: &out}, nil

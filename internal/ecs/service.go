@@ -40,6 +40,10 @@ type Service struct {
 	// seen is when each instance's agent last reported (its heartbeat),
 	// for the streams this server holds.
 	seen sync.Map
+	// streams maps an instance id to the cancel of the assignment stream
+	// this server holds for it (*streamHandle), so that deregistering the
+	// instance closes it and the agent, reconnecting, learns it is refused.
+	streams sync.Map
 	// tdCache holds the task definitions of assignments (agentgw.go).
 	tdCache assignmentTaskDefs
 	// registryAuth returns pull credentials for an image in Berth's own
