@@ -7,7 +7,6 @@ package berthtest
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/berthdev/berth/internal/daemon"
 	"github.com/berthdev/berth/internal/iam"
+	"github.com/berthdev/berth/internal/testimage"
 )
 
 // Server is a Berth under test.
@@ -96,19 +96,7 @@ func Binary(t testing.TB) string {
 	return out
 }
 
-func moduleRoot() (string, error) {
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("go.mod not found")
-		}
-		dir = parent
-	}
-}
+func moduleRoot() (string, error) { return testimage.ModuleRoot() }
 
 // FreeAddr returns a free loopback address.
 func FreeAddr(t testing.TB) string {

@@ -1,32 +1,21 @@
 package dockerdriver
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
-	"fmt"
-	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/moby/moby/api/types/build"
-	"github.com/moby/moby/api/types/jsonstream"
-	"github.com/moby/moby/client"
-
 	"github.com/berthdev/berth/internal/api/ecsapi"
+	"github.com/berthdev/berth/internal/testimage"
 )
 
-// toolImage is the test image: testdata/tool as /tool, the entrypoint, in
-// an otherwise empty image with a /tmp directory.
-const toolImage = "berth-test/tool:latest"
+// toolImage is the test image (internal/testimage).
+const toolImage = testimage.Tool
 
 // testLabel marks every container the tests make, for cleanup.
 const testLabel = "berth.test"
@@ -69,64 +58,7 @@ func prepareDocker() error {
 	if err := d.Ping(pctx); err != nil {
 		return err
 	}
-	return buildToolImage(ctx, d.cli)
-}
-
-// buildToolImage compiles testdata/tool statically and builds the image
-// with the classic builder from a FROM scratch Dockerfile.
-func buildToolImage(ctx context.Context, cli *client.Client) error {
-	dir, err := os.MkdirTemp("", "berth-tool-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "tool")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./testdata/tool")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build tool: %v\n%s", err, out)
-	}
-	binary, err := os.ReadFile(bin)
-	if err != nil {
-		return err
-	}
-	dockerfile := "FROM scratch\nCOPY tool /tool\nWORKDIR /tmp\nENTRYPOINT [\"/tool\"]\n"
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, f := range []struct {
-		name string
-		mode int64
-		data []byte
-	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {"tool", 0o755, binary}} {
-		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
-			return err
-		}
-		if _, err := tw.Write(f.data); err != nil {
-			return err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-	r, err := cli.ImageBuild(ctx, &buf, client.ImageBuildOptions{Tags: []string{toolImage}, Remove: true,
-		ForceRemove: true, Version: build.BuilderV1, Dockerfile: "Dockerfile"})
-	if err != nil {
-		return fmt.Errorf("build image: %w", err)
-	}
-	defer r.Body.Close()
-	dec := json.NewDecoder(r.Body)
-	for {
-		var m jsonstream.Message
-		if err := dec.Decode(&m); err != nil {
-			if err == io.EOF {
-				return nil
-			}
-			return err
-		}
-		if m.Error != nil {
-			return fmt.Errorf("build image: %s", m.Error.Message)
-		}
-	}
+	return testimage.BuildTool(ctx, d.cli)
 }
 
 func randHex(n int) string {

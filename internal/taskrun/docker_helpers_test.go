@@ -5,24 +5,23 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/moby/moby/client"
 
 	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/api/ecsapi"
 	"github.com/berthdev/berth/internal/dockerdriver"
 	"github.com/berthdev/berth/internal/metadata"
+	"github.com/berthdev/berth/internal/testimage"
 )
 
-// toolImage is the test image: testdata/tool at /tool, the entrypoint.
-const toolImage = "berth-test/taskrun-tool:latest"
+// toolImage is the test image (internal/testimage).
+const toolImage = testimage.Tool
 
 // testLabel marks every container the tests make.
 const testLabel = "berth.test"
@@ -64,26 +63,12 @@ func prepareDocker() error {
 	if err := d.Ping(pctx); err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "berth-taskrun-tool-")
+	cli, err := client.New(client.FromEnv)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "tool")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./testdata/tool")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build tool: %v\n%s", err, out)
-	}
-	prog, err := os.ReadFile(bin)
-	if err != nil {
-		return err
-	}
-	tarball, err := imageTar(toolImage, runtime.GOARCH, "tool", prog, []string{"tmp"}, []string{"/tool"})
-	if err != nil {
-		return err
-	}
-	return d.LoadImage(ctx, bytes.NewReader(tarball))
+	defer cli.Close()
+	return testimage.BuildTool(ctx, cli)
 }
 
 func randHex(n int) string {

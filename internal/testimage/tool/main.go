@@ -1,5 +1,6 @@
 // Command tool is the program inside Berth's Docker test image
-// (berth-test/tool). It runs a list of steps given as arguments, in order:
+// (berth-test/tool, built by internal/testimage). It runs a list of steps
+// given as arguments, in order:
 //
 //	sleep:DUR          sleep for a Go duration
 //	exit:CODE          exit with CODE
@@ -11,7 +12,10 @@
 //	check:PATH         exit 0 if PATH exists, else 1 (for health checks)
 //	alloc:MIB          allocate and touch MIB mebibytes, keep them
 //	serve:PORT         serve HTTP on PORT in the background ("ok" on /)
-//	term:DELAY:CODE    on SIGTERM, print "got SIGTERM", wait DELAY, exit CODE
+//	get:URL            GET URL (retrying for 10 s); exit 3 unless it answers 200
+//	meta:PATH:TEXT     GET $ECS_CONTAINER_METADATA_URI_V4 + PATH (retrying);
+//	                   exit 4 unless it answers 200 with TEXT in the body
+//	term:[DELAY:]CODE  on SIGTERM, print "got SIGTERM", wait DELAY, exit CODE
 //	ignoreterm         ignore SIGTERM
 //
 // With no step left it exits 0.
@@ -19,6 +23,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/signal"
@@ -80,10 +85,26 @@ func main() {
 					fmt.Fprintln(w, "ok")
 				})))
 			}()
+		case "get":
+			if _, ok := get(arg); !ok {
+				os.Exit(3)
+			}
+		case "meta":
+			path, text, _ := strings.Cut(arg, ":")
+			body, ok := get(os.Getenv("ECS_CONTAINER_METADATA_URI_V4") + path)
+			fmt.Println(body)
+			if !ok || !strings.Contains(body, text) {
+				os.Exit(4)
+			}
 		case "term":
-			ds, cs, _ := strings.Cut(arg, ":")
-			d, err := time.ParseDuration(ds)
-			must(err)
+			var d time.Duration
+			cs := arg
+			if ds, rest, ok := strings.Cut(arg, ":"); ok {
+				var err error
+				d, err = time.ParseDuration(ds)
+				must(err)
+				cs = rest
+			}
 			code, err := strconv.Atoi(cs)
 			must(err)
 			ch := make(chan os.Signal, 1)
@@ -100,6 +121,28 @@ func main() {
 			fmt.Fprintln(os.Stderr, "unknown step", step)
 			os.Exit(64)
 		}
+	}
+}
+
+// get GETs url until it answers 200 or 10 s have passed.
+func get(url string) (string, bool) {
+	deadline := time.Now().Add(10 * time.Second)
+	c := &http.Client{Timeout: 2 * time.Second}
+	for {
+		resp, err := c.Get(url)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return string(b), true
+			}
+			err = fmt.Errorf("status %d: %s", resp.StatusCode, b)
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintln(os.Stderr, err)
+			return "", false
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
