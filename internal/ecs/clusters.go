@@ -351,6 +351,17 @@ type listPage struct {
 	After string `json:"a"`
 }
 
+// pagePosition reads a list request's page size (def when absent, at
+// most hi) and the position its nextToken resumes after.
+func pagePosition(max *int32, token *string, def, hi int32) (int64, string, error) {
+	limit, err := pageLimit(max, def, hi)
+	if err != nil {
+		return 0, "", err
+	}
+	after, err := startAfter(token)
+	return limit, after, err
+}
+
 func pageLimit(max *int32, def, hi int32) (int64, error) {
 	if max == nil {
 		return int64(def), nil
@@ -427,11 +438,7 @@ func (s *Service) paginateWith(ctx context.Context, prefix, after string, limit 
 
 // ListClusters lists ACTIVE clusters' ARNs.
 func (s *Service) ListClusters(ctx context.Context, in *ecsapi.ListClustersRequest) (*ecsapi.ListClustersResponse, error) {
-	limit, err := pageLimit(in.MaxResults, 100, 100)
-	if err != nil {
-		return nil, err
-	}
-	after, err := startAfter(in.NextToken)
+	limit, after, err := pagePosition(in.MaxResults, in.NextToken, 100, 100)
 	if err != nil {
 		return nil, err
 	}

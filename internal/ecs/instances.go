@@ -416,11 +416,7 @@ func (s *Service) ListContainerInstances(ctx context.Context, in *ecsapi.ListCon
 	if err != nil {
 		return nil, err
 	}
-	limit, err := pageLimit(in.MaxResults, 100, 100)
-	if err != nil {
-		return nil, err
-	}
-	after, err := startAfter(in.NextToken)
+	limit, after, err := pagePosition(in.MaxResults, in.NextToken, 100, 100)
 	if err != nil {
 		return nil, err
 	}
@@ -754,11 +750,7 @@ func (s *Service) ListAttributes(ctx context.Context, in *ecsapi.ListAttributesR
 	if in.AttributeValue != nil && deref(in.AttributeName) == "" {
 		return nil, errs.R(errs.Invalid, reasonInvalidParameter, "attributeName must be specified with attributeValue.")
 	}
-	limit, err := pageLimit(in.MaxResults, 100, 100)
-	if err != nil {
-		return nil, err
-	}
-	after, err := startAfter(in.NextToken)
+	limit, after, err := pagePosition(in.MaxResults, in.NextToken, 100, 100)
 	if err != nil {
 		return nil, err
 	}

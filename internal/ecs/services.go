@@ -578,11 +578,7 @@ func (s *Service) ListServices(ctx context.Context, in *ecsapi.ListServicesReque
 	if err != nil {
 		return nil, err
 	}
-	limit, err := pageLimit(in.MaxResults, 10, 100)
-	if err != nil {
-		return nil, err
-	}
-	after, err := startAfter(in.NextToken)
+	limit, after, err := pagePosition(in.MaxResults, in.NextToken, 10, 100)
 	if err != nil {
 		return nil, err
 	}

@@ -293,11 +293,7 @@ func (s *Service) DeleteTaskDefinitions(ctx context.Context, in *ecsapi.DeleteTa
 
 // ListTaskDefinitions lists revision ARNs, by family then revision.
 func (s *Service) ListTaskDefinitions(ctx context.Context, in *ecsapi.ListTaskDefinitionsRequest) (*ecsapi.ListTaskDefinitionsResponse, error) {
-	limit, err := pageLimit(in.MaxResults, 100, 100)
-	if err != nil {
-		return nil, err
-	}
-	after, err := startAfter(in.NextToken)
+	limit, after, err := pagePosition(in.MaxResults, in.NextToken, 100, 100)
 	if err != nil {
 		return nil, err
 	}
@@ -328,11 +324,7 @@ func (s *Service) ListTaskDefinitions(ctx context.Context, in *ecsapi.ListTaskDe
 
 // ListTaskDefinitionFamilies lists family names.
 func (s *Service) ListTaskDefinitionFamilies(ctx context.Context, in *ecsapi.ListTaskDefinitionFamiliesRequest) (*ecsapi.ListTaskDefinitionFamiliesResponse, error) {
-	limit, err := pageLimit(in.MaxResults, 100, 100)
-	if err != nil {
-		return nil, err
-	}
-	after, err := startAfter(in.NextToken)
+	limit, after, err := pagePosition(in.MaxResults, in.NextToken, 100, 100)
 	if err != nil {
 		return nil, err
 	}

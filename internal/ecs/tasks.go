@@ -665,11 +665,7 @@ func (s *Service) ListTasks(ctx context.Context, in *ecsapi.ListTasksRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	limit, err := pageLimit(in.MaxResults, 100, 100)
-	if err != nil {
-		return nil, err
-	}
-	after, err := startAfter(in.NextToken)
+	limit, after, err := pagePosition(in.MaxResults, in.NextToken, 100, 100)
 	if err != nil {
 		return nil, err
 	}
