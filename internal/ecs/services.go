@@ -367,20 +367,29 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 	return &ecsapi.CreateServiceResponse{Service: &out}, nil
 }
 
+// serviceTarget resolves the cluster (which must exist) and the service
+// name a request on one service names.
+func (s *Service) serviceTarget(ctx context.Context, clusterRef, service *string) (cluster, name string, err error) {
+	if cluster, err = s.clusterName(clusterRef); err != nil {
+		return "", "", err
+	}
+	if _, _, err := s.getCluster(ctx, cluster, false); err != nil {
+		return "", "", err
+	}
+	name, ok := serviceRef(cluster, deref(service))
+	if !ok {
+		return "", "", errServiceNotFound()
+	}
+	return cluster, name, nil
+}
+
 // UpdateService changes a service. A new task definition, new placement
 // rules, a new network configuration or forceNewDeployment start a new
 // deployment; a desired count or deployment configuration change does not.
 func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceRequest) (*ecsapi.UpdateServiceResponse, error) {
-	cluster, err := s.clusterName(in.Cluster)
+	cluster, name, err := s.serviceTarget(ctx, in.Cluster, in.Service)
 	if err != nil {
 		return nil, err
-	}
-	if _, _, err := s.getCluster(ctx, cluster, false); err != nil {
-		return nil, err
-	}
-	name, ok := serviceRef(cluster, deref(in.Service))
-	if !ok {
-		return nil, errServiceNotFound()
 	}
 	if in.DeploymentController != nil && deref(in.DeploymentController.Type) != ecsapi.DeploymentControllerTypeEcs {
 		return nil, invalid("Berth supports the ECS deployment controller only.")
@@ -491,16 +500,9 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 // stopped, and it becomes INACTIVE once they are gone. A REPLICA service
 // scaled above 0 is refused unless force is set.
 func (s *Service) DeleteService(ctx context.Context, in *ecsapi.DeleteServiceRequest) (*ecsapi.DeleteServiceResponse, error) {
-	cluster, err := s.clusterName(in.Cluster)
+	cluster, name, err := s.serviceTarget(ctx, in.Cluster, in.Service)
 	if err != nil {
 		return nil, err
-	}
-	if _, _, err := s.getCluster(ctx, cluster, false); err != nil {
-		return nil, err
-	}
-	name, ok := serviceRef(cluster, deref(in.Service))
-	if !ok {
-		return nil, errServiceNotFound()
 	}
 	now := s.now().UTC()
 	rec, err := s.changeService(ctx, cluster, name, func(r *serviceRecord) error {
