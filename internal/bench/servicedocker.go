@@ -7,15 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
-	"os"
 	"os/exec"
 	"runtime"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/moby/moby/client"
@@ -114,75 +111,23 @@ func ServiceDocker(ctx context.Context, cfg ServiceDockerConfig) (res ServiceDoc
 	}
 	res.Image = cfg.Image
 
-	dc, err := client.New(client.FromEnv)
+	env, err := startDockerEnv(ctx, cfg.Image, "services", log)
 	if err != nil {
 		return res, err
 	}
-	defer dc.Close()
-	if _, err := dc.ImageInspect(ctx, cfg.Image); err != nil {
-		return res, fmt.Errorf("image %s must be in Docker's local cache (nothing is pulled; `go test ./test/scenario` builds berth-test/tool): %w", cfg.Image, err)
-	}
-	if v, err := dc.ServerVersion(ctx, client.ServerVersionOptions{}); err == nil {
-		res.DockerVersion = v.Version
-	}
-
-	dir, err := os.MkdirTemp("", "berth-bench-services-")
-	if err != nil {
-		return res, err
-	}
-	defer os.RemoveAll(dir)
-	srv, err := daemon.Start(ctx, daemon.Config{Listen: "127.0.0.1:0", DataDir: dir + "/server", Log: log})
-	if err != nil {
-		return res, err
-	}
-	defer srv.Close()
+	defer env.close()
+	res.DockerVersion = env.dockerVersion
+	dc := env.dc
 	cleanCtx := context.WithoutCancel(ctx)
-	startAgent := func(name, az string) (*daemon.Agent, error) {
-		tok, err := srv.JoinToken(ctx, time.Hour)
-		if err != nil {
-			return nil, err
-		}
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		md := l.Addr().String()
-		l.Close()
-		ag, err := daemon.StartAgent(ctx, daemon.AgentConfig{
-			Endpoint: srv.Endpoint(), Region: srv.Config().Region, DataDir: dir + "/" + name, JoinToken: tok,
-			AvailabilityZone: az, MetadataAddr: md, StopTimeout: 5 * time.Second, Version: "bench",
-			PullBehavior: dockerdriver.PullPreferCached, Log: log,
-		})
-		if err != nil {
-			return nil, err
-		}
-		select {
-		case <-ag.Ready():
-			return ag, nil
-		case <-time.After(30 * time.Second):
-			ag.Close()
-			removeLabelled(cleanCtx, dc, dockerdriver.LabelInstance+"="+ag.State().ContainerInstanceArn)
-			return nil, errors.New("agent not ready within 30s")
-		}
-	}
-	region := srv.Config().Region
-	ag, err := startAgent("agent-a", region+"a")
+	region := env.srv.Config().Region
+	ag, err := env.startAgent(ctx, "agent-a", region+"a")
 	if err != nil {
 		return res, err
 	}
-	defer func() {
-		ag.Close()
-		// The agent leaves containers behind when it stops: remove them.
-		removeLabelled(cleanCtx, dc, dockerdriver.LabelInstance+"="+ag.State().ContainerInstanceArn)
-	}()
-	creds, _ := srv.RootCredentials()
-	c := ecs.NewFromConfig(aws.Config{
-		Region:       region,
-		Credentials:  credentials.NewStaticCredentialsProvider(creds.AccessKeyID, creds.SecretAccessKey, ""),
-		BaseEndpoint: aws.String(srv.Endpoint()),
-		// The SDK's standard retryer (as a real client has): a poll that
-		// fails on a dropped keep-alive connection is retried.
-	})
+	defer env.removeAgent(cleanCtx, ag)
+	// The SDK's standard retryer (as a real client has): a poll that fails
+	// on a dropped keep-alive connection is retried.
+	c := env.ecsClient(true)
 	// Families unique to this run, so that containers can be counted (and
 	// removed) by the family label on a shared Docker host.
 	suffix := fmt.Sprintf("%06d", rand.IntN(1000000))
@@ -243,7 +188,7 @@ func ServiceDocker(ctx context.Context, cfg ServiceDockerConfig) (res ServiceDoc
 
 	if cfg.LostTasks > 0 {
 		res.Lost, res.LostTasks, err = sv.lostInstance(ctx, cfg, register, family("lost"), ag.State().ContainerInstanceArn,
-			func() (*daemon.Agent, error) { return startAgent("agent-b", region+"b") })
+			func() (*daemon.Agent, error) { return env.startAgent(ctx, "agent-b", region+"b") })
 		if err != nil {
 			res.LostErr = err.Error()
 		}

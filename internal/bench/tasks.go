@@ -6,21 +6,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"os"
 	"os/exec"
 	"runtime"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
-	"github.com/berthdev/berth/internal/daemon"
 	"github.com/berthdev/berth/internal/dockerdriver"
 	"github.com/berthdev/berth/internal/store"
 )
@@ -98,64 +94,20 @@ func Tasks(ctx context.Context, cfg TasksConfig) (res TasksResult, err error) {
 	res.Image, res.Singles, res.Many = cfg.Image, cfg.Singles, cfg.Batches*cfg.BatchSize
 	res.Batches, res.Batch = cfg.Batches, cfg.BatchSize
 
-	dc, err := client.New(client.FromEnv)
+	env, err := startDockerEnv(ctx, cfg.Image, "tasks", log)
 	if err != nil {
 		return res, err
 	}
-	defer dc.Close()
-	if _, err := dc.ImageInspect(ctx, cfg.Image); err != nil {
-		return res, fmt.Errorf("image %s must be in Docker's local cache (nothing is pulled; `go test ./test/scenario` builds berth-test/tool): %w", cfg.Image, err)
-	}
-	if v, err := dc.ServerVersion(ctx, client.ServerVersionOptions{}); err == nil {
-		res.DockerVersion = v.Version
-	}
-
-	dir, err := os.MkdirTemp("", "berth-bench-tasks-")
-	if err != nil {
-		return res, err
-	}
-	defer os.RemoveAll(dir)
-	srv, err := daemon.Start(ctx, daemon.Config{Listen: "127.0.0.1:0", DataDir: dir + "/server", Log: log})
-	if err != nil {
-		return res, err
-	}
-	defer srv.Close()
-	tok, err := srv.JoinToken(ctx, time.Hour)
-	if err != nil {
-		return res, err
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return res, err
-	}
-	mdAddr := l.Addr().String()
-	l.Close()
-	ag, err := daemon.StartAgent(ctx, daemon.AgentConfig{
-		Endpoint: srv.Endpoint(), Region: srv.Config().Region, DataDir: dir + "/agent", JoinToken: tok,
-		MetadataAddr: mdAddr, StopTimeout: 5 * time.Second, Version: "bench",
-		PullBehavior: dockerdriver.PullPreferCached, Log: log,
-	})
+	defer env.close()
+	res.DockerVersion = env.dockerVersion
+	dc := env.dc
+	ag, err := env.startAgent(ctx, "agent", "")
 	if err != nil {
 		return res, err
 	}
 	instanceARN := ag.State().ContainerInstanceArn
-	defer func() {
-		ag.Close()
-		// The agent leaves containers behind when it stops: remove them.
-		removeLabelled(context.WithoutCancel(ctx), dc, dockerdriver.LabelInstance+"="+instanceARN)
-	}()
-	select {
-	case <-ag.Ready():
-	case <-time.After(30 * time.Second):
-		return res, errors.New("agent not ready within 30s")
-	}
-	creds, _ := srv.RootCredentials()
-	c := ecs.NewFromConfig(aws.Config{
-		Region:       srv.Config().Region,
-		Credentials:  credentials.NewStaticCredentialsProvider(creds.AccessKeyID, creds.SecretAccessKey, ""),
-		BaseEndpoint: aws.String(srv.Endpoint()),
-		Retryer:      func() aws.Retryer { return aws.NopRetryer{} },
-	})
+	defer env.removeAgent(context.WithoutCancel(ctx), ag)
+	c := env.ecsClient(false)
 	if _, err := c.RegisterTaskDefinition(ctx, &ecs.RegisterTaskDefinitionInput{
 		Family: aws.String("bench-tasks"),
 		ContainerDefinitions: []types.ContainerDefinition{{
