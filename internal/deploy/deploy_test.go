@@ -325,3 +325,27 @@ func TestBackoffIsPerDeployment(t *testing.T) {
 		t.Fatalf("rollback deployment held back: %+v", dec)
 	}
 }
+
+// A task whose container health check fails is stopped and replaced once
+// the service's healthCheckGracePeriodSeconds has passed since it started,
+// not before.
+func TestUnhealthyTaskIsReplacedAfterTheGracePeriod(t *testing.T) {
+	deps := []Deployment{{ID: "ecs-svc/1", Status: StatusPrimary, TaskDefinition: "td:1", RolloutState: RolloutCompleted}}
+	s := svc(2, 100, 200)
+	s.HealthCheckGrace = time.Minute
+	sick := running("sick", "ecs-svc/1", "i00")
+	sick.Health = "UNHEALTHY"
+	tasks := []Task{sick, running("ok", "ecs-svc/1", "i01")}
+
+	dec := Decide(Input{Service: s, Deployments: deps, Tasks: tasks, Instances: instances(2), Now: sick.StartedAt.Add(30 * time.Second)})
+	if len(dec.Stop) != 0 {
+		t.Fatalf("stopped within the grace period: %+v", dec.Stop)
+	}
+	dec = Decide(Input{Service: s, Deployments: deps, Tasks: tasks, Instances: instances(2), Now: sick.StartedAt.Add(2 * time.Minute)})
+	if len(dec.Stop) != 1 || dec.Stop[0].TaskID != "sick" || dec.Stop[0].Reason != ReasonHealthCheck || dec.Stop[0].StopCode != StopCodeScheduler {
+		t.Fatalf("unhealthy task after the grace period: stops %+v", dec.Stop)
+	}
+	if len(dec.Start) != 1 || dec.Start[0].Count != 1 {
+		t.Fatalf("unhealthy task not replaced: starts %+v", dec.Start)
+	}
+}

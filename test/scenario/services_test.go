@@ -822,3 +822,104 @@ func TestBenchServicesOnHollowNodes(t *testing.T) {
 		elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds(),
 		p(descLat, 50), p(descLat, 99), len(descLat), p(listLat, 50), p(listLat, 99), len(listLat))
 }
+
+// CreateService with a clientToken is idempotent (the same request again
+// answers the same service; another request with the token is refused),
+// and a service task stopped by hand is replaced.
+func TestServiceClientTokenAndStopTaskByHandOnHollowNodes(t *testing.T) {
+	e := startHollow(t, 3, []string{"zone-a", "zone-b", "zone-c"})
+	cx := ctx(t)
+	td := e.taskDef(t, "web", "web:1")
+	in := &ecs.CreateServiceInput{ServiceName: aws.String("web"), TaskDefinition: aws.String(td),
+		DesiredCount: aws.Int32(2), ClientToken: aws.String("token-1")}
+	first, err := e.ecs.CreateService(cx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := e.ecs.CreateService(cx, in)
+	if err != nil || aws.ToString(again.Service.ServiceArn) != aws.ToString(first.Service.ServiceArn) {
+		t.Fatalf("same request with the same clientToken: %+v %v", again, err)
+	}
+	other := *in
+	other.DesiredCount = aws.Int32(3)
+	_, err = e.ecs.CreateService(cx, &other)
+	wantCode(t, err, "InvalidParameterException")
+	if svc := e.waitStable(t, "web", 20*time.Second); svc.DesiredCount != 2 || svc.RunningCount != 2 {
+		t.Fatalf("after the refused request: %+v", svc)
+	}
+
+	lt, err := e.ecs.ListTasks(cx, &ecs.ListTasksInput{ServiceName: aws.String("web")})
+	if err != nil || len(lt.TaskArns) != 2 {
+		t.Fatalf("list tasks %v %v", lt, err)
+	}
+	victim := lt.TaskArns[0]
+	if _, err := e.ecs.StopTask(cx, &ecs.StopTaskInput{Task: aws.String(victim), Reason: aws.String("by hand")}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		lt, err = e.ecs.ListTasks(cx, &ecs.ListTasksInput{ServiceName: aws.String("web")})
+		if err == nil && len(lt.TaskArns) == 2 && !slices.Contains(lt.TaskArns, victim) {
+			if svc := e.describe(t, "web"); svc.RunningCount == 2 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stopped task not replaced: %v %v", lt, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	dt, err := e.ecs.DescribeTasks(cx, &ecs.DescribeTasksInput{Tasks: []string{victim}})
+	if err != nil || len(dt.Tasks) != 1 || dt.Tasks[0].StopCode != types.TaskStopCodeUserInitiated ||
+		aws.ToString(dt.Tasks[0].StoppedReason) != "by hand" {
+		t.Fatalf("stopped task %+v %v", dt, err)
+	}
+}
+
+// A service's placement constraints and strategies rule where its tasks
+// go: memberOf keeps them in one zone, binpack on memory fills one
+// instance before the next.
+func TestServicePlacementRulesOnHollowNodes(t *testing.T) {
+	e := startHollow(t, 6, []string{"zone-a", "zone-b", "zone-c"})
+	cx := ctx(t)
+	td := e.taskDef(t, "web", "web:1")
+	instancesOf := func(name string) map[string]int {
+		lt, err := e.ecs.ListTasks(cx, &ecs.ListTasksInput{ServiceName: aws.String(name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dt, err := e.ecs.DescribeTasks(cx, &ecs.DescribeTasksInput{Tasks: lt.TaskArns})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int{}
+		for _, tk := range dt.Tasks {
+			out[aws.ToString(tk.ContainerInstanceArn)+" "+aws.ToString(tk.AvailabilityZone)]++
+		}
+		return out
+	}
+	if _, err := e.ecs.CreateService(cx, &ecs.CreateServiceInput{ServiceName: aws.String("zoned"), TaskDefinition: aws.String(td),
+		DesiredCount: aws.Int32(4), PlacementConstraints: []types.PlacementConstraint{{Type: types.PlacementConstraintTypeMemberOf,
+			Expression: aws.String("attribute:ecs.availability-zone == zone-b")}}}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitStable(t, "zoned", 20*time.Second)
+	zoned := instancesOf("zoned")
+	for k, n := range zoned {
+		if !strings.HasSuffix(k, " zone-b") {
+			t.Fatalf("memberOf zone-b placed %d tasks on %s", n, k)
+		}
+	}
+	if len(zoned) != 2 { // two instances in zone-b, spread over both
+		t.Fatalf("4 tasks over the 2 zone-b instances: %v", zoned)
+	}
+	if _, err := e.ecs.CreateService(cx, &ecs.CreateServiceInput{ServiceName: aws.String("packed"), TaskDefinition: aws.String(td),
+		DesiredCount: aws.Int32(5), PlacementStrategy: []types.PlacementStrategy{{Type: types.PlacementStrategyTypeBinpack,
+			Field: aws.String("memory")}}}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitStable(t, "packed", 20*time.Second)
+	if packed := instancesOf("packed"); len(packed) != 1 {
+		t.Fatalf("binpack on memory used %d instances for 5 small tasks: %v", len(packed), packed)
+	}
+}
