@@ -20,8 +20,10 @@ import (
 	"testing"
 
 	"github.com/berthdev/berth/internal/api/cloudtrailapi"
+	"github.com/berthdev/berth/internal/api/cloudwatchapi"
 	"github.com/berthdev/berth/internal/api/ecrapi"
 	"github.com/berthdev/berth/internal/api/ecsapi"
+	"github.com/berthdev/berth/internal/api/logsapi"
 	"github.com/berthdev/berth/internal/awsproto"
 )
 
@@ -57,8 +59,8 @@ func TestGeneratedCodeIsFresh(t *testing.T) {
 			t.Errorf("internal/api/%s has no model any more: delete it", rel)
 		}
 	}
-	if len(files) != 3 {
-		t.Errorf("generated %d packages, want 3 (ecs, ecr, cloudtrail)", len(files))
+	if len(files) != 5 {
+		t.Errorf("generated %d packages, want 5 (ecs, ecr, cloudtrail, logs, cloudwatch)", len(files))
 	}
 }
 
@@ -94,6 +96,8 @@ func TestEveryModelOperationIsServed(t *testing.T) {
 		"ecs":        {(&ecsapi.Handlers{}).Service(), ecsapi.OperationNames()},
 		"ecr":        {(&ecrapi.Handlers{}).Service(), ecrapi.OperationNames()},
 		"cloudtrail": {(&cloudtrailapi.Handlers{}).Service(), cloudtrailapi.OperationNames()},
+		"logs":       {(&logsapi.Handlers{}).Service(), logsapi.OperationNames()},
+		"cloudwatch": {(&cloudwatchapi.Handlers{}).Service(), cloudwatchapi.OperationNames()},
 	}
 	for base, s := range services {
 		m, err := loadModel(filepath.Join(modelsDir, base+".json"))
