@@ -53,6 +53,7 @@ type serviceRecord struct {
 	HealthCheckGracePeriod  int32                            `json:"healthCheckGracePeriodSeconds,omitempty"`
 	PropagateTags           string                           `json:"propagateTags,omitempty"`
 	EnableECSManagedTags    bool                             `json:"enableECSManagedTags,omitempty"`
+	RoleARN                 string                           `json:"roleArn,omitempty"`
 	Tags                    []ecsapi.Tag                     `json:"tags,omitempty"`
 	ClientToken             string                           `json:"clientToken,omitempty"`
 	RequestHash             string                           `json:"requestHash,omitempty"`
@@ -348,7 +349,7 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 		NetworkConfiguration: in.NetworkConfiguration, HealthCheckGracePeriod: deref(in.HealthCheckGracePeriodSeconds),
 		PropagateTags: string(deref(in.PropagateTags)), EnableECSManagedTags: deref(in.EnableECSManagedTags),
 		Tags: in.Tags, ClientToken: token, RequestHash: hash, CreatedAt: now, CreatedBy: caller(ctx),
-		Deployments: []deploy.Deployment{dep}, Version: 1,
+		Deployments: []deploy.Deployment{dep}, Version: 1, RoleARN: s.roleARN(deref(in.Role)),
 	}
 	b, _ := json.Marshal(rec)
 	cmp := store.Absent(key)
@@ -365,6 +366,15 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 	s.log.Info("service created", "cluster", cluster, "service", name, "taskDefinition", dep.TaskDefinition, "desiredCount", desired)
 	out := s.serviceOut(&rec, false)
 	return &ecsapi.CreateServiceResponse{Service: &out}, nil
+}
+
+// roleARN is the service role as ECS shows it: a role name (with its path,
+// if any) becomes the role's ARN in the account.
+func (s *Service) roleARN(role string) string {
+	if role == "" || arn.IsARN(role) {
+		return role
+	}
+	return "arn:" + s.arns.Partition + ":iam::" + s.arns.Account + ":role/" + strings.TrimPrefix(role, "/")
 }
 
 // serviceTarget resolves the cluster (which must exist) and the service
@@ -643,6 +653,7 @@ func (s *Service) serviceOut(r *serviceRecord, withTags bool) ecsapi.Service {
 		Tags:                          []ecsapi.Tag{},
 		PropagateTags:                 ptr(ecsapi.PropagateTags(orDefault(r.PropagateTags, string(ecsapi.PropagateTagsNone)))),
 		HealthCheckGracePeriodSeconds: ptr(r.HealthCheckGracePeriod),
+		RoleArn:                       optString(r.RoleARN),
 	}
 	if out.PlacementConstraints == nil {
 		out.PlacementConstraints = []ecsapi.PlacementConstraint{}

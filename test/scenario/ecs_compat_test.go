@@ -1,0 +1,104 @@
+package scenario
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/berthdev/berth/internal/berthtest"
+)
+
+// TestECSCompatibilityThroughCLIs checks ECS behaviours an outside ECS test
+// suite found missing (issue 9, item 8), through both AWS CLIs (botocore
+// and the Debian CLI v2): DeleteTaskDefinitions failure reasons in ECS's
+// words, roleArn on services, TagResource overwriting a key in place, and
+// DiscoverPollEndpoint answering Berth's endpoint.
+func TestECSCompatibilityThroughCLIs(t *testing.T) {
+	s := berthtest.Start(t, nil)
+	for _, cli := range berthtest.CLIs(t) {
+		t.Run(cli.Name, func(t *testing.T) {
+			run := func(args ...string) map[string]any {
+				t.Helper()
+				out, errOut, code := cli.Run(t, s, args...)
+				if code != 0 {
+					t.Fatalf("%v: exit %d: %s", args, code, errOut)
+				}
+				var m map[string]any
+				if err := json.Unmarshal([]byte(out), &m); err != nil {
+					t.Fatalf("%v: not JSON: %s", args, out)
+				}
+				return m
+			}
+			fam := "compat-" + cli.Name
+			for i := 0; i < 2; i++ {
+				run("ecs", "register-task-definition", "--family", fam,
+					"--container-definitions", `[{"name":"a","image":"busybox","memory":32}]`)
+			}
+			run("ecs", "deregister-task-definition", "--task-definition", fam+":1")
+
+			// One deleted, then ACTIVE, invalid (no revision) and missing.
+			// Debian's CLI 2.9 predates DeleteTaskDefinitions.
+			if _, errOut, code := cli.Run(t, s, "ecs", "delete-task-definitions", "help"); code != 0 && strings.Contains(errOut, "Invalid choice") {
+				t.Logf("%s has no delete-task-definitions", cli.Name)
+			} else {
+				del := run("ecs", "delete-task-definitions", "--task-definitions", fam+":1", fam+":2", fam, fam+":9")
+				if tds := del["taskDefinitions"].([]any); len(tds) != 1 || tds[0].(map[string]any)["status"] != "DELETE_IN_PROGRESS" {
+					t.Fatalf("deleted: %v", del)
+				}
+				want := map[string]string{
+					fam + ":2": "The specified task definition is still in ACTIVE status. Please deregister the target and try again.",
+					fam:        "The specified task definition identifier is invalid. Specify a valid name or ARN and try again.",
+					fam + ":9": "The specified task definition does not exist. Specify a valid account, family, revision and try again.",
+				}
+				got := map[string]string{}
+				for _, f := range del["failures"].([]any) {
+					m := f.(map[string]any)
+					got[fmt.Sprint(m["arn"])] = fmt.Sprint(m["reason"])
+				}
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Fatalf("failures:\n got %v\nwant %v", got, want)
+				}
+			}
+
+			// roleArn: a role name is shown as its ARN, in the answer and after.
+			cl := "compat-" + cli.Name
+			run("ecs", "create-cluster", "--cluster-name", cl)
+			svc := run("ecs", "create-service", "--cluster", cl, "--service-name", "web", "--task-definition", fam+":2",
+				"--desired-count", "0", "--role", "ecsServiceRole")
+			wantRole := "arn:aws:iam::000000000000:role/ecsServiceRole"
+			if r := svc["service"].(map[string]any)["roleArn"]; r != wantRole {
+				t.Fatalf("create-service roleArn = %v", r)
+			}
+			d := run("ecs", "describe-services", "--cluster", cl, "--services", "web")
+			if r := d["services"].([]any)[0].(map[string]any)["roleArn"]; r != wantRole {
+				t.Fatalf("describe-services roleArn = %v", r)
+			}
+
+			// Tags: overwriting a key keeps its position.
+			arn := svc["service"].(map[string]any)["serviceArn"].(string)
+			run2 := func(args ...string) {
+				t.Helper()
+				if _, errOut, code := cli.Run(t, s, args...); code != 0 {
+					t.Fatalf("%v: exit %d: %s", args, code, errOut)
+				}
+			}
+			run2("ecs", "tag-resource", "--resource-arn", arn, "--tags", "key=a,value=1", "key=b,value=2", "key=c,value=3")
+			run2("ecs", "tag-resource", "--resource-arn", arn, "--tags", "key=a,value=9")
+			var keys []string
+			for _, tg := range run("ecs", "list-tags-for-resource", "--resource-arn", arn)["tags"].([]any) {
+				m := tg.(map[string]any)
+				keys = append(keys, fmt.Sprintf("%v=%v", m["key"], m["value"]))
+			}
+			if strings.Join(keys, ",") != "a=9,b=2,c=3" {
+				t.Fatalf("tags after overwrite: %v", keys)
+			}
+
+			// DiscoverPollEndpoint answers Berth's own endpoint.
+			ep := run("ecs", "discover-poll-endpoint", "--cluster", cl)
+			if ep["endpoint"] != s.Endpoint || ep["telemetryEndpoint"] != s.Endpoint {
+				t.Fatalf("discover-poll-endpoint: %v (want %s)", ep, s.Endpoint)
+			}
+		})
+	}
+}
