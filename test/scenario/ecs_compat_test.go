@@ -94,6 +94,32 @@ func TestECSCompatibilityThroughCLIs(t *testing.T) {
 				t.Fatalf("tags after overwrite: %v", keys)
 			}
 
+			// RegisterContainerInstance with only an instance identity
+			// document: CPU and MEMORY come from its instance type.
+			doc := `{"instanceId":"i-0abc","instanceType":"t3.medium","availabilityZone":"us-east-1b","region":"us-east-1"}`
+			ci := run("ecs", "register-container-instance", "--cluster", cl, "--instance-identity-document", doc)["containerInstance"].(map[string]any)
+			res := map[string]any{}
+			for _, r := range ci["registeredResources"].([]any) {
+				m := r.(map[string]any)
+				res[m["name"].(string)] = m["integerValue"]
+			}
+			if res["CPU"] != 2048.0 || res["MEMORY"] != 3892.0 {
+				t.Fatalf("resources from the identity document: %v", res)
+			}
+			attrs := map[string]any{}
+			for _, a := range ci["attributes"].([]any) {
+				m := a.(map[string]any)
+				attrs[m["name"].(string)] = m["value"]
+			}
+			if attrs["ecs.availability-zone"] != "us-east-1b" || attrs["ecs.instance-type"] != "t3.medium" {
+				t.Fatalf("attributes from the identity document: %v", attrs)
+			}
+			// Neither resources nor a document: refused, saying what to give.
+			if _, errOut, code := cli.Run(t, s, "ecs", "register-container-instance", "--cluster", cl); code == 0 ||
+				!strings.Contains(errOut, "InvalidParameterException") || !strings.Contains(errOut, "totalResources") {
+				t.Fatalf("register without resources: exit %d: %s", code, errOut)
+			}
+
 			// DiscoverPollEndpoint answers Berth's own endpoint.
 			ep := run("ecs", "discover-poll-endpoint", "--cluster", cl)
 			if ep["endpoint"] != s.Endpoint || ep["telemetryEndpoint"] != s.Endpoint {
