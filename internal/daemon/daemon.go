@@ -23,6 +23,7 @@ import (
 	"github.com/berthdev/berth/internal/cloudtrail"
 	"github.com/berthdev/berth/internal/ecr"
 	"github.com/berthdev/berth/internal/ecs"
+	"github.com/berthdev/berth/internal/errs"
 	"github.com/berthdev/berth/internal/iam"
 	"github.com/berthdev/berth/internal/registry"
 	"github.com/berthdev/berth/internal/sigv4"
@@ -163,7 +164,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		limiter = throttle.New(cfg.ThrottleLimits)
 	}
 	s.fd = awsproto.New(awsproto.Config{
-		Auth:     sigAuth{keys: keys},
+		Auth:     sigAuth{keys: keys, region: cfg.Region},
 		Limiter:  limiter,
 		Auditor:  trail,
 		Log:      log.With("component", "api"),
@@ -271,8 +272,14 @@ func SupportedOperations() map[string][]string {
 	return out
 }
 
-// sigAuth authenticates with SigV4 against the keyring.
-type sigAuth struct{ keys *iam.Keyring }
+// sigAuth authenticates with SigV4 against the keyring. A Berth serves
+// one region: a request signed for another is refused as AWS refuses a
+// credential scoped to the wrong region, rather than answered with ARNs of
+// a region the client did not ask for (docs/decisions.md).
+type sigAuth struct {
+	keys   *iam.Keyring
+	region string
+}
 
 func (a sigAuth) Scope(r *http.Request) (awsproto.Scope, bool) {
 	sc, ok := sigv4.ParseScope(r)
@@ -283,6 +290,11 @@ func (a sigAuth) Authenticate(r *http.Request, body []byte, now time.Time) (iam.
 	sc, err := sigv4.Verify(r, body, now, a.keys.Secret)
 	if err != nil {
 		return iam.Identity{}, err
+	}
+	if sc.Region != a.region {
+		return iam.Identity{}, errs.R(errs.Unauthenticated, sigv4.ReasonInvalidSignature,
+			"Credential should be scoped to a valid region. This Berth serves %s, not '%s': configure the client for %s, or start Berth with --region %s.",
+			a.region, sc.Region, a.region, sc.Region)
 	}
 	id, _ := a.keys.Identity(sc.AccessKey)
 	return id, nil

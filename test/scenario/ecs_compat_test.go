@@ -2,11 +2,17 @@ package scenario
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/smithy-go"
+
 	"github.com/berthdev/berth/internal/berthtest"
+	"github.com/berthdev/berth/internal/daemon"
 )
 
 // TestECSCompatibilityThroughCLIs checks ECS behaviours an outside ECS test
@@ -126,5 +132,38 @@ func TestECSCompatibilityThroughCLIs(t *testing.T) {
 				t.Fatalf("discover-poll-endpoint: %v (want %s)", ep, s.Endpoint)
 			}
 		})
+	}
+}
+
+// TestOtherRegionIsRefused: a Berth serves one region (--region). A client
+// configured for another gets AWS's wrong-region signature error naming
+// both regions, through the Go SDK and both CLIs, and nothing is created;
+// a Berth started for that region serves it with its ARNs.
+func TestOtherRegionIsRefused(t *testing.T) {
+	s := berthtest.Start(t, nil)
+	other := *s
+	other.Region = "us-east-2"
+	c := ecs.NewFromConfig(other.AWSConfig())
+	_, err := c.CreateCluster(ctx(t), &ecs.CreateClusterInput{ClusterName: aws.String("elsewhere")})
+	var ae smithy.APIError
+	if !errors.As(err, &ae) || ae.ErrorCode() != "InvalidSignatureException" ||
+		!strings.Contains(ae.ErrorMessage(), "serves us-east-1, not 'us-east-2'") {
+		t.Fatalf("CreateCluster signed for us-east-2: %v", err)
+	}
+	for _, cli := range berthtest.CLIs(t) {
+		_, errOut, code := cli.Run(t, &other, "ecs", "list-clusters")
+		if code == 0 || !strings.Contains(errOut, "InvalidSignatureException") || !strings.Contains(errOut, "--region us-east-2") {
+			t.Fatalf("%s signed for us-east-2: exit %d: %s", cli.Name, code, errOut)
+		}
+	}
+	l, err := ecs.NewFromConfig(s.AWSConfig()).ListClusters(ctx(t), &ecs.ListClustersInput{})
+	if err != nil || len(l.ClusterArns) != 0 {
+		t.Fatalf("clusters after refused calls: %v %v", err, l)
+	}
+
+	west := berthtest.Start(t, func(cfg *daemon.Config) { cfg.Region = "eu-west-1" })
+	cl, err := ecs.NewFromConfig(west.AWSConfig()).CreateCluster(ctx(t), &ecs.CreateClusterInput{ClusterName: aws.String("w")})
+	if err != nil || aws.ToString(cl.Cluster.ClusterArn) != "arn:aws:ecs:eu-west-1:000000000000:cluster/w" {
+		t.Fatalf("eu-west-1 Berth: %v %v", err, cl)
 	}
 }
