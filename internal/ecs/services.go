@@ -250,7 +250,7 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 	if !serviceNameRE.MatchString(name) {
 		return nil, invalid("Service name may only contain letters, numbers, hyphens and underscores, and be at most 255 characters.")
 	}
-	c, _, err := s.getCluster(ctx, cluster, false)
+	c, clusterRev, err := s.getCluster(ctx, cluster, false)
 	if err != nil {
 		return nil, err
 	}
@@ -356,11 +356,18 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 	if rev > 0 {
 		cmp = store.ModRevisionIs(key, rev)
 	}
-	res, err := s.st.Txn(ctx, []store.Cmp{cmp}, store.Put(key, b))
+	// The cluster must be unchanged: DeleteCluster makes it INACTIVE
+	// only if no service appeared since it counted them.
+	res, err := s.st.Txn(ctx, []store.Cmp{cmp, store.ModRevisionIs(keyClusters+cluster, clusterRev)}, store.Put(key, b))
 	if err != nil {
 		return nil, err
 	}
 	if !res.Succeeded {
+		if _, r, err := s.getCluster(ctx, cluster, false); err != nil {
+			return nil, err
+		} else if r != clusterRev {
+			return s.CreateService(ctx, in) // the cluster changed (tags, settings): decide again
+		}
 		return nil, invalid("Creation of service was not idempotent.")
 	}
 	s.log.Info("service created", "cluster", cluster, "service", name, "taskDefinition", dep.TaskDefinition, "desiredCount", desired)
