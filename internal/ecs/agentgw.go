@@ -305,18 +305,55 @@ func (s *Service) streamAssignments(ctx context.Context, cred AgentCredential, s
 	}
 }
 
+// taskAtLeast reads the task an assignment entry points to, as of the
+// entry's revision or later. The task record and its assignment entry are
+// written in one transaction, so the task's ModRevision is at least the
+// entry's once the read sees that transaction. A read right after a watch
+// event may not yet (reads on the embedded store are serializable and were
+// seen to lag the watch: the event of a StopTask came with the task still
+// desired RUNNING, and the agent never stopped it); it is retried briefly.
+// If the record still lags, the entry's desired status and version are
+// laid over it: they are the part the agent acts on.
+func (s *Service) taskAtLeast(ctx context.Context, ar assignmentRecord, rev int64) (taskRecord, error) {
+	var t taskRecord
+	for wait := time.Millisecond; ; wait *= 2 {
+		tkv, err := s.st.Get(ctx, taskKey(ar.Cluster, ar.TaskID))
+		if err != nil {
+			return t, err
+		}
+		t = taskRecord{}
+		if err := json.Unmarshal(tkv.Value, &t); err != nil {
+			return t, err
+		}
+		if tkv.ModRevision >= rev {
+			return t, nil
+		}
+		if wait > 256*time.Millisecond {
+			s.log.Warn("task record behind its assignment; using the assignment's desired status", "task", ar.TaskID, "taskRevision", tkv.ModRevision, "assignmentRevision", rev)
+			if ar.Version > t.Version {
+				t.Version = ar.Version
+				if ar.DesiredStatus == DesiredStopped {
+					t.DesiredStatus = DesiredStopped
+				}
+			}
+			return t, nil
+		}
+		select {
+		case <-ctx.Done():
+			return t, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
 // assignment builds the assignment of an index entry.
 func (s *Service) assignment(ctx context.Context, kv store.KV) (agentapi.Assignment, error) {
 	var ar assignmentRecord
 	if err := json.Unmarshal(kv.Value, &ar); err != nil {
 		return agentapi.Assignment{}, err
 	}
-	tkv, err := s.st.Get(ctx, taskKey(ar.Cluster, ar.TaskID))
+	t, err := s.taskAtLeast(ctx, ar, kv.ModRevision)
 	if err != nil {
-		return agentapi.Assignment{}, err
-	}
-	var t taskRecord
-	if err := json.Unmarshal(tkv.Value, &t); err != nil {
 		return agentapi.Assignment{}, err
 	}
 	td, err := s.tdCache.get(ctx, s, t.TaskDefinitionARN)
@@ -362,7 +399,9 @@ func (s *Service) parseTaskARN(taskARN string) (cluster, id string, err error) {
 }
 
 // ApplyReport applies an agent's observed state to the tasks assigned to
-// its instance. Reports about other instances' tasks are refused.
+// its instance. Entries about other instances' tasks, or with an invalid
+// ARN, are ignored and logged: one bad entry must not cost the others their
+// state (the agent does not send a report twice).
 //
 // The changed tasks are written in transactions of up to maxBatchTasks
 // tasks, each task compared on the revision it was read at; a transaction
@@ -409,7 +448,9 @@ func (s *Service) ApplyReport(ctx context.Context, cred AgentCredential, rep age
 	for _, tr := range rep.Tasks {
 		cluster, id, err := s.parseTaskARN(tr.TaskArn)
 		if err != nil {
-			return errors.Join(err, flush())
+			// One bad entry must not cost the others their state.
+			s.log.Warn("agent report about an invalid task ARN ignored", "instance", cred.InstanceID, "err", err)
+			continue
 		}
 		key := taskKey(cluster, id)
 		if seen[key] { // the same task twice: after the first is written
@@ -434,7 +475,8 @@ func (s *Service) ApplyReport(ctx context.Context, cred AgentCredential, rep age
 			return errors.Join(errs.Wrap(errs.Internal, err, "decode task"), flush())
 		}
 		if t.InstanceID != cred.InstanceID {
-			return errors.Join(errs.R(errs.Forbidden, "agent.not_yours", "Task %s is not assigned to this container instance.", tr.TaskArn), flush())
+			s.log.Warn("agent report about a task of another instance ignored", "instance", cred.InstanceID, "task", tr.TaskArn)
+			continue
 		}
 		changed, desiredChanged := ApplyObserved(&t, tr, now)
 		if !changed {
@@ -471,7 +513,8 @@ func (s *Service) applyTaskReport(ctx context.Context, cred AgentCredential, tr 
 			return errs.Wrap(errs.Internal, err, "decode task")
 		}
 		if t.InstanceID != cred.InstanceID {
-			return errs.R(errs.Forbidden, "agent.not_yours", "Task %s is not assigned to this container instance.", tr.TaskArn)
+			s.log.Warn("agent report about a task of another instance ignored", "instance", cred.InstanceID, "task", tr.TaskArn)
+			return nil
 		}
 		changed, desiredChanged := ApplyObserved(&t, tr, s.now().UTC())
 		if !changed {

@@ -33,7 +33,9 @@ type etcdStore struct {
 	// until the member has applied it). Only for a cluster of one member:
 	// there a write is applied before its response is sent, so a
 	// serializable read already sees every acknowledged write, and under
-	// a heavy write load it does not queue behind the apply loop.
+	// a heavy write load it does not queue behind the apply loop. It may
+	// lag a watch event, though: readers acting on an event check the
+	// ModRevision of what they read (docs/store.md).
 	serializable bool
 
 	closed    atomic.Bool

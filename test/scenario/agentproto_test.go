@@ -138,15 +138,6 @@ func TestAgentProtocol(t *testing.T) {
 		t.Fatalf("task after reports: %s", kv.Value)
 	}
 
-	// A task on another instance cannot be reported by this agent.
-	c2, j2 := joinAgent(t, s, "default")
-	other := writeTask(t, st, "default", j2.InstanceID, "t2", tdARN, "RUNNING", 1)
-	err = c.Report(cx, agentapi.Report{Tasks: []agentapi.TaskReport{{TaskArn: other, KnownStatus: "STOPPED"}}})
-	if !errs.Is(err, errs.Forbidden) {
-		t.Fatalf("report for another instance: %v", err)
-	}
-	_ = c2
-
 	// Disconnect, change desired state, resume from the last revision: the
 	// change arrives.
 	stop()
@@ -173,4 +164,29 @@ func TestAgentProtocol(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+
+	// A task on another instance cannot be reported by this agent: that
+	// entry is ignored, and the agent's own entries in the same report,
+	// before and after it, still apply.
+	c2, j2 := joinAgent(t, s, "default")
+	other := writeTask(t, st, "default", j2.InstanceID, "t2", tdARN, "RUNNING", 1)
+	mine3 := writeTask(t, st, "default", j.InstanceID, "t3", tdARN, "RUNNING", 1)
+	mine4 := writeTask(t, st, "default", j.InstanceID, "t4", tdARN, "RUNNING", 1)
+	err = c.Report(cx, agentapi.Report{Tasks: []agentapi.TaskReport{
+		{TaskArn: mine3, KnownStatus: "PENDING"}, {TaskArn: other, KnownStatus: "STOPPED"},
+		{TaskArn: "arn:aws:ecs:bogus", KnownStatus: "STOPPED"}, {TaskArn: mine4, KnownStatus: "PENDING"}}})
+	if err != nil {
+		t.Fatalf("report with another instance's task: %v", err)
+	}
+	for id, want := range map[string]string{"t2": "PROVISIONING", "t3": "PENDING", "t4": "PENDING"} {
+		kv, _ := st.Get(cx, "/berth/ecs/tasks/default/"+id)
+		var r struct {
+			LastStatus string `json:"lastStatus"`
+		}
+		json.Unmarshal(kv.Value, &r)
+		if r.LastStatus != want {
+			t.Fatalf("%s after a report with a foreign entry: %q, want %q", id, r.LastStatus, want)
+		}
+	}
+	_ = c2
 }

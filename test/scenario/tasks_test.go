@@ -1,7 +1,6 @@
 package scenario
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -567,8 +566,47 @@ func TestContainerInstanceAPIs(t *testing.T) {
 	}
 }
 
-func TestTasksStoppedWaiter(t *testing.T) {
-	t.Skip("needs an agent to make tasks STOPPED (issue 3, agent side); test with the agent")
-	_ = ecs.NewTasksStoppedWaiter
-	_ = context.Background
+// TestTasksRunningAndStoppedWaiters: the SDK's tasks-running and
+// tasks-stopped waiters (DescribeTasks polls reading lastStatus) finish on
+// tasks run by agents (hollow nodes), and tasks-stopped waits for every
+// task it is given.
+func TestTasksRunningAndStoppedWaiters(t *testing.T) {
+	e := startHollow(t, 2, []string{"us-east-1a"})
+	cx := ctx(t)
+	td := e.taskDef(t, "waiters", "busybox")
+	rt, err := e.ecs.RunTask(cx, &ecs.RunTaskInput{TaskDefinition: aws.String(td), Count: aws.Int32(3)})
+	if err != nil || len(rt.Tasks) != 3 {
+		t.Fatalf("RunTask: %v %+v", err, rt)
+	}
+	var arns []string
+	for _, tk := range rt.Tasks {
+		arns = append(arns, aws.ToString(tk.TaskArn))
+	}
+	fast := func(o *ecs.TasksRunningWaiterOptions) { o.MinDelay, o.MaxDelay = 200*time.Millisecond, time.Second }
+	if err := ecs.NewTasksRunningWaiter(e.ecs, fast).Wait(cx, &ecs.DescribeTasksInput{Tasks: arns}, 30*time.Second); err != nil {
+		t.Fatalf("tasks-running: %v", err)
+	}
+	for _, a := range arns[:2] {
+		if _, err := e.ecs.StopTask(cx, &ecs.StopTaskInput{Task: aws.String(a)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fastStop := func(o *ecs.TasksStoppedWaiterOptions) { o.MinDelay, o.MaxDelay = 200*time.Millisecond, time.Second }
+	// The third task still runs: waiting for all three times out.
+	if err := ecs.NewTasksStoppedWaiter(e.ecs, fastStop).Wait(cx, &ecs.DescribeTasksInput{Tasks: arns}, 3*time.Second); err == nil {
+		t.Fatal("tasks-stopped returned while a task was still RUNNING")
+	}
+	out, err := ecs.NewTasksStoppedWaiter(e.ecs, fastStop).WaitForOutput(cx, &ecs.DescribeTasksInput{Tasks: arns[:2]}, 30*time.Second)
+	if err != nil {
+		d, _ := e.ecs.DescribeTasks(cx, &ecs.DescribeTasksInput{Tasks: arns})
+		for _, tk := range d.Tasks {
+			t.Logf("%s last %s desired %s", aws.ToString(tk.TaskArn), aws.ToString(tk.LastStatus), aws.ToString(tk.DesiredStatus))
+		}
+		t.Fatalf("tasks-stopped: %v", err)
+	}
+	for _, tk := range out.Tasks {
+		if aws.ToString(tk.LastStatus) != "STOPPED" || tk.StopCode != types.TaskStopCodeUserInitiated {
+			t.Fatalf("stopped task: %s %s", aws.ToString(tk.LastStatus), tk.StopCode)
+		}
+	}
 }
