@@ -31,9 +31,16 @@ type SyntaxError struct {
 	Offset int
 	Column int
 	Msg    string
+	// Char is set when the error is a character that is not allowed
+	// where it is; the message then starts as CloudWatch Logs' does:
+	// "Invalid character(s) in term 'Char'".
+	Char string
 }
 
 func (e *SyntaxError) Error() string {
+	if e.Char != "" {
+		return fmt.Sprintf("Invalid character(s) in term '%s': at character %d: %s.", e.Char, e.Column, e.Msg)
+	}
 	return fmt.Sprintf("Invalid filter pattern: at character %d: %s.", e.Column, e.Msg)
 }
 
@@ -81,6 +88,17 @@ func MustParse(pattern string) *Pattern {
 func invalid(src string, off int, msg string) error {
 	se := &SyntaxError{Offset: off, Column: utf8.RuneCountInString(src[:off]) + 1, Msg: msg}
 	return &errs.Error{Kind: errs.Invalid, Reason: InvalidPattern, Err: se}
+}
+
+// badChar records an error for the character at off, which is not
+// allowed there.
+func (p *parser) badChar(off int, format string, args ...any) {
+	if p.err != nil {
+		return
+	}
+	r, _ := utf8.DecodeRuneInString(p.src[off:])
+	p.fail(off, format, args...)
+	p.err.(*errs.Error).Err.(*SyntaxError).Char = string(r)
 }
 
 // parser is a recursive-descent parser that lexes on demand: what a
@@ -195,7 +213,7 @@ func (p *parser) terms() []group {
 			return nil
 		}
 		if !p.eof() && !isSpace(p.src[p.pos]) {
-			p.fail(p.pos, "unexpected %s after a term; separate terms with spaces", p.describe())
+			p.badChar(p.pos, "unexpected %s after a quoted term; separate terms with spaces", p.describe())
 			return nil
 		}
 		g := &groups[len(groups)-1]
@@ -237,7 +255,7 @@ func (p *parser) term() (term, bool) {
 			for end < len(p.src) && !isSpace(p.src[end]) {
 				end++
 			}
-			p.fail(p.pos, "term %q contains %q: enclose terms with characters other than letters, digits and _ in double quotes", p.src[start:end], r)
+			p.badChar(p.pos, "a term with characters other than letters, digits and _ must be enclosed in double quotes, as in %s", strconv.Quote(p.src[start:end]))
 			return term{}, false
 		}
 		p.pos += n
@@ -297,10 +315,10 @@ func (p *parser) regex() (*regexp.Regexp, string, bool) {
 		at := start + 1 + i
 		switch {
 		case c >= utf8.RuneSelf:
-			p.fail(at, "multi-byte characters are not supported in regular expressions")
+			p.badChar(at, "multi-byte characters are not supported in regular expressions")
 			return nil, "", false
-		case c < ' ' || c == 0x7f:
-			p.fail(at, "control characters are not supported in regular expressions")
+		case c <= ' ' || c == 0x7f:
+			p.badChar(at, "white space and control characters are not supported in regular expressions; use \\s for white space")
 			return nil, "", false
 		case c == '\\':
 			if i+1 == len(src) {
@@ -309,10 +327,10 @@ func (p *parser) regex() (*regexp.Regexp, string, bool) {
 			}
 			i++
 		case c == '(' || c == ')':
-			p.fail(at, "( and ) are not supported in regular expressions; subpatterns cannot be grouped")
+			p.badChar(at, "( and ) are not supported in regular expressions; subpatterns cannot be grouped")
 			return nil, "", false
 		case c == '!':
-			p.fail(at, "! is not supported in regular expressions")
+			p.badChar(at, "! is not supported in regular expressions")
 			return nil, "", false
 		}
 	}
@@ -348,7 +366,7 @@ func (p *parser) jsonPattern() expr {
 		if p.eof() {
 			p.fail(open, "unclosed {")
 		} else {
-			p.fail(p.pos, "unexpected %s; expected &&, || or }", p.describe())
+			p.badChar(p.pos, "unexpected %s; expected &&, || or }", p.describe())
 		}
 		return nil
 	}
@@ -536,7 +554,7 @@ func (p *parser) selector() ([]step, bool) {
 				return nil, false
 			}
 			if !p.eof() && !isSpace(p.src[p.pos]) && !strings.ContainsRune("=!<>)}&|", rune(p.src[p.pos])) {
-				p.fail(p.pos, "unexpected %s in the selector; property names have letters, digits, - and _", p.describe())
+				p.badChar(p.pos, "unexpected %s in the selector; property names have letters, digits, - and _", p.describe())
 				return nil, false
 			}
 			return path, true
@@ -612,6 +630,14 @@ func (p *parser) operand(o op, stops string) (operand, bool) {
 			return operand{}, false
 		}
 		a.raw = p.src[at:p.pos]
+		if stops == "}" {
+			for i := 0; i < len(a.raw); i++ {
+				if c := a.raw[i]; !isNameByte(c) && c != '.' && c != '*' && c != '+' {
+					p.badChar(at+i, "a value with characters other than letters, digits, _, -, +, . and * must be enclosed in double quotes, as in %s", strconv.Quote(a.raw))
+					return operand{}, false
+				}
+			}
+		}
 	}
 	if !quoted {
 		a.num, a.isNum = parseNumber(a.raw)
@@ -720,7 +746,7 @@ func (p *parser) fieldsPattern(pat *Pattern) {
 			p.fail(open, "unclosed [")
 			return
 		default:
-			p.fail(p.pos, "unexpected %s; expected , or ]", p.describe())
+			p.badChar(p.pos, "unexpected %s; expected , or ]", p.describe())
 			return
 		}
 		break
