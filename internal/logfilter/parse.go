@@ -196,11 +196,14 @@ func (p *parser) terms() []group {
 			break
 		}
 		exclude := false
+		opAt := -1
 		switch p.src[p.pos] {
 		case '?':
+			opAt = p.pos
 			p.pos++
 			groups = append(groups, group{})
 		case '-':
+			opAt = p.pos
 			p.pos++
 			p.skipSpace() // "ERROR" - "Exiting" is in AWS's documentation
 			exclude = true
@@ -208,7 +211,7 @@ func (p *parser) terms() []group {
 		if len(groups) == 0 {
 			groups = append(groups, group{})
 		}
-		t, ok := p.term()
+		t, ok := p.term(opAt)
 		if !ok {
 			return nil
 		}
@@ -227,13 +230,13 @@ func (p *parser) terms() []group {
 }
 
 // term reads one term: a "quoted phrase", a %regular expression%, or a
-// word of letters, digits and underscores.
-func (p *parser) term() (term, bool) {
+// word of letters, digits and underscores. opAt is the offset of the ?
+// or - before it, or -1.
+func (p *parser) term(opAt int) (term, bool) {
 	start := p.pos
 	switch {
 	case p.eof() || isSpace(p.src[p.pos]):
-		prev := p.src[p.pos-1]
-		p.fail(start, "expected a term after %q", prev)
+		p.fail(opAt, "expected a term after %q", p.src[opAt])
 		return term{}, false
 	case p.src[p.pos] == '"':
 		s, ok := p.quoted()
@@ -470,7 +473,7 @@ func (p *parser) jsonCond() expr {
 		}
 		c.op = opNotExists
 	case p.keyword("EXISTS"):
-		p.fail(at, "EXISTS is not supported; use %s = * to match a field that exists", p.src[selectorStart(p.src, at):at])
+		p.fail(at, "EXISTS is not supported; use %s = * to match a field that exists", strings.TrimSpace(p.src[selectorStart(p.src, at):at]))
 		return nil
 	default:
 		o, ok := p.compareOp()
