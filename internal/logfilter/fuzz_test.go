@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"strings"
 	"testing"
 )
 
@@ -65,6 +66,9 @@ func FuzzMatch(f *testing.F) {
 		got := p.Match(msg)
 		if again := p.Match(msg); again != got {
 			t.Fatalf("Match(%q, %q) not deterministic", pattern, msg)
+		}
+		if mine, std := isJSONObject(msg), json.Valid([]byte(msg)) && strings.HasPrefix(strings.TrimLeft(msg, " \t\r\n"), "{"); mine != std {
+			t.Fatalf("isJSONObject(%q) = %v, json.Valid says %v", msg, mine, std)
 		}
 		switch p.kind {
 		case kindJSON:
@@ -220,4 +224,24 @@ func slowMatchFields(ps []position, fs []string) bool {
 		return ok
 	}
 	return match(ps, fs)
+}
+
+// TestJSONValidity compares isJSONObject with json.Valid on inputs that
+// probe each rule of the grammar.
+func TestJSONValidity(t *testing.T) {
+	for _, s := range []string{
+		`{}`, ` {} `, `{`, `}`, `{"a":1}`, `{"a":1,}`, `{"a" 1}`, `{"a":}`, `{a:1}`, `{"a":1}{}`, `{"a":1} x`,
+		`{"a":[]}`, `{"a":[1,]}`, `{"a":[1 2]}`, `{"a":[[[]]]}`, `{"a":tru}`, `{"a":true}`, `{"a":nul}`, `{"a":falsey}`,
+		`{"a":-}`, `{"a":-0}`, `{"a":01}`, `{"a":1.}`, `{"a":.5}`, `{"a":1e}`, `{"a":1e+}`, `{"a":1E-7}`, `{"a":-1.5e+10}`,
+		`{"a":"\u00e9"}`, `{"a":"\u00g9"}`, `{"a":"\u00e"}`, `{"a":"\x"}`, `{"a":"\/\b\f\n\r\t\"\\"}`, "{\"a\":\"\x01\"}",
+		"{\"a\":\"\xff\"}", `{"a":"unterminated}`, `{"a":"b\"}`, "{\"a\":1}\n", "\t{\"a\"\n:\r1 }", `[]`, `"x"`, `1`,
+		strings.Repeat("[", 10001) + strings.Repeat("]", 10001),
+		`{"a":` + strings.Repeat("[", 9999) + strings.Repeat("]", 9999) + `}`,
+		`{"a":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}`,
+	} {
+		want := json.Valid([]byte(s)) && strings.HasPrefix(strings.TrimLeft(s, " \t\r\n"), "{")
+		if got := isJSONObject(s); got != want {
+			t.Errorf("isJSONObject(%.40q) = %v, json.Valid says %v", s, got, want)
+		}
+	}
 }

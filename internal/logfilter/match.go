@@ -9,6 +9,9 @@ import "strings"
 // a JSON object. A space-delimited pattern matches only a message with as
 // many fields as the pattern has positions (any number for "...").
 func (p *Pattern) Match(message string) bool {
+	if p.kind == kindWord {
+		return strings.Contains(message, p.word)
+	}
 	switch p.kind {
 	case kindAll:
 		return true

@@ -68,6 +68,10 @@ func Parse(pattern string) (*Pattern, error) {
 	default:
 		pat.kind = kindTerms
 		pat.groups = p.terms()
+		if g := pat.groups; len(g) == 1 && len(g[0].include) == 1 && len(g[0].exclude) == 0 &&
+			g[0].include[0].re == nil && !g[0].include[0].always {
+			pat.kind, pat.word = kindWord, g[0].include[0].text
+		}
 	}
 	if p.err != nil {
 		return nil, p.err

@@ -8,6 +8,7 @@ type kind uint8
 const (
 	kindAll    kind = iota // the empty pattern, or only spaces: every event
 	kindTerms              // words, phrases, regular expressions
+	kindWord               // one word or phrase, in word
 	kindJSON               // { ... }
 	kindFields             // [ ... ]
 )
@@ -17,6 +18,10 @@ const (
 type Pattern struct {
 	src  string
 	kind kind
+
+	// kindWord: the word or phrase; the most common pattern gets the
+	// shortest path.
+	word string
 
 	// kindTerms: the event matches when any group matches. Without ?
 	// there is one group.
