@@ -342,6 +342,12 @@ func (p *parser) regex() (*regexp.Regexp, string, bool) {
 		}
 	}
 	re, err := regexp.Compile(src)
+	if err == nil {
+		if n := regexpSize(src); n > MaxRegexpSize {
+			p.fail(start, "regular expression %%%s%% is too large: it compiles to %d instructions; the limit is %d", src, n, MaxRegexpSize)
+			return nil, "", false
+		}
+	}
 	if err != nil {
 		msg := err.Error()
 		if e, ok := err.(*syntax.Error); ok {
@@ -353,6 +359,25 @@ func (p *parser) regex() (*regexp.Regexp, string, bool) {
 	p.pos = end + 1
 	p.nregex++
 	return re, src, true
+}
+
+// MaxRegexpSize bounds the compiled size of a regular expression (in
+// RE2 instructions), so that one pattern cannot make every Match slow:
+// a{1000} is about 1,000 instructions, an IP address
+// (\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}) about 30.
+const MaxRegexpSize = 5000
+
+// regexpSize returns the number of instructions src compiles to.
+func regexpSize(src string) int {
+	re, err := syntax.Parse(src, syntax.Perl)
+	if err != nil {
+		return 0
+	}
+	prog, err := syntax.Compile(re.Simplify())
+	if err != nil {
+		return 0
+	}
+	return len(prog.Inst)
 }
 
 // jsonPattern = "{" or "}" ; the leaves are JSON conditions.
@@ -726,6 +751,9 @@ func (p *parser) fieldsPattern(pat *Pattern) {
 		switch at := p.pos; {
 		case p.symbol("..."):
 			ps.ellipsis = true
+			if pat.ellipses == 0 {
+				pat.ellipsis = len(pat.fields)
+			}
 			pat.ellipses++
 		case p.peek() == ',' || p.peek() == ']':
 		case p.eof():

@@ -38,6 +38,7 @@ var parseErrors = []struct {
 	{"empty regex", "%%", 1, "empty regular expression"},
 	{"regex that does not compile", "%a{2,1}%", 1, "invalid regular expression %a{2,1}%"},
 	{"regex ending in a backslash", `%a\%`, 3, "unfinished escape"},
+	{"regex too large", "%[a-z]{1000}[0-9]{1000}[A-Z]{1000}x{1000}y{1000}z{1000}%", 1, "the limit is 5000"},
 
 	// JSON.
 	{"unclosed brace", "{ $.a = 1", 1, "unclosed {"},

@@ -30,9 +30,11 @@ type Pattern struct {
 	// kindJSON: the condition.
 	json expr
 
-	// kindFields: the positions, and how many of them are "...".
+	// kindFields: the positions, how many of them are "...", and the
+	// index of the first one.
 	fields   []position
 	ellipses int
+	ellipsis int
 }
 
 // String returns the pattern as it was given to Parse.
