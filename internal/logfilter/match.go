@@ -9,9 +9,13 @@ import "strings"
 // a JSON object. A space-delimited pattern matches only a message with as
 // many fields as the pattern has positions (any number for "...").
 func (p *Pattern) Match(message string) bool {
-	if p.kind == kindWord {
+	if p.kind == kindWord { // the most common pattern first
 		return strings.Contains(message, p.word)
 	}
+	return p.match(message)
+}
+
+func (p *Pattern) match(message string) bool {
 	switch p.kind {
 	case kindAll:
 		return true
