@@ -220,7 +220,7 @@ func (p *parser) terms() []group {
 			return nil
 		}
 		if !p.eof() && !isSpace(p.src[p.pos]) {
-			p.badChar(p.pos, "unexpected %s after a quoted term; separate terms with spaces", p.describe())
+			p.badChar(p.pos, "unexpected %s after a term; separate terms with spaces", p.describe())
 			return nil
 		}
 		g := &groups[len(groups)-1]
@@ -748,7 +748,7 @@ func (p *parser) fieldsPattern(pat *Pattern) {
 	for p.err == nil {
 		p.skipSpace()
 		var ps position
-		switch at := p.pos; {
+		switch {
 		case p.symbol("..."):
 			ps.ellipsis = true
 			if pat.ellipses == 0 {
@@ -766,7 +766,6 @@ func (p *parser) fieldsPattern(pat *Pattern) {
 			if _, ok := ps.cond.(trueExpr); ok {
 				ps.cond = nil
 			}
-			_ = at
 		}
 		if p.err != nil {
 			return
