@@ -253,6 +253,8 @@ var edgeCases = []matchCase{
 	{"JSON: skip nested values with brackets in strings", `{ $.z = 1 }`, `{"a": {"s": "}]\"{["}, "b": [1, [2, {"c": "]"}]], "z": 1}`, true},
 	{"JSON: numbers compare as numbers", "{ $.n = 1.0 }", `{"n": 1}`, true},
 	{"JSON: exponent in the event", "{ $.n > 1000 }", `{"n": 1.5e3}`, true},
+	{"JSON: huge numbers are ordered", "{ $.n > 1e300 }", `{"n": 1e999}`, true},
+	{"JSON: tiny numbers are ordered", "{ $.n < 1e-999 }", `{"n": -1}`, true},
 	{"JSON: number equality against a string value", "{ $.code = 400 }", `{"code": "400"}`, true},
 	{"JSON: ordering needs a JSON number", "{ $.code > 100 }", `{"code": "400"}`, false},
 	{"JSON: wildcard on a number", "{ $.code = 4* }", `{"code": 404}`, true},

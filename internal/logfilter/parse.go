@@ -733,10 +733,9 @@ func parseNumber(s string) (float64, bool) {
 	if i != len(s) {
 		return 0, false
 	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil && f == 0 { // out of range gives ±Inf with an error: still ordered
-		return 0, false
-	}
+	// The syntax is checked, so the only error left is a number out of
+	// range, given as ±Inf or ±0: still ordered as it should be.
+	f, _ := strconv.ParseFloat(s, 64)
 	return f, true
 }
 
