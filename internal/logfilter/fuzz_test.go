@@ -71,6 +71,10 @@ func FuzzMatch(f *testing.F) {
 			t.Fatalf("isJSONObject(%q) = %v, json.Valid says %v", msg, mine, std)
 		}
 		switch p.kind {
+		case kindWord:
+			if want := p.groups[0].match(msg); want != got {
+				t.Fatalf("Match(%q, %q) = %v on the one-word path, %v on the general one", pattern, msg, got, want)
+			}
 		case kindJSON:
 			checkJSONLookups(t, p.json, msg)
 		case kindFields:
