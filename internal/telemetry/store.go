@@ -73,7 +73,11 @@ func (s *instrumentedStore) failed(ctx context.Context, op storeOp, err error) {
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return
 	}
-	s.m.storeErrors.WithLabelValues(op.String(), kindLabel(errs.KindOf(err))).Inc()
+	kind := kindLabel(errs.KindOf(err))
+	if errors.Is(err, store.ErrCompacted) {
+		kind = "compacted" // a watch or read from a revision etcd discarded
+	}
+	s.m.storeErrors.WithLabelValues(op.String(), kind).Inc()
 }
 
 func (s *instrumentedStore) Get(ctx context.Context, key string) (store.KV, error) {
