@@ -47,6 +47,7 @@ type Metrics struct {
 
 	apiRequests *prometheus.CounterVec
 	apiDuration *prometheus.HistogramVec
+	api         apiCache
 
 	storeDuration    *prometheus.HistogramVec
 	storeErrors      *prometheus.CounterVec
