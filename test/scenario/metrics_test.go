@@ -308,3 +308,27 @@ func TestPrometheusMetricsThroughBinaryOnHollowNodes(t *testing.T) {
 		t.Errorf("GET /health on the metrics listener: %d, want 404", resp.StatusCode)
 	}
 }
+
+// TestPrometheusAgentGaugeWithDockerAgent: `berth up` with its node agent
+// on Docker Engine; the agent's assignment stream shows in
+// berth_agents_connected.
+func TestPrometheusAgentGaugeWithDockerAgent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary with a Docker agent")
+	}
+	berthtest.NeedDocker(t)
+	p := berthtest.StartProcess(t, "up", t.TempDir(), nil, "--agent=true", "--metadata-addr", berthtest.FreeAddr(t))
+	eventuallyTrue(t, "berth up's agent connected", 60*time.Second, func() bool {
+		return scrapeMetrics(t, p.Endpoint).value("berth_agents_connected", nil) == 1
+	})
+	m := scrapeMetrics(t, p.Endpoint)
+	if m.value("berth_agent_streams_opened_total", nil) < 1 {
+		t.Error("no assignment stream counted as opened")
+	}
+	// The agent registered its instance through the agent protocol, not
+	// the AWS API: one container instance is listed.
+	out, err := ecs.NewFromConfig(p.AWSConfig()).ListContainerInstances(ctx(t), &ecs.ListContainerInstancesInput{})
+	if err != nil || len(out.ContainerInstanceArns) != 1 {
+		t.Fatalf("ListContainerInstances: %v %v", out, err)
+	}
+}
