@@ -114,9 +114,9 @@ type Agent struct {
 	cfg    Config
 	log    *slog.Logger
 	client *agentapi.Client
-	state  State
 
 	mu      sync.Mutex
+	state   State             // identity and stream position; under mu
 	runners map[string]Runner // by task ARN
 	pending map[string]agentapi.TaskReport
 	kick    chan struct{}
@@ -162,7 +162,14 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 }
 
 // State returns the agent's identity and stream position.
-func (a *Agent) State() State { return a.state }
+func (a *Agent) State() State {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.state
+}
+
+// saveState writes the agent's state to its state directory.
+func (a *Agent) saveState() error { return saveState(a.cfg.StateDir, a.State()) }
 
 // Ready is closed once the first assignment sync has been handled.
 func (a *Agent) Ready() <-chan struct{} { return a.ready }
@@ -174,7 +181,7 @@ func (a *Agent) Ready() <-chan struct{} { return a.ready }
 // the next start.
 func (a *Agent) Run(ctx context.Context) error {
 	if a.cfg.Adopt != nil {
-		adopted, err := a.cfg.Adopt(ctx, a.state.InstanceID)
+		adopted, err := a.cfg.Adopt(ctx, a.State().InstanceID)
 		if err != nil {
 			return fmt.Errorf("re-attach to running tasks: %w", err)
 		}
@@ -196,7 +203,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer wg.Wait()
 	defer stopReports()
 
-	since := a.state.Revision
+	since := a.State().Revision
 	backoff := 200 * time.Millisecond
 	var readyOnce sync.Once
 	for ctx.Err() == nil {
@@ -218,7 +225,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			if ev.Revision > since {
 				since = ev.Revision
+				a.mu.Lock()
 				a.state.Revision = since
+				a.mu.Unlock()
 			}
 			return nil
 		})
@@ -236,7 +245,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		wait := backoff/2 + time.Duration(rand.Int64N(int64(backoff)))
 		a.log.Warn("assignment stream ended; reconnecting", "err", err, "in", wait.Round(time.Millisecond))
-		if err := saveState(a.cfg.StateDir, a.state); err != nil {
+		if err := a.saveState(); err != nil {
 			a.log.Warn("save agent state", "err", err)
 		}
 		select {
@@ -245,7 +254,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		backoff = min(backoff*2, 10*time.Second)
 	}
-	if err := saveState(a.cfg.StateDir, a.state); err != nil {
+	if err := a.saveState(); err != nil {
 		a.log.Warn("save agent state", "err", err)
 	}
 	return nil

@@ -103,8 +103,17 @@ func TestAgentJoinsRunsResumesAndRejoinsNothing(t *testing.T) {
 	go func() { done <- a.Run(runCtx) }()
 	<-a.Ready()
 
+	// State is read while Run moves the stream position (the race
+	// detector checks it).
+	var revs []int64
 	place(t, st, id, "t1", tdARN, "RUNNING", 1)
-	eventually(t, "t1 RUNNING", func() bool { return lastStatus(t, st, "t1") == "RUNNING" })
+	eventually(t, "t1 RUNNING", func() bool {
+		revs = append(revs, a.State().Revision)
+		return lastStatus(t, st, "t1") == "RUNNING"
+	})
+	if revs[len(revs)-1] == 0 {
+		t.Fatalf("stream position not kept while running: %v", revs)
+	}
 
 	// Stop the agent; change state while it is away; a new agent from the
 	// same state directory resumes without joining again.

@@ -23,6 +23,7 @@ import (
 	"github.com/berthdev/berth/internal/cloudtrail"
 	"github.com/berthdev/berth/internal/ecr"
 	"github.com/berthdev/berth/internal/ecs"
+	"github.com/berthdev/berth/internal/errs"
 	"github.com/berthdev/berth/internal/iam"
 	"github.com/berthdev/berth/internal/registry"
 	"github.com/berthdev/berth/internal/sigv4"
@@ -154,7 +155,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	trail := audit.NewTrail(st, cfg.AuditRetention, log.With("component", "audit"))
 	s.goRun(func() { trail.Run(runCtx) })
 
-	ecsSvc := ecs.New(st, ecs.Config{Region: cfg.Region, Account: cfg.Account}, log.With("component", "ecs"))
+	ecsSvc := ecs.New(st, ecs.Config{Region: cfg.Region, Account: cfg.Account, Endpoint: func() string { return s.Endpoint() }}, log.With("component", "ecs"))
 	s.ecs = ecsSvc
 	s.goRun(func() { ecsSvc.RunTaskGC(runCtx, cfg.TaskRetention) })
 	s.goRun(func() { ecsSvc.RunServiceController(runCtx, ecs.ServiceControllerConfig{Observer: metrics}) })
@@ -177,7 +178,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	gw := agentgw.New(ecsSvc, keys, log.With("component", "agentgw"))
 	gw.SetObserver(metrics)
 	s.fd = awsproto.New(awsproto.Config{
-		Auth:     sigAuth{keys: keys},
+		Auth:     sigAuth{keys: keys, region: cfg.Region},
 		Limiter:  limiter,
 		Auditor:  trail,
 		Log:      log.With("component", "api"),
@@ -328,7 +329,7 @@ func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service) []*a
 // against it.
 func SupportedOperations() map[string][]string {
 	out := map[string][]string{}
-	for _, svc := range services(ecs.New(nil, ecs.Config{}, nil), nil, ecr.New(nil, ecr.Config{}, nil)) {
+	for _, svc := range services(ecs.New(nil, ecs.Config{Endpoint: func() string { return "" }}, nil), nil, ecr.New(nil, ecr.Config{}, nil)) {
 		for name, op := range svc.Operations {
 			if op.Implemented {
 				out[svc.SigningName] = append(out[svc.SigningName], name)
@@ -339,8 +340,14 @@ func SupportedOperations() map[string][]string {
 	return out
 }
 
-// sigAuth authenticates with SigV4 against the keyring.
-type sigAuth struct{ keys *iam.Keyring }
+// sigAuth authenticates with SigV4 against the keyring. A Berth serves
+// one region: a request signed for another is refused as AWS refuses a
+// credential scoped to the wrong region, rather than answered with ARNs of
+// a region the client did not ask for (docs/decisions.md).
+type sigAuth struct {
+	keys   *iam.Keyring
+	region string
+}
 
 func (a sigAuth) Scope(r *http.Request) (awsproto.Scope, bool) {
 	sc, ok := sigv4.ParseScope(r)
@@ -351,6 +358,11 @@ func (a sigAuth) Authenticate(r *http.Request, body []byte, now time.Time) (iam.
 	sc, err := sigv4.Verify(r, body, now, a.keys.Secret)
 	if err != nil {
 		return iam.Identity{}, err
+	}
+	if sc.Region != a.region {
+		return iam.Identity{}, errs.R(errs.Unauthenticated, sigv4.ReasonInvalidSignature,
+			"Credential should be scoped to a valid region. This Berth serves %s, not '%s': configure the client for %s, or start Berth with --region %s.",
+			a.region, sc.Region, a.region, sc.Region)
 	}
 	id, _ := a.keys.Identity(sc.AccessKey)
 	return id, nil

@@ -22,6 +22,8 @@ var serviceTitles = map[string]string{
 	"cloudtrail": "AWS CloudTrail",
 	"sts":        "AWS STS",
 	"ecr":        "Amazon ECR",
+	"logs":       "Amazon CloudWatch Logs",
+	"monitoring": "Amazon CloudWatch",
 }
 
 func renderOperations() string {

@@ -204,6 +204,15 @@ var allClusterFields = []ecsapi.ClusterField{ecsapi.ClusterFieldSettings, ecsapi
 // clusterCounts are a cluster's live counters.
 type clusterCounts struct {
 	instances, running, pending, services int32
+	// revision is the store revision the first count was read at: a
+	// decision on the counts holds if nothing under the cluster's
+	// prefixes changed since (clusterPrefixes).
+	revision int64
+}
+
+// clusterPrefixes are the key prefixes of what a cluster holds.
+func clusterPrefixes(name string) []string {
+	return []string{keyInstances + name + "/", keyServices + name + "/", keyTasks + name + "/"}
 }
 
 // statusPeek reads the status fields of records written by other packages.
@@ -218,6 +227,9 @@ func (s *Service) countCluster(ctx context.Context, name string) (clusterCounts,
 		res, err := s.st.List(ctx, prefix+name+"/", store.ListOptions{})
 		if err != nil {
 			return err
+		}
+		if n.revision == 0 {
+			n.revision = res.Revision
 		}
 		for _, kv := range res.KVs {
 			var p statusPeek
@@ -550,10 +562,23 @@ func (s *Service) DeleteCluster(ctx context.Context, in *ecsapi.DeleteClusterReq
 		}
 		c.Status = "INACTIVE"
 		c.InactiveAt = ptr(s.now().UTC())
-		ok, err := s.putCluster(ctx, c, rev)
+		// The counts must still hold when the cluster goes INACTIVE: a
+		// service, instance or task created since they were read makes the
+		// commit fail and the check run again (CreateService, for its part,
+		// commits only if the cluster is unchanged).
+		cmps := []store.Cmp{store.ModRevisionIs(keyClusters+name, rev)}
+		for _, p := range clusterPrefixes(name) {
+			cmps = append(cmps, store.PrefixUnchangedSince(p, n.revision))
+		}
+		b, err := json.Marshal(c)
+		if err != nil {
+			return nil, errs.Wrap(errs.Internal, err, "encode cluster")
+		}
+		res, err := s.st.Txn(ctx, cmps, store.Put(keyClusters+name, b))
 		if err != nil {
 			return nil, err
 		}
+		ok := res.Succeeded
 		if ok {
 			s.log.Info("cluster deleted", "cluster", name)
 			out, err := s.clusterOut(ctx, c, allClusterFields)

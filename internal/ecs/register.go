@@ -2,6 +2,7 @@ package ecs
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 
 	"github.com/berthdev/berth/internal/agentapi"
@@ -55,6 +56,9 @@ func (s *Service) RegisterContainerInstance(ctx context.Context, in *ecsapi.Regi
 		default:
 			req.Attributes[name] = deref(a.Value)
 		}
+	}
+	if err := fromIdentityDocument(deref(in.InstanceIdentityDocument), &req); err != nil {
+		return nil, err
 	}
 	if in.VersionInfo != nil {
 		req.VersionInfo = agentapi.VersionInfo{AgentVersion: deref(in.VersionInfo.AgentVersion),
@@ -112,6 +116,47 @@ func (s *Service) RegisterContainerInstance(ctx context.Context, in *ecsapi.Regi
 		return nil, errs.E(errs.Internal, "registered container instance %s not found", rec.ARN)
 	}
 	return &ecsapi.RegisterContainerInstanceResponse{ContainerInstance: &d.ContainerInstances[0]}, nil
+}
+
+// fromIdentityDocument fills, from an EC2 instance identity document, what
+// the request left out: the instance type and availability zone, and CPU
+// and MEMORY derived from the instance type (instancetypes.go), as ECS's
+// agent registers them. A request with neither resources nor a document
+// naming a known instance type is refused, saying what to give.
+func fromIdentityDocument(doc string, req *agentapi.JoinRequest) error {
+	var id struct {
+		InstanceType     string `json:"instanceType"`
+		AvailabilityZone string `json:"availabilityZone"`
+	}
+	if strings.TrimSpace(doc) != "" {
+		if err := json.Unmarshal([]byte(doc), &id); err != nil {
+			return errs.R(errs.Invalid, reasonInvalidParameter, "instanceIdentityDocument is not a valid EC2 instance identity document: %v", err)
+		}
+		if req.InstanceType == "" {
+			req.InstanceType = id.InstanceType
+		}
+		if req.AvailabilityZone == "" {
+			req.AvailabilityZone = id.AvailabilityZone
+		}
+	}
+	if req.Resources.CPU > 0 && req.Resources.MemoryMiB > 0 {
+		return nil
+	}
+	cpu, mem, ok := instanceTypeResources(req.InstanceType)
+	switch {
+	case ok:
+		if req.Resources.CPU <= 0 {
+			req.Resources.CPU = cpu
+		}
+		if req.Resources.MemoryMiB <= 0 {
+			req.Resources.MemoryMiB = mem
+		}
+		return nil
+	case req.InstanceType != "":
+		return errs.R(errs.Invalid, reasonInvalidParameter, "Berth cannot derive CPU and MEMORY for instance type %s: give them in totalResources.", req.InstanceType)
+	default:
+		return errs.R(errs.Invalid, reasonInvalidParameter, "A container instance must register CPU and MEMORY resources: give them in totalResources, or an instanceIdentityDocument with a known instanceType.")
+	}
 }
 
 func parsePorts(vals []string) []int {

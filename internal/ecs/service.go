@@ -27,6 +27,9 @@ type Config struct {
 	Partition string // "aws"
 	Region    string // "us-east-1"
 	Account   string // 12 digits
+	// Endpoint is the control plane's URL as agents reach it, answered by
+	// DiscoverPollEndpoint; nil leaves that operation unanswered.
+	Endpoint func() string
 }
 
 // Service implements the ECS API over the store.
@@ -35,6 +38,7 @@ type Service struct {
 	arns arn.Builder
 	now  func() time.Time
 	log  *slog.Logger
+	cfg  Config
 
 	creds agentCredCache
 	// seen is when each instance's agent last reported (its heartbeat),
@@ -70,7 +74,18 @@ func New(st store.Store, cfg Config, log *slog.Logger) *Service {
 		arns: arn.Builder{Partition: cfg.Partition, Region: cfg.Region, Account: cfg.Account},
 		now:  time.Now,
 		log:  log,
+		cfg:  cfg,
 	}
+}
+
+// DiscoverPollEndpoint answers where agents poll, send telemetry and get
+// Service Connect configuration: Berth's one endpoint for all three.
+func (s *Service) DiscoverPollEndpoint(ctx context.Context, in *ecsapi.DiscoverPollEndpointRequest) (*ecsapi.DiscoverPollEndpointResponse, error) {
+	if _, err := s.clusterName(in.Cluster); err != nil {
+		return nil, err
+	}
+	ep := s.cfg.Endpoint()
+	return &ecsapi.DiscoverPollEndpointResponse{Endpoint: ptr(ep), TelemetryEndpoint: ptr(ep), ServiceConnectEndpoint: ptr(ep)}, nil
 }
 
 // SetClock replaces the clock (tests).
@@ -116,6 +131,9 @@ func (s *Service) API() *awsproto.Service {
 		DeleteService:                 s.DeleteService,
 		DescribeServices:              s.DescribeServices,
 		ListServices:                  s.ListServices,
+	}
+	if s.cfg.Endpoint != nil {
+		h.DiscoverPollEndpoint = s.DiscoverPollEndpoint
 	}
 	svc := h.Service()
 	svc.ValidationCode = ecsapi.ErrInvalidParameterException

@@ -53,6 +53,7 @@ type serviceRecord struct {
 	HealthCheckGracePeriod  int32                            `json:"healthCheckGracePeriodSeconds,omitempty"`
 	PropagateTags           string                           `json:"propagateTags,omitempty"`
 	EnableECSManagedTags    bool                             `json:"enableECSManagedTags,omitempty"`
+	RoleARN                 string                           `json:"roleArn,omitempty"`
 	Tags                    []ecsapi.Tag                     `json:"tags,omitempty"`
 	ClientToken             string                           `json:"clientToken,omitempty"`
 	RequestHash             string                           `json:"requestHash,omitempty"`
@@ -249,7 +250,7 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 	if !serviceNameRE.MatchString(name) {
 		return nil, invalid("Service name may only contain letters, numbers, hyphens and underscores, and be at most 255 characters.")
 	}
-	c, _, err := s.getCluster(ctx, cluster, false)
+	c, clusterRev, err := s.getCluster(ctx, cluster, false)
 	if err != nil {
 		return nil, err
 	}
@@ -348,23 +349,39 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 		NetworkConfiguration: in.NetworkConfiguration, HealthCheckGracePeriod: deref(in.HealthCheckGracePeriodSeconds),
 		PropagateTags: string(deref(in.PropagateTags)), EnableECSManagedTags: deref(in.EnableECSManagedTags),
 		Tags: in.Tags, ClientToken: token, RequestHash: hash, CreatedAt: now, CreatedBy: caller(ctx),
-		Deployments: []deploy.Deployment{dep}, Version: 1,
+		Deployments: []deploy.Deployment{dep}, Version: 1, RoleARN: s.roleARN(deref(in.Role)),
 	}
 	b, _ := json.Marshal(rec)
 	cmp := store.Absent(key)
 	if rev > 0 {
 		cmp = store.ModRevisionIs(key, rev)
 	}
-	res, err := s.st.Txn(ctx, []store.Cmp{cmp}, store.Put(key, b))
+	// The cluster must be unchanged: DeleteCluster makes it INACTIVE
+	// only if no service appeared since it counted them.
+	res, err := s.st.Txn(ctx, []store.Cmp{cmp, store.ModRevisionIs(keyClusters+cluster, clusterRev)}, store.Put(key, b))
 	if err != nil {
 		return nil, err
 	}
 	if !res.Succeeded {
+		if _, r, err := s.getCluster(ctx, cluster, false); err != nil {
+			return nil, err
+		} else if r != clusterRev {
+			return s.CreateService(ctx, in) // the cluster changed (tags, settings): decide again
+		}
 		return nil, invalid("Creation of service was not idempotent.")
 	}
 	s.log.Info("service created", "cluster", cluster, "service", name, "taskDefinition", dep.TaskDefinition, "desiredCount", desired)
 	out := s.serviceOut(&rec, false)
 	return &ecsapi.CreateServiceResponse{Service: &out}, nil
+}
+
+// roleARN is the service role as ECS shows it: a role name (with its path,
+// if any) becomes the role's ARN in the account.
+func (s *Service) roleARN(role string) string {
+	if role == "" || arn.IsARN(role) {
+		return role
+	}
+	return "arn:" + s.arns.Partition + ":iam::" + s.arns.Account + ":role/" + strings.TrimPrefix(role, "/")
 }
 
 // serviceTarget resolves the cluster (which must exist) and the service
@@ -643,6 +660,7 @@ func (s *Service) serviceOut(r *serviceRecord, withTags bool) ecsapi.Service {
 		Tags:                          []ecsapi.Tag{},
 		PropagateTags:                 ptr(ecsapi.PropagateTags(orDefault(r.PropagateTags, string(ecsapi.PropagateTagsNone)))),
 		HealthCheckGracePeriodSeconds: ptr(r.HealthCheckGracePeriod),
+		RoleArn:                       optString(r.RoleARN),
 	}
 	if out.PlacementConstraints == nil {
 		out.PlacementConstraints = []ecsapi.PlacementConstraint{}

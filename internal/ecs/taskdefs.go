@@ -257,39 +257,53 @@ func (s *Service) DeregisterTaskDefinition(ctx context.Context, in *ecsapi.Dereg
 }
 
 // DeleteTaskDefinitions moves INACTIVE revisions to DELETE_IN_PROGRESS.
-// Per-revision problems come back as failures, as on ECS.
+// Per-revision problems come back as failures, as on ECS, with ECS's
+// reasons and the reference as given in the failure's arn.
 func (s *Service) DeleteTaskDefinitions(ctx context.Context, in *ecsapi.DeleteTaskDefinitionsRequest) (*ecsapi.DeleteTaskDefinitionsResponse, error) {
+	if len(in.TaskDefinitions) == 0 {
+		return nil, errs.R(errs.Invalid, reasonInvalidParameter, "size of TaskDefinition references list must be greater than 0")
+	}
 	if len(in.TaskDefinitions) > 10 {
-		return nil, errs.R(errs.Invalid, reasonInvalidParameter, "You can specify up to 10 task definitions in a single request.")
+		return nil, errs.R(errs.Invalid, reasonInvalidParameter, "Size of TaskDefinition references list cannot exceed 10")
 	}
 	out := &ecsapi.DeleteTaskDefinitionsResponse{TaskDefinitions: []ecsapi.TaskDefinition{}, Failures: []ecsapi.Failure{}}
 	for _, ref := range in.TaskDefinitions {
-		rec, err := s.changeTaskDef(ctx, ref, func(r *taskDefRecord) error {
-			switch deref(r.TaskDefinition.Status) {
-			case ecsapi.TaskDefinitionStatusActive:
-				return errs.R(errs.Conflict, reasonClient, "The specified task definition is ACTIVE: deregister it before deleting it.")
-			case ecsapi.TaskDefinitionStatusInactive:
-				r.TaskDefinition.Status = ptr(ecsapi.TaskDefinitionStatusDeleteInProgress)
-			}
-			return nil
-		})
-		if err != nil {
-			if errs.KindOf(err) == errs.Unavailable || errs.KindOf(err) == errs.Internal {
-				return nil, err
-			}
-			a := ref
-			if !arn.IsARN(ref) {
-				if f, r, perr := s.parseTaskDefRef(ref); perr == nil && r > 0 {
-					a = s.taskDefARN(f, r)
+		reason := ""
+		if _, rev, err := s.parseTaskDefRef(ref); err != nil || rev == 0 {
+			reason = reasonTaskDefInvalid
+		} else {
+			rec, err := s.changeTaskDef(ctx, ref, func(r *taskDefRecord) error {
+				switch deref(r.TaskDefinition.Status) {
+				case ecsapi.TaskDefinitionStatusActive:
+					return errs.R(errs.Conflict, reasonClient, reasonTaskDefStillActive)
+				case ecsapi.TaskDefinitionStatusInactive:
+					r.TaskDefinition.Status = ptr(ecsapi.TaskDefinitionStatusDeleteInProgress)
 				}
+				return nil
+			})
+			switch {
+			case err == nil:
+				out.TaskDefinitions = append(out.TaskDefinitions, rec.TaskDefinition)
+				continue
+			case errs.KindOf(err) == errs.Unavailable || errs.KindOf(err) == errs.Internal:
+				return nil, err
+			case errs.Is(err, errs.NotFound):
+				reason = reasonTaskDefMissing
+			default:
+				reason = errs.MessageOf(err)
 			}
-			out.Failures = append(out.Failures, ecsapi.Failure{Arn: ptr(a), Reason: ptr(errs.MessageOf(err))})
-			continue
 		}
-		out.TaskDefinitions = append(out.TaskDefinitions, rec.TaskDefinition)
+		out.Failures = append(out.Failures, ecsapi.Failure{Arn: ptr(ref), Reason: ptr(reason)})
 	}
 	return out, nil
 }
+
+// DeleteTaskDefinitions' failure reasons, in ECS's words.
+const (
+	reasonTaskDefInvalid     = "The specified task definition identifier is invalid. Specify a valid name or ARN and try again."
+	reasonTaskDefMissing     = "The specified task definition does not exist. Specify a valid account, family, revision and try again."
+	reasonTaskDefStillActive = "The specified task definition is still in ACTIVE status. Please deregister the target and try again."
+)
 
 // ListTaskDefinitions lists revision ARNs, by family then revision.
 func (s *Service) ListTaskDefinitions(ctx context.Context, in *ecsapi.ListTaskDefinitionsRequest) (*ecsapi.ListTaskDefinitionsResponse, error) {

@@ -210,6 +210,9 @@ func (s *etcdStore) Txn(ctx context.Context, cmps []Cmp, ops ...Op) (TxnResult, 
 			conds = append(conds, clientv3.Compare(clientv3.CreateRevision(c.Key), ">", 0))
 		case CmpAbsent:
 			conds = append(conds, clientv3.Compare(clientv3.CreateRevision(c.Key), "=", 0))
+		case CmpPrefixUnchangedSince:
+			// Every key in the range must satisfy it; an empty range does.
+			conds = append(conds, clientv3.Compare(clientv3.ModRevision(c.Key), "<", c.Revision+1).WithPrefix())
 		default:
 			return TxnResult{}, errs.E(errs.Invalid, "store: txn: unknown compare kind %d", c.Kind)
 		}

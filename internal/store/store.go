@@ -44,6 +44,9 @@ const (
 	CmpExists
 	// CmpAbsent is true when the key does not exist.
 	CmpAbsent
+	// CmpPrefixUnchangedSince is true when no key under the prefix Key was
+	// created or modified after Cmp.Revision (deletions do not count).
+	CmpPrefixUnchangedSince
 )
 
 // Cmp is one condition of a transaction; all must hold for the Then ops to run.
@@ -87,6 +90,13 @@ func DeletePrefix(prefix string) Op { return Op{Kind: OpDeletePrefix, Key: prefi
 // ModRevisionIs holds when key's ModRevision equals rev (0: key absent).
 func ModRevisionIs(key string, rev int64) Cmp {
 	return Cmp{Key: key, Kind: CmpModRevision, Revision: rev}
+}
+
+// PrefixUnchangedSince holds when no key under prefix was created or
+// modified after rev: a decision taken on a List at rev (counting what a
+// cluster holds, say) is still valid when it commits.
+func PrefixUnchangedSince(prefix string, rev int64) Cmp {
+	return Cmp{Key: prefix, Kind: CmpPrefixUnchangedSince, Revision: rev}
 }
 
 // Exists holds when key exists.

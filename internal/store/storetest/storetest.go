@@ -56,6 +56,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 			{"TxnCompareRevision", testTxnCompareRevision},
 			{"TxnAbsentExists", testTxnAbsentExists},
 			{"TxnAtomic", testTxnAtomic},
+			{"TxnPrefixUnchangedSince", testTxnPrefixUnchangedSince},
 			{"DeletePrefix", testDeletePrefix},
 			{"WatchHistory", testWatchHistory},
 			{"WatchLive", testWatchLive},
@@ -425,6 +426,42 @@ func testTxnAbsentExists(t *testing.T, s store.Store, p string) {
 	txnOK(t, s, []store.Cmp{store.Exists(k)}, store.Put(k, []byte("updated")))
 	txnOK(t, s, []store.Cmp{store.Exists(k)}, store.Delete(k))
 	txnOK(t, s, []store.Cmp{store.Absent(k)})
+}
+
+func testTxnPrefixUnchangedSince(t *testing.T, s store.Store, p string) {
+	ctx := ctxFor(t)
+	dir := p + "dir/"
+	// An empty prefix is unchanged since any revision.
+	txnOK(t, s, []store.Cmp{store.PrefixUnchangedSince(dir, 1)})
+	put(t, s, dir+"a", "1")
+	res, err := s.List(ctx, dir, store.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := res.Revision
+	txnOK(t, s, []store.Cmp{store.PrefixUnchangedSince(dir, at)}, store.Put(p+"decision", []byte("1")))
+	// A key outside the prefix does not matter; a sibling prefix either.
+	put(t, s, p+"dirx", "x")
+	put(t, s, p+"other/b", "x")
+	txnOK(t, s, []store.Cmp{store.PrefixUnchangedSince(dir, at)})
+	for name, change := range map[string]func(){
+		"created":  func() { put(t, s, dir+"b", "2") },
+		"modified": func() { put(t, s, dir+"a", "3") },
+	} {
+		change()
+		res, err := s.Txn(ctx, []store.Cmp{store.PrefixUnchangedSince(dir, at)}, store.Put(p+"decision", []byte("2")))
+		if err != nil || res.Succeeded {
+			t.Fatalf("key %s under the prefix after the revision: %+v, %v; want not succeeded", name, res, err)
+		}
+		l, err := s.List(ctx, dir, store.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		at = l.Revision
+	}
+	// A deletion does not count.
+	txnOK(t, s, nil, store.Delete(dir+"b"))
+	txnOK(t, s, []store.Cmp{store.PrefixUnchangedSince(dir, at)})
 }
 
 func testTxnAtomic(t *testing.T, s store.Store, p string) {
