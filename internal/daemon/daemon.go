@@ -102,7 +102,8 @@ type Server struct {
 	root    iam.Credentials
 	created bool
 	ecs     *ecs.Service
-	metrics *telemetry.Metrics
+	// prom is Berth's own Prometheus metrics (GET /metrics).
+	prom *telemetry.Metrics
 	// msrv and mln serve Config.MetricsListen (nil when unset).
 	msrv *http.Server
 	mln  net.Listener
@@ -125,7 +126,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	// Berth's own Prometheus metrics; etcd's join them when it runs here.
-	metrics := telemetry.New(telemetry.Options{EtcdMetrics: len(cfg.EtcdEndpoints) == 0})
+	prom := telemetry.New(telemetry.Options{EtcdMetrics: len(cfg.EtcdEndpoints) == 0})
 	rawStore, err := store.Open(ctx, store.Config{
 		DataDir:   cfg.DataDir + "/etcd",
 		Endpoints: cfg.EtcdEndpoints,
@@ -134,7 +135,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	st := metrics.Store(rawStore)
+	st := prom.Store(rawStore)
 	defer func() {
 		if err != nil {
 			st.Close()
@@ -150,7 +151,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, st: st, root: root, created: created, cancel: cancel, metrics: metrics}
+	s := &Server{cfg: cfg, st: st, root: root, created: created, cancel: cancel, prom: prom}
 
 	trail := audit.NewTrail(st, cfg.AuditRetention, log.With("component", "audit"))
 	s.goRun(func() { trail.Run(runCtx) })
@@ -158,7 +159,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	ecsSvc := ecs.New(st, ecs.Config{Region: cfg.Region, Account: cfg.Account, Endpoint: func() string { return s.Endpoint() }}, log.With("component", "ecs"))
 	s.ecs = ecsSvc
 	s.goRun(func() { ecsSvc.RunTaskGC(runCtx, cfg.TaskRetention) })
-	s.goRun(func() { ecsSvc.RunServiceController(runCtx, ecs.ServiceControllerConfig{Observer: metrics}) })
+	s.goRun(func() { ecsSvc.RunServiceController(runCtx, ecs.ServiceControllerConfig{Observer: prom}) })
 	s.goRun(func() { ecsSvc.RunLostInstanceMonitor(runCtx, ecs.LostInstanceConfig{}) })
 	reg := registry.New(registry.Config{Store: st, Blobs: blobs, Account: cfg.Account, Log: log.With("component", "registry")})
 	s.goRun(func() { reg.Run(runCtx) })
@@ -176,7 +177,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		limiter = throttle.New(cfg.ThrottleLimits)
 	}
 	gw := agentgw.New(ecsSvc, keys, log.With("component", "agentgw"))
-	gw.SetObserver(metrics)
+	gw.SetObserver(prom)
 	s.fd = awsproto.New(awsproto.Config{
 		Auth:     sigAuth{keys: keys, region: cfg.Region},
 		Limiter:  limiter,
@@ -185,8 +186,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		MaxBody:  cfg.MaxBody,
 		Region:   cfg.Region,
 		Agent:    gw,
-		Registry: metrics.RegistryHandler(registry.NewHandler(reg, registry.HandlerConfig{Identities: keys, Log: log.With("component", "registry")})),
-		Observer: metrics,
+		Registry: prom.RegistryHandler(registry.NewHandler(reg, registry.HandlerConfig{Identities: keys, Log: log.With("component", "registry")})),
+		Observer: prom,
 		Services: services(ecsSvc, trail, ecrSvc),
 	})
 
@@ -207,7 +208,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 		s.mln = mln
 		s.msrv = &http.Server{
-			Handler:           metricsOnly(metrics.Handler()),
+			Handler:           metricsOnly(prom.Handler()),
 			ReadHeaderTimeout: 30 * time.Second,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		}
@@ -219,7 +220,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		log.Info("prometheus metrics listening", "addr", mln.Addr().String(), "path", telemetry.Path)
 	}
 	s.srv = &http.Server{
-		Handler:           withMetrics(metrics.Handler(), s.fd),
+		Handler:           withMetrics(prom.Handler(), s.fd),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -266,8 +267,8 @@ func (s *Server) Store() store.Store { return s.st }
 // FrontDoor returns the API handler (tests, docs).
 func (s *Server) FrontDoor() *awsproto.FrontDoor { return s.fd }
 
-// Metrics returns the server's Prometheus metrics (tests).
-func (s *Server) Metrics() *telemetry.Metrics { return s.metrics }
+// Telemetry returns the server's own Prometheus metrics (tests).
+func (s *Server) Telemetry() *telemetry.Metrics { return s.prom }
 
 // MetricsAddr is the address of the separate metrics listener, "" when
 // Config.MetricsListen is unset.
