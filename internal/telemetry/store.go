@@ -18,7 +18,9 @@ import (
 func (m *Metrics) Store(st store.Store) store.Store {
 	s := &instrumentedStore{st: st, m: m}
 	for _, op := range storeOps {
-		s.dur[op] = m.storeDuration.WithLabelValues(op.String())
+		if op != opWatch { // a watch's events are counted, not timed
+			s.dur[op] = m.storeDuration.WithLabelValues(op.String())
+		}
 	}
 	return s
 }
@@ -48,7 +50,8 @@ func (o storeOp) String() string { return storeOpNames[o] }
 type instrumentedStore struct {
 	st store.Store
 	m  *Metrics
-	// dur holds each operation's histogram, looked up once.
+	// dur holds each operation's histogram, looked up once (none for
+	// opWatch).
 	dur [numStoreOps]prometheus.Observer
 }
 
