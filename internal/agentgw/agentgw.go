@@ -32,14 +32,41 @@ type Gateway struct {
 	keys *iam.Keyring // user credentials, for the admin calls
 	log  *slog.Logger
 	now  func() time.Time
+	obs  Observer
 }
+
+// Observer is told about agent traffic (metrics). Its methods are called
+// from request goroutines: they must be safe for concurrent use and must
+// not block.
+type Observer interface {
+	// StreamOpened and StreamClosed bracket an authenticated assignment
+	// stream (one connected agent).
+	StreamOpened()
+	StreamClosed()
+	// ReportReceived reports one agent report, and whether it was applied.
+	ReportReceived(err error)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) StreamOpened()        {}
+func (nopObserver) StreamClosed()        {}
+func (nopObserver) ReportReceived(error) {}
 
 // New returns the gateway.
 func New(svc *ecs.Service, keys *iam.Keyring, log *slog.Logger) *Gateway {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Gateway{ecs: svc, keys: keys, log: log, now: time.Now}
+	return &Gateway{ecs: svc, keys: keys, log: log, now: time.Now, obs: nopObserver{}}
+}
+
+// SetObserver makes o the gateway's observer; call it before serving.
+func (g *Gateway) SetObserver(o Observer) {
+	if o == nil {
+		o = nopObserver{}
+	}
+	g.obs = o
 }
 
 // Admin calls: Berth's own operations that have no AWS API, signed by a
@@ -131,7 +158,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			g.fail(w, errs.E(errs.Invalid, "malformed report: %v", err))
 			return
 		}
-		if err := g.ecs.ApplyReport(r.Context(), cred, rep); err != nil {
+		err = g.ecs.ApplyReport(r.Context(), cred, rep)
+		g.obs.ReportReceived(err)
+		if err != nil {
 			g.fail(w, err)
 			return
 		}
@@ -212,6 +241,8 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, cred ecs.AgentC
 		flusher.Flush()
 	}
 	enc := json.NewEncoder(w)
+	g.obs.StreamOpened()
+	defer g.obs.StreamClosed()
 	g.log.Info("agent connected", "instance", cred.InstanceID, "since", since)
 	defer g.log.Info("agent disconnected", "instance", cred.InstanceID)
 	for ev := range events {

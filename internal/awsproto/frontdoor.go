@@ -48,6 +48,16 @@ type Auth interface {
 	Authenticate(r *http.Request, body []byte, now time.Time) (iam.Identity, error)
 }
 
+// Observer is told about every AWS API request the front door answers
+// (not /health, /v2/ or /berth/): the service's signing name and the
+// operation's name, each "" when the request named none Berth serves (so
+// garbage cannot grow the label set), the AWS error code ("" on success),
+// and how long the answer took. It is called on the request's goroutine
+// after the answer is written, so it must be cheap and must not block.
+type Observer interface {
+	ObserveRequest(service, operation, code string, took time.Duration)
+}
+
 // Auditor records audit entries durably.
 type Auditor interface {
 	Record(ctx context.Context, rec audit.Record) error
@@ -64,6 +74,7 @@ type FrontDoor struct {
 	region   string
 	registry http.Handler
 	agent    http.Handler
+	observer Observer
 
 	bySigning map[string]*Service
 	byTarget  map[string]*Service
@@ -84,6 +95,7 @@ type Config struct {
 	Region   string           // default region when a request has no scope
 	Registry http.Handler     // serves /v2/ (OCI distribution); nil: 404
 	Agent    http.Handler     // serves /berth/ (agent protocol, admin); nil: 404
+	Observer Observer         // told about each API request; nil: none
 	Services []*Service
 }
 
@@ -99,6 +111,7 @@ func New(cfg Config) *FrontDoor {
 		region:    cfg.Region,
 		registry:  cfg.Registry,
 		agent:     cfg.Agent,
+		observer:  cfg.Observer,
 		bySigning: map[string]*Service{},
 		byTarget:  map[string]*Service{},
 		failedAuth: throttle.New(map[throttle.Class]throttle.Limit{
@@ -151,6 +164,10 @@ type exchange struct {
 	svc     *Service
 	started time.Time
 	form    url.Values
+	// op is the operation's name once resolved; code the AWS error code
+	// answered, if any (for the Observer).
+	op   string
+	code string
 }
 
 // ServeHTTP implements http.Handler.
@@ -182,6 +199,9 @@ func (fd *FrontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"status":"ok"}`)
 		return
+	}
+	if fd.observer != nil {
+		defer fd.observe(x)
 	}
 
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, fd.maxBody))
@@ -266,6 +286,8 @@ func (fd *FrontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+
+	x.op = op.Name
 
 	if !fd.limiter.Allow(id.AccessKey, throttle.ClassOf(x.svc.SigningName, op.Name, op.ReadOnly), x.started) {
 		// Throttled calls are audited, reads included, so operators can
@@ -404,7 +426,17 @@ func unknownServiceMessage(service, target string) string {
 	return "The request names no operation (no X-Amz-Target header and no Action)"
 }
 
+// observe tells the Observer about an answered request.
+func (fd *FrontDoor) observe(x *exchange) {
+	svc := ""
+	if x.svc != nil {
+		svc = x.svc.SigningName
+	}
+	fd.observer.ObserveRequest(svc, x.op, x.code, fd.now().Sub(x.started))
+}
+
 func (fd *FrontDoor) writeError(x *exchange, e *Error) {
+	x.code = e.Code
 	if x.svc != nil && x.svc.Protocol == Query || x.svc == nil && x.form != nil {
 		writeQueryError(x.w, x.svc, x.call.RequestID, e)
 		return

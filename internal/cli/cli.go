@@ -91,6 +91,7 @@ type serverFlags struct {
 	listen, dataDir, region, account, etcd, logLevel string
 	throttle, agent                                  bool
 	az, metadataAddr                                 string
+	metricsListen                                    string
 	auditRetention                                   time.Duration
 }
 
@@ -105,6 +106,7 @@ func (f *serverFlags) register(fs *flag.FlagSet, mode string) {
 	fs.BoolVar(&f.throttle, "throttle", true, "apply ECS's request rate limits per access key")
 	fs.DurationVar(&f.auditRetention, "audit-retention", 90*24*time.Hour, "how long audit records are kept")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.metricsListen, "metrics-listen", "", "also serve GET /metrics (Prometheus, no authentication) on this address; /metrics is always on --listen")
 	if mode == "up" {
 		fs.BoolVar(&f.agent, "agent", true, "run a node agent in the cluster default (needs Docker Engine)")
 		fs.StringVar(&f.az, "availability-zone", "", "the agent's ecs.availability-zone (default <region>a)")
@@ -152,6 +154,7 @@ func runServer(ctx context.Context, mode string, args []string, stdout, stderr i
 		Credentials:    envCredentials(),
 		Throttle:       f.throttle,
 		AuditRetention: f.auditRetention,
+		MetricsListen:  f.metricsListen,
 		Log:            log,
 	}
 	srv, err := daemon.Start(ctx, cfg)

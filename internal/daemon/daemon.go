@@ -29,6 +29,7 @@ import (
 	"github.com/berthdev/berth/internal/sigv4"
 	"github.com/berthdev/berth/internal/store"
 	"github.com/berthdev/berth/internal/sts"
+	"github.com/berthdev/berth/internal/telemetry"
 	"github.com/berthdev/berth/internal/throttle"
 )
 
@@ -57,6 +58,10 @@ type Config struct {
 	// least an hour); default 1h.
 	TaskRetention time.Duration
 	MaxBody       int64 // default awsproto.DefaultMaxBody
+	// MetricsListen, when set, is a second address serving only GET
+	// /metrics (Prometheus), for a scraper that must not reach the API
+	// port. /metrics is always served on Listen too.
+	MetricsListen string
 	Log           *slog.Logger
 }
 
@@ -97,6 +102,11 @@ type Server struct {
 	root    iam.Credentials
 	created bool
 	ecs     *ecs.Service
+	// prom is Berth's own Prometheus metrics (GET /metrics).
+	prom *telemetry.Metrics
+	// msrv and mln serve Config.MetricsListen (nil when unset).
+	msrv *http.Server
+	mln  net.Listener
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -115,7 +125,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(ctx, store.Config{
+	// Berth's own Prometheus metrics; etcd's join them when it runs here.
+	prom := telemetry.New(telemetry.Options{EtcdMetrics: len(cfg.EtcdEndpoints) == 0})
+	rawStore, err := store.Open(ctx, store.Config{
 		DataDir:   cfg.DataDir + "/etcd",
 		Endpoints: cfg.EtcdEndpoints,
 		Logger:    log,
@@ -123,6 +135,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	st := prom.Store(rawStore)
 	defer func() {
 		if err != nil {
 			st.Close()
@@ -138,7 +151,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, st: st, root: root, created: created, cancel: cancel}
+	s := &Server{cfg: cfg, st: st, root: root, created: created, cancel: cancel, prom: prom}
 
 	trail := audit.NewTrail(st, cfg.AuditRetention, log.With("component", "audit"))
 	s.goRun(func() { trail.Run(runCtx) })
@@ -146,7 +159,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	ecsSvc := ecs.New(st, ecs.Config{Region: cfg.Region, Account: cfg.Account, Endpoint: func() string { return s.Endpoint() }}, log.With("component", "ecs"))
 	s.ecs = ecsSvc
 	s.goRun(func() { ecsSvc.RunTaskGC(runCtx, cfg.TaskRetention) })
-	s.goRun(func() { ecsSvc.RunServiceController(runCtx, ecs.ServiceControllerConfig{}) })
+	s.goRun(func() { ecsSvc.RunServiceController(runCtx, ecs.ServiceControllerConfig{Observer: prom}) })
 	s.goRun(func() { ecsSvc.RunLostInstanceMonitor(runCtx, ecs.LostInstanceConfig{}) })
 	reg := registry.New(registry.Config{Store: st, Blobs: blobs, Account: cfg.Account, Log: log.With("component", "registry")})
 	s.goRun(func() { reg.Run(runCtx) })
@@ -163,6 +176,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.Throttle {
 		limiter = throttle.New(cfg.ThrottleLimits)
 	}
+	gw := agentgw.New(ecsSvc, keys, log.With("component", "agentgw"))
+	gw.SetObserver(prom)
 	s.fd = awsproto.New(awsproto.Config{
 		Auth:     sigAuth{keys: keys, region: cfg.Region},
 		Limiter:  limiter,
@@ -170,8 +185,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Log:      log.With("component", "api"),
 		MaxBody:  cfg.MaxBody,
 		Region:   cfg.Region,
-		Agent:    agentgw.New(ecsSvc, keys, log.With("component", "agentgw")),
-		Registry: registry.NewHandler(reg, registry.HandlerConfig{Identities: keys, Log: log.With("component", "registry")}),
+		Agent:    gw,
+		Registry: prom.RegistryHandler(registry.NewHandler(reg, registry.HandlerConfig{Identities: keys, Log: log.With("component", "registry")})),
+		Observer: prom,
 		Services: services(ecsSvc, trail, ecrSvc),
 	})
 
@@ -182,8 +198,29 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	s.ln = ln
+	if cfg.MetricsListen != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			ln.Close()
+			cancel()
+			s.wg.Wait()
+			return nil, fmt.Errorf("listen for metrics on %s: %w", cfg.MetricsListen, err)
+		}
+		s.mln = mln
+		s.msrv = &http.Server{
+			Handler:           metricsOnly(prom.Handler()),
+			ReadHeaderTimeout: 30 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		s.goRun(func() {
+			if err := s.msrv.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics server stopped", "err", err)
+			}
+		})
+		log.Info("prometheus metrics listening", "addr", mln.Addr().String(), "path", telemetry.Path)
+	}
 	s.srv = &http.Server{
-		Handler:           s.fd,
+		Handler:           withMetrics(prom.Handler(), s.fd),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -230,6 +267,35 @@ func (s *Server) Store() store.Store { return s.st }
 // FrontDoor returns the API handler (tests, docs).
 func (s *Server) FrontDoor() *awsproto.FrontDoor { return s.fd }
 
+// Telemetry returns the server's own Prometheus metrics (tests).
+func (s *Server) Telemetry() *telemetry.Metrics { return s.prom }
+
+// MetricsAddr is the address of the separate metrics listener, "" when
+// Config.MetricsListen is unset.
+func (s *Server) MetricsAddr() string {
+	if s.mln == nil {
+		return ""
+	}
+	return s.mln.Addr().String()
+}
+
+// withMetrics serves GET /metrics (no authentication: Prometheus scrapers
+// do not sign) and passes everything else to api.
+func withMetrics(metrics, api http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == telemetry.Path && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			metrics.ServeHTTP(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
+}
+
+// metricsOnly serves GET /metrics and answers 404 to anything else.
+func metricsOnly(metrics http.Handler) http.Handler {
+	return withMetrics(metrics, http.NotFoundHandler())
+}
+
 // Close stops serving (letting in-flight requests finish for up to 10 s),
 // stops the background loops and closes the store. Idempotent.
 func (s *Server) Close() error {
@@ -238,6 +304,9 @@ func (s *Server) Close() error {
 		defer cancel()
 		if err := s.srv.Shutdown(ctx); err != nil {
 			s.srv.Close()
+		}
+		if s.msrv != nil {
+			s.msrv.Close()
 		}
 		s.cancel()
 		s.wg.Wait()

@@ -40,7 +40,30 @@ type ServiceControllerConfig struct {
 	// such an instance STOPPED; the scheduler then replaces them as any
 	// stopped task.
 	LostAfter time.Duration
+	// Observer is told about the controller's work (metrics); nil: none.
+	Observer SchedulerObserver
 }
+
+// SchedulerObserver is told about the service controller's work. Its
+// methods are called from the controller's goroutines, so they must be safe
+// for concurrent use, cheap, and must not block.
+type SchedulerObserver interface {
+	// ServicePass reports one reconciliation pass over every service: how
+	// long it took and whether it failed.
+	ServicePass(took time.Duration, err error)
+	// TasksPlaced reports n service tasks placed and committed.
+	TasksPlaced(n int)
+	// PlacementFailed reports a Start that could not place (all) its tasks,
+	// with placement's reason (placement.Reason* constants).
+	PlacementFailed(reason string)
+}
+
+// nopSchedulerObserver is the Observer when none is configured.
+type nopSchedulerObserver struct{}
+
+func (nopSchedulerObserver) ServicePass(time.Duration, error) {}
+func (nopSchedulerObserver) TasksPlaced(int)                  {}
+func (nopSchedulerObserver) PlacementFailed(string)           {}
 
 // defaultServiceStrategies is the placement of a REPLICA service without
 // strategies: spread across Availability Zones, then across instances
@@ -68,6 +91,9 @@ func (s *Service) RunServiceController(ctx context.Context, cfg ServiceControlle
 	}
 	if cfg.LostAfter <= 0 {
 		cfg.LostAfter = DefaultLostAfter
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopSchedulerObserver{}
 	}
 	c := &serviceController{s: s, cfg: cfg, rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), disc: map[string]time.Time{}}
 	kick := make(chan struct{}, 1)
@@ -109,6 +135,9 @@ func (s *Service) RunServiceController(ctx context.Context, cfg ServiceControlle
 		after, err := c.pass(ctx)
 		lastPass = time.Since(t0)
 		placed = c.started.Load() != before
+		if ctx.Err() == nil {
+			cfg.Observer.ServicePass(lastPass, err)
+		}
 		s.log.Debug("service controller pass", "took", lastPass)
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -572,6 +601,7 @@ func (c *serviceController) start(ctx context.Context, cp *clusterPass, r *servi
 	msg := ""
 	if failure != nil {
 		msg = placement.UnableToPlaceMessage(r.Name, *failure)
+		c.cfg.Observer.PlacementFailed(failure.Reason)
 	}
 	if len(ids) > 0 {
 		c.s.log.Info("service tasks started", "cluster", r.Cluster, "service", r.Name, "deployment", st.DeploymentID, "count", len(ids))
@@ -627,6 +657,7 @@ func (c *serviceController) placeBatch(ctx context.Context, cp *clusterPass, clu
 		return nil, failure, false, nil
 	}
 	c.started.Add(int64(len(p.tasks)))
+	c.cfg.Observer.TasksPlaced(len(p.tasks))
 	ids := make([]string, len(p.tasks))
 	for i, t := range p.tasks {
 		ids[i] = t.rec.ID
