@@ -5,7 +5,11 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/berthdev/berth/internal/cli.Version=$(VERSION)
 DATA    ?= .berth
 
-.PHONY: all build run test test-short test-disruptive deps bench generate clean
+.PHONY: all build run test test-short test-race test-disruptive deps bench generate clean
+
+# Packages with goroutines of their own: run again under the race detector.
+RACE_PKGS := ./internal/agent ./internal/agentgw ./internal/taskrun ./internal/ecs ./internal/store \
+	./internal/registry ./internal/awsproto ./internal/telemetry
 
 all: build
 
@@ -21,7 +25,11 @@ run: deps build
 test: deps build
 	BERTH_REQUIRE_ETCD=1 BERTH_REQUIRE_CLIS=1 BERTH_REQUIRE_DOCKER=1 BERTH_BIN=$(CURDIR)/$(BIN) \
 		$(GO) test ./... -count=1 -timeout 30m
+	$(MAKE) test-race
 	$(MAKE) test-disruptive
+
+test-race:
+	BERTH_REQUIRE_DOCKER=1 $(GO) test -race -count=1 -timeout 15m $(RACE_PKGS)
 
 # Tests that restart Docker Engine: run alone, after the parallel suite.
 test-disruptive:
