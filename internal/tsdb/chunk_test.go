@@ -6,7 +6,6 @@ import (
 	"testing"
 )
 
-
 func randFloat(r *rand.Rand) float64 {
 	switch r.IntN(10) {
 	case 0:

@@ -85,6 +85,9 @@ func (db *DB) Flush() error {
 			return err
 		}
 	}
+	if crash("written") {
+		return errTestCrash("written")
+	}
 	// The commit point: a marker naming the files, written atomically.
 	marker := filepath.Join(db.walDir(), fmt.Sprintf("flush-%016x.commit", seg))
 	if err := writeFileSync(marker, []byte(strings.Join(finals, "\n")+"\n")); err != nil {
@@ -105,11 +108,17 @@ func (db *DB) Flush() error {
 		db.wal.mu.Unlock()
 		return err
 	}
+	if crash("committed") {
+		return errTestCrash("committed")
+	}
 	for _, f := range finals {
 		p := filepath.Join(db.dir, f)
 		if err := os.Rename(p+".tmp", p); err != nil {
 			return fail(err)
 		}
+	}
+	if crash("renamed") {
+		return errTestCrash("renamed")
 	}
 	for _, d := range dirs {
 		if err := syncDir(d); err != nil {
@@ -261,6 +270,9 @@ func (db *DB) compactPart(part int64) error {
 	if err := syncDir(dir); err != nil {
 		return err
 	}
+	if crash("compacted") {
+		return errTestCrash("compacted")
+	}
 	bf, err := openBlock(final, part, lo, hi)
 	if err != nil {
 		return err
@@ -344,3 +356,11 @@ func (db *DB) ApplyRetention() error {
 	}
 	return errors.Join(errsOut...)
 }
+
+// testHookFlush, when set, stops a flush or compaction at the named stage
+// as a crash would (tests only).
+var testHookFlush func(stage string) bool
+
+func crash(stage string) bool { return testHookFlush != nil && testHookFlush(stage) }
+
+func errTestCrash(stage string) error { return errors.New("tsdb: test crash at " + stage) }
