@@ -179,7 +179,7 @@ func TestQueryMatchesModelAcrossChunksBlocksAndRestarts(t *testing.T) {
 				{t0.Add(-3 * time.Hour), t0.Add(30 * time.Hour), time.Hour, "Count"},
 				{t0.Add(-3 * time.Hour), t0.Add(30 * time.Hour), 24 * time.Hour, ""},
 				{t0.Add(119 * time.Minute), t0.Add(121 * time.Minute), time.Second, ""}, // block boundary, sparse buckets
-				{t0, t0.Add(20 * 24 * time.Hour), time.Second, ""},                        // 1.7 M buckets: the sparse path
+				{t0, t0.Add(20 * 24 * time.Hour), time.Second, ""},                      // 1.7 M buckets: the sparse path
 			} {
 				want := refQuery(pts[:written], k, q.from, q.to, q.period, q.unit, true)
 				got := mustQuery(t, db, k, q.from, q.to, q.period, q.unit, true)
@@ -228,7 +228,6 @@ func TestQueryMatchesModelAcrossChunksBlocksAndRestarts(t *testing.T) {
 		t.Fatalf("series %+v", got)
 	}
 }
-
 
 func TestPeriodAlignmentAndRange(t *testing.T) {
 	c := &clock{now: t0.Add(time.Hour)}
