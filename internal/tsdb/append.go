@@ -13,7 +13,7 @@ import (
 // batch is one Append's points with their series and units listed once;
 // it is also the WAL record:
 //
-//	varint wall time (ms) | uvarint nkeys, keys | uvarint nunits, units |
+//	varint wall time (ms) | uvarint nkeys, per key: key, byte flags (1: high resolution) | uvarint nunits, units |
 //	uvarint npoints, per point: uvarint key index, uvarint unit index, varint time (ms),
 //	float64 min, max, sum, count (little endian)
 type batch struct {
@@ -24,9 +24,10 @@ type batch struct {
 }
 
 type batchKey struct {
-	key SeriesKey
-	ks  string
-	s   *series // resolved under DB.mu
+	key     SeriesKey
+	ks      string
+	highRes bool    // some point of the batch has StorageResolution 1
+	s       *series // resolved under DB.mu
 }
 
 type batchPoint struct {
@@ -73,6 +74,9 @@ func newBatch(pts []Point, wall, oldest int64, retention time.Duration) (*batch,
 				b.keys = append(b.keys, batchKey{key: key, ks: ks})
 			}
 		}
+		if p.HighResolution {
+			b.keys[k].highRes = true
+		}
 		u := slices.Index(b.units, p.Unit)
 		if u < 0 {
 			u = len(b.units)
@@ -93,6 +97,11 @@ func (b *batch) encode(out []byte) []byte {
 	out = binary.AppendUvarint(out, uint64(len(b.keys)))
 	for _, k := range b.keys {
 		out = appendKey(out, k.key)
+		var flags byte
+		if k.highRes {
+			flags |= 1
+		}
+		out = append(out, flags)
 	}
 	out = binary.AppendUvarint(out, uint64(len(b.units)))
 	for _, u := range b.units {
@@ -120,7 +129,7 @@ func decodeBatch(payload []byte) (*batch, error) {
 	}
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		k := d.key()
-		b.keys = append(b.keys, batchKey{key: k, ks: k.String()})
+		b.keys = append(b.keys, batchKey{key: k, ks: k.String(), highRes: d.byte()&1 != 0})
 	}
 	if n = d.uvarint(); n > uint64(len(payload)) {
 		return nil, errShort
@@ -202,6 +211,7 @@ func (db *DB) apply(b *batch) {
 			}
 		}
 		k.s.lastWrite = max(k.s.lastWrite, b.wall)
+		k.s.highRes = k.s.highRes || k.highRes
 	}
 	for _, p := range b.pts {
 		s := b.keys[p.k].s

@@ -47,6 +47,7 @@ type series struct {
 	ks        string
 	units     []string
 	lastWrite int64 // ms, wall time of the last Append
+	highRes   bool  // some sample was stored with StorageResolution 1
 	head      []*headPart
 	flushing  []*headPart // being written to blocks; still read by queries
 	disk      []diskChunk
@@ -255,6 +256,7 @@ func (db *DB) attachBlock(bf *blockFile) {
 			s.units = bs.units
 		}
 		s.lastWrite = max(s.lastWrite, bs.lastWrite)
+		s.highRes = s.highRes || bs.highRes
 		s.disk = append(s.disk, bs.chunks...)
 		bf.refs += len(bs.chunks)
 	}
@@ -315,7 +317,7 @@ func (db *DB) Series(namespace string) []SeriesInfo {
 	infos := make([]SeriesInfo, len(out))
 	slices.SortFunc(out, func(a, b *series) int { return strings.Compare(a.ks, b.ks) })
 	for i, s := range out {
-		infos[i] = SeriesInfo{Key: s.key, LastWrite: time.UnixMilli(s.lastWrite), Units: slices.Clone(s.units)}
+		infos[i] = SeriesInfo{Key: s.key, LastWrite: time.UnixMilli(s.lastWrite), Units: slices.Clone(s.units), HighResolution: s.highRes}
 	}
 	db.mu.RUnlock()
 	return infos

@@ -34,7 +34,7 @@ func (db *DB) Flush() error {
 			continue
 		}
 		for _, hp := range s.head {
-			byPart[hp.part] = append(byPart[hp.part], seriesChunks{key: s.key, lastWrite: s.lastWrite,
+			byPart[hp.part] = append(byPart[hp.part], seriesChunks{key: s.key, lastWrite: s.lastWrite, highRes: s.highRes,
 				units: slices.Clone(s.units), chunks: hp.chunks()})
 		}
 		s.flushing, s.head = s.head, nil
@@ -210,6 +210,7 @@ func (db *DB) compactPart(part int64) error {
 		chunks []diskChunk
 		units  []string
 		lw     int64
+		hr     bool
 	}
 	var items []item
 	for _, s := range db.series {
@@ -220,7 +221,7 @@ func (db *DB) compactPart(part int64) error {
 			}
 		}
 		if len(cs) > 0 {
-			items = append(items, item{s, cs, slices.Clone(s.units), s.lastWrite})
+			items = append(items, item{s, cs, slices.Clone(s.units), s.lastWrite, s.highRes})
 		}
 	}
 	db.mu.RUnlock()
@@ -249,7 +250,7 @@ func (db *DB) compactPart(part int64) error {
 			}
 		}
 		slices.SortStableFunc(samples, func(a, b rawSample) int { return cmp.Compare(a.t, b.t) })
-		sc := seriesChunks{key: x.s.key, lastWrite: x.lw, units: x.units}
+		sc := seriesChunks{key: x.s.key, lastWrite: x.lw, highRes: x.hr, units: x.units}
 		for i := 0; i < len(samples); i += maxChunkSamples {
 			e := newChunkEncoder()
 			for _, r := range samples[i:min(i+maxChunkSamples, len(samples))] {

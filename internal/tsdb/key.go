@@ -122,4 +122,7 @@ type SeriesInfo struct {
 	Key       SeriesKey
 	LastWrite time.Time // wall time (Options.Now) of the last Append that touched it
 	Units     []string  // units its samples were stored with, in first-seen order
+	// HighResolution is true once a datapoint was stored with
+	// StorageResolution 1.
+	HighResolution bool
 }
