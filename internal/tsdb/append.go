@@ -259,6 +259,9 @@ func (db *DB) Append(ctx context.Context, pts []Point) error {
 		return err
 	}
 	payload := b.encode(make([]byte, 0, 48*len(pts)+64*len(b.keys)))
+	if len(payload) > maxWALRecord {
+		return errs.R(errs.Invalid, "tsdb.batch_too_large", "a batch of %d points is %d bytes encoded, more than %d", len(pts), len(payload), maxWALRecord)
+	}
 
 	db.mu.Lock()
 	if db.closed {
