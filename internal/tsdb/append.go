@@ -208,6 +208,7 @@ func (db *DB) apply(b *batch) {
 			if k.s = db.series[k.ks]; k.s == nil {
 				k.s = &series{key: k.key, ks: k.ks}
 				db.series[k.ks] = k.s
+				db.seriesVersion++
 			}
 		}
 		k.s.lastWrite = max(k.s.lastWrite, b.wall)

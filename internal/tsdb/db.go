@@ -76,6 +76,13 @@ type DB struct {
 	headSince   time.Time // wall time of the first sample in an empty head
 	blocks      map[int64][]*blockFile
 	closed      bool
+	// seriesVersion changes whenever a series is added or removed; the
+	// sorted list Series answers from is rebuilt when it changed.
+	seriesVersion uint64
+
+	sortMu        sync.Mutex // guards the two fields below (read under mu.RLock)
+	sorted        []*series  // all series by key string
+	sortedVersion uint64
 
 	wal     *wal
 	flushCh chan struct{}
@@ -251,6 +258,7 @@ func (db *DB) attachBlock(bf *blockFile) {
 		if s == nil {
 			s = &series{key: bs.key, ks: ks}
 			db.series[ks] = s
+			db.seriesVersion++
 		}
 		if len(bs.units) > len(s.units) { // unit tables only grow: the longest is the newest
 			s.units = bs.units
@@ -308,19 +316,56 @@ func (db *DB) insert(s *series, t int64, smp Sample, unit uint8) {
 // Series lists known series of a namespace ("" = all), sorted by key string.
 func (db *DB) Series(namespace string) []SeriesInfo {
 	db.mu.RLock()
-	out := make([]*series, 0, len(db.series))
-	for _, s := range db.series {
-		if namespace == "" || s.key.Namespace == namespace {
-			out = append(out, s)
+	defer db.mu.RUnlock()
+	all := db.sortedSeries()
+	lo, hi := 0, len(all)
+	if namespace != "" {
+		prefix := string(appendEscaped(nil, namespace)) + "|"
+		lo, _ = slices.BinarySearchFunc(all, prefix, func(s *series, p string) int { return strings.Compare(s.ks, p) })
+		for hi = lo; hi < len(all) && strings.HasPrefix(all[hi].ks, prefix); hi++ {
 		}
 	}
-	infos := make([]SeriesInfo, len(out))
-	slices.SortFunc(out, func(a, b *series) int { return strings.Compare(a.ks, b.ks) })
-	for i, s := range out {
-		infos[i] = SeriesInfo{Key: s.key, LastWrite: time.UnixMilli(s.lastWrite), Units: slices.Clone(s.units), HighResolution: s.highRes}
+	infos := make([]SeriesInfo, 0, hi-lo)
+	for _, s := range all[lo:hi] {
+		if namespace == "" || s.key.Namespace == namespace {
+			infos = append(infos, s.info())
+		}
 	}
-	db.mu.RUnlock()
 	return infos
+}
+
+// Lookup returns what is known of one series.
+func (db *DB) Lookup(key SeriesKey) (SeriesInfo, bool) {
+	if !dimsSorted(key.Dims) {
+		key = NewKey(key.Namespace, key.MetricName, key.Dims)
+	}
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	s := db.series[key.String()]
+	if s == nil {
+		return SeriesInfo{}, false
+	}
+	return s.info(), true
+}
+
+func (s *series) info() SeriesInfo {
+	return SeriesInfo{Key: s.key, LastWrite: time.UnixMilli(s.lastWrite), Units: slices.Clone(s.units), HighResolution: s.highRes}
+}
+
+// sortedSeries returns all series sorted by key string, rebuilding the list
+// when series were added or removed. Caller holds mu (read or write).
+func (db *DB) sortedSeries() []*series {
+	db.sortMu.Lock()
+	defer db.sortMu.Unlock()
+	if db.sorted == nil || db.sortedVersion != db.seriesVersion {
+		all := make([]*series, 0, len(db.series))
+		for _, s := range db.series {
+			all = append(all, s)
+		}
+		slices.SortFunc(all, func(a, b *series) int { return strings.Compare(a.ks, b.ks) })
+		db.sorted, db.sortedVersion = all, db.seriesVersion
+	}
+	return db.sorted
 }
 
 // Close stops the maintenance loop, flushes the head to blocks and closes

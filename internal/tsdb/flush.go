@@ -331,6 +331,7 @@ func (db *DB) ApplyRetention() error {
 		})
 		if len(s.head) == 0 && len(s.flushing) == 0 && len(s.disk) == 0 && s.lastWrite <= cutoff {
 			delete(db.series, ks)
+			db.seriesVersion++
 		}
 	}
 	for _, f := range gone {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -153,4 +154,55 @@ func FuzzWALRecord(f *testing.F) {
 			t.Fatalf("re-decode: %v", err)
 		}
 	})
+}
+
+func TestSeriesByNamespaceAndLookup(t *testing.T) {
+	c := &clock{now: t0}
+	db := mustOpen(t, t.TempDir(), testOpts(c))
+	defer db.Close()
+	nss := []string{"A", "AB", "A|B", `A\`, "A=", "", "B", "A B"}
+	add := func(ns, name string) {
+		mustAppend(t, db, []Point{{Key: NewKey(ns, name, []Dim{{"d", ns}}), T: t0, Sample: ValueSample(1, 1), Unit: "Count"}})
+	}
+	check := func() {
+		t.Helper()
+		all := db.Series("")
+		for i := 1; i < len(all); i++ {
+			if all[i-1].Key.String() >= all[i].Key.String() {
+				t.Fatalf("not sorted: %q before %q", all[i-1].Key.String(), all[i].Key.String())
+			}
+		}
+		for _, ns := range nss {
+			var want []string
+			for _, s := range all {
+				if s.Key.Namespace == ns {
+					want = append(want, s.Key.String())
+				}
+			}
+			var got []string
+			for _, s := range db.Series(ns) {
+				got = append(got, s.Key.String())
+			}
+			if ns != "" && !slices.Equal(got, want) {
+				t.Fatalf("namespace %q: %q, want %q", ns, got, want)
+			}
+		}
+	}
+	for _, ns := range nss {
+		add(ns, "M")
+	}
+	check()
+	add("A", "N") // the cached order must see new series
+	add("AB", "0")
+	check()
+	if n := len(db.Series("A")); n != 2 {
+		t.Fatalf("namespace A has %d series", n)
+	}
+	info, ok := db.Lookup(SeriesKey{Namespace: "A|B", MetricName: "M", Dims: []Dim{{"d", "A|B"}}})
+	if !ok || !slices.Equal(info.Units, []string{"Count"}) || !info.LastWrite.Equal(t0) {
+		t.Fatalf("lookup: %+v %v", info, ok)
+	}
+	if _, ok := db.Lookup(NewKey("A", "Nope", nil)); ok {
+		t.Fatal("lookup of an unknown series")
+	}
 }
