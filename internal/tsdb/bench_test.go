@@ -228,7 +228,7 @@ func flatQuery(flat []byte, from, to time.Time, period time.Duration) []Bucket {
 			Sum:   math.Float64frombits(binary.LittleEndian.Uint64(flat[off+24:])),
 			Count: math.Float64frombits(binary.LittleEndian.Uint64(flat[off+32:])),
 		}
-		dense[(ts-start)/pm].add(s, false)
+		dense[(ts-start)/pm].add(s)
 	}
 	var out []Bucket
 	for i := range dense {

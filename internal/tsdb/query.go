@@ -14,10 +14,15 @@ import (
 type acc struct {
 	min, max, sum, count float64
 	n                    int
-	vals                 []ValueCount
 }
 
-func (a *acc) add(s Sample, wantValues bool) {
+// bucketValue is a value of bucket i, collected for all buckets in one slice.
+type bucketValue struct {
+	i    int64
+	v, c float64
+}
+
+func (a *acc) add(s Sample) {
 	if a.n == 0 {
 		a.min, a.max = s.Min, s.Max
 	} else {
@@ -27,9 +32,6 @@ func (a *acc) add(s Sample, wantValues bool) {
 	a.sum += s.Sum
 	a.count += s.Count
 	a.n++
-	if wantValues && s.isValue() {
-		a.vals = append(a.vals, ValueCount{V: s.Min, C: s.Count})
-	}
 }
 
 // denseBuckets is the most buckets a query aggregates in a slice; wider
@@ -61,17 +63,20 @@ func (db *DB) Query(key SeriesKey, from, to time.Time, period time.Duration, uni
 	} else {
 		sparse = map[int64]*acc{}
 	}
-	bucket := func(ts int64) *acc {
+	var vals []bucketValue
+	add := func(ts int64, s Sample) {
 		i := (ts - start) / pm
+		var a *acc
 		if dense != nil {
-			return &dense[i]
-		}
-		a := sparse[i]
-		if a == nil {
+			a = &dense[i]
+		} else if a = sparse[i]; a == nil {
 			a = &acc{}
 			sparse[i] = a
 		}
-		return a
+		a.add(s)
+		if wantValues && s.isValue() {
+			vals = append(vals, bucketValue{i, s.Min, s.Count})
+		}
 	}
 
 	db.mu.RLock()
@@ -92,7 +97,7 @@ func (db *DB) Query(key SeriesKey, from, to time.Time, period time.Duration, uni
 			if it.t < f || it.t >= t || (wantUnit >= 0 && int(it.unit) != wantUnit) {
 				continue
 			}
-			bucket(it.t).add(it.s, wantValues)
+			add(it.t, it.s)
 		}
 		return it.err
 	}
@@ -134,15 +139,48 @@ func (db *DB) Query(key SeriesKey, from, to time.Time, period time.Duration, uni
 		}
 	}
 
+	// Values: sorted by bucket then value, equal values merged, one backing
+	// array cut per bucket (capacity-limited so appending cannot spill over).
+	var perBucket map[int64][]ValueCount
+	if wantValues && len(vals) > 0 {
+		slices.SortFunc(vals, func(a, b bucketValue) int {
+			if c := cmp.Compare(a.i, b.i); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.v, b.v)
+		})
+		all := make([]ValueCount, 0, len(vals))
+		perBucket = map[int64][]ValueCount{}
+		from := 0
+		for j, bv := range vals {
+			if j > 0 && bv.i == vals[j-1].i && bv.v == vals[j-1].v {
+				all[len(all)-1].C += bv.c
+			} else {
+				if j > 0 && bv.i != vals[j-1].i {
+					perBucket[vals[j-1].i] = all[from:len(all):len(all)]
+					from = len(all)
+				}
+				all = append(all, ValueCount{V: bv.v, C: bv.c})
+			}
+		}
+		perBucket[vals[len(vals)-1].i] = all[from:len(all):len(all)]
+	}
 	var out []Bucket
 	emit := func(i int64, a *acc) {
 		b := Bucket{T: time.UnixMilli(start + i*pm).UTC(), Min: a.min, Max: a.max, Sum: a.sum, Count: a.count}
 		if wantValues {
-			b.Values = mergeValues(a.vals)
+			b.Values = perBucket[i]
 		}
 		out = append(out, b)
 	}
 	if dense != nil {
+		n := 0
+		for i := range dense {
+			if dense[i].n > 0 {
+				n++
+			}
+		}
+		out = make([]Bucket, 0, n)
 		for i := range dense {
 			if dense[i].n > 0 {
 				emit(int64(i), &dense[i])
