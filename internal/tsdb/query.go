@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berthdev/berth/internal/errs"
@@ -54,16 +55,23 @@ func (db *DB) Query(key SeriesKey, from, to time.Time, period time.Duration, uni
 	if !slices.IsSortedFunc(key.Dims, func(a, b Dim) int { return strings.Compare(a.Name, b.Name) }) {
 		key = NewKey(key.Namespace, key.MetricName, key.Dims)
 	}
+	sc := scratchPool.Get().(*queryScratch)
+	defer scratchPool.Put(sc)
 	start := floorDiv(f, pm) * pm
 	nb := (t-start-1)/pm + 1
 	var dense []acc
 	var sparse map[int64]*acc
 	if nb <= denseBuckets {
-		dense = make([]acc, nb)
+		if cap(sc.dense) >= int(nb) {
+			dense = sc.dense[:nb]
+			clear(dense)
+		} else {
+			dense = make([]acc, nb)
+		}
 	} else {
 		sparse = map[int64]*acc{}
 	}
-	var vals []bucketValue
+	vals := sc.vals[:0]
 	add := func(ts int64, s Sample) {
 		i := (ts - start) / pm
 		var a *acc
@@ -123,7 +131,7 @@ func (db *DB) Query(key SeriesKey, from, to time.Time, period time.Duration, uni
 			}
 		}
 	}
-	var buf []byte
+	buf := sc.buf
 	for i := range s.disk {
 		c := &s.disk[i]
 		if !overlaps(c.minT, c.maxT) {
@@ -141,35 +149,51 @@ func (db *DB) Query(key SeriesKey, from, to time.Time, period time.Duration, uni
 
 	// Values: sorted by bucket then value, equal values merged, one backing
 	// array cut per bucket (capacity-limited so appending cannot spill over).
-	var perBucket map[int64][]ValueCount
+	type segment struct {
+		i    int64
+		vals []ValueCount
+	}
+	var segs []segment // ascending by bucket, as buckets are emitted
 	if wantValues && len(vals) > 0 {
-		slices.SortFunc(vals, func(a, b bucketValue) int {
-			if c := cmp.Compare(a.i, b.i); c != 0 {
-				return c
+		// Samples mostly arrive in time order: sort by bucket only if needed,
+		// then each bucket's few values.
+		byBucket := func(a, b bucketValue) int { return cmp.Compare(a.i, b.i) }
+		if !slices.IsSortedFunc(vals, byBucket) {
+			slices.SortStableFunc(vals, byBucket)
+		}
+		for lo := 0; lo < len(vals); {
+			hi := lo + 1
+			for hi < len(vals) && vals[hi].i == vals[lo].i {
+				hi++
 			}
-			return cmp.Compare(a.v, b.v)
-		})
+			if hi-lo > 1 {
+				slices.SortFunc(vals[lo:hi], func(a, b bucketValue) int { return cmp.Compare(a.v, b.v) })
+			}
+			lo = hi
+		}
 		all := make([]ValueCount, 0, len(vals))
-		perBucket = map[int64][]ValueCount{}
 		from := 0
 		for j, bv := range vals {
 			if j > 0 && bv.i == vals[j-1].i && bv.v == vals[j-1].v {
 				all[len(all)-1].C += bv.c
 			} else {
 				if j > 0 && bv.i != vals[j-1].i {
-					perBucket[vals[j-1].i] = all[from:len(all):len(all)]
+					segs = append(segs, segment{vals[j-1].i, all[from:len(all):len(all)]})
 					from = len(all)
 				}
 				all = append(all, ValueCount{V: bv.v, C: bv.c})
 			}
 		}
-		perBucket[vals[len(vals)-1].i] = all[from:len(all):len(all)]
+		segs = append(segs, segment{vals[len(vals)-1].i, all[from:len(all):len(all)]})
 	}
 	var out []Bucket
 	emit := func(i int64, a *acc) {
 		b := Bucket{T: time.UnixMilli(start + i*pm).UTC(), Min: a.min, Max: a.max, Sum: a.sum, Count: a.count}
-		if wantValues {
-			b.Values = perBucket[i]
+		for len(segs) > 0 && segs[0].i < i {
+			segs = segs[1:]
+		}
+		if len(segs) > 0 && segs[0].i == i {
+			b.Values = segs[0].vals
 		}
 		out = append(out, b)
 	}
@@ -196,8 +220,19 @@ func (db *DB) Query(key SeriesKey, from, to time.Time, period time.Duration, uni
 			emit(i, sparse[i])
 		}
 	}
+	sc.dense, sc.vals, sc.buf = dense, vals, buf
 	return out, nil
 }
+
+// queryScratch is what a query needs only while it runs, pooled: the
+// bucket accumulators, the collected values and the chunk read buffer.
+type queryScratch struct {
+	dense []acc
+	vals  []bucketValue
+	buf   []byte
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(queryScratch) }}
 
 // mergeValues sorts values by V and merges equal ones.
 func mergeValues(vs []ValueCount) []ValueCount {
