@@ -216,7 +216,15 @@ func flatQuery(flat []byte, from, to time.Time, period time.Duration) []Bucket {
 	pm := period.Milliseconds()
 	f, t := from.UnixMilli(), to.UnixMilli()
 	start := floorDiv(f, pm) * pm
-	dense := make([]acc, (t-start-1)/pm+1)
+	// The same pooled scratch and exact output allocation as Query.
+	sc := scratchPool.Get().(*queryScratch)
+	defer scratchPool.Put(sc)
+	nb := int((t-start-1)/pm + 1)
+	if cap(sc.dense) < nb {
+		sc.dense = make([]acc, nb)
+	}
+	dense := sc.dense[:nb]
+	clear(dense)
 	for off := 0; off+41 <= len(flat); off += 41 {
 		ts := int64(binary.LittleEndian.Uint64(flat[off:]))
 		if ts < f || ts >= t {
@@ -230,7 +238,13 @@ func flatQuery(flat []byte, from, to time.Time, period time.Duration) []Bucket {
 		}
 		dense[(ts-start)/pm].add(s)
 	}
-	var out []Bucket
+	n := 0
+	for i := range dense {
+		if dense[i].n > 0 {
+			n++
+		}
+	}
+	out := make([]Bucket, 0, n)
 	for i := range dense {
 		if a := &dense[i]; a.n > 0 {
 			out = append(out, Bucket{T: time.UnixMilli(start + int64(i)*pm).UTC(), Min: a.min, Max: a.max, Sum: a.sum, Count: a.count})
