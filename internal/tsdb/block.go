@@ -80,6 +80,7 @@ func partDir(root string, part int64) string {
 // seriesChunks is what a block writer takes for one series.
 type seriesChunks struct {
 	key       SeriesKey
+	ks        string
 	lastWrite int64
 	highRes   bool
 	units     []string

@@ -34,7 +34,7 @@ func (db *DB) Flush() error {
 			continue
 		}
 		for _, hp := range s.head {
-			byPart[hp.part] = append(byPart[hp.part], seriesChunks{key: s.key, lastWrite: s.lastWrite, highRes: s.highRes,
+			byPart[hp.part] = append(byPart[hp.part], seriesChunks{key: s.key, ks: s.ks, lastWrite: s.lastWrite, highRes: s.highRes,
 				units: slices.Clone(s.units), chunks: hp.chunks()})
 		}
 		s.flushing, s.head = s.head, nil
@@ -60,7 +60,7 @@ func (db *DB) Flush() error {
 		if part+db.blockMs <= cutoff {
 			continue // expired already
 		}
-		slices.SortFunc(list, func(a, b seriesChunks) int { return strings.Compare(a.key.String(), b.key.String()) })
+		slices.SortFunc(list, func(a, b seriesChunks) int { return strings.Compare(a.ks, b.ks) })
 		dir := partDir(db.blocksDir(), part)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			restore()
@@ -250,7 +250,7 @@ func (db *DB) compactPart(part int64) error {
 			}
 		}
 		slices.SortStableFunc(samples, func(a, b rawSample) int { return cmp.Compare(a.t, b.t) })
-		sc := seriesChunks{key: x.s.key, lastWrite: x.lw, highRes: x.hr, units: x.units}
+		sc := seriesChunks{key: x.s.key, ks: x.s.ks, lastWrite: x.lw, highRes: x.hr, units: x.units}
 		for i := 0; i < len(samples); i += maxChunkSamples {
 			e := newChunkEncoder()
 			for _, r := range samples[i:min(i+maxChunkSamples, len(samples))] {
