@@ -52,8 +52,11 @@ func dimsSorted(d []Dim) bool {
 	return slices.IsSortedFunc(d, func(a, b Dim) int { return strings.Compare(a.Name, b.Name) })
 }
 
-// newBatch groups points by series and unit, rejecting points older than oldest.
+// newBatch groups points by series and unit, rejecting points older than
+// oldest or more than MaxFuture after wall (retention 0: no time checks,
+// for the benchmark's baseline).
 func newBatch(pts []Point, wall, oldest int64, retention time.Duration) (*batch, error) {
+	newest := wall + MaxFuture.Milliseconds()
 	b := &batch{wall: wall, pts: make([]batchPoint, len(pts))}
 	idx := map[string]uint32{}
 	var sb []byte
@@ -86,6 +89,10 @@ func newBatch(pts []Point, wall, oldest int64, retention time.Duration) (*batch,
 		if t < oldest {
 			return nil, errs.R(errs.Invalid, "tsdb.too_old", "the timestamp %s of %s is older than the retention period (%s)",
 				p.T.UTC().Format(time.RFC3339), b.keys[k].ks, retention)
+		}
+		if t > newest && retention > 0 {
+			return nil, errs.R(errs.Invalid, "tsdb.too_new", "the timestamp %s of %s is more than %s in the future",
+				p.T.UTC().Format(time.RFC3339), b.keys[k].ks, MaxFuture)
 		}
 		b.pts[i] = batchPoint{k: k, u: uint32(u), t: t, s: p.Sample}
 	}

@@ -325,6 +325,10 @@ func TestAppendRejectsTooOldAndLimits(t *testing.T) {
 	if !errs.Is(err, errs.Invalid) {
 		t.Fatalf("too old: %v", err)
 	}
+	err = db.Append(context.Background(), []Point{{Key: k(0), T: t0.Add(MaxFuture + time.Millisecond), Sample: ValueSample(1, 1)}})
+	if !errs.Is(err, errs.Invalid) || errs.ReasonOf(err) != "tsdb.too_new" {
+		t.Fatalf("too new: %v", err)
+	}
 	if len(db.Series("")) != 0 {
 		t.Fatal("a rejected batch stored something")
 	}
