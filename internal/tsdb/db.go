@@ -239,36 +239,58 @@ func (db *DB) loadBlocks() (uint64, error) {
 				continue
 			}
 			maxHi = max(maxHi, f.hi)
-			bf, err := openBlock(filepath.Join(dir, f.name), part, f.lo, f.hi)
+			bf, idx, err := openBlock(filepath.Join(dir, f.name), part, f.lo, f.hi)
 			if err != nil {
 				db.opt.Log.Error("tsdb: skipping unreadable block file", "path", filepath.Join(dir, f.name), "err", err)
 				continue
 			}
-			db.attachBlock(bf)
+			if err := db.attachIndex(bf, idx); err != nil { // checked by openBlock: a bug
+				return 0, fmt.Errorf("tsdb: %s: %w", bf.path, err)
+			}
 		}
 	}
 	return maxHi, nil
 }
 
-// attachBlock adds a block's chunks to its series. Caller holds mu (or is Open).
-func (db *DB) attachBlock(bf *blockFile) {
-	for _, bs := range bf.seriesIdx {
-		ks := bs.key.String()
-		s := db.series[ks]
+// attachIndex adds the chunks of a block read from disk to their series.
+// Caller holds mu (or is Open).
+func (db *DB) attachIndex(bf *blockFile, idx []byte) error {
+	err := bf.parseIndex(idx, func(e *indexEntry) {
+		s := db.series[string(e.ks)]
 		if s == nil {
-			s = &series{key: bs.key, ks: ks}
-			db.series[ks] = s
+			s = &series{key: e.key(), ks: string(e.ks)}
+			db.series[s.ks] = s
 			db.seriesVersion++
 		}
-		if len(bs.units) > len(s.units) { // unit tables only grow: the longest is the newest
-			s.units = bs.units
+		if len(e.units) > len(s.units) { // unit tables only grow: the longest is the newest
+			s.units = make([]string, len(e.units))
+			for i, u := range e.units {
+				s.units[i] = string(u)
+			}
 		}
-		s.lastWrite = max(s.lastWrite, bs.lastWrite)
-		s.highRes = s.highRes || bs.highRes
-		s.disk = append(s.disk, bs.chunks...)
-		bf.refs += len(bs.chunks)
+		s.lastWrite = max(s.lastWrite, e.lastWrite)
+		s.highRes = s.highRes || e.highRes
+		s.disk = append(s.disk, e.chunks...)
+	})
+	db.blocks[bf.part] = append(db.blocks[bf.part], bf)
+	return err
+}
+
+// attachWritten adds the chunks of a block just written (refs as
+// writeBlock returned them, for list) to their series. Caller holds mu.
+func (db *DB) attachWritten(bf *blockFile, list []seriesChunks, refs [][]diskChunk) {
+	for i, sc := range list {
+		s := db.series[sc.ks]
+		if s == nil { // cannot happen: a series with samples being written is not forgotten
+			s = &series{key: sc.key, ks: sc.ks, units: sc.units, lastWrite: sc.lastWrite}
+			db.series[s.ks] = s
+			db.seriesVersion++
+		}
+		for _, c := range refs[i] {
+			c.file = bf
+			s.disk = append(s.disk, c)
+		}
 	}
-	bf.seriesIdx = nil
 	db.blocks[bf.part] = append(db.blocks[bf.part], bf)
 }
 

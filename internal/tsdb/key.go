@@ -60,7 +60,7 @@ func appendKeyString(b []byte, k SeriesKey) []byte {
 	return b
 }
 
-func appendEscaped(b []byte, s string) []byte {
+func appendEscaped[T ~string | ~[]byte](b []byte, s T) []byte {
 	plain := true
 	for i := 0; i < len(s) && plain; i++ {
 		switch s[i] {
