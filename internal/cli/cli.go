@@ -169,9 +169,11 @@ func runServer(ctx context.Context, mode string, args []string, stdout, stderr i
 	}
 	fmt.Fprintf(stdout, "Berth is up at %s (region %s). Point the AWS CLI at it with:\n  eval \"$(%s env --data-dir %s --endpoint %s)\"\n",
 		srv.Endpoint(), cfg.Region, os.Args[0], cfg.DataDir, srv.Endpoint())
+	var ag *daemon.Agent
 	if mode == "up" && f.agent {
-		ag, err := startLocalAgent(ctx, srv, f, log)
+		ag, err = startLocalAgent(ctx, srv, f, log)
 		if err != nil {
+			ag = nil
 			log.Warn("no agent: tasks cannot run until Docker Engine answers and berth up restarts", "err", err)
 			fmt.Fprintf(stderr, "berth: warning: the local agent did not start: %v\n", err)
 		} else {
@@ -181,6 +183,11 @@ func runServer(ctx context.Context, mode string, args []string, stdout, stderr i
 	}
 	<-ctx.Done()
 	log.Info("shutting down")
+	// The agent first (its tasks keep running), so that it does not retry
+	// against a server that is going away.
+	if ag != nil {
+		ag.Close() //nolint:errcheck // it logged why it stopped, if it did
+	}
 	return srv.Close()
 }
 
