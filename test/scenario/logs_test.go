@@ -1,0 +1,298 @@
+package scenario
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	cwl "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	cwltypes "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
+
+	"github.com/berthdev/berth/internal/berthtest"
+)
+
+func logsClient(s *berthtest.Server) *cwl.Client {
+	return cwl.NewFromConfig(s.AWSConfig())
+}
+
+func putLines(t *testing.T, c *cwl.Client, group, stream string, lines ...string) {
+	t.Helper()
+	now := time.Now().UnixMilli()
+	var evs []cwltypes.InputLogEvent
+	for _, l := range lines {
+		evs = append(evs, cwltypes.InputLogEvent{Timestamp: aws.Int64(now), Message: aws.String(l)})
+	}
+	if _, err := c.PutLogEvents(context.Background(), &cwl.PutLogEventsInput{
+		LogGroupName: &group, LogStreamName: &stream, LogEvents: evs}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLogsThroughSDK drives the CloudWatch Logs API with the AWS SDK for Go v2.
+func TestLogsThroughSDK(t *testing.T) {
+	ctx := context.Background()
+	s := berthtest.Start(t, nil)
+	c := logsClient(s)
+	group := "/ecs/web"
+	if _, err := c.CreateLogGroup(ctx, &cwl.CreateLogGroupInput{LogGroupName: &group, Tags: map[string]string{"team": "core"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.CreateLogGroup(ctx, &cwl.CreateLogGroupInput{LogGroupName: &group})
+	var exists *cwltypes.ResourceAlreadyExistsException
+	if !errors.As(err, &exists) {
+		t.Fatalf("duplicate group: %v", err)
+	}
+	_, err = c.CreateLogGroup(ctx, &cwl.CreateLogGroupInput{LogGroupName: aws.String("bad name!")})
+	var invalid *cwltypes.InvalidParameterException
+	if !errors.As(err, &invalid) {
+		t.Fatalf("bad name: %v", err)
+	}
+	if _, err := c.PutRetentionPolicy(ctx, &cwl.PutRetentionPolicyInput{LogGroupName: &group, RetentionInDays: aws.Int32(7)}); err != nil {
+		t.Fatal(err)
+	}
+	dg, err := c.DescribeLogGroups(ctx, &cwl.DescribeLogGroupsInput{LogGroupNamePrefix: aws.String("/ecs/")})
+	if err != nil || len(dg.LogGroups) != 1 {
+		t.Fatalf("describe groups: %v %v", dg, err)
+	}
+	lg := dg.LogGroups[0]
+	if aws.ToInt32(lg.RetentionInDays) != 7 || aws.ToString(lg.LogGroupArn) != "arn:aws:logs:us-east-1:000000000000:log-group:/ecs/web" || lg.CreationTime == nil {
+		t.Fatalf("group: %+v", lg)
+	}
+	tags, err := c.ListTagsForResource(ctx, &cwl.ListTagsForResourceInput{ResourceArn: lg.LogGroupArn})
+	if err != nil || tags.Tags["team"] != "core" {
+		t.Fatalf("tags: %v %v", tags, err)
+	}
+
+	_, err = c.PutLogEvents(ctx, &cwl.PutLogEventsInput{LogGroupName: &group, LogStreamName: aws.String("nope"),
+		LogEvents: []cwltypes.InputLogEvent{{Timestamp: aws.Int64(time.Now().UnixMilli()), Message: aws.String("x")}}})
+	var nf *cwltypes.ResourceNotFoundException
+	if !errors.As(err, &nf) || !strings.Contains(err.Error(), "The specified log stream does not exist.") {
+		t.Fatalf("missing stream: %v", err)
+	}
+	for _, st := range []string{"web/app/1", "web/app/2"} {
+		if _, err := c.CreateLogStream(ctx, &cwl.CreateLogStreamInput{LogGroupName: &group, LogStreamName: aws.String(st)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 120 {
+		putLines(t, c, group, fmt.Sprintf("web/app/%d", i%2+1), fmt.Sprintf(`{"level":"%s","n":%d}`, []string{"info", "error"}[i%2], i))
+	}
+	// GetLogEvents from the head, page by page, until the token repeats.
+	var got int
+	var tok *string
+	for range 20 {
+		out, err := c.GetLogEvents(ctx, &cwl.GetLogEventsInput{LogGroupName: &group, LogStreamName: aws.String("web/app/1"),
+			StartFromHead: aws.Bool(true), Limit: aws.Int32(25), NextToken: tok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += len(out.Events)
+		if tok != nil && aws.ToString(out.NextForwardToken) == *tok {
+			break
+		}
+		tok = out.NextForwardToken
+	}
+	if got != 60 {
+		t.Fatalf("GetLogEvents: %d events", got)
+	}
+	// FilterLogEvents with a JSON pattern, through the SDK's paginator (it
+	// stops when nextToken is absent).
+	p := cwl.NewFilterLogEventsPaginator(c, &cwl.FilterLogEventsInput{LogGroupName: &group,
+		FilterPattern: aws.String(`{ $.level = "error" }`), Limit: aws.Int32(7)})
+	got = 0
+	for pages := 0; p.HasMorePages(); pages++ {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range out.Events {
+			if !strings.Contains(aws.ToString(e.Message), "error") || aws.ToString(e.LogStreamName) != "web/app/2" {
+				t.Fatalf("filtered event: %+v", e)
+			}
+		}
+		got += len(out.Events)
+		if pages > 20 {
+			t.Fatal("paginator does not end")
+		}
+	}
+	if got != 60 {
+		t.Fatalf("FilterLogEvents: %d events", got)
+	}
+	ds, err := c.DescribeLogStreams(ctx, &cwl.DescribeLogStreamsInput{LogGroupName: &group,
+		OrderBy: cwltypes.OrderByLastEventTime, Descending: aws.Bool(true)})
+	if err != nil || len(ds.LogStreams) != 2 || ds.LogStreams[0].LastEventTimestamp == nil || ds.LogStreams[0].LastIngestionTime == nil {
+		t.Fatalf("describe streams: %+v %v", ds, err)
+	}
+	if _, err := c.DeleteLogGroup(ctx, &cwl.DeleteLogGroupInput{LogGroupName: &group}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.FilterLogEvents(ctx, &cwl.FilterLogEventsInput{LogGroupName: &group})
+	if !errors.As(err, &nf) {
+		t.Fatalf("deleted group: %v", err)
+	}
+}
+
+// TestLogsThroughCLIs drives the Logs API with both AWS CLIs.
+func TestLogsThroughCLIs(t *testing.T) {
+	clis := berthtest.CLIs(t)
+	s := berthtest.Start(t, nil)
+	for _, cli := range clis {
+		t.Run(cli.Name, func(t *testing.T) {
+			run := func(args ...string) map[string]any {
+				t.Helper()
+				out, errOut, code := cli.Run(t, s, args...)
+				if code != 0 {
+					t.Fatalf("%v: exit %d: %s", args, code, errOut)
+				}
+				m := map[string]any{}
+				if strings.TrimSpace(out) != "" {
+					if err := json.Unmarshal([]byte(out), &m); err != nil {
+						t.Fatalf("%v: not JSON: %s", args, out)
+					}
+				}
+				return m
+			}
+			group := "cli-" + cli.Name
+			run("logs", "create-log-group", "--log-group-name", group, "--tags", "env=test")
+			run("logs", "create-log-stream", "--log-group-name", group, "--log-stream-name", "s1")
+			now := time.Now().UnixMilli()
+			events := fmt.Sprintf(`[{"timestamp":%d,"message":"hello world"},{"timestamp":%d,"message":"ERROR disk full"}]`, now, now+1)
+			put := run("logs", "put-log-events", "--log-group-name", group, "--log-stream-name", "s1", "--log-events", events)
+			if put["nextSequenceToken"] == nil {
+				t.Fatalf("put: %v", put)
+			}
+			ge := run("logs", "get-log-events", "--log-group-name", group, "--log-stream-name", "s1", "--start-from-head")
+			if evs := ge["events"].([]any); len(evs) != 2 {
+				t.Fatalf("get-log-events: %v", ge)
+			}
+			fe := run("logs", "filter-log-events", "--log-group-name", group, "--filter-pattern", "ERROR")
+			evs := fe["events"].([]any)
+			if len(evs) != 1 || evs[0].(map[string]any)["message"] != "ERROR disk full" || fe["nextToken"] != nil {
+				t.Fatalf("filter-log-events: %v", fe)
+			}
+			dg := run("logs", "describe-log-groups", "--log-group-name-prefix", group)
+			if gs := dg["logGroups"].([]any); len(gs) != 1 || gs[0].(map[string]any)["storedBytes"].(float64) == 0 {
+				t.Fatalf("describe-log-groups: %v", dg)
+			}
+			lt := run("logs", "list-tags-log-group", "--log-group-name", group)
+			if lt["tags"].(map[string]any)["env"] != "test" {
+				t.Fatalf("list-tags-log-group: %v", lt)
+			}
+			_, errOut, code := cli.Run(t, s, "logs", "describe-log-streams", "--log-group-name", "missing-"+group)
+			if code == 0 || !strings.Contains(errOut, "ResourceNotFoundException") {
+				t.Fatalf("missing group: %d %s", code, errOut)
+			}
+			_, errOut, code = cli.Run(t, s, "logs", "put-retention-policy", "--log-group-name", group, "--retention-in-days", "2")
+			if code == 0 || !strings.Contains(errOut, "InvalidParameterException") {
+				t.Fatalf("bad retention: %d %s", code, errOut)
+			}
+			run("logs", "delete-log-group", "--log-group-name", group)
+		})
+	}
+}
+
+// TestLogsTailFollowAgainstBinary runs `aws logs tail --follow` (CLI v2)
+// against the built binary and sees a newly put line arrive.
+func TestLogsTailFollowAgainstBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the binary")
+	}
+	if _, err := os.Stat("/usr/bin/aws"); err != nil {
+		t.Skip("AWS CLI v2 not installed")
+	}
+	p := berthtest.StartProcess(t, "up", t.TempDir(), nil)
+	c := logsClient(p.Server)
+	ctx := context.Background()
+	group := "/ecs/tail"
+	if _, err := c.CreateLogGroup(ctx, &cwl.CreateLogGroupInput{LogGroupName: &group}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateLogStream(ctx, &cwl.CreateLogStreamInput{LogGroupName: &group, LogStreamName: aws.String("app")}); err != nil {
+		t.Fatal(err)
+	}
+	putLines(t, c, group, "app", "before the tail")
+
+	dir := t.TempDir()
+	cmd := exec.Command("/usr/bin/aws", "logs", "tail", group, "--follow", "--format", "short",
+		"--endpoint-url", p.Endpoint, "--region", p.Region)
+	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+p.Creds.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+p.Creds.SecretAccessKey,
+		"AWS_CONFIG_FILE="+filepath.Join(dir, "config"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "credentials"),
+		"AWS_PAGER=", "HOME="+dir)
+	out := &berthtest.SyncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitFor := func(s string, within time.Duration) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for !strings.Contains(out.String(), s) {
+			if time.Now().After(deadline) {
+				t.Fatalf("aws logs tail did not show %q within %s; output:\n%s", s, within, out.String())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitFor("before the tail", 30*time.Second)
+	putLines(t, c, group, "app", "a new line")
+	start := time.Now()
+	// The CLI polls every 5 s once a response has no nextToken.
+	waitFor("a new line", 12*time.Second)
+	t.Logf("tail showed the new line after %s", time.Since(start).Round(100*time.Millisecond))
+	if n := strings.Count(out.String(), "before the tail"); n != 1 {
+		t.Fatalf("tail repeated a line (%d times):\n%s", n, out.String())
+	}
+}
+
+// TestLogsSurviveKill9 puts events into the real binary, kills it with
+// SIGKILL and finds every acknowledged event after a restart.
+func TestLogsSurviveKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the binary")
+	}
+	dir := t.TempDir()
+	addr := berthtest.FreeAddr(t)
+	p := berthtest.StartProcessAt(t, addr, "up", dir, nil)
+	c := logsClient(p.Server)
+	ctx := context.Background()
+	group := "/durable"
+	if _, err := c.CreateLogGroup(ctx, &cwl.CreateLogGroupInput{LogGroupName: &group}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateLogStream(ctx, &cwl.CreateLogStreamInput{LogGroupName: &group, LogStreamName: aws.String("s")}); err != nil {
+		t.Fatal(err)
+	}
+	const batches = 50
+	for i := range batches {
+		var lines []string
+		for j := range 20 {
+			lines = append(lines, fmt.Sprintf("batch %d line %d", i, j))
+		}
+		putLines(t, c, group, "s", lines...)
+	}
+	p.Kill9()
+
+	p2 := berthtest.StartProcessAt(t, addr, "up", dir, nil)
+	c2 := logsClient(p2.Server)
+	got := 0
+	pg := cwl.NewFilterLogEventsPaginator(c2, &cwl.FilterLogEventsInput{LogGroupName: &group})
+	for pg.HasMorePages() {
+		out, err := pg.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += len(out.Events)
+	}
+	if got != batches*20 {
+		t.Fatalf("after kill -9: %d of %d acknowledged events", got, batches*20)
+	}
+}
