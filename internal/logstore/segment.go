@@ -30,8 +30,9 @@ func newSegment(dir string, num uint64) *segment {
 }
 
 // index adds one event to the segment's index.
-func (seg *segment) index(sid uint64, ts, ingest int64) {
+func (seg *segment) index(sid, seq uint64, ts, ingest int64) {
 	seg.count++
+	seg.maxSeq = max(seg.maxSeq, seq)
 	seg.minTs = min(seg.minTs, ts)
 	seg.maxTs = max(seg.maxTs, ts)
 	seg.minIngest = min(seg.minIngest, ingest)
@@ -124,7 +125,7 @@ func (g *group) scan(seg *segment) error {
 			break
 		}
 		seg.size = r.n
-		seg.index(e.sid, e.ts, e.ingest)
+		seg.index(e.sid, e.seq, e.ts, e.ingest)
 		if e.seq >= g.nextSeq {
 			g.nextSeq = e.seq + 1
 		}
@@ -201,8 +202,8 @@ func (g *group) write(streamName string, entries []Entry, createStream bool, now
 		}
 		return 0, 0, errs.Wrap(errs.Unavailable, err, "append log events")
 	}
-	for _, e := range entries {
-		seg.index(st.id, e.Timestamp, now)
+	for i, e := range entries {
+		seg.index(st.id, g.nextSeq+uint64(i), e.Timestamp, now)
 		st.note(e.Timestamp, now)
 	}
 	g.nextSeq = seq

@@ -145,6 +145,7 @@ type segment struct {
 	size         int64 // bytes of complete records
 	minTs, maxTs int64
 	minIngest    int64
+	maxSeq       uint64
 	count        int
 	streams      map[uint64]*segStream
 }
@@ -739,6 +740,19 @@ func (s *Store) Streams(groupName string) ([]Stream, error) {
 	}
 	slices.SortFunc(out, func(a, b Stream) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
+}
+
+// LastSeq returns the sequence number of the group's newest event (0
+// when it has none): a Query with AfterSeq set to it sees only events
+// appended later.
+func (s *Store) LastSeq(groupName string) (uint64, error) {
+	g, err := s.lookup(groupName)
+	if err != nil {
+		return 0, err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.nextSeq - 1, nil
 }
 
 // Stream returns one stream.

@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	cwl "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	cwltypes "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/berthdev/berth/internal/berthtest"
 )
@@ -294,5 +296,169 @@ func TestLogsSurviveKill9(t *testing.T) {
 	}
 	if got != batches*20 {
 		t.Fatalf("after kill -9: %d of %d acknowledged events", got, batches*20)
+	}
+}
+
+// noHostPrefix stops the SDK from prefixing the endpoint's host
+// ("stream-127.0.0.1"), as AWS_DISABLE_HOST_PREFIX_INJECTION does for
+// botocore.
+func noHostPrefix(o *cwl.Options) {
+	o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
+		return st.Initialize.Add(middleware.InitializeMiddlewareFunc("BerthNoHostPrefix",
+			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				return next.HandleInitialize(smithyhttp.DisableEndpointHostPrefix(ctx, true), in)
+			}), middleware.Before)
+	})
+}
+
+// TestLogsLiveTailThroughSDK opens a Live Tail session with the Go SDK's
+// event-stream client and sees new events arrive, filtered.
+func TestLogsLiveTailThroughSDK(t *testing.T) {
+	ctx := context.Background()
+	s := berthtest.Start(t, nil)
+	c := logsClient(s)
+	group := "/live"
+	if _, err := c.CreateLogGroup(ctx, &cwl.CreateLogGroupInput{LogGroupName: &group}); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []string{"web", "db"} {
+		if _, err := c.CreateLogStream(ctx, &cwl.CreateLogStreamInput{LogGroupName: &group, LogStreamName: aws.String(st)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	putLines(t, c, group, "web", "ERROR before the session")
+
+	_, err := c.StartLiveTail(ctx, &cwl.StartLiveTailInput{LogGroupIdentifiers: []string{"/missing"}}, noHostPrefix)
+	var nf *cwltypes.ResourceNotFoundException
+	if !errors.As(err, &nf) {
+		t.Fatalf("missing group: %v", err)
+	}
+	arn := "arn:aws:logs:us-east-1:000000000000:log-group:/live"
+	out, err := c.StartLiveTail(ctx, &cwl.StartLiveTailInput{LogGroupIdentifiers: []string{arn},
+		LogStreamNamePrefixes: []string{"we"}, LogEventFilterPattern: aws.String("ERROR")}, noHostPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := out.GetStream()
+	defer stream.Close()
+	next := func() cwltypes.StartLiveTailResponseStream {
+		t.Helper()
+		select {
+		case ev, ok := <-stream.Events():
+			if !ok {
+				t.Fatalf("stream ended: %v", stream.Err())
+			}
+			return ev
+		case <-time.After(10 * time.Second):
+			t.Fatal("no event within 10 s")
+		}
+		return nil
+	}
+	first, ok := next().(*cwltypes.StartLiveTailResponseStreamMemberSessionStart)
+	if !ok || aws.ToString(first.Value.SessionId) == "" || first.Value.LogGroupIdentifiers[0] != arn {
+		t.Fatalf("first event: %#v", first)
+	}
+	putLines(t, c, group, "db", "ERROR in another stream")
+	putLines(t, c, group, "web", "INFO not matching", "ERROR during the session")
+	deadline := time.Now().Add(10 * time.Second)
+	var got []string
+	for len(got) == 0 && time.Now().Before(deadline) {
+		up, ok := next().(*cwltypes.StartLiveTailResponseStreamMemberSessionUpdate)
+		if !ok {
+			t.Fatalf("expected a session update")
+		}
+		for _, e := range up.Value.SessionResults {
+			got = append(got, aws.ToString(e.Message))
+			if aws.ToString(e.LogGroupIdentifier) != arn || aws.ToString(e.LogStreamName) != "web" {
+				t.Fatalf("event: %+v", e)
+			}
+		}
+	}
+	if fmt.Sprint(got) != "[ERROR during the session]" {
+		t.Fatalf("live tail: %v", got)
+	}
+}
+
+// TestLogsLiveTailEndsOnShutdown checks that an open Live Tail session
+// does not hold up the server's shutdown.
+func TestLogsLiveTailEndsOnShutdown(t *testing.T) {
+	ctx := context.Background()
+	s := berthtest.Start(t, nil)
+	c := logsClient(s)
+	if _, err := c.CreateLogGroup(ctx, &cwl.CreateLogGroupInput{LogGroupName: aws.String("g")}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.StartLiveTail(ctx, &cwl.StartLiveTailInput{LogGroupIdentifiers: []string{"g"}}, noHostPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := out.GetStream()
+	defer stream.Close()
+	<-stream.Events() // sessionStart
+	start := time.Now()
+	s.Daemon.Close()
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("shutdown took %s with a live tail open", d)
+	}
+	for range stream.Events() {
+	}
+}
+
+// liveTailPy is a boto3 Live Tail client: it opens a session, puts a line
+// once the session has started and prints the first event it gets back.
+const liveTailPy = `
+import boto3, sys, time, threading
+ep, ak, sk, group = sys.argv[1:5]
+c = boto3.client("logs", endpoint_url=ep, region_name="us-east-1", aws_access_key_id=ak, aws_secret_access_key=sk)
+r = c.start_live_tail(logGroupIdentifiers=[group])
+def put():
+    time.sleep(1)
+    c.put_log_events(logGroupName=group, logStreamName="s", logEvents=[{"timestamp": int(time.time()*1000), "message": "hello from boto3"}])
+n = 0
+for ev in r["responseStream"]:
+    n += 1
+    if "sessionStart" in ev:
+        threading.Thread(target=put).start()
+    if "sessionUpdate" in ev and ev["sessionUpdate"]["sessionResults"]:
+        print("GOT", ev["sessionUpdate"]["sessionResults"][0]["message"])
+        break
+    if n > 15:
+        break
+`
+
+// TestLogsLiveTailBoto3AgainstBinary runs a boto3 Live Tail session against
+// the built binary, with AWS_DISABLE_HOST_PREFIX_INJECTION=true (without
+// it botocore calls http://stream-127.0.0.1:PORT).
+func TestLogsLiveTailBoto3AgainstBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the binary")
+	}
+	if err := exec.Command("python3", "-c", "import boto3").Run(); err != nil {
+		t.Skip("boto3 not installed")
+	}
+	p := berthtest.StartProcess(t, "up", t.TempDir(), nil)
+	c := logsClient(p.Server)
+	ctx := context.Background()
+	if _, err := c.CreateLogGroup(ctx, &cwl.CreateLogGroupInput{LogGroupName: aws.String("py")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateLogStream(ctx, &cwl.CreateLogStreamInput{LogGroupName: aws.String("py"), LogStreamName: aws.String("s")}); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("python3", "-c", liveTailPy, p.Endpoint, p.Creds.AccessKeyID, p.Creds.SecretAccessKey, "py")
+	cmd.Env = append(os.Environ(), "AWS_DISABLE_HOST_PREFIX_INJECTION=true", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
+	done := make(chan struct{})
+	var out []byte
+	var err error
+	go func() { out, err = cmd.CombinedOutput(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("boto3 live tail did not finish: %s", out)
+	}
+	if err != nil || !strings.Contains(string(out), "GOT hello from boto3") {
+		t.Fatalf("boto3 live tail: %v\n%s", err, out)
 	}
 }
