@@ -113,6 +113,8 @@ type Store struct {
 	cfg Config
 	log *slog.Logger
 
+	// Lock order: mu before a group's mu is never taken; a group's mu may
+	// be held while taking mu (stream creation) and jmu.
 	mu       sync.RWMutex // groups, nextID, nstreams
 	groups   map[string]*group
 	nextID   uint64
@@ -554,9 +556,15 @@ func (s *Store) DeleteGroup(name string) error {
 		return err
 	}
 	delete(s.groups, name)
+	s.mu.Unlock()
+	// Lock order is g.mu before s.mu (stream creation): count the streams
+	// with s.mu released. Once deleted is set no stream is added.
 	g.mu.Lock()
-	s.nstreams -= len(g.streams)
+	g.deleted = true
+	n := len(g.streams)
 	g.mu.Unlock()
+	s.mu.Lock()
+	s.nstreams -= n
 	s.mu.Unlock()
 	_ = g.closeFiles(true)
 	if err := os.RemoveAll(g.dir); err != nil {

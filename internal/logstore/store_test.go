@@ -347,3 +347,37 @@ func TestConcurrentAppendsShareCommits(t *testing.T) {
 		t.Fatalf("events: %d", len(evs))
 	}
 }
+
+func TestDeleteGroupWhileStreamsAreCreated(t *testing.T) {
+	s := open(t, Config{Dir: t.TempDir()})
+	for round := range 20 {
+		name := fmt.Sprint("g", round)
+		mustGroup(t, s, name)
+		var wg sync.WaitGroup
+		for w := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 20 {
+					_, err := s.Append(name, fmt.Sprint(w, "-", i), []Entry{{1, "x"}}, true, 1)
+					if err != nil && !errs.Is(err, errs.NotFound) {
+						t.Error(err)
+					}
+				}
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.DeleteGroup(name); err != nil {
+				t.Error(err)
+			}
+		}()
+		wg.Wait()
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.nstreams != 0 {
+		t.Fatalf("stream count after deleting every group: %d", s.nstreams)
+	}
+}
