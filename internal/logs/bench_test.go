@@ -253,3 +253,17 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
+
+// BenchmarkOpenStore1M measures a start: opening the store that holds the
+// 1M events scans every segment to rebuild the index.
+func BenchmarkOpenStore1M(b *testing.B) {
+	dir := filepath.Join(filterData(b), "store")
+	b.ResetTimer()
+	for range b.N {
+		st, err := logstore.Open(logstore.Config{Dir: dir, MaxBytes: 64 << 30})
+		if err != nil {
+			b.Fatal(err)
+		}
+		st.Close()
+	}
+}
