@@ -109,6 +109,10 @@ func (s *Store) Query(q Query) (Result, error) {
 		if seg.count == 0 || seg.maxTs < q.Start || seg.minTs >= q.End || seg.maxSeq <= q.AfterSeq {
 			continue
 		}
+		// A page after (before) a position skips segments wholly before (after) it.
+		if q.After != nil && seg.maxTs < q.After.TS || q.Before != nil && seg.minTs > q.Before.TS {
+			continue
+		}
 		hit := false
 		if len(sel) < len(seg.streams) {
 			for id := range sel {
