@@ -90,7 +90,8 @@ func (s *Service) API() *awsproto.Service {
 	return svc
 }
 
-// RunRetention deletes expired segments every interval until ctx ends.
+// RunRetention deletes expired segments, and writes the index files of
+// sealed segments, every interval until ctx ends.
 func (s *Service) RunRetention(ctx context.Context, every time.Duration) {
 	if every <= 0 {
 		every = time.Minute
@@ -101,6 +102,7 @@ func (s *Service) RunRetention(ctx context.Context, every time.Duration) {
 		if n := s.st.EnforceRetention(s.now()); n > 0 {
 			s.log.Info("deleted expired log segments", "segments", n)
 		}
+		s.st.WriteIndexes()
 		select {
 		case <-ctx.Done():
 			return

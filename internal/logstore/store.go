@@ -5,6 +5,7 @@
 //
 //	logs/catalog.log                  journal of groups and streams (framed JSON records)
 //	logs/groups/<gid>/<seq20>.seg     append-only event segments of one group
+//	logs/groups/<gid>/<seq20>.idx     index of a sealed segment (optional)
 //
 // Every group has its own segments; an event record names its stream by a
 // numeric id that is never reused, so a deleted and re-created stream does
@@ -12,7 +13,8 @@
 // concurrent appenders write under the group's lock, then one of them
 // fsyncs for all, and Append returns only once its bytes are on disk.
 // Open replays the catalog, scans every segment (checking each record's
-// CRC), truncates a torn tail and rebuilds the in-memory index: per
+// CRC; a sealed segment with a matching index file is not scanned),
+// truncates a torn tail and rebuilds the in-memory index: per
 // segment and stream, the count and the time range of events, which lets a
 // read skip segments that cannot hold what it asks for.
 //
@@ -139,6 +141,7 @@ type stream struct {
 type segStream struct {
 	count        int
 	minTs, maxTs int64
+	maxIngest    int64
 }
 
 type segment struct {
@@ -149,6 +152,7 @@ type segment struct {
 	minIngest    int64
 	maxSeq       uint64
 	count        int
+	indexed      bool // its index file is written (sealed segments only)
 	streams      map[uint64]*segStream
 }
 
@@ -425,8 +429,15 @@ func (s *Store) removeOrphans() {
 	}
 }
 
-// Close syncs and closes every file. Idempotent.
+// Close writes the missing index files of sealed segments, then syncs
+// and closes every file. Idempotent.
 func (s *Store) Close() error {
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if !closed {
+		s.WriteIndexes()
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
