@@ -32,6 +32,9 @@ type Gateway struct {
 	keys *iam.Keyring // user credentials, for the admin calls
 	log  *slog.Logger
 	now  func() time.Time
+
+	logSink  LogSink // agentapi.PathLogs (logs.go)
+	logDests logDests
 }
 
 // New returns the gateway.
@@ -136,6 +139,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, struct{}{})
+	case r.URL.Path == agentapi.PathLogs && r.Method == http.MethodPost:
+		cred, err := g.authenticate(r, body)
+		if err != nil {
+			g.fail(w, err)
+			return
+		}
+		g.putLogs(w, r, cred, body)
 	case r.URL.Path == PathJoinTokens && r.Method == http.MethodPost:
 		if err := g.authenticateUser(r, body); err != nil {
 			g.fail(w, err)

@@ -3,12 +3,15 @@ package awslogs
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berthdev/berth/internal/agentapi"
 )
 
 func TestDatetimePattern(t *testing.T) {
@@ -294,5 +297,28 @@ func TestCheckpoints(t *testing.T) {
 	}
 	if cp, _ := c.Load("abc"); !cp.At.IsZero() {
 		t.Fatal("not removed")
+	}
+}
+
+func TestSplitRequestKeepsJSONUnderTheGatewayCap(t *testing.T) {
+	ctl := strings.Repeat("\x01", MaxEventBytes) // 6 bytes each in JSON
+	var evs []agentapi.LogEvent
+	for i := 0; i < 4; i++ {
+		evs = append(evs, agentapi.LogEvent{Timestamp: int64(i), Message: ctl})
+	}
+	parts := splitRequest(evs)
+	n := 0
+	for _, p := range parts {
+		b, _ := json.Marshal(agentapi.LogsRequest{Events: p})
+		if len(b) > MaxRequestBytes+1024 {
+			t.Fatalf("part of %d bytes", len(b))
+		}
+		n += len(p)
+	}
+	if n != 4 || len(parts) < 2 {
+		t.Fatalf("%d parts, %d events", len(parts), n)
+	}
+	if got := splitRequest(evs[:1]); len(got) != 1 {
+		t.Fatal("small batch split")
 	}
 }

@@ -2,6 +2,7 @@ package awslogs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -268,6 +269,54 @@ func (s *shipper) send(ctx context.Context, b *Batch) error {
 	// timestamps can interleave by a hair.
 	slices.SortStableFunc(events, func(a, b agentapi.LogEvent) int { return int(a.Timestamp - b.Timestamp) })
 	end := b.End()
+	for _, part := range splitRequest(events) {
+		if err := s.deliver(ctx, part); err != nil {
+			return err
+		}
+	}
+	s.m.delivered(len(events))
+	s.cp.At = end
+	if err := s.m.cps.Save(s.t.DockerID, s.cp); err != nil {
+		s.log.Warn("awslogs checkpoint", "err", err)
+	}
+	b.Reset()
+	return nil
+}
+
+// MaxRequestBytes bounds the JSON body of one call to the control plane
+// (its agent gateway reads at most 4 MiB). A batch within PutLogEvents'
+// 1 MiB can exceed it when JSON escapes its characters (up to 6 bytes for
+// a control character), so such a batch goes in several calls.
+const MaxRequestBytes = 3 << 20
+
+// splitRequest cuts events into parts whose JSON stays under
+// MaxRequestBytes.
+func splitRequest(events []agentapi.LogEvent) [][]agentapi.LogEvent {
+	total := 0
+	for _, e := range events {
+		total += len(e.Message)
+	}
+	if total*6+len(events)*64 < MaxRequestBytes {
+		return [][]agentapi.LogEvent{events}
+	}
+	var out [][]agentapi.LogEvent
+	start, size := 0, 0
+	for i, e := range events {
+		b, _ := json.Marshal(e.Message)
+		n := len(b) + 64
+		if size+n > MaxRequestBytes && i > start {
+			out = append(out, events[start:i])
+			start, size = i, 0
+		}
+		size += n
+	}
+	return append(out, events[start:])
+}
+
+// deliver sends events, retrying with back-off until they are
+// acknowledged or refused for good (logged: they cannot ever be
+// accepted). It fails only when ctx ends.
+func (s *shipper) deliver(ctx context.Context, events []agentapi.LogEvent) error {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		cctx, cancel := context.WithTimeout(ctx, s.m.timing.Call)
@@ -277,7 +326,7 @@ func (s *shipper) send(ctx context.Context, b *Batch) error {
 			if attempt > 1 {
 				s.log.Info("log batch delivered after retries", "attempts", attempt)
 			}
-			break
+			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -285,7 +334,7 @@ func (s *shipper) send(ctx context.Context, b *Batch) error {
 		if final(err) {
 			s.log.Error("log batch refused by the control plane; its events are dropped",
 				"events", len(events), "group", s.t.Group, "stream", s.t.Stream, "err", err)
-			break
+			return nil
 		}
 		if attempt == 1 || attempt%20 == 0 {
 			s.log.Warn("log batch not delivered; retrying", "attempt", attempt, "err", err)
@@ -295,13 +344,6 @@ func (s *shipper) send(ctx context.Context, b *Batch) error {
 		}
 		backoff = min(backoff*2, s.m.timing.MaxBackoff)
 	}
-	s.m.delivered(len(events))
-	s.cp.At = end
-	if err := s.m.cps.Save(s.t.DockerID, s.cp); err != nil {
-		s.log.Warn("awslogs checkpoint", "err", err)
-	}
-	b.Reset()
-	return nil
 }
 
 // final reports whether a refused batch would be refused again.
