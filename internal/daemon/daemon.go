@@ -24,6 +24,8 @@ import (
 	"github.com/berthdev/berth/internal/ecr"
 	"github.com/berthdev/berth/internal/ecs"
 	"github.com/berthdev/berth/internal/iam"
+	"github.com/berthdev/berth/internal/logs"
+	"github.com/berthdev/berth/internal/logstore"
 	"github.com/berthdev/berth/internal/registry"
 	"github.com/berthdev/berth/internal/sigv4"
 	"github.com/berthdev/berth/internal/store"
@@ -56,7 +58,10 @@ type Config struct {
 	// least an hour); default 1h.
 	TaskRetention time.Duration
 	MaxBody       int64 // default awsproto.DefaultMaxBody
-	Log           *slog.Logger
+	// LogStore tunes the CloudWatch Logs store in DataDir/logs (its Dir
+	// and Log are set by Start); zero values take logstore's defaults.
+	LogStore logstore.Config
+	Log      *slog.Logger
 }
 
 func (c *Config) setDefaults() error {
@@ -96,6 +101,8 @@ type Server struct {
 	root    iam.Credentials
 	created bool
 	ecs     *ecs.Service
+	logs    *logs.Service
+	logSt   *logstore.Store
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -136,8 +143,21 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, fmt.Errorf("open registry storage: %w", err)
 	}
 
+	lcfg := cfg.LogStore
+	lcfg.Dir = cfg.DataDir + "/logs"
+	lcfg.Log = log.With("component", "logstore")
+	logSt, err := logstore.Open(lcfg)
+	if err != nil {
+		return nil, fmt.Errorf("open log store: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			logSt.Close()
+		}
+	}()
+
 	runCtx, cancel := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, st: st, root: root, created: created, cancel: cancel}
+	s := &Server{cfg: cfg, st: st, root: root, created: created, cancel: cancel, logSt: logSt}
 
 	trail := audit.NewTrail(st, cfg.AuditRetention, log.With("component", "audit"))
 	s.goRun(func() { trail.Run(runCtx) })
@@ -157,6 +177,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		pc, ok, err := reg.CredentialsFor(ctx, image, []string{s.Addr(), "localhost:" + port}, root.AccessKeyID)
 		return agentapi.RegistryCredential{ServerAddress: pc.ServerAddress, Username: pc.Username, Password: pc.Password}, ok, err
 	})
+	logsSvc := logs.New(logSt, logs.Config{Region: cfg.Region, Account: cfg.Account}, log.With("component", "logs"))
+	s.logs = logsSvc
+	s.goRun(func() { logsSvc.RunRetention(runCtx, time.Minute) })
 	ecrSvc := ecr.New(reg, ecr.Config{Region: cfg.Region, Account: cfg.Account, RegistryHost: func() string { return s.Addr() }}, log.With("component", "ecr"))
 	limiter := throttle.Disabled()
 	if cfg.Throttle {
@@ -171,7 +194,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Region:   cfg.Region,
 		Agent:    agentgw.New(ecsSvc, keys, log.With("component", "agentgw")),
 		Registry: registry.NewHandler(reg, registry.HandlerConfig{Identities: keys, Log: log.With("component", "registry")}),
-		Services: services(ecsSvc, trail, ecrSvc),
+		Services: services(ecsSvc, trail, ecrSvc, logsSvc),
 	})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -223,6 +246,10 @@ func (s *Server) JoinToken(ctx context.Context, ttl time.Duration) (string, erro
 	return tok, err
 }
 
+// Logs returns the CloudWatch Logs service (its Ingest is the awslogs
+// path's entry point).
+func (s *Server) Logs() *logs.Service { return s.logs }
+
 // Store returns the server's store (tests and benchmarks).
 func (s *Server) Store() store.Store { return s.st }
 
@@ -240,16 +267,18 @@ func (s *Server) Close() error {
 		}
 		s.cancel()
 		s.wg.Wait()
-		s.closeErr = s.st.Close()
+		logErr := s.logSt.Close()
+		s.closeErr = errors.Join(s.st.Close(), logErr)
 	})
 	return s.closeErr
 }
 
 // services lists every AWS service the front door serves.
-func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service) []*awsproto.Service {
+func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service, logsSvc *logs.Service) []*awsproto.Service {
 	return []*awsproto.Service{
 		ecsSvc.API(),
 		ecrSvc.API(),
+		logsSvc.API(),
 		cloudtrail.New(trail).API(),
 		sts.Service(),
 	}
@@ -260,7 +289,7 @@ func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service) []*a
 // against it.
 func SupportedOperations() map[string][]string {
 	out := map[string][]string{}
-	for _, svc := range services(ecs.New(nil, ecs.Config{}, nil), nil, ecr.New(nil, ecr.Config{}, nil)) {
+	for _, svc := range services(ecs.New(nil, ecs.Config{}, nil), nil, ecr.New(nil, ecr.Config{}, nil), logs.New(nil, logs.Config{}, nil)) {
 		for name, op := range svc.Operations {
 			if op.Implemented {
 				out[svc.SigningName] = append(out[svc.SigningName], name)

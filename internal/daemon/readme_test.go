@@ -22,6 +22,7 @@ var serviceTitles = map[string]string{
 	"cloudtrail": "AWS CloudTrail",
 	"sts":        "AWS STS",
 	"ecr":        "Amazon ECR",
+	"logs":       "Amazon CloudWatch Logs",
 }
 
 func renderOperations() string {
