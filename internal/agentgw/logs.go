@@ -96,10 +96,17 @@ func (g *Gateway) putLogs(w http.ResponseWriter, r *http.Request, cred ecs.Agent
 		return
 	}
 	if err := g.logSink.Ingest(r.Context(), dest.Group, req.Stream, dest.CreateGroup, req.Events); err != nil {
-		if errs.Is(err, errs.NotFound) {
+		status, code := 0, ""
+		switch errs.KindOf(err) {
+		case errs.NotFound:
+			status, code = http.StatusNotFound, "ResourceNotFoundException"
+		case errs.LimitExceeded:
+			status, code = http.StatusBadRequest, "LimitExceededException"
+		}
+		if status != 0 {
 			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusNotFound)
-			json.NewEncoder(w).Encode(ErrorBody{Code: "ResourceNotFoundException", Message: errs.MessageOf(err)})
+			w.WriteHeader(status)
+			json.NewEncoder(w).Encode(ErrorBody{Code: code, Message: errs.MessageOf(err)})
 			return
 		}
 		g.fail(w, err)

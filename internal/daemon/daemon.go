@@ -181,6 +181,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.logs = logsSvc
 	s.goRun(func() { logsSvc.RunRetention(runCtx, time.Minute) })
 	ecrSvc := ecr.New(reg, ecr.Config{Region: cfg.Region, Account: cfg.Account, RegistryHost: func() string { return s.Addr() }}, log.With("component", "ecr"))
+	gw := agentgw.New(ecsSvc, keys, log.With("component", "agentgw"))
+	gw.SetLogSink(logSink{logsSvc}) // the awslogs log driver (docs/awslogs.md)
 	limiter := throttle.Disabled()
 	if cfg.Throttle {
 		limiter = throttle.New(cfg.ThrottleLimits)
@@ -192,7 +194,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Log:      log.With("component", "api"),
 		MaxBody:  cfg.MaxBody,
 		Region:   cfg.Region,
-		Agent:    agentgw.New(ecsSvc, keys, log.With("component", "agentgw")),
+		Agent:    gw,
 		Registry: registry.NewHandler(reg, registry.HandlerConfig{Identities: keys, Log: log.With("component", "registry")}),
 		Services: services(ecsSvc, trail, ecrSvc, logsSvc),
 	})
@@ -315,4 +317,16 @@ func (a sigAuth) Authenticate(r *http.Request, body []byte, now time.Time) (iam.
 	}
 	id, _ := a.keys.Identity(sc.AccessKey)
 	return id, nil
+}
+
+// logSink hands the containers' output agents ship (the awslogs log
+// driver) to CloudWatch Logs.
+type logSink struct{ svc *logs.Service }
+
+func (l logSink) Ingest(ctx context.Context, group, stream string, createGroup bool, events []agentapi.LogEvent) error {
+	in := make([]logs.InputEvent, len(events))
+	for i, e := range events {
+		in[i] = logs.InputEvent{Timestamp: e.Timestamp, Message: e.Message}
+	}
+	return l.svc.Ingest(ctx, group, stream, createGroup, in)
 }
