@@ -3,7 +3,6 @@ package scenario
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -73,9 +72,23 @@ func TestAwslogsThroughBerthUp(t *testing.T) {
 	waitInstances(t, c, 1)
 
 	const group, n = "/berth/test/awslogs", 300
-	if _, err := c.RegisterTaskDefinition(cx, awslogsTaskDef("logger", []string{fmt.Sprintf("lines:%d:20ms", n)}, map[string]string{
+	// Only the tool's oldest steps (print, sleep): other test runs on this
+	// machine may rebuild the shared tool image from older sources.
+	var steps []string
+	for i := 0; i < n; i++ {
+		steps = append(steps, fmt.Sprintf("print:line %06d", i), "sleep:20ms")
+	}
+	td := awslogsTaskDef("logger", steps, map[string]string{
 		"awslogs-group": group, "awslogs-region": "us-east-1", "awslogs-stream-prefix": "app",
-		"awslogs-create-group": "true", "mode": "non-blocking", "max-buffer-size": "1m"})); err != nil {
+		"awslogs-create-group": "true", "mode": "non-blocking", "max-buffer-size": "1m"})
+	// A second container groups a stack trace into one event.
+	td.ContainerDefinitions = append(td.ContainerDefinitions, types.ContainerDefinition{
+		Name: aws.String("trace"), Image: aws.String(berthtest.ToolImage), Memory: aws.Int32(32), Essential: aws.Bool(false),
+		Command: []string{"print:ERROR boom", "print:  at main.go:1", "print:  at main.go:2", "print:INFO done", "sleep:3s"},
+		LogConfiguration: &types.LogConfiguration{LogDriver: types.LogDriverAwslogs, Options: map[string]string{
+			"awslogs-group": group, "awslogs-region": "us-east-1", "awslogs-stream-prefix": "app",
+			"awslogs-multiline-pattern": "^(ERROR|INFO)"}}})
+	if _, err := c.RegisterTaskDefinition(cx, td); err != nil {
 		t.Fatal(err)
 	}
 	taskARN := runOne(t, c, "logger")
@@ -132,6 +145,10 @@ func TestAwslogsThroughBerthUp(t *testing.T) {
 		t.Fatalf("%d distinct messages, want %d: %q", len(seen), n, msgs[:10])
 	}
 	t.Logf("%d lines in %s across a kill -9 of berth up; %d repeated", n, stream, repeats)
+	trace := streamMessages(t, lc, group, "app/trace/"+taskID)
+	if fmt.Sprintf("%q", trace) != fmt.Sprintf("%q", []string{"ERROR boom\n  at main.go:1\n  at main.go:2\n", "INFO done\n"}) {
+		t.Fatalf("multiline events %q", trace)
+	}
 
 	// A missing group without awslogs-create-group fails the task with
 	// ECS's reason.
@@ -172,5 +189,3 @@ func waitInstances(t *testing.T, c *ecs.Client, n int) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
-
-var _ = os.Getenv
