@@ -18,10 +18,11 @@ import (
 
 // Source is where containers' output comes from (Docker).
 type Source interface {
-	// Logs follows a container's stdout and stderr, timestamped, from
-	// since (zero: the first message); the stream ends once the container
-	// has stopped and everything was sent.
-	Logs(ctx context.Context, id string, since time.Time) (io.ReadCloser, error)
+	// Logs reads a container's stdout and stderr, timestamped, from since
+	// (zero: the first message). With follow the stream stays open while
+	// the container runs and ends once it has stopped (Docker 20.10 can
+	// end it before the last lines: a last read without follow gets them).
+	Logs(ctx context.Context, id string, since time.Time, follow bool) (io.ReadCloser, error)
 	// State says whether the container runs, whether it ever started (a
 	// created container has no output yet), and whether it has a TTY.
 	State(ctx context.Context, id string) (ContainerState, error)
@@ -96,8 +97,9 @@ type shipper struct {
 func (s *shipper) run(ctx context.Context) {
 	defer close(s.done)
 	backoff := 100 * time.Millisecond
+	last := false // the container stopped: read once more without follow
 	for ctx.Err() == nil {
-		progressed, err := s.follow(ctx)
+		progressed, err := s.follow(ctx, !last)
 		if ctx.Err() != nil {
 			return
 		}
@@ -108,6 +110,9 @@ func (s *shipper) run(ctx context.Context) {
 			return
 		case serr == nil && !st.Started:
 			return // not started yet: the runner ships again after the start
+		case serr == nil && !st.Running && err == nil && !last:
+			last = true
+			continue
 		case serr == nil && !st.Running && err == nil:
 			s.cp.Done = true
 			if err := s.m.cps.Save(s.t.DockerID, s.cp); err != nil {
@@ -131,7 +136,7 @@ func (s *shipper) run(ctx context.Context) {
 // follow reads the container's output once from the checkpoint to the
 // end of the stream, shipping as it goes. It returns nil when the stream
 // ended cleanly (everything read was acknowledged).
-func (s *shipper) follow(ctx context.Context) (progressed bool, err error) {
+func (s *shipper) follow(ctx context.Context, follow bool) (progressed bool, err error) {
 	st, err := s.m.src.State(ctx, s.t.DockerID)
 	if err != nil {
 		return false, err
@@ -139,7 +144,7 @@ func (s *shipper) follow(ctx context.Context) (progressed bool, err error) {
 	resume := NewResume(s.cp.At)
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	rc, err := s.m.src.Logs(rctx, s.t.DockerID, resume.Since())
+	rc, err := s.m.src.Logs(rctx, s.t.DockerID, resume.Since(), follow)
 	if err != nil {
 		return false, err
 	}
@@ -167,6 +172,37 @@ func (s *shipper) follow(ctx context.Context) (progressed bool, err error) {
 		}
 	}()
 
+	// One batch is in flight while the next fills: a sender goroutine
+	// delivers them in order and checkpoints each.
+	out := make(chan readyBatch, 1)
+	sent := make(chan error, 1)
+	go func() {
+		var err error
+		for r := range out {
+			if err == nil {
+				err = s.ship(ctx, r)
+			}
+		}
+		sent <- err
+	}()
+	outClosed := false
+	defer func() {
+		if !outClosed {
+			close(out)
+			<-sent
+		}
+	}()
+	send := func(b *Batch) error {
+		r := prepare(b)
+		b.Reset()
+		select {
+		case out <- r:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+
 	var lines Lines
 	g := Grouper{Pattern: s.opts.Multiline}
 	var b Batch
@@ -175,14 +211,14 @@ func (s *shipper) follow(ctx context.Context) (progressed bool, err error) {
 	add := func(evs []Event) error {
 		for _, e := range evs {
 			if !b.Fits(e) {
-				if err := s.send(ctx, &b); err != nil {
+				if err := send(&b); err != nil {
 					return err
 				}
 				progressed = true
 			}
 			b.Add(e, time.Now())
 			if b.Full() {
-				if err := s.send(ctx, &b); err != nil {
+				if err := send(&b); err != nil {
 					return err
 				}
 				progressed = true
@@ -226,10 +262,15 @@ func (s *shipper) follow(ctx context.Context) (progressed bool, err error) {
 					return progressed, aerr
 				}
 				if len(b.Events) > 0 {
-					if serr := s.send(ctx, &b); serr != nil {
+					if serr := send(&b); serr != nil {
 						return progressed, serr
 					}
 					progressed = true
+				}
+				outClosed = true
+				close(out)
+				if serr := <-sent; serr != nil {
+					return progressed, serr
 				}
 				return progressed, err
 			}
@@ -248,7 +289,7 @@ func (s *shipper) follow(ctx context.Context) (progressed bool, err error) {
 				}
 			}
 			if len(b.Events) > 0 && !now.Before(b.Opened.Add(s.m.timing.Flush)) {
-				if err := s.send(ctx, &b); err != nil {
+				if err := send(&b); err != nil {
 					return progressed, err
 				}
 				progressed = true
@@ -257,10 +298,14 @@ func (s *shipper) follow(ctx context.Context) (progressed bool, err error) {
 	}
 }
 
-// send delivers a batch, retrying with back-off until it is acknowledged
-// or refused for good (logged: the batch cannot ever be accepted), then
-// checkpoints its end. It fails only when ctx ends.
-func (s *shipper) send(ctx context.Context, b *Batch) error {
+// readyBatch is a batch on its way: its events in chronological order and
+// where to resume once they are acknowledged.
+type readyBatch struct {
+	events []agentapi.LogEvent
+	end    Position
+}
+
+func prepare(b *Batch) readyBatch {
 	events := make([]agentapi.LogEvent, len(b.Events))
 	for i, e := range b.Events {
 		events[i] = agentapi.LogEvent{Timestamp: e.Timestamp, Message: e.Message}
@@ -268,7 +313,14 @@ func (s *shipper) send(ctx context.Context, b *Batch) error {
 	// PutLogEvents wants chronological order; Docker's stdout and stderr
 	// timestamps can interleave by a hair.
 	slices.SortStableFunc(events, func(a, b agentapi.LogEvent) int { return int(a.Timestamp - b.Timestamp) })
-	end := b.End()
+	return readyBatch{events: events, end: b.End()}
+}
+
+// ship delivers a batch, retrying with back-off until it is acknowledged
+// or refused for good (logged: the batch cannot ever be accepted), then
+// checkpoints its end. It fails only when ctx ends.
+func (s *shipper) ship(ctx context.Context, r readyBatch) error {
+	events, end := r.events, r.end
 	for _, part := range splitRequest(events) {
 		if err := s.deliver(ctx, part); err != nil {
 			return err
@@ -279,7 +331,6 @@ func (s *shipper) send(ctx context.Context, b *Batch) error {
 	if err := s.m.cps.Save(s.t.DockerID, s.cp); err != nil {
 		s.log.Warn("awslogs checkpoint", "err", err)
 	}
-	b.Reset()
 	return nil
 }
 
@@ -525,8 +576,8 @@ func DockerSource(d *dockerdriver.Driver) Source { return dockerSource{d} }
 
 type dockerSource struct{ d *dockerdriver.Driver }
 
-func (s dockerSource) Logs(ctx context.Context, id string, since time.Time) (io.ReadCloser, error) {
-	return s.d.ContainerLogs(ctx, id, dockerdriver.LogsOptions{Since: since, Follow: true})
+func (s dockerSource) Logs(ctx context.Context, id string, since time.Time, follow bool) (io.ReadCloser, error) {
+	return s.d.ContainerLogs(ctx, id, dockerdriver.LogsOptions{Since: since, Follow: follow})
 }
 
 func (s dockerSource) State(ctx context.Context, id string) (ContainerState, error) {

@@ -22,6 +22,9 @@ type fakeContainer struct {
 	frames  []fakeFrame
 	running bool
 	started bool
+	// cutFollow ends followed streams as soon as the container stopped,
+	// before the last lines, as Docker 20.10's json-file follow can.
+	cutFollow bool
 }
 
 type fakeFrame struct {
@@ -54,14 +57,18 @@ func (c *fakeContainer) stop() {
 	c.mu.Unlock()
 }
 
-func (c *fakeContainer) Logs(ctx context.Context, id string, since time.Time) (io.ReadCloser, error) {
+func (c *fakeContainer) Logs(ctx context.Context, id string, since time.Time, follow bool) (io.ReadCloser, error) {
 	pr, pw := io.Pipe()
 	go func() {
 		i := 0
 		for {
 			c.mu.Lock()
-			frames, running, changed := c.frames, c.running, c.changed
+			frames, running, changed, cut := c.frames, c.running, c.changed, c.cutFollow
 			c.mu.Unlock()
+			if follow && cut && !running {
+				pw.Close()
+				return
+			}
 			for ; i < len(frames); i++ {
 				f := frames[i]
 				if f.ts.Before(since) {
@@ -75,7 +82,7 @@ func (c *fakeContainer) Logs(ctx context.Context, id string, since time.Time) (i
 					return
 				}
 			}
-			if !running {
+			if !running || !follow {
 				pw.Close()
 				return
 			}
@@ -331,3 +338,29 @@ func TestPrepareMapsMissingGroup(t *testing.T) {
 type sinkFunc func(ctx context.Context, req agentapi.LogsRequest) error
 
 func (f sinkFunc) PutLogs(ctx context.Context, req agentapi.LogsRequest) error { return f(ctx, req) }
+
+func TestShipperReadsTheEndAfterACutFollowStream(t *testing.T) {
+	c := newFakeContainer()
+	c.cutFollow = true
+	sink := &fakeSink{}
+	m := newTestManager(t, t.TempDir(), c, sink)
+	defer m.Close()
+	o, _ := ParseOptions(map[string]string{"awslogs-group": "g"})
+	m.Ship(target, o)
+	c.write(false, "line 0\n")
+	waitFor(t, 5*time.Second, "the first line", func() bool { return len(sink.messages()) == 1 })
+	// The rest is written and the container stops before the follower
+	// sees any of it: its stream ends early.
+	c.mu.Lock()
+	for i := 1; i < 100; i++ {
+		c.frames = append(c.frames, fakeFrame{ts: time.Now().UTC().Add(time.Duration(i) * time.Microsecond), msg: fmt.Sprintf("line %d\n", i)})
+	}
+	c.running = false
+	close(c.changed)
+	c.changed = make(chan struct{})
+	c.mu.Unlock()
+	if !m.Wait([]string{target.DockerID}, 5*time.Second) {
+		t.Fatal("not drained")
+	}
+	checkAll(t, sink.messages(), 100)
+}
