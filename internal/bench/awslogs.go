@@ -165,7 +165,7 @@ func Awslogs(ctx context.Context, cfg AwslogsConfig) (res AwslogsResult, err err
 	res.Stamps = len(lats)
 	res.LatP50, res.LatP99, res.LatMax = pctl(lats, 0.50), pctl(lats, 0.99), lats[len(lats)-1]
 
-	// 2. Throughput through Berth's path.
+	// 2. Throughput through Berth's path: until the last line is visible.
 	res.Lines = cfg.Lines
 	args := []string{"lines:" + strconv.Itoa(cfg.Lines) + ":0"}
 	stream, err = run("throughput", args)
@@ -173,14 +173,31 @@ func Awslogs(ctx context.Context, cfg AwslogsConfig) (res AwslogsResult, err err
 		return res, err
 	}
 	last := fmt.Sprintf("line %06d", cfg.Lines-1)
-	deadline = time.Now().Add(10 * time.Minute)
+	deadline = time.Now().Add(3 * time.Minute)
+	from = 0
 	var visible time.Time
 	for visible.IsZero() && time.Now().Before(deadline) {
-		out, err := lc.FilterLogEvents(ctx, &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String(group),
-			LogStreamNames: []string{stream}, FilterPattern: aws.String(`"` + last + `"`)})
-		if err == nil && len(out.Events) > 0 {
-			visible = time.Now()
-			break
+		// Read what is new since the last poll (FilterLogEvents from the
+		// newest timestamp seen), so the polls do not rescan the stream.
+		in := &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String(group), LogStreamNames: []string{stream}}
+		if from > 0 {
+			in.StartTime = aws.Int64(from)
+		}
+		for visible.IsZero() {
+			out, err := lc.FilterLogEvents(ctx, in)
+			if err != nil {
+				break
+			}
+			for _, ev := range out.Events {
+				from = max(from, aws.ToInt64(ev.Timestamp))
+				if aws.ToString(ev.Message) == last {
+					visible = time.Now()
+				}
+			}
+			if out.NextToken == nil {
+				break
+			}
+			in.NextToken = out.NextToken
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
