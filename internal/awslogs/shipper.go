@@ -56,6 +56,10 @@ type Timing struct {
 	// Flush sends a batch at the latest this long after its first event
 	// (default 200ms).
 	Flush time.Duration
+	// Idle sends a batch earlier when the container wrote nothing for
+	// this long (default 25ms): a burst is batched, a lone line is not
+	// held back.
+	Idle time.Duration
 	// MultilineIdle ends a multiline event that got no new line for this
 	// long (default 1s): the next line may never come.
 	MultilineIdle time.Duration
@@ -68,6 +72,9 @@ type Timing struct {
 func (t Timing) withDefaults() Timing {
 	if t.Flush <= 0 {
 		t.Flush = 200 * time.Millisecond
+	}
+	if t.Idle <= 0 {
+		t.Idle = 25 * time.Millisecond
 	}
 	if t.MultilineIdle <= 0 {
 		t.MultilineIdle = time.Second
@@ -226,11 +233,15 @@ func (s *shipper) follow(ctx context.Context, follow bool) (progressed bool, err
 		}
 		return nil
 	}
+	var lastRec time.Time
+	batchDue := func() time.Time {
+		return minTime(b.Opened.Add(s.m.timing.Flush), lastRec.Add(s.m.timing.Idle))
+	}
 	for {
-		// Wake at the batch's flush time or the pending event's idle end.
+		// Wake when the batch is due or the pending event's idle end.
 		var wake time.Time
 		if len(b.Events) > 0 {
-			wake = b.Opened.Add(s.m.timing.Flush)
+			wake = batchDue()
 		}
 		if last, ok := g.Pending(); ok {
 			if w := last.Add(s.m.timing.MultilineIdle); wake.IsZero() || w.Before(wake) {
@@ -274,6 +285,7 @@ func (s *shipper) follow(ctx context.Context, follow bool) (progressed bool, err
 				}
 				return progressed, err
 			}
+			lastRec = time.Now()
 			if resume.Skip(r.Pos) {
 				continue
 			}
@@ -288,7 +300,7 @@ func (s *shipper) follow(ctx context.Context, follow bool) (progressed bool, err
 					return progressed, err
 				}
 			}
-			if len(b.Events) > 0 && !now.Before(b.Opened.Add(s.m.timing.Flush)) {
+			if len(b.Events) > 0 && !now.Before(batchDue()) {
 				if err := send(&b); err != nil {
 					return progressed, err
 				}
@@ -590,4 +602,11 @@ func (s dockerSource) State(ctx context.Context, id string) (ContainerState, err
 		started = false
 	}
 	return ContainerState{Running: info.Running || info.Status == "restarting" || info.Status == "paused", Started: started, TTY: info.TTY}, nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
