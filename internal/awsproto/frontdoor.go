@@ -424,6 +424,10 @@ func (fd *FrontDoor) writeError(x *exchange, e *Error) {
 }
 
 func (fd *FrontDoor) writeOutput(x *exchange, op *Operation, out any) {
+	if es, ok := out.(*EventStream); ok {
+		fd.writeEventStream(WithCall(x.r.Context(), x.call), x, es)
+		return
+	}
 	if x.svc.Protocol == Query {
 		writeQueryOutput(x.w, x.svc, op.Name, x.call.RequestID, out)
 		return

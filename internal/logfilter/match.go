@@ -9,6 +9,13 @@ import "strings"
 // a JSON object. A space-delimited pattern matches only a message with as
 // many fields as the pattern has positions (any number for "...").
 func (p *Pattern) Match(message string) bool {
+	if p.kind == kindWord { // the most common pattern first
+		return strings.Contains(message, p.word)
+	}
+	return p.match(message)
+}
+
+func (p *Pattern) match(message string) bool {
 	switch p.kind {
 	case kindAll:
 		return true
@@ -122,8 +129,21 @@ func (p *Pattern) matchFields(msg string) bool {
 	var buf [maxStackFields]string
 	fs := splitFields(msg, buf[:0])
 	ps := p.fields
-	if p.ellipses == 0 && len(fs) != len(ps) {
-		return false
+	switch p.ellipses {
+	case 0:
+		if len(fs) != len(ps) {
+			return false
+		}
+		return matchInOrder(ps, fs)
+	case 1:
+		// The positions before the "..." take the first fields and
+		// those after it the last ones: nothing to search.
+		e := p.ellipsis
+		after := len(ps) - e - 1
+		if len(fs) < e+after {
+			return false
+		}
+		return matchInOrder(ps[:e], fs[:e]) && matchInOrder(ps[e+1:], fs[len(fs)-after:])
 	}
 	pi, fi := 0, 0
 	star, starField := -1, 0
@@ -151,6 +171,16 @@ func (p *Pattern) matchFields(msg string) bool {
 		pi++
 	}
 	return pi == len(ps)
+}
+
+// matchInOrder matches positions without "..." to as many fields.
+func matchInOrder(ps []position, fs []string) bool {
+	for i := range ps {
+		if ps[i].cond != nil && !ps[i].cond.eval(fs[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // splitFields splits a space-delimited event into fields, appending them

@@ -31,9 +31,16 @@ type SyntaxError struct {
 	Offset int
 	Column int
 	Msg    string
+	// Char is set when the error is a character that is not allowed
+	// where it is; the message then starts as CloudWatch Logs' does:
+	// "Invalid character(s) in term 'Char'".
+	Char string
 }
 
 func (e *SyntaxError) Error() string {
+	if e.Char != "" {
+		return fmt.Sprintf("Invalid character(s) in term '%s': at character %d: %s.", e.Char, e.Column, e.Msg)
+	}
 	return fmt.Sprintf("Invalid filter pattern: at character %d: %s.", e.Column, e.Msg)
 }
 
@@ -61,6 +68,10 @@ func Parse(pattern string) (*Pattern, error) {
 	default:
 		pat.kind = kindTerms
 		pat.groups = p.terms()
+		if g := pat.groups; len(g) == 1 && len(g[0].include) == 1 && len(g[0].exclude) == 0 &&
+			g[0].include[0].re == nil && !g[0].include[0].always {
+			pat.kind, pat.word = kindWord, g[0].include[0].text
+		}
 	}
 	if p.err != nil {
 		return nil, p.err
@@ -81,6 +92,17 @@ func MustParse(pattern string) *Pattern {
 func invalid(src string, off int, msg string) error {
 	se := &SyntaxError{Offset: off, Column: utf8.RuneCountInString(src[:off]) + 1, Msg: msg}
 	return &errs.Error{Kind: errs.Invalid, Reason: InvalidPattern, Err: se}
+}
+
+// badChar records an error for the character at off, which is not
+// allowed there.
+func (p *parser) badChar(off int, format string, args ...any) {
+	if p.err != nil {
+		return
+	}
+	r, _ := utf8.DecodeRuneInString(p.src[off:])
+	p.fail(off, format, args...)
+	p.err.(*errs.Error).Err.(*SyntaxError).Char = string(r)
 }
 
 // parser is a recursive-descent parser that lexes on demand: what a
@@ -178,11 +200,14 @@ func (p *parser) terms() []group {
 			break
 		}
 		exclude := false
+		opAt := -1
 		switch p.src[p.pos] {
 		case '?':
+			opAt = p.pos
 			p.pos++
 			groups = append(groups, group{})
 		case '-':
+			opAt = p.pos
 			p.pos++
 			p.skipSpace() // "ERROR" - "Exiting" is in AWS's documentation
 			exclude = true
@@ -190,12 +215,12 @@ func (p *parser) terms() []group {
 		if len(groups) == 0 {
 			groups = append(groups, group{})
 		}
-		t, ok := p.term()
+		t, ok := p.term(opAt)
 		if !ok {
 			return nil
 		}
 		if !p.eof() && !isSpace(p.src[p.pos]) {
-			p.fail(p.pos, "unexpected %s after a term; separate terms with spaces", p.describe())
+			p.badChar(p.pos, "unexpected %s after a term; separate terms with spaces", p.describe())
 			return nil
 		}
 		g := &groups[len(groups)-1]
@@ -209,13 +234,13 @@ func (p *parser) terms() []group {
 }
 
 // term reads one term: a "quoted phrase", a %regular expression%, or a
-// word of letters, digits and underscores.
-func (p *parser) term() (term, bool) {
+// word of letters, digits and underscores. opAt is the offset of the ?
+// or - before it, or -1.
+func (p *parser) term(opAt int) (term, bool) {
 	start := p.pos
 	switch {
 	case p.eof() || isSpace(p.src[p.pos]):
-		prev := p.src[p.pos-1]
-		p.fail(start, "expected a term after %q", prev)
+		p.fail(opAt, "expected a term after %q", p.src[opAt])
 		return term{}, false
 	case p.src[p.pos] == '"':
 		s, ok := p.quoted()
@@ -237,7 +262,7 @@ func (p *parser) term() (term, bool) {
 			for end < len(p.src) && !isSpace(p.src[end]) {
 				end++
 			}
-			p.fail(p.pos, "term %q contains %q: enclose terms with characters other than letters, digits and _ in double quotes", p.src[start:end], r)
+			p.badChar(p.pos, "a term with characters other than letters, digits and _ must be enclosed in double quotes, as in %s", strconv.Quote(p.src[start:end]))
 			return term{}, false
 		}
 		p.pos += n
@@ -297,10 +322,10 @@ func (p *parser) regex() (*regexp.Regexp, string, bool) {
 		at := start + 1 + i
 		switch {
 		case c >= utf8.RuneSelf:
-			p.fail(at, "multi-byte characters are not supported in regular expressions")
+			p.badChar(at, "multi-byte characters are not supported in regular expressions")
 			return nil, "", false
-		case c < ' ' || c == 0x7f:
-			p.fail(at, "control characters are not supported in regular expressions")
+		case c <= ' ' || c == 0x7f:
+			p.badChar(at, "white space and control characters are not supported in regular expressions; use \\s for white space")
 			return nil, "", false
 		case c == '\\':
 			if i+1 == len(src) {
@@ -309,14 +334,20 @@ func (p *parser) regex() (*regexp.Regexp, string, bool) {
 			}
 			i++
 		case c == '(' || c == ')':
-			p.fail(at, "( and ) are not supported in regular expressions; subpatterns cannot be grouped")
+			p.badChar(at, "( and ) are not supported in regular expressions; subpatterns cannot be grouped")
 			return nil, "", false
 		case c == '!':
-			p.fail(at, "! is not supported in regular expressions")
+			p.badChar(at, "! is not supported in regular expressions")
 			return nil, "", false
 		}
 	}
 	re, err := regexp.Compile(src)
+	if err == nil {
+		if n := regexpSize(src); n > MaxRegexpSize {
+			p.fail(start, "regular expression %%%s%% is too large: it compiles to %d instructions; the limit is %d", src, n, MaxRegexpSize)
+			return nil, "", false
+		}
+	}
 	if err != nil {
 		msg := err.Error()
 		if e, ok := err.(*syntax.Error); ok {
@@ -328,6 +359,25 @@ func (p *parser) regex() (*regexp.Regexp, string, bool) {
 	p.pos = end + 1
 	p.nregex++
 	return re, src, true
+}
+
+// MaxRegexpSize bounds the compiled size of a regular expression (in
+// RE2 instructions), so that one pattern cannot make every Match slow:
+// a{1000} is about 1,000 instructions, an IP address
+// (\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}) about 30.
+const MaxRegexpSize = 5000
+
+// regexpSize returns the number of instructions src compiles to.
+func regexpSize(src string) int {
+	re, err := syntax.Parse(src, syntax.Perl)
+	if err != nil {
+		return 0
+	}
+	prog, err := syntax.Compile(re.Simplify())
+	if err != nil {
+		return 0
+	}
+	return len(prog.Inst)
 }
 
 // jsonPattern = "{" or "}" ; the leaves are JSON conditions.
@@ -348,7 +398,7 @@ func (p *parser) jsonPattern() expr {
 		if p.eof() {
 			p.fail(open, "unclosed {")
 		} else {
-			p.fail(p.pos, "unexpected %s; expected &&, || or }", p.describe())
+			p.badChar(p.pos, "unexpected %s; expected &&, || or }", p.describe())
 		}
 		return nil
 	}
@@ -452,7 +502,7 @@ func (p *parser) jsonCond() expr {
 		}
 		c.op = opNotExists
 	case p.keyword("EXISTS"):
-		p.fail(at, "EXISTS is not supported; use %s = * to match a field that exists", p.src[selectorStart(p.src, at):at])
+		p.fail(at, "EXISTS is not supported; use %s = * to match a field that exists", strings.TrimSpace(p.src[selectorStart(p.src, at):at]))
 		return nil
 	default:
 		o, ok := p.compareOp()
@@ -536,7 +586,7 @@ func (p *parser) selector() ([]step, bool) {
 				return nil, false
 			}
 			if !p.eof() && !isSpace(p.src[p.pos]) && !strings.ContainsRune("=!<>)}&|", rune(p.src[p.pos])) {
-				p.fail(p.pos, "unexpected %s in the selector; property names have letters, digits, - and _", p.describe())
+				p.badChar(p.pos, "unexpected %s in the selector; property names have letters, digits, - and _", p.describe())
 				return nil, false
 			}
 			return path, true
@@ -612,6 +662,14 @@ func (p *parser) operand(o op, stops string) (operand, bool) {
 			return operand{}, false
 		}
 		a.raw = p.src[at:p.pos]
+		if stops == "}" {
+			for i := 0; i < len(a.raw); i++ {
+				if c := a.raw[i]; !isNameByte(c) && c != '.' && c != '*' && c != '+' {
+					p.badChar(at+i, "a value with characters other than letters, digits, _, -, +, . and * must be enclosed in double quotes, as in %s", strconv.Quote(a.raw))
+					return operand{}, false
+				}
+			}
+		}
 	}
 	if !quoted {
 		a.num, a.isNum = parseNumber(a.raw)
@@ -675,10 +733,9 @@ func parseNumber(s string) (float64, bool) {
 	if i != len(s) {
 		return 0, false
 	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil && f == 0 { // out of range gives ±Inf with an error: still ordered
-		return 0, false
-	}
+	// The syntax is checked, so the only error left is a number out of
+	// range, given as ±Inf or ±0: still ordered as it should be.
+	f, _ := strconv.ParseFloat(s, 64)
 	return f, true
 }
 
@@ -690,9 +747,12 @@ func (p *parser) fieldsPattern(pat *Pattern) {
 	for p.err == nil {
 		p.skipSpace()
 		var ps position
-		switch at := p.pos; {
+		switch {
 		case p.symbol("..."):
 			ps.ellipsis = true
+			if pat.ellipses == 0 {
+				pat.ellipsis = len(pat.fields)
+			}
 			pat.ellipses++
 		case p.peek() == ',' || p.peek() == ']':
 		case p.eof():
@@ -705,7 +765,6 @@ func (p *parser) fieldsPattern(pat *Pattern) {
 			if _, ok := ps.cond.(trueExpr); ok {
 				ps.cond = nil
 			}
-			_ = at
 		}
 		if p.err != nil {
 			return
@@ -720,7 +779,7 @@ func (p *parser) fieldsPattern(pat *Pattern) {
 			p.fail(open, "unclosed [")
 			return
 		default:
-			p.fail(p.pos, "unexpected %s; expected , or ]", p.describe())
+			p.badChar(p.pos, "unexpected %s; expected , or ]", p.describe())
 			return
 		}
 		break

@@ -8,6 +8,7 @@ type kind uint8
 const (
 	kindAll    kind = iota // the empty pattern, or only spaces: every event
 	kindTerms              // words, phrases, regular expressions
+	kindWord               // one word or phrase, in word
 	kindJSON               // { ... }
 	kindFields             // [ ... ]
 )
@@ -18,6 +19,10 @@ type Pattern struct {
 	src  string
 	kind kind
 
+	// kindWord: the word or phrase; the most common pattern gets the
+	// shortest path.
+	word string
+
 	// kindTerms: the event matches when any group matches. Without ?
 	// there is one group.
 	groups []group
@@ -25,9 +30,11 @@ type Pattern struct {
 	// kindJSON: the condition.
 	json expr
 
-	// kindFields: the positions, and how many of them are "...".
+	// kindFields: the positions, how many of them are "...", and the
+	// index of the first one.
 	fields   []position
 	ellipses int
+	ellipsis int
 }
 
 // String returns the pattern as it was given to Parse.

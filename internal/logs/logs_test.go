@@ -402,3 +402,34 @@ func TestDescribePaging(t *testing.T) {
 		t.Fatalf("retention 2: %v", err)
 	}
 }
+
+func TestLimitsAnswerLimitExceeded(t *testing.T) {
+	st, err := logstore.Open(logstore.Config{Dir: t.TempDir(), MaxGroups: 2, MaxStreamsPerGroup: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	s := New(st, Config{Region: "us-east-1", Account: "000000000000"}, nil)
+	s.SetClock(func() time.Time { return time.UnixMilli(now) })
+	setup(t, s, "a", "1", "2")
+	setup(t, s, "b")
+	_, err = s.CreateLogGroup(ctx, &logsapi.CreateLogGroupRequest{LogGroupName: ptr("c")})
+	if e := MapError(err); e == nil || e.Code != logsapi.ErrLimitExceededException || e.Message != "Resource limit exceeded." {
+		t.Fatalf("group limit: %v", err)
+	}
+	if err := s.Ingest(ctx, "c", "x", true, []InputEvent{{now, "x"}}); !errs.Is(err, errs.LimitExceeded) {
+		t.Fatalf("group limit through Ingest: %v", err)
+	}
+	// A storm of new stream names from one task stops at the bound.
+	var last error
+	for i := range 10 {
+		last = s.Ingest(ctx, "a", fmt.Sprint("storm-", i), false, []InputEvent{{now, "x"}})
+	}
+	if e := MapError(last); e == nil || e.Code != logsapi.ErrLimitExceededException {
+		t.Fatalf("stream limit: %v", last)
+	}
+	ds, _ := s.DescribeLogStreams(ctx, &logsapi.DescribeLogStreamsRequest{LogGroupName: ptr("a")})
+	if len(ds.LogStreams) != 3 {
+		t.Fatalf("streams: %d", len(ds.LogStreams))
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berthdev/berth/internal/api/logsapi"
@@ -36,6 +37,9 @@ type Service struct {
 	arns arn.Builder
 	now  func() time.Time
 	log  *slog.Logger
+
+	stop     chan struct{} // closed by StopStreams
+	stopOnce sync.Once
 }
 
 // New returns the Logs service over an open store.
@@ -46,7 +50,7 @@ func New(st *logstore.Store, cfg Config, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{st: st, cfg: cfg, log: log, now: time.Now,
+	return &Service{st: st, cfg: cfg, log: log, now: time.Now, stop: make(chan struct{}),
 		arns: arn.Builder{Partition: cfg.Partition, Region: cfg.Region, Account: cfg.Account}}
 }
 
@@ -75,12 +79,19 @@ func (s *Service) API() *awsproto.Service {
 		FilterLogEvents:       s.FilterLogEvents,
 	}
 	svc := h.Service()
+	// StartLiveTail answers an event stream, which the generated handler
+	// signature cannot carry: its operation calls startLiveTail directly.
+	if op := svc.Operations["StartLiveTail"]; op != nil {
+		op.Implemented = true
+		op.Call = s.startLiveTail
+	}
 	svc.ValidationCode = logsapi.ErrInvalidParameterException
 	svc.MapError = MapError
 	return svc
 }
 
-// RunRetention deletes expired segments every interval until ctx ends.
+// RunRetention deletes expired segments, and writes the index files of
+// sealed segments, every interval until ctx ends.
 func (s *Service) RunRetention(ctx context.Context, every time.Duration) {
 	if every <= 0 {
 		every = time.Minute
@@ -91,6 +102,7 @@ func (s *Service) RunRetention(ctx context.Context, every time.Duration) {
 		if n := s.st.EnforceRetention(s.now()); n > 0 {
 			s.log.Info("deleted expired log segments", "segments", n)
 		}
+		s.st.WriteIndexes()
 		select {
 		case <-ctx.Done():
 			return

@@ -39,6 +39,9 @@ type Query struct {
 	End     int64    // exclusive, epoch ms; 0: no bound
 	After   *Key     // only events after this key
 	Before  *Key     // only events before this key
+	// AfterSeq keeps only events appended after the one with this
+	// sequence number (see LastSeq): what arrived since, whatever its time.
+	AfterSeq uint64
 	// Match keeps an event when it returns true; nil keeps all. It must not
 	// keep the string it is given (it aliases a read buffer).
 	Match    func(message string) bool
@@ -103,7 +106,11 @@ func (s *Store) Query(q Query) (Result, error) {
 	}
 	var parts []part
 	for _, seg := range g.segs {
-		if seg.count == 0 || seg.maxTs < q.Start || seg.minTs >= q.End {
+		if seg.count == 0 || seg.maxTs < q.Start || seg.minTs >= q.End || seg.maxSeq <= q.AfterSeq {
+			continue
+		}
+		// A page after (before) a position skips segments wholly before (after) it.
+		if q.After != nil && seg.maxTs < q.After.TS || q.Before != nil && seg.minTs > q.Before.TS {
 			continue
 		}
 		hit := false
@@ -200,6 +207,9 @@ func scanPart(path string, size int64, q *Query, sel map[uint64]string, h *event
 		}
 		name, ok := sel[e.sid]
 		if !ok || e.ts < q.Start || e.ts >= q.End {
+			continue
+		}
+		if e.seq <= q.AfterSeq {
 			continue
 		}
 		k := Key{e.ts, e.seq}

@@ -2,6 +2,8 @@ package logstore
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -30,8 +32,9 @@ func newSegment(dir string, num uint64) *segment {
 }
 
 // index adds one event to the segment's index.
-func (seg *segment) index(sid uint64, ts, ingest int64) {
+func (seg *segment) index(sid, seq uint64, ts, ingest int64) {
 	seg.count++
+	seg.maxSeq = max(seg.maxSeq, seq)
 	seg.minTs = min(seg.minTs, ts)
 	seg.maxTs = max(seg.maxTs, ts)
 	seg.minIngest = min(seg.minIngest, ingest)
@@ -43,6 +46,7 @@ func (seg *segment) index(sid uint64, ts, ingest int64) {
 	ss.count++
 	ss.minTs = min(ss.minTs, ts)
 	ss.maxTs = max(ss.maxTs, ts)
+	ss.maxIngest = max(ss.maxIngest, ingest)
 }
 
 func (st *stream) note(ts, ingest int64) {
@@ -77,10 +81,15 @@ func (g *group) load() error {
 		nums = append(nums, n)
 	}
 	slices.Sort(nums)
-	for _, n := range nums {
+	for i, n := range nums {
 		seg := newSegment(g.dir, n)
-		if err := g.scan(seg); err != nil {
-			return err
+		// A sealed segment's index file saves scanning it; the last
+		// segment, or one whose index file is missing or does not match,
+		// is scanned.
+		if i == len(nums)-1 || !g.loadIndex(seg) {
+			if err := g.scan(seg); err != nil {
+				return err
+			}
 		}
 		g.segs = append(g.segs, seg)
 	}
@@ -124,7 +133,7 @@ func (g *group) scan(seg *segment) error {
 			break
 		}
 		seg.size = r.n
-		seg.index(e.sid, e.ts, e.ingest)
+		seg.index(e.sid, e.seq, e.ts, e.ingest)
 		if e.seq >= g.nextSeq {
 			g.nextSeq = e.seq + 1
 		}
@@ -201,8 +210,8 @@ func (g *group) write(streamName string, entries []Entry, createStream bool, now
 		}
 		return 0, 0, errs.Wrap(errs.Unavailable, err, "append log events")
 	}
-	for _, e := range entries {
-		seg.index(st.id, e.Timestamp, now)
+	for i, e := range entries {
+		seg.index(st.id, g.nextSeq+uint64(i), e.Timestamp, now)
 		st.note(e.Timestamp, now)
 	}
 	g.nextSeq = seq
@@ -341,6 +350,7 @@ func (g *group) dropLocked(drop func(*segment) bool) int {
 	kept := g.segs[:0:0]
 	for i, seg := range g.segs {
 		if i < sealed && drop(seg) {
+			_ = os.Remove(indexPath(seg))
 			if err := os.Remove(seg.path); err != nil && !os.IsNotExist(err) {
 				g.s.log.Warn("delete expired log segment", "segment", seg.path, "err", err)
 				kept = append(kept, seg)
@@ -353,4 +363,126 @@ func (g *group) dropLocked(drop func(*segment) bool) int {
 	}
 	g.segs = kept
 	return n
+}
+
+// segIndex is a sealed segment's index file (<n>.idx): the segment's
+// size, so a file that does not match is ignored, and its index.
+type segIndex struct {
+	Size      int64            `json:"size"`
+	Count     int              `json:"count"`
+	MinTs     int64            `json:"minTs"`
+	MaxTs     int64            `json:"maxTs"`
+	MinIngest int64            `json:"minIngest"`
+	MaxSeq    uint64           `json:"maxSeq"`
+	Streams   []segIndexStream `json:"streams"`
+}
+
+type segIndexStream struct {
+	ID        uint64 `json:"id"`
+	Count     int    `json:"count"`
+	MinTs     int64  `json:"minTs"`
+	MaxTs     int64  `json:"maxTs"`
+	MaxIngest int64  `json:"maxIngest"`
+}
+
+func indexPath(seg *segment) string { return strings.TrimSuffix(seg.path, ".seg") + ".idx" }
+
+// loadIndex reads seg's index file; false if it is missing or does not
+// match the segment.
+func (g *group) loadIndex(seg *segment) bool {
+	b, err := os.ReadFile(indexPath(seg))
+	if err != nil {
+		return false
+	}
+	p, err := readRecord(bytes.NewReader(b), nil)
+	if err != nil {
+		return false
+	}
+	var ix segIndex
+	if json.Unmarshal(p, &ix) != nil {
+		return false
+	}
+	fi, err := os.Stat(seg.path)
+	if err != nil || fi.Size() != ix.Size {
+		return false
+	}
+	seg.size, seg.count, seg.minTs, seg.maxTs = ix.Size, ix.Count, ix.MinTs, ix.MaxTs
+	seg.minIngest, seg.maxSeq, seg.indexed = ix.MinIngest, ix.MaxSeq, true
+	for _, ss := range ix.Streams {
+		seg.streams[ss.ID] = &segStream{count: ss.Count, minTs: ss.MinTs, maxTs: ss.MaxTs, maxIngest: ss.MaxIngest}
+		if st := g.byID[ss.ID]; st != nil {
+			st.note(ss.MinTs, ss.MaxIngest)
+			st.note(ss.MaxTs, ss.MaxIngest)
+		}
+	}
+	if ix.MaxSeq >= g.nextSeq {
+		g.nextSeq = ix.MaxSeq + 1
+	}
+	return true
+}
+
+// WriteIndexes writes the index file of every sealed segment that lacks
+// one (the retention pass calls it), so the next start need not scan
+// them. It returns how many it wrote.
+func (s *Store) WriteIndexes() int {
+	s.mu.RLock()
+	gs := make([]*group, 0, len(s.groups))
+	for _, g := range s.groups {
+		gs = append(gs, g)
+	}
+	s.mu.RUnlock()
+	n := 0
+	for _, g := range gs {
+		g.mu.Lock()
+		var todo []*segment
+		var ixs []segIndex
+		for _, seg := range g.sealedLocked() {
+			if seg.indexed || g.deleted {
+				continue
+			}
+			ix := segIndex{Size: seg.size, Count: seg.count, MinTs: seg.minTs, MaxTs: seg.maxTs,
+				MinIngest: seg.minIngest, MaxSeq: seg.maxSeq}
+			for id, ss := range seg.streams {
+				ix.Streams = append(ix.Streams, segIndexStream{ID: id, Count: ss.count, MinTs: ss.minTs, MaxTs: ss.maxTs, MaxIngest: ss.maxIngest})
+			}
+			todo, ixs = append(todo, seg), append(ixs, ix)
+		}
+		g.mu.Unlock()
+		for i, seg := range todo {
+			if err := writeIndex(seg, ixs[i]); err != nil {
+				g.s.log.Warn("write log segment index (the segment will be scanned at start)", "segment", seg.path, "err", err)
+				continue
+			}
+			g.mu.Lock()
+			seg.indexed = true
+			g.mu.Unlock()
+			n++
+		}
+	}
+	return n
+}
+
+func writeIndex(seg *segment, ix segIndex) error {
+	// The segment's bytes are on disk before an index claims them.
+	f, err := os.Open(seg.path)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	f.Close()
+	if err != nil {
+		return err
+	}
+	p, err := json.Marshal(ix)
+	if err != nil {
+		return err
+	}
+	tmp := indexPath(seg) + ".tmp"
+	if err := writeFileSync(tmp, appendRecord(nil, p)); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, indexPath(seg)); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(seg.path))
 }

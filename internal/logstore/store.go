@@ -5,6 +5,7 @@
 //
 //	logs/catalog.log                  journal of groups and streams (framed JSON records)
 //	logs/groups/<gid>/<seq20>.seg     append-only event segments of one group
+//	logs/groups/<gid>/<seq20>.idx     index of a sealed segment (optional)
 //
 // Every group has its own segments; an event record names its stream by a
 // numeric id that is never reused, so a deleted and re-created stream does
@@ -12,7 +13,8 @@
 // concurrent appenders write under the group's lock, then one of them
 // fsyncs for all, and Append returns only once its bytes are on disk.
 // Open replays the catalog, scans every segment (checking each record's
-// CRC), truncates a torn tail and rebuilds the in-memory index: per
+// CRC; a sealed segment with a matching index file is not scanned),
+// truncates a torn tail and rebuilds the in-memory index: per
 // segment and stream, the count and the time range of events, which lets a
 // read skip segments that cannot hold what it asks for.
 //
@@ -113,6 +115,8 @@ type Store struct {
 	cfg Config
 	log *slog.Logger
 
+	// Lock order: mu before a group's mu is never taken; a group's mu may
+	// be held while taking mu (stream creation) and jmu.
 	mu       sync.RWMutex // groups, nextID, nstreams
 	groups   map[string]*group
 	nextID   uint64
@@ -137,6 +141,7 @@ type stream struct {
 type segStream struct {
 	count        int
 	minTs, maxTs int64
+	maxIngest    int64
 }
 
 type segment struct {
@@ -145,7 +150,9 @@ type segment struct {
 	size         int64 // bytes of complete records
 	minTs, maxTs int64
 	minIngest    int64
+	maxSeq       uint64
 	count        int
+	indexed      bool // its index file is written (sealed segments only)
 	streams      map[uint64]*segStream
 }
 
@@ -422,8 +429,15 @@ func (s *Store) removeOrphans() {
 	}
 }
 
-// Close syncs and closes every file. Idempotent.
+// Close writes the missing index files of sealed segments, then syncs
+// and closes every file. Idempotent.
 func (s *Store) Close() error {
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if !closed {
+		s.WriteIndexes()
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -553,9 +567,15 @@ func (s *Store) DeleteGroup(name string) error {
 		return err
 	}
 	delete(s.groups, name)
+	s.mu.Unlock()
+	// Lock order is g.mu before s.mu (stream creation): count the streams
+	// with s.mu released. Once deleted is set no stream is added.
 	g.mu.Lock()
-	s.nstreams -= len(g.streams)
+	g.deleted = true
+	n := len(g.streams)
 	g.mu.Unlock()
+	s.mu.Lock()
+	s.nstreams -= n
 	s.mu.Unlock()
 	_ = g.closeFiles(true)
 	if err := os.RemoveAll(g.dir); err != nil {
@@ -739,6 +759,19 @@ func (s *Store) Streams(groupName string) ([]Stream, error) {
 	}
 	slices.SortFunc(out, func(a, b Stream) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
+}
+
+// LastSeq returns the sequence number of the group's newest event (0
+// when it has none): a Query with AfterSeq set to it sees only events
+// appended later.
+func (s *Store) LastSeq(groupName string) (uint64, error) {
+	g, err := s.lookup(groupName)
+	if err != nil {
+		return 0, err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.nextSeq - 1, nil
 }
 
 // Stream returns one stream.

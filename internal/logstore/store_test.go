@@ -347,3 +347,85 @@ func TestConcurrentAppendsShareCommits(t *testing.T) {
 		t.Fatalf("events: %d", len(evs))
 	}
 }
+
+func TestDeleteGroupWhileStreamsAreCreated(t *testing.T) {
+	s := open(t, Config{Dir: t.TempDir()})
+	for round := range 20 {
+		name := fmt.Sprint("g", round)
+		mustGroup(t, s, name)
+		var wg sync.WaitGroup
+		for w := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 20 {
+					_, err := s.Append(name, fmt.Sprint(w, "-", i), []Entry{{1, "x"}}, true, 1)
+					if err != nil && !errs.Is(err, errs.NotFound) {
+						t.Error(err)
+					}
+				}
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.DeleteGroup(name); err != nil {
+				t.Error(err)
+			}
+		}()
+		wg.Wait()
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.nstreams != 0 {
+		t.Fatalf("stream count after deleting every group: %d", s.nstreams)
+	}
+}
+
+func TestSealedSegmentIndexFiles(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, Config{Dir: dir, SegmentBytes: 300})
+	mustGroup(t, s, "g")
+	for i := range 60 {
+		st := fmt.Sprint("s", i%3)
+		if _, err := s.Append("g", st, []Entry{{Timestamp: int64(1000 + i), Message: fmt.Sprintf("line %02d ....................", i)}}, true, int64(5000+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := all(t, s, Query{Group: "g"})
+	wantStreams, _ := s.Streams("g")
+	if n := s.WriteIndexes(); n < 3 {
+		t.Fatalf("wrote %d index files", n)
+	}
+	s.Close()
+	idx, _ := filepath.Glob(filepath.Join(dir, "groups", "*", "*.idx"))
+	segs, _ := filepath.Glob(filepath.Join(dir, "groups", "*", "*.seg"))
+	if len(idx) != len(segs)-1 {
+		t.Fatalf("%d index files for %d segments", len(idx), len(segs))
+	}
+	check := func(label string) {
+		t.Helper()
+		s2 := open(t, Config{Dir: dir, SegmentBytes: 300})
+		defer s2.Close()
+		got := all(t, s2, Query{Group: "g"})
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%s: events differ", label)
+		}
+		streams, _ := s2.Streams("g")
+		if fmt.Sprint(streams) != fmt.Sprint(wantStreams) {
+			t.Fatalf("%s: streams %+v, want %+v", label, streams, wantStreams)
+		}
+	}
+	check("with index files")
+	// An index file that does not match its segment is ignored.
+	os.WriteFile(idx[0], []byte("garbage"), 0o644)
+	check("with a bad index file")
+	os.Remove(idx[1])
+	check("with a missing index file")
+	// Sequence numbers go on from the indexed segments.
+	s3 := open(t, Config{Dir: dir, SegmentBytes: 300})
+	s3.Append("g", "s0", []Entry{{Timestamp: 999, Message: "first"}}, false, 1)
+	if evs := all(t, s3, Query{Group: "g", End: 1000}); len(evs) != 1 || evs[0].Seq <= want[len(want)-1].Seq {
+		t.Fatalf("new event %+v", evs)
+	}
+}

@@ -29,6 +29,7 @@ const (
 	ClassECSRegisterTD   Class = "ecs:register-taskdef" // RegisterTaskDefinition: 20/1
 	ClassECSAgent        Class = "ecs:agent"            // agent calls: 200/120
 	ClassECSWrite        Class = "ecs:write"            // other ECS mutations: 50/20
+	ClassLogsPut         Class = "logs:put"             // CloudWatch Logs PutLogEvents: 5000/5000 (AWS's quota)
 	ClassDefaultRead     Class = "read"                 // other services' reads: 100/50
 	ClassDefaultWrite    Class = "write"                // other services' mutations: 50/20
 )
@@ -42,6 +43,7 @@ func DefaultLimits() map[Class]Limit {
 		ClassECSRegisterTD:   {Burst: 20, Rate: 1},
 		ClassECSAgent:        {Burst: 200, Rate: 120},
 		ClassECSWrite:        {Burst: 50, Rate: 20},
+		ClassLogsPut:         {Burst: 5000, Rate: 5000},
 		ClassDefaultRead:     {Burst: 100, Rate: 50},
 		ClassDefaultWrite:    {Burst: 50, Rate: 20},
 	}
@@ -65,6 +67,9 @@ func ClassOf(service, op string, readOnly bool) Class {
 			return ClassECSRead
 		}
 		return ClassECSWrite
+	}
+	if service == "logs" && op == "PutLogEvents" {
+		return ClassLogsPut
 	}
 	if readOnly {
 		return ClassDefaultRead

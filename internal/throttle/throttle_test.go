@@ -65,4 +65,7 @@ func TestClassOf(t *testing.T) {
 	if ClassOf("cloudtrail", "LookupEvents", true) != ClassDefaultRead {
 		t.Error("cloudtrail read class")
 	}
+	if ClassOf("logs", "PutLogEvents", false) != ClassLogsPut || ClassOf("logs", "CreateLogGroup", false) != ClassDefaultWrite {
+		t.Error("logs classes")
+	}
 }
