@@ -11,6 +11,8 @@
 //     assigned to the agent's instance, resumable from a store revision.
 //     While it is open, the instance's agentConnected is true.
 //   - POST /report: observed task and container state.
+//   - POST /logs: container output for CloudWatch Logs (the awslogs log
+//     driver); with no events it prepares the log stream.
 //
 // Every call but join is SigV4-signed (service SigningService) with the
 // agent's own credential, which is good only for its own container
@@ -30,6 +32,7 @@ const (
 	PathJoin        = PathPrefix + "join"
 	PathAssignments = PathPrefix + "assignments"
 	PathReport      = PathPrefix + "report"
+	PathLogs        = PathPrefix + "logs"
 	// SigningService is the SigV4 service name agents sign with.
 	SigningService = "berth-agent"
 	// HeartbeatInterval is how often the server writes a heartbeat event
@@ -207,4 +210,26 @@ func StatusRank(s string) int {
 		}
 	}
 	return -1
+}
+
+// LogsRequest carries a batch of a container's output to its CloudWatch
+// Logs stream (the awslogs log driver, docs/awslogs.md). The control plane
+// accepts it only for a container of a task assigned to the caller's
+// instance whose definition names Group, and takes awslogs-create-group
+// from that definition. With no events it only prepares the stream (and
+// the group, when the definition says to create it): the agent asks before
+// the container starts.
+type LogsRequest struct {
+	TaskArn   string     `json:"taskArn"`
+	Container string     `json:"container"`
+	Group     string     `json:"group"`
+	Stream    string     `json:"stream"`
+	Events    []LogEvent `json:"events,omitempty"`
+}
+
+// LogEvent is one CloudWatch Logs event. The events of a request are in
+// chronological order and within PutLogEvents' limits.
+type LogEvent struct {
+	Timestamp int64  `json:"timestamp"` // epoch milliseconds
+	Message   string `json:"message"`
 }

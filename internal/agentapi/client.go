@@ -104,6 +104,19 @@ func (c *Client) Report(ctx context.Context, rep Report) error {
 	return nil
 }
 
+// PutLogs sends a batch of container output (or, with no events,
+// prepares its log stream). Errors of kind NotFound, Invalid and Forbidden
+// are final: sending the same batch again cannot succeed.
+func (c *Client) PutLogs(ctx context.Context, req LogsRequest) error {
+	b, _ := json.Marshal(req)
+	resp, err := c.do(ctx, http.MethodPost, PathLogs, b, true)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
 // Assignments opens the assignment stream from revision since (0: from a
 // full sync) and calls fn for each event until the stream ends, ctx ends,
 // fn fails, or no event (heartbeats included) arrives for three heartbeat

@@ -33,6 +33,9 @@ type Gateway struct {
 	log  *slog.Logger
 	now  func() time.Time
 	obs  Observer
+
+	logSink  LogSink // agentapi.PathLogs (logs.go)
+	logDests logDests
 }
 
 // Observer is told about agent traffic (metrics). Its methods are called
@@ -165,6 +168,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, struct{}{})
+	case r.URL.Path == agentapi.PathLogs && r.Method == http.MethodPost:
+		cred, err := g.authenticate(r, body)
+		if err != nil {
+			g.fail(w, err)
+			return
+		}
+		g.putLogs(w, r, cred, body)
 	case r.URL.Path == PathJoinTokens && r.Method == http.MethodPost:
 		if err := g.authenticateUser(r, body); err != nil {
 			g.fail(w, err)

@@ -37,7 +37,7 @@ Usage:
   berth agent    [flags]   a node agent: joins a cluster and runs its tasks on Docker
   berth env      [flags]   print the shell exports for the AWS CLI and SDKs
   berth join-token [flags] make a token an agent joins a cluster with
-  berth bench [tasks|services] [flags]  run the benchmarks that need a whole Berth
+  berth bench [tasks|services|awslogs] [flags]  run the benchmarks that need a whole Berth
                            (API churn; "tasks": RunTask on Docker beside docker run and Swarm;
                            "services": services on Docker beside Swarm, rolling bounds, recovery)
   berth version            print the version
@@ -310,6 +310,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(args) > 0 && args[0] == "services" {
 		return runBenchServices(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "awslogs" {
+		return runBenchAwslogs(ctx, args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("berth bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dur := fs.Duration("duration", 30*time.Second, "how long the API churn runs")
@@ -397,6 +400,28 @@ func runBenchServices(ctx context.Context, args []string, stdout, stderr io.Writ
 		return UsageError{"bad benchmark parameters"}
 	}
 	res, err := bench.ServiceDocker(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	res.Report(stdout)
+	return nil
+}
+
+func runBenchAwslogs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("berth bench awslogs", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := bench.DefaultAwslogsConfig()
+	fs.StringVar(&cfg.Image, "image", cfg.Image, "berth-test/tool in Docker's local cache (nothing is pulled)")
+	fs.IntVar(&cfg.Stamps, "stamps", cfg.Stamps, "lines timed from the container's write to FilterLogEvents")
+	fs.DurationVar(&cfg.Every, "every", cfg.Every, "time between timed lines")
+	fs.IntVar(&cfg.Lines, "lines", cfg.Lines, "lines written at full speed for lines/s (beside the same container on json-file only)")
+	if err := fs.Parse(args); err != nil {
+		return UsageError{err.Error()}
+	}
+	if cfg.Stamps < 1 || cfg.Lines < 1 || cfg.Every <= 0 {
+		return UsageError{"bad benchmark parameters"}
+	}
+	res, err := bench.Awslogs(ctx, cfg)
 	if err != nil {
 		return err
 	}

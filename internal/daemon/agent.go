@@ -1,12 +1,15 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -15,6 +18,7 @@ import (
 
 	"github.com/berthdev/berth/internal/agent"
 	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/awslogs"
 	"github.com/berthdev/berth/internal/dockerdriver"
 	"github.com/berthdev/berth/internal/metadata"
 	"github.com/berthdev/berth/internal/taskrun"
@@ -45,6 +49,7 @@ type AgentConfig struct {
 // requiresAttributes ask for anything else are not placed on it.
 func agentCapabilities() []string {
 	caps := []string{
+		"com.amazonaws.ecs.capability.logging-driver.awslogs",
 		"com.amazonaws.ecs.capability.logging-driver.json-file",
 		"com.amazonaws.ecs.capability.logging-driver.none",
 		"com.amazonaws.ecs.capability.privileged-container",
@@ -52,6 +57,9 @@ func agentCapabilities() []string {
 		"ecs.capability.container-ordering",
 		"ecs.capability.task-eni",
 		"ecs.capability.docker-plugin.local",
+		// awslogs is done by the agent itself (internal/awslogs): no
+		// execution role is needed for it to reach CloudWatch Logs.
+		"ecs.capability.execution-role-awslogs",
 	}
 	for v := 17; v <= 41; v++ {
 		caps = append(caps, fmt.Sprintf("com.amazonaws.ecs.capability.docker-remote-api.1.%d", v))
@@ -63,6 +71,7 @@ func agentCapabilities() []string {
 type Agent struct {
 	shell   *agent.Agent
 	rt      *taskrun.Runtime
+	logs    *awslogs.Manager
 	md      *metadata.Server
 	driver  *dockerdriver.Driver
 	cancel  context.CancelFunc
@@ -155,6 +164,19 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (_ *Agent, err error) {
 		return nil, fmt.Errorf("task metadata address %q: %w", addr, err)
 	}
 	mdPort, _ := strconv.Atoi(port)
+	// The awslogs log driver: the agent ships its containers' output over
+	// its own authenticated channel (docs/awslogs.md).
+	logs, err := awslogs.NewManager(awslogs.Config{
+		Source: awslogs.DockerSource(driver),
+		Sink: &agentapi.Client{Endpoint: cfg.Endpoint, Region: cmp.Or(st.Region, cfg.Region), AccessKeyID: st.AccessKeyID,
+			SecretAccessKey: st.SecretAccessKey, HTTP: &http.Client{Timeout: 30 * time.Second}},
+		Dir: filepath.Join(cfg.DataDir, "awslogs"),
+		Log: log.With("component", "awslogs"),
+	})
+	if err != nil {
+		md.Close()
+		return nil, err
+	}
 	rt, err = taskrun.New(taskrun.Config{
 		Driver:             driver,
 		InstanceID:         st.InstanceID,
@@ -164,16 +186,18 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (_ *Agent, err error) {
 		DefaultStopTimeout: cfg.StopTimeout,
 		Metadata:           md,
 		MetadataPort:       mdPort,
+		Logs:               logs,
 		AvailabilityZone:   cfg.AvailabilityZone,
 		Report:             shell.Report,
 		Log:                log.With("component", "taskrun"),
 	})
 	if err != nil {
+		logs.Close()
 		md.Close()
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	a := &Agent{shell: shell, rt: rt, md: md, driver: driver, cancel: cancel, stopped: make(chan struct{})}
+	a := &Agent{shell: shell, rt: rt, logs: logs, md: md, driver: driver, cancel: cancel, stopped: make(chan struct{})}
 	a.wg.Add(2)
 	go func() {
 		defer a.wg.Done()
@@ -219,6 +243,7 @@ func (a *Agent) Close() error {
 		a.cancel()
 		a.wg.Wait()
 		a.rt.Close()
+		a.logs.Close()
 		a.md.Close()
 		a.driver.Close()
 	})

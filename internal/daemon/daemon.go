@@ -195,11 +195,12 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.logs = logsSvc
 	s.goRun(func() { logsSvc.RunRetention(runCtx, time.Minute) })
 	ecrSvc := ecr.New(reg, ecr.Config{Region: cfg.Region, Account: cfg.Account, RegistryHost: func() string { return s.Addr() }}, log.With("component", "ecr"))
+	gw := agentgw.New(ecsSvc, keys, log.With("component", "agentgw"))
+	gw.SetLogSink(logSink{logsSvc}) // the awslogs log driver (docs/awslogs.md)
 	limiter := throttle.Disabled()
 	if cfg.Throttle {
 		limiter = throttle.New(cfg.ThrottleLimits)
 	}
-	gw := agentgw.New(ecsSvc, keys, log.With("component", "agentgw"))
 	gw.SetObserver(prom)
 	s.fd = awsproto.New(awsproto.Config{
 		Auth:     sigAuth{keys: keys, region: cfg.Region},
@@ -398,4 +399,16 @@ func (a sigAuth) Authenticate(r *http.Request, body []byte, now time.Time) (iam.
 	}
 	id, _ := a.keys.Identity(sc.AccessKey)
 	return id, nil
+}
+
+// logSink hands the containers' output agents ship (the awslogs log
+// driver) to CloudWatch Logs.
+type logSink struct{ svc *logs.Service }
+
+func (l logSink) Ingest(ctx context.Context, group, stream string, createGroup bool, events []agentapi.LogEvent) error {
+	in := make([]logs.InputEvent, len(events))
+	for i, e := range events {
+		in[i] = logs.InputEvent{Timestamp: e.Timestamp, Message: e.Message}
+	}
+	return l.svc.Ingest(ctx, group, stream, createGroup, in)
 }

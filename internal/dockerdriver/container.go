@@ -123,6 +123,7 @@ type ContainerInfo struct {
 	ImageID string
 	Created time.Time
 	Labels  map[string]string
+	TTY     bool // output is a terminal's raw stream, not Docker's multiplexed one
 
 	Status     string // created, running, paused, restarting, removing, exited, dead
 	Running    bool
@@ -159,6 +160,7 @@ func containerInfo(c container.InspectResponse) ContainerInfo {
 	if c.Config != nil {
 		info.Image = c.Config.Image
 		info.Labels = c.Config.Labels
+		info.TTY = c.Config.Tty
 	}
 	if s := c.State; s != nil {
 		info.Status = string(s.Status)

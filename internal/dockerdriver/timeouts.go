@@ -36,6 +36,9 @@ type Timeouts struct {
 	// EventsConnect bounds opening the event stream; the stream itself runs
 	// until its context ends.
 	EventsConnect time.Duration
+	// LogsConnect bounds opening a container's log stream; a followed
+	// stream runs until its context ends.
+	LogsConnect time.Duration
 
 	NetworkCreate  time.Duration
 	NetworkRemove  time.Duration
@@ -71,6 +74,7 @@ func DefaultTimeouts() Timeouts {
 		Stats:     30 * time.Second,
 
 		EventsConnect: 30 * time.Second,
+		LogsConnect:   30 * time.Second,
 
 		NetworkCreate:  1 * time.Minute,
 		NetworkRemove:  1 * time.Minute,
@@ -109,6 +113,7 @@ func (t Timeouts) withDefaults() Timeouts {
 	fill(&t.Remove, d.Remove)
 	fill(&t.Stats, d.Stats)
 	fill(&t.EventsConnect, d.EventsConnect)
+	fill(&t.LogsConnect, d.LogsConnect)
 	fill(&t.NetworkCreate, d.NetworkCreate)
 	fill(&t.NetworkRemove, d.NetworkRemove)
 	fill(&t.NetworkConnect, d.NetworkConnect)

@@ -57,6 +57,7 @@ type ctr struct {
 	ip         string
 	stopping   bool      // a stop call is under way
 	stopRetry  time.Time // when to retry a stop that has not worked
+	logsReady  bool      // awslogs: the log stream is prepared
 	info       dockerdriver.ContainerInfo
 }
 
@@ -75,26 +76,27 @@ type runner struct {
 	exited  chan struct{}
 
 	// Owned by the goroutine.
-	adopted    []adoptedContainer
-	a          agentapi.Assignment
-	haveDef    bool
-	task       dockerdriver.TaskInfo
-	mode       string
-	known      string
-	stopping   bool
-	stopCode   string
-	stopReason string
-	failure    string
-	cs         []*ctr
-	pause      *ctr
-	attachment *ecsapi.Attachment
-	pullStart  *time.Time
-	pullStop   *time.Time
-	startedAt  *time.Time
-	execStop   *time.Time
-	stoppedAt  *time.Time
-	last       *agentapi.TaskReport
-	doneOnce   sync.Once
+	adopted     []adoptedContainer
+	a           agentapi.Assignment
+	haveDef     bool
+	task        dockerdriver.TaskInfo
+	mode        string
+	known       string
+	stopping    bool
+	stopCode    string
+	stopReason  string
+	failure     string
+	cs          []*ctr
+	pause       *ctr
+	attachment  *ecsapi.Attachment
+	pullStart   *time.Time
+	pullStop    *time.Time
+	startedAt   *time.Time
+	execStop    *time.Time
+	stoppedAt   *time.Time
+	last        *agentapi.TaskReport
+	logsDrained bool
+	doneOnce    sync.Once
 }
 
 func newRunner(rt *Runtime, arn string, report func(agentapi.TaskReport)) *runner {
@@ -230,6 +232,7 @@ func (r *runner) build(ctx context.Context) {
 				if c.token != "" && r.rt.cfg.Metadata != nil {
 					r.rt.cfg.Metadata.Register(c.token, r.arn, c.name)
 				}
+				r.shipLogs(c) // resume from its checkpoint
 			}
 		}
 	}
@@ -499,7 +502,8 @@ func (r *runner) create(ctx context.Context, c *ctr) error {
 		c.token = metadata.NewToken()
 	}
 	opts := dockerdriver.Options{Image: deref(c.def.Image), Containers: map[string]string{},
-		DefaultStopTimeout: r.rt.cfg.DefaultStopTimeout, Env: map[string]string{}, Labels: map[string]string{}}
+		DefaultStopTimeout: r.rt.cfg.DefaultStopTimeout, Env: map[string]string{}, Labels: map[string]string{},
+		LogDriver: r.dockerLogConfig}
 	maps.Copy(opts.Labels, r.rt.cfg.Labels)
 	opts.Labels[LabelMetadataToken] = c.token
 	for _, o := range r.cs {
@@ -542,6 +546,9 @@ func (r *runner) create(ctx context.Context, c *ctr) error {
 }
 
 func (r *runner) start(ctx context.Context, c *ctr) error {
+	if ok, err := r.prepareLogs(ctx, c); !ok {
+		return err
+	}
 	if err := r.rt.d.StartContainer(ctx, c.id); err != nil {
 		if ctx.Err() != nil || (errs.Is(err, errs.Unavailable) && errs.ReasonOf(err) == dockerdriver.ReasonDaemonDown) {
 			return err
@@ -553,6 +560,7 @@ func (r *runner) start(ctx context.Context, c *ctr) error {
 	if c.startedAt.IsZero() {
 		c.startedAt = time.Now().UTC()
 	}
+	r.shipLogs(c)
 	return r.inspect(ctx, c)
 }
 
@@ -702,6 +710,7 @@ func (r *runner) wind(ctx context.Context) error {
 		t := time.Now().UTC()
 		r.execStop = &t
 	}
+	r.drainLogs()
 	r.setKnown(tDeprovisioning)
 	if r.pause != nil && r.pause.known != CStopped {
 		r.publish()
@@ -731,6 +740,7 @@ func (r *runner) cleanup(ctx context.Context) {
 	for _, c := range r.cs {
 		if c.id != "" {
 			_ = r.rt.d.RemoveContainer(ctx, c.id, dockerdriver.RemoveOptions{Force: true})
+			r.forgetLogs(c)
 		}
 	}
 	if specs, err := dockerdriver.TaskVolumes(r.task, dockerdriver.Options{}); err == nil {

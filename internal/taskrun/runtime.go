@@ -24,6 +24,7 @@ import (
 
 	"github.com/berthdev/berth/internal/agent"
 	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/awslogs"
 	"github.com/berthdev/berth/internal/dockerdriver"
 	"github.com/berthdev/berth/internal/errs"
 	"github.com/berthdev/berth/internal/metadata"
@@ -78,6 +79,14 @@ type Config struct {
 	PollInterval time.Duration
 	// Labels are added to every container (tests mark theirs).
 	Labels map[string]string
+	// Logs ships the output of awslogs containers to CloudWatch Logs
+	// (they run with Docker's json-file driver). Nil: a definition with
+	// awslogs fails at create as an unsupported log driver.
+	Logs *awslogs.Manager
+	// LogDrainTimeout bounds how long a stopping task waits for its
+	// containers' last output to be shipped before it reports STOPPED
+	// (default 3s); shipping goes on after it.
+	LogDrainTimeout time.Duration
 	// Report receives the reports of runners made by Adopt (NewRunner's
 	// caller passes its own).
 	Report func(agentapi.TaskReport)
@@ -135,6 +144,9 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	if cfg.CleanupWait <= 0 {
 		cfg.CleanupWait = 3 * time.Hour
+	}
+	if cfg.LogDrainTimeout <= 0 {
+		cfg.LogDrainTimeout = 3 * time.Second
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = time.Second

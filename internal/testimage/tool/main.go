@@ -5,6 +5,10 @@
 //	sleep:DUR          sleep for a Go duration
 //	exit:CODE          exit with CODE
 //	print:TEXT         print TEXT on stdout
+//	stderr:TEXT        print TEXT on stderr
+//	lines:N:EVERY[:P]  print N numbered lines "P 000000".."P N-1" on stdout
+//	                   (P defaults to "line"), sleeping EVERY between lines
+//	                   (a Go duration; 0 for none); stderr gets every 10th
 //	env                print the environment, one variable a line
 //	touch:PATH         create an empty file
 //	rm:PATH            remove a file
@@ -50,6 +54,31 @@ func main() {
 			os.Exit(code)
 		case "print":
 			fmt.Println(arg)
+		case "stderr":
+			fmt.Fprintln(os.Stderr, arg)
+		case "lines":
+			parts := strings.SplitN(arg, ":", 3)
+			n, err := strconv.Atoi(parts[0])
+			must(err)
+			every := time.Duration(0)
+			if len(parts) > 1 {
+				every, err = time.ParseDuration(parts[1])
+				must(err)
+			}
+			prefix := "line"
+			if len(parts) > 2 {
+				prefix = parts[2]
+			}
+			for i := 0; i < n; i++ {
+				w := os.Stdout
+				if i%10 == 9 {
+					w = os.Stderr
+				}
+				fmt.Fprintf(w, "%s %06d\n", prefix, i)
+				if every > 0 {
+					time.Sleep(every)
+				}
+			}
 		case "env":
 			env := os.Environ()
 			sort.Strings(env)
