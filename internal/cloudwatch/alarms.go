@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/berthdev/berth/internal/alarm"
@@ -65,6 +66,8 @@ type historyItem struct {
 	Time    time.Time
 }
 
+var historySeq atomic.Int64
+
 func (s *Service) alarmARN(name string) string { return s.arns.Service("cloudwatch", "alarm:"+name) }
 
 func (s *Service) getAlarm(ctx context.Context, name string) (record, int64, error) {
@@ -118,9 +121,11 @@ func (s *Service) historyOps(ctx context.Context, name string, items []historyIt
 			ops = append(ops, store.Delete(kv.Key))
 		}
 	}
-	for i, it := range items {
+	for _, it := range items {
 		b, _ := json.Marshal(it)
-		ops = append(ops, store.Put(fmt.Sprintf("%s%020d-%03d", historyKeyPrefix(name), it.Time.UnixNano(), i), b))
+		// time, then a per-process sequence: unique even when the clock
+		// stands still, and in time order.
+		ops = append(ops, store.Put(fmt.Sprintf("%s%020d-%012d", historyKeyPrefix(name), it.Time.UnixNano(), historySeq.Add(1)), b))
 	}
 	return ops, nil
 }
