@@ -197,3 +197,65 @@ func TestCloudWatchCLIs(t *testing.T) {
 		})
 	}
 }
+
+// TestCloudWatchAlarmAgainstBinary: through the real binary, a breaching
+// datapoint puts an alarm in ALARM within one period + 5 s, and the
+// alarm and its state survive a restart.
+func TestCloudWatchAlarmAgainstBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the binary")
+	}
+	dir := t.TempDir()
+	p := berthtest.StartProcess(t, "up", dir, nil)
+	cw := cloudwatch.NewFromConfig(p.Server.AWSConfig())
+	ctx := context.Background()
+	dims := []types.Dimension{{Name: aws.String("Host"), Value: aws.String("h1")}}
+	put := func(v float64) {
+		t.Helper()
+		_, err := cw.PutMetricData(ctx, &cloudwatch.PutMetricDataInput{Namespace: aws.String("Ops"),
+			MetricData: []types.MetricDatum{{MetricName: aws.String("CPU"), Dimensions: dims, Value: aws.Float64(v), StorageResolution: aws.Int32(1)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(10)
+	const period = 10
+	_, err := cw.PutMetricAlarm(ctx, &cloudwatch.PutMetricAlarmInput{AlarmName: aws.String("cpu-high"), Namespace: aws.String("Ops"), MetricName: aws.String("CPU"),
+		Dimensions: dims, Statistic: types.StatisticMaximum, Period: aws.Int32(period), EvaluationPeriods: aws.Int32(1), Threshold: aws.Float64(80),
+		ComparisonOperator: types.ComparisonOperatorGreaterThanOrEqualToThreshold, TreatMissingData: aws.String("notBreaching")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := func() (string, string) {
+		d, err := cw.DescribeAlarms(ctx, &cloudwatch.DescribeAlarmsInput{AlarmNames: []string{"cpu-high"}})
+		if err != nil || len(d.MetricAlarms) != 1 {
+			t.Fatalf("describe: %+v %v", d, err)
+		}
+		return string(d.MetricAlarms[0].StateValue), aws.ToString(d.MetricAlarms[0].StateReason)
+	}
+	waitAlarm(t, state, "OK", (period+5)*time.Second)
+	put(95)
+	took := waitAlarm(t, state, "ALARM", (period+5)*time.Second)
+	t.Logf("ALARM %v after the breaching datapoint", took)
+	st, reason := state()
+	if !strings.HasPrefix(reason, "Threshold Crossed: 1 datapoint [95.0 (") || !strings.HasSuffix(reason, ")] was greater than or equal to the threshold (80.0).") {
+		t.Fatalf("%s: %s", st, reason)
+	}
+	// A crash (SIGKILL) and a restart: the alarm, its state and the
+	// acknowledged datapoints are still there.
+	p.Kill9()
+	p = berthtest.StartProcessAt(t, strings.TrimPrefix(p.Endpoint, "http://"), "up", dir, nil)
+	cw = cloudwatch.NewFromConfig(p.Server.AWSConfig())
+	if st, _ := state(); st != "ALARM" {
+		t.Fatalf("after restart: %s", st)
+	}
+	st2, err := cw.GetMetricStatistics(ctx, &cloudwatch.GetMetricStatisticsInput{Namespace: aws.String("Ops"), MetricName: aws.String("CPU"), Dimensions: dims,
+		StartTime: aws.Time(time.Now().Add(-5 * time.Minute)), EndTime: aws.Time(time.Now().Add(time.Minute)), Period: aws.Int32(600), Statistics: []types.Statistic{types.StatisticMaximum, types.StatisticSampleCount}})
+	if err != nil || len(st2.Datapoints) != 1 || *st2.Datapoints[0].Maximum != 95 || *st2.Datapoints[0].SampleCount != 2 {
+		t.Fatalf("datapoints after restart: %+v %v", st2, err)
+	}
+	lm, err := cw.ListMetrics(ctx, &cloudwatch.ListMetricsInput{Namespace: aws.String("Ops")})
+	if err != nil || len(lm.Metrics) != 1 {
+		t.Fatalf("metrics after restart: %+v %v", lm, err)
+	}
+}
