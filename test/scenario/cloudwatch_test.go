@@ -124,6 +124,7 @@ func TestCloudWatchCLIs(t *testing.T) {
 	s := berthtest.Start(t, nil)
 	for _, cli := range berthtest.CLIs(t) {
 		t.Run(cli.Name, func(t *testing.T) {
+			t.Parallel() // each CLI uses its own namespace and alarm
 			run := func(args ...string) map[string]any {
 				t.Helper()
 				out, errOut, code := cli.Run(t, s, args...)
