@@ -247,8 +247,13 @@ func TestCloudWatchAlarmAgainstBinary(t *testing.T) {
 	p.Kill9()
 	p = berthtest.StartProcessAt(t, strings.TrimPrefix(p.Endpoint, "http://"), "up", dir, nil)
 	cw = cloudwatch.NewFromConfig(p.Server.AWSConfig())
-	if st, _ := state(); st != "ALARM" {
-		t.Fatalf("after restart: %s", st)
+	// The alarm is still there with its history; its state may have
+	// moved on to OK since (notBreaching once the breaching period is past).
+	state()
+	h, err := cw.DescribeAlarmHistory(ctx, &cloudwatch.DescribeAlarmHistoryInput{AlarmName: aws.String("cpu-high"), HistoryItemType: types.HistoryItemTypeStateUpdate,
+		ScanBy: types.ScanByTimestampAscending})
+	if err != nil || len(h.AlarmHistoryItems) < 2 || *h.AlarmHistoryItems[1].HistorySummary != "Alarm updated from OK to ALARM" {
+		t.Fatalf("history after restart: %+v %v", h, err)
 	}
 	st2, err := cw.GetMetricStatistics(ctx, &cloudwatch.GetMetricStatisticsInput{Namespace: aws.String("Ops"), MetricName: aws.String("CPU"), Dimensions: dims,
 		StartTime: aws.Time(time.Now().Add(-5 * time.Minute)), EndTime: aws.Time(time.Now().Add(time.Minute)), Period: aws.Int32(600), Statistics: []types.Statistic{types.StatisticMaximum, types.StatisticSampleCount}})
