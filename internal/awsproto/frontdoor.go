@@ -175,7 +175,8 @@ func (fd *FrontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, `{"status":"ok"}`)
 		return
 	}
-	if !fd.readBody(x) || !fd.recognise(x) || !fd.authenticate(x) {
+	fd.recognise(x)
+	if !fd.readBody(x) || !fd.readForm(x) || !fd.authenticate(x) {
 		return
 	}
 	op := fd.operation(x)
@@ -220,9 +221,6 @@ func (fd *FrontDoor) newExchange(w http.ResponseWriter, r *http.Request) *exchan
 func (fd *FrontDoor) readBody(x *exchange) bool {
 	body, err := io.ReadAll(http.MaxBytesReader(x.w, x.r.Body, fd.maxBody))
 	if err != nil {
-		// The protocol is not known yet; guess it from the headers so the
-		// client can read the error.
-		x.proto, _, _ = recogniseProtocol(x.r)
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			fd.writeError(x, &Error{Code: CodeRequestTooLarge, Status: http.StatusRequestEntityTooLarge,
@@ -236,7 +234,6 @@ func (fd *FrontDoor) readBody(x *exchange) bool {
 	if enc := x.r.Header.Get("Content-Encoding"); enc != "" {
 		plain, we := decompress(enc, body, fd.maxBody)
 		if we != nil {
-			x.proto, _, _ = recogniseProtocol(x.r)
 			fd.writeError(x, we)
 			return false
 		}
@@ -274,22 +271,13 @@ func decompress(encoding string, body []byte, max int64) ([]byte, *Error) {
 	return body, nil
 }
 
-// recognise finds the request's protocol, service and operation name:
-// the service from the credential scope first, then from the X-Amz-Target
-// prefix or the CBOR path; the operation from the target, the path or the
-// query protocol's Action.
-func (fd *FrontDoor) recognise(x *exchange) bool {
-	var opName string
-	x.proto, x.target, opName = recogniseProtocol(x.r)
-	if x.proto == Query {
-		form, err := parseForm(x.r, x.body)
-		if err != nil {
-			fd.writeError(x, &Error{Code: "MalformedQueryString", Message: err.Error()})
-			return false
-		}
-		x.form = form
-		opName = form.Get("Action")
-	}
+// recognise finds, from the path and headers, the request's protocol,
+// service and operation name: the service from the credential scope first,
+// then from the X-Amz-Target prefix or the CBOR path; the operation from
+// the target or the path (the query protocol's Action is read with the
+// form).
+func (fd *FrontDoor) recognise(x *exchange) {
+	x.proto, x.target, x.call.Operation = recogniseProtocol(x.r)
 	var hasScope bool
 	x.scope, hasScope = fd.auth.Scope(x.r)
 	if hasScope {
@@ -305,7 +293,21 @@ func (fd *FrontDoor) recognise(x *exchange) bool {
 	if x.svc != nil {
 		x.call.Service = x.svc.SigningName
 	}
-	x.call.Operation = opName
+}
+
+// readForm parses a query-protocol request's fields (URL and form body)
+// and takes the operation from its Action.
+func (fd *FrontDoor) readForm(x *exchange) bool {
+	if x.proto != Query {
+		return true
+	}
+	form, err := parseForm(x.r, x.body)
+	if err != nil {
+		fd.writeError(x, &Error{Code: "MalformedQueryString", Message: err.Error()})
+		return false
+	}
+	x.form = form
+	x.call.Operation = form.Get("Action")
 	return true
 }
 

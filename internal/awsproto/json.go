@@ -96,14 +96,17 @@ func (e *TimeError) Error() string { return "Invalid timestamp value: " + e.Valu
 // decimals ("1709242525.051").
 func (t Time) MarshalJSON() ([]byte, error) {
 	ms := t.UnixMilli()
+	sign := ""
+	if ms < 0 {
+		// Before 1970: the decimal is negative as a whole (-1.236 is
+		// 1236 ms before the epoch).
+		sign, ms = "-", -ms
+	}
 	sec, rem := ms/1000, ms%1000
-	if rem < 0 {
-		sec, rem = sec-1, rem+1000
-	}
 	if rem == 0 {
-		return []byte(strconv.FormatInt(sec, 10)), nil
+		return []byte(sign + strconv.FormatInt(sec, 10)), nil
 	}
-	return []byte(strings.TrimRight(fmt.Sprintf("%d.%03d", sec, rem), "0")), nil
+	return []byte(sign + strings.TrimRight(fmt.Sprintf("%d.%03d", sec, rem), "0")), nil
 }
 
 // UnmarshalJSON reads epoch seconds (number) or an ISO 8601 string.

@@ -125,9 +125,13 @@ func startCloudWatch(t *testing.T) (*httptest.Server, *fakeCloudWatch) {
 	svc := f.handlers().Service()
 	svc.ValidationCode = "ValidationError"
 	fd := awsproto.New(awsproto.Config{Auth: testAuth{}, Region: testRegion, Services: []*awsproto.Service{svc}})
-	srv := httptest.NewServer(fd)
+	return newServer(t, fd), f
+}
+
+func newServer(t *testing.T, h http.Handler) *httptest.Server {
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return srv, f
+	return srv
 }
 
 type answer struct {

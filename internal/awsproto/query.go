@@ -11,12 +11,14 @@ package awsproto
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"math"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 )
 
 func writeQueryOutput(w http.ResponseWriter, svc *Service, op, requestID string, out any) {
@@ -149,16 +151,9 @@ func formatXMLFloat(f float64) string {
 
 // sortValues orders map keys (strings in every model) for stable output.
 func sortValues(keys []reflect.Value) {
-	less := func(a, b reflect.Value) bool {
-		ab, _ := json.Marshal(a.Interface())
-		bb, _ := json.Marshal(b.Interface())
-		return string(ab) < string(bb)
-	}
-	for i := 1; i < len(keys); i++ {
-		for j := i; j > 0 && less(keys[j], keys[j-1]); j-- {
-			keys[j], keys[j-1] = keys[j-1], keys[j]
-		}
-	}
+	slices.SortFunc(keys, func(a, b reflect.Value) int {
+		return strings.Compare(fmt.Sprint(a.Interface()), fmt.Sprint(b.Interface()))
+	})
 }
 
 type queryErrorResponse struct {
