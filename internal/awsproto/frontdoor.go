@@ -391,7 +391,7 @@ func (fd *FrontDoor) serve(x *exchange, op *Operation) {
 			fd.log.Error("operation failed", "service", x.svc.SigningName, "op", op.Name, "request_id", x.call.RequestID, "err", err)
 		}
 	}
-	if !op.ReadOnly {
+	if !op.ReadOnly && !op.DataEvent {
 		rec := fd.record(x, op.Name, false)
 		rec.Parameters = auditParameters(x, op, in)
 		rec.Resources = audit.Resources(rec.Parameters)

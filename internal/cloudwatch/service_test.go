@@ -300,7 +300,10 @@ func TestGetMetricData(t *testing.T) {
 	expr := func(id, e string) cloudwatchapi.MetricDataQuery {
 		return cloudwatchapi.MetricDataQuery{Id: ptr(id), Expression: ptr(e)}
 	}
-	hidden := func(q cloudwatchapi.MetricDataQuery) cloudwatchapi.MetricDataQuery { q.ReturnData = ptr(false); return q }
+	hidden := func(q cloudwatchapi.MetricDataQuery) cloudwatchapi.MetricDataQuery {
+		q.ReturnData = ptr(false)
+		return q
+	}
 	in := &cloudwatchapi.GetMetricDataInput{StartTime: awsproto.NewTime(t0), EndTime: awsproto.NewTime(t0.Add(10 * time.Minute)),
 		MetricDataQueries: []cloudwatchapi.MetricDataQuery{
 			expr("rate", "100 * err / req"), hidden(ms("req", "Req", "a", "Sum")), hidden(ms("err", "Err", "a", "Sum")),
@@ -578,5 +581,36 @@ func TestHistoryIsBounded(t *testing.T) {
 	json.Unmarshal([]byte(*h.AlarmHistoryItems[0].HistoryData), &data)
 	if data["oldState"]["stateValue"] != "ALARM" || data["newState"]["stateValue"] != "OK" {
 		t.Errorf("history data %s", *h.AlarmHistoryItems[0].HistoryData)
+	}
+}
+
+func TestPublishAndController(t *testing.T) {
+	s, clk := testService(t)
+	// Publish takes AWS/ namespaces (Berth's own producers).
+	key := tsdb.NewKey("AWS/ECS", "CPUUtilization", []tsdb.Dim{{Name: "ClusterName", Value: "prod"}})
+	if err := s.Publish(ctx, []tsdb.Point{{Key: key, T: clk.Now(), Sample: tsdb.ValueSample(91, 1), Unit: "Percent"}}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.ListMetrics(ctx, &cloudwatchapi.ListMetricsInput{Namespace: ptr("AWS/ECS")})
+	if err != nil || len(out.Metrics) != 1 {
+		t.Fatalf("%+v %v", out, err)
+	}
+	in := alarmInput("cpu")
+	in.Namespace, in.MetricName, in.Threshold = ptr("AWS/ECS"), ptr("CPUUtilization"), ptr(90.0)
+	in.Dimensions = []cloudwatchapi.Dimension{{Name: ptr("ClusterName"), Value: ptr("prod")}}
+	if _, err := s.PutMetricAlarm(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	// The controller loop picks the alarm up on its own.
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { s.Run(runCtx); close(done) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(10 * time.Second)
+	for *describe(t, s, "cpu").StateValue != "ALARM" {
+		if time.Now().After(deadline) {
+			t.Fatal("controller did not evaluate the alarm")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -17,7 +17,8 @@ import (
 // time) written by the flushes numbered lo..hi:
 //
 //	"BTSDBK01" | chunks... | index | footer
-//	index  = uvarint nseries, per series: key, varint lastWrite (ms), uvarint nunits, units,
+//	index  = uvarint nseries, per series: key, varint lastWrite (ms), byte flags (1: high
+//	         resolution), uvarint nunits, units,
 //	         uvarint nchunks, per chunk: varint minT, varint maxT, uvarint offset, uvarint length,
 //	         uint32 CRC-32C of the chunk
 //	footer = uint64 index offset | uint64 index length | uint32 CRC-32C of the index | "BTSE"
@@ -31,20 +32,11 @@ const (
 )
 
 type blockFile struct {
-	path      string
-	part      int64 // partition start (ms)
-	lo, hi    uint64
-	f         *os.File
-	size      int64
-	refs      int // chunk references held by series
-	seriesIdx []blockSeries
-}
-
-type blockSeries struct {
-	key       SeriesKey
-	lastWrite int64
-	units     []string
-	chunks    []diskChunk
+	path   string
+	part   int64 // partition start (ms)
+	lo, hi uint64
+	f      *os.File
+	idxOff int64 // where the index starts (chunks lie before it)
 }
 
 type diskChunk struct {
@@ -78,17 +70,20 @@ func partDir(root string, part int64) string {
 // seriesChunks is what a block writer takes for one series.
 type seriesChunks struct {
 	key       SeriesKey
+	ks        string
 	lastWrite int64
+	highRes   bool
 	units     []string
 	chunks    []memChunk
 }
 
 // writeBlock writes a block file at path (which should end in .tmp) and
-// fsyncs it.
-func writeBlock(path string, series []seriesChunks) (err error) {
+// fsyncs it. It returns the chunk references of each series (file unset)
+// and where the index starts.
+func writeBlock(path string, series []seriesChunks) (refs [][]diskChunk, idxOff int64, err error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	defer func() {
 		if cerr := f.Close(); err == nil {
@@ -107,9 +102,15 @@ func writeBlock(path string, series []seriesChunks) (err error) {
 	write([]byte(blockMagic))
 	var idx []byte
 	idx = binary.AppendUvarint(idx, uint64(len(series)))
-	for _, s := range series {
+	refs = make([][]diskChunk, len(series))
+	for i, s := range series {
 		idx = appendKey(idx, s.key)
 		idx = binary.AppendVarint(idx, s.lastWrite)
+		if s.highRes {
+			idx = append(idx, 1)
+		} else {
+			idx = append(idx, 0)
+		}
 		idx = binary.AppendUvarint(idx, uint64(len(s.units)))
 		for _, u := range s.units {
 			idx = appendString(idx, u)
@@ -120,11 +121,13 @@ func writeBlock(path string, series []seriesChunks) (err error) {
 			idx = binary.AppendVarint(idx, c.maxT)
 			idx = binary.AppendUvarint(idx, uint64(off))
 			idx = binary.AppendUvarint(idx, uint64(len(c.b)))
-			idx = binary.LittleEndian.AppendUint32(idx, crc32.Checksum(c.b, castagnoli))
+			crc := crc32.Checksum(c.b, castagnoli)
+			idx = binary.LittleEndian.AppendUint32(idx, crc)
+			refs[i] = append(refs[i], diskChunk{minT: c.minT, maxT: c.maxT, off: off, length: uint32(len(c.b)), crc: crc})
 			write(c.b)
 		}
 	}
-	idxOff := off
+	idxOff = off
 	write(idx)
 	var foot [footerSize]byte
 	binary.LittleEndian.PutUint64(foot[0:], uint64(idxOff))
@@ -133,29 +136,34 @@ func writeBlock(path string, series []seriesChunks) (err error) {
 	copy(foot[20:], footerMagic)
 	write(foot[:])
 	if err := bw.Flush(); err != nil {
-		return err
+		return nil, 0, err
 	}
-	return f.Sync()
+	return refs, idxOff, f.Sync()
 }
 
-// openBlock opens a block file and reads its index.
-func openBlock(path string, part int64, lo, hi uint64) (*blockFile, error) {
+// openBlock opens a block file and checks its index (footer, CRC, every
+// entry), returning the index bytes for attachIndex.
+func openBlock(path string, part int64, lo, hi uint64) (*blockFile, []byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	b, err := readBlockIndex(f, path, part, lo, hi)
+	bf := &blockFile{path: path, part: part, lo: lo, hi: hi, f: f}
+	idx, err := bf.readIndex()
+	if err == nil {
+		err = bf.parseIndex(idx, nil)
+	}
 	if err != nil {
 		f.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return b, nil
+	return bf, idx, nil
 }
 
 var errCorruptBlock = errors.New("tsdb: corrupt block file")
 
-func readBlockIndex(f *os.File, path string, part int64, lo, hi uint64) (*blockFile, error) {
-	st, err := f.Stat()
+func (bf *blockFile) readIndex() ([]byte, error) {
+	st, err := bf.f.Stat()
 	if err != nil {
 		return nil, err
 	}
@@ -164,7 +172,7 @@ func readBlockIndex(f *os.File, path string, part int64, lo, hi uint64) (*blockF
 		return nil, errCorruptBlock
 	}
 	var foot [footerSize]byte
-	if err := readAt(f, foot[:], size-footerSize); err != nil {
+	if err := readAt(bf.f, foot[:], size-footerSize); err != nil {
 		return nil, err
 	}
 	if string(foot[20:]) != footerMagic {
@@ -176,44 +184,103 @@ func readBlockIndex(f *os.File, path string, part int64, lo, hi uint64) (*blockF
 		return nil, errCorruptBlock
 	}
 	idx := make([]byte, idxLen)
-	if err := readAt(f, idx, idxOff); err != nil {
+	if err := readAt(bf.f, idx, idxOff); err != nil {
 		return nil, err
 	}
 	if crc32.Checksum(idx, castagnoli) != binary.LittleEndian.Uint32(foot[16:]) {
 		return nil, errCorruptBlock
 	}
-	bf := &blockFile{path: path, part: part, lo: lo, hi: hi, f: f, size: size}
+	bf.idxOff = idxOff
+	return idx, nil
+}
+
+// indexEntry is one series of a block index, decoded without allocating:
+// its byte slices point into the index and scratch space, valid only
+// during the callback.
+type indexEntry struct {
+	ks        []byte // canonical key string
+	ns, name  []byte
+	dims      [][2][]byte
+	lastWrite int64
+	highRes   bool
+	units     [][]byte
+	chunks    []diskChunk
+}
+
+// key builds the entry's SeriesKey (allocating its strings).
+func (e *indexEntry) key() SeriesKey {
+	k := SeriesKey{Namespace: string(e.ns), MetricName: string(e.name)}
+	for _, d := range e.dims {
+		k.Dims = append(k.Dims, Dim{Name: string(d[0]), Value: string(d[1])})
+	}
+	return k
+}
+
+// parseIndex decodes the index, calling fn (if not nil) for each series.
+func (bf *blockFile) parseIndex(idx []byte, fn func(*indexEntry)) error {
 	d := decoder{b: idx}
+	var e indexEntry
 	n := d.uvarint()
 	for i := uint64(0); i < n && d.err == nil; i++ {
-		var s blockSeries
-		s.key = d.key()
-		s.lastWrite = d.varint()
+		e.ns, e.name = d.bytes(), d.bytes()
+		nd := d.uvarint()
+		if nd > uint64(len(d.b)) {
+			return errCorruptBlock
+		}
+		e.dims = e.dims[:0]
+		for j := uint64(0); j < nd; j++ {
+			e.dims = append(e.dims, [2][]byte{d.bytes(), d.bytes()})
+		}
+		e.lastWrite = d.varint()
+		e.highRes = d.byte()&1 != 0
 		nu := d.uvarint()
 		if nu > MaxUnitsPerSeries {
-			return nil, errCorruptBlock
+			return errCorruptBlock
 		}
+		e.units = e.units[:0]
 		for j := uint64(0); j < nu; j++ {
-			s.units = append(s.units, d.string())
+			e.units = append(e.units, d.bytes())
 		}
 		nc := d.uvarint()
+		if nc > uint64(len(d.b)) {
+			return errCorruptBlock
+		}
+		e.chunks = e.chunks[:0]
 		for j := uint64(0); j < nc && d.err == nil; j++ {
 			c := diskChunk{file: bf, minT: d.varint(), maxT: d.varint()}
 			c.off = int64(d.uvarint())
 			l := d.uvarint()
 			c.crc = d.uint32()
-			if c.off < int64(len(blockMagic)) || l > math.MaxUint32 || c.off+int64(l) > idxOff {
-				return nil, errCorruptBlock
+			if c.off < int64(len(blockMagic)) || l > math.MaxUint32 || c.off+int64(l) > bf.idxOff {
+				return errCorruptBlock
 			}
 			c.length = uint32(l)
-			s.chunks = append(s.chunks, c)
+			e.chunks = append(e.chunks, c)
 		}
-		bf.seriesIdx = append(bf.seriesIdx, s)
+		if d.err != nil {
+			break
+		}
+		if fn != nil {
+			e.ks = e.ks[:0]
+			e.ks = appendEscaped(e.ks, e.ns)
+			e.ks = append(e.ks, '|')
+			e.ks = appendEscaped(e.ks, e.name)
+			e.ks = append(e.ks, '|')
+			for j, dm := range e.dims {
+				if j > 0 {
+					e.ks = append(e.ks, ',')
+				}
+				e.ks = appendEscaped(e.ks, dm[0])
+				e.ks = append(e.ks, '=')
+				e.ks = appendEscaped(e.ks, dm[1])
+			}
+			fn(&e)
+		}
 	}
 	if d.err != nil {
-		return nil, errCorruptBlock
+		return errCorruptBlock
 	}
-	return bf, nil
+	return nil
 }
 
 // readChunk reads a chunk into buf (grown as needed) and checks its CRC.
@@ -308,6 +375,21 @@ func (d *decoder) byte() byte {
 	}
 	v := d.b[0]
 	d.b = d.b[1:]
+	return v
+}
+
+// bytes returns a length-prefixed field as a view into the input.
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.err = errShort
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
 	return v
 }
 

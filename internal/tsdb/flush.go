@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,14 +28,31 @@ func (db *DB) Flush() error {
 		db.mu.Unlock()
 		return err
 	}
+	// In key order (the cached sorted list), so each file's index comes out sorted.
+	all := db.sortedSeries()
+	withHead := 0
+	perPart := map[int64]int{}
+	for _, s := range all {
+		if len(s.head) > 0 {
+			withHead++
+		}
+		for _, hp := range s.head {
+			perPart[hp.part]++
+		}
+	}
 	byPart := map[int64][]seriesChunks{}
-	var flushed []*series
-	for _, s := range db.series {
+	flushed := make([]*series, 0, withHead)
+	for _, s := range all {
 		if len(s.head) == 0 {
 			continue
 		}
 		for _, hp := range s.head {
-			byPart[hp.part] = append(byPart[hp.part], seriesChunks{key: s.key, lastWrite: s.lastWrite,
+			if _, ok := byPart[hp.part]; !ok {
+				byPart[hp.part] = make([]seriesChunks, 0, perPart[hp.part])
+			}
+		}
+		for _, hp := range s.head {
+			byPart[hp.part] = append(byPart[hp.part], seriesChunks{key: s.key, ks: s.ks, lastWrite: s.lastWrite, highRes: s.highRes,
 				units: slices.Clone(s.units), chunks: hp.chunks()})
 		}
 		s.flushing, s.head = s.head, nil
@@ -54,20 +72,27 @@ func (db *DB) Flush() error {
 	}
 
 	cutoff := db.opt.Now().UnixMilli() - db.opt.Retention.Milliseconds()
+	type written struct {
+		part   int64
+		list   []seriesChunks
+		refs   [][]diskChunk
+		idxOff int64
+	}
 	var finals []string // relative to db.dir
 	var dirs []string
+	var wr []written
 	for part, list := range byPart {
 		if part+db.blockMs <= cutoff {
 			continue // expired already
 		}
-		slices.SortFunc(list, func(a, b seriesChunks) int { return strings.Compare(a.key.String(), b.key.String()) })
 		dir := partDir(db.blocksDir(), part)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			restore()
 			return err
 		}
 		final := filepath.Join(dir, blockName(seg, seg))
-		if err := writeBlock(final+".tmp", list); err != nil {
+		refs, idxOff, err := writeBlock(final+".tmp", list)
+		if err != nil {
 			for _, f := range finals {
 				os.Remove(filepath.Join(db.dir, f) + ".tmp")
 			}
@@ -77,6 +102,7 @@ func (db *DB) Flush() error {
 		rel, _ := filepath.Rel(db.dir, final)
 		finals = append(finals, rel)
 		dirs = append(dirs, dir)
+		wr = append(wr, written{part, list, refs, idxOff})
 	}
 	dirs = append(dirs, db.blocksDir())
 	for _, d := range dirs {
@@ -125,22 +151,21 @@ func (db *DB) Flush() error {
 			return fail(err)
 		}
 	}
-	var opened []*blockFile
-	for _, f := range finals {
+	opened := make([]*blockFile, len(wr))
+	for i, f := range finals {
 		p := filepath.Join(db.dir, f)
-		part, _ := strconv.ParseInt(filepath.Base(filepath.Dir(p)), 10, 64)
-		bf, err := openBlock(p, part, seg, seg)
+		fh, err := os.Open(p)
 		if err != nil {
 			return fail(err)
 		}
-		opened = append(opened, bf)
+		opened[i] = &blockFile{path: p, part: wr[i].part, lo: seg, hi: seg, f: fh, idxOff: wr[i].idxOff}
 	}
 	db.mu.Lock()
 	for _, s := range flushed {
 		s.flushing = nil
 	}
-	for _, bf := range opened {
-		db.attachBlock(bf)
+	for i, bf := range opened {
+		db.attachWritten(bf, wr[i].list, wr[i].refs)
 	}
 	db.mu.Unlock()
 	if err := db.wal.removeBefore(seg); err != nil {
@@ -210,9 +235,10 @@ func (db *DB) compactPart(part int64) error {
 		chunks []diskChunk
 		units  []string
 		lw     int64
+		hr     bool
 	}
 	var items []item
-	for _, s := range db.series {
+	for _, s := range db.sortedSeries() { // key order: the index comes out sorted
 		var cs []diskChunk
 		for _, c := range s.disk {
 			if c.file.part == part {
@@ -220,15 +246,27 @@ func (db *DB) compactPart(part int64) error {
 			}
 		}
 		if len(cs) > 0 {
-			items = append(items, item{s, cs, slices.Clone(s.units), s.lastWrite})
+			items = append(items, item{s, cs, slices.Clone(s.units), s.lastWrite, s.highRes})
 		}
 	}
 	db.mu.RUnlock()
-	slices.SortFunc(items, func(a, b item) int { return strings.Compare(a.s.ks, b.s.ks) })
 
 	lo, hi := files[0].lo, files[0].hi
 	for _, f := range files {
 		lo, hi = min(lo, f.lo), max(hi, f.hi)
+	}
+	// Read the files whole (up to 256 MiB together) rather than a pread per chunk.
+	whole := map[*blockFile][]byte{}
+	budget := int64(256 << 20)
+	for _, f := range files {
+		if f.idxOff <= budget {
+			data := make([]byte, f.idxOff)
+			if err := readAt(f.f, data, 0); err != nil {
+				return err
+			}
+			whole[f] = data
+			budget -= f.idxOff
+		}
 	}
 	var out []seriesChunks
 	var buf []byte
@@ -237,7 +275,13 @@ func (db *DB) compactPart(part int64) error {
 		var samples []rawSample
 		for _, c := range x.chunks {
 			var err error
-			if buf, err = c.read(buf); err != nil {
+			if data, ok := whole[c.file]; ok {
+				buf = data[c.off : c.off+int64(c.length)]
+				if crc32.Checksum(buf, castagnoli) != c.crc {
+					return fmt.Errorf("tsdb: chunk at %d of %s: %w", c.off, c.file.path, errCorruptBlock)
+				}
+				buf = slices.Clip(buf)
+			} else if buf, err = c.read(nil); err != nil {
 				return err
 			}
 			it.reset(buf)
@@ -249,7 +293,7 @@ func (db *DB) compactPart(part int64) error {
 			}
 		}
 		slices.SortStableFunc(samples, func(a, b rawSample) int { return cmp.Compare(a.t, b.t) })
-		sc := seriesChunks{key: x.s.key, lastWrite: x.lw, units: x.units}
+		sc := seriesChunks{key: x.s.key, ks: x.s.ks, lastWrite: x.lw, highRes: x.hr, units: x.units}
 		for i := 0; i < len(samples); i += maxChunkSamples {
 			e := newChunkEncoder()
 			for _, r := range samples[i:min(i+maxChunkSamples, len(samples))] {
@@ -261,7 +305,8 @@ func (db *DB) compactPart(part int64) error {
 	}
 	dir := partDir(db.blocksDir(), part)
 	final := filepath.Join(dir, blockName(lo, hi))
-	if err := writeBlock(final+".tmp", out); err != nil {
+	refs, idxOff, err := writeBlock(final+".tmp", out)
+	if err != nil {
 		return err
 	}
 	if err := os.Rename(final+".tmp", final); err != nil {
@@ -273,10 +318,11 @@ func (db *DB) compactPart(part int64) error {
 	if crash("compacted") {
 		return errTestCrash("compacted")
 	}
-	bf, err := openBlock(final, part, lo, hi)
+	fh, err := os.Open(final)
 	if err != nil {
 		return err
 	}
+	bf := &blockFile{path: final, part: part, lo: lo, hi: hi, f: fh, idxOff: idxOff}
 	db.mu.Lock()
 	for _, x := range items {
 		x.s.disk = slices.DeleteFunc(x.s.disk, func(c diskChunk) bool { return c.file.part == part })
@@ -285,7 +331,7 @@ func (db *DB) compactPart(part int64) error {
 		f.f.Close()
 	}
 	delete(db.blocks, part)
-	db.attachBlock(bf)
+	db.attachWritten(bf, out, refs)
 	db.mu.Unlock()
 	for _, f := range files {
 		os.Remove(f.path)
@@ -330,6 +376,7 @@ func (db *DB) ApplyRetention() error {
 		})
 		if len(s.head) == 0 && len(s.flushing) == 0 && len(s.disk) == 0 && s.lastWrite <= cutoff {
 			delete(db.series, ks)
+			db.seriesVersion++
 		}
 	}
 	for _, f := range gone {
