@@ -1,9 +1,11 @@
 // Package awsproto is Berth's front door: one HTTP handler for every AWS
-// service Berth serves. It tells services apart (SigV4 credential scope,
-// X-Amz-Target, the query protocol's Action), authenticates, throttles,
-// decodes and validates input with the generated wire shapes, calls the
-// operation, writes AWS-shaped answers and errors with x-amzn-RequestId, and
-// records mutating calls and failed authentications in the audit trail.
+// service Berth serves. It tells protocols and services apart (SigV4
+// credential scope, X-Amz-Target for JSON, the Smithy RPC v2 CBOR path, the
+// query protocol's Action), authenticates, throttles, decodes and validates
+// input with the generated wire shapes whatever the encoding, calls the
+// operation, writes AWS-shaped answers and errors in the request's protocol
+// with x-amzn-RequestId, and records mutating calls and failed
+// authentications in the audit trail.
 //
 // Service behaviour lives in the per-service packages; this package knows
 // only protocols.

@@ -27,9 +27,11 @@ import (
 	"github.com/fxamacker/cbor/v2"
 
 	"github.com/berthdev/berth/internal/api/cloudwatchapi"
+	"github.com/berthdev/berth/internal/audit"
 	"github.com/berthdev/berth/internal/awsproto"
 	"github.com/berthdev/berth/internal/iam"
 	"github.com/berthdev/berth/internal/sigv4"
+	"github.com/berthdev/berth/internal/throttle"
 )
 
 const (
@@ -651,3 +653,72 @@ func TestGoSDKSpeaksCBOR(t *testing.T) {
 type httpClientFunc func(*http.Request) (*http.Response, error)
 
 func (f httpClientFunc) Do(r *http.Request) (*http.Response, error) { return f(r) }
+
+type recordingAuditor struct {
+	mu   sync.Mutex
+	recs []audit.Record
+}
+
+func (a *recordingAuditor) Record(_ context.Context, rec audit.Record) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.recs = append(a.recs, rec)
+	return nil
+}
+
+// Audit and throttling apply whatever the encoding: a query or CBOR
+// mutating call is audited with its decoded input as JSON and the error
+// code its client saw; a throttled call answers in its protocol.
+func TestAuditAndThrottlingInEveryEncoding(t *testing.T) {
+	f := &fakeCloudWatch{}
+	aud := &recordingAuditor{}
+	svc := f.handlers().Service()
+	fd := awsproto.New(awsproto.Config{Auth: testAuth{}, Auditor: aud, Services: []*awsproto.Service{svc},
+		Limiter: throttle.New(map[throttle.Class]throttle.Limit{
+			throttle.ClassDefaultWrite: {Burst: 3, Rate: 0.001},
+			throttle.ClassDefaultRead:  {Burst: 100, Rate: 100},
+		})})
+	srv := newServer(t, fd)
+
+	form := url.Values{"Action": {"PutMetricData"}, "Namespace": {"Q"}, "MetricData.member.1.MetricName": {"m"}, "MetricData.member.1.Value": {"2"}}
+	if a := sendQuery(t, srv, form); a.status != 200 {
+		t.Fatalf("query: %d %s", a.status, a.body)
+	}
+	if a := sendCBOR(t, srv, "PutMetricData", cborBody(t, map[string]any{"Namespace": "AWS/C", "MetricData": []any{map[string]any{"MetricName": "m"}}})); a.status != 400 {
+		t.Fatalf("CBOR: %d", a.status)
+	}
+	if a := sendJSON(t, srv, "PutMetricData", `{"Namespace":"J","MetricData":[{"MetricName":"m"}]}`); a.status != 200 {
+		t.Fatalf("JSON: %d %s", a.status, a.body)
+	}
+	// The fourth mutation is over the burst.
+	a := sendCBOR(t, srv, "PutMetricData", cborBody(t, map[string]any{"Namespace": "T"}))
+	var e map[string]any
+	cbor.Unmarshal(a.body, &e)
+	if a.status != 400 || e["__type"] != "ThrottlingException" || a.header.Get("X-Amzn-Query-Error") != "Throttling;Sender" || a.header.Get("Smithy-Protocol") != "rpc-v2-cbor" {
+		t.Fatalf("throttled CBOR: %d %v %v", a.status, e, a.header)
+	}
+	a = sendQuery(t, srv, form)
+	if a.status != 400 || !strings.Contains(string(a.body), "<Code>Throttling</Code><Message>Rate exceeded</Message>") {
+		t.Fatalf("throttled query: %d %s", a.status, a.body)
+	}
+
+	aud.mu.Lock()
+	defer aud.mu.Unlock()
+	if len(aud.recs) != 5 {
+		t.Fatalf("%d audit records", len(aud.recs))
+	}
+	q, c, j := aud.recs[0], aud.recs[1], aud.recs[2]
+	if q.EventSource != "monitoring.amazonaws.com" || q.Operation != "PutMetricData" || q.ErrorCode != "" ||
+		string(q.Parameters) != `{"MetricData":[{"MetricName":"m","Value":2}],"Namespace":"Q"}` {
+		t.Fatalf("query record: %+v %s", q, q.Parameters)
+	}
+	if c.ErrorCode != "InvalidParameterValue" || string(c.Parameters) != `{"MetricData":[{"MetricName":"m"}],"Namespace":"AWS/C"}` {
+		t.Fatalf("CBOR record: %+v %s", c, c.Parameters)
+	}
+	if j.ErrorCode != "" || !strings.Contains(string(j.Parameters), `"Namespace":"J"`) {
+		t.Fatalf("JSON record: %+v %s", j, j.Parameters)
+	}
+	if aud.recs[3].ErrorCode != "Throttling" || aud.recs[4].ErrorCode != "Throttling" {
+		t.Fatalf("throttled records: %+v %+v", aud.recs[3], aud.recs[4])
+	}
+}
