@@ -6,7 +6,7 @@ import (
 )
 
 func TestTimeRoundTripsExactly(t *testing.T) {
-	for _, ms := range []int64{1795316348983, 1709242525051, 1709242525000, 1, 0, 999} {
+	for _, ms := range []int64{1795316348983, 1709242525051, 1709242525000, 1, 0, 999, -1, -1236, -1000, -86400001} {
 		in := Time{time.UnixMilli(ms).UTC()}
 		b, err := in.MarshalJSON()
 		if err != nil {

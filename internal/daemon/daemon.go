@@ -21,6 +21,7 @@ import (
 	"github.com/berthdev/berth/internal/audit"
 	"github.com/berthdev/berth/internal/awsproto"
 	"github.com/berthdev/berth/internal/cloudtrail"
+	"github.com/berthdev/berth/internal/cloudwatch"
 	"github.com/berthdev/berth/internal/ecr"
 	"github.com/berthdev/berth/internal/ecs"
 	"github.com/berthdev/berth/internal/errs"
@@ -33,6 +34,7 @@ import (
 	"github.com/berthdev/berth/internal/sts"
 	"github.com/berthdev/berth/internal/telemetry"
 	"github.com/berthdev/berth/internal/throttle"
+	"github.com/berthdev/berth/internal/tsdb"
 )
 
 // Defaults of Config.
@@ -110,10 +112,12 @@ type Server struct {
 	// prom is Berth's own Prometheus metrics (GET /metrics).
 	prom *telemetry.Metrics
 	// msrv and mln serve Config.MetricsListen (nil when unset).
-	msrv  *http.Server
-	mln   net.Listener
-	logs  *logs.Service
-	logSt *logstore.Store
+	msrv    *http.Server
+	mln     net.Listener
+	logs    *logs.Service
+	logSt   *logstore.Store
+	metrics *tsdb.DB
+	cw      *cloudwatch.Service
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -170,8 +174,18 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	}()
 
+	metrics, err := tsdb.Open(cfg.DataDir+"/metrics", tsdb.Options{Log: log.With("component", "tsdb")})
+	if err != nil {
+		return nil, fmt.Errorf("open metrics storage: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			metrics.Close()
+		}
+	}()
+
 	runCtx, cancel := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, st: st, root: root, created: created, cancel: cancel, prom: prom, logSt: logSt}
+	s := &Server{cfg: cfg, st: st, root: root, created: created, cancel: cancel, prom: prom, logSt: logSt, metrics: metrics}
 
 	trail := audit.NewTrail(st, cfg.AuditRetention, log.With("component", "audit"))
 	s.goRun(func() { trail.Run(runCtx) })
@@ -197,6 +211,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	ecrSvc := ecr.New(reg, ecr.Config{Region: cfg.Region, Account: cfg.Account, RegistryHost: func() string { return s.Addr() }}, log.With("component", "ecr"))
 	gw := agentgw.New(ecsSvc, keys, log.With("component", "agentgw"))
 	gw.SetLogSink(logSink{logsSvc}) // the awslogs log driver (docs/awslogs.md)
+	cwSvc := cloudwatch.New(metrics, st, cloudwatch.Config{Region: cfg.Region, Account: cfg.Account}, log.With("component", "cloudwatch"))
+	s.cw = cwSvc
+	s.goRun(func() { cwSvc.Run(runCtx) })
 	limiter := throttle.Disabled()
 	if cfg.Throttle {
 		limiter = throttle.New(cfg.ThrottleLimits)
@@ -212,7 +229,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Agent:    gw,
 		Registry: prom.RegistryHandler(registry.NewHandler(reg, registry.HandlerConfig{Identities: keys, Log: log.With("component", "registry")})),
 		Observer: prom,
-		Services: services(ecsSvc, trail, ecrSvc, logsSvc),
+		Services: services(ecsSvc, trail, ecrSvc, logsSvc, cwSvc),
 	})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -294,6 +311,10 @@ func (s *Server) Logs() *logs.Service { return s.logs }
 // Store returns the server's store (tests and benchmarks).
 func (s *Server) Store() store.Store { return s.st }
 
+// CloudWatch returns the CloudWatch service: other producers publish
+// metrics through its Publish.
+func (s *Server) CloudWatch() *cloudwatch.Service { return s.cw }
+
 // FrontDoor returns the API handler (tests, docs).
 func (s *Server) FrontDoor() *awsproto.FrontDoor { return s.fd }
 
@@ -341,17 +362,19 @@ func (s *Server) Close() error {
 		s.cancel()
 		s.wg.Wait()
 		logErr := s.logSt.Close()
-		s.closeErr = errors.Join(s.st.Close(), logErr)
+		merr := s.metrics.Close()
+		s.closeErr = errors.Join(s.st.Close(), logErr, merr)
 	})
 	return s.closeErr
 }
 
 // services lists every AWS service the front door serves.
-func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service, logsSvc *logs.Service) []*awsproto.Service {
+func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service, logsSvc *logs.Service, cwSvc *cloudwatch.Service) []*awsproto.Service {
 	return []*awsproto.Service{
 		ecsSvc.API(),
 		ecrSvc.API(),
 		logsSvc.API(),
+		cwSvc.API(),
 		cloudtrail.New(trail).API(),
 		sts.Service(),
 	}
@@ -362,7 +385,8 @@ func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service, logs
 // against it.
 func SupportedOperations() map[string][]string {
 	out := map[string][]string{}
-	for _, svc := range services(ecs.New(nil, ecs.Config{Endpoint: func() string { return "" }}, nil), nil, ecr.New(nil, ecr.Config{}, nil), logs.New(nil, logs.Config{}, nil)) {
+	for _, svc := range services(ecs.New(nil, ecs.Config{Endpoint: func() string { return "" }}, nil), nil, ecr.New(nil, ecr.Config{}, nil),
+		logs.New(nil, logs.Config{}, nil), cloudwatch.New(nil, nil, cloudwatch.Config{}, nil)) {
 		for name, op := range svc.Operations {
 			if op.Implemented {
 				out[svc.SigningName] = append(out[svc.SigningName], name)

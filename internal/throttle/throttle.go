@@ -30,8 +30,12 @@ const (
 	ClassECSAgent        Class = "ecs:agent"            // agent calls: 200/120
 	ClassECSWrite        Class = "ecs:write"            // other ECS mutations: 50/20
 	ClassLogsPut         Class = "logs:put"             // CloudWatch Logs PutLogEvents: 5000/5000 (AWS's quota)
-	ClassDefaultRead     Class = "read"                 // other services' reads: 100/50
-	ClassDefaultWrite    Class = "write"                // other services' mutations: 50/20
+	// CloudWatch's published quotas for its busiest operations.
+	ClassCWPutMetricData Class = "monitoring:put-metric-data" // PutMetricData: 500/500
+	ClassCWGetMetricData Class = "monitoring:get-metric-data" // GetMetricData: 50/50
+	ClassCWGetStatistics Class = "monitoring:get-statistics"  // GetMetricStatistics: 400/400
+	ClassDefaultRead     Class = "read"                       // other services' reads: 100/50
+	ClassDefaultWrite    Class = "write"                      // other services' mutations: 50/20
 )
 
 // DefaultLimits are ECS's published buckets and Berth's defaults.
@@ -44,6 +48,9 @@ func DefaultLimits() map[Class]Limit {
 		ClassECSAgent:        {Burst: 200, Rate: 120},
 		ClassECSWrite:        {Burst: 50, Rate: 20},
 		ClassLogsPut:         {Burst: 5000, Rate: 5000},
+		ClassCWPutMetricData: {Burst: 500, Rate: 500},
+		ClassCWGetMetricData: {Burst: 50, Rate: 50},
+		ClassCWGetStatistics: {Burst: 400, Rate: 400},
 		ClassDefaultRead:     {Burst: 100, Rate: 50},
 		ClassDefaultWrite:    {Burst: 50, Rate: 20},
 	}
@@ -70,6 +77,16 @@ func ClassOf(service, op string, readOnly bool) Class {
 	}
 	if service == "logs" && op == "PutLogEvents" {
 		return ClassLogsPut
+	}
+	if service == "monitoring" {
+		switch op {
+		case "PutMetricData":
+			return ClassCWPutMetricData
+		case "GetMetricData":
+			return ClassCWGetMetricData
+		case "GetMetricStatistics":
+			return ClassCWGetStatistics
+		}
 	}
 	if readOnly {
 		return ClassDefaultRead

@@ -116,8 +116,8 @@ func TestEveryModelOperationIsServed(t *testing.T) {
 				t.Errorf("%s: %s missing from Service().Operations", base, name)
 				continue
 			}
-			if op.Implemented || op.Decode == nil || op.Call == nil {
-				t.Errorf("%s %s: want an unimplemented operation with Decode and Call", base, name)
+			if op.Implemented || op.Decode == nil || op.Call == nil || op.NewInput == nil {
+				t.Errorf("%s %s: want an unimplemented operation with Decode, NewInput and Call", base, name)
 				continue
 			}
 			in, err := op.Decode([]byte(`{}`), nil)
@@ -377,5 +377,60 @@ func typeCheck(t *testing.T, src []byte) {
 	conf := types.Config{Importer: importer.ForCompiler(fset, "gc", lookup)}
 	if _, err := conf.Check("thingapi", fset, []*ast.File{f}, nil); err != nil {
 		t.Errorf("generated code does not type-check: %v\n%s", err, src)
+	}
+}
+
+// A former query service served over CBOR, JSON and query gets the facts
+// the front door needs for all three; a single-protocol one gets none.
+func TestGenerateProtocolFacts(t *testing.T) {
+	const multi = `{
+ "metadata": {"apiVersion": "2010-08-01", "endpointPrefix": "thing", "jsonVersion": "1.0",
+  "protocol": "smithy-rpc-v2-cbor", "protocols": ["smithy-rpc-v2-cbor", "json", "query"],
+  "awsQueryCompatible": {}, "xmlNamespace": "http://thing.amazonaws.com/doc/2010-08-01/",
+  "serviceId": "Thing", "targetPrefix": "Thing_20100801"},
+ "operations": {"Put": {"name": "Put", "http": {"method": "POST", "requestUri": "/"}, "errors": [{"shape": "Gone"}, {"shape": "Boom"}]}},
+ "shapes": {
+  "Gone": {"type": "structure", "members": {}, "exception": true, "error": {"code": "ResourceNotFound", "httpStatusCode": 404, "senderFault": true}},
+  "Boom": {"type": "structure", "members": {}, "exception": true, "error": {"code": "InternalError", "httpStatusCode": 500}},
+  "Odd": {"type": "structure", "members": {}, "exception": true}
+ }
+}`
+	gen := func(doc string) string {
+		dec := json.NewDecoder(strings.NewReader(doc))
+		dec.UseNumber()
+		var m model
+		if err := dec.Decode(&m); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.check(); err != nil {
+			t.Fatal(err)
+		}
+		src, err := generate(&m, "thing", "thingapi")
+		if err != nil {
+			t.Fatal(err)
+		}
+		typeCheck(t, src)
+		return strings.Join(strings.Fields(string(src)), " ")
+	}
+	code := gen(multi)
+	for _, want := range []string{
+		"Protocol: awsproto.JSON10,",
+		"Protocols: []awsproto.Protocol{awsproto.RPCv2CBOR, awsproto.JSON10, awsproto.Query},",
+		`XMLNamespace: "http://thing.amazonaws.com/doc/2010-08-01/",`,
+		"QueryCompatible: true,",
+		`{Shape: "Boom", Code: "InternalError", Status: 500, Sender: false},`,
+		`{Shape: "Gone", Code: "ResourceNotFound", Status: 404, Sender: true},`,
+		`{Shape: "Odd", Code: "Odd", Status: 0, Sender: true},`,
+		`ErrGone = "ResourceNotFound"`,
+	} {
+		if !strings.Contains(code, want) {
+			t.Errorf("generated code lacks %q", want)
+		}
+	}
+	single := gen(quirkyModel)
+	for _, unwanted := range []string{"Protocols:", "XMLNamespace:", "QueryCompatible:", "ModeledError"} {
+		if strings.Contains(single, unwanted) {
+			t.Errorf("a single-protocol service got %q", unwanted)
+		}
 	}
 }
