@@ -676,8 +676,9 @@ func TestAuditAndThrottlingInEveryEncoding(t *testing.T) {
 	svc := f.handlers().Service()
 	fd := awsproto.New(awsproto.Config{Auth: testAuth{}, Auditor: aud, Services: []*awsproto.Service{svc},
 		Limiter: throttle.New(map[throttle.Class]throttle.Limit{
-			throttle.ClassDefaultWrite: {Burst: 3, Rate: 0.001},
-			throttle.ClassDefaultRead:  {Burst: 100, Rate: 100},
+			throttle.ClassDefaultWrite:    {Burst: 3, Rate: 0.001},
+			throttle.ClassCWPutMetricData: {Burst: 3, Rate: 0.001},
+			throttle.ClassDefaultRead:     {Burst: 100, Rate: 100},
 		})})
 	srv := newServer(t, fd)
 

@@ -29,8 +29,12 @@ const (
 	ClassECSRegisterTD   Class = "ecs:register-taskdef" // RegisterTaskDefinition: 20/1
 	ClassECSAgent        Class = "ecs:agent"            // agent calls: 200/120
 	ClassECSWrite        Class = "ecs:write"            // other ECS mutations: 50/20
-	ClassDefaultRead     Class = "read"                 // other services' reads: 100/50
-	ClassDefaultWrite    Class = "write"                // other services' mutations: 50/20
+	// CloudWatch's published quotas for its busiest operations.
+	ClassCWPutMetricData Class = "monitoring:put-metric-data" // PutMetricData: 500/500
+	ClassCWGetMetricData Class = "monitoring:get-metric-data" // GetMetricData: 50/50
+	ClassCWGetStatistics Class = "monitoring:get-statistics"  // GetMetricStatistics: 400/400
+	ClassDefaultRead     Class = "read"                       // other services' reads: 100/50
+	ClassDefaultWrite    Class = "write"                      // other services' mutations: 50/20
 )
 
 // DefaultLimits are ECS's published buckets and Berth's defaults.
@@ -42,6 +46,9 @@ func DefaultLimits() map[Class]Limit {
 		ClassECSRegisterTD:   {Burst: 20, Rate: 1},
 		ClassECSAgent:        {Burst: 200, Rate: 120},
 		ClassECSWrite:        {Burst: 50, Rate: 20},
+		ClassCWPutMetricData: {Burst: 500, Rate: 500},
+		ClassCWGetMetricData: {Burst: 50, Rate: 50},
+		ClassCWGetStatistics: {Burst: 400, Rate: 400},
 		ClassDefaultRead:     {Burst: 100, Rate: 50},
 		ClassDefaultWrite:    {Burst: 50, Rate: 20},
 	}
@@ -65,6 +72,16 @@ func ClassOf(service, op string, readOnly bool) Class {
 			return ClassECSRead
 		}
 		return ClassECSWrite
+	}
+	if service == "monitoring" {
+		switch op {
+		case "PutMetricData":
+			return ClassCWPutMetricData
+		case "GetMetricData":
+			return ClassCWGetMetricData
+		case "GetMetricStatistics":
+			return ClassCWGetStatistics
+		}
 	}
 	if readOnly {
 		return ClassDefaultRead

@@ -66,3 +66,17 @@ func TestClassOf(t *testing.T) {
 		t.Error("cloudtrail read class")
 	}
 }
+
+func TestCloudWatchClasses(t *testing.T) {
+	for op, want := range map[string]Class{
+		"PutMetricData": ClassCWPutMetricData, "GetMetricData": ClassCWGetMetricData,
+		"GetMetricStatistics": ClassCWGetStatistics, "PutMetricAlarm": ClassDefaultWrite,
+	} {
+		if got := ClassOf("monitoring", op, op == "GetMetricData" || op == "GetMetricStatistics"); got != want {
+			t.Errorf("%s: %s, want %s", op, got, want)
+		}
+	}
+	if l := DefaultLimits()[ClassCWPutMetricData]; l.Rate != 500 {
+		t.Errorf("PutMetricData limit %+v", l)
+	}
+}
