@@ -68,15 +68,45 @@ func parseForm(r *http.Request, body []byte) (url.Values, error) {
 		v[k] = append(v[k], vals...)
 	}
 	if isForm(r) {
-		fv, err := url.ParseQuery(string(body))
-		if err != nil {
+		if err := parseFormBody(v, string(body)); err != nil {
 			return nil, fmt.Errorf("the form body is malformed: %v", err)
-		}
-		for k, vals := range fv {
-			v[k] = append(v[k], vals...)
 		}
 	}
 	return v, nil
+}
+
+// maxFormParams bounds the fields of a form body. url.ParseQuery stops at
+// 10,000, fewer than a full PutMetricData carries (1,000 datums with
+// dimensions and values); the body cap bounds the size anyway.
+const maxFormParams = 100_000
+
+// parseFormBody adds the fields of an application/x-www-form-urlencoded
+// body to v, as url.ParseQuery does but with a higher field limit.
+func parseFormBody(v url.Values, body string) error {
+	if strings.Count(body, "&") >= maxFormParams {
+		return fmt.Errorf("more than %d fields", maxFormParams)
+	}
+	for body != "" {
+		var field string
+		field, body, _ = strings.Cut(body, "&")
+		if field == "" {
+			continue
+		}
+		if strings.Contains(field, ";") {
+			return fmt.Errorf("invalid semicolon separator")
+		}
+		key, value, _ := strings.Cut(field, "=")
+		key, err := url.QueryUnescape(key)
+		if err != nil {
+			return err
+		}
+		value, err = url.QueryUnescape(value)
+		if err != nil {
+			return err
+		}
+		v[key] = append(v[key], value)
+	}
+	return nil
 }
 
 // decodeInput decodes and validates the request's input in the protocol it

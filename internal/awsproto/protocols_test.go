@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -721,5 +722,33 @@ func TestAuditAndThrottlingInEveryEncoding(t *testing.T) {
 	}
 	if aud.recs[3].ErrorCode != "Throttling" || aud.recs[4].ErrorCode != "Throttling" {
 		t.Fatalf("throttled records: %+v %+v", aud.recs[3], aud.recs[4])
+	}
+}
+
+// A full PutMetricData (1,000 datums with dimensions) has more form fields
+// than url.ParseQuery accepts (10,000); the query protocol takes it.
+func TestLargeQueryPutMetricData(t *testing.T) {
+	srv, f := startCloudWatch(t)
+	form := url.Values{"Action": {"PutMetricData"}, "Version": {"2010-08-01"}, "Namespace": {"Big"}}
+	for i := 1; i <= 1000; i++ {
+		p := fmt.Sprintf("MetricData.member.%d.", i)
+		form.Set(p+"MetricName", fmt.Sprintf("m%d", i))
+		form.Set(p+"Value", "1.5")
+		for j := 1; j <= 10; j++ {
+			form.Set(fmt.Sprintf("%sDimensions.member.%d.Name", p, j), fmt.Sprintf("d%d", j))
+			form.Set(fmt.Sprintf("%sDimensions.member.%d.Value", p, j), "v")
+		}
+	}
+	if a := sendQuery(t, srv, form); a.status != 200 {
+		t.Fatalf("got %d %s", a.status, a.body)
+	}
+	got := f.last(t)
+	if len(got.MetricData) != 1000 || *got.MetricData[999].MetricName != "m1000" || len(got.MetricData[999].Dimensions) != 10 {
+		t.Fatalf("decoded %d datums", len(got.MetricData))
+	}
+	// Malformed escapes are MalformedQueryString.
+	a := send(t, srv, "/", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, []byte("Action=ListMetrics&Namespace=%zz"))
+	if a.status != 400 || !strings.Contains(string(a.body), "<Code>MalformedQueryString</Code>") {
+		t.Fatalf("got %d %s", a.status, a.body)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -162,6 +164,24 @@ func TestCloudWatchProtocolsThroughRealClients(t *testing.T) {
 			}
 			if dp["Sum"] != 10.0 || dp["Maximum"] != 4.0 || dp["SampleCount"] != 4.0 || dp["Unit"] != "Count" || !ts.Equal(at) {
 				t.Fatalf("get-metric-statistics: %v", dp)
+			}
+
+			// A large put: botocore gzips bodies over 10 KiB (the pip CLI;
+			// Debian's 2.9 predates request compression).
+			var bulk []string
+			for i := range 300 {
+				bulk = append(bulk, fmt.Sprintf(`{"MetricName":"Bulk","Dimensions":[{"Name":"Shard","Value":"s%03d"}],"Value":%d,"Timestamp":"%s"}`, i, i, at.Format(time.RFC3339)))
+			}
+			file := filepath.Join(t.TempDir(), "bulk.json")
+			if err := os.WriteFile(file, []byte("["+strings.Join(bulk, ",")+"]"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			run("cloudwatch", "put-metric-data", "--namespace", ns+"/bulk", "--metric-data", "file://"+file, "--debug")
+			if gz := strings.Contains(debugLog, "Compressing request with gzip encoding."); gz != (cli.Name == "aws-v1") {
+				t.Fatalf("%s: gzip compression %v", cli.Name, gz)
+			}
+			if n := len(run("cloudwatch", "list-metrics", "--namespace", ns+"/bulk")["Metrics"].([]any)); n != 300 {
+				t.Fatalf("list-metrics after the bulk put: %d metrics", n)
 			}
 
 			// Failed calls: the CLI prints the legacy (query) error code.
