@@ -11,6 +11,9 @@
 //     assigned to the agent's instance, resumable from a store revision.
 //     While it is open, the instance's agentConnected is true.
 //   - POST /report: observed task and container state.
+//   - POST /stats: the resource usage of the instance's running tasks,
+//     sent every StatsInterval (the control plane turns it into ECS's
+//     CloudWatch metrics).
 //
 // Every call but join is SigV4-signed (service SigningService) with the
 // agent's own credential, which is good only for its own container
@@ -30,6 +33,7 @@ const (
 	PathJoin        = PathPrefix + "join"
 	PathAssignments = PathPrefix + "assignments"
 	PathReport      = PathPrefix + "report"
+	PathStats       = PathPrefix + "stats"
 	// SigningService is the SigV4 service name agents sign with.
 	SigningService = "berth-agent"
 	// HeartbeatInterval is how often the server writes a heartbeat event
@@ -43,6 +47,8 @@ const (
 	// AgentSilenceLimit is how long the server keeps an instance
 	// connected without hearing from its agent.
 	AgentSilenceLimit = 7 * time.Second
+	// StatsInterval is how often an agent sends its tasks' resource usage.
+	StatsInterval = 10 * time.Second
 )
 
 // JoinRequest registers a container instance.
@@ -207,4 +213,38 @@ func StatusRank(s string) int {
 		}
 	}
 	return -1
+}
+
+// StatsReport is the resource usage of an instance's running tasks.
+type StatsReport struct {
+	Tasks []TaskUsage `json:"tasks"`
+}
+
+// TaskUsage is a task's resource usage at one sample, with what the
+// control plane needs to attribute it without a store read.
+type TaskUsage struct {
+	TaskArn    string `json:"taskArn"`
+	ClusterArn string `json:"clusterArn,omitempty"`
+	Family     string `json:"family,omitempty"`
+	Group      string `json:"group,omitempty"` // "service:NAME" or "family:NAME"
+	StartedBy  string `json:"startedBy,omitempty"`
+	// CPUReserved and MemoryReservedMiB are what the task was placed with
+	// (its task-level sizes, or the sum of its containers').
+	CPUReserved       int `json:"cpuReserved"`
+	MemoryReservedMiB int `json:"memoryReservedMiB"`
+	// At is when the sample was taken.
+	At time.Time `json:"at"`
+	// CPUUsed is the CPU units (1024 per core) the task's containers used,
+	// averaged between the last two samples; absent until there are two.
+	CPUUsed *float64 `json:"cpuUsed,omitempty"`
+	// MemoryUsedMiB is the containers' memory use without the page cache,
+	// as `docker stats` shows it.
+	MemoryUsedMiB float64 `json:"memoryUsedMiB"`
+	// Network counters of the containers with a network namespace of their
+	// own (bridge mode); zero in awsvpc and host modes.
+	NetworkRxBytes uint64 `json:"networkRxBytes,omitempty"`
+	NetworkTxBytes uint64 `json:"networkTxBytes,omitempty"`
+	// Rates between the last two samples, bytes per second.
+	NetworkRxBytesPerSec float64 `json:"networkRxBytesPerSec,omitempty"`
+	NetworkTxBytesPerSec float64 `json:"networkTxBytesPerSec,omitempty"`
 }

@@ -32,7 +32,18 @@ type Gateway struct {
 	keys *iam.Keyring // user credentials, for the admin calls
 	log  *slog.Logger
 	now  func() time.Time
+	// stats receives the agents' usage reports (SetStatsSink); nil: the
+	// stats route answers NotFound.
+	stats StatsSink
 }
+
+// StatsSink receives an agent's usage report; cred says which instance
+// (and cluster) it speaks for.
+type StatsSink func(ctx context.Context, cred ecs.AgentCredential, rep agentapi.StatsReport) error
+
+// SetStatsSink routes agentapi.PathStats to fn. Call it before the gateway
+// serves.
+func (g *Gateway) SetStatsSink(fn StatsSink) { g.stats = fn }
 
 // New returns the gateway.
 func New(svc *ecs.Service, keys *iam.Keyring, log *slog.Logger) *Gateway {
@@ -132,6 +143,22 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if err := g.ecs.ApplyReport(r.Context(), cred, rep); err != nil {
+			g.fail(w, err)
+			return
+		}
+		writeJSON(w, struct{}{})
+	case r.URL.Path == agentapi.PathStats && r.Method == http.MethodPost && g.stats != nil:
+		cred, err := g.authenticate(r, body)
+		if err != nil {
+			g.fail(w, err)
+			return
+		}
+		var rep agentapi.StatsReport
+		if err := json.Unmarshal(body, &rep); err != nil {
+			g.fail(w, errs.E(errs.Invalid, "malformed stats report: %v", err))
+			return
+		}
+		if err := g.stats(r.Context(), cred, rep); err != nil {
 			g.fail(w, err)
 			return
 		}
