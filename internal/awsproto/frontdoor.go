@@ -12,7 +12,6 @@ package awsproto
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -148,161 +147,213 @@ type exchange struct {
 	w       http.ResponseWriter
 	r       *http.Request
 	call    *Call
-	svc     *Service
 	started time.Time
-	form    url.Values
+	body    []byte
+
+	// What the request is, as recognised before authentication.
+	proto  Protocol // protoNone when the request names no protocol
+	scope  Scope
+	target string     // X-Amz-Target, or the service named in a CBOR path
+	form   url.Values // query protocol fields
+	svc    *Service
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler. A request goes through named stages:
+// read the body, recognise its protocol and service, authenticate, find the
+// operation, throttle, then decode, call, audit and answer. Each stage
+// answers the error itself and reports whether to go on.
 func (fd *FrontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if strings.HasPrefix(r.URL.Path, "/v2/") || r.URL.Path == "/v2" {
-		if fd.registry != nil {
-			fd.registry.ServeHTTP(w, r)
-			return
-		}
-		http.NotFound(w, r)
+	if fd.serveNonAPI(w, r) {
 		return
 	}
-	if strings.HasPrefix(r.URL.Path, "/berth/") {
-		if fd.agent != nil {
-			fd.agent.ServeHTTP(w, r)
-			return
-		}
-		http.NotFound(w, r)
+	x := fd.newExchange(w, r)
+	if r.Method == http.MethodGet && r.URL.Path == "/health" {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ok"}`)
 		return
 	}
-	x := &exchange{w: w, r: r, started: fd.now(), call: &Call{
+	if !fd.readBody(x) || !fd.recognise(x) || !fd.authenticate(x) {
+		return
+	}
+	op := fd.operation(x)
+	if op == nil || !fd.admit(x, op) {
+		return
+	}
+	fd.serve(x, op)
+}
+
+// serveNonAPI hands registry (/v2/) and agent (/berth/) traffic to their
+// handlers.
+func (fd *FrontDoor) serveNonAPI(w http.ResponseWriter, r *http.Request) bool {
+	var h http.Handler
+	switch {
+	case strings.HasPrefix(r.URL.Path, "/v2/") || r.URL.Path == "/v2":
+		h = fd.registry
+	case strings.HasPrefix(r.URL.Path, "/berth/"):
+		h = fd.agent
+	default:
+		return false
+	}
+	if h == nil {
+		http.NotFound(w, r)
+		return true
+	}
+	h.ServeHTTP(w, r)
+	return true
+}
+
+func (fd *FrontDoor) newExchange(w http.ResponseWriter, r *http.Request) *exchange {
+	x := &exchange{w: w, r: r, started: fd.now(), proto: protoNone, call: &Call{
 		RequestID: NewRequestID(),
 		SourceIP:  sourceIP(r),
 		UserAgent: r.UserAgent(),
 		Region:    fd.region,
 	}}
 	w.Header().Set("x-amzn-RequestId", x.call.RequestID)
-	if r.Method == http.MethodGet && r.URL.Path == "/health" {
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"status":"ok"}`)
-		return
-	}
+	return x
+}
 
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, fd.maxBody))
+// readBody reads the request body up to the cap.
+func (fd *FrontDoor) readBody(x *exchange) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(x.w, x.r.Body, fd.maxBody))
 	if err != nil {
+		// The protocol is not known yet; guess it from the headers so the
+		// client can read the error.
+		x.proto, _, _ = recogniseProtocol(x.r)
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			fd.writeError(x, &Error{Code: CodeRequestTooLarge, Status: http.StatusRequestEntityTooLarge,
 				Message: fmt.Sprintf("Request body exceeds the maximum allowed size of %d bytes", fd.maxBody)})
-			return
+			return false
 		}
 		fd.writeError(x, &Error{Code: CodeSerialization, Message: "Could not read the request body"})
-		return
+		return false
 	}
+	x.body = body
+	return true
+}
 
-	// Which service? The credential scope first, then the target prefix,
-	// then the query protocol's form.
-	scope, hasScope := fd.auth.Scope(r)
-	target := r.Header.Get("X-Amz-Target")
-	if hasScope {
-		x.svc = fd.bySigning[scope.Service]
-		if scope.Region != "" {
-			x.call.Region = scope.Region
-		}
-		x.call.Identity.AccessKey = scope.AccessKey
-	}
-	// Target prefixes may hold dots (CloudTrail's does): the operation
-	// follows the last one.
-	prefix, opName := target, ""
-	if i := strings.LastIndexByte(target, '.'); i >= 0 {
-		prefix, opName = target[:i], target[i+1:]
-	}
-	if x.svc == nil && target != "" {
-		x.svc = fd.byTarget[prefix]
-	}
-	if isForm(r) || (target == "" && r.URL.Query().Get("Action") != "") {
-		x.form, err = parseForm(r, body)
+// recognise finds the request's protocol, service and operation name:
+// the service from the credential scope first, then from the X-Amz-Target
+// prefix or the CBOR path; the operation from the target, the path or the
+// query protocol's Action.
+func (fd *FrontDoor) recognise(x *exchange) bool {
+	var opName string
+	x.proto, x.target, opName = recogniseProtocol(x.r)
+	if x.proto == Query {
+		form, err := parseForm(x.r, x.body)
 		if err != nil {
 			fd.writeError(x, &Error{Code: "MalformedQueryString", Message: err.Error()})
-			return
+			return false
 		}
-		opName = x.form.Get("Action")
+		x.form = form
+		opName = form.Get("Action")
+	}
+	var hasScope bool
+	x.scope, hasScope = fd.auth.Scope(x.r)
+	if hasScope {
+		x.svc = fd.bySigning[x.scope.Service]
+		if x.scope.Region != "" {
+			x.call.Region = x.scope.Region
+		}
+		x.call.Identity.AccessKey = x.scope.AccessKey
+	}
+	if x.svc == nil && x.target != "" {
+		x.svc = fd.byTarget[x.target]
 	}
 	if x.svc != nil {
 		x.call.Service = x.svc.SigningName
 	}
 	x.call.Operation = opName
+	return true
+}
 
-	// Authenticate before anything else is revealed.
-	id, err := fd.auth.Authenticate(r, body, x.started)
+// authenticate verifies the signature before anything else is revealed.
+func (fd *FrontDoor) authenticate(x *exchange) bool {
+	id, err := fd.auth.Authenticate(x.r, x.body, x.started)
 	if err != nil {
 		fd.failAuth(x, err)
-		return
+		return false
 	}
 	x.call.Identity = id
+	return true
+}
 
+// operation finds the operation the request names, or answers why not.
+func (fd *FrontDoor) operation(x *exchange) *Operation {
+	fail := func(code, format string, args ...any) *Operation {
+		fd.writeError(x, NewError(code, format, args...))
+		return nil
+	}
 	if x.svc == nil {
-		fd.writeError(x, &Error{Code: CodeUnknownOperation, Message: unknownServiceMessage(scope.Service, target)})
-		return
+		return fail(CodeUnknownOperation, "%s", unknownServiceMessage(x.scope.Service, x.target))
 	}
-	var op *Operation
-	if x.svc.Protocol == Query {
-		if x.form == nil {
-			x.form, _ = parseForm(r, body)
+	if x.proto == protoNone {
+		return fail(CodeUnknownOperation, "%s", unknownServiceMessage("", ""))
+	}
+	if !x.svc.Speaks(x.proto) {
+		return fail(CodeUnknownOperation, "The service %s is not served over the %s protocol", x.svc.SigningName, x.proto)
+	}
+	if x.proto != Query {
+		if x.r.Method != http.MethodPost {
+			return fail(CodeUnknownOperation, "%s requests must be POST", x.proto)
 		}
-		op = x.svc.Operations[x.form.Get("Action")]
-		if op == nil {
-			fd.writeError(x, &Error{Code: CodeInvalidAction, Message: fmt.Sprintf("Could not find operation %s for version %s", x.form.Get("Action"), x.form.Get("Version"))})
-			return
-		}
-	} else {
-		if r.Method != http.MethodPost {
-			fd.writeError(x, &Error{Code: CodeUnknownOperation, Message: "JSON protocol requests must be POST"})
-			return
-		}
-		if fd.byTarget[prefix] != x.svc {
-			fd.writeError(x, &Error{Code: CodeUnknownOperation, Message: "The X-Amz-Target header does not name an operation of this service"})
-			return
-		}
-		op = x.svc.Operations[opName]
-		if op == nil {
-			fd.writeError(x, &Error{Code: CodeUnknownOperation, Message: fmt.Sprintf("%s has no operation %q", x.svc.TargetPrefix, opName)})
-			return
+		if fd.byTarget[x.target] != x.svc {
+			if x.proto == RPCv2CBOR {
+				return fail(CodeUnknownOperation, "The path does not name an operation of this service")
+			}
+			return fail(CodeUnknownOperation, "The X-Amz-Target header does not name an operation of this service")
 		}
 	}
+	op := x.svc.Operations[x.call.Operation]
+	if op == nil {
+		if x.proto == Query {
+			return fail(CodeInvalidAction, "Could not find operation %s for version %s", x.form.Get("Action"), x.form.Get("Version"))
+		}
+		return fail(CodeUnknownOperation, "%s has no operation %q", x.svc.TargetPrefix, x.call.Operation)
+	}
+	return op
+}
 
-	if !fd.limiter.Allow(id.AccessKey, throttle.ClassOf(x.svc.SigningName, op.Name, op.ReadOnly), x.started) {
-		// Throttled calls are audited, reads included, so operators can
-		// find them in the trail as they do in CloudTrail (bounded rate).
-		we := &Error{Code: CodeThrottling, Message: "Rate exceeded"}
-		if fd.failedAuth.Allow("", "throttled", x.started) {
-			rec := fd.record(x, op.Name, op.ReadOnly)
-			rec.ErrorCode, rec.ErrorMessage = we.Code, we.Message
-			fd.audit(r.Context(), rec)
-		}
-		fd.writeError(x, we)
-		return
+// admit applies the rate limit of the caller's access key.
+func (fd *FrontDoor) admit(x *exchange, op *Operation) bool {
+	if fd.limiter.Allow(x.call.Identity.AccessKey, throttle.ClassOf(x.svc.SigningName, op.Name, op.ReadOnly), x.started) {
+		return true
 	}
+	// Throttled calls are audited, reads included, so operators can find
+	// them in the trail as they do in CloudTrail (bounded rate).
+	we := &Error{Code: CodeThrottling, Message: "Rate exceeded"}
+	if fd.failedAuth.Allow("", "throttled", x.started) {
+		rec := fd.record(x, op.Name, op.ReadOnly)
+		rec.ErrorCode, rec.ErrorMessage = x.clientCode(we), we.Message
+		fd.audit(x.r.Context(), rec)
+	}
+	fd.writeError(x, we)
+	return false
+}
 
-	ctx := WithCall(r.Context(), x.call)
+// serve decodes and validates the input, calls the operation, audits a
+// mutating call and answers.
+func (fd *FrontDoor) serve(x *exchange, op *Operation) {
+	ctx := WithCall(x.r.Context(), x.call)
 	var out any
-	in, err := op.Decode(body, x.form)
+	in, err := decodeInput(x, op)
 	if err == nil {
 		out, err = fd.invoke(ctx, op, in)
 	}
 	var wireErr *Error
 	if err != nil {
-		wireErr = toWire(x.svc, err)
+		wireErr = x.svc.resolve(toWire(x.svc, err))
 		if wireErr.HTTPStatus() >= 500 {
 			fd.log.Error("operation failed", "service", x.svc.SigningName, "op", op.Name, "request_id", x.call.RequestID, "err", err)
 		}
 	}
 	if !op.ReadOnly {
 		rec := fd.record(x, op.Name, false)
-		if x.svc.Protocol == Query {
-			rec.Parameters = formJSON(x.form)
-		} else {
-			rec.Parameters = audit.Redact(body, op.Sensitive)
-		}
+		rec.Parameters = auditParameters(x, op, in)
 		rec.Resources = audit.Resources(rec.Parameters)
 		if wireErr != nil {
-			rec.ErrorCode, rec.ErrorMessage = wireErr.Code, wireErr.Message
+			rec.ErrorCode, rec.ErrorMessage = x.clientCode(wireErr), wireErr.Message
 		}
 		fd.audit(ctx, rec)
 	}
@@ -371,27 +422,12 @@ func (fd *FrontDoor) failAuth(x *exchange, err error) {
 	if code == CodeIncompleteSig {
 		we.Status = http.StatusBadRequest
 	}
-	if x.svc != nil && x.svc.Protocol == Query || x.svc == nil && x.form != nil {
-		we.Code = queryAuthCode(code)
-	}
 	if fd.failedAuth.Allow("", "failed-auth", x.started) {
 		rec := fd.record(x, x.call.Operation, false)
-		rec.ErrorCode, rec.ErrorMessage = we.Code, we.Message
+		rec.ErrorCode, rec.ErrorMessage = x.clientCode(we), we.Message
 		fd.audit(x.r.Context(), rec)
 	}
 	fd.writeError(x, we)
-}
-
-// queryAuthCode maps JSON-protocol auth error codes to the query
-// protocol's (STS, ELBv2): they drop the Exception suffix and two differ.
-func queryAuthCode(code string) string {
-	switch code {
-	case CodeUnrecognizedClient:
-		return "InvalidClientTokenId"
-	case CodeInvalidSignature:
-		return "SignatureDoesNotMatch"
-	}
-	return strings.TrimSuffix(code, "Exception")
 }
 
 func unknownServiceMessage(service, target string) string {
@@ -402,81 +438,6 @@ func unknownServiceMessage(service, target string) string {
 		return fmt.Sprintf("Berth does not serve the AWS service %q", service)
 	}
 	return "The request names no operation (no X-Amz-Target header and no Action)"
-}
-
-func (fd *FrontDoor) writeError(x *exchange, e *Error) {
-	if x.svc != nil && x.svc.Protocol == Query || x.svc == nil && x.form != nil {
-		writeQueryError(x.w, x.svc, x.call.RequestID, e)
-		return
-	}
-	ct := "application/x-amz-json-1.1"
-	if x.svc != nil && x.svc.Protocol == JSON10 {
-		ct = "application/x-amz-json-1.0"
-	}
-	x.w.Header().Set("Content-Type", ct)
-	x.w.Header().Set("x-amzn-ErrorType", e.Code)
-	x.w.WriteHeader(e.HTTPStatus())
-	b, _ := json.Marshal(struct {
-		Type    string `json:"__type"`
-		Message string `json:"message,omitempty"`
-	}{e.Code, e.Message})
-	x.w.Write(b)
-}
-
-func (fd *FrontDoor) writeOutput(x *exchange, op *Operation, out any) {
-	if x.svc.Protocol == Query {
-		writeQueryOutput(x.w, x.svc, op.Name, x.call.RequestID, out)
-		return
-	}
-	ct := "application/x-amz-json-1.1"
-	if x.svc.Protocol == JSON10 {
-		ct = "application/x-amz-json-1.0"
-	}
-	b, err := json.Marshal(out)
-	if err != nil {
-		fd.log.Error("encode response", "op", op.Name, "err", err)
-		fd.writeError(x, DefaultError(err))
-		return
-	}
-	if string(b) == "null" {
-		b = []byte("{}")
-	}
-	x.w.Header().Set("Content-Type", ct)
-	x.w.WriteHeader(http.StatusOK)
-	x.w.Write(b)
-}
-
-func isForm(r *http.Request) bool {
-	return strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded")
-}
-
-func parseForm(r *http.Request, body []byte) (url.Values, error) {
-	v := url.Values{}
-	for k, vals := range r.URL.Query() {
-		v[k] = append(v[k], vals...)
-	}
-	if isForm(r) {
-		fv, err := url.ParseQuery(string(body))
-		if err != nil {
-			return nil, fmt.Errorf("the form body is malformed: %v", err)
-		}
-		for k, vals := range fv {
-			v[k] = append(v[k], vals...)
-		}
-	}
-	return v, nil
-}
-
-func formJSON(form url.Values) json.RawMessage {
-	m := map[string]string{}
-	for k, v := range form {
-		if k == "Action" || k == "Version" || len(v) == 0 {
-			continue
-		}
-		m[k] = v[0]
-	}
-	b, _ := json.Marshal(m)
-	return audit.Redact(b, nil)
 }
 
 func sourceIP(r *http.Request) string {

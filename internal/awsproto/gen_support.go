@@ -37,6 +37,7 @@ func JSONOperation[In, Out any, P interface {
 		ReadOnly:    readOnly,
 		Implemented: fn != nil,
 		Sensitive:   sensitive,
+		NewInput:    func() any { return P(new(In)) },
 		Decode: func(body []byte, _ map[string][]string) (any, error) {
 			in := P(new(In))
 			if err := DecodeJSON(body, in); err != nil {

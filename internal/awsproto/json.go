@@ -117,17 +117,12 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 		if err := json.Unmarshal(b, &str); err != nil {
 			return &TimeError{Value: s}
 		}
-		for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05Z0700", "2006-01-02"} {
-			if p, err := time.Parse(layout, str); err == nil {
-				t.Time = p
-				return nil
-			}
+		p, ok := parseTimeString(str)
+		if !ok {
+			return &TimeError{Value: s}
 		}
-		if f, err := strconv.ParseFloat(str, 64); err == nil {
-			t.Time = fromEpoch(f)
-			return nil
-		}
-		return &TimeError{Value: s}
+		t.Time = p
+		return nil
 	}
 	p, err := parseEpoch(s)
 	if err != nil {
@@ -135,6 +130,20 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 	}
 	t.Time = p
 	return nil
+}
+
+// parseTimeString reads a timestamp written as text: ISO 8601 (the query
+// protocol's form, accepted in JSON too) or epoch seconds.
+func parseTimeString(str string) (time.Time, bool) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05Z0700", "2006-01-02T15:04:05", "2006-01-02"} {
+		if p, err := time.Parse(layout, str); err == nil {
+			return p, true
+		}
+	}
+	if p, err := parseEpoch(str); err == nil {
+		return p, true
+	}
+	return time.Time{}, false
 }
 
 // parseEpoch reads decimal epoch seconds exactly (no float rounding, so a

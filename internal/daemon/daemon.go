@@ -21,6 +21,7 @@ import (
 	"github.com/berthdev/berth/internal/audit"
 	"github.com/berthdev/berth/internal/awsproto"
 	"github.com/berthdev/berth/internal/cloudtrail"
+	"github.com/berthdev/berth/internal/cloudwatch"
 	"github.com/berthdev/berth/internal/ecr"
 	"github.com/berthdev/berth/internal/ecs"
 	"github.com/berthdev/berth/internal/iam"
@@ -29,6 +30,7 @@ import (
 	"github.com/berthdev/berth/internal/store"
 	"github.com/berthdev/berth/internal/sts"
 	"github.com/berthdev/berth/internal/throttle"
+	"github.com/berthdev/berth/internal/tsdb"
 )
 
 // Defaults of Config.
@@ -96,6 +98,8 @@ type Server struct {
 	root    iam.Credentials
 	created bool
 	ecs     *ecs.Service
+	metrics *tsdb.DB
+	cw      *cloudwatch.Service
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -136,8 +140,18 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, fmt.Errorf("open registry storage: %w", err)
 	}
 
+	metrics, err := tsdb.Open(cfg.DataDir+"/metrics", tsdb.Options{Log: log.With("component", "tsdb")})
+	if err != nil {
+		return nil, fmt.Errorf("open metrics storage: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			metrics.Close()
+		}
+	}()
+
 	runCtx, cancel := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, st: st, root: root, created: created, cancel: cancel}
+	s := &Server{cfg: cfg, st: st, root: root, created: created, cancel: cancel, metrics: metrics}
 
 	trail := audit.NewTrail(st, cfg.AuditRetention, log.With("component", "audit"))
 	s.goRun(func() { trail.Run(runCtx) })
@@ -158,6 +172,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return agentapi.RegistryCredential{ServerAddress: pc.ServerAddress, Username: pc.Username, Password: pc.Password}, ok, err
 	})
 	ecrSvc := ecr.New(reg, ecr.Config{Region: cfg.Region, Account: cfg.Account, RegistryHost: func() string { return s.Addr() }}, log.With("component", "ecr"))
+	cwSvc := cloudwatch.New(metrics, st, cloudwatch.Config{Region: cfg.Region, Account: cfg.Account}, log.With("component", "cloudwatch"))
+	s.cw = cwSvc
+	s.goRun(func() { cwSvc.Run(runCtx) })
 	limiter := throttle.Disabled()
 	if cfg.Throttle {
 		limiter = throttle.New(cfg.ThrottleLimits)
@@ -171,7 +188,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Region:   cfg.Region,
 		Agent:    agentgw.New(ecsSvc, keys, log.With("component", "agentgw")),
 		Registry: registry.NewHandler(reg, registry.HandlerConfig{Identities: keys, Log: log.With("component", "registry")}),
-		Services: services(ecsSvc, trail, ecrSvc),
+		Services: services(ecsSvc, trail, ecrSvc, cwSvc),
 	})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -226,6 +243,10 @@ func (s *Server) JoinToken(ctx context.Context, ttl time.Duration) (string, erro
 // Store returns the server's store (tests and benchmarks).
 func (s *Server) Store() store.Store { return s.st }
 
+// CloudWatch returns the CloudWatch service: other producers publish
+// metrics through its Publish.
+func (s *Server) CloudWatch() *cloudwatch.Service { return s.cw }
+
 // FrontDoor returns the API handler (tests, docs).
 func (s *Server) FrontDoor() *awsproto.FrontDoor { return s.fd }
 
@@ -240,16 +261,18 @@ func (s *Server) Close() error {
 		}
 		s.cancel()
 		s.wg.Wait()
-		s.closeErr = s.st.Close()
+		merr := s.metrics.Close()
+		s.closeErr = errors.Join(s.st.Close(), merr)
 	})
 	return s.closeErr
 }
 
 // services lists every AWS service the front door serves.
-func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service) []*awsproto.Service {
+func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service, cwSvc *cloudwatch.Service) []*awsproto.Service {
 	return []*awsproto.Service{
 		ecsSvc.API(),
 		ecrSvc.API(),
+		cwSvc.API(),
 		cloudtrail.New(trail).API(),
 		sts.Service(),
 	}
@@ -260,7 +283,7 @@ func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service) []*a
 // against it.
 func SupportedOperations() map[string][]string {
 	out := map[string][]string{}
-	for _, svc := range services(ecs.New(nil, ecs.Config{}, nil), nil, ecr.New(nil, ecr.Config{}, nil)) {
+	for _, svc := range services(ecs.New(nil, ecs.Config{}, nil), nil, ecr.New(nil, ecr.Config{}, nil), cloudwatch.New(nil, nil, cloudwatch.Config{}, nil)) {
 		for name, op := range svc.Operations {
 			if op.Implemented {
 				out[svc.SigningName] = append(out[svc.SigningName], name)

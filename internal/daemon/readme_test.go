@@ -22,6 +22,7 @@ var serviceTitles = map[string]string{
 	"cloudtrail": "AWS CloudTrail",
 	"sts":        "AWS STS",
 	"ecr":        "Amazon ECR",
+	"monitoring": "Amazon CloudWatch",
 }
 
 func renderOperations() string {

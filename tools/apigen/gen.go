@@ -434,11 +434,50 @@ func (g *generator) emit() {
 	g.b.Write(body)
 }
 
+// emitProtocolFacts writes what a service speaking more than one protocol
+// needs: the protocols, the query protocol's XML namespace and, for a
+// query-compatible service, every error's query code, status and fault.
+// Single-protocol services get none of it (their output is unchanged).
+func (g *generator) emitProtocolFacts() {
+	md := g.m.Metadata
+	protocols := g.m.protocols()
+	if len(protocols) > 1 {
+		g.p("Protocols: []awsproto.Protocol{%s},", strings.Join(protocols, ", "))
+	}
+	if md.XMLNamespace != "" && slices.Contains(protocols, "awsproto.Query") {
+		g.p("XMLNamespace: %q,", md.XMLNamespace)
+	}
+	if md.AWSQueryCompatible == nil {
+		return
+	}
+	g.p("QueryCompatible: true,")
+	g.p("Errors: []awsproto.ModeledError{")
+	for _, name := range slices.Sorted(maps.Keys(g.errConsts)) {
+		s := g.shape(name)
+		code, status, sender := name, 0, !s.Fault
+		if e := s.Error; e != nil {
+			if e.Code != "" {
+				code = e.Code
+			}
+			status = e.HTTPStatusCode
+			sender = e.SenderFault || !s.Fault && (status == 0 || status < 500)
+		}
+		g.p("{Shape: %q, Code: %q, Status: %d, Sender: %v},", name, code, status, sender)
+	}
+	g.p("},")
+}
+
 func (g *generator) emitErrorCodes() {
 	if len(g.errConsts) == 0 {
 		return
 	}
-	g.p("// Error codes: the __type of the %s errors the model declares.", g.label)
+	if g.m.Metadata.AWSQueryCompatible != nil {
+		g.p("// Error codes: the query codes (the model's error.code) of the %s errors", g.label)
+		g.p("// the model declares. Over JSON and CBOR the front door sends the shape")
+		g.p("// name as __type and this code in the x-amzn-query-error header.")
+	} else {
+		g.p("// Error codes: the __type of the %s errors the model declares.", g.label)
+	}
 	g.p("const (")
 	for _, name := range slices.Sorted(maps.Keys(g.errConsts)) {
 		code := name
@@ -1000,6 +1039,7 @@ func (g *generator) emitService() {
 	g.p("APIVersion: %q,", md.APIVersion)
 	g.p("EventSource: %q,", signing+".amazonaws.com")
 	g.p("Protocol: %s,", protocol)
+	g.emitProtocolFacts()
 	g.p("Operations: map[string]*awsproto.Operation{")
 	for _, op := range g.operations() {
 		sens := "nil"

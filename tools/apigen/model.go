@@ -25,6 +25,10 @@ type metadata struct {
 	ServiceID      string   `json:"serviceId"`
 	SigningName    string   `json:"signingName"`
 	TargetPrefix   string   `json:"targetPrefix"`
+	XMLNamespace   string   `json:"xmlNamespace"`
+	// AWSQueryCompatible is present (an empty object) on former query
+	// services now served over JSON or CBOR too.
+	AWSQueryCompatible *json.RawMessage `json:"awsQueryCompatible"`
 }
 
 type operation struct {
@@ -62,6 +66,7 @@ type shape struct {
 	Error           *struct {
 		Code           string `json:"code"`
 		HTTPStatusCode int    `json:"httpStatusCode"`
+		SenderFault    bool   `json:"senderFault"`
 	} `json:"error"`
 }
 
@@ -149,6 +154,32 @@ func (m *model) isJSON() bool {
 		}
 	}
 	return false
+}
+
+// protocols returns the front door's names of the protocols the service
+// speaks that it serves, in model order ("smithy-rpc-v2-cbor", "json",
+// "query"); others (rest-json, rest-xml, ec2) are left out.
+func (m *model) protocols() []string {
+	list := m.Metadata.Protocols
+	if len(list) == 0 {
+		list = []string{m.Metadata.Protocol}
+	}
+	var out []string
+	for _, p := range list {
+		switch p {
+		case "smithy-rpc-v2-cbor":
+			out = append(out, "awsproto.RPCv2CBOR")
+		case "json":
+			if m.Metadata.JSONVersion == "1.0" {
+				out = append(out, "awsproto.JSON10")
+			} else {
+				out = append(out, "awsproto.JSON11")
+			}
+		case "query":
+			out = append(out, "awsproto.Query")
+		}
+	}
+	return out
 }
 
 // isEnum reports whether s is a string shape with an enum.

@@ -12,7 +12,9 @@ import (
 	"github.com/berthdev/berth/internal/awsproto"
 )
 
-// Error codes: the __type of the CloudWatch errors the model declares.
+// Error codes: the query codes (the model's error.code) of the CloudWatch errors
+// the model declares. Over JSON and CBOR the front door sends the shape
+// name as __type and this code in the x-amzn-query-error header.
 const (
 	ErrConcurrentModificationException      = "ConcurrentModificationException"
 	ErrConflictException                    = "ConflictException"
@@ -3709,11 +3711,30 @@ type Handlers struct {
 // sets ValidationCode and MapError.
 func (h *Handlers) Service() *awsproto.Service {
 	return &awsproto.Service{
-		SigningName:  "monitoring",
-		TargetPrefix: "GraniteServiceVersion20100801",
-		APIVersion:   "2010-08-01",
-		EventSource:  "monitoring.amazonaws.com",
-		Protocol:     awsproto.JSON10,
+		SigningName:     "monitoring",
+		TargetPrefix:    "GraniteServiceVersion20100801",
+		APIVersion:      "2010-08-01",
+		EventSource:     "monitoring.amazonaws.com",
+		Protocol:        awsproto.JSON10,
+		Protocols:       []awsproto.Protocol{awsproto.RPCv2CBOR, awsproto.JSON10, awsproto.Query},
+		XMLNamespace:    "http://monitoring.amazonaws.com/doc/2010-08-01/",
+		QueryCompatible: true,
+		Errors: []awsproto.ModeledError{
+			{Shape: "ConcurrentModificationException", Code: "ConcurrentModificationException", Status: 429, Sender: true},
+			{Shape: "ConflictException", Code: "ConflictException", Status: 409, Sender: true},
+			{Shape: "DashboardInvalidInputError", Code: "InvalidParameterInput", Status: 400, Sender: true},
+			{Shape: "DashboardNotFoundError", Code: "ResourceNotFound", Status: 404, Sender: true},
+			{Shape: "InternalServiceFault", Code: "InternalServiceError", Status: 500, Sender: false},
+			{Shape: "InvalidFormatFault", Code: "InvalidFormat", Status: 400, Sender: true},
+			{Shape: "InvalidNextToken", Code: "InvalidNextToken", Status: 400, Sender: true},
+			{Shape: "InvalidParameterCombinationException", Code: "InvalidParameterCombination", Status: 400, Sender: true},
+			{Shape: "InvalidParameterValueException", Code: "InvalidParameterValue", Status: 400, Sender: true},
+			{Shape: "LimitExceededException", Code: "LimitExceededException", Status: 400, Sender: true},
+			{Shape: "LimitExceededFault", Code: "LimitExceeded", Status: 400, Sender: true},
+			{Shape: "MissingRequiredParameterException", Code: "MissingParameter", Status: 400, Sender: true},
+			{Shape: "ResourceNotFound", Code: "ResourceNotFound", Status: 404, Sender: true},
+			{Shape: "ResourceNotFoundException", Code: "ResourceNotFoundException", Status: 404, Sender: true},
+		},
 		Operations: map[string]*awsproto.Operation{
 			"DeleteAlarmMuteRule":       awsproto.JSONOperation("CloudWatch", "DeleteAlarmMuteRule", false, nil, h.DeleteAlarmMuteRule),
 			"DeleteAlarms":              awsproto.JSONOperation("CloudWatch", "DeleteAlarms", false, nil, h.DeleteAlarms),
