@@ -44,7 +44,7 @@ type AgentConfig struct {
 	StatsInterval       time.Duration
 	StatsReportInterval time.Duration
 	Version             string
-	Log          *slog.Logger
+	Log                 *slog.Logger
 }
 
 // Capabilities this agent's runtime supports; task definitions whose
