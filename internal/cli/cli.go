@@ -14,9 +14,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/agentgw"
 	"github.com/berthdev/berth/internal/bench"
-	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/daemon"
 	"github.com/berthdev/berth/internal/dockerdriver"
 	"github.com/berthdev/berth/internal/iam"

@@ -248,4 +248,3 @@ func containerLogs(t *testing.T, dc *client.Client, tk types.Task) string {
 	b, _ := io.ReadAll(r)
 	return string(b)
 }
-
