@@ -246,9 +246,11 @@ func Compute(end time.Time, period time.Duration, samples []Sample, clusters []C
 		add(NamespaceInsights, "ContainerInstanceCount", "Count", cd, one(float64(c.Instances)))
 		add(NamespaceInsights, "ServiceCount", "Count", cd, one(float64(len(c.Services))))
 		add(NamespaceInsights, "TaskCount", "Count", cd, one(float64(c.RunningTasks)))
+		for _, name := range sortedKeys(byService) {
+			insights([]Dimension{{"ClusterName", c.Name}, {"ServiceName", name}}, byService[name])
+		}
 		for _, s := range c.Services {
 			sd := []Dimension{{"ClusterName", c.Name}, {"ServiceName", s.Name}}
-			insights(sd, byService[s.Name])
 			add(NamespaceInsights, "DesiredTaskCount", "Count", sd, one(float64(s.Desired)))
 			add(NamespaceInsights, "RunningTaskCount", "Count", sd, one(float64(s.Running)))
 			add(NamespaceInsights, "PendingTaskCount", "Count", sd, one(float64(s.Pending)))

@@ -26,8 +26,8 @@ import (
 const statsToolImage = "berth-test/tool:stats"
 
 // TestMetadataStatsAndECSMetricsThroughBerthUp runs `berth up` (the real
-// binary, with its agent) and checks, from inside containers in bridge and
-// awsvpc mode, that the task metadata endpoint answers /, /task,
+// binary, with its agent) and checks, from inside containers in bridge,
+// awsvpc and host mode, that the task metadata endpoint answers /, /task,
 // /taskWithTags, /stats and /task/stats; from the host, that /stats holds
 // real Docker figures (memory in use, CPU time, the previous sample); and
 // that a service burning CPU gets AWS/ECS CPUUtilization and
@@ -90,7 +90,7 @@ func TestMetadataStatsAndECSMetricsThroughBerthUp(t *testing.T) {
 		}
 		return aws.ToString(r.Tasks[0].TaskArn)
 	}
-	for _, mode := range []types.NetworkMode{types.NetworkModeBridge, types.NetworkModeAwsvpc} {
+	for _, mode := range []types.NetworkMode{types.NetworkModeBridge, types.NetworkModeAwsvpc, types.NetworkModeHost} {
 		arn := probe(mode)
 		task := waitTask(t, c, "default", arn, 90*time.Second, func(tk types.Task) bool {
 			if aws.ToString(tk.LastStatus) == "STOPPED" {
