@@ -10,6 +10,8 @@
 package awsproto
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -148,7 +150,8 @@ type exchange struct {
 	r       *http.Request
 	call    *Call
 	started time.Time
-	body    []byte
+	raw     []byte // the body as sent (and signed)
+	body    []byte // the body, decompressed
 
 	// What the request is, as recognised before authentication.
 	proto  Protocol // protoNone when the request names no protocol
@@ -229,8 +232,46 @@ func (fd *FrontDoor) readBody(x *exchange) bool {
 		fd.writeError(x, &Error{Code: CodeSerialization, Message: "Could not read the request body"})
 		return false
 	}
-	x.body = body
+	x.raw, x.body = body, body
+	if enc := x.r.Header.Get("Content-Encoding"); enc != "" {
+		plain, we := decompress(enc, body, fd.maxBody)
+		if we != nil {
+			x.proto, _, _ = recogniseProtocol(x.r)
+			fd.writeError(x, we)
+			return false
+		}
+		x.body = plain
+	}
 	return true
+}
+
+// decompress undoes a request's Content-Encoding: the SDKs gzip large
+// PutMetricData bodies (the model's requestCompression). The signature
+// covers the compressed body; decoding reads the plain one, capped as the
+// body is.
+func decompress(encoding string, body []byte, max int64) ([]byte, *Error) {
+	for _, enc := range strings.Split(encoding, ",") {
+		switch strings.ToLower(strings.TrimSpace(enc)) {
+		case "", "identity", "aws-chunked":
+		case "gzip":
+			zr, err := gzip.NewReader(bytes.NewReader(body))
+			if err != nil {
+				return nil, &Error{Code: CodeSerialization, Message: "The request body is not valid gzip data"}
+			}
+			plain, err := io.ReadAll(io.LimitReader(zr, max+1))
+			if err != nil {
+				return nil, &Error{Code: CodeSerialization, Message: "The request body is not valid gzip data"}
+			}
+			if int64(len(plain)) > max {
+				return nil, &Error{Code: CodeRequestTooLarge, Status: http.StatusRequestEntityTooLarge,
+					Message: fmt.Sprintf("Request body exceeds the maximum allowed size of %d bytes", max)}
+			}
+			body = plain
+		default:
+			return nil, &Error{Code: CodeSerialization, Message: fmt.Sprintf("Unsupported Content-Encoding %q", enc)}
+		}
+	}
+	return body, nil
 }
 
 // recognise finds the request's protocol, service and operation name:
@@ -270,7 +311,7 @@ func (fd *FrontDoor) recognise(x *exchange) bool {
 
 // authenticate verifies the signature before anything else is revealed.
 func (fd *FrontDoor) authenticate(x *exchange) bool {
-	id, err := fd.auth.Authenticate(x.r, x.body, x.started)
+	id, err := fd.auth.Authenticate(x.r, x.raw, x.started)
 	if err != nil {
 		fd.failAuth(x, err)
 		return false
@@ -348,7 +389,7 @@ func (fd *FrontDoor) serve(x *exchange, op *Operation) {
 			fd.log.Error("operation failed", "service", x.svc.SigningName, "op", op.Name, "request_id", x.call.RequestID, "err", err)
 		}
 	}
-	if !op.ReadOnly {
+	if !op.ReadOnly && !op.DataEvent {
 		rec := fd.record(x, op.Name, false)
 		rec.Parameters = auditParameters(x, op, in)
 		rec.Resources = audit.Resources(rec.Parameters)

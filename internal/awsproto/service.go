@@ -140,6 +140,10 @@ type Operation struct {
 	Name string
 	// ReadOnly operations are not audited and use read throttling classes.
 	ReadOnly bool
+	// DataEvent operations are what CloudTrail records only as data events
+	// (CloudWatch's PutMetricData, for one): the audit trail, which holds
+	// management events, skips them.
+	DataEvent bool
 	// Implemented is false for operations Berth does not serve yet; they
 	// answer an AWS-shaped error saying so.
 	Implemented bool

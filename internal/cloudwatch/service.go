@@ -146,6 +146,9 @@ func (s *Service) API() *awsproto.Service {
 		ListTagsForResource:     s.ListTagsForResource,
 	}
 	svc := h.Service()
+	// CloudTrail records PutMetricData only as a data event (like the
+	// metric reads); the audit trail keeps management events.
+	svc.Operations["PutMetricData"].DataEvent = true
 	svc.ValidationCode = CodeValidationError
 	svc.MapError = MapError
 	return svc

@@ -300,7 +300,10 @@ func TestGetMetricData(t *testing.T) {
 	expr := func(id, e string) cloudwatchapi.MetricDataQuery {
 		return cloudwatchapi.MetricDataQuery{Id: ptr(id), Expression: ptr(e)}
 	}
-	hidden := func(q cloudwatchapi.MetricDataQuery) cloudwatchapi.MetricDataQuery { q.ReturnData = ptr(false); return q }
+	hidden := func(q cloudwatchapi.MetricDataQuery) cloudwatchapi.MetricDataQuery {
+		q.ReturnData = ptr(false)
+		return q
+	}
 	in := &cloudwatchapi.GetMetricDataInput{StartTime: awsproto.NewTime(t0), EndTime: awsproto.NewTime(t0.Add(10 * time.Minute)),
 		MetricDataQueries: []cloudwatchapi.MetricDataQuery{
 			expr("rate", "100 * err / req"), hidden(ms("req", "Req", "a", "Sum")), hidden(ms("err", "Err", "a", "Sum")),
