@@ -17,7 +17,8 @@ import (
 // time) written by the flushes numbered lo..hi:
 //
 //	"BTSDBK01" | chunks... | index | footer
-//	index  = uvarint nseries, per series: key, varint lastWrite (ms), uvarint nunits, units,
+//	index  = uvarint nseries, per series: key, varint lastWrite (ms), byte flags (1: high
+//	         resolution), uvarint nunits, units,
 //	         uvarint nchunks, per chunk: varint minT, varint maxT, uvarint offset, uvarint length,
 //	         uint32 CRC-32C of the chunk
 //	footer = uint64 index offset | uint64 index length | uint32 CRC-32C of the index | "BTSE"
@@ -43,6 +44,7 @@ type blockFile struct {
 type blockSeries struct {
 	key       SeriesKey
 	lastWrite int64
+	highRes   bool
 	units     []string
 	chunks    []diskChunk
 }
@@ -78,7 +80,9 @@ func partDir(root string, part int64) string {
 // seriesChunks is what a block writer takes for one series.
 type seriesChunks struct {
 	key       SeriesKey
+	ks        string
 	lastWrite int64
+	highRes   bool
 	units     []string
 	chunks    []memChunk
 }
@@ -110,6 +114,11 @@ func writeBlock(path string, series []seriesChunks) (err error) {
 	for _, s := range series {
 		idx = appendKey(idx, s.key)
 		idx = binary.AppendVarint(idx, s.lastWrite)
+		if s.highRes {
+			idx = append(idx, 1)
+		} else {
+			idx = append(idx, 0)
+		}
 		idx = binary.AppendUvarint(idx, uint64(len(s.units)))
 		for _, u := range s.units {
 			idx = appendString(idx, u)
@@ -189,6 +198,7 @@ func readBlockIndex(f *os.File, path string, part int64, lo, hi uint64) (*blockF
 		var s blockSeries
 		s.key = d.key()
 		s.lastWrite = d.varint()
+		s.highRes = d.byte()&1 != 0
 		nu := d.uvarint()
 		if nu > MaxUnitsPerSeries {
 			return nil, errCorruptBlock

@@ -7,8 +7,6 @@
 package tsdb
 
 import (
-	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -49,6 +47,7 @@ type series struct {
 	ks        string
 	units     []string
 	lastWrite int64 // ms, wall time of the last Append
+	highRes   bool  // some sample was stored with StorageResolution 1
 	head      []*headPart
 	flushing  []*headPart // being written to blocks; still read by queries
 	disk      []diskChunk
@@ -77,6 +76,13 @@ type DB struct {
 	headSince   time.Time // wall time of the first sample in an empty head
 	blocks      map[int64][]*blockFile
 	closed      bool
+	// seriesVersion changes whenever a series is added or removed; the
+	// sorted list Series answers from is rebuilt when it changed.
+	seriesVersion uint64
+
+	sortMu        sync.Mutex // guards the two fields below (read under mu.RLock)
+	sorted        []*series  // all series by key string
+	sortedVersion uint64
 
 	wal     *wal
 	flushCh chan struct{}
@@ -252,11 +258,13 @@ func (db *DB) attachBlock(bf *blockFile) {
 		if s == nil {
 			s = &series{key: bs.key, ks: ks}
 			db.series[ks] = s
+			db.seriesVersion++
 		}
 		if len(bs.units) > len(s.units) { // unit tables only grow: the longest is the newest
 			s.units = bs.units
 		}
 		s.lastWrite = max(s.lastWrite, bs.lastWrite)
+		s.highRes = s.highRes || bs.highRes
 		s.disk = append(s.disk, bs.chunks...)
 		bf.refs += len(bs.chunks)
 	}
@@ -270,76 +278,6 @@ func (db *DB) closeBlocks() {
 			bf.f.Close()
 		}
 	}
-}
-
-// walPoint is one point as logged.
-type walPoint struct {
-	key  SeriesKey
-	ks   string
-	t    int64
-	s    Sample
-	unit string
-}
-
-func encodeWALRecord(b []byte, wallMs int64, pts []Point, keys []SeriesKey) []byte {
-	b = binary.AppendVarint(b, wallMs)
-	b = binary.AppendUvarint(b, uint64(len(pts)))
-	for i, p := range pts {
-		b = appendKey(b, keys[i])
-		b = binary.AppendVarint(b, p.T.UnixMilli())
-		b = appendFloat(b, p.Sample.Min)
-		b = appendFloat(b, p.Sample.Max)
-		b = appendFloat(b, p.Sample.Sum)
-		b = appendFloat(b, p.Sample.Count)
-		b = appendString(b, p.Unit)
-		var flags byte
-		if p.HighResolution {
-			flags |= 1
-		}
-		b = append(b, flags)
-	}
-	return b
-}
-
-func (db *DB) replayRecord(payload []byte) error {
-	d := decoder{b: payload}
-	wall := d.varint()
-	n := d.uvarint()
-	if n > uint64(len(payload)) {
-		return errShort
-	}
-	pts := make([]walPoint, 0, n)
-	for i := uint64(0); i < n && d.err == nil; i++ {
-		var p walPoint
-		p.key = d.key()
-		p.t = d.varint()
-		p.s = Sample{Min: d.float(), Max: d.float(), Sum: d.float(), Count: d.float()}
-		p.unit = d.string()
-		d.byte()
-		p.ks = p.key.String()
-		pts = append(pts, p)
-	}
-	if d.err != nil {
-		return d.err
-	}
-	for _, p := range pts {
-		s := db.series[p.ks]
-		if s == nil {
-			s = &series{key: p.key, ks: p.ks}
-			db.series[p.ks] = s
-		}
-		ui := s.unitIndex(p.unit)
-		if ui < 0 {
-			if len(s.units) >= MaxUnitsPerSeries {
-				return errs.E(errs.LimitExceeded, "too many units for %s", p.ks)
-			}
-			s.units = append(s.units, p.unit)
-			ui = len(s.units) - 1
-		}
-		s.lastWrite = max(s.lastWrite, wall)
-		db.insert(s, p.t, p.s, uint8(ui))
-	}
-	return nil
 }
 
 func floorDiv(a, b int64) int64 {
@@ -375,135 +313,59 @@ func (db *DB) insert(s *series, t int64, smp Sample, unit uint8) {
 	db.headSamples++
 }
 
-// Append stores points durably: when it returns nil they survive kill -9
-// (WAL + fsync, group commit across concurrent callers). It stores all of
-// the points or none: a point older than the retention is errs.Invalid; a
-// point of a new series past MaxSeries, or of a unit past
-// MaxUnitsPerSeries, is errs.LimitExceeded.
-func (db *DB) Append(ctx context.Context, pts []Point) error {
-	if len(pts) == 0 {
-		return nil
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	now := db.opt.Now()
-	nowMs := now.UnixMilli()
-	oldest := nowMs - db.opt.Retention.Milliseconds()
-	keys := make([]SeriesKey, len(pts))
-	kss := make([]string, len(pts))
-	for i, p := range pts {
-		k := p.Key
-		if !slices.IsSortedFunc(k.Dims, func(a, b Dim) int { return strings.Compare(a.Name, b.Name) }) {
-			k = NewKey(k.Namespace, k.MetricName, k.Dims)
-		}
-		keys[i], kss[i] = k, k.String()
-		if t := p.T.UnixMilli(); t < oldest {
-			return errs.R(errs.Invalid, "tsdb.too_old", "the timestamp %s of %s is older than the retention period (%s)",
-				p.T.UTC().Format(time.RFC3339), kss[i], db.opt.Retention)
-		}
-	}
-	payload := encodeWALRecord(make([]byte, 0, 64*len(pts)), nowMs, pts, keys)
-
-	db.mu.Lock()
-	if db.closed {
-		db.mu.Unlock()
-		return errs.E(errs.Unavailable, "tsdb: closed")
-	}
-	if err := db.checkLimits(pts, kss); err != nil {
-		db.mu.Unlock()
-		return err
-	}
-	pos, err := db.wal.write(payload)
-	if err != nil {
-		db.mu.Unlock()
-		return errs.Wrap(errs.Unavailable, err, "tsdb: append")
-	}
-	var s *series
-	for i, p := range pts {
-		if s == nil || s.ks != kss[i] {
-			s = db.series[kss[i]]
-			if s == nil {
-				s = &series{key: keys[i], ks: kss[i]}
-				db.series[kss[i]] = s
-			}
-		}
-		ui := s.unitIndex(p.Unit)
-		if ui < 0 {
-			s.units = append(s.units, p.Unit)
-			ui = len(s.units) - 1
-		}
-		s.lastWrite = max(s.lastWrite, nowMs)
-		if db.headSamples == 0 {
-			db.headSince = now
-		}
-		db.insert(s, p.T.UnixMilli(), p.Sample, uint8(ui))
-	}
-	full := db.headSamples >= db.opt.MaxHeadSamples
-	db.mu.Unlock()
-	if full {
-		select {
-		case db.flushCh <- struct{}{}:
-		default:
-		}
-	}
-	if err := db.wal.waitSync(pos); err != nil {
-		return errs.Wrap(errs.Unavailable, err, "tsdb: append")
-	}
-	return nil
-}
-
-// checkLimits checks the series and unit bounds for a batch. Caller holds mu.
-func (db *DB) checkLimits(pts []Point, kss []string) error {
-	var newUnits map[string][]string // series key → units it would have (only when it changes)
-	newSeries := 0
-	for i, p := range pts {
-		s := db.series[kss[i]]
-		if s != nil && s.unitIndex(p.Unit) >= 0 {
-			continue
-		}
-		if newUnits == nil {
-			newUnits = map[string][]string{}
-		}
-		units, seen := newUnits[kss[i]]
-		if !seen {
-			if s == nil {
-				newSeries++
-				if len(db.series)+newSeries > db.opt.MaxSeries {
-					return errs.R(errs.LimitExceeded, "tsdb.max_series", "the maximum number of metrics (%d) is reached; %s cannot be added",
-						db.opt.MaxSeries, kss[i])
-				}
-			} else {
-				units = slices.Clone(s.units)
-			}
-		}
-		if !slices.Contains(units, p.Unit) {
-			units = append(units, p.Unit)
-			if len(units) > MaxUnitsPerSeries {
-				return errs.R(errs.LimitExceeded, "tsdb.max_units", "the metric %s has more than %d units", kss[i], MaxUnitsPerSeries)
-			}
-		}
-		newUnits[kss[i]] = units
-	}
-	return nil
-}
-
 // Series lists known series of a namespace ("" = all), sorted by key string.
 func (db *DB) Series(namespace string) []SeriesInfo {
 	db.mu.RLock()
-	out := make([]*series, 0, len(db.series))
-	for _, s := range db.series {
-		if namespace == "" || s.key.Namespace == namespace {
-			out = append(out, s)
+	defer db.mu.RUnlock()
+	all := db.sortedSeries()
+	lo, hi := 0, len(all)
+	if namespace != "" {
+		prefix := string(appendEscaped(nil, namespace)) + "|"
+		lo, _ = slices.BinarySearchFunc(all, prefix, func(s *series, p string) int { return strings.Compare(s.ks, p) })
+		for hi = lo; hi < len(all) && strings.HasPrefix(all[hi].ks, prefix); hi++ {
 		}
 	}
-	infos := make([]SeriesInfo, len(out))
-	slices.SortFunc(out, func(a, b *series) int { return strings.Compare(a.ks, b.ks) })
-	for i, s := range out {
-		infos[i] = SeriesInfo{Key: s.key, LastWrite: time.UnixMilli(s.lastWrite), Units: slices.Clone(s.units)}
+	infos := make([]SeriesInfo, 0, hi-lo)
+	for _, s := range all[lo:hi] {
+		if namespace == "" || s.key.Namespace == namespace {
+			infos = append(infos, s.info())
+		}
 	}
-	db.mu.RUnlock()
 	return infos
+}
+
+// Lookup returns what is known of one series.
+func (db *DB) Lookup(key SeriesKey) (SeriesInfo, bool) {
+	if !dimsSorted(key.Dims) {
+		key = NewKey(key.Namespace, key.MetricName, key.Dims)
+	}
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	s := db.series[key.String()]
+	if s == nil {
+		return SeriesInfo{}, false
+	}
+	return s.info(), true
+}
+
+func (s *series) info() SeriesInfo {
+	return SeriesInfo{Key: s.key, LastWrite: time.UnixMilli(s.lastWrite), Units: slices.Clone(s.units), HighResolution: s.highRes}
+}
+
+// sortedSeries returns all series sorted by key string, rebuilding the list
+// when series were added or removed. Caller holds mu (read or write).
+func (db *DB) sortedSeries() []*series {
+	db.sortMu.Lock()
+	defer db.sortMu.Unlock()
+	if db.sorted == nil || db.sortedVersion != db.seriesVersion {
+		all := make([]*series, 0, len(db.series))
+		for _, s := range db.series {
+			all = append(all, s)
+		}
+		slices.SortFunc(all, func(a, b *series) int { return strings.Compare(a.ks, b.ks) })
+		db.sorted, db.sortedVersion = all, db.seriesVersion
+	}
+	return db.sorted
 }
 
 // Close stops the maintenance loop, flushes the head to blocks and closes

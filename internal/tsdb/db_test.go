@@ -271,7 +271,8 @@ func TestPeriodAlignmentAndRange(t *testing.T) {
 
 func TestUnitFilterAndPercentileValues(t *testing.T) {
 	c := &clock{now: t0.Add(time.Hour)}
-	db := mustOpen(t, t.TempDir(), testOpts(c))
+	dir := t.TempDir()
+	db := mustOpen(t, dir, testOpts(c))
 	defer db.Close()
 	k := NewKey("N", "M", nil)
 	mustAppend(t, db, []Point{
@@ -280,7 +281,7 @@ func TestUnitFilterAndPercentileValues(t *testing.T) {
 		{Key: k, T: t0.Add(2 * time.Second), Sample: ValueSample(3, 4), Unit: "Seconds"},
 		{Key: k, T: t0.Add(3 * time.Second), Sample: Sample{Min: 0.5, Max: 100, Sum: 300, Count: 10}, Unit: "Seconds"},
 		{Key: k, T: t0.Add(4 * time.Second), Sample: ValueSample(1000, 1), Unit: "Milliseconds"},
-		{Key: k, T: t0.Add(5 * time.Second), Sample: ValueSample(7, 1)},
+		{Key: k, T: t0.Add(5 * time.Second), Sample: ValueSample(7, 1), HighResolution: true},
 	})
 	check := func(stage string) {
 		got := mustQuery(t, db, k, t0, t0.Add(time.Minute), time.Minute, "Seconds", true)
@@ -293,7 +294,7 @@ func TestUnitFilterAndPercentileValues(t *testing.T) {
 		}
 		got = mustQuery(t, db, k, t0, t0.Add(time.Minute), time.Minute, "Milliseconds", true)
 		sameBuckets(t, stage+" ms", got, []Bucket{{T: t0, Min: 1000, Max: 1000, Sum: 1000, Count: 1, Values: []ValueCount{{1000, 1}}}})
-		if s := db.Series(""); len(s) != 1 || !slices.Equal(s[0].Units, []string{"Seconds", "Milliseconds", ""}) {
+		if s := db.Series(""); len(s) != 1 || !slices.Equal(s[0].Units, []string{"Seconds", "Milliseconds", ""}) || !s[0].HighResolution {
 			t.Fatalf("%s: series %+v", stage, s)
 		}
 	}
@@ -302,6 +303,12 @@ func TestUnitFilterAndPercentileValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("block")
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = mustOpen(t, dir, testOpts(c))
+	defer db.Close()
+	check("reopened")
 }
 
 func TestAppendRejectsTooOldAndLimits(t *testing.T) {
@@ -317,6 +324,10 @@ func TestAppendRejectsTooOldAndLimits(t *testing.T) {
 	})
 	if !errs.Is(err, errs.Invalid) {
 		t.Fatalf("too old: %v", err)
+	}
+	err = db.Append(context.Background(), []Point{{Key: k(0), T: t0.Add(MaxFuture + time.Millisecond), Sample: ValueSample(1, 1)}})
+	if !errs.Is(err, errs.Invalid) || errs.ReasonOf(err) != "tsdb.too_new" {
+		t.Fatalf("too new: %v", err)
 	}
 	if len(db.Series("")) != 0 {
 		t.Fatal("a rejected batch stored something")

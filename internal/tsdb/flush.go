@@ -34,7 +34,7 @@ func (db *DB) Flush() error {
 			continue
 		}
 		for _, hp := range s.head {
-			byPart[hp.part] = append(byPart[hp.part], seriesChunks{key: s.key, lastWrite: s.lastWrite,
+			byPart[hp.part] = append(byPart[hp.part], seriesChunks{key: s.key, ks: s.ks, lastWrite: s.lastWrite, highRes: s.highRes,
 				units: slices.Clone(s.units), chunks: hp.chunks()})
 		}
 		s.flushing, s.head = s.head, nil
@@ -60,7 +60,7 @@ func (db *DB) Flush() error {
 		if part+db.blockMs <= cutoff {
 			continue // expired already
 		}
-		slices.SortFunc(list, func(a, b seriesChunks) int { return strings.Compare(a.key.String(), b.key.String()) })
+		slices.SortFunc(list, func(a, b seriesChunks) int { return strings.Compare(a.ks, b.ks) })
 		dir := partDir(db.blocksDir(), part)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			restore()
@@ -210,6 +210,7 @@ func (db *DB) compactPart(part int64) error {
 		chunks []diskChunk
 		units  []string
 		lw     int64
+		hr     bool
 	}
 	var items []item
 	for _, s := range db.series {
@@ -220,7 +221,7 @@ func (db *DB) compactPart(part int64) error {
 			}
 		}
 		if len(cs) > 0 {
-			items = append(items, item{s, cs, slices.Clone(s.units), s.lastWrite})
+			items = append(items, item{s, cs, slices.Clone(s.units), s.lastWrite, s.highRes})
 		}
 	}
 	db.mu.RUnlock()
@@ -249,7 +250,7 @@ func (db *DB) compactPart(part int64) error {
 			}
 		}
 		slices.SortStableFunc(samples, func(a, b rawSample) int { return cmp.Compare(a.t, b.t) })
-		sc := seriesChunks{key: x.s.key, lastWrite: x.lw, units: x.units}
+		sc := seriesChunks{key: x.s.key, ks: x.s.ks, lastWrite: x.lw, highRes: x.hr, units: x.units}
 		for i := 0; i < len(samples); i += maxChunkSamples {
 			e := newChunkEncoder()
 			for _, r := range samples[i:min(i+maxChunkSamples, len(samples))] {
@@ -330,6 +331,7 @@ func (db *DB) ApplyRetention() error {
 		})
 		if len(s.head) == 0 && len(s.flushing) == 0 && len(s.disk) == 0 && s.lastWrite <= cutoff {
 			delete(db.series, ks)
+			db.seriesVersion++
 		}
 	}
 	for _, f := range gone {

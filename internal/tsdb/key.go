@@ -36,37 +36,50 @@ func NewKey(namespace, name string, dims []Dim) SeriesKey {
 // "namespace|name|dim=value,dim=value", where '\\', '|', '=' and ',' inside
 // a part are escaped with a backslash.
 func (k SeriesKey) String() string {
-	var b strings.Builder
-	b.Grow(len(k.Namespace) + len(k.MetricName) + 2 + 24*len(k.Dims))
-	escape(&b, k.Namespace)
-	b.WriteByte('|')
-	escape(&b, k.MetricName)
-	b.WriteByte('|')
-	for i, d := range k.Dims {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		escape(&b, d.Name)
-		b.WriteByte('=')
-		escape(&b, d.Value)
+	n := len(k.Namespace) + len(k.MetricName) + 2
+	for _, d := range k.Dims {
+		n += len(d.Name) + len(d.Value) + 2
 	}
-	return b.String()
+	return string(appendKeyString(make([]byte, 0, n), k))
 }
 
-func escape(b *strings.Builder, s string) {
-	if !strings.ContainsAny(s, `\|=,`) {
-		b.WriteString(s)
-		return
+// appendKeyString appends the canonical form of k to b.
+func appendKeyString(b []byte, k SeriesKey) []byte {
+	b = appendEscaped(b, k.Namespace)
+	b = append(b, '|')
+	b = appendEscaped(b, k.MetricName)
+	b = append(b, '|')
+	for i, d := range k.Dims {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendEscaped(b, d.Name)
+		b = append(b, '=')
+		b = appendEscaped(b, d.Value)
+	}
+	return b
+}
+
+func appendEscaped(b []byte, s string) []byte {
+	plain := true
+	for i := 0; i < len(s) && plain; i++ {
+		switch s[i] {
+		case '\\', '|', '=', ',':
+			plain = false
+		}
+	}
+	if plain {
+		return append(b, s...)
 	}
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; c {
 		case '\\', '|', '=', ',':
-			b.WriteByte('\\')
-			b.WriteByte(c)
+			b = append(b, '\\', c)
 		default:
-			b.WriteByte(c)
+			b = append(b, c)
 		}
 	}
+	return b
 }
 
 // Sample is one datapoint: a value v with count c is
@@ -109,4 +122,7 @@ type SeriesInfo struct {
 	Key       SeriesKey
 	LastWrite time.Time // wall time (Options.Now) of the last Append that touched it
 	Units     []string  // units its samples were stored with, in first-seen order
+	// HighResolution is true once a datapoint was stored with
+	// StorageResolution 1.
+	HighResolution bool
 }

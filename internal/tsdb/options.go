@@ -13,6 +13,10 @@ const (
 	DefaultFlushInterval    = 10 * time.Minute
 	DefaultMaxHeadSamples   = 2_000_000
 	DefaultMaintainInterval = time.Minute
+	// MaxFuture is how far past now a point's time may be (CloudWatch
+	// itself accepts two hours); later points are refused so that no
+	// block escapes retention.
+	MaxFuture = 24 * time.Hour
 	// MaxUnitsPerSeries bounds the distinct units one series may hold
 	// (CloudWatch defines 27).
 	MaxUnitsPerSeries = 32

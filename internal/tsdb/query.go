@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berthdev/berth/internal/errs"
@@ -14,10 +15,15 @@ import (
 type acc struct {
 	min, max, sum, count float64
 	n                    int
-	vals                 []ValueCount
 }
 
-func (a *acc) add(s Sample, wantValues bool) {
+// bucketValue is a value of bucket i, collected for all buckets in one slice.
+type bucketValue struct {
+	i    int64
+	v, c float64
+}
+
+func (a *acc) add(s Sample) {
 	if a.n == 0 {
 		a.min, a.max = s.Min, s.Max
 	} else {
@@ -27,9 +33,6 @@ func (a *acc) add(s Sample, wantValues bool) {
 	a.sum += s.Sum
 	a.count += s.Count
 	a.n++
-	if wantValues && s.isValue() {
-		a.vals = append(a.vals, ValueCount{V: s.Min, C: s.Count})
-	}
 }
 
 // denseBuckets is the most buckets a query aggregates in a slice; wider
@@ -52,26 +55,36 @@ func (db *DB) Query(key SeriesKey, from, to time.Time, period time.Duration, uni
 	if !slices.IsSortedFunc(key.Dims, func(a, b Dim) int { return strings.Compare(a.Name, b.Name) }) {
 		key = NewKey(key.Namespace, key.MetricName, key.Dims)
 	}
+	sc := scratchPool.Get().(*queryScratch)
+	defer scratchPool.Put(sc)
 	start := floorDiv(f, pm) * pm
 	nb := (t-start-1)/pm + 1
 	var dense []acc
 	var sparse map[int64]*acc
 	if nb <= denseBuckets {
-		dense = make([]acc, nb)
+		if cap(sc.dense) >= int(nb) {
+			dense = sc.dense[:nb]
+			clear(dense)
+		} else {
+			dense = make([]acc, nb)
+		}
 	} else {
 		sparse = map[int64]*acc{}
 	}
-	bucket := func(ts int64) *acc {
+	vals := sc.vals[:0]
+	add := func(ts int64, s Sample) {
 		i := (ts - start) / pm
+		var a *acc
 		if dense != nil {
-			return &dense[i]
-		}
-		a := sparse[i]
-		if a == nil {
+			a = &dense[i]
+		} else if a = sparse[i]; a == nil {
 			a = &acc{}
 			sparse[i] = a
 		}
-		return a
+		a.add(s)
+		if wantValues && s.isValue() {
+			vals = append(vals, bucketValue{i, s.Min, s.Count})
+		}
 	}
 
 	db.mu.RLock()
@@ -92,7 +105,7 @@ func (db *DB) Query(key SeriesKey, from, to time.Time, period time.Duration, uni
 			if it.t < f || it.t >= t || (wantUnit >= 0 && int(it.unit) != wantUnit) {
 				continue
 			}
-			bucket(it.t).add(it.s, wantValues)
+			add(it.t, it.s)
 		}
 		return it.err
 	}
@@ -118,7 +131,7 @@ func (db *DB) Query(key SeriesKey, from, to time.Time, period time.Duration, uni
 			}
 		}
 	}
-	var buf []byte
+	buf := sc.buf
 	for i := range s.disk {
 		c := &s.disk[i]
 		if !overlaps(c.minT, c.maxT) {
@@ -134,15 +147,64 @@ func (db *DB) Query(key SeriesKey, from, to time.Time, period time.Duration, uni
 		}
 	}
 
+	// Values: sorted by bucket then value, equal values merged, one backing
+	// array cut per bucket (capacity-limited so appending cannot spill over).
+	type segment struct {
+		i    int64
+		vals []ValueCount
+	}
+	var segs []segment // ascending by bucket, as buckets are emitted
+	if wantValues && len(vals) > 0 {
+		// Samples mostly arrive in time order: sort by bucket only if needed,
+		// then each bucket's few values.
+		byBucket := func(a, b bucketValue) int { return cmp.Compare(a.i, b.i) }
+		if !slices.IsSortedFunc(vals, byBucket) {
+			slices.SortStableFunc(vals, byBucket)
+		}
+		for lo := 0; lo < len(vals); {
+			hi := lo + 1
+			for hi < len(vals) && vals[hi].i == vals[lo].i {
+				hi++
+			}
+			if hi-lo > 1 {
+				slices.SortFunc(vals[lo:hi], func(a, b bucketValue) int { return cmp.Compare(a.v, b.v) })
+			}
+			lo = hi
+		}
+		all := make([]ValueCount, 0, len(vals))
+		from := 0
+		for j, bv := range vals {
+			if j > 0 && bv.i == vals[j-1].i && bv.v == vals[j-1].v {
+				all[len(all)-1].C += bv.c
+			} else {
+				if j > 0 && bv.i != vals[j-1].i {
+					segs = append(segs, segment{vals[j-1].i, all[from:len(all):len(all)]})
+					from = len(all)
+				}
+				all = append(all, ValueCount{V: bv.v, C: bv.c})
+			}
+		}
+		segs = append(segs, segment{vals[len(vals)-1].i, all[from:len(all):len(all)]})
+	}
 	var out []Bucket
 	emit := func(i int64, a *acc) {
 		b := Bucket{T: time.UnixMilli(start + i*pm).UTC(), Min: a.min, Max: a.max, Sum: a.sum, Count: a.count}
-		if wantValues {
-			b.Values = mergeValues(a.vals)
+		for len(segs) > 0 && segs[0].i < i {
+			segs = segs[1:]
+		}
+		if len(segs) > 0 && segs[0].i == i {
+			b.Values = segs[0].vals
 		}
 		out = append(out, b)
 	}
 	if dense != nil {
+		n := 0
+		for i := range dense {
+			if dense[i].n > 0 {
+				n++
+			}
+		}
+		out = make([]Bucket, 0, n)
 		for i := range dense {
 			if dense[i].n > 0 {
 				emit(int64(i), &dense[i])
@@ -158,8 +220,19 @@ func (db *DB) Query(key SeriesKey, from, to time.Time, period time.Duration, uni
 			emit(i, sparse[i])
 		}
 	}
+	sc.dense, sc.vals, sc.buf = dense, vals, buf
 	return out, nil
 }
+
+// queryScratch is what a query needs only while it runs, pooled: the
+// bucket accumulators, the collected values and the chunk read buffer.
+type queryScratch struct {
+	dense []acc
+	vals  []bucketValue
+	buf   []byte
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(queryScratch) }}
 
 // mergeValues sorts values by V and merges equal ones.
 func mergeValues(vs []ValueCount) []ValueCount {

@@ -194,6 +194,9 @@ func (w *wal) close() error {
 		return nil
 	}
 	err := w.f.Sync()
+	if err == nil {
+		w.synced = w.written
+	}
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
 	}
