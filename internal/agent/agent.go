@@ -304,6 +304,12 @@ func (a *Agent) dispatch(t agentapi.Assignment) {
 	r.Update(t)
 }
 
+// SendStats sends the resource usage of the instance's tasks to the
+// control plane.
+func (a *Agent) SendStats(ctx context.Context, rep agentapi.StatsReport) error {
+	return a.client.Stats(ctx, rep)
+}
+
 // Report queues a task's observed state for the control plane; the latest
 // per task wins. Runners made by Config.Adopt report through it.
 func (a *Agent) Report(tr agentapi.TaskReport) { a.report(tr) }

@@ -13,6 +13,9 @@
 //   - POST /report: observed task and container state.
 //   - POST /logs: container output for CloudWatch Logs (the awslogs log
 //     driver); with no events it prepares the log stream.
+//   - POST /stats: the resource usage of the instance's running tasks,
+//     sent every StatsInterval (the control plane turns it into ECS's
+//     CloudWatch metrics).
 //
 // Every call but join is SigV4-signed (service SigningService) with the
 // agent's own credential, which is good only for its own container
@@ -33,6 +36,7 @@ const (
 	PathAssignments = PathPrefix + "assignments"
 	PathReport      = PathPrefix + "report"
 	PathLogs        = PathPrefix + "logs"
+	PathStats       = PathPrefix + "stats"
 	// SigningService is the SigV4 service name agents sign with.
 	SigningService = "berth-agent"
 	// HeartbeatInterval is how often the server writes a heartbeat event
@@ -46,6 +50,8 @@ const (
 	// AgentSilenceLimit is how long the server keeps an instance
 	// connected without hearing from its agent.
 	AgentSilenceLimit = 7 * time.Second
+	// StatsInterval is how often an agent sends its tasks' resource usage.
+	StatsInterval = 10 * time.Second
 )
 
 // JoinRequest registers a container instance.
@@ -232,4 +238,38 @@ type LogsRequest struct {
 type LogEvent struct {
 	Timestamp int64  `json:"timestamp"` // epoch milliseconds
 	Message   string `json:"message"`
+}
+
+// StatsReport is the resource usage of an instance's running tasks.
+type StatsReport struct {
+	Tasks []TaskUsage `json:"tasks"`
+}
+
+// TaskUsage is a task's resource usage at one sample, with what the
+// control plane needs to attribute it without a store read.
+type TaskUsage struct {
+	TaskArn    string `json:"taskArn"`
+	ClusterArn string `json:"clusterArn,omitempty"`
+	Family     string `json:"family,omitempty"`
+	Group      string `json:"group,omitempty"` // "service:NAME" or "family:NAME"
+	StartedBy  string `json:"startedBy,omitempty"`
+	// CPUReserved and MemoryReservedMiB are what the task was placed with
+	// (its task-level sizes, or the sum of its containers').
+	CPUReserved       int `json:"cpuReserved"`
+	MemoryReservedMiB int `json:"memoryReservedMiB"`
+	// At is when the sample was taken.
+	At time.Time `json:"at"`
+	// CPUUsed is the CPU units (1024 per core) the task's containers used,
+	// averaged between the last two samples; absent until there are two.
+	CPUUsed *float64 `json:"cpuUsed,omitempty"`
+	// MemoryUsedMiB is the containers' memory use without the page cache,
+	// as `docker stats` shows it.
+	MemoryUsedMiB float64 `json:"memoryUsedMiB"`
+	// Network counters of the containers with a network namespace of their
+	// own (bridge mode); zero in awsvpc and host modes.
+	NetworkRxBytes uint64 `json:"networkRxBytes,omitempty"`
+	NetworkTxBytes uint64 `json:"networkTxBytes,omitempty"`
+	// Rates between the last two samples, bytes per second.
+	NetworkRxBytesPerSec float64 `json:"networkRxBytesPerSec,omitempty"`
+	NetworkTxBytesPerSec float64 `json:"networkTxBytesPerSec,omitempty"`
 }

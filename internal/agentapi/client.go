@@ -117,6 +117,17 @@ func (c *Client) PutLogs(ctx context.Context, req LogsRequest) error {
 	return nil
 }
 
+// Stats sends the resource usage of the instance's tasks.
+func (c *Client) Stats(ctx context.Context, rep StatsReport) error {
+	b, _ := json.Marshal(rep)
+	resp, err := c.do(ctx, http.MethodPost, PathStats, b, true)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
 // Assignments opens the assignment stream from revision since (0: from a
 // full sync) and calls fn for each event until the stream ends, ctx ends,
 // fn fails, or no event (heartbeats included) arrives for three heartbeat

@@ -36,6 +36,9 @@ type Gateway struct {
 
 	logSink  LogSink // agentapi.PathLogs (logs.go)
 	logDests logDests
+	// stats receives the agents' usage reports (SetStatsSink); nil: the
+	// stats route answers NotFound.
+	stats StatsSink
 }
 
 // Observer is told about agent traffic (metrics). Its methods are called
@@ -55,6 +58,14 @@ type nopObserver struct{}
 func (nopObserver) StreamOpened()        {}
 func (nopObserver) StreamClosed()        {}
 func (nopObserver) ReportReceived(error) {}
+
+// StatsSink receives an agent's usage report; cred says which instance
+// (and cluster) it speaks for.
+type StatsSink func(ctx context.Context, cred ecs.AgentCredential, rep agentapi.StatsReport) error
+
+// SetStatsSink routes agentapi.PathStats to fn. Call it before the gateway
+// serves.
+func (g *Gateway) SetStatsSink(fn StatsSink) { g.stats = fn }
 
 // New returns the gateway.
 func New(svc *ecs.Service, keys *iam.Keyring, log *slog.Logger) *Gateway {
@@ -175,6 +186,22 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		g.putLogs(w, r, cred, body)
+	case r.URL.Path == agentapi.PathStats && r.Method == http.MethodPost && g.stats != nil:
+		cred, err := g.authenticate(r, body)
+		if err != nil {
+			g.fail(w, err)
+			return
+		}
+		var rep agentapi.StatsReport
+		if err := json.Unmarshal(body, &rep); err != nil {
+			g.fail(w, errs.E(errs.Invalid, "malformed stats report: %v", err))
+			return
+		}
+		if err := g.stats(r.Context(), cred, rep); err != nil {
+			g.fail(w, err)
+			return
+		}
+		writeJSON(w, struct{}{})
 	case r.URL.Path == PathJoinTokens && r.Method == http.MethodPost:
 		if err := g.authenticateUser(r, body); err != nil {
 			g.fail(w, err)

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/agentgw"
 	"github.com/berthdev/berth/internal/bench"
 	"github.com/berthdev/berth/internal/daemon"
@@ -92,7 +93,7 @@ type serverFlags struct {
 	throttle, agent                                  bool
 	az, metadataAddr                                 string
 	metricsListen                                    string
-	auditRetention                                   time.Duration
+	auditRetention, metricsPeriod                    time.Duration
 }
 
 func (f *serverFlags) register(fs *flag.FlagSet, mode string) {
@@ -105,6 +106,7 @@ func (f *serverFlags) register(fs *flag.FlagSet, mode string) {
 	}
 	fs.BoolVar(&f.throttle, "throttle", true, "apply ECS's request rate limits per access key")
 	fs.DurationVar(&f.auditRetention, "audit-retention", 90*24*time.Hour, "how long audit records are kept")
+	fs.DurationVar(&f.metricsPeriod, "metrics-period", time.Minute, "how often the ECS metrics (AWS/ECS, ECS/ContainerInsights) are published; ECS's is 1m, shorter scales faster")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "", "also serve GET /metrics (Prometheus, no authentication) on this address; /metrics is always on --listen")
 	if mode == "up" {
@@ -137,6 +139,9 @@ func runServer(ctx context.Context, mode string, args []string, stdout, stderr i
 	if err := fs.Parse(args); err != nil {
 		return UsageError{err.Error()}
 	}
+	if f.metricsPeriod < time.Second || f.metricsPeriod%time.Second != 0 {
+		return UsageError{fmt.Sprintf("-metrics-period must be a whole number of seconds, at least 1s; got %s", f.metricsPeriod)}
+	}
 	log, err := newLogger(f.logLevel, stderr)
 	if err != nil {
 		return err
@@ -155,6 +160,7 @@ func runServer(ctx context.Context, mode string, args []string, stdout, stderr i
 		Throttle:       f.throttle,
 		AuditRetention: f.auditRetention,
 		MetricsListen:  f.metricsListen,
+		MetricsPeriod:  f.metricsPeriod,
 		Log:            log,
 	}
 	srv, err := daemon.Start(ctx, cfg)
@@ -210,8 +216,11 @@ func startLocalAgent(ctx context.Context, srv *daemon.Server, f serverFlags, log
 		PullBehavior:     behavior,
 		StopTimeout:      envDuration("ECS_CONTAINER_STOP_TIMEOUT", 30*time.Second),
 		MetadataAddr:     f.metadataAddr,
-		Version:          Version,
-		Log:              log,
+		// The agent reports at least once per metrics period.
+		StatsInterval:       min(5*time.Second, f.metricsPeriod),
+		StatsReportInterval: min(agentapi.StatsInterval, f.metricsPeriod),
+		Version:             Version,
+		Log:                 log,
 	})
 }
 

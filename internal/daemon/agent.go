@@ -22,6 +22,7 @@ import (
 	"github.com/berthdev/berth/internal/dockerdriver"
 	"github.com/berthdev/berth/internal/metadata"
 	"github.com/berthdev/berth/internal/taskrun"
+	"github.com/berthdev/berth/internal/taskstats"
 )
 
 // AgentConfig configures a node agent (`berth agent`, and the one inside
@@ -41,8 +42,13 @@ type AgentConfig struct {
 	// MetadataAddr is where the task metadata endpoint listens
 	// ("0.0.0.0:51679" by default: reachable from every bridge network).
 	MetadataAddr string
-	Version      string
-	Log          *slog.Logger
+	// StatsInterval is how often the agent samples its containers' Docker
+	// stats (default 5s) and StatsReportInterval how often it sends its
+	// tasks' usage to the control plane (default agentapi.StatsInterval).
+	StatsInterval       time.Duration
+	StatsReportInterval time.Duration
+	Version             string
+	Log                 *slog.Logger
 }
 
 // Capabilities this agent's runtime supports; task definitions whose
@@ -150,7 +156,10 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (_ *Agent, err error) {
 		return nil, err
 	}
 	st := shell.State()
-	md := metadata.New(nil, log.With("component", "metadata"))
+	var md *metadata.Server
+	stats := taskstats.New(taskstats.Config{Sampler: driver, Tasks: func() []metadata.Task { return md.Tasks() },
+		Interval: cfg.StatsInterval, Log: log.With("component", "stats")})
+	md = metadata.New(stats.Stats, log.With("component", "metadata"))
 	addr := cfg.MetadataAddr
 	if addr == "" {
 		addr = "0.0.0.0:51679"
@@ -198,7 +207,19 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (_ *Agent, err error) {
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a := &Agent{shell: shell, rt: rt, logs: logs, md: md, driver: driver, cancel: cancel, stopped: make(chan struct{})}
-	a.wg.Add(2)
+	report := cfg.StatsReportInterval
+	if report <= 0 {
+		report = agentapi.StatsInterval
+	}
+	a.wg.Add(4)
+	go func() {
+		defer a.wg.Done()
+		_ = stats.Run(runCtx)
+	}()
+	go func() {
+		defer a.wg.Done()
+		sendStats(runCtx, shell, stats, report, log)
+	}()
 	go func() {
 		defer a.wg.Done()
 		if err := rt.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
@@ -214,6 +235,37 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (_ *Agent, err error) {
 		close(a.stopped)
 	}()
 	return a, nil
+}
+
+// sendStats sends the tasks' usage to the control plane every interval
+// until ctx ends. A failed send is not retried: the next one carries
+// fresher figures.
+func sendStats(ctx context.Context, shell *agent.Agent, c *taskstats.Collector, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		u := c.Usage()
+		if len(u) == 0 {
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, every)
+		err := shell.SendStats(sctx, agentapi.StatsReport{Tasks: u})
+		cancel()
+		switch {
+		case err != nil && !failing && ctx.Err() == nil:
+			failing = true
+			log.Warn("task usage not sent to the control plane", "err", err)
+		case err == nil && failing:
+			failing = false
+			log.Info("task usage sent to the control plane again")
+		}
+	}
 }
 
 // clusterARNOf derives the cluster ARN from a container instance ARN

@@ -24,6 +24,7 @@ import (
 	"github.com/berthdev/berth/internal/cloudwatch"
 	"github.com/berthdev/berth/internal/ecr"
 	"github.com/berthdev/berth/internal/ecs"
+	"github.com/berthdev/berth/internal/ecsmetrics"
 	"github.com/berthdev/berth/internal/errs"
 	"github.com/berthdev/berth/internal/iam"
 	"github.com/berthdev/berth/internal/logs"
@@ -69,7 +70,10 @@ type Config struct {
 	// LogStore tunes the CloudWatch Logs store in DataDir/logs (its Dir
 	// and Log are set by Start); zero values take logstore's defaults.
 	LogStore logstore.Config
-	Log      *slog.Logger
+	// MetricsPeriod is how often the ECS metrics (AWS/ECS,
+	// ECS/ContainerInsights) are published; default 60s as ECS does.
+	MetricsPeriod time.Duration
+	Log           *slog.Logger
 }
 
 func (c *Config) setDefaults() error {
@@ -214,6 +218,14 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	cwSvc := cloudwatch.New(metrics, st, cloudwatch.Config{Region: cfg.Region, Account: cfg.Account}, log.With("component", "cloudwatch"))
 	s.cw = cwSvc
 	s.goRun(func() { cwSvc.Run(runCtx) })
+	ecsMetrics := ecsmetrics.New(ecsmetrics.Config{Period: cfg.MetricsPeriod, Log: log.With("component", "ecsmetrics"),
+		Clusters: func(ctx context.Context) ([]ecsmetrics.Cluster, error) { return clusterCapacity(ctx, ecsSvc) },
+		Sink:     ecsmetrics.SinkFunc(func(ctx context.Context, data []ecsmetrics.Datum) error { return cwSvc.Publish(ctx, points(data)) })})
+	s.goRun(func() { ecsMetrics.Run(runCtx) })
+	gw.SetStatsSink(func(_ context.Context, cred ecs.AgentCredential, rep agentapi.StatsReport) error {
+		ecsMetrics.Record(cred.Cluster, rep)
+		return nil
+	})
 	limiter := throttle.Disabled()
 	if cfg.Throttle {
 		limiter = throttle.New(cfg.ThrottleLimits)
@@ -435,4 +447,39 @@ func (l logSink) Ingest(ctx context.Context, group, stream string, createGroup b
 		in[i] = logs.InputEvent{Timestamp: e.Timestamp, Message: e.Message}
 	}
 	return l.svc.Ingest(ctx, group, stream, createGroup, in)
+}
+
+// clusterCapacity reads the clusters' capacity for the ECS metrics.
+func clusterCapacity(ctx context.Context, svc *ecs.Service) ([]ecsmetrics.Cluster, error) {
+	cs, err := svc.Capacity(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ecsmetrics.Cluster, 0, len(cs))
+	for _, c := range cs {
+		mc := ecsmetrics.Cluster{Name: c.Name, ContainerInsights: c.ContainerInsights, Instances: c.Instances,
+			RegisteredCPU: c.RegisteredCPU, RegisteredMemoryMiB: c.RegisteredMemoryMiB, ReservedCPU: c.ReservedCPU,
+			ReservedMemoryMiB: c.ReservedMemoryMiB, RunningTasks: c.RunningTasks, PendingTasks: c.PendingTasks}
+		for _, sv := range c.Services {
+			mc.Services = append(mc.Services, ecsmetrics.Service{Name: sv.Name, Desired: sv.Desired, Running: sv.Running,
+				Pending: sv.Pending, Deployments: sv.Deployments})
+		}
+		out = append(out, mc)
+	}
+	return out, nil
+}
+
+// points turns ECS metric datapoints into the metrics store's (statistic
+// sets, standard resolution).
+func points(data []ecsmetrics.Datum) []tsdb.Point {
+	out := make([]tsdb.Point, 0, len(data))
+	for _, d := range data {
+		dims := make([]tsdb.Dim, len(d.Dimensions))
+		for i, x := range d.Dimensions {
+			dims[i] = tsdb.Dim{Name: x.Name, Value: x.Value}
+		}
+		out = append(out, tsdb.Point{Key: tsdb.NewKey(d.Namespace, d.MetricName, dims), T: d.Timestamp, Unit: d.Unit,
+			Sample: tsdb.Sample{Min: d.Min, Max: d.Max, Sum: d.Sum, Count: d.SampleCount}})
+	}
+	return out
 }

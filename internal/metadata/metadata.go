@@ -111,6 +111,14 @@ type Task struct {
 	TaskTags           map[string]string `json:"TaskTags,omitempty"`
 	// ContainerInstanceTags is served by /taskWithTags only.
 	ContainerInstanceTags map[string]string `json:"ContainerInstanceTags,omitempty"`
+
+	// Not served: what the agent's stats collector needs to attribute a
+	// task's usage (the task's group and startedBy, and the CPU units and
+	// MiB it was placed with).
+	Group             string `json:"-"`
+	StartedBy         string `json:"-"`
+	ReservedCPU       int    `json:"-"`
+	ReservedMemoryMiB int    `json:"-"`
 }
 
 // StatsFunc returns Docker's stats document of a container.
@@ -174,12 +182,31 @@ func (s *Server) Forget(taskARN string) {
 	}
 }
 
+// Tasks returns a copy of every task's snapshot.
+func (s *Server) Tasks() []Task {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]Task, 0, len(s.tasks))
+	for _, t := range s.tasks {
+		c := *t
+		c.Containers = append([]Container(nil), t.Containers...)
+		out = append(out, c)
+	}
+	return out
+}
+
 // Listen starts serving on addr ("172.17.0.1:51679") unless it already
-// does. It returns once the socket is bound.
+// does, or already listens on the wildcard address ("0.0.0.0", "::" or
+// "") of the same port, which covers every address of the host: binding
+// the specific address next to it would fail with "address already in
+// use". It returns once the socket is bound.
 func (s *Server) Listen(addr string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.lns[addr]; ok {
+		return nil
+	}
+	if covered(addr, s.lns) {
 		return nil
 	}
 	ln, err := net.Listen("tcp", addr)
@@ -196,6 +223,24 @@ func (s *Server) Listen(addr string) error {
 		}
 	}()
 	return nil
+}
+
+// covered reports whether a wildcard listener of lns serves addr's port.
+func covered(addr string, lns map[string]*http.Server) bool {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	for a := range lns {
+		h, p, err := net.SplitHostPort(a)
+		if err != nil || p != port {
+			continue
+		}
+		if h == "" || h == "0.0.0.0" || h == "::" {
+			return true
+		}
+	}
+	return false
 }
 
 // Addrs lists the addresses the server listens on.

@@ -3,7 +3,9 @@ package metadata
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -74,5 +76,45 @@ func TestListen(t *testing.T) {
 	}
 	if len(s.Addrs()) != 1 {
 		t.Errorf("addrs %v", s.Addrs())
+	}
+}
+
+// A server listening on the wildcard address serves the specific
+// addresses of the network modes (the bridge and awsvpc gateways, the
+// loopback) on the same port: asking for them is not an error.
+func TestListenSpecificAddressUnderWildcard(t *testing.T) {
+	l, err := net.Listen("tcp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	s := New(nil, nil)
+	defer s.Close()
+	if err := s.Listen(fmt.Sprintf("0.0.0.0:%d", port)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Listen(fmt.Sprintf("127.0.0.1:%d", port)); err != nil {
+		t.Fatalf("specific address under the wildcard: %v", err)
+	}
+	if got := s.Addrs(); len(got) != 1 {
+		t.Fatalf("listeners %v, want only the wildcard", got)
+	}
+	s.SetTask(Task{TaskARN: "arn:t", Containers: []Container{{Name: "c"}}})
+	s.Register("tok", "arn:t", "c")
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/v4/tok/task", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	// Another port is a listener of its own.
+	if err := s.Listen("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Addrs(); len(got) != 2 {
+		t.Fatalf("listeners %v, want two", got)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/berthdev/berth/internal/api/ecsapi"
 	"github.com/berthdev/berth/internal/dockerdriver"
 	"github.com/berthdev/berth/internal/metadata"
+	"github.com/berthdev/berth/internal/taskstats"
 )
 
 func TestRunAndStopOnDesiredStopped(t *testing.T) {
@@ -323,7 +324,10 @@ func freePort(t *testing.T) int {
 }
 
 func metadataHarness(t *testing.T, d *dockerdriver.Driver) *harness {
-	md := metadata.New(StatsFunc(d), nil)
+	// Stats as the agent serves them: the shared collector's samples.
+	var md *metadata.Server
+	col := taskstats.New(taskstats.Config{Sampler: d, Tasks: func() []metadata.Task { return md.Tasks() }})
+	md = metadata.New(col.Stats, nil)
 	t.Cleanup(func() { md.Close() })
 	port := freePort(t)
 	h := newHarness(t, d, randHex(6), md)

@@ -835,7 +835,8 @@ func (r *runner) publishMetadata() {
 func (r *runner) metadataTask() metadata.Task {
 	t := metadata.Task{Cluster: r.task.Cluster, TaskARN: r.arn, Family: r.task.Family, Revision: strconv.Itoa(int(r.task.Revision)),
 		DesiredStatus: r.a.DesiredStatus, KnownStatus: r.known, PullStartedAt: r.pullStart, PullStoppedAt: r.pullStop,
-		ExecutionStoppedAt: r.execStop, AvailabilityZone: r.rt.cfg.AvailabilityZone, LaunchType: "EC2", Containers: []metadata.Container{}}
+		ExecutionStoppedAt: r.execStop, AvailabilityZone: r.rt.cfg.AvailabilityZone, LaunchType: "EC2", Containers: []metadata.Container{},
+		Group: r.a.Group, StartedBy: r.a.StartedBy, ReservedCPU: r.a.CPU, ReservedMemoryMiB: r.a.MemoryMiB}
 	if r.a.CPU > 0 || r.a.MemoryMiB > 0 {
 		t.Limits = &metadata.Limits{CPU: float64(r.a.CPU) / 1024, Memory: int64(r.a.MemoryMiB)}
 	}

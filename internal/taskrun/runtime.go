@@ -14,7 +14,6 @@ package taskrun
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"net"
 	"strconv"
@@ -358,15 +357,4 @@ func (rt *Runtime) awsvpcGateway() string {
 	rt.netMu.Lock()
 	defer rt.netMu.Unlock()
 	return rt.awsvpcGW
-}
-
-// StatsFunc serves Docker's stats documents to the metadata endpoint.
-func StatsFunc(d *dockerdriver.Driver) metadata.StatsFunc {
-	return func(ctx context.Context, id string) (json.RawMessage, error) {
-		s, err := d.ContainerStats(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		return s.Raw, nil
-	}
 }

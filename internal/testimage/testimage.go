@@ -40,7 +40,12 @@ func ModuleRoot() (string, error) {
 
 // BuildTool compiles the tool and builds the image Tool on the daemon cli
 // talks to.
-func BuildTool(ctx context.Context, cli *client.Client) error {
+func BuildTool(ctx context.Context, cli *client.Client) error { return BuildToolAs(ctx, cli, Tool) }
+
+// BuildToolAs is BuildTool under another tag: a test that needs steps of
+// its own worktree's tool uses a tag no other checkout sharing the Docker
+// Engine rebuilds under it.
+func BuildToolAs(ctx context.Context, cli *client.Client, tag string) error {
 	root, err := ModuleRoot()
 	if err != nil {
 		return err
@@ -82,7 +87,7 @@ func BuildTool(ctx context.Context, cli *client.Client) error {
 		return err
 	}
 	resp, err := cli.ImageBuild(ctx, &ctxTar, client.ImageBuildOptions{
-		Tags: []string{Tool}, Remove: true, ForceRemove: true, Version: build.BuilderV1, Dockerfile: "Dockerfile",
+		Tags: []string{tag}, Remove: true, ForceRemove: true, Version: build.BuilderV1, Dockerfile: "Dockerfile",
 	})
 	if err != nil {
 		return fmt.Errorf("docker build: %w", err)

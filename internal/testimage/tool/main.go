@@ -19,6 +19,7 @@
 //	get:URL            GET URL (retrying for 10 s); exit 3 unless it answers 200
 //	meta:PATH:TEXT     GET $ECS_CONTAINER_METADATA_URI_V4 + PATH (retrying);
 //	                   exit 4 unless it answers 200 with TEXT in the body
+//	burn:DUR           keep one core busy for DUR, in the background
 //	term:[DELAY:]CODE  on SIGTERM, print "got SIGTERM", wait DELAY, exit CODE
 //	ignoreterm         ignore SIGTERM
 //
@@ -38,7 +39,10 @@ import (
 	"time"
 )
 
-var kept [][]byte
+var (
+	kept     [][]byte
+	burnSink int
+)
 
 func main() {
 	for _, step := range os.Args[1:] {
@@ -125,6 +129,19 @@ func main() {
 			if !ok || !strings.Contains(body, text) {
 				os.Exit(4)
 			}
+		case "burn":
+			d, err := time.ParseDuration(arg)
+			must(err)
+			go func() {
+				end := time.Now().Add(d)
+				x := 1
+				for time.Now().Before(end) {
+					for i := 0; i < 1_000_000; i++ {
+						x = x*31 + i
+					}
+				}
+				burnSink = x
+			}()
 		case "term":
 			var d time.Duration
 			cs := arg
