@@ -7,6 +7,7 @@ package berthtest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -114,6 +115,7 @@ type Process struct {
 	*Server
 	Cmd    *exec.Cmd
 	Output *SyncBuffer
+	exited chan struct{} // closed once the process has exited (Cmd.Wait returned)
 }
 
 // SyncBuffer is a bytes.Buffer safe to write from a child process's
@@ -137,15 +139,45 @@ func (b *SyncBuffer) String() string {
 }
 
 // StartProcess runs `berth <mode> --listen ADDR --data-dir DIR args...` and
-// waits for it to answer. It is killed when the test ends.
+// waits for it to answer. It is killed when the test ends. A free port can
+// be taken by another test between the check and the bind: the start is
+// then tried again on a fresh one.
 func StartProcess(t testing.TB, mode, dataDir string, env []string, args ...string) *Process {
 	t.Helper()
-	return StartProcessAt(t, FreeAddr(t), mode, dataDir, env, args...)
+	return StartProcessFresh(t, mode, dataDir, env, func() []string { return args })
+}
+
+// StartProcessFresh is StartProcess whose arguments args makes, called
+// again with fresh free addresses (FreeAddr) when the process exits
+// because an address it was given was taken meanwhile.
+func StartProcessFresh(t testing.TB, mode, dataDir string, env []string, args func() []string) *Process {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		p, err := startProcess(t, FreeAddr(t), mode, dataDir, env, args()...)
+		if err == nil {
+			return p
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("berth start attempt %d: an address was taken meanwhile; trying fresh ones", attempt)
+	}
 }
 
 // StartProcessAt is StartProcess on a given listen address (a restart on
 // the same address).
 func StartProcessAt(t testing.TB, addr, mode, dataDir string, env []string, args ...string) *Process {
+	t.Helper()
+	p, err := startProcess(t, addr, mode, dataDir, env, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// startProcess starts the binary and waits until it answers, or until it
+// exits (an error with its output).
+func startProcess(t testing.TB, addr, mode, dataDir string, env []string, args ...string) (*Process, error) {
 	t.Helper()
 	argv := []string{mode, "--listen", addr, "--data-dir", dataDir}
 	if mode == "up" {
@@ -161,11 +193,18 @@ func StartProcessAt(t testing.TB, addr, mode, dataDir string, env []string, args
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &Process{Server: &Server{Endpoint: "http://" + addr, Region: daemon.DefaultRegion, DataDir: dataDir}, Cmd: cmd, Output: out}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+	p := &Process{Server: &Server{Endpoint: "http://" + addr, Region: daemon.DefaultRegion, DataDir: dataDir}, Cmd: cmd, Output: out, exited: exited}
 	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
+		select {
+		case <-exited:
+		default:
 			cmd.Process.Kill()
-			cmd.Wait()
+			<-exited
 		}
 	})
 	deadline := time.Now().Add(60 * time.Second)
@@ -175,8 +214,13 @@ func StartProcessAt(t testing.TB, addr, mode, dataDir string, env []string, args
 			resp.Body.Close()
 			break
 		}
+		select {
+		case <-exited:
+			return nil, fmt.Errorf("berth %s exited before answering: %v\n%s", mode, cmd.ProcessState, out.String())
+		default:
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("berth did not start: %v\n%s", err, out.String())
+			return nil, fmt.Errorf("berth did not start: %v\n%s", err, out.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -192,14 +236,18 @@ func StartProcessAt(t testing.TB, addr, mode, dataDir string, env []string, args
 		}
 	}
 	p.Creds = c
-	return p
+	return p, nil
 }
 
 // Kill9 kills the process with SIGKILL and waits for it.
 func (p *Process) Kill9() {
 	p.Cmd.Process.Kill()
-	p.Cmd.Wait()
+	<-p.exited
 }
+
+// Exited is closed once the process has exited; Cmd.ProcessState then
+// says how. (Cmd.Wait is called by the Process itself: do not call it.)
+func (p *Process) Exited() <-chan struct{} { return p.exited }
 
 // CLI is one AWS CLI.
 type CLI struct {

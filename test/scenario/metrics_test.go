@@ -96,8 +96,11 @@ func lbl(kv ...string) map[string]string {
 // blob pushed and pulled) show; etcd's own metrics are there; the
 // --metrics-listen address serves /metrics and nothing else.
 func TestPrometheusMetricsThroughBinaryOnHollowNodes(t *testing.T) {
-	maddr := berthtest.FreeAddr(t)
-	p := berthtest.StartProcess(t, "up", t.TempDir(), nil, "--metrics-listen", maddr)
+	var maddr string
+	p := berthtest.StartProcessFresh(t, "up", t.TempDir(), nil, func() []string {
+		maddr = berthtest.FreeAddr(t)
+		return []string{"--metrics-listen", maddr}
+	})
 	cx := ctx(t)
 	client := ecs.NewFromConfig(p.AWSConfig())
 
@@ -317,7 +320,9 @@ func TestPrometheusAgentGaugeWithDockerAgent(t *testing.T) {
 		t.Skip("runs the binary with a Docker agent")
 	}
 	berthtest.NeedDocker(t)
-	p := berthtest.StartProcess(t, "up", t.TempDir(), nil, "--agent=true", "--metadata-addr", berthtest.FreeAddr(t))
+	p := berthtest.StartProcessFresh(t, "up", t.TempDir(), nil, func() []string {
+		return []string{"--agent=true", "--metadata-addr", berthtest.FreeAddr(t)}
+	})
 	eventuallyTrue(t, "berth up's agent connected", 60*time.Second, func() bool {
 		return scrapeMetrics(t, p.Endpoint).value("berth_agents_connected", nil) == 1
 	})
