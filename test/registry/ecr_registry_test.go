@@ -79,7 +79,7 @@ func TestECRRegistryPolicyWithSDK(t *testing.T) {
 	wantCode(t, err, "RegistryPolicyNotFoundException")
 	for _, bad := range []string{
 		`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"ecr:PutImage","Resource":"*"}]}`, // not a registry action
-		`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"ecr:ReplicateImage"}]}`,           // no Resource
+		`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"ecr:ReplicateImage"}]}`,          // no Resource
 		`{"Statement":`,
 	} {
 		_, err = cl.PutRegistryPolicy(c, &ecr.PutRegistryPolicyInput{PolicyText: aws.String(bad)})
@@ -305,5 +305,51 @@ func TestAWSCLIsECRRegistry(t *testing.T) {
 				t.Fatalf("put-image-tag-mutability without filters: %d %s", code, errOut)
 			}
 		})
+	}
+}
+
+// TestECRRegistrySettingsSurviveCrashRealBinary runs `berth up`: the
+// registry policy, a KMS repository's key and a repository's tag
+// mutability exclusions survive a SIGKILL, and the exclusions are still
+// enforced on a push after the restart.
+func TestECRRegistrySettingsSurviveCrashRealBinary(t *testing.T) {
+	dir := t.TempDir()
+	p := berthtest.StartProcess(t, "up", dir, nil)
+	cl, c := ecrClient(p.Server), ctx(t)
+	if _, err := cl.PutRegistryPolicy(c, &ecr.PutRegistryPolicyInput{PolicyText: aws.String(blockCreate)}); err != nil {
+		t.Fatal(err)
+	}
+	kms, err := cl.CreateRepository(c, &ecr.CreateRepositoryInput{RepositoryName: aws.String("up/kms"),
+		EncryptionConfiguration: &types.EncryptionConfiguration{EncryptionType: types.EncryptionTypeKms}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.CreateRepository(c, &ecr.CreateRepositoryInput{RepositoryName: aws.String("up/excl"),
+		ImageTagMutability: types.ImageTagMutabilityImmutableWithExclusion, ImageTagMutabilityExclusionFilters: wildcard("latest")}); err != nil {
+		t.Fatal(err)
+	}
+	raw := newClient(t, p.Server)
+	raw.pushImage("up/excl", "v1", 16)
+	p.Kill9()
+
+	p2 := berthtest.StartProcess(t, "up", dir, nil)
+	cl = ecrClient(p2.Server)
+	if got, err := cl.GetRegistryPolicy(c, &ecr.GetRegistryPolicyInput{}); err != nil || aws.ToString(got.PolicyText) != blockCreate {
+		t.Fatalf("registry policy after a crash: %v %+v", err, got)
+	}
+	_, err = cl.CreateRepository(c, &ecr.CreateRepositoryInput{RepositoryName: aws.String("blocked/after")})
+	wantCode(t, err, "AccessDeniedException")
+	d, err := cl.DescribeRepositories(c, &ecr.DescribeRepositoriesInput{RepositoryNames: []string{"up/kms", "up/excl"}})
+	if err != nil || aws.ToString(d.Repositories[0].EncryptionConfiguration.KmsKey) != aws.ToString(kms.Repository.EncryptionConfiguration.KmsKey) ||
+		len(d.Repositories[1].ImageTagMutabilityExclusionFilters) != 1 {
+		t.Fatalf("repositories after a crash: %v %+v", err, d)
+	}
+	raw.base = p2.Endpoint
+	raw.pushImage("up/excl", "latest", 16)
+	raw.pushImage("up/excl", "latest", 16)
+	m, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+		"config": map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": raw.pushBlob("up/excl", []byte("{}")), "size": 2}, "layers": []any{}})
+	if r := raw.do("PUT", "/v2/up/excl/manifests/v1", m, map[string]string{"Content-Type": "application/vnd.oci.image.manifest.v1+json"}); r.status != 400 || r.errCode() != "TAG_INVALID" {
+		t.Fatalf("re-push of immutable v1 after a crash: %d %s", r.status, r.body)
 	}
 }
