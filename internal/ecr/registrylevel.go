@@ -18,6 +18,8 @@ import (
 func (s *Service) PutRegistryPolicy(ctx context.Context, in *ecrapi.PutRegistryPolicyRequest) (*ecrapi.PutRegistryPolicyResponse, error) {
 	text := deref(in.PolicyText)
 	if _, err := registry.ParseRegistryPolicy(text); err != nil {
+		// ECR's message does not say what is wrong; the log does.
+		s.log.InfoContext(ctx, "registry policy refused", "error", err.Error())
 		return nil, err
 	}
 	if err := s.reg.PutRegistryPolicy(ctx, text); err != nil {

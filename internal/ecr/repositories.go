@@ -245,6 +245,8 @@ func (s *Service) SetRepositoryPolicy(ctx context.Context, in *ecrapi.SetReposit
 	text := deref(in.PolicyText)
 	pol, err := registry.ParseRepositoryPolicy(text)
 	if err != nil {
+		// ECR's message does not say what is wrong; the log does.
+		s.log.InfoContext(ctx, "repository policy refused", "repository", deref(in.RepositoryName), "error", err.Error())
 		return nil, err
 	}
 	// ECR's lock-out guard: a policy that would deny the caller setting

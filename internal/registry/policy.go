@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -114,8 +115,24 @@ var (
 		"ecr:createrepository": true, "ecr:replicateimage": true, "ecr:batchimportupstreamimage": true}}
 )
 
+// errBerthLimit marks a refusal for a limit of Berth's (not an invalid
+// document): its explanation is part of the message callers see.
+// It prints nothing, so that "%w" of it adds no text.
+var errBerthLimit error = berthLimitError{}
+
+type berthLimitError struct{}
+
+func (berthLimitError) Error() string { return "" }
+
+// fail refuses a policy. The message callers see is ECR's, word for word;
+// what is wrong is the wrapped cause (in the error's text, logs and audit
+// records), except for Berth's own limits, which callers must see.
 func (k policyKind) fail(format string, args ...any) error {
-	return errs.R(errs.Invalid, ReasonPolicyInvalid, "%s: %s", k.invalid, fmt.Sprintf(format, args...))
+	detail := fmt.Errorf(format, args...)
+	if errors.Is(detail, errBerthLimit) {
+		return errs.R(errs.Invalid, ReasonPolicyInvalid, "%s: %s", k.invalid, detail)
+	}
+	return &errs.Error{Kind: errs.Invalid, Reason: ReasonPolicyInvalid, Msg: k.invalid, Err: detail}
 }
 
 func policyInvalid(format string, args ...any) error {
@@ -197,9 +214,11 @@ func parsePolicy(text string, kind policyKind) (*RepositoryPolicy, error) {
 		}
 		st, err := parseStatement(m, kind)
 		if err != nil {
-			return nil, policyInvalid("Statement[%d]: %s", i, err)
+			return nil, policyInvalid("Statement[%d]: %w", i, err)
 		}
-		if st.Sid != "" {
+		// ECR does not require a repository policy's Sids to be unique;
+		// IAM's grammar, which registry policies follow, does.
+		if st.Sid != "" && kind.resource {
 			if sids[st.Sid] {
 				return nil, policyInvalid("Statement[%d]: duplicate Sid %q", i, st.Sid)
 			}
@@ -283,7 +302,7 @@ func parseStatement(m map[string]any, kind policyKind) (PolicyStatement, error) 
 	case kind.resource && !haveResource:
 		return st, fmt.Errorf("Resource is required")
 	case st.HasCondition && st.Deny:
-		return st, fmt.Errorf("Berth does not evaluate policy conditions yet, so it refuses a Condition on a Deny statement")
+		return st, fmt.Errorf("Berth does not evaluate policy conditions yet, so it refuses a Condition on a Deny statement%w", errBerthLimit)
 	}
 	return st, nil
 }

@@ -80,6 +80,7 @@ func TestParseRegistryPolicy(t *testing.T) {
 		`{"Statement":[{"Effect":"Allow","Principal":"*","Action":"ecr:ReplicateImage","Resource":"arn:aws:s3:::bucket"}]}`,
 		`{"Statement":[{"Effect":"Allow","Principal":"*","Action":"ecr:ReplicateImage","NotResource":"*"}]}`,
 		`[]`,
+		`{"Statement":[{"Sid":"a","Effect":"Allow","Principal":"*","Action":"ecr:ReplicateImage","Resource":"*"},{"Sid":"a","Effect":"Allow","Principal":"*","Action":"ecr:CreateRepository","Resource":"*"}]}`,
 	} {
 		_, err := ParseRegistryPolicy(bad)
 		if errs.ReasonOf(err) != ReasonPolicyInvalid || !strings.HasPrefix(errs.MessageOf(err), InvalidRegistryPolicyMessage) {

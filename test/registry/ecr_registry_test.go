@@ -25,6 +25,17 @@ func wantError(t *testing.T, err error, code, msg string) {
 	}
 }
 
+// wantExactError checks an error's code and exact message.
+func wantExactError(t *testing.T, err error, code, msg string) {
+	t.Helper()
+	wantCode(t, err, code)
+	var ae smithy.APIError
+	errorAs(err, &ae)
+	if ae.ErrorMessage() != msg {
+		t.Fatalf("%s: message %q, want %q", code, ae.ErrorMessage(), msg)
+	}
+}
+
 var managedKeyRE = regexp.MustCompile(`^arn:aws:kms:us-east-1:000000000000:key/[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
 // TestECRKMSManagedKey: a KMS repository created without a key reports the
@@ -83,7 +94,7 @@ func TestECRRegistryPolicyWithSDK(t *testing.T) {
 		`{"Statement":`,
 	} {
 		_, err = cl.PutRegistryPolicy(c, &ecr.PutRegistryPolicyInput{PolicyText: aws.String(bad)})
-		wantError(t, err, "InvalidParameterException", "Invalid parameter at 'PolicyText' failed to satisfy constraint: 'Invalid registry policy provided'")
+		wantExactError(t, err, "InvalidParameterException", "Invalid parameter at 'PolicyText' failed to satisfy constraint: 'Invalid registry policy provided'")
 	}
 	if _, err := cl.GetRegistryPolicy(c, &ecr.GetRegistryPolicyInput{}); err == nil {
 		t.Fatal("a refused policy was stored")
@@ -102,6 +113,15 @@ func TestECRRegistryPolicyWithSDK(t *testing.T) {
 		t.Fatal("a denied repository was created")
 	}
 	createRepo(t, s, "open/x")
+	// A repository policy ECR refuses gets ECR's message, word for word;
+	// one with repeated Sids is accepted, as ECR does.
+	_, err = cl.SetRepositoryPolicy(c, &ecr.SetRepositoryPolicyInput{RepositoryName: aws.String("open/x"),
+		PolicyText: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"ecr:PushImage"}]}`)})
+	wantExactError(t, err, "InvalidParameterException", "Invalid parameter at 'PolicyText' failed to satisfy constraint: 'Invalid repository policy provided'")
+	if _, err := cl.SetRepositoryPolicy(c, &ecr.SetRepositoryPolicyInput{RepositoryName: aws.String("open/x"),
+		PolicyText: aws.String(`{"Version":"2012-10-17","Statement":[{"Sid":"a","Effect":"Allow","Principal":"*","Action":"ecr:BatchGetImage"},{"Sid":"a","Effect":"Allow","Principal":"*","Action":"ecr:GetDownloadUrlForLayer"}]}`)}); err != nil {
+		t.Fatalf("repeated Sids: %v", err)
+	}
 	del, err := cl.DeleteRegistryPolicy(c, &ecr.DeleteRegistryPolicyInput{})
 	if err != nil || aws.ToString(del.PolicyText) != blockCreate {
 		t.Fatalf("delete: %v %+v", err, del)
