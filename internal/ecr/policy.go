@@ -15,6 +15,12 @@ var policyExempt = map[string]bool{
 	"CreateRepository":      true,
 	"GetAuthorizationToken": true,
 	"DescribeRegistry":      true,
+	// Registry-level settings (the registry policy governs
+	// CreateRepository itself, see authorizeCreate).
+	"PutRegistryPolicy":           true,
+	"GetRegistryPolicy":           true,
+	"DeleteRegistryPolicy":        true,
+	"PutReplicationConfiguration": true,
 }
 
 // authorized wraps an operation so that the repositories its input names

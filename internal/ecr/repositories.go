@@ -2,6 +2,10 @@ package ecr
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/berthdev/berth/internal/api/ecrapi"
@@ -43,19 +47,86 @@ func mergeTags(cur, add []registry.ResourceTag) ([]registry.ResourceTag, error) 
 	return cur, nil
 }
 
-func checkMutability(m ecrapi.ImageTagMutability) (string, error) {
+// maxExclusionFilters is ECR's limit on imageTagMutabilityExclusionFilters.
+const maxExclusionFilters = 5
+
+var exclusionFilterRE = regexp.MustCompile(`^[0-9a-zA-Z._*-]{1,128}$`)
+
+func invalidParam(member, constraint string) error {
+	return errs.R(errs.Invalid, reasonInvalidParameter, "Invalid parameter at '%s' failed to satisfy constraint: '%s'", member, constraint)
+}
+
+// checkMutability validates a tag mutability with its exclusion filters as
+// ECR does: the filters come with, and only with, a *_WITH_EXCLUSION
+// mutability; 1 to 5 WILDCARD filters of [0-9a-zA-Z._*-]{1,128}.
+func checkMutability(m ecrapi.ImageTagMutability, filters []ecrapi.ImageTagMutabilityExclusionFilter) (string, []string, error) {
+	var mut string
 	switch m {
 	case "", ecrapi.ImageTagMutabilityMutable:
-		return registry.Mutable, nil
+		mut = registry.Mutable
 	case ecrapi.ImageTagMutabilityImmutable:
-		return registry.Immutable, nil
+		mut = registry.Immutable
+	case ecrapi.ImageTagMutabilityMutableWithExclusion:
+		mut = registry.MutableWithExclusion
+	case ecrapi.ImageTagMutabilityImmutableWithExclusion:
+		mut = registry.ImmutableWithExclusion
+	default:
+		return "", nil, invalidParam("imageTagMutability", "Member must satisfy enum value set: [IMMUTABLE, MUTABLE, MUTABLE_WITH_EXCLUSION, IMMUTABLE_WITH_EXCLUSION]")
 	}
-	return "", errs.R(errs.Invalid, reasonInvalidParameter, "Berth does not support imageTagMutability %s yet: use MUTABLE or IMMUTABLE", m)
+	withExclusion := mut == registry.MutableWithExclusion || mut == registry.ImmutableWithExclusion
+	if withExclusion != (len(filters) > 0) {
+		shown := string(m)
+		if shown == "" {
+			shown = registry.Mutable
+		}
+		if withExclusion {
+			return "", nil, invalidParam("imageTagMutabilityExclusionFilters", "ImageTagMutabilityExclusionFilters can't be null when imageTagMutability is set as "+shown)
+		}
+		return "", nil, invalidParam("imageTagMutabilityExclusionFilters", "ImageTagMutabilityExclusionFilters must be null when imageTagMutability is set as "+shown)
+	}
+	if len(filters) > maxExclusionFilters {
+		return "", nil, invalidParam("imageTagMutabilityExclusionFilters", "Member must have length less than or equal to 5")
+	}
+	var out []string
+	for _, f := range filters {
+		if t := deref(f.FilterType); t != ecrapi.ImageTagMutabilityExclusionFilterTypeWildcard {
+			return "", nil, invalidParam("imageTagMutabilityExclusionFilters", fmt.Sprintf("Invalid value for 'filterType' in mutability exclusion filter: %s", t))
+		}
+		v := deref(f.Filter)
+		if !exclusionFilterRE.MatchString(v) {
+			return "", nil, invalidParam("imageTagMutabilityExclusionFilters", fmt.Sprintf("Invalid value for 'filter' in mutability exclusion filter: %s: must satisfy regular expression '%s'", v, exclusionFilterRE))
+		}
+		out = append(out, v)
+	}
+	return mut, out, nil
+}
+
+func wireExclusions(filters []string) []ecrapi.ImageTagMutabilityExclusionFilter {
+	var out []ecrapi.ImageTagMutabilityExclusionFilter
+	for _, f := range filters {
+		t := ecrapi.ImageTagMutabilityExclusionFilterTypeWildcard
+		out = append(out, ecrapi.ImageTagMutabilityExclusionFilter{Filter: ptr(f), FilterType: &t})
+	}
+	return out
+}
+
+// managedKMSKey is the ARN Berth reports for the AWS managed key aws/ecr of
+// its account and region (ECR reports the managed key's ARN for a KMS
+// repository created without a key). Berth has no KMS: the id is derived
+// from the account and region, so it is the same for every repository,
+// as the managed key is.
+func (s *Service) managedKMSKey() string {
+	h := sha256.Sum256([]byte("aws/ecr\x00" + s.cfg.Account + "\x00" + s.cfg.Region))
+	h[6] = h[6]&0x0f | 0x40 // version 4 layout, as KMS key ids are
+	h[8] = h[8]&0x3f | 0x80
+	x := hex.EncodeToString(h[:16])
+	id := x[0:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:32]
+	return s.arns.Service("kms", "key/"+id)
 }
 
 // CreateRepository creates a repository with its settings.
 func (s *Service) CreateRepository(ctx context.Context, in *ecrapi.CreateRepositoryRequest) (*ecrapi.CreateRepositoryResponse, error) {
-	mut, err := checkMutability(deref(in.ImageTagMutability))
+	mut, excl, err := checkMutability(deref(in.ImageTagMutability), in.ImageTagMutabilityExclusionFilters)
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +137,7 @@ func (s *Service) CreateRepository(ctx context.Context, in *ecrapi.CreateReposit
 	if tags, err = mergeTags(nil, tags); err != nil {
 		return nil, err
 	}
-	r := registry.Repository{Name: deref(in.RepositoryName), TagMutability: mut, Tags: tags}
+	r := registry.Repository{Name: deref(in.RepositoryName), TagMutability: mut, TagMutabilityExclusions: excl, Tags: tags}
 	if in.ImageScanningConfiguration != nil {
 		r.ScanOnPush = deref(in.ImageScanningConfiguration.ScanOnPush)
 	}
@@ -76,6 +147,12 @@ func (s *Service) CreateRepository(ctx context.Context, in *ecrapi.CreateReposit
 		if r.EncryptionType == "AES256" && r.KMSKey != "" {
 			return nil, errs.R(errs.Invalid, reasonInvalidParameter, "A KMS key may only be given with encryptionType KMS")
 		}
+		if r.EncryptionType == string(ecrapi.EncryptionTypeKms) && r.KMSKey == "" {
+			r.KMSKey = s.managedKMSKey()
+		}
+	}
+	if err := s.authorizeCreate(ctx, r.Name); err != nil {
+		return nil, err
 	}
 	out, err := s.reg.CreateRepository(ctx, r)
 	if err != nil {
@@ -134,16 +211,20 @@ func (s *Service) DeleteRepository(ctx context.Context, in *ecrapi.DeleteReposit
 
 // PutImageTagMutability sets a repository's tag mutability.
 func (s *Service) PutImageTagMutability(ctx context.Context, in *ecrapi.PutImageTagMutabilityRequest) (*ecrapi.PutImageTagMutabilityResponse, error) {
-	mut, err := checkMutability(deref(in.ImageTagMutability))
+	mut, excl, err := checkMutability(deref(in.ImageTagMutability), in.ImageTagMutabilityExclusionFilters)
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.reg.UpdateRepository(ctx, deref(in.RepositoryName), func(r *registry.Repository) error { r.TagMutability = mut; return nil })
+	r, err := s.reg.UpdateRepository(ctx, deref(in.RepositoryName), func(r *registry.Repository) error {
+		r.TagMutability, r.TagMutabilityExclusions = mut, excl
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
 	m := ecrapi.ImageTagMutability(r.TagMutability)
-	return &ecrapi.PutImageTagMutabilityResponse{ImageTagMutability: &m, RegistryId: ptr(s.cfg.Account), RepositoryName: ptr(r.Name)}, nil
+	return &ecrapi.PutImageTagMutabilityResponse{ImageTagMutability: &m, ImageTagMutabilityExclusionFilters: wireExclusions(r.TagMutabilityExclusions),
+		RegistryId: ptr(s.cfg.Account), RepositoryName: ptr(r.Name)}, nil
 }
 
 // PutImageScanningConfiguration stores scan-on-push (no scanner runs yet).
@@ -164,6 +245,8 @@ func (s *Service) SetRepositoryPolicy(ctx context.Context, in *ecrapi.SetReposit
 	text := deref(in.PolicyText)
 	pol, err := registry.ParseRepositoryPolicy(text)
 	if err != nil {
+		// ECR's message does not say what is wrong; the log does.
+		s.log.InfoContext(ctx, "repository policy refused", "repository", deref(in.RepositoryName), "error", err.Error())
 		return nil, err
 	}
 	// ECR's lock-out guard: a policy that would deny the caller setting

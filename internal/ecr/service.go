@@ -9,8 +9,11 @@ package ecr
 import (
 	"context"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"regexp"
 	"time"
 
 	"github.com/berthdev/berth/internal/api/ecrapi"
@@ -68,6 +71,10 @@ func (s *Service) API() *awsproto.Service {
 		DescribeRepositories:          s.DescribeRepositories,
 		DeleteRepository:              s.DeleteRepository,
 		DescribeRegistry:              s.DescribeRegistry,
+		PutRegistryPolicy:             s.PutRegistryPolicy,
+		GetRegistryPolicy:             s.GetRegistryPolicy,
+		DeleteRegistryPolicy:          s.DeleteRegistryPolicy,
+		PutReplicationConfiguration:   s.PutReplicationConfiguration,
 		GetAuthorizationToken:         s.GetAuthorizationToken,
 		ListImages:                    s.ListImages,
 		DescribeImages:                s.DescribeImages,
@@ -122,25 +129,26 @@ const (
 // errorMap maps domain errors to ECR's wire errors.
 var errorMap = awsproto.ErrorMap{
 	Reasons: map[string]string{
-		registry.ReasonNameUnknown:         ecrapi.ErrRepositoryNotFoundException,
-		registry.ReasonRepoExists:          ecrapi.ErrRepositoryAlreadyExistsException,
-		registry.ReasonRepoNotEmpty:        ecrapi.ErrRepositoryNotEmptyException,
-		registry.ReasonManifestUnknown:     ecrapi.ErrImageNotFoundException,
-		registry.ReasonManifestBlobUnknown: ecrapi.ErrLayersNotFoundException,
-		registry.ReasonBlobUnknown:         ecrapi.ErrLayersNotFoundException,
-		registry.ReasonUploadUnknown:       ecrapi.ErrUploadNotFoundException,
-		registry.ReasonRangeInvalid:        ecrapi.ErrInvalidLayerPartException,
-		registry.ReasonTagImmutable:        ecrapi.ErrImageTagAlreadyExistsException,
-		registry.ReasonImageExists:         ecrapi.ErrImageAlreadyExistsException,
-		registry.ReasonLifecycleNotFound:   ecrapi.ErrLifecyclePolicyNotFoundException,
-		registry.ReasonPolicyNotFound:      ecrapi.ErrRepositoryPolicyNotFoundException,
-		registry.ReasonPreviewNotFound:     ecrapi.ErrLifecyclePolicyPreviewNotFoundException,
-		reasonInvalidLayer:                 ecrapi.ErrInvalidLayerException,
-		reasonLayerExists:                  ecrapi.ErrLayerAlreadyExistsException,
-		reasonEmptyUpload:                  ecrapi.ErrEmptyUploadException,
-		reasonTooManyTags:                  ecrapi.ErrTooManyTagsException,
-		reasonDigestMismatch:               ecrapi.ErrImageDigestDoesNotMatchException,
-		reasonInvalidTagParam:              ecrapi.ErrInvalidTagParameterException,
+		registry.ReasonNameUnknown:            ecrapi.ErrRepositoryNotFoundException,
+		registry.ReasonRepoExists:             ecrapi.ErrRepositoryAlreadyExistsException,
+		registry.ReasonRepoNotEmpty:           ecrapi.ErrRepositoryNotEmptyException,
+		registry.ReasonManifestUnknown:        ecrapi.ErrImageNotFoundException,
+		registry.ReasonManifestBlobUnknown:    ecrapi.ErrLayersNotFoundException,
+		registry.ReasonBlobUnknown:            ecrapi.ErrLayersNotFoundException,
+		registry.ReasonUploadUnknown:          ecrapi.ErrUploadNotFoundException,
+		registry.ReasonRangeInvalid:           ecrapi.ErrInvalidLayerPartException,
+		registry.ReasonTagImmutable:           ecrapi.ErrImageTagAlreadyExistsException,
+		registry.ReasonImageExists:            ecrapi.ErrImageAlreadyExistsException,
+		registry.ReasonLifecycleNotFound:      ecrapi.ErrLifecyclePolicyNotFoundException,
+		registry.ReasonPolicyNotFound:         ecrapi.ErrRepositoryPolicyNotFoundException,
+		registry.ReasonRegistryPolicyNotFound: ecrapi.ErrRegistryPolicyNotFoundException,
+		registry.ReasonPreviewNotFound:        ecrapi.ErrLifecyclePolicyPreviewNotFoundException,
+		reasonInvalidLayer:                    ecrapi.ErrInvalidLayerException,
+		reasonLayerExists:                     ecrapi.ErrLayerAlreadyExistsException,
+		reasonEmptyUpload:                     ecrapi.ErrEmptyUploadException,
+		reasonTooManyTags:                     ecrapi.ErrTooManyTagsException,
+		reasonDigestMismatch:                  ecrapi.ErrImageDigestDoesNotMatchException,
+		reasonInvalidTagParam:                 ecrapi.ErrInvalidTagParameterException,
 	},
 	Kinds: map[errs.Kind]string{
 		errs.Invalid:       ecrapi.ErrInvalidParameterException,
@@ -152,8 +160,30 @@ var errorMap = awsproto.ErrorMap{
 	ServerCode: ecrapi.ErrServerException,
 }
 
-// MapError maps domain errors to ECR's wire errors.
-func MapError(err error) *awsproto.Error { return errorMap.Map(err) }
+// MapError maps domain errors to ECR's wire errors. Model validation
+// failures are reported as ECR reports them: InvalidParameterException
+// with its first problem written "Invalid parameter at '<member>' failed
+// to satisfy constraint: '<constraint>'".
+func MapError(err error) *awsproto.Error {
+	var ve *awsproto.ValidationError
+	if errors.As(err, &ve) && len(ve.Problems) > 0 {
+		return &awsproto.Error{Code: ecrapi.ErrInvalidParameterException, Message: validationMessage(ve.Problems[0])}
+	}
+	return errorMap.Map(err)
+}
+
+// problemRE parses awsproto's Coral-style problem: "Value '<v>' at
+// '<member>' failed to satisfy constraint: <constraint>" (or "Value null
+// at ..." or, for sensitive members, "Value at ...").
+var problemRE = regexp.MustCompile(`(?s)^Value (?:null |'.*' )?at '([^']*)' failed to satisfy constraint: (.*)$`)
+
+func validationMessage(problem string) string {
+	m := problemRE.FindStringSubmatch(problem)
+	if m == nil {
+		return problem
+	}
+	return fmt.Sprintf("Invalid parameter at '%s' failed to satisfy constraint: '%s'", m[1], m[2])
+}
 
 func ptr[T any](v T) *T { return &v }
 
@@ -183,14 +213,15 @@ func (s *Service) wireRepo(r registry.Repository) *ecrapi.Repository {
 	mut := ecrapi.ImageTagMutability(r.TagMutability)
 	enc := ecrapi.EncryptionType(r.EncryptionType)
 	out := &ecrapi.Repository{
-		CreatedAt:                  awsproto.NewTime(r.CreatedAt),
-		ImageTagMutability:         &mut,
-		ImageScanningConfiguration: &ecrapi.ImageScanningConfiguration{ScanOnPush: ptr(r.ScanOnPush)},
-		EncryptionConfiguration:    &ecrapi.EncryptionConfiguration{EncryptionType: &enc},
-		RegistryId:                 ptr(s.cfg.Account),
-		RepositoryArn:              ptr(s.repoARN(r.Name)),
-		RepositoryName:             ptr(r.Name),
-		RepositoryUri:              ptr(s.host() + "/" + r.Name),
+		CreatedAt:                          awsproto.NewTime(r.CreatedAt),
+		ImageTagMutability:                 &mut,
+		ImageScanningConfiguration:         &ecrapi.ImageScanningConfiguration{ScanOnPush: ptr(r.ScanOnPush)},
+		EncryptionConfiguration:            &ecrapi.EncryptionConfiguration{EncryptionType: &enc},
+		RegistryId:                         ptr(s.cfg.Account),
+		RepositoryArn:                      ptr(s.repoARN(r.Name)),
+		RepositoryName:                     ptr(r.Name),
+		RepositoryUri:                      ptr(s.host() + "/" + r.Name),
+		ImageTagMutabilityExclusionFilters: wireExclusions(r.TagMutabilityExclusions),
 	}
 	if r.KMSKey != "" {
 		out.EncryptionConfiguration.KmsKey = ptr(r.KMSKey)
@@ -215,9 +246,4 @@ func (s *Service) GetAuthorizationToken(ctx context.Context, in *ecrapi.GetAutho
 		ExpiresAt:          awsproto.NewTime(exp),
 		ProxyEndpoint:      ptr("http://" + s.host()),
 	}}}, nil
-}
-
-// DescribeRegistry describes the (single) registry.
-func (s *Service) DescribeRegistry(ctx context.Context, in *ecrapi.DescribeRegistryRequest) (*ecrapi.DescribeRegistryResponse, error) {
-	return &ecrapi.DescribeRegistryResponse{RegistryId: ptr(s.cfg.Account), ReplicationConfiguration: &ecrapi.ReplicationConfiguration{Rules: []ecrapi.ReplicationRule{}}}, nil
 }

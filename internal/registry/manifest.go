@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -208,8 +209,8 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 				return m, err
 			case t.Digest != m.Digest:
 				tagUnchanged = false
-				if repoRec.TagMutability == Immutable {
-					return m, errs.R(errs.Conflict, ReasonTagImmutable, "The image tag '%s' already exists in the '%s' repository and cannot be overwritten because the repository is immutable.", tag, repo)
+				if repoRec.TagImmutable(tag) {
+					return m, errs.R(errs.Conflict, ReasonTagImmutable, "%s", tagImmutableMessage(repoRec, tag))
 				}
 			}
 			cmps = append(cmps, store.ModRevisionIs(tagKey(repo, tag), trev))
@@ -302,4 +303,13 @@ func (r *Registry) Referrers(ctx context.Context, repo string, d Digest, artifac
 		out = append(out, Descriptor{MediaType: m.MediaType, Digest: m.Digest, Size: m.Size, ArtifactType: m.ArtifactType, Annotations: m.Annotations})
 	}
 	return out, nil
+}
+
+// tagImmutableMessage is ECR's message for a push that would move an
+// immutable tag.
+func tagImmutableMessage(repo Repository, tag string) string {
+	if repo.TagMutability == Immutable {
+		return fmt.Sprintf("The image tag '%s' already exists in the '%s' repository and cannot be overwritten because the repository is immutable.", tag, repo.Name)
+	}
+	return fmt.Sprintf("The image tag '%s' already exists in the '%s' repository and cannot be overwritten because the tag is immutable under the repository's tag mutability setting %s and its exclusion filters.", tag, repo.Name, repo.TagMutability)
 }

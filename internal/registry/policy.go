@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 
@@ -72,6 +74,9 @@ type PolicyStatement struct {
 	// HasCondition: the statement has a Condition block (Allow only; see
 	// ParseRepositoryPolicy).
 	HasCondition bool
+	// Resources are a registry policy statement's Resource patterns
+	// (repository policies name none: the resource is the repository).
+	Resources []string
 }
 
 // Principals is a statement's Principal element.
@@ -91,8 +96,55 @@ type Decision struct {
 	Allowed bool
 }
 
+// InvalidRegistryPolicyMessage is ECR's message for a registry policy it
+// refuses.
+const InvalidRegistryPolicyMessage = "Invalid parameter at 'PolicyText' failed to satisfy constraint: 'Invalid registry policy provided'"
+
+// policyKind is what one kind of ECR resource policy allows.
+type policyKind struct {
+	invalid  string          // ECR's message for a refused policy
+	actions  map[string]bool // lower-cased ecr: actions it may name
+	resource bool            // statements name a Resource (registry policies)
+}
+
+var (
+	repositoryPolicyKind = policyKind{invalid: InvalidPolicyMessage, actions: knownActions}
+	// ECR's registry policy grants replication and pull-through-cache
+	// repository creation (the only actions it accepts).
+	registryPolicyKind = policyKind{invalid: InvalidRegistryPolicyMessage, resource: true, actions: map[string]bool{
+		"ecr:createrepository": true, "ecr:replicateimage": true, "ecr:batchimportupstreamimage": true}}
+)
+
+// errBerthLimit marks a refusal for a limit of Berth's (not an invalid
+// document): its explanation is part of the message callers see.
+// It prints nothing, so that "%w" of it adds no text.
+var errBerthLimit error = berthLimitError{}
+
+type berthLimitError struct{}
+
+func (berthLimitError) Error() string { return "" }
+
+// fail refuses a policy. The message callers see is ECR's, word for word;
+// what is wrong is the wrapped cause (in the error's text, logs and audit
+// records), except for Berth's own limits, which callers must see.
+func (k policyKind) fail(format string, args ...any) error {
+	detail := fmt.Errorf(format, args...)
+	if errors.Is(detail, errBerthLimit) {
+		return errs.R(errs.Invalid, ReasonPolicyInvalid, "%s: %s", k.invalid, detail)
+	}
+	return &errs.Error{Kind: errs.Invalid, Reason: ReasonPolicyInvalid, Msg: k.invalid, Err: detail}
+}
+
 func policyInvalid(format string, args ...any) error {
-	return errs.R(errs.Invalid, ReasonPolicyInvalid, "%s: %s", InvalidPolicyMessage, fmt.Sprintf(format, args...))
+	return repositoryPolicyKind.fail(format, args...)
+}
+
+// ParseRegistryPolicy parses and validates a registry policy as ECR does:
+// a repository policy's grammar where every statement also names its
+// Resource ("*" or ECR repository ARNs) and the only actions are
+// ecr:CreateRepository, ecr:ReplicateImage and ecr:BatchImportUpstreamImage.
+func ParseRegistryPolicy(text string) (*RepositoryPolicy, error) {
+	return parsePolicy(text, registryPolicyKind)
 }
 
 var (
@@ -112,6 +164,11 @@ var (
 // Berth's principals) and refused on Deny statements, because Berth does
 // not evaluate conditions yet.
 func ParseRepositoryPolicy(text string) (*RepositoryPolicy, error) {
+	return parsePolicy(text, repositoryPolicyKind)
+}
+
+func parsePolicy(text string, kind policyKind) (*RepositoryPolicy, error) {
+	policyInvalid := kind.fail
 	dec := json.NewDecoder(bytes.NewReader([]byte(text)))
 	dec.UseNumber()
 	var doc map[string]any
@@ -155,11 +212,13 @@ func ParseRepositoryPolicy(text string) (*RepositoryPolicy, error) {
 		if !ok {
 			return nil, policyInvalid("Statement[%d] is not an object", i)
 		}
-		st, err := parseStatement(m)
+		st, err := parseStatement(m, kind)
 		if err != nil {
-			return nil, policyInvalid("Statement[%d]: %s", i, err)
+			return nil, policyInvalid("Statement[%d]: %w", i, err)
 		}
-		if st.Sid != "" {
+		// ECR does not require a repository policy's Sids to be unique;
+		// IAM's grammar, which registry policies follow, does.
+		if st.Sid != "" && kind.resource {
 			if sids[st.Sid] {
 				return nil, policyInvalid("Statement[%d]: duplicate Sid %q", i, st.Sid)
 			}
@@ -170,9 +229,9 @@ func ParseRepositoryPolicy(text string) (*RepositoryPolicy, error) {
 	return p, nil
 }
 
-func parseStatement(m map[string]any) (PolicyStatement, error) {
+func parseStatement(m map[string]any, kind policyKind) (PolicyStatement, error) {
 	var st PolicyStatement
-	var havePrincipal, haveAction, haveEffect bool
+	var havePrincipal, haveAction, haveEffect, haveResource bool
 	for k, v := range m {
 		switch k {
 		case "Sid":
@@ -203,7 +262,7 @@ func parseStatement(m map[string]any) (PolicyStatement, error) {
 			if haveAction {
 				return st, fmt.Errorf("only one of Action and NotAction may be given")
 			}
-			acts, err := parseActions(v)
+			acts, err := parseActions(v, kind.actions)
 			if err != nil {
 				return st, fmt.Errorf("%s: %s", k, err)
 			}
@@ -213,7 +272,21 @@ func parseStatement(m map[string]any) (PolicyStatement, error) {
 				return st, fmt.Errorf("Condition: %s", err)
 			}
 			st.HasCondition = true
-		case "Resource", "NotResource":
+		case "Resource":
+			if !kind.resource {
+				return st, fmt.Errorf("%s is not allowed in a repository policy (the resource is the repository)", k)
+			}
+			list, err := stringList(v)
+			if err != nil {
+				return st, fmt.Errorf("Resource: %s", err)
+			}
+			for _, r := range list {
+				if r != "*" && !ecrResourceRE.MatchString(r) {
+					return st, fmt.Errorf("Resource: %q is not an ECR repository ARN", r)
+				}
+			}
+			st.Resources, haveResource = list, true
+		case "NotResource":
 			return st, fmt.Errorf("%s is not allowed in a repository policy (the resource is the repository)", k)
 		default:
 			return st, fmt.Errorf("unknown statement element %q", k)
@@ -226,8 +299,10 @@ func parseStatement(m map[string]any) (PolicyStatement, error) {
 		return st, fmt.Errorf("Principal is required")
 	case !haveAction:
 		return st, fmt.Errorf("Action is required")
+	case kind.resource && !haveResource:
+		return st, fmt.Errorf("Resource is required")
 	case st.HasCondition && st.Deny:
-		return st, fmt.Errorf("Berth does not evaluate policy conditions yet, so it refuses a Condition on a Deny statement")
+		return st, fmt.Errorf("Berth does not evaluate policy conditions yet, so it refuses a Condition on a Deny statement%w", errBerthLimit)
 	}
 	return st, nil
 }
@@ -303,7 +378,9 @@ func parsePrincipal(v any) (Principals, error) {
 	return p, nil
 }
 
-func parseActions(v any) ([]string, error) {
+var ecrResourceRE = regexp.MustCompile(`^arn:[a-z-]+:ecr:[a-z0-9-]*:([0-9]{12}|\*):repository/\S+$`)
+
+func parseActions(v any, known map[string]bool) ([]string, error) {
 	list, err := stringList(v)
 	if err != nil {
 		return nil, err
@@ -317,8 +394,8 @@ func parseActions(v any) ([]string, error) {
 			return nil, fmt.Errorf("%q is not an ecr: action", a)
 		case strings.ContainsAny(la, "*?"):
 			// A pattern may match nothing, as in IAM.
-		case !knownActions[la]:
-			return nil, fmt.Errorf("%q is not an action on repositories", a)
+		case !known[la]:
+			return nil, fmt.Errorf("%q is not an action this policy may grant", a)
 		}
 		out = append(out, la)
 	}
@@ -445,6 +522,28 @@ func (p *RepositoryPolicy) Evaluate(id iam.Identity, action string) Decision {
 	}
 	for _, st := range p.Statements {
 		if !st.matches(id, action) {
+			continue
+		}
+		if st.Deny {
+			if !d.Denied {
+				d.Denied, d.DenySid = true, st.Sid
+			}
+		} else {
+			d.Allowed = true
+		}
+	}
+	return d
+}
+
+// EvaluateOn is Evaluate for a registry policy: a statement applies only
+// when one of its Resource patterns matches resource (an ARN).
+func (p *RepositoryPolicy) EvaluateOn(id iam.Identity, action, resource string) Decision {
+	var d Decision
+	if p == nil {
+		return d
+	}
+	for _, st := range p.Statements {
+		if !st.matches(id, action) || !slices.ContainsFunc(st.Resources, func(r string) bool { return matchPattern(r, resource) }) {
 			continue
 		}
 		if st.Deny {

@@ -52,7 +52,63 @@ const (
 const (
 	Mutable   = "MUTABLE"
 	Immutable = "IMMUTABLE"
+	// MutableWithExclusion: tags are mutable except those matching one of
+	// the repository's exclusion filters, which are immutable.
+	MutableWithExclusion = "MUTABLE_WITH_EXCLUSION"
+	// ImmutableWithExclusion: tags are immutable except those matching one
+	// of the repository's exclusion filters, which are mutable.
+	ImmutableWithExclusion = "IMMUTABLE_WITH_EXCLUSION"
 )
+
+// TagImmutable reports whether tag, once it exists in repo, may not be
+// moved to another image: the repository's tag mutability with its
+// exclusion filters (wildcards where * matches any run of characters).
+func (repo Repository) TagImmutable(tag string) bool {
+	switch repo.TagMutability {
+	case Immutable:
+		return true
+	case MutableWithExclusion:
+		return matchesAny(repo.TagMutabilityExclusions, tag)
+	case ImmutableWithExclusion:
+		return !matchesAny(repo.TagMutabilityExclusions, tag)
+	}
+	return false
+}
+
+func matchesAny(filters []string, tag string) bool {
+	for _, f := range filters {
+		if WildcardMatch(f, tag) {
+			return true
+		}
+	}
+	return false
+}
+
+// WildcardMatch reports whether s matches pattern, where * matches any run
+// of characters (possibly empty) and every other character itself.
+func WildcardMatch(pattern, s string) bool {
+	// Greedy match with backtracking to the last star: linear in practice.
+	p, i, star, mark := 0, 0, -1, 0
+	for i < len(s) {
+		switch {
+		case p < len(pattern) && pattern[p] != '*' && pattern[p] == s[i]:
+			p++
+			i++
+		case p < len(pattern) && pattern[p] == '*':
+			star, mark = p, i
+			p++
+		case star >= 0:
+			mark++
+			p, i = star+1, mark
+		default:
+			return false
+		}
+	}
+	for p < len(pattern) && pattern[p] == '*' {
+		p++
+	}
+	return p == len(pattern)
+}
 
 // MaxManifestSize caps a manifest's bytes: manifests are kept in the store,
 // whose requests are limited to 1.5 MiB.
@@ -133,13 +189,16 @@ func (r *Registry) lockDigest(d Digest) func() {
 
 // Repository is one image repository.
 type Repository struct {
-	Name           string        `json:"name"`
-	CreatedAt      time.Time     `json:"createdAt"`
-	TagMutability  string        `json:"tagMutability"` // Mutable or Immutable
-	ScanOnPush     bool          `json:"scanOnPush,omitempty"`
-	EncryptionType string        `json:"encryptionType"` // AES256 or KMS
-	KMSKey         string        `json:"kmsKey,omitempty"`
-	Tags           []ResourceTag `json:"tags,omitempty"`
+	Name          string    `json:"name"`
+	CreatedAt     time.Time `json:"createdAt"`
+	TagMutability string    `json:"tagMutability"` // Mutable, Immutable or one of the *WithExclusion
+	// TagMutabilityExclusions are the wildcard filters of a *WithExclusion
+	// mutability.
+	TagMutabilityExclusions []string      `json:"tagMutabilityExclusions,omitempty"`
+	ScanOnPush              bool          `json:"scanOnPush,omitempty"`
+	EncryptionType          string        `json:"encryptionType"` // AES256 or KMS
+	KMSKey                  string        `json:"kmsKey,omitempty"`
+	Tags                    []ResourceTag `json:"tags,omitempty"`
 	// Policy is the repository policy text (validated by
 	// ParseRepositoryPolicy; enforced by Authorize).
 	Policy string `json:"policy,omitempty"`

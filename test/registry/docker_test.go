@@ -141,3 +141,46 @@ func TestDockerPushToImmutableTagRefused(t *testing.T) {
 		t.Fatal("the immutable tag moved")
 	}
 }
+
+// TestDockerPushTagMutabilityExclusions: in an IMMUTABLE_WITH_EXCLUSION
+// repository whose filter is "latest", docker push may move latest but not
+// v1.
+func TestDockerPushTagMutabilityExclusions(t *testing.T) {
+	docker := needDocker(t)
+	s := berthtest.Start(t, nil)
+	cl := ecrClient(s)
+	if _, err := cl.CreateRepository(ctx(t), &ecr.CreateRepositoryInput{RepositoryName: aws.String("docker/excl"),
+		ImageTagMutability:                 types.ImageTagMutabilityImmutableWithExclusion,
+		ImageTagMutabilityExclusionFilters: []types.ImageTagMutabilityExclusionFilter{{Filter: aws.String("lat*"), FilterType: types.ImageTagMutabilityExclusionFilterTypeWildcard}}}); err != nil {
+		t.Fatal(err)
+	}
+	uri := host(s) + "/docker/excl"
+	if out, err := docker(password(t, s), "login", "-u", "AWS", "--password-stdin", host(s)); err != nil {
+		t.Fatalf("docker login: %v\n%s", err, out)
+	}
+	digestOf := func(tag string) string {
+		d, err := cl.DescribeImages(ctx(t), &ecr.DescribeImagesInput{RepositoryName: aws.String("docker/excl"), ImageIds: []types.ImageIdentifier{{ImageTag: aws.String(tag)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToString(d.ImageDetails[0].ImageDigest)
+	}
+	for _, tag := range []string{"v1", "latest"} {
+		buildImage(t, docker, uri+":"+tag, "first")
+		if out, err := docker("", "push", uri+":"+tag); err != nil {
+			t.Fatalf("push %s: %v\n%s", tag, err, out)
+		}
+	}
+	v1, latest := digestOf("v1"), digestOf("latest")
+	buildImage(t, docker, uri+":v1", "second")
+	if out, err := docker("", "push", uri+":v1"); err == nil || !strings.Contains(out, "cannot be overwritten") {
+		t.Fatalf("re-push to the immutable tag v1: err %v\n%s", err, out)
+	}
+	buildImage(t, docker, uri+":latest", "second")
+	if out, err := docker("", "push", uri+":latest"); err != nil {
+		t.Fatalf("re-push to the excluded tag latest: %v\n%s", err, out)
+	}
+	if digestOf("v1") != v1 || digestOf("latest") == latest {
+		t.Fatalf("v1 %s -> %s, latest %s -> %s", v1, digestOf("v1"), latest, digestOf("latest"))
+	}
+}
