@@ -107,8 +107,9 @@ func ParseManifest(contentType string, body []byte) (Manifest, error) {
 				m.Blobs = append(m.Blobs, d.Digest)
 			}
 		}
-		if m.ArtifactType == "" && doc.Config.MediaType != "application/vnd.oci.image.config.v1+json" &&
-			doc.Config.MediaType != "application/vnd.docker.container.image.v1+json" && mt == MediaTypeOCIManifest {
+		if m.ArtifactType == "" && mt == MediaTypeOCIManifest {
+			// The distribution spec: an image manifest without
+			// artifactType is listed with its config's mediaType.
 			m.ArtifactType = doc.Config.MediaType
 		}
 	case MediaTypeOCIIndex, MediaTypeDockerList:
@@ -296,10 +297,20 @@ func (r *Registry) Referrers(ctx context.Context, repo string, d Digest, artifac
 	}
 	out := []Descriptor{}
 	for _, m := range ms {
-		if m.Subject != d || (artifactType != "" && m.ArtifactType != artifactType) {
+		if m.Subject != d {
 			continue
 		}
-		out = append(out, Descriptor{MediaType: m.MediaType, Digest: m.Digest, Size: m.Size, ArtifactType: m.ArtifactType, Annotations: m.Annotations})
+		at := m.ArtifactType
+		if at == "" && m.MediaType == MediaTypeOCIManifest && len(m.Content) > 0 {
+			// Recorded before the config's type was kept for it.
+			if pm, err := ParseManifest(m.MediaType, m.Content); err == nil {
+				at = pm.ArtifactType
+			}
+		}
+		if artifactType != "" && at != artifactType {
+			continue
+		}
+		out = append(out, Descriptor{MediaType: m.MediaType, Digest: m.Digest, Size: m.Size, ArtifactType: at, Annotations: m.Annotations})
 	}
 	return out, nil
 }
