@@ -33,6 +33,11 @@ const (
 	ReasonUnauthorized        = "registry.unauthorized"
 	ReasonDenied              = "registry.denied"
 	ReasonUnsupported         = "registry.unsupported"
+	// ReasonReferencedByIndex: the manifest is a child of an index in
+	// its repository (ECR's ImageReferencedByManifestList).
+	ReasonReferencedByIndex = "registry.referenced_by_manifest_list"
+	// ReasonBlobInUse: a manifest of the repository references the blob.
+	ReasonBlobInUse = "registry.blob_in_use"
 )
 
 // ociError is one entry of the distribution spec's error body.
@@ -77,7 +82,10 @@ func ociCode(err error) (string, int) {
 		return "UNAUTHORIZED", http.StatusUnauthorized
 	case ReasonDenied:
 		return "DENIED", http.StatusForbidden
-	case ReasonUnsupported:
+	case ReasonUnsupported, ReasonReferencedByIndex, ReasonBlobInUse:
+		// Refusing a delete: the spec lets a registry answer 405
+		// UNSUPPORTED to a DELETE, which clients (and the conformance
+		// suite) accept.
 		return "UNSUPPORTED", http.StatusMethodNotAllowed
 	}
 	switch errs.KindOf(err) {

@@ -137,6 +137,11 @@ type PutOptions struct {
 	// the manifest exists and the tag, if any, already points to it (ECR's
 	// PutImage).
 	NoOverwrite bool
+	// CanRead says whether the caller may read blobs of another
+	// repository. A blob the manifest references that is not yet in the
+	// repository is linked only from a repository CanRead allows; nil
+	// allows none (the blob must be pushed or mounted first).
+	CanRead func(repo string) bool
 }
 
 // PutManifest stores a manifest under ref (a tag or its digest) in one
@@ -172,6 +177,7 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 		m.PushedAt = now
 		cmps := []store.Cmp{store.Exists(repoKey(repo))}
 		var ops []store.Op
+		linksAdded := false
 		for _, d := range m.Blobs {
 			if _, err := r.st.Get(ctx, blobKey(d)); err != nil {
 				if errs.Is(err, errs.NotFound) {
@@ -183,8 +189,26 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 				return m, errs.R(errs.Invalid, ReasonManifestBlobUnknown, "blob %s referenced by the manifest is being deleted; push it again", d)
 			}
 			cmps = append(cmps, store.Exists(blobKey(d)), store.Absent(condemnedKey(d)))
-			if _, err := r.st.Get(ctx, linkKey(repo, d)); errs.Is(err, errs.NotFound) {
+			lkv, err := r.st.Get(ctx, linkKey(repo, d))
+			switch {
+			case err == nil:
+				// Rewritten below: a concurrent DeleteBlob, which
+				// compares the link's revision, then sees this manifest.
+				cmps = append(cmps, store.ModRevisionIs(lkv.Key, lkv.ModRevision))
+				ops = append(ops, store.Put(lkv.Key, lkv.Value))
+			case errs.Is(err, errs.NotFound):
+				ok, err := r.readableElsewhere(ctx, repo, d, opts.CanRead)
+				if err != nil {
+					return m, err
+				}
+				if !ok {
+					return m, errs.R(errs.Invalid, ReasonManifestBlobUnknown, "blob %s referenced by the manifest is not in repository %s; push or mount it first", d, repo)
+				}
+				cmps = append(cmps, store.Absent(linkKey(repo, d)))
 				ops = append(ops, store.Put(linkKey(repo, d), mustJSON(linkRecord{CreatedAt: now})))
+				linksAdded = true
+			default:
+				return m, err
 			}
 		}
 		existing := false
@@ -222,7 +246,7 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 			if opts.NoOverwrite {
 				return m, errs.R(errs.AlreadyExists, ReasonImageExists, "Image with digest '%s' and tag '%s' already exists in the repository with name '%s' in registry with id '%s'", m.Digest, tag, repo, r.account)
 			}
-			if len(ops) == 0 {
+			if !linksAdded {
 				return old, nil
 			}
 		}
@@ -242,7 +266,10 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 	}
 }
 
-// DeleteManifest deletes a manifest and every tag pointing to it.
+// DeleteManifest deletes a manifest and every tag pointing to it. A
+// manifest an index of the repository lists is refused (Conflict,
+// ReasonReferencedByIndex), as ECR refuses it: deleting it would break the
+// index.
 func (r *Registry) DeleteManifest(ctx context.Context, repo string, d Digest) error {
 	for {
 		kv, err := r.st.Get(ctx, manifestKey(repo, d))
@@ -254,6 +281,15 @@ func (r *Registry) DeleteManifest(ctx context.Context, repo string, d Digest) er
 		}
 		if err != nil {
 			return err
+		}
+		ms, err := r.Manifests(ctx, repo)
+		if err != nil {
+			return err
+		}
+		for _, idx := range ms {
+			if idx.Digest != d && slices.Contains(idx.Children, d) {
+				return errs.R(errs.Conflict, ReasonReferencedByIndex, "manifest %s is referenced by the manifest list %s in repository %s; delete the manifest list first", d, idx.Digest, repo)
+			}
 		}
 		prefix := pfxTag + repo + "@"
 		tags, _, err := r.listAll(ctx, prefix, false, 0)

@@ -28,6 +28,7 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -398,26 +399,82 @@ func (r *Registry) OpenBlob(ctx context.Context, repo string, d Digest) (Blob, e
 	return r.blobs.Open(ctx, d)
 }
 
-// DeleteBlob removes the repository's access to a blob.
+// DeleteBlob removes the repository's access to a blob. A blob a manifest
+// of the repository references is refused (Conflict, ReasonBlobInUse):
+// removing it would break the manifest. PutManifest rewrites the links of
+// the blobs it references, so the compare on the link's revision catches
+// a manifest pushed between the check and the delete.
 func (r *Registry) DeleteBlob(ctx context.Context, repo string, d Digest) error {
-	if _, err := r.StatBlob(ctx, repo, d); err != nil {
-		return err
+	for {
+		if _, err := r.StatBlob(ctx, repo, d); err != nil {
+			return err
+		}
+		lkv, err := r.st.Get(ctx, linkKey(repo, d))
+		if errs.Is(err, errs.NotFound) {
+			return blobUnknown(d)
+		}
+		if err != nil {
+			return err
+		}
+		ms, err := r.Manifests(ctx, repo)
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			if slices.Contains(m.Blobs, d) {
+				return errs.R(errs.Conflict, ReasonBlobInUse, "blob %s is referenced by manifest %s in repository %s; delete the manifest first", d, m.Digest, repo)
+			}
+		}
+		res, err := r.st.Txn(ctx, []store.Cmp{store.ModRevisionIs(lkv.Key, lkv.ModRevision)}, store.Delete(lkv.Key))
+		if err != nil {
+			return err
+		}
+		if res.Succeeded {
+			return nil
+		}
 	}
-	_, err := r.st.Txn(ctx, nil, store.Delete(linkKey(repo, d)))
-	return err
 }
 
-// MountBlob gives repo access to a blob that from may read. It returns
-// false (and no error) when the blob cannot be mounted, so the client
-// uploads it instead.
-func (r *Registry) MountBlob(ctx context.Context, repo, from string, d Digest) (bool, error) {
+// readableElsewhere reports whether another repository holds blob d and
+// canRead allows reading from it (nil allows none).
+func (r *Registry) readableElsewhere(ctx context.Context, repo string, d Digest, canRead func(string) bool) (bool, error) {
+	if canRead == nil {
+		return false, nil
+	}
+	repos, _, err := r.listAll(ctx, pfxRepo, true, 0)
+	if err != nil {
+		return false, err
+	}
+	for _, kv := range repos {
+		name := strings.TrimPrefix(kv.Key, pfxRepo)
+		if name == repo {
+			continue
+		}
+		if _, err := r.st.Get(ctx, linkKey(name, d)); err == nil {
+			if canRead(name) {
+				return true, nil
+			}
+		} else if !errs.Is(err, errs.NotFound) {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// MountBlob gives repo access to a blob that from may read. Without from
+// (OCI 1.1), the blob must be in a repository canRead allows (nil: none).
+// It returns false (and no error) when the blob cannot be mounted, so the
+// client uploads it instead.
+func (r *Registry) MountBlob(ctx context.Context, repo, from string, d Digest, canRead func(string) bool) (bool, error) {
 	if _, err := r.Repository(ctx, repo); err != nil {
 		return false, err
 	}
 	if from == "" {
-		// Mount without a source (OCI 1.1): any blob the registry holds.
-		if _, err := r.st.Get(ctx, blobKey(d)); err != nil {
-			return false, nil
+		if _, err := r.st.Get(ctx, linkKey(repo, d)); err != nil {
+			ok, err := r.readableElsewhere(ctx, repo, d, canRead)
+			if err != nil || !ok {
+				return false, err
+			}
 		}
 	} else if _, err := r.StatBlob(ctx, from, d); err != nil {
 		return false, nil
