@@ -240,6 +240,10 @@ func (r *Registry) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		if r.cfg.Owns != nil && !r.cfg.Owns() {
+			r.log.Warn("registry garbage collection skipped: this server does not own the blob store")
+			continue
+		}
 		if err := r.ApplyLifecyclePolicies(ctx); err != nil && ctx.Err() == nil {
 			r.log.Warn("lifecycle policies not applied", "err", err)
 		}

@@ -74,6 +74,9 @@ type Config struct {
 	GCInterval time.Duration
 	// UploadTTL is how long an idle upload session lives (default 24 h).
 	UploadTTL time.Duration
+	// Owns reports whether this server owns the blob store (owner.go);
+	// Run collects garbage only then. nil: always.
+	Owns func() bool
 }
 
 // Registry is the registry's domain layer. It is safe for concurrent use.
