@@ -38,6 +38,8 @@ const (
 	ReasonReferencedByIndex = "registry.referenced_by_manifest_list"
 	// ReasonBlobInUse: a manifest of the repository references the blob.
 	ReasonBlobInUse = "registry.blob_in_use"
+	// ReasonManifestTooLarge: the manifest exceeds MaxManifestSize.
+	ReasonManifestTooLarge = "registry.manifest_too_large"
 )
 
 // ociError is one entry of the distribution spec's error body.
@@ -58,6 +60,11 @@ func ociCode(err error) (string, int) {
 		return "MANIFEST_UNKNOWN", http.StatusNotFound
 	case ReasonManifestInvalid:
 		return "MANIFEST_INVALID", http.StatusBadRequest
+	case ReasonManifestTooLarge:
+		// The spec: a registry refusing a manifest for its size answers
+		// 413; MANIFEST_INVALID is the code for a manifest refused
+		// (SIZE_INVALID means a length that does not match the content).
+		return "MANIFEST_INVALID", http.StatusRequestEntityTooLarge
 	case ReasonManifestBlobUnknown:
 		return "MANIFEST_BLOB_UNKNOWN", http.StatusBadRequest
 	case ReasonBlobUnknown:

@@ -361,7 +361,7 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, name, ref 
 		return
 	}
 	if len(body) > MaxManifestSize {
-		h.writeError(w, r, manifestInvalid("the manifest exceeds %d bytes", MaxManifestSize))
+		h.writeError(w, r, manifestTooLarge())
 		return
 	}
 	m, err := h.reg.PutManifest(r.Context(), name, ref, r.Header.Get("Content-Type"), body, PutOptions{CanRead: h.canRead(r.Context())})

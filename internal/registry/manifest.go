@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"slices"
@@ -42,6 +43,10 @@ type manifestDoc struct {
 	Annotations   map[string]string `json:"annotations"`
 }
 
+func manifestTooLarge() error {
+	return errs.R(errs.Invalid, ReasonManifestTooLarge, "the manifest exceeds the registry's limit of %d bytes", MaxManifestSize)
+}
+
 func manifestInvalid(format string, args ...any) error {
 	return errs.R(errs.Invalid, ReasonManifestInvalid, format, args...)
 }
@@ -52,7 +57,7 @@ func manifestInvalid(format string, args ...any) error {
 func ParseManifest(contentType string, body []byte) (Manifest, error) {
 	var m Manifest
 	if len(body) > MaxManifestSize {
-		return m, manifestInvalid("the manifest is %d bytes; the limit is %d", len(body), MaxManifestSize)
+		return m, manifestTooLarge()
 	}
 	var doc manifestDoc
 	if err := json.Unmarshal(body, &doc); err != nil {
@@ -168,6 +173,15 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 		}
 		tag = ref
 	}
+	if len(body) > inlineManifestSize {
+		// Too large for a store record: the bytes go to the blob store
+		// under the manifest's digest (linked to the repository, and
+		// referenced by the record so the collector keeps them).
+		if _, err := r.PutBlob(ctx, repo, m.Digest, bytes.NewReader(body)); err != nil {
+			return m, err
+		}
+		m.ContentInBlobs = true
+	}
 	for attempt := 0; ; attempt++ {
 		repoRec, err := r.Repository(ctx, repo)
 		if err != nil {
@@ -188,14 +202,15 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 			if _, err := r.st.Get(ctx, condemnedKey(d)); err == nil {
 				return m, errs.R(errs.Invalid, ReasonManifestBlobUnknown, "blob %s referenced by the manifest is being deleted; push it again", d)
 			}
-			cmps = append(cmps, store.Exists(blobKey(d)), store.Absent(condemnedKey(d)))
-			lkv, err := r.st.Get(ctx, linkKey(repo, d))
+			cmps = append(cmps, store.Absent(condemnedKey(d)))
+			_, err := r.st.Get(ctx, linkKey(repo, d))
 			switch {
 			case err == nil:
-				// Rewritten below: a concurrent DeleteBlob, which
-				// compares the link's revision, then sees this manifest.
-				cmps = append(cmps, store.ModRevisionIs(lkv.Key, lkv.ModRevision))
-				ops = append(ops, store.Put(lkv.Key, lkv.Value))
+				// The link still there at commit (a concurrent DeleteBlob
+				// compares the repository's manifests, so one of the
+				// two fails). The collector deletes links with their
+				// blob's record, so the link stands for the record too.
+				cmps = append(cmps, store.Exists(linkKey(repo, d)))
 			case errs.Is(err, errs.NotFound):
 				ok, err := r.readableElsewhere(ctx, repo, d, opts.CanRead)
 				if err != nil {
@@ -204,12 +219,15 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 				if !ok {
 					return m, errs.R(errs.Invalid, ReasonManifestBlobUnknown, "blob %s referenced by the manifest is not in repository %s; push or mount it first", d, repo)
 				}
-				cmps = append(cmps, store.Absent(linkKey(repo, d)))
+				cmps = append(cmps, store.Exists(blobKey(d)))
 				ops = append(ops, store.Put(linkKey(repo, d), mustJSON(linkRecord{CreatedAt: now})))
 				linksAdded = true
 			default:
 				return m, err
 			}
+		}
+		if m.ContentInBlobs {
+			cmps = append(cmps, store.Exists(blobKey(m.Digest)), store.Absent(condemnedKey(m.Digest)))
 		}
 		existing := false
 		var old Manifest
@@ -247,11 +265,20 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 				return m, errs.R(errs.AlreadyExists, ReasonImageExists, "Image with digest '%s' and tag '%s' already exists in the repository with name '%s' in registry with id '%s'", m.Digest, tag, repo, r.account)
 			}
 			if !linksAdded {
+				old.Content = body
 				return old, nil
 			}
 		}
 		if !existing {
-			ops = append(ops, store.Put(manifestKey(repo, m.Digest), mustJSON(m)))
+			rec := m
+			if rec.ContentInBlobs {
+				rec.Content, rec.Annotations = nil, nil // read from the bytes
+			}
+			b := mustJSON(rec)
+			if len(b) > maxManifestRecord {
+				return m, errs.R(errs.Invalid, ReasonManifestTooLarge, "the manifest references too many descriptors (%d); the registry's limit is about %d", len(m.Blobs)+len(m.Children), maxManifestRecord/80)
+			}
+			ops = append(ops, store.Put(manifestKey(repo, m.Digest), b))
 		}
 		res, err := r.st.Txn(ctx, cmps, ops...)
 		if err != nil {
@@ -335,6 +362,14 @@ func (r *Registry) Referrers(ctx context.Context, repo string, d Digest, artifac
 	for _, m := range ms {
 		if m.Subject != d {
 			continue
+		}
+		if m.ContentInBlobs {
+			// Its annotations are in its bytes only.
+			if full, err := r.GetManifest(ctx, repo, string(m.Digest), false); err == nil {
+				if pm, err := ParseManifest(full.MediaType, full.Content); err == nil {
+					m.Annotations = pm.Annotations
+				}
+			}
 		}
 		at := m.ArtifactType
 		if at == "" && m.MediaType == MediaTypeOCIManifest && len(m.Content) > 0 {

@@ -55,9 +55,18 @@ const (
 	Immutable = "IMMUTABLE"
 )
 
-// MaxManifestSize caps a manifest's bytes: manifests are kept in the store,
-// whose requests are limited to 1.5 MiB.
-const MaxManifestSize = 1 << 20
+// MaxManifestSize caps a manifest's bytes: 4 MiB, the size the
+// distribution spec says registries should accept. A larger one is
+// refused (413, MANIFEST_INVALID).
+const MaxManifestSize = 4 << 20
+
+// inlineManifestSize is the largest manifest whose bytes are kept in its
+// store record; a larger one is kept in the blob store under its own
+// digest (etcd requests are limited to 1.5 MiB).
+const inlineManifestSize = 256 << 10
+
+// maxManifestRecord caps a manifest's store record (its references).
+const maxManifestRecord = 1 << 20
 
 // Config configures a Registry.
 type Config struct {
@@ -174,6 +183,9 @@ type Manifest struct {
 	ImageSize    int64             `json:"imageSize"` // sum of the layers' sizes
 	Annotations  map[string]string `json:"annotations,omitempty"`
 	Content      []byte            `json:"content"`
+	// ContentInBlobs: the bytes are the blob Digest, not Content (a
+	// manifest larger than inlineManifestSize).
+	ContentInBlobs bool `json:"contentInBlobs,omitempty"`
 }
 
 type tagRecord struct {
@@ -404,9 +416,10 @@ func (r *Registry) OpenBlob(ctx context.Context, repo string, d Digest) (Blob, e
 
 // DeleteBlob removes the repository's access to a blob. A blob a manifest
 // of the repository references is refused (Conflict, ReasonBlobInUse):
-// removing it would break the manifest. PutManifest rewrites the links of
-// the blobs it references, so the compare on the link's revision catches
-// a manifest pushed between the check and the delete.
+// removing it would break the manifest. The delete compares the
+// repository's manifests unchanged since the check, and PutManifest
+// compares the links it relies on, so of a concurrent push and delete one
+// fails and retries.
 func (r *Registry) DeleteBlob(ctx context.Context, repo string, d Digest) error {
 	for {
 		if _, err := r.StatBlob(ctx, repo, d); err != nil {
@@ -419,16 +432,18 @@ func (r *Registry) DeleteBlob(ctx context.Context, repo string, d Digest) error 
 		if err != nil {
 			return err
 		}
-		ms, err := r.Manifests(ctx, repo)
+		mprefix := pfxManifest + repo + "@"
+		kvs, rev, err := r.listAll(ctx, mprefix, false, 0)
 		if err != nil {
 			return err
 		}
-		for _, m := range ms {
-			if slices.Contains(m.Blobs, d) {
+		for _, kv := range kvs {
+			var m Manifest
+			if json.Unmarshal(kv.Value, &m) == nil && (slices.Contains(m.Blobs, d) || (m.ContentInBlobs && m.Digest == d)) {
 				return errs.R(errs.Conflict, ReasonBlobInUse, "blob %s is referenced by manifest %s in repository %s; delete the manifest first", d, m.Digest, repo)
 			}
 		}
-		res, err := r.st.Txn(ctx, []store.Cmp{store.ModRevisionIs(lkv.Key, lkv.ModRevision)}, store.Delete(lkv.Key))
+		res, err := r.st.Txn(ctx, []store.Cmp{store.ModRevisionIs(lkv.Key, lkv.ModRevision), store.PrefixUnchangedSince(mprefix, rev)}, store.Delete(lkv.Key))
 		if err != nil {
 			return err
 		}
@@ -708,6 +723,20 @@ func (r *Registry) GetManifest(ctx context.Context, repo, ref string, recordPull
 	}
 	if err := json.Unmarshal(kv.Value, &m); err != nil {
 		return m, errs.Wrap(errs.Internal, err, "decode manifest")
+	}
+	if m.ContentInBlobs {
+		b, err := r.blobs.Open(ctx, m.Digest)
+		if err != nil {
+			return m, errs.Wrap(errs.Internal, err, "manifest %s: its bytes are missing from the blob store", m.Digest)
+		}
+		m.Content, err = io.ReadAll(io.LimitReader(b, MaxManifestSize+1))
+		b.Close()
+		if err != nil {
+			return m, errs.Wrap(errs.Internal, err, "read manifest %s", m.Digest)
+		}
+		if DigestOf(m.Content) != m.Digest {
+			return m, errs.E(errs.Internal, "manifest %s: the bytes in the blob store do not match its digest", m.Digest)
+		}
 	}
 	if now := r.now().UTC(); recordPull && now.Sub(m.LastPulledAt) > time.Minute {
 		m2 := m

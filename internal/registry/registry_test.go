@@ -363,3 +363,52 @@ func TestParseRoute(t *testing.T) {
 		}
 	}
 }
+
+// A manifest too large for a store record (up to MaxManifestSize) is kept
+// in the blob store: it reads back byte for byte, survives collection
+// while it exists and goes with its image; a larger one is refused.
+func TestLargeManifestKeptInBlobs(t *testing.T) {
+	r, clk := testRegistry(t)
+	mustRepo(t, r, "unit/big")
+	cfg := put(t, r, "unit/big", []byte("{}"))
+	layer := put(t, r, "unit/big", []byte("abc"))
+	big := func(n int) []byte {
+		base := manifestFor(cfg, layer)
+		pad := n - len(base) - len(`,"annotations":{"pad":""}`)
+		return append(base[:len(base)-1], []byte(`,"annotations":{"pad":"`+strings.Repeat("x", pad)+`"}}`)...)
+	}
+	body := big(MaxManifestSize)
+	if len(body) != MaxManifestSize {
+		t.Fatalf("test manifest is %d bytes", len(body))
+	}
+	m, err := r.PutManifest(bg(), "unit/big", "v1", "", body, PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func() {
+		t.Helper()
+		got, err := r.GetManifest(bg(), "unit/big", "v1", false)
+		if err != nil || !bytes.Equal(got.Content, body) {
+			t.Fatalf("read back: %v (%d bytes)", err, len(got.Content))
+		}
+	}
+	check()
+	clk.Advance(2 * time.Hour)
+	if _, err := r.CollectGarbage(bg()); err != nil {
+		t.Fatal(err)
+	}
+	check()
+	if _, err := r.PutManifest(bg(), "unit/big", "v2", "", big(MaxManifestSize+1), PutOptions{}); errs.ReasonOf(err) != ReasonManifestTooLarge {
+		t.Fatalf("over the limit: %v", err)
+	}
+	if err := r.DeleteManifest(bg(), "unit/big", m.Digest); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(2 * time.Hour)
+	if _, err := r.CollectGarbage(bg()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.blobs.Stat(bg(), m.Digest); err == nil {
+		t.Fatal("a deleted manifest's bytes survived")
+	}
+}

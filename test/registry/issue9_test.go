@@ -159,3 +159,32 @@ func TestCrossRepositoryLinkNeedsReadAccess(t *testing.T) {
 		t.Fatalf("linked blob: %d", r.status)
 	}
 }
+
+// Manifests up to 4 MiB are accepted and read back byte for byte (the
+// spec's SHOULD); a larger one is refused with 413 and MANIFEST_INVALID.
+func TestFourMegabyteManifest(t *testing.T) {
+	s := berthtest.Start(t, nil)
+	const repo = "big/manifest"
+	createRepo(t, s, repo)
+	c := newClient(t, s)
+	cfg := c.pushBlob(repo, []byte(`{"os":"linux"}`))
+	layer := c.pushBlob(repo, []byte("layer"))
+	mk := func(n int) []byte {
+		base := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":14},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s","size":5}],"annotations":{"pad":"`, cfg, layer)
+		return []byte(base + strings.Repeat("x", n-len(base)-3) + `"}}`)
+	}
+	hdr := map[string]string{"Content-Type": "application/vnd.oci.image.manifest.v1+json"}
+	body := mk(4 << 20)
+	r := c.do("PUT", "/v2/"+repo+"/manifests/big", body, hdr)
+	if r.status != 201 || r.header.Get("Docker-Content-Digest") != digestOf(body) {
+		t.Fatalf("4 MiB manifest: %d %s", r.status, r.body)
+	}
+	r = c.do("GET", "/v2/"+repo+"/manifests/big", nil, map[string]string{"Accept": "application/vnd.oci.image.manifest.v1+json"})
+	if r.status != 200 || digestOf(r.body) != digestOf(body) {
+		t.Fatalf("GET 4 MiB manifest: %d (%d bytes)", r.status, len(r.body))
+	}
+	r = c.do("PUT", "/v2/"+repo+"/manifests/bigger", mk(4<<20+1), hdr)
+	if r.status != 413 || r.errCode() != "MANIFEST_INVALID" {
+		t.Fatalf("over 4 MiB: %d %s", r.status, r.body)
+	}
+}
