@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"fmt"
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -410,5 +411,41 @@ func TestLargeManifestKeptInBlobs(t *testing.T) {
 	}
 	if _, err := r.blobs.Stat(bg(), m.Digest); err == nil {
 		t.Fatal("a deleted manifest's bytes survived")
+	}
+}
+
+// A blob DELETE racing a manifest push that references the blob: never a
+// manifest whose blob the repository cannot read. Either the delete wins
+// (the push fails MANIFEST_BLOB_UNKNOWN) or the push wins (the delete is
+// refused ReasonBlobInUse).
+func TestDeleteBlobRacesManifestPush(t *testing.T) {
+	r, _ := testRegistry(t)
+	mustRepo(t, r, "unit/blobrace")
+	cfg := put(t, r, "unit/blobrace", []byte("{}"))
+	for i := 0; i < 30; i++ {
+		layer := put(t, r, "unit/blobrace", []byte(fmt.Sprint("layer ", i)))
+		var wg sync.WaitGroup
+		var putErr, delErr error
+		var m Manifest
+		wg.Add(2)
+		go func() { defer wg.Done(); m, putErr = r.PutManifest(bg(), "unit/blobrace", "", "", manifestFor(cfg, layer), PutOptions{}) }()
+		go func() { defer wg.Done(); delErr = r.DeleteBlob(bg(), "unit/blobrace", layer) }()
+		wg.Wait()
+		switch {
+		case putErr == nil && delErr == nil:
+			t.Fatalf("round %d: both the push and the delete succeeded", i)
+		case putErr == nil:
+			if errs.ReasonOf(delErr) != ReasonBlobInUse {
+				t.Fatalf("round %d: delete: %v", i, delErr)
+			}
+			if _, err := r.StatBlob(bg(), "unit/blobrace", layer); err != nil {
+				t.Fatalf("round %d: manifest %s without its blob: %v", i, m.Digest, err)
+			}
+			if err := r.DeleteManifest(bg(), "unit/blobrace", m.Digest); err != nil {
+				t.Fatal(err)
+			}
+		case errs.ReasonOf(putErr) != ReasonManifestBlobUnknown || delErr != nil:
+			t.Fatalf("round %d: push %v, delete %v", i, putErr, delErr)
+		}
 	}
 }
