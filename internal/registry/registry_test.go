@@ -2,8 +2,8 @@ package registry
 
 import (
 	"bytes"
-	"fmt"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -428,7 +428,10 @@ func TestDeleteBlobRacesManifestPush(t *testing.T) {
 		var putErr, delErr error
 		var m Manifest
 		wg.Add(2)
-		go func() { defer wg.Done(); m, putErr = r.PutManifest(bg(), "unit/blobrace", "", "", manifestFor(cfg, layer), PutOptions{}) }()
+		go func() {
+			defer wg.Done()
+			m, putErr = r.PutManifest(bg(), "unit/blobrace", "", "", manifestFor(cfg, layer), PutOptions{})
+		}()
 		go func() { defer wg.Done(); delErr = r.DeleteBlob(bg(), "unit/blobrace", layer) }()
 		wg.Wait()
 		switch {
