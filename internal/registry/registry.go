@@ -15,6 +15,7 @@
 //	/registry/gc/condemned/<digest>       GC is deleting the blob (see gc.go)
 //	/registry/upload/<id>                 uploadRecord
 //	/registry/config/token-key            the key that signs registry tokens
+//	/registry/config/blob-store-owner     the server that owns the blobs (owner.go)
 //
 // '@' cannot occur in a repository name, so "<name>@" prefixes never
 // match another repository's keys.
