@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -110,6 +112,7 @@ type Server struct {
 	fd      *awsproto.FrontDoor
 	srv     *http.Server
 	ln      net.Listener
+	claim   *registry.OwnerClaim
 	root    iam.Credentials
 	created bool
 	ecs     *ecs.Service
@@ -164,6 +167,25 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open registry storage: %w", err)
 	}
+	// The registry's blobs are on this server's disk: one server per
+	// store (registry/owner.go). A crashed owner's claim lapses within
+	// registry.OwnerTTL, so wait that long before refusing.
+	serverID, err := registry.ServerID(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("read server id: %w", err)
+	}
+	host, _ := os.Hostname()
+	absDir, _ := filepath.Abs(cfg.DataDir)
+	claim, err := registry.ClaimBlobStore(ctx, st, registry.Owner{ID: serverID, Address: cfg.Listen, Host: host, DataDir: absDir, PID: os.Getpid(), Since: time.Now().UTC()},
+		registry.OwnerTTL+2*time.Second, log.With("component", "registry"))
+	if err != nil {
+		return nil, fmt.Errorf("start the registry: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			claim.Release(context.Background())
+		}
+	}()
 
 	lcfg := cfg.LogStore
 	lcfg.Dir = cfg.DataDir + "/logs"
@@ -189,7 +211,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}()
 
 	runCtx, cancel := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, st: st, root: root, created: created, cancel: cancel, prom: prom, logSt: logSt, metrics: metrics}
+	s := &Server{cfg: cfg, st: st, root: root, created: created, cancel: cancel, prom: prom, logSt: logSt, metrics: metrics, claim: claim}
 
 	trail := audit.NewTrail(st, cfg.AuditRetention, log.With("component", "audit"))
 	s.goRun(func() { trail.Run(runCtx) })
@@ -199,7 +221,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.goRun(func() { ecsSvc.RunTaskGC(runCtx, cfg.TaskRetention) })
 	s.goRun(func() { ecsSvc.RunServiceController(runCtx, ecs.ServiceControllerConfig{Observer: prom}) })
 	s.goRun(func() { ecsSvc.RunLostInstanceMonitor(runCtx, ecs.LostInstanceConfig{}) })
-	reg := registry.New(registry.Config{Store: st, Blobs: blobs, Account: cfg.Account, Log: log.With("component", "registry")})
+	reg := registry.New(registry.Config{Store: st, Blobs: blobs, Account: cfg.Account, Log: log.With("component", "registry"), Owns: claim.Held})
 	s.goRun(func() { reg.Run(runCtx) })
 	// Agents pull images that live in Berth's registry with credentials
 	// the assignment carries, issued for the account (as ECS hands its
@@ -251,6 +273,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	s.ln = ln
+	if err := claim.SetAddress(ctx, ln.Addr().String()); err != nil {
+		log.Warn("registry store owner address not recorded", "err", err)
+	}
 	if cfg.MetricsListen != "" {
 		mln, err := net.Listen("tcp", cfg.MetricsListen)
 		if err != nil {
@@ -373,6 +398,9 @@ func (s *Server) Close() error {
 		}
 		s.cancel()
 		s.wg.Wait()
+		rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s.claim.Release(rctx)
+		rcancel()
 		logErr := s.logSt.Close()
 		merr := s.metrics.Close()
 		s.closeErr = errors.Join(s.st.Close(), logErr, merr)

@@ -286,7 +286,13 @@ func (s *Service) BatchDeleteImage(ctx context.Context, in *ecrapi.BatchDeleteIm
 			out.ImageIds = append(out.ImageIds, ecrapi.ImageIdentifier{ImageDigest: ptr(string(m.Digest)), ImageTag: ptr(tag)})
 			continue
 		}
-		if err := s.reg.DeleteManifest(ctx, name, m.Digest); err != nil && errs.ReasonOf(err) != registry.ReasonManifestUnknown {
+		if err := s.reg.DeleteManifest(ctx, name, m.Digest); errs.ReasonOf(err) == registry.ReasonReferencedByIndex {
+			// ECR refuses it per image and leaves the index whole.
+			idc := id
+			code := ecrapi.ImageFailureCodeImageReferencedByManifestList
+			out.Failures = append(out.Failures, ecrapi.ImageFailure{ImageId: &idc, FailureCode: &code, FailureReason: ptr("Requested image referenced by manifest list")})
+			continue
+		} else if err != nil && errs.ReasonOf(err) != registry.ReasonManifestUnknown {
 			return nil, err
 		}
 		if len(ts) == 0 {
@@ -308,7 +314,9 @@ func (s *Service) PutImage(ctx context.Context, in *ecrapi.PutImageRequest) (*ec
 		return nil, errs.R(errs.Invalid, reasonDigestMismatch, "The image digest %s does not match the digest of the manifest, %s", d, got)
 	}
 	ref := deref(in.ImageTag)
-	m, err := s.reg.PutManifest(ctx, name, ref, deref(in.ImageManifestMediaType), body, registry.PutOptions{NoOverwrite: true})
+	caller := awsproto.CallFrom(ctx).Identity
+	canRead := func(repo string) bool { return s.reg.Authorize(ctx, caller, repo, "ecr:GetDownloadUrlForLayer") == nil }
+	m, err := s.reg.PutManifest(ctx, name, ref, deref(in.ImageManifestMediaType), body, registry.PutOptions{NoOverwrite: true, CanRead: canRead})
 	if err != nil {
 		return nil, err
 	}

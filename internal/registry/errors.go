@@ -33,6 +33,13 @@ const (
 	ReasonUnauthorized        = "registry.unauthorized"
 	ReasonDenied              = "registry.denied"
 	ReasonUnsupported         = "registry.unsupported"
+	// ReasonReferencedByIndex: the manifest is a child of an index in
+	// its repository (ECR's ImageReferencedByManifestList).
+	ReasonReferencedByIndex = "registry.referenced_by_manifest_list"
+	// ReasonBlobInUse: a manifest of the repository references the blob.
+	ReasonBlobInUse = "registry.blob_in_use"
+	// ReasonManifestTooLarge: the manifest exceeds MaxManifestSize.
+	ReasonManifestTooLarge = "registry.manifest_too_large"
 )
 
 // ociError is one entry of the distribution spec's error body.
@@ -53,6 +60,11 @@ func ociCode(err error) (string, int) {
 		return "MANIFEST_UNKNOWN", http.StatusNotFound
 	case ReasonManifestInvalid:
 		return "MANIFEST_INVALID", http.StatusBadRequest
+	case ReasonManifestTooLarge:
+		// The spec: a registry refusing a manifest for its size answers
+		// 413; MANIFEST_INVALID is the code for a manifest refused
+		// (SIZE_INVALID means a length that does not match the content).
+		return "MANIFEST_INVALID", http.StatusRequestEntityTooLarge
 	case ReasonManifestBlobUnknown:
 		return "MANIFEST_BLOB_UNKNOWN", http.StatusBadRequest
 	case ReasonBlobUnknown:
@@ -77,7 +89,10 @@ func ociCode(err error) (string, int) {
 		return "UNAUTHORIZED", http.StatusUnauthorized
 	case ReasonDenied:
 		return "DENIED", http.StatusForbidden
-	case ReasonUnsupported:
+	case ReasonUnsupported, ReasonReferencedByIndex, ReasonBlobInUse:
+		// Refusing a delete: the spec lets a registry answer 405
+		// UNSUPPORTED to a DELETE, which clients (and the conformance
+		// suite) accept.
 		return "UNSUPPORTED", http.StatusMethodNotAllowed
 	}
 	switch errs.KindOf(err) {

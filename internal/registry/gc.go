@@ -12,7 +12,8 @@ import (
 
 // Online garbage collection.
 //
-// A blob is live while a manifest references it (config or layer), or
+// A blob is live while a manifest references it (config or layer, or the
+// manifest's own bytes when too large for its record), or
 // while it is younger than the grace period (GCGrace after its last upload
 // or mount: a client may have pushed layers and not yet its manifest). The
 // collector runs while pushes go on:
@@ -208,13 +209,18 @@ func (r *Registry) referencedBlobs(ctx context.Context) (map[Digest]bool, error)
 	refs := map[Digest]bool{}
 	for _, kv := range kvs {
 		var m struct {
-			Blobs []Digest `json:"blobs"`
+			Digest         Digest   `json:"digest"`
+			Blobs          []Digest `json:"blobs"`
+			ContentInBlobs bool     `json:"contentInBlobs"`
 		}
 		if err := json.Unmarshal(kv.Value, &m); err != nil {
 			return nil, errs.Wrap(errs.Internal, err, "decode %s", kv.Key)
 		}
 		for _, d := range m.Blobs {
 			refs[d] = true
+		}
+		if m.ContentInBlobs {
+			refs[m.Digest] = true // the manifest's own bytes
 		}
 	}
 	return refs, nil
@@ -239,6 +245,10 @@ func (r *Registry) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if r.cfg.Owns != nil && !r.cfg.Owns() {
+			r.log.Warn("registry garbage collection skipped: this server does not own the blob store")
+			continue
 		}
 		if err := r.ApplyLifecyclePolicies(ctx); err != nil && ctx.Err() == nil {
 			r.log.Warn("lifecycle policies not applied", "err", err)

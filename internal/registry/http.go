@@ -345,6 +345,15 @@ func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request, name, ref 
 	}
 }
 
+// canRead says whether the request's caller may read blobs of a
+// repository under its policy.
+func (h *Handler) canRead(ctx context.Context) func(string) bool {
+	id, _ := IdentityFrom(ctx)
+	return func(repo string) bool {
+		return h.reg.Authorize(ctx, id, repo, "ecr:GetDownloadUrlForLayer") == nil
+	}
+}
+
 func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, name, ref string) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxManifestSize+1))
 	if err != nil {
@@ -352,10 +361,10 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, name, ref 
 		return
 	}
 	if len(body) > MaxManifestSize {
-		h.writeError(w, r, manifestInvalid("the manifest exceeds %d bytes", MaxManifestSize))
+		h.writeError(w, r, manifestTooLarge())
 		return
 	}
-	m, err := h.reg.PutManifest(r.Context(), name, ref, r.Header.Get("Content-Type"), body, PutOptions{})
+	m, err := h.reg.PutManifest(r.Context(), name, ref, r.Header.Get("Content-Type"), body, PutOptions{CanRead: h.canRead(r.Context())})
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -508,7 +517,7 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, name strin
 			}
 		}
 		if err == nil {
-			ok, err := h.reg.MountBlob(ctx, name, q.Get("from"), d)
+			ok, err := h.reg.MountBlob(ctx, name, q.Get("from"), d, h.canRead(ctx))
 			if err != nil {
 				h.writeError(w, r, err)
 				return

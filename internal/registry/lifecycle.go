@@ -209,7 +209,9 @@ func (r *Registry) ApplyLifecyclePolicy(ctx context.Context, repo string) ([]Lif
 		return nil, err
 	}
 	for _, x := range res {
-		if err := r.DeleteManifest(ctx, repo, x.Digest); err != nil && !errs.Is(err, errs.NotFound) {
+		if err := r.DeleteManifest(ctx, repo, x.Digest); errs.ReasonOf(err) == ReasonReferencedByIndex {
+			continue // an index still lists it: expired with the index
+		} else if err != nil && !errs.Is(err, errs.NotFound) {
 			return nil, err
 		}
 		r.log.Info("lifecycle policy expired an image", "repository", repo, "digest", x.Digest, "rule", x.RulePriority)

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -43,6 +44,10 @@ type manifestDoc struct {
 	Annotations   map[string]string `json:"annotations"`
 }
 
+func manifestTooLarge() error {
+	return errs.R(errs.Invalid, ReasonManifestTooLarge, "the manifest exceeds the registry's limit of %d bytes", MaxManifestSize)
+}
+
 func manifestInvalid(format string, args ...any) error {
 	return errs.R(errs.Invalid, ReasonManifestInvalid, format, args...)
 }
@@ -53,7 +58,7 @@ func manifestInvalid(format string, args ...any) error {
 func ParseManifest(contentType string, body []byte) (Manifest, error) {
 	var m Manifest
 	if len(body) > MaxManifestSize {
-		return m, manifestInvalid("the manifest is %d bytes; the limit is %d", len(body), MaxManifestSize)
+		return m, manifestTooLarge()
 	}
 	var doc manifestDoc
 	if err := json.Unmarshal(body, &doc); err != nil {
@@ -108,8 +113,9 @@ func ParseManifest(contentType string, body []byte) (Manifest, error) {
 				m.Blobs = append(m.Blobs, d.Digest)
 			}
 		}
-		if m.ArtifactType == "" && doc.Config.MediaType != "application/vnd.oci.image.config.v1+json" &&
-			doc.Config.MediaType != "application/vnd.docker.container.image.v1+json" && mt == MediaTypeOCIManifest {
+		if m.ArtifactType == "" && mt == MediaTypeOCIManifest {
+			// The distribution spec: an image manifest without
+			// artifactType is listed with its config's mediaType.
 			m.ArtifactType = doc.Config.MediaType
 		}
 	case MediaTypeOCIIndex, MediaTypeDockerList:
@@ -137,6 +143,11 @@ type PutOptions struct {
 	// the manifest exists and the tag, if any, already points to it (ECR's
 	// PutImage).
 	NoOverwrite bool
+	// CanRead says whether the caller may read blobs of another
+	// repository. A blob the manifest references that is not yet in the
+	// repository is linked only from a repository CanRead allows; nil
+	// allows none (the blob must be pushed or mounted first).
+	CanRead func(repo string) bool
 }
 
 // PutManifest stores a manifest under ref (a tag or its digest) in one
@@ -163,6 +174,15 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 		}
 		tag = ref
 	}
+	if len(body) > inlineManifestSize {
+		// Too large for a store record: the bytes go to the blob store
+		// under the manifest's digest (linked to the repository, and
+		// referenced by the record so the collector keeps them).
+		if _, err := r.PutBlob(ctx, repo, m.Digest, bytes.NewReader(body)); err != nil {
+			return m, err
+		}
+		m.ContentInBlobs = true
+	}
 	for attempt := 0; ; attempt++ {
 		repoRec, err := r.Repository(ctx, repo)
 		if err != nil {
@@ -172,6 +192,7 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 		m.PushedAt = now
 		cmps := []store.Cmp{store.Exists(repoKey(repo))}
 		var ops []store.Op
+		linksAdded := false
 		for _, d := range m.Blobs {
 			if _, err := r.st.Get(ctx, blobKey(d)); err != nil {
 				if errs.Is(err, errs.NotFound) {
@@ -182,10 +203,32 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 			if _, err := r.st.Get(ctx, condemnedKey(d)); err == nil {
 				return m, errs.R(errs.Invalid, ReasonManifestBlobUnknown, "blob %s referenced by the manifest is being deleted; push it again", d)
 			}
-			cmps = append(cmps, store.Exists(blobKey(d)), store.Absent(condemnedKey(d)))
-			if _, err := r.st.Get(ctx, linkKey(repo, d)); errs.Is(err, errs.NotFound) {
+			cmps = append(cmps, store.Absent(condemnedKey(d)))
+			_, err := r.st.Get(ctx, linkKey(repo, d))
+			switch {
+			case err == nil:
+				// The link still there at commit (a concurrent DeleteBlob
+				// compares the repository's manifests, so one of the
+				// two fails). The collector deletes links with their
+				// blob's record, so the link stands for the record too.
+				cmps = append(cmps, store.Exists(linkKey(repo, d)))
+			case errs.Is(err, errs.NotFound):
+				ok, err := r.readableElsewhere(ctx, repo, d, opts.CanRead)
+				if err != nil {
+					return m, err
+				}
+				if !ok {
+					return m, errs.R(errs.Invalid, ReasonManifestBlobUnknown, "blob %s referenced by the manifest is not in repository %s; push or mount it first", d, repo)
+				}
+				cmps = append(cmps, store.Exists(blobKey(d)))
 				ops = append(ops, store.Put(linkKey(repo, d), mustJSON(linkRecord{CreatedAt: now})))
+				linksAdded = true
+			default:
+				return m, err
 			}
+		}
+		if m.ContentInBlobs {
+			cmps = append(cmps, store.Exists(blobKey(m.Digest)), store.Absent(condemnedKey(m.Digest)))
 		}
 		existing := false
 		var old Manifest
@@ -222,12 +265,21 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 			if opts.NoOverwrite {
 				return m, errs.R(errs.AlreadyExists, ReasonImageExists, "Image with digest '%s' and tag '%s' already exists in the repository with name '%s' in registry with id '%s'", m.Digest, tag, repo, r.account)
 			}
-			if len(ops) == 0 {
+			if !linksAdded {
+				old.Content = body
 				return old, nil
 			}
 		}
 		if !existing {
-			ops = append(ops, store.Put(manifestKey(repo, m.Digest), mustJSON(m)))
+			rec := m
+			if rec.ContentInBlobs {
+				rec.Content, rec.Annotations = nil, nil // read from the bytes
+			}
+			b := mustJSON(rec)
+			if len(b) > maxManifestRecord {
+				return m, errs.R(errs.Invalid, ReasonManifestTooLarge, "the manifest references too many descriptors (%d); the registry's limit is about %d", len(m.Blobs)+len(m.Children), maxManifestRecord/80)
+			}
+			ops = append(ops, store.Put(manifestKey(repo, m.Digest), b))
 		}
 		res, err := r.st.Txn(ctx, cmps, ops...)
 		if err != nil {
@@ -242,7 +294,10 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 	}
 }
 
-// DeleteManifest deletes a manifest and every tag pointing to it.
+// DeleteManifest deletes a manifest and every tag pointing to it. A
+// manifest an index of the repository lists is refused (Conflict,
+// ReasonReferencedByIndex), as ECR refuses it: deleting it would break the
+// index.
 func (r *Registry) DeleteManifest(ctx context.Context, repo string, d Digest) error {
 	for {
 		kv, err := r.st.Get(ctx, manifestKey(repo, d))
@@ -254,6 +309,15 @@ func (r *Registry) DeleteManifest(ctx context.Context, repo string, d Digest) er
 		}
 		if err != nil {
 			return err
+		}
+		ms, err := r.Manifests(ctx, repo)
+		if err != nil {
+			return err
+		}
+		for _, idx := range ms {
+			if idx.Digest != d && slices.Contains(idx.Children, d) {
+				return errs.R(errs.Conflict, ReasonReferencedByIndex, "manifest %s is referenced by the manifest list %s in repository %s; delete the manifest list first", d, idx.Digest, repo)
+			}
 		}
 		prefix := pfxTag + repo + "@"
 		tags, _, err := r.listAll(ctx, prefix, false, 0)
@@ -297,10 +361,28 @@ func (r *Registry) Referrers(ctx context.Context, repo string, d Digest, artifac
 	}
 	out := []Descriptor{}
 	for _, m := range ms {
-		if m.Subject != d || (artifactType != "" && m.ArtifactType != artifactType) {
+		if m.Subject != d {
 			continue
 		}
-		out = append(out, Descriptor{MediaType: m.MediaType, Digest: m.Digest, Size: m.Size, ArtifactType: m.ArtifactType, Annotations: m.Annotations})
+		if m.ContentInBlobs {
+			// Its annotations are in its bytes only.
+			if full, err := r.GetManifest(ctx, repo, string(m.Digest), false); err == nil {
+				if pm, err := ParseManifest(full.MediaType, full.Content); err == nil {
+					m.Annotations = pm.Annotations
+				}
+			}
+		}
+		at := m.ArtifactType
+		if at == "" && m.MediaType == MediaTypeOCIManifest && len(m.Content) > 0 {
+			// Recorded before the config's type was kept for it.
+			if pm, err := ParseManifest(m.MediaType, m.Content); err == nil {
+				at = pm.ArtifactType
+			}
+		}
+		if artifactType != "" && at != artifactType {
+			continue
+		}
+		out = append(out, Descriptor{MediaType: m.MediaType, Digest: m.Digest, Size: m.Size, ArtifactType: at, Annotations: m.Annotations})
 	}
 	return out, nil
 }

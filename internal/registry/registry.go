@@ -15,6 +15,7 @@
 //	/registry/gc/condemned/<digest>       GC is deleting the blob (see gc.go)
 //	/registry/upload/<id>                 uploadRecord
 //	/registry/config/token-key            the key that signs registry tokens
+//	/registry/config/blob-store-owner     the server that owns the blobs (owner.go)
 //
 // '@' cannot occur in a repository name, so "<name>@" prefixes never
 // match another repository's keys.
@@ -28,6 +29,7 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -110,9 +112,18 @@ func WildcardMatch(pattern, s string) bool {
 	return p == len(pattern)
 }
 
-// MaxManifestSize caps a manifest's bytes: manifests are kept in the store,
-// whose requests are limited to 1.5 MiB.
-const MaxManifestSize = 1 << 20
+// MaxManifestSize caps a manifest's bytes: 4 MiB, the size the
+// distribution spec says registries should accept. A larger one is
+// refused (413, MANIFEST_INVALID).
+const MaxManifestSize = 4 << 20
+
+// inlineManifestSize is the largest manifest whose bytes are kept in its
+// store record; a larger one is kept in the blob store under its own
+// digest (etcd requests are limited to 1.5 MiB).
+const inlineManifestSize = 256 << 10
+
+// maxManifestRecord caps a manifest's store record (its references).
+const maxManifestRecord = 1 << 20
 
 // Config configures a Registry.
 type Config struct {
@@ -129,6 +140,9 @@ type Config struct {
 	GCInterval time.Duration
 	// UploadTTL is how long an idle upload session lives (default 24 h).
 	UploadTTL time.Duration
+	// Owns reports whether this server owns the blob store (owner.go);
+	// Run collects garbage only then. nil: always.
+	Owns func() bool
 }
 
 // Registry is the registry's domain layer. It is safe for concurrent use.
@@ -229,6 +243,9 @@ type Manifest struct {
 	ImageSize    int64             `json:"imageSize"` // sum of the layers' sizes
 	Annotations  map[string]string `json:"annotations,omitempty"`
 	Content      []byte            `json:"content"`
+	// ContentInBlobs: the bytes are the blob Digest, not Content (a
+	// manifest larger than inlineManifestSize).
+	ContentInBlobs bool `json:"contentInBlobs,omitempty"`
 }
 
 type tagRecord struct {
@@ -457,26 +474,85 @@ func (r *Registry) OpenBlob(ctx context.Context, repo string, d Digest) (Blob, e
 	return r.blobs.Open(ctx, d)
 }
 
-// DeleteBlob removes the repository's access to a blob.
+// DeleteBlob removes the repository's access to a blob. A blob a manifest
+// of the repository references is refused (Conflict, ReasonBlobInUse):
+// removing it would break the manifest. The delete compares the
+// repository's manifests unchanged since the check, and PutManifest
+// compares the links it relies on, so of a concurrent push and delete one
+// fails and retries.
 func (r *Registry) DeleteBlob(ctx context.Context, repo string, d Digest) error {
-	if _, err := r.StatBlob(ctx, repo, d); err != nil {
-		return err
+	for {
+		if _, err := r.StatBlob(ctx, repo, d); err != nil {
+			return err
+		}
+		lkv, err := r.st.Get(ctx, linkKey(repo, d))
+		if errs.Is(err, errs.NotFound) {
+			return blobUnknown(d)
+		}
+		if err != nil {
+			return err
+		}
+		mprefix := pfxManifest + repo + "@"
+		kvs, rev, err := r.listAll(ctx, mprefix, false, 0)
+		if err != nil {
+			return err
+		}
+		for _, kv := range kvs {
+			var m Manifest
+			if json.Unmarshal(kv.Value, &m) == nil && (slices.Contains(m.Blobs, d) || (m.ContentInBlobs && m.Digest == d)) {
+				return errs.R(errs.Conflict, ReasonBlobInUse, "blob %s is referenced by manifest %s in repository %s; delete the manifest first", d, m.Digest, repo)
+			}
+		}
+		res, err := r.st.Txn(ctx, []store.Cmp{store.ModRevisionIs(lkv.Key, lkv.ModRevision), store.PrefixUnchangedSince(mprefix, rev)}, store.Delete(lkv.Key))
+		if err != nil {
+			return err
+		}
+		if res.Succeeded {
+			return nil
+		}
 	}
-	_, err := r.st.Txn(ctx, nil, store.Delete(linkKey(repo, d)))
-	return err
 }
 
-// MountBlob gives repo access to a blob that from may read. It returns
-// false (and no error) when the blob cannot be mounted, so the client
-// uploads it instead.
-func (r *Registry) MountBlob(ctx context.Context, repo, from string, d Digest) (bool, error) {
+// readableElsewhere reports whether another repository holds blob d and
+// canRead allows reading from it (nil allows none).
+func (r *Registry) readableElsewhere(ctx context.Context, repo string, d Digest, canRead func(string) bool) (bool, error) {
+	if canRead == nil {
+		return false, nil
+	}
+	repos, _, err := r.listAll(ctx, pfxRepo, true, 0)
+	if err != nil {
+		return false, err
+	}
+	for _, kv := range repos {
+		name := strings.TrimPrefix(kv.Key, pfxRepo)
+		if name == repo {
+			continue
+		}
+		if _, err := r.st.Get(ctx, linkKey(name, d)); err == nil {
+			if canRead(name) {
+				return true, nil
+			}
+		} else if !errs.Is(err, errs.NotFound) {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// MountBlob gives repo access to a blob that from may read. Without from
+// (OCI 1.1), the blob must be in a repository canRead allows (nil: none).
+// It returns false (and no error) when the blob cannot be mounted, so the
+// client uploads it instead.
+func (r *Registry) MountBlob(ctx context.Context, repo, from string, d Digest, canRead func(string) bool) (bool, error) {
 	if _, err := r.Repository(ctx, repo); err != nil {
 		return false, err
 	}
 	if from == "" {
-		// Mount without a source (OCI 1.1): any blob the registry holds.
-		if _, err := r.st.Get(ctx, blobKey(d)); err != nil {
-			return false, nil
+		if _, err := r.st.Get(ctx, linkKey(repo, d)); err != nil {
+			ok, err := r.readableElsewhere(ctx, repo, d, canRead)
+			if err != nil || !ok {
+				return false, err
+			}
 		}
 	} else if _, err := r.StatBlob(ctx, from, d); err != nil {
 		return false, nil
@@ -707,6 +783,20 @@ func (r *Registry) GetManifest(ctx context.Context, repo, ref string, recordPull
 	}
 	if err := json.Unmarshal(kv.Value, &m); err != nil {
 		return m, errs.Wrap(errs.Internal, err, "decode manifest")
+	}
+	if m.ContentInBlobs {
+		b, err := r.blobs.Open(ctx, m.Digest)
+		if err != nil {
+			return m, errs.Wrap(errs.Internal, err, "manifest %s: its bytes are missing from the blob store", m.Digest)
+		}
+		m.Content, err = io.ReadAll(io.LimitReader(b, MaxManifestSize+1))
+		b.Close()
+		if err != nil {
+			return m, errs.Wrap(errs.Internal, err, "read manifest %s", m.Digest)
+		}
+		if DigestOf(m.Content) != m.Digest {
+			return m, errs.E(errs.Internal, "manifest %s: the bytes in the blob store do not match its digest", m.Digest)
+		}
 	}
 	if now := r.now().UTC(); recordPull && now.Sub(m.LastPulledAt) > time.Minute {
 		m2 := m

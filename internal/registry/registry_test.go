@@ -3,6 +3,7 @@ package registry
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -360,6 +361,94 @@ func TestParseRoute(t *testing.T) {
 		got, ok := parseRoute(path)
 		if !ok || got != want {
 			t.Errorf("%s: got %+v", path, got)
+		}
+	}
+}
+
+// A manifest too large for a store record (up to MaxManifestSize) is kept
+// in the blob store: it reads back byte for byte, survives collection
+// while it exists and goes with its image; a larger one is refused.
+func TestLargeManifestKeptInBlobs(t *testing.T) {
+	r, clk := testRegistry(t)
+	mustRepo(t, r, "unit/big")
+	cfg := put(t, r, "unit/big", []byte("{}"))
+	layer := put(t, r, "unit/big", []byte("abc"))
+	big := func(n int) []byte {
+		base := manifestFor(cfg, layer)
+		pad := n - len(base) - len(`,"annotations":{"pad":""}`)
+		return append(base[:len(base)-1], []byte(`,"annotations":{"pad":"`+strings.Repeat("x", pad)+`"}}`)...)
+	}
+	body := big(MaxManifestSize)
+	if len(body) != MaxManifestSize {
+		t.Fatalf("test manifest is %d bytes", len(body))
+	}
+	m, err := r.PutManifest(bg(), "unit/big", "v1", "", body, PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func() {
+		t.Helper()
+		got, err := r.GetManifest(bg(), "unit/big", "v1", false)
+		if err != nil || !bytes.Equal(got.Content, body) {
+			t.Fatalf("read back: %v (%d bytes)", err, len(got.Content))
+		}
+	}
+	check()
+	clk.Advance(2 * time.Hour)
+	if _, err := r.CollectGarbage(bg()); err != nil {
+		t.Fatal(err)
+	}
+	check()
+	if _, err := r.PutManifest(bg(), "unit/big", "v2", "", big(MaxManifestSize+1), PutOptions{}); errs.ReasonOf(err) != ReasonManifestTooLarge {
+		t.Fatalf("over the limit: %v", err)
+	}
+	if err := r.DeleteManifest(bg(), "unit/big", m.Digest); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(2 * time.Hour)
+	if _, err := r.CollectGarbage(bg()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.blobs.Stat(bg(), m.Digest); err == nil {
+		t.Fatal("a deleted manifest's bytes survived")
+	}
+}
+
+// A blob DELETE racing a manifest push that references the blob: never a
+// manifest whose blob the repository cannot read. Either the delete wins
+// (the push fails MANIFEST_BLOB_UNKNOWN) or the push wins (the delete is
+// refused ReasonBlobInUse).
+func TestDeleteBlobRacesManifestPush(t *testing.T) {
+	r, _ := testRegistry(t)
+	mustRepo(t, r, "unit/blobrace")
+	cfg := put(t, r, "unit/blobrace", []byte("{}"))
+	for i := 0; i < 30; i++ {
+		layer := put(t, r, "unit/blobrace", []byte(fmt.Sprint("layer ", i)))
+		var wg sync.WaitGroup
+		var putErr, delErr error
+		var m Manifest
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			m, putErr = r.PutManifest(bg(), "unit/blobrace", "", "", manifestFor(cfg, layer), PutOptions{})
+		}()
+		go func() { defer wg.Done(); delErr = r.DeleteBlob(bg(), "unit/blobrace", layer) }()
+		wg.Wait()
+		switch {
+		case putErr == nil && delErr == nil:
+			t.Fatalf("round %d: both the push and the delete succeeded", i)
+		case putErr == nil:
+			if errs.ReasonOf(delErr) != ReasonBlobInUse {
+				t.Fatalf("round %d: delete: %v", i, delErr)
+			}
+			if _, err := r.StatBlob(bg(), "unit/blobrace", layer); err != nil {
+				t.Fatalf("round %d: manifest %s without its blob: %v", i, m.Digest, err)
+			}
+			if err := r.DeleteManifest(bg(), "unit/blobrace", m.Digest); err != nil {
+				t.Fatal(err)
+			}
+		case errs.ReasonOf(putErr) != ReasonManifestBlobUnknown || delErr != nil:
+			t.Fatalf("round %d: push %v, delete %v", i, putErr, delErr)
 		}
 	}
 }
