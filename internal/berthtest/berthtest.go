@@ -212,7 +212,12 @@ func startProcess(t testing.TB, addr, mode, dataDir string, env []string, args .
 		resp, err := http.Get(p.Endpoint + "/health")
 		if err == nil {
 			resp.Body.Close()
-			break
+			// The answer must be this process's: another test's server can
+			// hold a port FreeAddr handed out. Servers print their address
+			// once they listen.
+			if (mode != "up" && mode != "server") || strings.Contains(out.String(), "Berth is up at "+p.Endpoint) {
+				break
+			}
 		}
 		select {
 		case <-exited:

@@ -38,7 +38,7 @@ func TestTaskChurnOnDocker(t *testing.T) {
 	eventuallyTrue(t, "agent process joined", 30*time.Second, func() bool { return instanceCount(t, c) == 1 })
 	td := e.register("churn", []string{"sleep:1h"})
 
-	const rounds = 100
+	const rounds = 50
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 9))
 	var mu sync.Mutex
 	var all, live []string
