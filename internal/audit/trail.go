@@ -20,6 +20,11 @@ const Prefix = "/berth/audit/"
 // history keeps 90 days.
 const DefaultRetention = 90 * 24 * time.Hour
 
+// DefaultMaxBytes is the default byte budget of the trail (keys and
+// values under Prefix): an eighth of etcd's default 2 GiB quota, which
+// everything else in the store shares.
+const DefaultMaxBytes = 256 << 20
+
 // maxBatch bounds how many records one store transaction writes.
 const maxBatch = 128
 
@@ -30,8 +35,14 @@ type Trail struct {
 	st        store.Store
 	log       *slog.Logger
 	retention time.Duration
+	maxBytes  int64
 	now       func() time.Time
 	reqs      chan pending
+
+	// used is the bytes (keys and values) under Prefix, as counted at the
+	// last scan plus what this trail wrote and deleted since. Only Run's
+	// goroutine touches it; -1 until the first scan.
+	used int64
 }
 
 type pending struct {
@@ -39,16 +50,21 @@ type pending struct {
 	done chan error
 }
 
-// NewTrail returns a trail over st. Run must be running for Record to
-// return.
-func NewTrail(st store.Store, retention time.Duration, log *slog.Logger) *Trail {
+// NewTrail returns a trail over st keeping records for retention
+// (0: DefaultRetention) and at most maxBytes of them (0: DefaultMaxBytes;
+// the oldest records are deleted first). Run must be running for Record
+// to return.
+func NewTrail(st store.Store, retention time.Duration, maxBytes int64, log *slog.Logger) *Trail {
 	if retention <= 0 {
 		retention = DefaultRetention
+	}
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBytes
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Trail{st: st, log: log, retention: retention, now: time.Now, reqs: make(chan pending, 1024)}
+	return &Trail{st: st, log: log, retention: retention, maxBytes: maxBytes, now: time.Now, reqs: make(chan pending, 1024), used: -1}
 }
 
 // Key returns the store key of a record.
@@ -58,7 +74,8 @@ func Key(rec Record) string {
 
 func timeKey(t time.Time) string { return fmt.Sprintf("%020d", t.UnixNano()) }
 
-// Record writes rec durably; it returns once the write is committed.
+// Record writes rec durably, bounded (Bound); it returns once the write is
+// committed.
 func (t *Trail) Record(ctx context.Context, rec Record) error {
 	if rec.EventID == "" || rec.Time.IsZero() {
 		return errs.E(errs.Internal, "audit record without id or time")
@@ -77,11 +94,18 @@ func (t *Trail) Record(ctx context.Context, rec Record) error {
 	}
 }
 
-// Run writes records and expires old ones until ctx ends.
+// Run writes records and expires old ones until ctx ends: those older
+// than the retention every minute, the oldest whenever the trail holds
+// more than its byte budget. The bytes held are counted by a scan at start
+// and every hour (another server sharing the store writes records too).
 func (t *Trail) Run(ctx context.Context) {
 	sweep := time.NewTicker(time.Minute)
 	defer sweep.Stop()
+	rescan := time.NewTicker(time.Hour)
+	defer rescan.Stop()
+	t.scan(ctx)
 	t.expire(ctx)
+	t.trim(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -100,19 +124,26 @@ func (t *Trail) Run(ctx context.Context) {
 			t.write(ctx, batch)
 		case <-sweep.C:
 			t.expire(ctx)
+		case <-rescan.C:
+			t.scan(ctx)
+			t.trim(ctx)
 		}
 	}
 }
 
 func (t *Trail) write(ctx context.Context, batch []pending) {
 	ops := make([]store.Op, 0, len(batch))
+	var size int64
 	for _, p := range batch {
-		b, err := json.Marshal(p.rec)
+		rec := Bound(p.rec)
+		b, err := json.Marshal(rec)
 		if err != nil {
 			p.done <- err
 			continue
 		}
-		ops = append(ops, store.Put(Key(p.rec), b))
+		k := Key(rec)
+		size += int64(len(k) + len(b))
+		ops = append(ops, store.Put(k, b))
 	}
 	_, err := t.st.Txn(ctx, nil, ops...)
 	for _, p := range batch {
@@ -121,13 +152,85 @@ func (t *Trail) write(ctx context.Context, batch []pending) {
 		default:
 		}
 	}
+	if err == nil && t.used >= 0 {
+		t.used += size
+		if t.used > t.maxBytes {
+			t.trim(ctx)
+		}
+	}
+}
+
+// scan counts the bytes held under Prefix.
+func (t *Trail) scan(ctx context.Context) {
+	var used int64
+	after := ""
+	for {
+		res, err := t.st.List(ctx, Prefix, store.ListOptions{StartAfter: after, Limit: 500})
+		if err != nil {
+			if ctx.Err() == nil {
+				t.log.Warn("audit: counting the trail's bytes failed", "err", err)
+			}
+			return
+		}
+		for _, kv := range res.KVs {
+			used += int64(len(kv.Key) + len(kv.Value))
+			after = kv.Key
+		}
+		if !res.More || len(res.KVs) == 0 {
+			break
+		}
+	}
+	t.used = used
+}
+
+// trim deletes the oldest records while the trail holds more than its
+// budget, down to 90% of it so that a full trail is not trimmed on every
+// write.
+func (t *Trail) trim(ctx context.Context) {
+	if t.used < 0 || t.used <= t.maxBytes {
+		return
+	}
+	target := t.maxBytes / 10 * 9
+	deleted := 0
+	for t.used > target {
+		res, err := t.st.List(ctx, Prefix, store.ListOptions{Limit: 500})
+		if err != nil || len(res.KVs) == 0 {
+			if err != nil && ctx.Err() == nil {
+				t.log.Warn("audit: trimming the trail failed", "err", err)
+			}
+			break
+		}
+		var ops []store.Op
+		var freed int64
+		for _, kv := range res.KVs {
+			if t.used-freed <= target {
+				break
+			}
+			ops = append(ops, store.Delete(kv.Key))
+			freed += int64(len(kv.Key) + len(kv.Value))
+		}
+		if len(ops) == 0 {
+			break
+		}
+		if _, err := t.st.Txn(ctx, nil, ops...); err != nil {
+			if ctx.Err() == nil {
+				t.log.Warn("audit: trimming the trail failed", "err", err)
+			}
+			break
+		}
+		t.used -= freed
+		deleted += len(ops)
+	}
+	if deleted > 0 {
+		t.log.Warn("audit trail over its byte budget: oldest records deleted", "count", deleted, "budget_bytes", t.maxBytes, "held_bytes", t.used)
+	}
 }
 
 // expire deletes records older than the retention.
 func (t *Trail) expire(ctx context.Context) {
 	cutoff := Prefix + timeKey(t.now().Add(-t.retention))
 	for {
-		res, err := t.st.List(ctx, Prefix, store.ListOptions{KeysOnly: true, Limit: 500})
+		res, err := t.st.List(ctx, Prefix, store.ListOptions{Limit: 500})
 		if err != nil {
 			if ctx.Err() == nil {
 				t.log.Warn("audit expiry: list failed", "err", err)
@@ -135,11 +238,13 @@ func (t *Trail) expire(ctx context.Context) {
 			return
 		}
 		var ops []store.Op
+		var freed int64
 		for _, kv := range res.KVs {
 			if kv.Key >= cutoff {
 				break
 			}
 			ops = append(ops, store.Delete(kv.Key))
+			freed += int64(len(kv.Key) + len(kv.Value))
 		}
 		if len(ops) == 0 {
 			return
@@ -147,6 +252,9 @@ func (t *Trail) expire(ctx context.Context) {
 		if _, err := t.st.Txn(ctx, nil, ops...); err != nil {
 			t.log.Warn("audit expiry: delete failed", "err", err)
 			return
+		}
+		if t.used >= 0 {
+			t.used -= freed
 		}
 		t.log.Debug("audit records expired", "count", len(ops))
 		if len(ops) < len(res.KVs) || !res.More {
