@@ -105,7 +105,7 @@ func (t *Trail) Run(ctx context.Context) {
 	defer rescan.Stop()
 	t.scan(ctx)
 	t.expire(ctx)
-	t.trim(ctx)
+	t.trim(ctx, 0)
 	for {
 		select {
 		case <-ctx.Done():
@@ -126,7 +126,7 @@ func (t *Trail) Run(ctx context.Context) {
 			t.expire(ctx)
 		case <-rescan.C:
 			t.scan(ctx)
-			t.trim(ctx)
+			t.trim(ctx, 0)
 		}
 	}
 }
@@ -145,6 +145,8 @@ func (t *Trail) write(ctx context.Context, batch []pending) {
 		size += int64(len(k) + len(b))
 		ops = append(ops, store.Put(k, b))
 	}
+	// Make room first, so the store never holds more than the budget.
+	t.trim(ctx, size)
 	_, err := t.st.Txn(ctx, nil, ops...)
 	for _, p := range batch {
 		select {
@@ -154,9 +156,6 @@ func (t *Trail) write(ctx context.Context, batch []pending) {
 	}
 	if err == nil && t.used >= 0 {
 		t.used += size
-		if t.used > t.maxBytes {
-			t.trim(ctx)
-		}
 	}
 }
 
@@ -183,14 +182,14 @@ func (t *Trail) scan(ctx context.Context) {
 	t.used = used
 }
 
-// trim deletes the oldest records while the trail holds more than its
-// budget, down to 90% of it so that a full trail is not trimmed on every
-// write.
-func (t *Trail) trim(ctx context.Context) {
-	if t.used < 0 || t.used <= t.maxBytes {
+// trim deletes the oldest records when the trail, with incoming more
+// bytes, would hold more than its budget: down to 90% of the budget less
+// incoming, so that a full trail is not trimmed on every write.
+func (t *Trail) trim(ctx context.Context, incoming int64) {
+	if t.used < 0 || t.used+incoming <= t.maxBytes {
 		return
 	}
-	target := t.maxBytes / 10 * 9
+	target := t.maxBytes/10*9 - incoming
 	deleted := 0
 	for t.used > target {
 		res, err := t.st.List(ctx, Prefix, store.ListOptions{Limit: 500})
