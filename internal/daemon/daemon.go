@@ -426,6 +426,12 @@ func (a sigAuth) Scope(r *http.Request) (awsproto.Scope, bool) {
 	return awsproto.Scope{AccessKey: sc.AccessKey, Region: sc.Region, Service: sc.Service}, ok
 }
 
+// KnownKey implements awsproto.KeyChecker.
+func (a sigAuth) KnownKey(accessKey string) bool {
+	_, ok := a.keys.Secret(accessKey)
+	return ok
+}
+
 func (a sigAuth) Authenticate(r *http.Request, body []byte, now time.Time) (iam.Identity, error) {
 	sc, err := sigv4.Verify(r, body, now, a.keys.Secret)
 	if err != nil {
