@@ -37,7 +37,7 @@ func flood(t *testing.T, endpoint, rootKey string, n int) int {
 	t.Helper()
 	body := bytes.Repeat([]byte(" "), 512<<10)
 	ua := strings.Repeat("flood-agent/1.0 <&\"é\\> ", 200<<10/22) // ~200 KiB
-	hugeUA := strings.Repeat("x", 950<<10)                       // ~1 MB with the rest: Go's header cap
+	hugeUA := strings.Repeat("x", 950<<10)                        // ~1 MB with the rest: Go's header cap
 	var sent, errs atomic.Int64
 	var wg sync.WaitGroup
 	client := &http.Client{Timeout: 30 * time.Second}
