@@ -30,21 +30,21 @@ const (
 	// MaxResources bounds the number of resources listed.
 	MaxResources = 100
 	// MaxRecord is the most a bounded record's JSON can take: the sum of
-	// the bounds above, with JSON escaping (up to 6 bytes per byte for
-	// control characters) and keys.
-	MaxRecord = 6*(13*MaxField+MaxUserAgent+MaxErrorMessage+MaxResources*(MaxField+40)) + MaxParameters + 1024
+	// the bounds above, with member names and punctuation.
+	MaxRecord = 14*MaxField + MaxUserAgent + MaxErrorMessage + MaxResources*(2*MaxField+24) + MaxParameters + 1024
 )
 
 // Bound returns rec with every caller-controlled field cut to its bound
-// and the fields cut named in Truncated. Strings are cut on a UTF-8
-// boundary and end with "...[truncated]"; the record stays valid JSON.
+// and the fields cut named in Truncated. Bounds are in bytes of the JSON
+// encoding (a "<" counts six, as encoding/json writes \u003c); strings are
+// cut between runes and end with "...[truncated]"; the record stays valid
+// JSON.
 func Bound(rec Record) Record {
 	cut := func(name string, s *string, max int) {
-		if len(*s) <= max {
-			return
+		if t := truncate(*s, max); len(t) != len(*s) {
+			*s = t
+			rec.Truncated = append(rec.Truncated, name)
 		}
-		*s = truncate(*s, max)
-		rec.Truncated = append(rec.Truncated, name)
 	}
 	cut("eventSource", &rec.EventSource, MaxField)
 	cut("operation", &rec.Operation, MaxField)
@@ -70,7 +70,8 @@ func Bound(rec Record) Record {
 	}
 	copied := false
 	for i, r := range rec.Resources {
-		if len(r.Type) <= MaxField && len(r.Name) <= MaxField {
+		typ, name := truncate(r.Type, MaxField), truncate(r.Name, MaxField)
+		if len(typ) == len(r.Type) && len(name) == len(r.Name) {
 			continue
 		}
 		if !copied {
@@ -80,21 +81,55 @@ func Bound(rec Record) Record {
 				rec.Truncated = append(rec.Truncated, "resources")
 			}
 		}
-		rec.Resources[i] = Resource{Type: truncate(r.Type, MaxField), Name: truncate(r.Name, MaxField)}
+		rec.Resources[i] = Resource{Type: typ, Name: name}
 	}
 	return rec
 }
 
 const truncMark = "...[truncated]"
 
-// truncate cuts s to at most max bytes (mark included) on a rune boundary.
+// truncate cuts s so that its JSON encoding (quotes aside) takes at most
+// max bytes, mark included, cutting between runes. A string within the
+// bound is returned unchanged.
 func truncate(s string, max int) string {
-	if len(s) <= max {
+	if len(s) <= max/6 || jsonLen(s) <= max {
 		return s
 	}
-	n := max - len(truncMark)
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
+	budget := max - len(truncMark)
+	n := 0
+	for i, r := range s {
+		c := runeJSONLen(r, s[i:])
+		if n+c > budget {
+			return s[:i] + truncMark
+		}
+		n += c
 	}
-	return s[:n] + truncMark
+	return s
+}
+
+// jsonLen is the length of s encoded as a JSON string by encoding/json,
+// without the quotes.
+func jsonLen(s string) int {
+	n := 0
+	for i, r := range s {
+		n += runeJSONLen(r, s[i:])
+	}
+	return n
+}
+
+// runeJSONLen is how many bytes encoding/json writes for r, the rune at
+// the start of rest.
+func runeJSONLen(r rune, rest string) int {
+	switch {
+	case r == utf8.RuneError:
+		if _, size := utf8.DecodeRuneInString(rest); size == 1 {
+			return 6 // invalid byte: \ufffd
+		}
+		return 3
+	case r == '"' || r == '\\' || r == '\n' || r == '\r' || r == '\t':
+		return 2
+	case r < 0x20 || r == '<' || r == '>' || r == '&' || r == '\u2028' || r == '\u2029':
+		return 6
+	}
+	return utf8.RuneLen(r)
 }

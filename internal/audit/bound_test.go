@@ -25,7 +25,7 @@ func TestBoundCutsCallerTextAndMarksIt(t *testing.T) {
 			t.Fatalf("field not cut to %d on a rune boundary: %d bytes", MaxField, len(s))
 		}
 	}
-	if len(b.UserAgent) > MaxUserAgent || len(b.ErrorMessage) > MaxErrorMessage || len(b.Resources[0].Name) > MaxField {
+	if jsonLen(b.UserAgent) > MaxUserAgent || jsonLen(b.ErrorMessage) > MaxErrorMessage || jsonLen(b.Resources[0].Name) > MaxField {
 		t.Fatal("user agent, message or resource not cut")
 	}
 	if b.ErrorCode != "SignatureDoesNotMatch" || b.SourceIP != "127.0.0.1" {
@@ -61,6 +61,24 @@ func TestBoundLeavesSmallRecordsAlone(t *testing.T) {
 	b := Bound(rec)
 	if b.Truncated != nil || string(b.Parameters) != string(rec.Parameters) || b.UserAgent != rec.UserAgent || b.Operation != rec.Operation {
 		t.Fatalf("small record changed: %+v", b)
+	}
+}
+
+func TestTruncateCountsJSONEscapes(t *testing.T) {
+	for _, s := range []string{strings.Repeat("<", 5000), strings.Repeat("\x01\xff\"", 3000), strings.Repeat("a\u2028é", 2000)} {
+		for _, max := range []int{MaxField, MaxUserAgent} {
+			got := truncate(s, max)
+			enc, _ := json.Marshal(got)
+			if len(enc)-2 > max || !strings.HasSuffix(got, truncMark) {
+				t.Fatalf("truncate(%q..., %d): JSON %d bytes", s[:6], max, len(enc)-2)
+			}
+			if len(enc)-2 < max-12 {
+				t.Fatalf("truncate(%q..., %d) cut too much: JSON %d bytes", s[:6], max, len(enc)-2)
+			}
+		}
+	}
+	if s := strings.Repeat("<", MaxField/6); truncate(s, MaxField) != s {
+		t.Fatal("a string within its bound was cut")
 	}
 }
 
