@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berthdev/berth/internal/errs"
@@ -39,9 +40,12 @@ type Trail struct {
 	now       func() time.Time
 	reqs      chan pending
 
+	// mu serialises writes, expiry and trimming (Run's, and a test's
+	// direct call of expire).
+	mu sync.Mutex
 	// used is the bytes (keys and values) under Prefix, as counted at the
-	// last scan plus what this trail wrote and deleted since. Only Run's
-	// goroutine touches it; -1 until the first scan.
+	// last scan plus what this trail wrote and deleted since; -1 until the
+	// first scan. Guarded by mu.
 	used int64
 }
 
@@ -103,9 +107,8 @@ func (t *Trail) Run(ctx context.Context) {
 	defer sweep.Stop()
 	rescan := time.NewTicker(time.Hour)
 	defer rescan.Stop()
-	t.scan(ctx)
+	t.recount(ctx)
 	t.expire(ctx)
-	t.trim(ctx, 0)
 	for {
 		select {
 		case <-ctx.Done():
@@ -125,13 +128,14 @@ func (t *Trail) Run(ctx context.Context) {
 		case <-sweep.C:
 			t.expire(ctx)
 		case <-rescan.C:
-			t.scan(ctx)
-			t.trim(ctx, 0)
+			t.recount(ctx)
 		}
 	}
 }
 
 func (t *Trail) write(ctx context.Context, batch []pending) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	ops := make([]store.Op, 0, len(batch))
 	var size int64
 	for _, p := range batch {
@@ -157,6 +161,14 @@ func (t *Trail) write(ctx context.Context, batch []pending) {
 	if err == nil && t.used >= 0 {
 		t.used += size
 	}
+}
+
+// recount counts the bytes held and trims the trail to its budget.
+func (t *Trail) recount(ctx context.Context) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.scan(ctx)
+	t.trim(ctx, 0)
 }
 
 // scan counts the bytes held under Prefix.
@@ -227,6 +239,8 @@ func (t *Trail) trim(ctx context.Context, incoming int64) {
 
 // expire deletes records older than the retention.
 func (t *Trail) expire(ctx context.Context) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	cutoff := Prefix + timeKey(t.now().Add(-t.retention))
 	for {
 		res, err := t.st.List(ctx, Prefix, store.ListOptions{Limit: 500})
