@@ -32,6 +32,8 @@ type Record struct {
 	ErrorCode    string          `json:"errorCode,omitempty"`
 	ErrorMessage string          `json:"errorMessage,omitempty"`
 	Resources    []Resource      `json:"resources,omitempty"`
+	// Truncated names the fields Bound cut to their size bound.
+	Truncated []string `json:"truncated,omitempty"`
 }
 
 // Resource is a resource a call referred to.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berthdev/berth/internal/errs"
@@ -20,6 +21,11 @@ const Prefix = "/berth/audit/"
 // history keeps 90 days.
 const DefaultRetention = 90 * 24 * time.Hour
 
+// DefaultMaxBytes is the default byte budget of the trail (keys and
+// values under Prefix): an eighth of etcd's default 2 GiB quota, which
+// everything else in the store shares.
+const DefaultMaxBytes = 256 << 20
+
 // maxBatch bounds how many records one store transaction writes.
 const maxBatch = 128
 
@@ -30,8 +36,17 @@ type Trail struct {
 	st        store.Store
 	log       *slog.Logger
 	retention time.Duration
+	maxBytes  int64
 	now       func() time.Time
 	reqs      chan pending
+
+	// mu serialises writes, expiry and trimming (Run's, and a test's
+	// direct call of expire).
+	mu sync.Mutex
+	// used is the bytes (keys and values) under Prefix, as counted at the
+	// last scan plus what this trail wrote and deleted since; -1 until the
+	// first scan. Guarded by mu.
+	used int64
 }
 
 type pending struct {
@@ -39,16 +54,21 @@ type pending struct {
 	done chan error
 }
 
-// NewTrail returns a trail over st. Run must be running for Record to
-// return.
-func NewTrail(st store.Store, retention time.Duration, log *slog.Logger) *Trail {
+// NewTrail returns a trail over st keeping records for retention
+// (0: DefaultRetention) and at most maxBytes of them (0: DefaultMaxBytes;
+// the oldest records are deleted first). Run must be running for Record
+// to return.
+func NewTrail(st store.Store, retention time.Duration, maxBytes int64, log *slog.Logger) *Trail {
 	if retention <= 0 {
 		retention = DefaultRetention
+	}
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBytes
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Trail{st: st, log: log, retention: retention, now: time.Now, reqs: make(chan pending, 1024)}
+	return &Trail{st: st, log: log, retention: retention, maxBytes: maxBytes, now: time.Now, reqs: make(chan pending, 1024), used: -1}
 }
 
 // Key returns the store key of a record.
@@ -58,7 +78,8 @@ func Key(rec Record) string {
 
 func timeKey(t time.Time) string { return fmt.Sprintf("%020d", t.UnixNano()) }
 
-// Record writes rec durably; it returns once the write is committed.
+// Record writes rec durably, bounded (Bound); it returns once the write is
+// committed.
 func (t *Trail) Record(ctx context.Context, rec Record) error {
 	if rec.EventID == "" || rec.Time.IsZero() {
 		return errs.E(errs.Internal, "audit record without id or time")
@@ -77,10 +98,16 @@ func (t *Trail) Record(ctx context.Context, rec Record) error {
 	}
 }
 
-// Run writes records and expires old ones until ctx ends.
+// Run writes records and expires old ones until ctx ends: those older
+// than the retention every minute, the oldest whenever the trail holds
+// more than its byte budget. The bytes held are counted by a scan at start
+// and every hour (another server sharing the store writes records too).
 func (t *Trail) Run(ctx context.Context) {
 	sweep := time.NewTicker(time.Minute)
 	defer sweep.Stop()
+	rescan := time.NewTicker(time.Hour)
+	defer rescan.Stop()
+	t.recount(ctx)
 	t.expire(ctx)
 	for {
 		select {
@@ -100,20 +127,30 @@ func (t *Trail) Run(ctx context.Context) {
 			t.write(ctx, batch)
 		case <-sweep.C:
 			t.expire(ctx)
+		case <-rescan.C:
+			t.recount(ctx)
 		}
 	}
 }
 
 func (t *Trail) write(ctx context.Context, batch []pending) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	ops := make([]store.Op, 0, len(batch))
+	var size int64
 	for _, p := range batch {
-		b, err := json.Marshal(p.rec)
+		rec := Bound(p.rec)
+		b, err := json.Marshal(rec)
 		if err != nil {
 			p.done <- err
 			continue
 		}
-		ops = append(ops, store.Put(Key(p.rec), b))
+		k := Key(rec)
+		size += int64(len(k) + len(b))
+		ops = append(ops, store.Put(k, b))
 	}
+	// Make room first, so the store never holds more than the budget.
+	t.trim(ctx, size)
 	_, err := t.st.Txn(ctx, nil, ops...)
 	for _, p := range batch {
 		select {
@@ -121,13 +158,92 @@ func (t *Trail) write(ctx context.Context, batch []pending) {
 		default:
 		}
 	}
+	if err == nil && t.used >= 0 {
+		t.used += size
+	}
+}
+
+// recount counts the bytes held and trims the trail to its budget.
+func (t *Trail) recount(ctx context.Context) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.scan(ctx)
+	t.trim(ctx, 0)
+}
+
+// scan counts the bytes held under Prefix.
+func (t *Trail) scan(ctx context.Context) {
+	var used int64
+	after := ""
+	for {
+		res, err := t.st.List(ctx, Prefix, store.ListOptions{StartAfter: after, Limit: 500})
+		if err != nil {
+			if ctx.Err() == nil {
+				t.log.Warn("audit: counting the trail's bytes failed", "err", err)
+			}
+			return
+		}
+		for _, kv := range res.KVs {
+			used += int64(len(kv.Key) + len(kv.Value))
+			after = kv.Key
+		}
+		if !res.More || len(res.KVs) == 0 {
+			break
+		}
+	}
+	t.used = used
+}
+
+// trim deletes the oldest records when the trail, with incoming more
+// bytes, would hold more than its budget: down to 90% of the budget less
+// incoming, so that a full trail is not trimmed on every write.
+func (t *Trail) trim(ctx context.Context, incoming int64) {
+	if t.used < 0 || t.used+incoming <= t.maxBytes {
+		return
+	}
+	target := t.maxBytes/10*9 - incoming
+	deleted := 0
+	for t.used > target {
+		res, err := t.st.List(ctx, Prefix, store.ListOptions{Limit: 500})
+		if err != nil || len(res.KVs) == 0 {
+			if err != nil && ctx.Err() == nil {
+				t.log.Warn("audit: trimming the trail failed", "err", err)
+			}
+			break
+		}
+		var ops []store.Op
+		var freed int64
+		for _, kv := range res.KVs {
+			if t.used-freed <= target {
+				break
+			}
+			ops = append(ops, store.Delete(kv.Key))
+			freed += int64(len(kv.Key) + len(kv.Value))
+		}
+		if len(ops) == 0 {
+			break
+		}
+		if _, err := t.st.Txn(ctx, nil, ops...); err != nil {
+			if ctx.Err() == nil {
+				t.log.Warn("audit: trimming the trail failed", "err", err)
+			}
+			break
+		}
+		t.used -= freed
+		deleted += len(ops)
+	}
+	if deleted > 0 {
+		t.log.Warn("audit trail over its byte budget: oldest records deleted", "count", deleted, "budget_bytes", t.maxBytes, "held_bytes", t.used)
+	}
 }
 
 // expire deletes records older than the retention.
 func (t *Trail) expire(ctx context.Context) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	cutoff := Prefix + timeKey(t.now().Add(-t.retention))
 	for {
-		res, err := t.st.List(ctx, Prefix, store.ListOptions{KeysOnly: true, Limit: 500})
+		res, err := t.st.List(ctx, Prefix, store.ListOptions{Limit: 500})
 		if err != nil {
 			if ctx.Err() == nil {
 				t.log.Warn("audit expiry: list failed", "err", err)
@@ -135,11 +251,13 @@ func (t *Trail) expire(ctx context.Context) {
 			return
 		}
 		var ops []store.Op
+		var freed int64
 		for _, kv := range res.KVs {
 			if kv.Key >= cutoff {
 				break
 			}
 			ops = append(ops, store.Delete(kv.Key))
+			freed += int64(len(kv.Key) + len(kv.Value))
 		}
 		if len(ops) == 0 {
 			return
@@ -147,6 +265,9 @@ func (t *Trail) expire(ctx context.Context) {
 		if _, err := t.st.Txn(ctx, nil, ops...); err != nil {
 			t.log.Warn("audit expiry: delete failed", "err", err)
 			return
+		}
+		if t.used >= 0 {
+			t.used -= freed
 		}
 		t.log.Debug("audit records expired", "count", len(ops))
 		if len(ops) < len(res.KVs) || !res.More {

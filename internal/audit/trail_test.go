@@ -17,7 +17,7 @@ func startTrail(t *testing.T, retention time.Duration) (*Trail, store.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Close() })
-	tr := NewTrail(e.Store(), retention, nil)
+	tr := NewTrail(e.Store(), retention, 0, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go tr.Run(ctx)

@@ -32,8 +32,39 @@ import (
 	"github.com/berthdev/berth/internal/throttle"
 )
 
-// DefaultMaxBody is the default cap on an API request body.
+// DefaultMaxBody is the default cap on an API request body, for the
+// operations that take large ones (LargeBodyOperations).
 const DefaultMaxBody = 10 << 20
+
+// Body caps before authentication. The front door reads at most
+// PreAuthBody bytes of a request before it knows that the request's
+// access key is one Berth has: a request signed with an unknown key, or
+// not signed, is answered its authentication error after at most that
+// much. A request with a known key is read on to OrdinaryBody, or to the
+// front door's MaxBody for LargeBodyOperations, and then authenticated.
+// Compressed bodies are decompressed only after authentication.
+const (
+	PreAuthBody  = 64 << 10
+	OrdinaryBody = 1 << 20
+)
+
+// LargeBodyOperations are the operations, by signing name, whose bodies
+// may exceed OrdinaryBody (AWS caps PutMetricData and PutLogEvents at
+// 1 MiB of payload, which the query protocol's form encoding or base64
+// makes larger; ECR image manifests and layer parts are megabytes). A
+// query-protocol request names its operation in the body, so for one the
+// service's entry counts.
+var LargeBodyOperations = map[string][]string{
+	"monitoring": {"PutMetricData", "PutDashboard"},
+	"logs":       {"PutLogEvents"},
+	"ecr":        {"PutImage", "UploadLayerPart"},
+}
+
+// KeyChecker is implemented by an Auth that can tell whether an access key
+// is known before the request's body is read.
+type KeyChecker interface {
+	KnownKey(accessKey string) bool
+}
 
 // Scope is what the front door needs from a request's SigV4 credential
 // scope before authenticating it.
@@ -199,7 +230,20 @@ func (fd *FrontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer fd.observe(x)
 	}
 	fd.recognise(x)
-	if !fd.readBody(x) || !fd.readForm(x) || !fd.authenticate(x) {
+	if !fd.readBody(x) {
+		return
+	}
+	// An uncompressed form is read before authentication (so a failed
+	// authentication's audit record names the Action); a compressed body
+	// is decompressed only once authenticated.
+	encoded := x.r.Header.Get("Content-Encoding") != ""
+	if !encoded && !fd.readForm(x) {
+		return
+	}
+	if !fd.authenticate(x) || !fd.decodeBody(x) {
+		return
+	}
+	if encoded && !fd.readForm(x) {
 		return
 	}
 	op := fd.operation(x)
@@ -252,29 +296,66 @@ func (fd *FrontDoor) observe(x *exchange) {
 	fd.observer.ObserveRequest(svc, x.op, x.code, fd.now().Sub(x.started))
 }
 
-// readBody reads the request body up to the cap.
+// readBody reads the request body (as sent) up to its cap (bodyLimit). A
+// request whose key is unknown and whose body is over PreAuthBody is
+// answered its authentication error, with the body read so far.
 func (fd *FrontDoor) readBody(x *exchange) bool {
-	body, err := io.ReadAll(http.MaxBytesReader(x.w, x.r.Body, fd.maxBody))
+	limit, unknown := fd.bodyLimit(x)
+	body, err := io.ReadAll(http.MaxBytesReader(x.w, x.r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
+			if unknown {
+				// Not a key Berth knows (or no signature): that is the
+				// answer, whatever the body.
+				x.raw = body
+				if !fd.authenticate(x) {
+					return false
+				}
+			}
 			fd.writeError(x, &Error{Code: CodeRequestTooLarge, Status: http.StatusRequestEntityTooLarge,
-				Message: fmt.Sprintf("Request body exceeds the maximum allowed size of %d bytes", fd.maxBody)})
+				Message: fmt.Sprintf("Request body exceeds the maximum allowed size of %d bytes", limit)})
 			return false
 		}
 		fd.writeError(x, &Error{Code: CodeSerialization, Message: "Could not read the request body"})
 		return false
 	}
 	x.raw, x.body = body, body
-	if enc := x.r.Header.Get("Content-Encoding"); enc != "" {
-		plain, we := decompress(enc, body, fd.maxBody)
-		if we != nil {
-			fd.writeError(x, we)
-			return false
-		}
-		x.body = plain
-	}
 	return true
+}
+
+// decodeBody undoes the body's Content-Encoding, after authentication.
+func (fd *FrontDoor) decodeBody(x *exchange) bool {
+	enc := x.r.Header.Get("Content-Encoding")
+	if enc == "" {
+		return true
+	}
+	plain, we := decompress(enc, x.raw, fd.maxBody)
+	if we != nil {
+		fd.writeError(x, we)
+		return false
+	}
+	x.body = plain
+	return true
+}
+
+// bodyLimit is how much of x's body may be read: PreAuthBody unless the
+// request's access key is known (unknown is true then), else OrdinaryBody
+// or, for an operation that takes large bodies, the front door's cap.
+func (fd *FrontDoor) bodyLimit(x *exchange) (limit int64, unknown bool) {
+	if kc, ok := fd.auth.(KeyChecker); ok && !kc.KnownKey(x.scope.AccessKey) {
+		return min(int64(PreAuthBody), fd.maxBody), true
+	}
+	limit = min(int64(OrdinaryBody), fd.maxBody)
+	if x.svc == nil {
+		return limit, false
+	}
+	for _, op := range LargeBodyOperations[x.svc.SigningName] {
+		if op == x.call.Operation || x.proto == Query {
+			return fd.maxBody, false
+		}
+	}
+	return limit, false
 }
 
 // decompress undoes a request's Content-Encoding: the SDKs gzip large

@@ -16,6 +16,7 @@ import (
 
 	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/agentgw"
+	"github.com/berthdev/berth/internal/audit"
 	"github.com/berthdev/berth/internal/bench"
 	"github.com/berthdev/berth/internal/daemon"
 	"github.com/berthdev/berth/internal/dockerdriver"
@@ -94,6 +95,7 @@ type serverFlags struct {
 	az, metadataAddr                                 string
 	metricsListen                                    string
 	auditRetention, metricsPeriod                    time.Duration
+	auditMaxBytes                                    int64
 }
 
 func (f *serverFlags) register(fs *flag.FlagSet, mode string) {
@@ -106,6 +108,7 @@ func (f *serverFlags) register(fs *flag.FlagSet, mode string) {
 	}
 	fs.BoolVar(&f.throttle, "throttle", true, "apply ECS's request rate limits per access key")
 	fs.DurationVar(&f.auditRetention, "audit-retention", 90*24*time.Hour, "how long audit records are kept")
+	fs.Int64Var(&f.auditMaxBytes, "audit-max-bytes", audit.DefaultMaxBytes, "the most the audit trail may hold in the store, in bytes; the oldest records are deleted past it")
 	fs.DurationVar(&f.metricsPeriod, "metrics-period", time.Minute, "how often the ECS metrics (AWS/ECS, ECS/ContainerInsights) are published; ECS's is 1m, shorter scales faster")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "", "also serve GET /metrics (Prometheus, no authentication) on this address; /metrics is always on --listen")
@@ -159,6 +162,7 @@ func runServer(ctx context.Context, mode string, args []string, stdout, stderr i
 		Credentials:    envCredentials(),
 		Throttle:       f.throttle,
 		AuditRetention: f.auditRetention,
+		AuditMaxBytes:  f.auditMaxBytes,
 		MetricsListen:  f.metricsListen,
 		MetricsPeriod:  f.metricsPeriod,
 		Log:            log,

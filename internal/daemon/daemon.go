@@ -61,6 +61,9 @@ type Config struct {
 	Throttle       bool
 	ThrottleLimits map[throttle.Class]throttle.Limit
 	AuditRetention time.Duration // default audit.DefaultRetention
+	// AuditMaxBytes is the audit trail's byte budget in the store; the
+	// oldest records are deleted past it. Default audit.DefaultMaxBytes.
+	AuditMaxBytes int64
 	// TaskRetention is how long STOPPED tasks stay describable (ECS: at
 	// least an hour); default 1h.
 	TaskRetention time.Duration
@@ -213,7 +216,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, st: st, root: root, created: created, cancel: cancel, prom: prom, logSt: logSt, metrics: metrics, claim: claim}
 
-	trail := audit.NewTrail(st, cfg.AuditRetention, log.With("component", "audit"))
+	trail := audit.NewTrail(st, cfg.AuditRetention, cfg.AuditMaxBytes, log.With("component", "audit"))
 	s.goRun(func() { trail.Run(runCtx) })
 
 	ecsSvc := ecs.New(st, ecs.Config{Region: cfg.Region, Account: cfg.Account, Endpoint: func() string { return s.Endpoint() }}, log.With("component", "ecs"))
@@ -449,6 +452,12 @@ type sigAuth struct {
 func (a sigAuth) Scope(r *http.Request) (awsproto.Scope, bool) {
 	sc, ok := sigv4.ParseScope(r)
 	return awsproto.Scope{AccessKey: sc.AccessKey, Region: sc.Region, Service: sc.Service}, ok
+}
+
+// KnownKey implements awsproto.KeyChecker.
+func (a sigAuth) KnownKey(accessKey string) bool {
+	_, ok := a.keys.Secret(accessKey)
+	return ok
 }
 
 func (a sigAuth) Authenticate(r *http.Request, body []byte, now time.Time) (iam.Identity, error) {
