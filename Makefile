@@ -9,7 +9,9 @@ DATA    ?= .berth
 
 # Packages with goroutines of their own: run again under the race detector.
 RACE_PKGS := ./internal/agent ./internal/agentgw ./internal/taskrun ./internal/ecs ./internal/store \
-	./internal/registry ./internal/awsproto ./internal/telemetry
+	./internal/registry ./internal/awsproto ./internal/telemetry ./internal/audit ./internal/tsdb \
+	./internal/logstore ./internal/logs ./internal/cloudwatch ./internal/awslogs ./internal/taskstats \
+	./internal/ecsmetrics
 
 all: build
 
