@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berthdev/berth/internal/durable"
 	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/errs"
 )
@@ -90,23 +91,7 @@ func saveState(dir string, st State) error {
 		return err
 	}
 	b, _ := json.MarshalIndent(st, "", "  ")
-	tmp := filepath.Join(dir, stateFile+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, stateFile))
+	return durable.WriteFile(filepath.Join(dir, stateFile), b, 0o600)
 }
 
 // Agent is a running agent.

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/berthdev/berth/internal/durable"
 	"github.com/berthdev/berth/internal/errs"
 )
 
@@ -110,11 +111,7 @@ func LoadOrCreateRoot(dataDir string, fromEnv Credentials) (c Credentials, creat
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return Credentials{}, false, errs.Wrap(errs.Unavailable, err, "create data directory")
 	}
-	tmp := path + ".tmp"
-	if err := writeFileSync(tmp, b, 0o600); err != nil {
-		return Credentials{}, false, errs.Wrap(errs.Unavailable, err, "write root credentials")
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := durable.WriteFile(path, b, 0o600); err != nil {
 		return Credentials{}, false, errs.Wrap(errs.Unavailable, err, "write root credentials")
 	}
 	return c, true, nil
@@ -135,22 +132,6 @@ func LoadRoot(dataDir string) (Credentials, error) {
 		return Credentials{}, errs.E(errs.Internal, "%s is corrupt; delete it to make a new key pair", path)
 	}
 	return c, nil
-}
-
-func writeFileSync(path string, b []byte, mode os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 const (

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthdev/berth/internal/durable"
 	"github.com/berthdev/berth/internal/errs"
 )
 
@@ -243,7 +244,7 @@ func (g *group) rotateIfNeeded(n int64, now int64) error {
 	if err != nil {
 		return errs.Wrap(errs.Unavailable, err, "create log segment")
 	}
-	if err := syncDir(g.dir); err != nil {
+	if err := durable.SyncDir(g.dir); err != nil {
 		f.Close()
 		_ = os.Remove(seg.path)
 		return errs.Wrap(errs.Unavailable, err, "create log segment")
@@ -477,12 +478,5 @@ func writeIndex(seg *segment, ix segIndex) error {
 	if err != nil {
 		return err
 	}
-	tmp := indexPath(seg) + ".tmp"
-	if err := writeFileSync(tmp, appendRecord(nil, p)); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, indexPath(seg)); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(seg.path))
+	return durable.WriteFile(indexPath(seg), appendRecord(nil, p), 0o644)
 }

@@ -43,6 +43,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berthdev/berth/internal/durable"
 	"github.com/berthdev/berth/internal/errs"
 )
 
@@ -389,15 +390,8 @@ func (s *Store) compactCatalog() error {
 			buf = appendRecord(buf, p)
 		}
 	}
-	tmp := s.catalogPath() + ".tmp"
-	if err := writeFileSync(tmp, buf); err != nil {
+	if err := durable.WriteFile(s.catalogPath(), buf, 0o644); err != nil {
 		return fmt.Errorf("logstore: compact catalog: %w", err)
-	}
-	if err := os.Rename(tmp, s.catalogPath()); err != nil {
-		return fmt.Errorf("logstore: compact catalog: %w", err)
-	}
-	if err := syncDir(s.cfg.Dir); err != nil {
-		return err
 	}
 	s.journal.Close()
 	f, err := os.OpenFile(s.catalogPath(), os.O_RDWR, 0o644)
@@ -538,7 +532,7 @@ func (s *Store) CreateGroup(info GroupInfo) error {
 	if err := os.MkdirAll(g.dir, 0o755); err != nil {
 		return errs.Wrap(errs.Unavailable, err, "create log group directory")
 	}
-	if err := syncDir(filepath.Dir(g.dir)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(g.dir)); err != nil {
 		return errs.Wrap(errs.Unavailable, err, "create log group directory")
 	}
 	if err := s.writeCatalog(catRec{Op: "group", GID: id, Info: &info}); err != nil {
@@ -803,31 +797,6 @@ func cloneTags(m map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
-}
-
-func writeFileSync(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 type countingReader struct {

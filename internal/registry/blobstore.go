@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berthdev/berth/internal/durable"
 	"github.com/berthdev/berth/internal/errs"
 )
 
@@ -357,16 +358,9 @@ func (f *FSBlobs) CommitUpload(_ context.Context, id string, want Digest) (int64
 	if err := os.Rename(path, dst); err != nil {
 		return 0, errs.Wrap(errs.Unavailable, err, "commit blob")
 	}
-	syncDir(filepath.Dir(dst))
+	_ = durable.SyncDir(filepath.Dir(dst)) // best effort: the blob is already written and renamed
 	f.forget(id)
 	return size, nil
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }
 
 // AbortUpload implements BlobStore.

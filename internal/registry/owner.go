@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berthdev/berth/internal/durable"
 	"github.com/berthdev/berth/internal/errs"
 	"github.com/berthdev/berth/internal/store"
 )
@@ -59,25 +60,9 @@ func ServerID(dir string) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
-	tmp := p + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
+	if err := durable.WriteFile(p, []byte(id+"\n"), 0o600); err != nil {
 		return "", err
 	}
-	_, err = f.WriteString(id + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	if err != nil {
-		return "", err
-	}
-	syncDir(dir)
 	return id, nil
 }
 

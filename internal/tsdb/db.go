@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berthdev/berth/internal/durable"
 	"github.com/berthdev/berth/internal/errs"
 )
 
@@ -183,7 +184,7 @@ func (db *DB) completeCommits() error {
 			if err := os.Rename(final+".tmp", final); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return err
 			}
-			if err := syncDir(filepath.Dir(final)); err != nil {
+			if err := durable.SyncDir(filepath.Dir(final)); err != nil {
 				return err
 			}
 		}

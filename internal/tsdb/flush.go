@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/berthdev/berth/internal/durable"
 )
 
 // Flush writes the head to block files (one per partition), then deletes
@@ -106,7 +108,7 @@ func (db *DB) Flush() error {
 	}
 	dirs = append(dirs, db.blocksDir())
 	for _, d := range dirs {
-		if err := syncDir(d); err != nil {
+		if err := durable.SyncDir(d); err != nil {
 			restore()
 			return err
 		}
@@ -116,7 +118,7 @@ func (db *DB) Flush() error {
 	}
 	// The commit point: a marker naming the files, written atomically.
 	marker := filepath.Join(db.walDir(), fmt.Sprintf("flush-%016x.commit", seg))
-	if err := writeFileSync(marker, []byte(strings.Join(finals, "\n")+"\n")); err != nil {
+	if err := durable.WriteFile(marker, []byte(strings.Join(finals, "\n")+"\n"), 0o644); err != nil {
 		for _, f := range finals {
 			os.Remove(filepath.Join(db.dir, f) + ".tmp")
 		}
@@ -147,7 +149,7 @@ func (db *DB) Flush() error {
 		return errTestCrash("renamed")
 	}
 	for _, d := range dirs {
-		if err := syncDir(d); err != nil {
+		if err := durable.SyncDir(d); err != nil {
 			return fail(err)
 		}
 	}
@@ -176,29 +178,6 @@ func (db *DB) Flush() error {
 	}
 	db.opt.Log.Debug("tsdb: flushed", "flush", seg, "samples", headSamples, "files", len(finals))
 	return nil
-}
-
-func writeFileSync(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
 }
 
 // Compact merges the files of each closed partition (whose end is at least
@@ -312,7 +291,7 @@ func (db *DB) compactPart(part int64) error {
 	if err := os.Rename(final+".tmp", final); err != nil {
 		return err
 	}
-	if err := syncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return err
 	}
 	if crash("compacted") {
@@ -336,7 +315,7 @@ func (db *DB) compactPart(part int64) error {
 	for _, f := range files {
 		os.Remove(f.path)
 	}
-	return syncDir(dir)
+	return durable.SyncDir(dir)
 }
 
 // rawSample is a decoded sample.

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/berthdev/berth/internal/durable"
 )
 
 // The write-ahead log is a directory of segments "<seq>.seg" (seq: 16 hex
@@ -79,7 +81,7 @@ func createSegment(dir string, seq uint64) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := syncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -181,7 +183,7 @@ func removeSegmentsBefore(dir string, seq uint64) error {
 			}
 		}
 	}
-	return syncDir(dir)
+	return durable.SyncDir(dir)
 }
 
 func (w *wal) close() error {
@@ -238,15 +240,6 @@ func replaySegment(path string, log *slog.Logger, fn func(payload []byte) error)
 		}
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // readFull is io.ReadFull on an os.File at an offset.
