@@ -194,10 +194,15 @@ func (c *Collector) Stats(ctx context.Context, id string) (json.RawMessage, erro
 	}
 	c.mu.Unlock()
 	if !ok {
+		// Not sampled yet: a container that asks right after it started
+		// may not be RUNNING in its task's snapshot yet; any container not
+		// known STOPPED is sampled (Docker says whether it runs).
 		task := ""
-		for _, t := range c.targets() {
-			if t.id == id {
-				task = t.task
+		for _, t := range c.cfg.Tasks() {
+			for _, ct := range t.Containers {
+				if ct.DockerID == id && ct.KnownStatus != "STOPPED" {
+					task = t.TaskARN
+				}
 			}
 		}
 		if task == "" {

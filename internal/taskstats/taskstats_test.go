@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -187,5 +188,21 @@ func TestCollectorSharesSamplesAndForgetsStoppedContainers(t *testing.T) {
 	mu.Unlock()
 	if raw, err := c.Stats(ctx, "d4"); err != nil || string(raw) == "null" || fd.count("d4") != 1 {
 		t.Fatalf("on-demand sample: %s %v", raw, err)
+	}
+}
+
+// TestStatsOfAContainerJustStarted: a container that reads /stats before
+// its task's snapshot shows it RUNNING (it asks right after it started)
+// gets its stats, sampled once; an unknown container gets null.
+func TestStatsOfAContainerJustStarted(t *testing.T) {
+	fd := &fakeDocker{calls: map[string]int{}, t0: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	tasks := []metadata.Task{{TaskARN: "arn:t1", Containers: []metadata.Container{{Name: "a", DockerID: "d1", KnownStatus: "PENDING"}}}}
+	c := New(Config{Sampler: fd, Tasks: func() []metadata.Task { return tasks }})
+	raw, err := c.Stats(context.Background(), "d1")
+	if err != nil || !strings.Contains(string(raw), "memory_stats") || fd.count("d1") != 1 {
+		t.Fatalf("stats of a container not yet RUNNING in its snapshot: %s, %v (%d samples)", raw, err, fd.count("d1"))
+	}
+	if raw, _ := c.Stats(context.Background(), "nobody"); string(raw) != "null" {
+		t.Fatalf("stats of an unknown container: %s", raw)
 	}
 }
