@@ -170,4 +170,3 @@ func New(opts Options) *Plane {
 	p.init(opts)
 	return p
 }
-

@@ -16,7 +16,7 @@ func TestWildcardMatch(t *testing.T) {
 		{"/api/*", "/api/users", false, true},
 		{"/api/*", "/api/", false, true},
 		{"/api/*", "/api", false, false},
-		{"/api/*", "/API/users", false, false},  // paths are case-sensitive
+		{"/api/*", "/API/users", false, false},           // paths are case-sensitive
 		{"*.example.com", "WWW.Example.COM", true, true}, // hosts are not
 		{"*.example.com", "example.com", true, false},
 		{"/img/*.png", "/img/a/b/c.png", false, true},
