@@ -220,13 +220,14 @@ func (g *tgroup) connectFailed(t *target) {
 	}
 	old := t.h
 	t.h = t.h.connectFailed(g.th, time.Now())
+	changed := old.State != t.h.State
 	g.rebuild()
 	g.mu.Unlock()
 	select {
 	case t.wake <- struct{}{}:
 	default:
 	}
-	if old.State != t.h.State {
+	if changed {
 		g.plane.signal()
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -132,7 +133,7 @@ func (p *Plane) Apply(cfg Config) error {
 	// 2. Bind new addresses; on failure close what was bound and change nothing.
 	fresh := map[string]*socket{}
 	for _, cl := range cls {
-		if _, ok := p.st.sockets[cl.l.Addr]; ok {
+		if p.socketFor(cl.l.Addr) != nil {
 			continue
 		}
 		ln, err := listen(cl.l.Addr)
@@ -199,7 +200,7 @@ func (p *Plane) Apply(cfg Config) error {
 		p.st.sockets[addr] = s
 	}
 	for _, cl := range cls {
-		s := p.st.sockets[cl.l.Addr]
+		s := p.socketFor(cl.l.Addr)
 		if ta, ok := s.ln.Addr().(*net.TCPAddr); ok {
 			cl.rt.port = strconv.Itoa(ta.Port)
 		}
@@ -220,12 +221,28 @@ func (p *Plane) Apply(cfg Config) error {
 		s.configureHTTP(cl.l.ARN, cl.rt, cl.cert, idle)
 	}
 	for addr, s := range p.st.sockets {
-		if _, ok := seen[addr]; !ok {
+		_, byKey := seen[addr]
+		_, byActual := seen[s.ln.Addr().String()]
+		if !byKey && !byActual {
 			s.close()
 			delete(p.st.sockets, addr)
 		}
 	}
 	p.signal()
+	return nil
+}
+
+// socketFor is the socket listening on addr: the one asked for with that address, or the one
+// whose actual address it is (a listener asked for port 0 and then named by its real port).
+func (p *Plane) socketFor(addr string) *socket {
+	if s, ok := p.st.sockets[addr]; ok {
+		return s
+	}
+	for _, s := range p.st.sockets {
+		if s.ln.Addr().String() == addr {
+			return s
+		}
+	}
 	return nil
 }
 
@@ -265,7 +282,7 @@ func newTransport(tg TargetGroup, idle time.Duration) *http.Transport {
 func (p *Plane) CanListen(listenerARN, addr string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if s, ok := p.st.sockets[addr]; ok {
+	if s := p.socketFor(addr); s != nil && !strings.HasSuffix(addr, ":0") {
 		if cur := s.listenerARN.Load(); cur != nil && *cur == listenerARN {
 			return nil
 		}
