@@ -33,7 +33,7 @@ type transportKey struct {
 type planeState struct {
 	sockets    map[string]*socket // by listen address
 	groups     map[string]*tgroup // by target group ARN
-	transports map[transportKey]*http.Transport
+	transports map[transportKey]*upstream
 }
 
 func (p *Plane) init(opts Options) {
@@ -43,7 +43,7 @@ func (p *Plane) init(opts Options) {
 	}
 	p.observer = opts.Observer
 	p.checkClient = newCheckClient()
-	p.st = planeState{sockets: map[string]*socket{}, groups: map[string]*tgroup{}, transports: map[transportKey]*http.Transport{}}
+	p.st = planeState{sockets: map[string]*socket{}, groups: map[string]*tgroup{}, transports: map[transportKey]*upstream{}}
 	p.proxy = &httputil.ReverseProxy{
 		Rewrite:        rewrite,
 		Transport:      dispatch{plane: p},
@@ -170,7 +170,7 @@ func (p *Plane) Apply(cfg Config) error {
 			idle = DefaultIdleTimeout
 		}
 		cl.rt.groups = map[string]*tgroup{}
-		cl.rt.transports = map[string]http.RoundTripper{}
+		cl.rt.upstreams = map[string]*upstream{}
 		for arn := range used {
 			g := p.st.groups[arn]
 			if g == nil {
@@ -178,19 +178,22 @@ func (p *Plane) Apply(cfg Config) error {
 			}
 			tg := tgs[arn]
 			k := transportKey{lb: cl.lb.ARN, tg: arn, protocol: tg.Protocol, proto: tg.ProtocolVersion, idle: idle}
-			tr := p.st.transports[k]
-			if tr == nil {
-				tr = newTransport(tg, idle)
-				p.st.transports[k] = tr
+			up := p.st.transports[k]
+			if up == nil {
+				up = &upstream{rt: newTransport(tg, idle), idle: idle}
+				if tg.Protocol != "HTTPS" && tg.ProtocolVersion != "HTTP2" && tg.ProtocolVersion != "GRPC" {
+					up.fast = newConnPool(idle)
+				}
+				p.st.transports[k] = up
 			}
 			keep[k] = true
 			cl.rt.groups[arn] = g
-			cl.rt.transports[arn] = tr
+			cl.rt.upstreams[arn] = up
 		}
 	}
-	for k, tr := range p.st.transports {
+	for k, up := range p.st.transports {
 		if !keep[k] {
-			tr.CloseIdleConnections()
+			up.close()
 			delete(p.st.transports, k)
 		}
 	}
@@ -343,8 +346,8 @@ func (p *Plane) Close() error {
 		g.close()
 		delete(p.st.groups, arn)
 	}
-	for k, tr := range p.st.transports {
-		tr.CloseIdleConnections()
+	for k, up := range p.st.transports {
+		up.close()
 		delete(p.st.transports, k)
 	}
 	return nil

@@ -373,9 +373,44 @@ func TestDeadTargetLeavesWithoutFailedRequests(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		get(t, http.DefaultClient, url+"/")
 	}
-	b.srv.CloseClientConnections()
+	// Load from four clients while b dies.
+	var failed, total atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := http.Get(url + "/?sleep=1ms")
+				total.Add(1)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
 	b.srv.Listener.Close()
+	b.srv.CloseClientConnections()
 	killed := time.Now()
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Errorf("%d of %d requests failed while a target died", failed.Load(), total.Load())
+	}
 	for i := 0; i < 20; i++ {
 		if code, body, _ := get(t, http.DefaultClient, url+"/"); code != 200 || body != "a" {
 			t.Fatalf("request %d after the kill: %d %q", i, code, body)
