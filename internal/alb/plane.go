@@ -219,9 +219,10 @@ func (p *Plane) Apply(cfg Config) error {
 				}
 			}
 			s.configureTCP(cl.l.ARN, &tcpRoute{g: g, idle: idle})
-			continue
+		} else {
+			s.configureHTTP(cl.l.ARN, cl.rt, cl.cert, idle)
 		}
-		s.configureHTTP(cl.l.ARN, cl.rt, cl.cert, idle)
+		s.start()
 	}
 	for addr, s := range p.st.sockets {
 		_, byKey := seen[addr]
