@@ -66,10 +66,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch act.Type {
 	case "fixed-response":
 		fixedResponse(w, act.FixedResponse)
-		h.plane.observe(rt.lbARN, "", statusOf(act.FixedResponse), 0, false)
+		h.plane.observe(rt.lbARN, "", statusOf(act.FixedResponse), 0, true)
 	case "redirect":
 		code := redirect(w, r, act.Redirect, rt)
-		h.plane.observe(rt.lbARN, "", code, 0, false)
+		h.plane.observe(rt.lbARN, "", code, 0, true)
 	case "forward":
 		h.forward(w, r, rt, act)
 	default:
