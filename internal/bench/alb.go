@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/berthdev/berth/internal/alb"
@@ -50,6 +51,9 @@ type ALBResult struct {
 	NginxVersion     string
 	CPU              string
 	NginxRPS, ALBRPS []float64
+	// Requests per CPU-second of the proxy (nginx: its worker processes; Berth: this process,
+	// which runs nothing else meanwhile): the figure a shared machine disturbs least.
+	NginxPerCPU, ALBPerCPU []float64
 	Rate             float64 // requests/s of the latency runs: half of ALB's median maximum
 	Direct, NginxLat wrkResult
 	ALBLat           wrkResult
@@ -132,13 +136,15 @@ http {
 			return res, err
 		}
 	}
+	var proxyPID int
 	for _, name := range []string{"backend.conf", "proxy.conf"} {
 		cmd := exec.Command(cfg.Nginx, "-p", dir, "-c", filepath.Join(dir, name), "-g", "daemon off;")
 		cmd.Stderr = io.Discard
 		if err := cmd.Start(); err != nil {
 			return res, fmt.Errorf("start nginx: %w", err)
 		}
-		defer func() { cmd.Process.Kill(); cmd.Wait() }()
+		proxyPID = cmd.Process.Pid
+		defer func() { cmd.Process.Signal(syscall.SIGTERM); time.Sleep(100 * time.Millisecond); cmd.Process.Kill(); cmd.Wait() }()
 	}
 
 	// Berth's data plane, in this process: one listener, one target group of the two backends.
@@ -176,16 +182,22 @@ http {
 		}
 	}
 	for i := 0; i < cfg.Rounds; i++ {
+		c0 := treeCPU(proxyPID)
 		n, err := runWrk(ctx, cfg.Wrk, wrkArgs(nginxURL, cfg.Duration, cfg.Connections, ""))
 		if err != nil {
 			return res, err
 		}
+		nginxCPU := treeCPU(proxyPID) - c0
+		c0 = selfCPU()
 		a, err := runWrk(ctx, cfg.Wrk, wrkArgs(albURL, cfg.Duration, cfg.Connections, ""))
 		if err != nil {
 			return res, err
 		}
+		albCPU := selfCPU() - c0
 		res.NginxRPS = append(res.NginxRPS, n.RPS)
 		res.ALBRPS = append(res.ALBRPS, a.RPS)
+		res.NginxPerCPU = append(res.NginxPerCPU, n.RPS*cfg.Duration.Seconds()/nginxCPU.Seconds())
+		res.ALBPerCPU = append(res.ALBPerCPU, a.RPS*cfg.Duration.Seconds()/albCPU.Seconds())
 	}
 
 	// 2. Latency at half of the ALB's maximum rate: wrk paced by a delay script (10 ms between
@@ -437,6 +449,46 @@ func runWrk(ctx context.Context, bin string, args []string) (wrkResult, error) {
 	return r, nil
 }
 
+// selfCPU is the CPU time this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// treeCPU is the CPU time of a process and its children (nginx's master and workers), from /proc.
+func treeCPU(pid int) time.Duration {
+	ents, _ := os.ReadDir("/proc")
+	var ticks int64
+	for _, e := range ents {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", n))
+		if err != nil {
+			continue
+		}
+		// Fields after the command name (which is in parentheses and may hold spaces).
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		if n != pid && ppid != pid {
+			continue
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += ut + st
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ
+}
+
 func median(xs []float64) float64 {
 	if len(xs) == 0 {
 		return 0
@@ -466,6 +518,8 @@ func (r ALBResult) Report(w io.Writer) {
 	fmt.Fprintf(w, "CPU: %s, %d processors (GOMAXPROCS; nginx workers the same); nginx %s\n", r.CPU, runtime.GOMAXPROCS(0), r.NginxVersion)
 	fmt.Fprintf(w, "throughput (requests/s, wrk rounds alternating):\n  nginx: %s  median %.0f\n  berth: %s  median %.0f\n  ratio berth/nginx: %.2f\n",
 		fmtRates(r.NginxRPS), median(r.NginxRPS), fmtRates(r.ALBRPS), median(r.ALBRPS), median(r.ALBRPS)/median(r.NginxRPS))
+	fmt.Fprintf(w, "requests per CPU-second of the proxy:\n  nginx: %s  median %.0f\n  berth: %s  median %.0f\n  ratio berth/nginx: %.2f\n",
+		fmtRates(r.NginxPerCPU), median(r.NginxPerCPU), fmtRates(r.ALBPerCPU), median(r.ALBPerCPU), median(r.ALBPerCPU)/median(r.NginxPerCPU))
 	fmt.Fprintf(w, "latency at %.0f requests/s (half of berth's maximum):\n", r.Rate)
 	for _, x := range []struct {
 		name string
