@@ -758,3 +758,18 @@ func TestUnusedGroupAndReregistration(t *testing.T) {
 		t.Fatal("unknown group has targets")
 	}
 }
+
+func TestStartHealthyTakesTrafficAtOnce(t *testing.T) {
+	t.Parallel()
+	a := newBackend(t, "a")
+	tg := group("tg", a)
+	tg.HealthCheck.Interval = time.Minute
+	tg.Targets[0].StartHealthy = true
+	p, url, _ := startPlane(t, oneListener(Listener{DefaultActions: []Action{forward("tg")}}, tg))
+	if hs := p.TargetHealth("tg"); len(hs) != 1 || hs[0].State != StateHealthy {
+		t.Fatalf("restored target: %+v", hs)
+	}
+	if code, body, _ := get(t, http.DefaultClient, url+"/"); code != 200 || body != "a" {
+		t.Fatalf("%d %q", code, body)
+	}
+}
