@@ -110,12 +110,13 @@ var reservedInOr = map[string]bool{
 }
 
 func (c *compiler) object(v *value, inOr bool) (*node, error) {
-	if len(v.keys) == 0 {
+	if len(v.elems) == 0 {
 		return nil, c.fail(v, "Empty objects are not allowed")
 	}
 	n := &node{}
-	for i, k := range v.keys {
+	for i := range v.elems {
 		e := &v.elems[i]
+		k := e.key
 		if k == "$or" {
 			group, err := c.or(e)
 			if err != nil {
@@ -212,12 +213,12 @@ func (c *compiler) leaf(a *value) ([]matcher, error) {
 
 // match compiles one {"operator": operand} object.
 func (c *compiler) match(o *value) (matcher, error) {
-	if len(o.keys) == 0 {
+	if len(o.elems) == 0 {
 		return matcher{}, c.fail(o, "Match expression name not found")
 	}
-	name, v := o.keys[0], &o.elems[0]
+	name, v := o.elems[0].key, &o.elems[0]
 	oneKey := func(m matcher, msg string) (matcher, error) {
-		if len(o.keys) > 1 {
+		if len(o.elems) > 1 {
 			return matcher{}, c.fail(&o.elems[1], "%s", msg)
 		}
 		return m, nil
@@ -303,16 +304,16 @@ func (c *compiler) match(o *value) (matcher, error) {
 // ignoreCaseOperand reads {"equals-ignore-case": "text"} under prefix or
 // suffix.
 func (c *compiler) ignoreCaseOperand(v *value, word string) (string, error) {
-	if len(v.keys) == 0 {
+	if len(v.elems) == 0 {
 		return "", c.fail(v, "%s expression name not found", word)
 	}
-	if v.keys[0] != "equals-ignore-case" {
-		return "", c.fail(&v.elems[0], "Unsupported %s pattern: %s", strings.ToLower(word), v.keys[0])
+	if v.elems[0].key != "equals-ignore-case" {
+		return "", c.fail(&v.elems[0], "Unsupported %s pattern: %s", strings.ToLower(word), v.elems[0].key)
 	}
 	if v.elems[0].kind != kString {
 		return "", c.fail(&v.elems[0], "equals-ignore-case match pattern must be a string")
 	}
-	if len(v.keys) > 1 {
+	if len(v.elems) > 1 {
 		return "", c.fail(&v.elems[1], "Only one key allowed in match expression")
 	}
 	return v.elems[0].str, nil
@@ -321,10 +322,10 @@ func (c *compiler) ignoreCaseOperand(v *value, word string) (string, error) {
 func (c *compiler) anythingBut(v *value) (matcher, error) {
 	const badValue = "Value of anything-but must be an array or single string/number value."
 	if v.kind == kObject {
-		if len(v.keys) == 0 {
+		if len(v.elems) == 0 {
 			return matcher{}, c.fail(v, "Anything-But expression name not found")
 		}
-		opName, inner := v.keys[0], &v.elems[0]
+		opName, inner := v.elems[0].key, &v.elems[0]
 		var m matcher
 		switch opName {
 		case "equals-ignore-case":
@@ -372,7 +373,7 @@ func (c *compiler) anythingBut(v *value) (matcher, error) {
 			}
 			m.strs = append(m.strs, it.str)
 		}
-		if len(v.keys) > 1 {
+		if len(v.elems) > 1 {
 			return matcher{}, c.fail(&v.elems[1], "Too many elements in numeric expression")
 		}
 		return m, nil

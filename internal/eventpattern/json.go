@@ -23,22 +23,23 @@ const (
 
 // value is a parsed JSON value. Events and patterns are parsed into this
 // small tree rather than into interface{} values: strings are substrings
-// of the input (no copy unless escaped), numbers keep their text, and
-// object members keep their order.
+// of the input (no copy unless escaped), numbers keep their text, object
+// members keep their order, and all values live in one arena that a Set
+// reuses from event to event.
 type value struct {
 	kind  kind
-	str   string   // a string's contents, or a number's literal text
-	num   float64  // a number's value (±Inf when out of range)
-	elems []value  // array elements, or object member values
-	keys  []string // object member names, parallel to elems
-	off   int      // offset of the value's first byte in the input
+	key   string  // the member name, for a value inside an object
+	str   string  // a string's contents, or a number's literal text
+	num   float64 // a number's value (±Inf when out of range)
+	elems []value // array elements or object members (a window of the arena)
+	off   int     // offset of the value's first byte in the input
 }
 
 // get returns the object member named key, or nil. With duplicate names
 // the last one wins, as in encoding/json.
 func (v *value) get(key string) *value {
-	for i := len(v.keys) - 1; i >= 0; i-- {
-		if v.keys[i] == key {
+	for i := len(v.elems) - 1; i >= 0; i-- {
+		if v.elems[i].key == key {
 			return &v.elems[i]
 		}
 	}
@@ -58,11 +59,21 @@ type jsonParser struct {
 	i     int
 	depth int
 	err   *syntaxError
+	arena []value // finished children, in windows that values' elems point to
+	stack []value // children of the containers being parsed
 }
 
 // parseJSON parses one JSON value that makes up the whole of s.
 func parseJSON(s string) (value, *syntaxError) {
-	p := jsonParser{s: s}
+	var p jsonParser
+	return p.parse(s)
+}
+
+// parse parses s, reusing the parser's memory: values returned by an
+// earlier parse must no longer be in use.
+func (p *jsonParser) parse(s string) (value, *syntaxError) {
+	p.s, p.i, p.depth, p.err = s, 0, 0, nil
+	p.arena, p.stack = p.arena[:0], p.stack[:0]
 	p.ws()
 	v := p.value()
 	if p.err == nil {
@@ -72,6 +83,23 @@ func parseJSON(s string) (value, *syntaxError) {
 		}
 	}
 	return v, p.err
+}
+
+// close moves the children pushed since mark into the arena and returns
+// their window.
+func (p *jsonParser) close(mark int) []value {
+	n := len(p.stack) - mark
+	if n == 0 {
+		return nil
+	}
+	if cap(p.arena)-len(p.arena) < n {
+		// A fresh block: windows already handed out keep the old one.
+		p.arena = make([]value, 0, max(2*cap(p.arena), n, 64))
+	}
+	start := len(p.arena)
+	p.arena = append(p.arena, p.stack[mark:]...)
+	p.stack = p.stack[:mark]
+	return p.arena[start : start+n : start+n]
 }
 
 func (p *jsonParser) fail(msg string) {
@@ -134,10 +162,11 @@ func (p *jsonParser) object() value {
 		p.fail("nesting too deep")
 		return v
 	}
-	defer func() { p.depth-- }()
+	mark := len(p.stack)
 	p.ws()
 	if p.i < len(p.s) && p.s[p.i] == '}' {
 		p.i++
+		p.depth--
 		return v
 	}
 	for p.err == nil {
@@ -155,8 +184,8 @@ func (p *jsonParser) object() value {
 		p.i++
 		p.ws()
 		e := p.value()
-		v.keys = append(v.keys, k)
-		v.elems = append(v.elems, e)
+		e.key = k
+		p.stack = append(p.stack, e)
 		p.ws()
 		if p.i < len(p.s) && p.s[p.i] == ',' {
 			p.i++
@@ -168,6 +197,8 @@ func (p *jsonParser) object() value {
 		}
 		p.fail("expected ',' or '}' in an object")
 	}
+	v.elems = p.close(mark)
+	p.depth--
 	return v
 }
 
@@ -178,15 +209,17 @@ func (p *jsonParser) array() value {
 		p.fail("nesting too deep")
 		return v
 	}
-	defer func() { p.depth-- }()
+	mark := len(p.stack)
 	p.ws()
 	if p.i < len(p.s) && p.s[p.i] == ']' {
 		p.i++
+		p.depth--
 		return v
 	}
 	for p.err == nil {
 		p.ws()
-		v.elems = append(v.elems, p.value())
+		e := p.value() // before reading p.stack: value pushes and pops
+		p.stack = append(p.stack, e)
 		p.ws()
 		if p.i < len(p.s) && p.s[p.i] == ',' {
 			p.i++
@@ -198,6 +231,8 @@ func (p *jsonParser) array() value {
 		}
 		p.fail("expected ',' or ']' in an array")
 	}
+	v.elems = p.close(mark)
+	p.depth--
 	return v
 }
 

@@ -4,20 +4,27 @@ import (
 	"math"
 	"net/netip"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
 // Match reports whether the event (a JSON object) matches the pattern.
 func (p *Pattern) Match(event []byte) (bool, error) {
-	ev, err := parseEvent(event)
+	jp := parsers.Get().(*jsonParser)
+	defer parsers.Put(jp)
+	ev, err := parseEvent(jp, event)
 	if err != nil {
 		return false, err
 	}
 	return p.root.matchObject(&ev), nil
 }
 
-func parseEvent(event []byte) (value, error) {
-	v, serr := parseJSON(string(event))
+// parsers keeps event parsers, and their arenas, from one Match to the
+// next.
+var parsers = sync.Pool{New: func() any { return new(jsonParser) }}
+
+func parseEvent(jp *jsonParser, event []byte) (value, error) {
+	v, serr := jp.parse(string(event))
 	if serr != nil {
 		return value{}, &EventError{Reason: serr.msg, Offset: serr.off}
 	}

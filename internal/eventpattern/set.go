@@ -63,7 +63,7 @@ func (s *Set) Put(id string, p *Pattern) {
 				cost += len(pi.byValue[v])
 			}
 		}
-		if best == nil || cost < bestCost || cost == bestCost && len(r.vals) < len(best.vals) {
+		if best == nil || cost < bestCost || cost == bestCost && better(r, *best) {
 			r := r
 			best, bestCost = &r, cost
 		}
@@ -78,6 +78,16 @@ func (s *Set) Put(id string, p *Pattern) {
 		pi.byValue[v] = append(pi.byValue[v], e)
 	}
 	pi.n++
+}
+
+// better breaks a tie between two equally crowded requirements: a deeper
+// field ("detail.clusterArn") is likelier to be selective than a
+// top-level one ("source"), and fewer values mean fewer index entries.
+func better(a, b requirement) bool {
+	if len(a.path) != len(b.path) {
+		return len(a.path) > len(b.path)
+	}
+	return len(a.vals) < len(b.vals)
 }
 
 // Delete removes the pattern with that id, if any.
@@ -127,7 +137,9 @@ func (s *Set) pathIndex(path []string, create bool) *pathIndex {
 
 // Match returns the ids of the patterns the event matches, sorted.
 func (s *Set) Match(event []byte) ([]string, error) {
-	ev, err := parseEvent(event)
+	jp := parsers.Get().(*jsonParser)
+	defer parsers.Put(jp)
+	ev, err := parseEvent(jp, event)
 	if err != nil {
 		return nil, err
 	}
