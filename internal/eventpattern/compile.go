@@ -69,6 +69,7 @@ type matcher struct {
 	loInc  bool
 	hiInc  bool
 	prefix netip.Prefix
+	ip     netip.Addr // opExactString: the value is an IP address, matched in any spelling
 }
 
 // Compile parses and checks an event pattern.
@@ -197,7 +198,14 @@ func (c *compiler) leaf(a *value) ([]matcher, error) {
 			}
 			ms = append(ms, m)
 		case kString:
-			ms = append(ms, matcher{op: opExactString, s: e.str})
+			m := matcher{op: opExactString, s: e.str}
+			// Like Event Ruler, a value that is an IP address matches the
+			// same address however the event spells it (2001:db8::1 and
+			// 2001:0db8:0:0:0:0:0:1).
+			if ip, err := netip.ParseAddr(e.str); err == nil && ip.Zone() == "" {
+				m.ip = ip.Unmap()
+			}
+			ms = append(ms, m)
 		case kNumber:
 			m := matcher{op: opExactNumber, s: e.str}
 			m.num, m.numOK = e.num, exactDouble(e.str, e.num)

@@ -188,7 +188,17 @@ func anyScalar(v *value, m *matcher) bool {
 func (m *matcher) matchScalar(v *value) bool {
 	switch m.op {
 	case opExactString:
-		return v.kind == kString && v.str == m.s
+		if v.kind != kString {
+			return false
+		}
+		if v.str == m.s {
+			return true
+		}
+		if m.ip.IsValid() {
+			ip, err := netip.ParseAddr(v.str)
+			return err == nil && ip.Zone() == "" && ip.Unmap() == m.ip
+		}
+		return false
 	case opExactNumber:
 		return v.kind == kNumber && (v.str == m.s || m.numOK && v.num == m.num && exactDouble(v.str, v.num))
 	case opExactLiteral:

@@ -99,6 +99,7 @@ func TestDocumentedPatterns(t *testing.T) {
 		// IP addresses.
 		{"cidr", `{"detail":{"source-ip":[{"cidr":"10.0.0.0/24"}]}}`, true},
 		{"cidr elsewhere", `{"detail":{"source-ip":[{"cidr":"10.0.1.0/24"}]}}`, false},
+		{"an exact address matches however it is written", `{"detail":{"source-ip":["10.0.0.33","2001:db8::1"]}}`, true},
 		{"cidr on a non-address", `{"detail":{"state":[{"cidr":"10.0.0.0/8"}]}}`, false},
 		// Exists.
 		{"exists true", `{"detail":{"c-count":[{"exists":true}]}}`, true},
@@ -306,6 +307,18 @@ func TestErrorPosition(t *testing.T) {
 	want := "Event pattern is not valid. Reason: Value of > must be numeric\n at [Source: (String)\"{\n  \"a\": [\n    {\"numeric\": [\">\", \"x\"]}\n  ]\n}\"; line: 3, column: 23]"
 	if err.Error() != want {
 		t.Errorf("message\n%s\nwant\n%s", err, want)
+	}
+}
+
+func TestIPv6Spellings(t *testing.T) {
+	p := mustCompile(t, `{"ip":["2001:db8::1"]}`)
+	if !match(t, p, `{"ip":"2001:0DB8:0:0:0:0:0:1"}`) || match(t, p, `{"ip":"2001:db8::2"}`) {
+		t.Error("an IPv6 value should match its other spellings only")
+	}
+	s := NewSet()
+	s.Put("p", p)
+	if ids, _ := s.Match([]byte(`{"ip":"2001:0db8::0:1"}`)); len(ids) != 1 {
+		t.Error("the Set missed an address spelt differently")
 	}
 }
 

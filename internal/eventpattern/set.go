@@ -229,7 +229,7 @@ func (p *Pattern) requirements() []requirement {
 			}
 			var vals []string
 			for _, m := range f.leaf {
-				if m.op != opExactString {
+				if m.op != opExactString || m.ip.IsValid() { // an address has many spellings
 					vals = nil
 					break
 				}
