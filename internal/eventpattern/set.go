@@ -20,16 +20,30 @@ type Set struct {
 }
 
 type entry struct {
-	id   string
-	p    *Pattern
-	idx  *pathIndex // nil: in always
-	vals []string
+	id     string
+	p      *Pattern
+	idx    *pathIndex // nil: in always
+	vals   []string   // the values (or prefixes) it is indexed under
+	prefix bool
 }
 
+// pathIndex holds the patterns indexed by one field: under each exact
+// value, and under each prefix (looked up by cutting the event's value to
+// each length some prefix has).
 type pathIndex struct {
-	path    []string
-	byValue map[string][]*entry
-	n       int // entries indexed here
+	path       []string
+	byValue    map[string][]*entry
+	byPrefix   map[string][]*entry
+	prefixLens map[int]int // prefix length -> number of prefixes that long
+	lens       []int       // the keys of prefixLens, sorted
+	n          int         // entries indexed here
+}
+
+func (pi *pathIndex) bucket(prefix bool) map[string][]*entry {
+	if prefix {
+		return pi.byPrefix
+	}
+	return pi.byValue
 }
 
 // NewSet returns an empty Set.
@@ -60,7 +74,7 @@ func (s *Set) Put(id string, p *Pattern) {
 		cost := 0
 		if pi := s.pathIndex(r.path, false); pi != nil {
 			for _, v := range r.vals {
-				cost += len(pi.byValue[v])
+				cost += len(pi.bucket(r.prefix)[v])
 			}
 		}
 		if best == nil || cost < bestCost || cost == bestCost && better(r, *best) {
@@ -73,17 +87,38 @@ func (s *Set) Put(id string, p *Pattern) {
 		return
 	}
 	pi := s.pathIndex(best.path, true)
-	e.idx, e.vals = pi, slices.Compact(slices.Sorted(slices.Values(best.vals)))
+	e.idx, e.vals, e.prefix = pi, slices.Compact(slices.Sorted(slices.Values(best.vals))), best.prefix
+	b := pi.bucket(e.prefix)
 	for _, v := range e.vals {
-		pi.byValue[v] = append(pi.byValue[v], e)
+		b[v] = append(b[v], e)
+		if e.prefix {
+			pi.countLen(len(v), 1)
+		}
 	}
 	pi.n++
+}
+
+func (pi *pathIndex) countLen(n, delta int) {
+	pi.prefixLens[n] += delta
+	if pi.prefixLens[n] == 0 {
+		delete(pi.prefixLens, n)
+	}
+	pi.lens = slices.Sorted(func(yield func(int) bool) {
+		for l := range pi.prefixLens {
+			if !yield(l) {
+				return
+			}
+		}
+	})
 }
 
 // better breaks a tie between two equally crowded requirements: a deeper
 // field ("detail.clusterArn") is likelier to be selective than a
 // top-level one ("source"), and fewer values mean fewer index entries.
 func better(a, b requirement) bool {
+	if a.prefix != b.prefix {
+		return !a.prefix // an exact value is one lookup
+	}
 	if len(a.path) != len(b.path) {
 		return len(a.path) > len(b.path)
 	}
@@ -108,12 +143,16 @@ func (s *Set) remove(id string) {
 		return
 	}
 	pi := e.idx
+	b := pi.bucket(e.prefix)
 	for _, v := range e.vals {
-		l := slices.DeleteFunc(pi.byValue[v], func(x *entry) bool { return x == e })
+		l := slices.DeleteFunc(b[v], func(x *entry) bool { return x == e })
 		if len(l) == 0 {
-			delete(pi.byValue, v)
+			delete(b, v)
 		} else {
-			pi.byValue[v] = l
+			b[v] = l
+		}
+		if e.prefix {
+			pi.countLen(len(v), -1)
 		}
 	}
 	if pi.n--; pi.n == 0 {
@@ -130,7 +169,7 @@ func (s *Set) pathIndex(path []string, create bool) *pathIndex {
 	if !create {
 		return nil
 	}
-	pi := &pathIndex{path: path, byValue: map[string][]*entry{}}
+	pi := &pathIndex{path: path, byValue: map[string][]*entry{}, byPrefix: map[string][]*entry{}, prefixLens: map[int]int{}}
 	s.paths = append(s.paths, pi)
 	return pi
 }
@@ -159,28 +198,26 @@ func (s *Set) Match(event []byte) ([]string, error) {
 				continue // an array holding the same value twice
 			}
 			for _, e := range pi.byValue[v] {
-				// A pattern indexed under several values can be reached
-				// twice when the event has several of them.
-				if len(vals) > 1 && len(e.vals) > 1 && reachedBefore(e, vals[:i]) {
-					continue
-				}
 				if e.p.root.matchObject(&ev) {
 					ids = append(ids, e.id)
 				}
 			}
+			for _, n := range pi.lens {
+				if n > len(v) {
+					break
+				}
+				for _, e := range pi.byPrefix[v[:n]] {
+					if e.p.root.matchObject(&ev) {
+						ids = append(ids, e.id)
+					}
+				}
+			}
 		}
 	}
+	// A pattern indexed under several values or prefixes is reached once
+	// for each the event has.
 	slices.Sort(ids)
-	return ids, nil
-}
-
-func reachedBefore(e *entry, earlier []string) bool {
-	for _, v := range earlier {
-		if _, ok := slices.BinarySearch(e.vals, v); ok {
-			return true
-		}
-	}
-	return false
+	return slices.Compact(ids), nil
 }
 
 // stringsAt appends the string values found at path in v, looking
@@ -209,14 +246,15 @@ func stringsAt(v *value, path []string, out []string) []string {
 }
 
 // requirement is a field every match needs: the event must have one of
-// vals as a string at path.
+// vals as a string at path (or a string starting with one of them).
 type requirement struct {
-	path []string
-	vals []string
+	path   []string
+	vals   []string
+	prefix bool
 }
 
 // requirements lists the pattern's fields outside "$or" whose matchers
-// are all exact strings.
+// are all exact strings, or all (case-sensitive, non-empty) prefixes.
 func (p *Pattern) requirements() []requirement {
 	var out []requirement
 	var walk func(n *node, path []string)
@@ -227,16 +265,25 @@ func (p *Pattern) requirements() []requirement {
 				walk(f.child, fp)
 				continue
 			}
-			var vals []string
+			var exact, prefixes []string
 			for _, m := range f.leaf {
-				if m.op != opExactString || m.ip.IsValid() { // an address has many spellings
-					vals = nil
+				switch {
+				case m.op == opExactString && !m.ip.IsValid(): // an address has many spellings
+					exact = append(exact, m.s)
+				case m.op == opPrefix && m.s != "":
+					prefixes = append(prefixes, m.s)
+				default:
+					exact, prefixes = nil, nil
+				}
+				if exact == nil && prefixes == nil {
 					break
 				}
-				vals = append(vals, m.s)
 			}
-			if vals != nil {
-				out = append(out, requirement{path: fp, vals: vals})
+			switch {
+			case exact != nil && prefixes == nil:
+				out = append(out, requirement{path: fp, vals: exact})
+			case prefixes != nil && exact == nil:
+				out = append(out, requirement{path: fp, vals: prefixes, prefix: true})
 			}
 		}
 	}
@@ -255,6 +302,11 @@ func (s *Set) String() string {
 		b.WriteString(strings.Join(slices.Sorted(func(yield func(string) bool) {
 			for v := range pi.byValue {
 				if !yield(v) {
+					return
+				}
+			}
+			for v := range pi.byPrefix {
+				if !yield(v + "*") {
 					return
 				}
 			}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -68,24 +69,29 @@ func TestSetIndexesSelectiveFields(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		s.Put(fmt.Sprint("c", i), mustCompile(t, fmt.Sprintf(`{"source":["aws.ecs"],"detail":{"clusterArn":[%q]}}`, ecsCluster(i))))
 	}
-	s.Put("always", mustCompile(t, `{"detail":{"group":[{"prefix":"service:"}]}}`))
+	s.Put("always", mustCompile(t, `{"detail":{"group":[{"wildcard":"service:*"}]}}`))
+	s.Put("pre", mustCompile(t, `{"source":["aws.ecs"],"detail":{"group":[{"prefix":"service:"},{"prefix":"serv"}]}}`))
 	s.Put("arr", mustCompile(t, `{"resources":["a","b"]}`))
-	want := "detail.clusterArn: " + ecsCluster(0) + "," + ecsCluster(1) + "," + ecsCluster(2) + "\nresources: a,b\n"
+	want := "detail.clusterArn: " + ecsCluster(0) + "," + ecsCluster(1) + "," + ecsCluster(2) + "\n" +
+		"source: aws.ecs\n" + // detail.group's prefixes would be one more lookup
+		"resources: a,b\n"
 	if got := s.String(); got != want {
 		t.Errorf("index:\n%s\nwant\n%s", got, want)
+	}
+	s.Put("pre2", mustCompile(t, `{"source":["aws.ecs"],"detail":{"group":[{"prefix":"service:"},{"prefix":"serv"}]}}`))
+	if got := s.String(); !strings.Contains(got, "detail.group: serv*,service:*\n") {
+		t.Errorf("a second pattern on source should go to the prefixes:\n%s", got)
 	}
 	ids, err := s.Match([]byte(`{"source":"aws.ecs","resources":["b","a","b"],"detail":{"clusterArn":"` + ecsCluster(1) + `","group":"service:x"}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(ids, []string{"always", "arr", "c1"}) {
+	if !slices.Equal(ids, []string{"always", "arr", "c1", "pre", "pre2"}) {
 		t.Errorf("ids %v", ids)
 	}
-	s.Delete("arr")
-	s.Delete("c0")
-	s.Delete("c1")
-	s.Delete("c2")
-	s.Delete("nope")
+	for _, id := range []string{"arr", "c0", "c1", "c2", "pre", "pre2", "nope"} {
+		s.Delete(id)
+	}
 	if got := s.String(); got != "" {
 		t.Errorf("index after deletes: %q", got)
 	}
