@@ -1,9 +1,11 @@
 package eventpattern
 
 import (
+	"cmp"
 	"math"
 	"math/big"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -187,6 +189,16 @@ func (c *compiler) object(v *value, inOr bool) (*node, error) {
 			n.fields = append(n.fields, f)
 		}
 	}
+	// Nested objects first: fields like source and detail-type are
+	// shared by most of a bus's rules and events, the detail is where
+	// rules differ, so checking it first fails sooner. AND does not care.
+	nested := func(f field) int {
+		if f.child != nil && !f.child.absentOK {
+			return 0
+		}
+		return 1
+	}
+	slices.SortStableFunc(n.fields, func(a, b field) int { return cmp.Compare(nested(a), nested(b)) })
 	n.absentOK = n.matchAbsent()
 	return n, nil
 }
