@@ -65,18 +65,15 @@ func (s *Set) Put(id string, p *Pattern) {
 	s.remove(id)
 	e := &entry{id: id, p: p}
 	s.entries[id] = e
-	// Index by the required field whose values are the least crowded, so
-	// that patterns sharing "source": ["aws.ecs"] spread over their more
-	// selective fields.
+	// Index by the required field where the pattern adds the least
+	// expected work: a bucket is visited by the events having its value,
+	// estimated as one in the number of values seen at that field. So
+	// patterns sharing "source": ["aws.ecs"] spread over their more
+	// selective fields (cluster ARNs, statuses).
 	var best *requirement
-	bestCost := 0
+	bestCost := 0.0
 	for _, r := range p.requirements() {
-		cost := 0
-		if pi := s.pathIndex(r.path, false); pi != nil {
-			for _, v := range r.vals {
-				cost += len(pi.bucket(r.prefix)[v])
-			}
-		}
+		cost := s.cost(r)
 		if best == nil || cost < bestCost || cost == bestCost && better(r, *best) {
 			r := r
 			best, bestCost = &r, cost
@@ -110,6 +107,24 @@ func (pi *pathIndex) countLen(n, delta int) {
 			}
 		}
 	})
+}
+
+// cost estimates how many patterns an event visits in the buckets r
+// would join, with the pattern in them.
+func (s *Set) cost(r requirement) float64 {
+	pi := s.pathIndex(r.path, false)
+	if pi == nil {
+		return 1
+	}
+	b := pi.bucket(r.prefix)
+	entries, distinct := 0, len(b)
+	for _, v := range r.vals {
+		entries += len(b[v]) + 1
+		if _, ok := b[v]; !ok {
+			distinct++
+		}
+	}
+	return float64(entries) / float64(distinct)
 }
 
 // better breaks a tie between two equally crowded requirements: a deeper
