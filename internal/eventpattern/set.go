@@ -269,7 +269,8 @@ type requirement struct {
 }
 
 // requirements lists the pattern's fields outside "$or" whose matchers
-// are all exact strings, or all (case-sensitive, non-empty) prefixes.
+// are all exact strings, or all (case-sensitive, non-empty) prefixes;
+// a wildcard counts as the literal text before its first star.
 func (p *Pattern) requirements() []requirement {
 	var out []requirement
 	var walk func(n *node, path []string)
@@ -287,6 +288,14 @@ func (p *Pattern) requirements() []requirement {
 					exact = append(exact, m.s)
 				case m.op == opPrefix && m.s != "":
 					prefixes = append(prefixes, m.s)
+				case m.op == opWildcard && m.wild[0].segs[0] != "":
+					// A wildcard not starting with * needs its first
+					// segment as a prefix (or is one exact string).
+					if len(m.wild[0].segs) == 1 {
+						exact = append(exact, m.wild[0].segs[0])
+					} else {
+						prefixes = append(prefixes, m.wild[0].segs[0])
+					}
 				default:
 					exact, prefixes = nil, nil
 				}

@@ -131,3 +131,23 @@ func TestSetConcurrent(t *testing.T) {
 		<-done
 	}
 }
+
+func TestSetIndexesWildcardsByTheirPrefix(t *testing.T) {
+	s := NewSet()
+	s.Put("w", mustCompile(t, `{"detail":{"taskDefinitionArn":[{"wildcard":"arn:aws:ecs:*:task-definition/web-*"}]}}`))
+	s.Put("x", mustCompile(t, `{"detail":{"taskDefinitionArn":[{"wildcard":"arn:aws:ecs:us-east-1:1:task-definition/web:1"}]}}`))
+	s.Put("lead", mustCompile(t, `{"detail":{"taskDefinitionArn":[{"wildcard":"*web*"}]}}`))
+	if got, want := s.String(), "detail.taskDefinitionArn: arn:aws:ecs:*,arn:aws:ecs:us-east-1:1:task-definition/web:1\n"; got != want {
+		t.Errorf("index %q, want %q", got, want)
+	}
+	for ev, want := range map[string][]string{
+		`{"detail":{"taskDefinitionArn":"arn:aws:ecs:us-east-1:1:task-definition/web:1"}}`:   {"lead", "w", "x"},
+		`{"detail":{"taskDefinitionArn":"arn:aws:ecs:us-east-1:1:task-definition/web-2:1"}}`: {"lead", "w"},
+		`{"detail":{"taskDefinitionArn":"arn:aws:ecs:us-east-1:1:task-definition/api:1"}}`:   nil,
+	} {
+		ids, err := s.Match([]byte(ev))
+		if err != nil || !slices.Equal(ids, want) {
+			t.Errorf("%s: %v %v, want %v", ev, ids, err, want)
+		}
+	}
+}
