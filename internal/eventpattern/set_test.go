@@ -69,7 +69,7 @@ func TestSetIndexesSelectiveFields(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		s.Put(fmt.Sprint("c", i), mustCompile(t, fmt.Sprintf(`{"source":["aws.ecs"],"detail":{"clusterArn":[%q]}}`, ecsCluster(i))))
 	}
-	s.Put("always", mustCompile(t, `{"detail":{"group":[{"wildcard":"service:*"}]}}`))
+	s.Put("always", mustCompile(t, `{"detail":{"group":[{"suffix":":x"}]}}`))
 	s.Put("pre", mustCompile(t, `{"source":["aws.ecs"],"detail":{"group":[{"prefix":"service:"},{"prefix":"serv"}]}}`))
 	s.Put("arr", mustCompile(t, `{"resources":["a","b"]}`))
 	want := "detail.clusterArn: " + ecsCluster(0) + "," + ecsCluster(1) + "," + ecsCluster(2) + "\n" +
@@ -141,7 +141,7 @@ func TestSetIndexesWildcardsByTheirPrefix(t *testing.T) {
 		t.Errorf("index %q, want %q", got, want)
 	}
 	for ev, want := range map[string][]string{
-		`{"detail":{"taskDefinitionArn":"arn:aws:ecs:us-east-1:1:task-definition/web:1"}}`:   {"lead", "w", "x"},
+		`{"detail":{"taskDefinitionArn":"arn:aws:ecs:us-east-1:1:task-definition/web:1"}}`:   {"lead", "x"},
 		`{"detail":{"taskDefinitionArn":"arn:aws:ecs:us-east-1:1:task-definition/web-2:1"}}`: {"lead", "w"},
 		`{"detail":{"taskDefinitionArn":"arn:aws:ecs:us-east-1:1:task-definition/api:1"}}`:   nil,
 	} {
