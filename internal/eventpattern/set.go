@@ -58,11 +58,15 @@ func (s *Set) Len() int {
 	return len(s.entries)
 }
 
-// Put adds the pattern under id, replacing any pattern with that id.
+// Put adds the pattern under id, replacing any pattern with that id. A
+// nil pattern removes id.
 func (s *Set) Put(id string, p *Pattern) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.remove(id)
+	if p == nil {
+		return
+	}
 	e := &entry{id: id, p: p}
 	s.entries[id] = e
 	// Index by the required field where the pattern adds the least
