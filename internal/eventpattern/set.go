@@ -20,31 +20,34 @@ type Set struct {
 }
 
 type entry struct {
-	id     string
-	p      *Pattern
-	idx    *pathIndex // nil: in always
-	vals   []string   // the values (or prefixes) it is indexed under
-	prefix bool
+	id   string
+	p    *Pattern
+	idx  *pathIndex // nil: in always
+	vals []string   // the values (or prefixes, suffixes) it is indexed under
+	mode mode
 }
+
+// mode says how an index bucket's key relates to the event's value.
+type mode uint8
+
+const (
+	exactly mode = iota
+	byPrefix
+	bySuffix
+)
 
 // pathIndex holds the patterns indexed by one field: under each exact
-// value, and under each prefix (looked up by cutting the event's value to
-// each length some prefix has).
+// value, each prefix and each suffix (prefixes and suffixes are looked up
+// by cutting the event's value to each length one has).
 type pathIndex struct {
-	path       []string
-	byValue    map[string][]*entry
-	byPrefix   map[string][]*entry
-	prefixLens map[int]int // prefix length -> number of prefixes that long
-	lens       []int       // the keys of prefixLens, sorted
-	n          int         // entries indexed here
+	path    []string
+	buckets [3]map[string][]*entry // by mode
+	lenN    [3]map[int]int         // by mode: key length -> keys that long
+	lens    [3][]int               // by mode: the lengths, sorted
+	n       int                    // entries indexed here
 }
 
-func (pi *pathIndex) bucket(prefix bool) map[string][]*entry {
-	if prefix {
-		return pi.byPrefix
-	}
-	return pi.byValue
-}
+func (pi *pathIndex) bucket(m mode) map[string][]*entry { return pi.buckets[m] }
 
 // NewSet returns an empty Set.
 func NewSet() *Set {
@@ -88,24 +91,26 @@ func (s *Set) Put(id string, p *Pattern) {
 		return
 	}
 	pi := s.pathIndex(best.path, true)
-	e.idx, e.vals, e.prefix = pi, slices.Compact(slices.Sorted(slices.Values(best.vals))), best.prefix
-	b := pi.bucket(e.prefix)
+	e.idx, e.vals, e.mode = pi, slices.Compact(slices.Sorted(slices.Values(best.vals))), best.mode
+	b := pi.bucket(e.mode)
 	for _, v := range e.vals {
 		b[v] = append(b[v], e)
-		if e.prefix {
-			pi.countLen(len(v), 1)
-		}
+		pi.countLen(e.mode, len(v), 1)
 	}
 	pi.n++
 }
 
-func (pi *pathIndex) countLen(n, delta int) {
-	pi.prefixLens[n] += delta
-	if pi.prefixLens[n] == 0 {
-		delete(pi.prefixLens, n)
+func (pi *pathIndex) countLen(m mode, n, delta int) {
+	if m == exactly {
+		return
 	}
-	pi.lens = slices.Sorted(func(yield func(int) bool) {
-		for l := range pi.prefixLens {
+	c := pi.lenN[m]
+	c[n] += delta
+	if c[n] == 0 {
+		delete(c, n)
+	}
+	pi.lens[m] = slices.Sorted(func(yield func(int) bool) {
+		for l := range c {
 			if !yield(l) {
 				return
 			}
@@ -120,7 +125,7 @@ func (s *Set) cost(r requirement) float64 {
 	if pi == nil {
 		return 1
 	}
-	b := pi.bucket(r.prefix)
+	b := pi.bucket(r.mode)
 	entries, distinct := 0, len(b)
 	for _, v := range r.vals {
 		entries += len(b[v]) + 1
@@ -135,8 +140,8 @@ func (s *Set) cost(r requirement) float64 {
 // field ("detail.clusterArn") is likelier to be selective than a
 // top-level one ("source"), and fewer values mean fewer index entries.
 func better(a, b requirement) bool {
-	if a.prefix != b.prefix {
-		return !a.prefix // an exact value is one lookup
+	if a.mode != b.mode {
+		return a.mode < b.mode // an exact value is one lookup
 	}
 	if len(a.path) != len(b.path) {
 		return len(a.path) > len(b.path)
@@ -162,7 +167,7 @@ func (s *Set) remove(id string) {
 		return
 	}
 	pi := e.idx
-	b := pi.bucket(e.prefix)
+	b := pi.bucket(e.mode)
 	for _, v := range e.vals {
 		l := slices.DeleteFunc(b[v], func(x *entry) bool { return x == e })
 		if len(l) == 0 {
@@ -170,9 +175,7 @@ func (s *Set) remove(id string) {
 		} else {
 			b[v] = l
 		}
-		if e.prefix {
-			pi.countLen(len(v), -1)
-		}
+		pi.countLen(e.mode, len(v), -1)
 	}
 	if pi.n--; pi.n == 0 {
 		s.paths = slices.DeleteFunc(s.paths, func(x *pathIndex) bool { return x == pi })
@@ -188,7 +191,10 @@ func (s *Set) pathIndex(path []string, create bool) *pathIndex {
 	if !create {
 		return nil
 	}
-	pi := &pathIndex{path: path, byValue: map[string][]*entry{}, byPrefix: map[string][]*entry{}, prefixLens: map[int]int{}}
+	pi := &pathIndex{path: path}
+	for m := range pi.buckets {
+		pi.buckets[m], pi.lenN[m] = map[string][]*entry{}, map[int]int{}
+	}
 	s.paths = append(s.paths, pi)
 	return pi
 }
@@ -216,16 +222,26 @@ func (s *Set) Match(event []byte) ([]string, error) {
 			if slices.Contains(vals[:i], v) {
 				continue // an array holding the same value twice
 			}
-			for _, e := range pi.byValue[v] {
+			for _, e := range pi.buckets[exactly][v] {
 				if e.p.root.matchObject(&ev) {
 					ids = append(ids, e.id)
 				}
 			}
-			for _, n := range pi.lens {
+			for _, n := range pi.lens[byPrefix] {
 				if n > len(v) {
 					break
 				}
-				for _, e := range pi.byPrefix[v[:n]] {
+				for _, e := range pi.buckets[byPrefix][v[:n]] {
+					if e.p.root.matchObject(&ev) {
+						ids = append(ids, e.id)
+					}
+				}
+			}
+			for _, n := range pi.lens[bySuffix] {
+				if n > len(v) {
+					break
+				}
+				for _, e := range pi.buckets[bySuffix][v[len(v)-n:]] {
 					if e.p.root.matchObject(&ev) {
 						ids = append(ids, e.id)
 					}
@@ -233,7 +249,7 @@ func (s *Set) Match(event []byte) ([]string, error) {
 			}
 		}
 	}
-	// A pattern indexed under several values or prefixes is reached once
+	// A pattern indexed under several values or affixes is reached once
 	// for each the event has.
 	slices.Sort(ids)
 	return slices.Compact(ids), nil
@@ -265,16 +281,17 @@ func stringsAt(v *value, path []string, out []string) []string {
 }
 
 // requirement is a field every match needs: the event must have one of
-// vals as a string at path (or a string starting with one of them).
+// vals as a string at path (or a string starting or ending with one).
 type requirement struct {
-	path   []string
-	vals   []string
-	prefix bool
+	path []string
+	vals []string
+	mode mode
 }
 
 // requirements lists the pattern's fields outside "$or" whose matchers
-// are all exact strings, or all (case-sensitive, non-empty) prefixes;
-// a wildcard counts as the literal text before its first star.
+// are all exact strings, all (case-sensitive, non-empty) prefixes, or all
+// suffixes; a wildcard counts as its literal text before the first star,
+// or else after the last.
 func (p *Pattern) requirements() []requirement {
 	var out []requirement
 	var walk func(n *node, path []string)
@@ -285,38 +302,48 @@ func (p *Pattern) requirements() []requirement {
 				walk(f.child, fp)
 				continue
 			}
-			var exact, prefixes []string
-			for _, m := range f.leaf {
-				switch {
-				case m.op == opExactString && !m.ip.IsValid(): // an address has many spellings
-					exact = append(exact, m.s)
-				case m.op == opPrefix && m.s != "":
-					prefixes = append(prefixes, m.s)
-				case m.op == opWildcard && m.wild[0].segs[0] != "":
-					// A wildcard not starting with * needs its first
-					// segment as a prefix (or is one exact string).
-					if len(m.wild[0].segs) == 1 {
-						exact = append(exact, m.wild[0].segs[0])
-					} else {
-						prefixes = append(prefixes, m.wild[0].segs[0])
-					}
-				default:
-					exact, prefixes = nil, nil
-				}
-				if exact == nil && prefixes == nil {
+			// Every matcher of the leaf must give a key of one mode.
+			var vals []string
+			var md mode
+			ok := true
+			for i, m := range f.leaf {
+				k, km, indexable := indexKey(&m)
+				if !indexable || i > 0 && km != md {
+					ok = false
 					break
 				}
+				vals, md = append(vals, k), km
 			}
-			switch {
-			case exact != nil && prefixes == nil:
-				out = append(out, requirement{path: fp, vals: exact})
-			case prefixes != nil && exact == nil:
-				out = append(out, requirement{path: fp, vals: prefixes, prefix: true})
+			if ok {
+				out = append(out, requirement{path: fp, vals: vals, mode: md})
 			}
 		}
 	}
 	walk(p.root, nil)
 	return out
+}
+
+// indexKey returns the key a matcher can be indexed under, if any.
+func indexKey(m *matcher) (string, mode, bool) {
+	switch m.op {
+	case opExactString:
+		return m.s, exactly, !m.ip.IsValid() // an address has many spellings
+	case opPrefix:
+		return m.s, byPrefix, m.s != ""
+	case opSuffix:
+		return m.s, bySuffix, m.s != ""
+	case opWildcard:
+		segs := m.wild[0].segs
+		switch {
+		case len(segs) == 1:
+			return segs[0], exactly, true
+		case segs[0] != "":
+			return segs[0], byPrefix, true
+		case segs[len(segs)-1] != "":
+			return segs[len(segs)-1], bySuffix, true
+		}
+	}
+	return "", 0, false
 }
 
 // String describes the index, for tests and debugging.
@@ -328,13 +355,18 @@ func (s *Set) String() string {
 		b.WriteString(strings.Join(pi.path, "."))
 		b.WriteString(": ")
 		b.WriteString(strings.Join(slices.Sorted(func(yield func(string) bool) {
-			for v := range pi.byValue {
+			for v := range pi.buckets[exactly] {
 				if !yield(v) {
 					return
 				}
 			}
-			for v := range pi.byPrefix {
+			for v := range pi.buckets[byPrefix] {
 				if !yield(v + "*") {
+					return
+				}
+			}
+			for v := range pi.buckets[bySuffix] {
+				if !yield("*" + v) {
 					return
 				}
 			}
