@@ -500,11 +500,18 @@ func exactDouble(text string, f float64) bool {
 func (c *compiler) numeric(a *value) (matcher, error) {
 	m := matcher{op: opNumeric, lo: math.Inf(-1), hi: math.Inf(1), loInc: true, hiInc: true}
 	el := a.elems
-	text := func(v *value) string {
-		if v.kind == kString || v.kind == kNumber {
+	text := func(v *value) string { // Jackson's getText of the token
+		switch v.kind {
+		case kString, kNumber:
 			return v.str
+		case kTrue:
+			return "true"
+		case kFalse:
+			return "false"
+		case kNull:
+			return "null"
 		}
-		return c.src[v.off : v.off+1]
+		return c.src[v.off : v.off+1] // [ or {
 	}
 	if len(el) == 0 {
 		return matcher{}, c.failEnd(a, "Invalid member in numeric match: ]")

@@ -240,6 +240,8 @@ func TestCompileErrors(t *testing.T) {
 		{`{"a":[{"numeric":5}]}`, "Value of numeric must be an array."},
 		{`{"a":[{"numeric":[]}]}`, "Invalid member in numeric match: ]"},
 		{`{"a":[{"numeric":[5]}]}`, "Invalid member in numeric match: 5"},
+		{`{"a":[{"numeric":[true]}]}`, "Invalid member in numeric match: true"},
+		{`{"a":[{"numeric":[">",0,null]}]}`, "Bad value in numeric range: null"},
 		{`{"a":[{"numeric":["!=",5]}]}`, "Unrecognized numeric range operator: !="},
 		{`{"a":[{"numeric":["=","5"]}]}`, "Value of equals must be numeric"},
 		{`{"a":[{"numeric":["=",5,6]}]}`, "Too many elements in numeric expression"},
