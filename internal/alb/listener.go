@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -275,9 +274,32 @@ func (p *Plane) serveTCP(c net.Conn, tr *tcpRoute) {
 	defer up.Close()
 	t.outstanding.Add(1)
 	defer t.outstanding.Add(-1)
+	// Both directions share one idle clock: the connection closes when no byte has moved
+	// either way for the idle timeout (NLB's 350 s unless configured).
+	var last atomic.Int64
+	last.Store(time.Now().UnixNano())
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
-		io.Copy(dst, src)
+		bufp := copyBufs.Get().(*[]byte)
+		defer copyBufs.Put(bufp)
+		buf := *bufp
+		for {
+			src.SetReadDeadline(time.Now().Add(tr.idle))
+			n, err := src.Read(buf)
+			if n > 0 {
+				last.Store(time.Now().UnixNano())
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() && time.Since(time.Unix(0, last.Load())) < tr.idle {
+					continue // the other direction was busy
+				}
+				break
+			}
+		}
 		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
 		}
@@ -286,5 +308,12 @@ func (p *Plane) serveTCP(c net.Conn, tr *tcpRoute) {
 	go pipe(up, c)
 	go pipe(c, up)
 	<-done
-	<-done
+	// One side finished: give the other the idle timeout to finish, then cut both.
+	select {
+	case <-done:
+	case <-time.After(tr.idle):
+		c.Close()
+		up.Close()
+		<-done
+	}
 }

@@ -702,6 +702,24 @@ func TestTCPListener(t *testing.T) {
 	if string(b) != "ping" {
 		t.Fatalf("echo %q", b)
 	}
+	// An idle connection is closed after the load balancer's idle timeout.
+	cfg.LoadBalancers[0].IdleTimeout = 300 * time.Millisecond
+	cfg.LoadBalancers[0].Listeners[0].Addr = p.ListenerAddr("l").String()
+	if err := p.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	idle, err := net.Dial("tcp", p.ListenerAddr("l").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	idle.Write([]byte("x"))
+	start := time.Now()
+	idle.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, _ = io.ReadAll(idle)
+	if string(b) != "x" || time.Since(start) > 3*time.Second {
+		t.Fatalf("idle connection: read %q, closed after %v", b, time.Since(start))
+	}
 }
 
 func TestListenErrorsAndCanListen(t *testing.T) {
