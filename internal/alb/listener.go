@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -274,17 +275,22 @@ func (p *Plane) serveTCP(c net.Conn, tr *tcpRoute) {
 	defer up.Close()
 	t.outstanding.Add(1)
 	defer t.outstanding.Add(-1)
-	// Both directions share one idle clock: the connection closes when no byte has moved
-	// either way for the idle timeout (NLB's 350 s unless configured).
+	splice(c, up, c, up, tr.idle)
+}
+
+// splice copies bytes both ways between a client and a target connection (reading through cr and
+// ur, which may hold bytes already buffered) until both sides are done or no byte has moved
+// either way for idle. Half-closes are passed on.
+func splice(c, up net.Conn, cr, ur io.Reader, idle time.Duration) {
 	var last atomic.Int64
 	last.Store(time.Now().UnixNano())
 	done := make(chan struct{}, 2)
-	pipe := func(dst, src net.Conn) {
+	pipe := func(dst, srcConn net.Conn, src io.Reader) {
 		bufp := copyBufs.Get().(*[]byte)
 		defer copyBufs.Put(bufp)
 		buf := *bufp
 		for {
-			src.SetReadDeadline(time.Now().Add(tr.idle))
+			srcConn.SetReadDeadline(time.Now().Add(idle))
 			n, err := src.Read(buf)
 			if n > 0 {
 				last.Store(time.Now().UnixNano())
@@ -294,7 +300,7 @@ func (p *Plane) serveTCP(c net.Conn, tr *tcpRoute) {
 			}
 			if err != nil {
 				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() && time.Since(time.Unix(0, last.Load())) < tr.idle {
+				if errors.As(err, &ne) && ne.Timeout() && time.Since(time.Unix(0, last.Load())) < idle {
 					continue // the other direction was busy
 				}
 				break
@@ -305,13 +311,13 @@ func (p *Plane) serveTCP(c net.Conn, tr *tcpRoute) {
 		}
 		done <- struct{}{}
 	}
-	go pipe(up, c)
-	go pipe(c, up)
+	go pipe(up, c, cr)
+	go pipe(c, up, ur)
 	<-done
 	// One side finished: give the other the idle timeout to finish, then cut both.
 	select {
 	case <-done:
-	case <-time.After(tr.idle):
+	case <-time.After(idle):
 		c.Close()
 		up.Close()
 		<-done
