@@ -8,9 +8,11 @@
 package alb
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"sync"
 	"time"
 )
 
@@ -151,29 +153,20 @@ type TargetHealth struct {
 
 // Plane is the running data plane.
 type Plane struct {
-	changes chan struct{}
+	log         *slog.Logger
+	observer    Observer
+	checkClient *http.Client
+	proxy       *httputil.ReverseProxy
+	changes     chan struct{}
+
+	mu     sync.Mutex // serialises Apply, Close and the maps in st
+	closed bool
+	st     planeState
 }
 
-var errNotBuilt = errors.New("alb: not built yet")
-
 // New returns an empty plane; Apply gives it listeners.
-func New(opts Options) *Plane { return &Plane{changes: make(chan struct{}, 1)} }
-
-// Apply makes the plane match cfg: opens new listeners, closes removed ones, updates rules, starts
-// and stops health checks. A target that disappears from its group drains: no new requests,
-// in-flight ones finish, shown "draining" until DeregistrationDelay has passed. Errors name the
-// listener and address (a port in use: *ListenError).
-func (p *Plane) Apply(cfg Config) error { return errNotBuilt }
-
-// CanListen reports whether addr could be listened on (nil when free, or already held by the
-// listener with this ARN).
-func (p *Plane) CanListen(listenerARN, addr string) error { return errNotBuilt }
-
-// TargetHealth is the current health of every target of the group, including draining ones.
-func (p *Plane) TargetHealth(targetGroupARN string) []TargetHealth { return nil }
-
-// HealthChanges is signalled (non-blocking, coalesced) whenever any target's state changes.
-func (p *Plane) HealthChanges() <-chan struct{} { return p.changes }
-
-// Close stops every listener and health check.
-func (p *Plane) Close() error { return nil }
+func New(opts Options) *Plane {
+	p := &Plane{changes: make(chan struct{}, 1)}
+	p.init(opts)
+	return p
+}
