@@ -65,16 +65,16 @@ type listenerRecord struct {
 }
 
 type ruleRecord struct {
-	ID       string        `json:"id"`
-	R        elbv2api.Rule `json:"r"` // Priority as a decimal string
-	Listener string        `json:"listener"`
+	ID       string         `json:"id"`
+	R        elbv2api.Rule  `json:"r"` // Priority as a decimal string
+	Listener string         `json:"listener"`
 	Tags     []elbv2api.Tag `json:"tags,omitempty"`
 }
 
 // state is the whole ELBv2 state read at one revision, and the changes a
 // mutation makes to it.
 type state struct {
-	version   int64 // ModRevision of keyVersion (0: never written)
+	version   int64                      // ModRevision of keyVersion (0: never written)
 	lbs       map[string]*lbRecord       // by ARN
 	tgs       map[string]*tgRecord       // by ARN
 	listeners map[string]*listenerRecord // by ARN

@@ -104,10 +104,10 @@ var tgAttrRules = map[string]attrRule{
 		}
 		return nil
 	}},
-	"stickiness.enabled":                   boolAttr("false"),
-	"stickiness.type":                      oneOf("lb_cookie", "lb_cookie"),
+	"stickiness.enabled":                    boolAttr("false"),
+	"stickiness.type":                       oneOf("lb_cookie", "lb_cookie"),
 	"stickiness.lb_cookie.duration_seconds": intAttr("86400", 1, 604800),
-	"load_balancing.algorithm.type":        oneOf("round_robin", "round_robin", "least_outstanding_requests"),
+	"load_balancing.algorithm.type":         oneOf("round_robin", "round_robin", "least_outstanding_requests"),
 }
 
 func defaultAttrs(rules map[string]attrRule) map[string]string {

@@ -201,7 +201,9 @@ func TestELBv2GoSDK(t *testing.T) {
 	if _, err := c.DeregisterTargets(ctx, &elb.DeregisterTargetsInput{TargetGroupArn: tg.TargetGroupArn, Targets: target}); err != nil {
 		t.Fatal(err)
 	}
-	if err := elb.NewTargetDeregisteredWaiter(c, func(o *elb.TargetDeregisteredWaiterOptions) { o.MinDelay, o.MaxDelay = 200*time.Millisecond, time.Second }).
+	if err := elb.NewTargetDeregisteredWaiter(c, func(o *elb.TargetDeregisteredWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 200*time.Millisecond, time.Second
+	}).
 		Wait(ctx, &elb.DescribeTargetHealthInput{TargetGroupArn: tg.TargetGroupArn, Targets: target}, 30*time.Second); err != nil {
 		t.Fatalf("target-deregistered: %v", err)
 	}
