@@ -125,7 +125,11 @@ type Options struct {
 	Observer Observer // may be nil
 }
 
-// Observer receives one call per request, for AWS/ApplicationELB metrics.
+// Observer receives one call per request, for AWS/ApplicationELB metrics. elbError is true when
+// the load balancer itself answered (its own 4xx/5xx errors, fixed-response and redirect actions;
+// targetGroupARN is "" unless a forward failed), false when a target answered (status is the
+// target's, targetTime the time from sending the request to the target's response head). A client
+// that went away before an answer is reported with status 460, as ALB logs it.
 type Observer interface {
 	Request(lbARN, targetGroupARN string, status int, targetTime time.Duration, elbError bool)
 }

@@ -220,13 +220,14 @@ func (g *tgroup) connectFailed(t *target) {
 	}
 	old := t.h
 	t.h = t.h.connectFailed(g.th, time.Now())
+	changed := old.State != t.h.State
 	g.rebuild()
 	g.mu.Unlock()
 	select {
 	case t.wake <- struct{}{}:
 	default:
 	}
-	if old.State != t.h.State {
+	if changed {
 		g.plane.signal()
 	}
 }
@@ -249,9 +250,9 @@ func (g *tgroup) checkLoop(ctx context.Context, t *target, addr string) {
 			}
 		}
 		g.mu.Lock()
-		hc, m := g.cfg.HealthCheck, g.matcher
+		hc, m, proto := g.cfg.HealthCheck, g.matcher, g.cfg.Protocol
 		g.mu.Unlock()
-		res := g.plane.check(ctx, hc, g.cfg.Protocol, addr, m)
+		res := g.plane.check(ctx, hc, proto, addr, m)
 		if ctx.Err() != nil {
 			return
 		}
@@ -263,10 +264,11 @@ func (g *tgroup) checkLoop(ctx context.Context, t *target, addr string) {
 			g.rebuild()
 		}
 		delay := t.h.nextCheck(g.th)
+		now := t.h
 		g.mu.Unlock()
 		if changed {
-			if old.State != t.h.State {
-				g.plane.log.Info("target health changed", "target_group", g.arn, "target", addr, "from", old.State, "to", t.h.State, "reason", t.h.Reason)
+			if old.State != now.State {
+				g.plane.log.Info("target health changed", "target_group", g.arn, "target", addr, "from", old.State, "to", now.State, "reason", now.Reason)
 			}
 			g.plane.signal()
 		}

@@ -32,6 +32,8 @@ type socket struct {
 	closed  chan struct{}
 	done    chan struct{}
 	tcpConn sync.WaitGroup
+
+	startOnce sync.Once
 }
 
 // serverKey is what a running http.Server cannot change without being replaced.
@@ -45,10 +47,11 @@ func listen(addr string) (net.Listener, error) {
 }
 
 func newSocket(p *Plane, addr string, ln net.Listener) *socket {
-	s := &socket{plane: p, addr: addr, ln: ln, closed: make(chan struct{}), done: make(chan struct{})}
-	go s.acceptLoop()
-	return s
+	return &socket{plane: p, addr: addr, ln: ln, closed: make(chan struct{}), done: make(chan struct{})}
 }
+
+// start begins accepting, once the socket has been configured.
+func (s *socket) start() { s.startOnce.Do(func() { go s.acceptLoop() }) }
 
 // configureHTTP makes the socket serve an ALB listener.
 func (s *socket) configureHTTP(arn string, rt *routing, cert *tls.Certificate, idle time.Duration) {
@@ -189,6 +192,7 @@ func (s *socket) handOff(c net.Conn) {
 func (s *socket) close() {
 	close(s.closed)
 	s.ln.Close()
+	s.start() // so that done is closed even if it never accepted
 	<-s.done
 	s.mu.Lock()
 	srv, q, key := s.srv, s.queue.Load(), s.srvKey

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -32,7 +33,7 @@ type transportKey struct {
 type planeState struct {
 	sockets    map[string]*socket // by listen address
 	groups     map[string]*tgroup // by target group ARN
-	transports map[transportKey]*http.Transport
+	transports map[transportKey]*upstream
 }
 
 func (p *Plane) init(opts Options) {
@@ -42,7 +43,7 @@ func (p *Plane) init(opts Options) {
 	}
 	p.observer = opts.Observer
 	p.checkClient = newCheckClient()
-	p.st = planeState{sockets: map[string]*socket{}, groups: map[string]*tgroup{}, transports: map[transportKey]*http.Transport{}}
+	p.st = planeState{sockets: map[string]*socket{}, groups: map[string]*tgroup{}, transports: map[transportKey]*upstream{}}
 	p.proxy = &httputil.ReverseProxy{
 		Rewrite:        rewrite,
 		Transport:      dispatch{plane: p},
@@ -132,7 +133,7 @@ func (p *Plane) Apply(cfg Config) error {
 	// 2. Bind new addresses; on failure close what was bound and change nothing.
 	fresh := map[string]*socket{}
 	for _, cl := range cls {
-		if _, ok := p.st.sockets[cl.l.Addr]; ok {
+		if p.socketFor(cl.l.Addr) != nil {
 			continue
 		}
 		ln, err := listen(cl.l.Addr)
@@ -169,7 +170,7 @@ func (p *Plane) Apply(cfg Config) error {
 			idle = DefaultIdleTimeout
 		}
 		cl.rt.groups = map[string]*tgroup{}
-		cl.rt.transports = map[string]http.RoundTripper{}
+		cl.rt.upstreams = map[string]*upstream{}
 		for arn := range used {
 			g := p.st.groups[arn]
 			if g == nil {
@@ -177,19 +178,22 @@ func (p *Plane) Apply(cfg Config) error {
 			}
 			tg := tgs[arn]
 			k := transportKey{lb: cl.lb.ARN, tg: arn, protocol: tg.Protocol, proto: tg.ProtocolVersion, idle: idle}
-			tr := p.st.transports[k]
-			if tr == nil {
-				tr = newTransport(tg, idle)
-				p.st.transports[k] = tr
+			up := p.st.transports[k]
+			if up == nil {
+				up = &upstream{rt: newTransport(tg, idle), idle: idle}
+				if tg.Protocol != "HTTPS" && tg.ProtocolVersion != "HTTP2" && tg.ProtocolVersion != "GRPC" {
+					up.fast = newConnPool(idle)
+				}
+				p.st.transports[k] = up
 			}
 			keep[k] = true
 			cl.rt.groups[arn] = g
-			cl.rt.transports[arn] = tr
+			cl.rt.upstreams[arn] = up
 		}
 	}
-	for k, tr := range p.st.transports {
+	for k, up := range p.st.transports {
 		if !keep[k] {
-			tr.CloseIdleConnections()
+			up.close()
 			delete(p.st.transports, k)
 		}
 	}
@@ -199,7 +203,7 @@ func (p *Plane) Apply(cfg Config) error {
 		p.st.sockets[addr] = s
 	}
 	for _, cl := range cls {
-		s := p.st.sockets[cl.l.Addr]
+		s := p.socketFor(cl.l.Addr)
 		if ta, ok := s.ln.Addr().(*net.TCPAddr); ok {
 			cl.rt.port = strconv.Itoa(ta.Port)
 		}
@@ -215,17 +219,34 @@ func (p *Plane) Apply(cfg Config) error {
 				}
 			}
 			s.configureTCP(cl.l.ARN, &tcpRoute{g: g, idle: idle})
-			continue
+		} else {
+			s.configureHTTP(cl.l.ARN, cl.rt, cl.cert, idle)
 		}
-		s.configureHTTP(cl.l.ARN, cl.rt, cl.cert, idle)
+		s.start()
 	}
 	for addr, s := range p.st.sockets {
-		if _, ok := seen[addr]; !ok {
+		_, byKey := seen[addr]
+		_, byActual := seen[s.ln.Addr().String()]
+		if !byKey && !byActual {
 			s.close()
 			delete(p.st.sockets, addr)
 		}
 	}
 	p.signal()
+	return nil
+}
+
+// socketFor is the socket listening on addr: the one asked for with that address, or the one
+// whose actual address it is (a listener asked for port 0 and then named by its real port).
+func (p *Plane) socketFor(addr string) *socket {
+	if s, ok := p.st.sockets[addr]; ok {
+		return s
+	}
+	for _, s := range p.st.sockets {
+		if s.ln.Addr().String() == addr {
+			return s
+		}
+	}
 	return nil
 }
 
@@ -265,7 +286,7 @@ func newTransport(tg TargetGroup, idle time.Duration) *http.Transport {
 func (p *Plane) CanListen(listenerARN, addr string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if s, ok := p.st.sockets[addr]; ok {
+	if s := p.socketFor(addr); s != nil && !strings.HasSuffix(addr, ":0") {
 		if cur := s.listenerARN.Load(); cur != nil && *cur == listenerARN {
 			return nil
 		}
@@ -326,8 +347,8 @@ func (p *Plane) Close() error {
 		g.close()
 		delete(p.st.groups, arn)
 	}
-	for k, tr := range p.st.transports {
-		tr.CloseIdleConnections()
+	for k, up := range p.st.transports {
+		up.close()
 		delete(p.st.transports, k)
 	}
 	return nil

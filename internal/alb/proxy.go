@@ -23,7 +23,7 @@ type routing struct {
 	routes             []route
 	defaults           []Action
 	groups             map[string]*tgroup
-	transports         map[string]http.RoundTripper // by target group ARN
+	upstreams          map[string]*upstream // by target group ARN
 }
 
 // reqState travels in the request context from the handler to the transport and back.
@@ -66,10 +66,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch act.Type {
 	case "fixed-response":
 		fixedResponse(w, act.FixedResponse)
-		h.plane.observe(rt.lbARN, "", statusOf(act.FixedResponse), 0, false)
+		h.plane.observe(rt.lbARN, "", statusOf(act.FixedResponse), 0, true)
 	case "redirect":
 		code := redirect(w, r, act.Redirect, rt)
-		h.plane.observe(rt.lbARN, "", code, 0, false)
+		h.plane.observe(rt.lbARN, "", code, 0, true)
 	case "forward":
 		h.forward(w, r, rt, act)
 	default:
@@ -109,8 +109,8 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, rt *routing, a
 	}
 	arn := act.Forward[gi].ARN
 	st.g = rt.groups[arn]
-	st.transport = rt.transports[arn]
-	if st.g == nil || st.transport == nil {
+	up := rt.upstreams[arn]
+	if st.g == nil || up == nil {
 		h.plane.elbError(w, rt, arn, http.StatusServiceUnavailable)
 		return
 	}
@@ -119,6 +119,11 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, rt *routing, a
 			st.sticky = c.Value
 		}
 	}
+	if up.fast != nil && fastEligible(r) {
+		h.forwardFast(w, r, st, up)
+		return
+	}
+	st.transport = up.rt
 	h.plane.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 }
 
@@ -246,17 +251,26 @@ func isDialError(err error) bool {
 // modifyResponse sets the stickiness cookies.
 func modifyResponse(resp *http.Response) error {
 	st, _ := resp.Request.Context().Value(stateKey{}).(*reqState)
+	setStickyCookies(resp.Header, st)
+	return nil
+}
+
+// setStickyCookies adds the stickiness cookies of the target that answered.
+func setStickyCookies(h http.Header, st *reqState) {
 	if st == nil || st.target == nil {
-		return nil
+		return
 	}
-	now := time.Now()
+	var now time.Time
 	if s := st.g.snap.Load(); s != nil && s.stickiness > 0 {
-		addStickyCookie(resp.Header, "AWSALB", st.target.cookie, s.stickiness, now)
+		now = time.Now()
+		addStickyCookie(h, "AWSALB", st.target.cookie, s.stickiness, now)
 	}
 	if st.groupCookie {
-		addStickyCookie(resp.Header, "AWSALBTG", groupCookie(st.g.arn), st.groupStick, now)
+		if now.IsZero() {
+			now = time.Now()
+		}
+		addStickyCookie(h, "AWSALBTG", groupCookie(st.g.arn), st.groupStick, now)
 	}
-	return nil
 }
 
 // addStickyCookie sets ALB's cookie and its CORS twin (SameSite=None; Secure), as ALB does.
@@ -269,6 +283,11 @@ func addStickyCookie(h http.Header, name, value string, d time.Duration, now tim
 // errorHandler answers ALB's own error for a failed forward.
 func (p *Plane) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	st, _ := r.Context().Value(stateKey{}).(*reqState)
+	p.forwardError(w, r, st, err)
+}
+
+// forwardError classifies a failed forward into ALB's status codes and answers it.
+func (p *Plane) forwardError(w http.ResponseWriter, r *http.Request, st *reqState, err error) {
 	var rt *routing
 	tg := ""
 	if st != nil {
