@@ -260,7 +260,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	})
 	// ELBv2: the API and its controller, which hands the load balancers
 	// this server holds to its data plane (docs/load-balancing.md).
-	plane := alb.New(alb.Options{Log: log.With("component", "alb")})
+	elbRequests := elbv2.NewRequestMetrics() // AWS/ApplicationELB
+	plane := alb.New(alb.Options{Log: log.With("component", "alb"), Observer: elbRequests})
 	s.plane = plane
 	localHost := host
 	elbSvc := elbv2.New(st, plane, elbv2.Config{Region: cfg.Region, Account: cfg.Account, ListenHost: cfg.ELBListenHost,
@@ -274,6 +275,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}}, log.With("component", "elbv2"))
 	s.elb = elbSvc
 	s.goRun(func() { elbSvc.Run(runCtx) })
+	s.goRun(func() { elbSvc.RunMetrics(runCtx, elbRequests, cfg.MetricsPeriod, cwSvc.Publish) })
 	limiter := throttle.Disabled()
 	if cfg.Throttle {
 		limiter = throttle.New(cfg.ThrottleLimits)

@@ -132,6 +132,9 @@ func (s *Service) reconcile(ctx context.Context, lease store.LeaseID) error {
 
 	cfg := buildConfig(st, owned, s.cfg.ListenHost, s.certFilesOK, s.targetAddr(ctx))
 	applyErr := s.plane.Apply(cfg)
+	s.mu.Lock()
+	s.servedPairs = servedPairs(cfg)
+	s.mu.Unlock()
 	impaired := map[string]string{} // load balancer ARN -> reason
 	var le *alb.ListenError
 	if errors.As(applyErr, &le) {
@@ -144,6 +147,33 @@ func (s *Service) reconcile(ctx context.Context, lease store.LeaseID) error {
 		return applyErr
 	}
 	return s.recordStates(ctx, st, owned, impaired, applyErr)
+}
+
+// servedPairs lists the (load balancer, target group) pairs a
+// configuration forwards along.
+func servedPairs(cfg alb.Config) []pairKey {
+	seen := map[pairKey]bool{}
+	var out []pairKey
+	add := func(lb string, actions []alb.Action) {
+		for _, a := range actions {
+			for _, f := range a.Forward {
+				k := pairKey{lb: lb, tg: f.ARN}
+				if !seen[k] {
+					seen[k] = true
+					out = append(out, k)
+				}
+			}
+		}
+	}
+	for _, lb := range cfg.LoadBalancers {
+		for _, l := range lb.Listeners {
+			add(lb.ARN, l.DefaultActions)
+			for _, r := range l.Rules {
+				add(lb.ARN, r.Actions)
+			}
+		}
+	}
+	return out
 }
 
 func (st *state) hasLBID(id string) bool {

@@ -77,6 +77,9 @@ type Service struct {
 
 	mu    sync.Mutex
 	owned map[string]bool // load balancer ARNs this server's plane serves
+	// servedPairs are the (load balancer, target group) pairs of the
+	// configuration last applied (host count metrics).
+	servedPairs []pairKey
 }
 
 // New returns the ELBv2 service over the store and a data plane.

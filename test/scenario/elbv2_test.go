@@ -14,11 +14,14 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/berthdev/berth/internal/berthtest"
+	"github.com/berthdev/berth/internal/daemon"
 )
 
 // elbCode is the AWS error code of err ("" when none).
@@ -78,7 +81,7 @@ func getThrough(t *testing.T, port int32, host, path string, want int) string {
 // with a rule, traffic through it, the waiters, and AWS's errors.
 func TestELBv2GoSDK(t *testing.T) {
 	t.Parallel()
-	s := berthtest.Start(t, nil)
+	s := berthtest.Start(t, func(c *daemon.Config) { c.MetricsPeriod = time.Second })
 	c := elb.NewFromConfig(s.AWSConfig())
 	ctx := context.Background()
 
@@ -196,6 +199,28 @@ func TestELBv2GoSDK(t *testing.T) {
 	}
 	if body := getThrough(t, lport, *lb.DNSName, "/static/x.css", 200); body != "static" {
 		t.Fatalf("fixed response: %q", body)
+	}
+
+	// The requests show in AWS/ApplicationELB: 2 by the load balancer, 1
+	// forwarded to the target group.
+	lbDim := (*lb.LoadBalancerArn)[strings.Index(*lb.LoadBalancerArn, ":loadbalancer/")+len(":loadbalancer/"):]
+	cw := cloudwatch.NewFromConfig(s.AWSConfig())
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err := cw.GetMetricStatistics(ctx, &cloudwatch.GetMetricStatisticsInput{Namespace: aws.String("AWS/ApplicationELB"), MetricName: aws.String("RequestCount"),
+			Dimensions: []cwtypes.Dimension{{Name: aws.String("LoadBalancer"), Value: aws.String(lbDim)}},
+			StartTime:  aws.Time(time.Now().Add(-10 * time.Minute)), EndTime: aws.Time(time.Now().Add(time.Minute)), Period: aws.Int32(3600),
+			Statistics: []cwtypes.Statistic{cwtypes.StatisticSum}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Datapoints) == 1 && *st.Datapoints[0].Sum >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("RequestCount of %s: %+v", lbDim, st.Datapoints)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 
 	if _, err := c.DeregisterTargets(ctx, &elb.DeregisterTargetsInput{TargetGroupArn: tg.TargetGroupArn, Targets: target}); err != nil {
