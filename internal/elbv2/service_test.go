@@ -11,6 +11,7 @@ import (
 
 	"github.com/berthdev/berth/internal/alb"
 	"github.com/berthdev/berth/internal/api/elbv2api"
+	"github.com/berthdev/berth/internal/errs"
 	"github.com/berthdev/berth/internal/store"
 )
 
@@ -379,3 +380,43 @@ func TestOwnership(t *testing.T) {
 	run(t, s3)
 	eventually(t, "restarted server-2 serves", func() bool { return len(p3.config().LoadBalancers) == 1 })
 }
+
+// TestInstanceTargets: instance targets must name a known container
+// instance and are dialled on its host.
+func TestInstanceTargets(t *testing.T) {
+	resetStore(t)
+	plane := newFakePlane()
+	s := testService(t, plane, "server-a")
+	s.cfg.Instances = func(ctx context.Context, id string) (string, error) {
+		if id == "i-0abc" {
+			return "127.0.0.1", nil
+		}
+		return "", errsNotFound(id)
+	}
+	lb, _ := s.CreateLoadBalancer(ctx, &elbv2api.CreateLoadBalancerInput{Name: ptr("inst")})
+	tg, err := s.CreateTargetGroup(ctx, &elbv2api.CreateTargetGroupInput{Name: ptr("inst"), Protocol: ptr(protocolHTTP), Port: ptr(int32(80))})
+	if err != nil || *tg.TargetGroups[0].TargetType != elbv2api.TargetTypeEnumInstance {
+		t.Fatalf("%+v %v", tg, err)
+	}
+	tgARN := *tg.TargetGroups[0].TargetGroupArn
+	_, err = s.RegisterTargets(ctx, &elbv2api.RegisterTargetsInput{TargetGroupArn: ptr(tgARN), Targets: []elbv2api.TargetDescription{{Id: ptr("i-0nope")}}})
+	if codeOf(err) != "InvalidTarget" || !strings.Contains(err.Error(), "'i-0nope'") {
+		t.Fatalf("unknown instance: %v", err)
+	}
+	if _, err := s.RegisterTargets(ctx, &elbv2api.RegisterTargetsInput{TargetGroupArn: ptr(tgARN),
+		Targets: []elbv2api.TargetDescription{{Id: ptr("i-0abc"), Port: ptr(int32(32768))}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateListener(ctx, &elbv2api.CreateListenerInput{LoadBalancerArn: lb.LoadBalancers[0].LoadBalancerArn, Port: ptr(int32(18120)),
+		DefaultActions: []elbv2api.Action{fwd(tgARN)}}); err != nil {
+		t.Fatal(err)
+	}
+	run(t, s)
+	eventually(t, "instance target dialled on its host", func() bool {
+		c := plane.config()
+		return len(c.TargetGroups) == 1 && len(c.TargetGroups[0].Targets) == 1 && c.TargetGroups[0].Targets[0].Addr == "127.0.0.1:32768" &&
+			c.TargetGroups[0].Targets[0].ID == "i-0abc"
+	})
+}
+
+func errsNotFound(id string) error { return errs.E(errs.NotFound, "no instance %s", id) }

@@ -429,6 +429,31 @@ func TestGenerateProtocolFacts(t *testing.T) {
 			t.Errorf("generated code lacks %q", want)
 		}
 	}
+	// A query-only service (ELBv2): Protocol Query, its namespace and
+	// errors, not query-compatible.
+	queryOnly := gen(`{
+ "metadata": {"apiVersion": "2015-12-01", "endpointPrefix": "thing", "protocol": "query", "protocols": ["query"],
+  "xmlNamespace": "http://thing.amazonaws.com/doc/2015-12-01/", "serviceId": "Thing"},
+ "operations": {"Put": {"name": "Put", "http": {"method": "POST", "requestUri": "/"}, "errors": [{"shape": "GoneException"}]}},
+ "shapes": {
+  "GoneException": {"type": "structure", "members": {}, "exception": true, "error": {"code": "Gone", "httpStatusCode": 400, "senderFault": true}}
+ }
+}`)
+	for _, want := range []string{
+		"Protocol: awsproto.Query,",
+		`XMLNamespace: "http://thing.amazonaws.com/doc/2015-12-01/",`,
+		`{Shape: "GoneException", Code: "Gone", Status: 400, Sender: true},`,
+		`ErrGoneException = "Gone"`,
+	} {
+		if !strings.Contains(queryOnly, want) {
+			t.Errorf("query-only: generated code lacks %q", want)
+		}
+	}
+	for _, unwanted := range []string{"Protocols:", "QueryCompatible:"} {
+		if strings.Contains(queryOnly, unwanted) {
+			t.Errorf("a query-only service got %q", unwanted)
+		}
+	}
 	single := gen(quirkyModel)
 	for _, unwanted := range []string{"Protocols:", "XMLNamespace:", "QueryCompatible:", "ModeledError"} {
 		if strings.Contains(single, unwanted) {
