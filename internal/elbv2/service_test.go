@@ -2,8 +2,16 @@ package elbv2
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -420,3 +428,78 @@ func TestInstanceTargets(t *testing.T) {
 }
 
 func errsNotFound(id string) error { return errs.E(errs.NotFound, "no instance %s", id) }
+
+// writeCert writes a self-signed certificate and key as cert.pem and
+// key.pem in dir.
+func writeCert(t *testing.T, dir string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "web.elb.localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"web.elb.localhost"}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	os.MkdirAll(dir, 0o700)
+	os.WriteFile(filepath.Join(dir, "cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+}
+
+// TestHTTPSAndNetwork: the certificate conventions (an ACM-style ARN in
+// the data directory, a file:// directory) reach the plane as PEM files;
+// a network load balancer takes TCP listeners and TCP groups.
+func TestHTTPSAndNetwork(t *testing.T) {
+	resetStore(t)
+	plane := newFakePlane()
+	s := testService(t, plane, "server-a")
+	writeCert(t, filepath.Join(s.cfg.CertDir, "web-cert"))
+	other := t.TempDir()
+	writeCert(t, other)
+	f := setup(t, s, "tls", 18130)
+	for i, certARN := range []string{"arn:aws:acm:us-east-1:000000000000:certificate/web-cert", "file://" + other} {
+		out, err := s.CreateListener(ctx, &elbv2api.CreateListenerInput{LoadBalancerArn: ptr(f.lb), Port: ptr(int32(18131 + i)), Protocol: ptr(protocolHTTPS),
+			Certificates: []elbv2api.Certificate{{CertificateArn: ptr(certARN)}}, DefaultActions: []elbv2api.Action{fwd(f.tg)}})
+		if err != nil || deref(out.Listeners[0].SslPolicy) == "" {
+			t.Fatalf("%s: %+v %v", certARN, out, err)
+		}
+	}
+	_, err := s.CreateListener(ctx, &elbv2api.CreateListenerInput{LoadBalancerArn: ptr(f.lb), Port: ptr(int32(18133)), Protocol: ptr(protocolHTTPS),
+		Certificates: []elbv2api.Certificate{{CertificateArn: ptr("file://relative/dir")}}, DefaultActions: []elbv2api.Action{fwd(f.tg)}})
+	if codeOf(err) != "CertificateNotFound" {
+		t.Fatalf("a relative file:// directory: %v", err)
+	}
+	nlb, err := s.CreateLoadBalancer(ctx, &elbv2api.CreateLoadBalancerInput{Name: ptr("db"), Type: ptr(elbv2api.LoadBalancerTypeEnumNetwork)})
+	if err != nil || !strings.Contains(*nlb.LoadBalancers[0].LoadBalancerArn, ":loadbalancer/net/db/") {
+		t.Fatalf("%+v %v", nlb, err)
+	}
+	tcp, _ := s.CreateTargetGroup(ctx, &elbv2api.CreateTargetGroupInput{Name: ptr("db"), Protocol: ptr(protocolTCP), Port: ptr(int32(5432)), TargetType: ptr(elbv2api.TargetTypeEnumIp)})
+	if *tcp.TargetGroups[0].HealthCheckTimeoutSeconds != 10 || tcp.TargetGroups[0].HealthCheckPath != nil {
+		t.Fatalf("TCP defaults: %+v", tcp.TargetGroups[0])
+	}
+	if _, err := s.CreateListener(ctx, &elbv2api.CreateListenerInput{LoadBalancerArn: nlb.LoadBalancers[0].LoadBalancerArn, Port: ptr(int32(18134)),
+		DefaultActions: []elbv2api.Action{fwd(*tcp.TargetGroups[0].TargetGroupArn)}}); err != nil {
+		t.Fatal(err)
+	}
+	run(t, s)
+	eventually(t, "certificates and the TCP listener applied", func() bool {
+		c := plane.config()
+		if len(c.LoadBalancers) != 2 {
+			return false
+		}
+		files := map[string]bool{}
+		protos := map[string]bool{}
+		for _, lb := range c.LoadBalancers {
+			for _, l := range lb.Listeners {
+				protos[l.Protocol] = true
+				if l.CertFile != "" {
+					files[filepath.Dir(l.CertFile)] = strings.HasSuffix(l.KeyFile, "key.pem")
+				}
+			}
+		}
+		return files[filepath.Join(s.cfg.CertDir, "web-cert")] && files[other] && protos["TCP"] && protos["HTTPS"]
+	})
+}
