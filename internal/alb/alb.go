@@ -117,6 +117,10 @@ type Target struct {
 	ID   string // instance id or IP, as registered
 	Port int
 	Addr string // "host:port" the plane dials
+	// StartHealthy starts a newly registered target healthy instead of initial: for targets
+	// restored after a restart that were healthy before it, so that they take traffic at once
+	// and do not flap. Its health checks run as usual and take it out if they fail.
+	StartHealthy bool
 }
 
 // Options configures a Plane.

@@ -71,7 +71,7 @@ func thresholdsOf(hc HealthCheck) thresholds {
 func (g *tgroup) update(cfg TargetGroup, m matcher, used bool, now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	oldTh, oldUsed := g.th, g.used
+	oldTh, oldUsed, oldHC := g.th, g.used, g.cfg.HealthCheck
 	g.cfg, g.matcher, g.th, g.used = cfg, m, thresholdsOf(cfg.HealthCheck), used
 	reset := oldUsed != used || oldTh.Enabled != g.th.Enabled
 	want := make(map[tkey]Target, len(cfg.Targets))
@@ -102,6 +102,9 @@ func (g *tgroup) update(cfg TargetGroup, m matcher, used bool, now time.Time) {
 		if !ok {
 			t = &target{key: k, addr: spec.Addr, cookie: targetCookie(g.arn, k), wake: make(chan struct{}, 1)}
 			t.h = newHealth(g.th, used)
+			if spec.StartHealthy {
+				t.h = t.h.restoreHealthy(now)
+			}
 			g.targets[k] = t
 		} else if reset || t.addr != spec.Addr {
 			g.stopChecks(t)
@@ -112,6 +115,11 @@ func (g *tgroup) update(cfg TargetGroup, m matcher, used bool, now time.Time) {
 			ctx, cancel := context.WithCancel(context.Background())
 			t.stop = cancel
 			go g.checkLoop(ctx, t, t.addr)
+		} else if oldHC != cfg.HealthCheck {
+			select { // a new interval or path applies now, not after the old interval
+			case t.wake <- struct{}{}:
+			default:
+			}
 		}
 	}
 	g.rebuild()

@@ -112,6 +112,17 @@ func (h healthState) connectFailed(th thresholds, now time.Time) healthState {
 	return h.observe(checkResult{}, th, now)
 }
 
+// restoreHealthy starts a registration healthy (a target known healthy before a restart).
+func (h healthState) restoreHealthy(now time.Time) healthState {
+	if h.State != StateInitial {
+		return h
+	}
+	h.State, h.Reason, h.Description = StateHealthy, "", ""
+	h.checked = true
+	h.healthyAt = now.Add(-24 * time.Hour) // not in slow start
+	return h
+}
+
 // drain moves the target to draining until now+delay.
 func (h healthState) drain(delay time.Duration, now time.Time) healthState {
 	if h.State == StateDraining {

@@ -176,3 +176,18 @@ func TestSlowStartWeight(t *testing.T) {
 		t.Fatal(w)
 	}
 }
+
+func TestHealthRestoredHealthy(t *testing.T) {
+	th := thresholds{Enabled: true, Healthy: 5, Unhealthy: 2, Interval: 5 * time.Second}
+	h := newHealth(th, true).restoreHealthy(t0)
+	if !h.healthy() || slowStartWeight(h.healthyAt, time.Minute, t0) != 1 {
+		t.Fatalf("restored target: %+v", h)
+	}
+	h = h.observe(checkResult{Code: 500}, th, t0).observe(checkResult{Code: 500}, th, t0)
+	if h.State != StateUnhealthy {
+		t.Fatal("a restored target's failing checks must take it out")
+	}
+	if u := newHealth(th, false).restoreHealthy(t0); u.State != StateUnused {
+		t.Fatal("restoring does not make an unused target healthy")
+	}
+}

@@ -758,3 +758,83 @@ func TestUnusedGroupAndReregistration(t *testing.T) {
 		t.Fatal("unknown group has targets")
 	}
 }
+
+func TestStartHealthyTakesTrafficAtOnce(t *testing.T) {
+	t.Parallel()
+	a := newBackend(t, "a")
+	tg := group("tg", a)
+	tg.HealthCheck.Interval = time.Minute
+	tg.Targets[0].StartHealthy = true
+	p, url, _ := startPlane(t, oneListener(Listener{DefaultActions: []Action{forward("tg")}}, tg))
+	if hs := p.TargetHealth("tg"); len(hs) != 1 || hs[0].State != StateHealthy {
+		t.Fatalf("restored target: %+v", hs)
+	}
+	if code, body, _ := get(t, http.DefaultClient, url+"/"); code != 200 || body != "a" {
+		t.Fatalf("%d %q", code, body)
+	}
+}
+
+func TestRequestBodiesAndStreaming(t *testing.T) {
+	t.Parallel()
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			return
+		}
+		if r.URL.Path == "/stream" {
+			for i := 0; i < 3; i++ {
+				fmt.Fprintf(w, "chunk%d\n", i)
+				w.(http.Flusher).Flush()
+			}
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %d %q %s", r.Method, r.ContentLength, r.TransferEncoding, b)
+	}))
+	defer echo.Close()
+	host, port, _ := net.SplitHostPort(echo.Listener.Addr().String())
+	var pn int
+	fmt.Sscan(port, &pn)
+	tg := group("tg")
+	tg.Targets = []Target{{ID: host, Port: pn, Addr: echo.Listener.Addr().String()}}
+	p, url, _ := startPlane(t, oneListener(Listener{DefaultActions: []Action{forward("tg")}}, tg))
+	waitFor(t, "healthy", 5*time.Second, allHealthy(p, "tg", 1))
+	resp, err := http.Post(url+"/", "text/plain", strings.NewReader("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != `POST 5 [] hello` {
+		t.Errorf("sized body: %s", b)
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.Write([]byte("streamed")); pw.Close() }()
+	resp, err = http.Post(url+"/", "text/plain", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != `POST -1 ["chunked"] streamed` {
+		t.Errorf("chunked body: %s", b)
+	}
+	resp, err = http.Get(url + "/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "chunk0\nchunk1\nchunk2\n" {
+		t.Errorf("streamed response: %q", b)
+	}
+	req, _ := http.NewRequest("HEAD", url+"/", nil)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("HEAD: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	// The pool is reused after all of these.
+	if code, _, _ := get(t, http.DefaultClient, url+"/"); code != 200 {
+		t.Fatal(code)
+	}
+}
