@@ -2,8 +2,10 @@ package elbv2
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -78,6 +80,11 @@ func (s *Service) Run(ctx context.Context) {
 				}
 			}
 			continue
+		case <-s.plane.HealthChanges():
+			if err := s.recordHealth(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("target health not recorded", "err", err)
+			}
+			continue
 		case resp, ok := <-watch:
 			if !ok || resp.Err != nil {
 				if ctx.Err() != nil {
@@ -85,6 +92,8 @@ func (s *Service) Run(ctx context.Context) {
 				}
 				time.Sleep(time.Second)
 				watch = s.st.Watch(ctx, "/berth/elbv2/", 0)
+			} else if onlyHealth(resp.Events) {
+				continue
 			}
 		}
 	}
@@ -130,7 +139,24 @@ func (s *Service) reconcile(ctx context.Context, lease store.LeaseID) error {
 	s.owned = owned
 	s.mu.Unlock()
 
-	cfg := buildConfig(st, owned, s.cfg.ListenHost, s.certFilesOK, s.targetAddr(ctx))
+	hres, err := s.st.List(ctx, keyHealth, store.ListOptions{})
+	if err != nil {
+		return err
+	}
+	wasHealthy := map[string]bool{} // "<group id>|<id>:<port>"
+	for _, kv := range hres.KVs {
+		var ids []string
+		if json.Unmarshal(kv.Value, &ids) == nil {
+			for _, id := range ids {
+				wasHealthy[strings.TrimPrefix(kv.Key, keyHealth)+"|"+id] = true
+			}
+		}
+	}
+	addr := s.targetAddr(ctx)
+	cfg := buildConfig(st, owned, s.cfg.ListenHost, s.certFilesOK, func(tg *tgRecord, t targetRecord) (string, bool, bool) {
+		a, ok := addr(tg, t)
+		return a, wasHealthy[tg.ID+"|"+t.ID+":"+strconv.Itoa(int(t.Port))], ok
+	})
 	applyErr := s.plane.Apply(cfg)
 	s.mu.Lock()
 	s.servedPairs = servedPairs(cfg)
@@ -174,6 +200,59 @@ func servedPairs(cfg alb.Config) []pairKey {
 		}
 	}
 	return out
+}
+
+// onlyHealth reports whether a watch batch holds only health records
+// (which need no new configuration).
+func onlyHealth(events []store.Event) bool {
+	for _, e := range events {
+		if !strings.HasPrefix(e.KV.Key, keyHealth) {
+			return false
+		}
+	}
+	return len(events) > 0
+}
+
+// recordHealth writes, for every target group this server's plane
+// serves, the targets it sees healthy, when that changed.
+func (s *Service) recordHealth(ctx context.Context) error {
+	s.mu.Lock()
+	pairs := s.servedPairs
+	s.mu.Unlock()
+	if s.healthSeen == nil {
+		s.healthSeen = map[string]string{}
+	}
+	done := map[string]bool{}
+	var errList []error
+	for _, k := range pairs {
+		if done[k.tg] {
+			continue
+		}
+		done[k.tg] = true
+		var ids []string
+		for _, h := range s.plane.TargetHealth(k.tg) {
+			if h.State == "healthy" {
+				ids = append(ids, h.ID+":"+strconv.Itoa(h.Port))
+			}
+		}
+		slices.Sort(ids)
+		b, _ := json.Marshal(ids)
+		id := k.tg[strings.LastIndex(k.tg, "/")+1:]
+		if s.healthSeen[id] == string(b) {
+			continue
+		}
+		// Written only while the group still exists (DeleteTargetGroup
+		// deletes the record in its own commit).
+		res, err := s.st.Txn(ctx, []store.Cmp{store.Exists(keyTG + id)}, store.Put(keyHealth+id, b))
+		if err != nil {
+			errList = append(errList, err)
+			continue
+		}
+		if res.Succeeded {
+			s.healthSeen[id] = string(b)
+		}
+	}
+	return errors.Join(errList...)
 }
 
 func (st *state) hasLBID(id string) bool {
@@ -258,8 +337,10 @@ func (s *Service) targetAddr(ctx context.Context) func(tg *tgRecord, t targetRec
 
 // buildConfig is the data plane's configuration for the load balancers in
 // owned, with the target groups they forward to. Pure.
+// targetAddr gives a target's address, whether it was healthy before
+// (StartHealthy) and whether it resolves at all.
 func buildConfig(st *state, owned map[string]bool, host string, certFiles func(string) (string, string),
-	targetAddr func(*tgRecord, targetRecord) (string, bool)) alb.Config {
+	targetAddr func(*tgRecord, targetRecord) (addr string, healthy, ok bool)) alb.Config {
 	var cfg alb.Config
 	groups := map[string]bool{}
 	for _, a := range sortedKeys(st.lbs) {
@@ -313,7 +394,7 @@ func seconds(attrs map[string]string, key string) time.Duration {
 	return time.Duration(n) * time.Second
 }
 
-func albTargetGroup(r *tgRecord, targetAddr func(*tgRecord, targetRecord) (string, bool)) alb.TargetGroup {
+func albTargetGroup(r *tgRecord, targetAddr func(*tgRecord, targetRecord) (string, bool, bool)) alb.TargetGroup {
 	tg := r.TG
 	out := alb.TargetGroup{
 		ARN: *tg.TargetGroupArn, Name: deref(tg.TargetGroupName), Protocol: string(deref(tg.Protocol)),
@@ -337,11 +418,11 @@ func albTargetGroup(r *tgRecord, targetAddr func(*tgRecord, targetRecord) (strin
 		out.Stickiness = seconds(r.Attrs, "stickiness.lb_cookie.duration_seconds")
 	}
 	for _, t := range r.Targets {
-		addr, ok := targetAddr(r, t)
+		addr, healthy, ok := targetAddr(r, t)
 		if !ok {
 			continue
 		}
-		out.Targets = append(out.Targets, alb.Target{ID: t.ID, Port: int(t.Port), Addr: addr})
+		out.Targets = append(out.Targets, alb.Target{ID: t.ID, Port: int(t.Port), Addr: addr, StartHealthy: healthy})
 	}
 	return out
 }

@@ -80,6 +80,9 @@ type Service struct {
 	// servedPairs are the (load balancer, target group) pairs of the
 	// configuration last applied (host count metrics).
 	servedPairs []pairKey
+	// healthSeen is the health record last written per target group id
+	// (used by the controller's goroutine only).
+	healthSeen map[string]string
 }
 
 // New returns the ELBv2 service over the store and a data plane.

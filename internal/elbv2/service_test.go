@@ -503,3 +503,45 @@ func TestHTTPSAndNetwork(t *testing.T) {
 		return files[filepath.Join(s.cfg.CertDir, "web-cert")] && files[other] && protos["TCP"] && protos["HTTPS"]
 	})
 }
+
+// TestHealthySurvivesRestart: the targets the plane saw healthy are
+// recorded, and a restarted server's plane starts them healthy.
+func TestHealthySurvivesRestart(t *testing.T) {
+	resetStore(t)
+	p1 := newFakePlane()
+	s1 := testService(t, p1, "server-a")
+	f := setup(t, s1, "keep", 18140)
+	stop := run(t, s1)
+	eventually(t, "served", func() bool { return len(p1.config().TargetGroups) == 1 })
+	p1.mu.Lock()
+	p1.health[f.tg] = []alb.TargetHealth{{ID: "10.0.0.7", Port: 8080, State: "healthy"}, {ID: "10.0.0.8", Port: 9090, State: "unhealthy"}}
+	p1.mu.Unlock()
+	p1.changes <- struct{}{}
+	id := f.tg[strings.LastIndex(f.tg, "/")+1:]
+	eventually(t, "health recorded", func() bool {
+		kv, err := sharedStore.Get(ctx, keyHealth+id)
+		return err == nil && string(kv.Value) == `["10.0.0.7:8080"]`
+	})
+	stop()
+	p2 := newFakePlane()
+	s2 := testService(t, p2, "server-a")
+	run(t, s2)
+	eventually(t, "restored healthy", func() bool {
+		c := p2.config()
+		if len(c.TargetGroups) != 1 || len(c.TargetGroups[0].Targets) != 2 {
+			return false
+		}
+		ts := c.TargetGroups[0].Targets
+		return ts[0].ID == "10.0.0.7" && ts[0].StartHealthy && !ts[1].StartHealthy
+	})
+	// The record goes with its group.
+	if _, err := s2.DeleteListener(ctx, &elbv2api.DeleteListenerInput{ListenerArn: ptr(f.lis)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s2.DeleteTargetGroup(ctx, &elbv2api.DeleteTargetGroupInput{TargetGroupArn: ptr(f.tg)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sharedStore.Get(ctx, keyHealth+id); err == nil {
+		t.Fatal("health record left behind")
+	}
+}

@@ -29,6 +29,11 @@ const (
 	// keyOwners holds, per load balancer id, the id of the server whose
 	// data plane serves it, under that server's lease (controller.go).
 	keyOwners = "/berth/elbv2/owners/"
+	// keyHealth holds, per target group id, the targets the data plane
+	// last saw healthy (observed state, written by the server serving the
+	// group on changes only), so that a restarted plane starts them
+	// healthy instead of flapping them out of rotation.
+	keyHealth = "/berth/elbv2/health/"
 )
 
 // lbRecord is a load balancer as stored: the API's shape (State is
@@ -135,6 +140,7 @@ func (s *state) deleteLB(r *lbRecord) {
 func (s *state) deleteTG(r *tgRecord) {
 	delete(s.tgs, *r.TG.TargetGroupArn)
 	s.del(keyTG + r.ID)
+	s.del(keyHealth + r.ID)
 }
 func (s *state) deleteListener(r *listenerRecord) {
 	delete(s.listeners, *r.L.ListenerArn)
