@@ -385,7 +385,7 @@ func (s *Service) CreateRule(ctx context.Context, in *elbv2api.CreateRuleInput) 
 			return fail(errs.LimitExceeded, elbv2api.ErrTooManyRulesException, "A listener can have at most %d rules besides its default rule", maxRulesPerLis)
 		}
 		id := newID()
-		arn := strings.Replace(l.DefaultRule, l.DefaultRule[strings.LastIndex(l.DefaultRule, "/")+1:], id, 1)
+		arn := l.DefaultRule[:strings.LastIndex(l.DefaultRule, "/")+1] + id
 		if err := checkPriorities(current, map[string]int{arn: p}); err != nil {
 			return err
 		}
