@@ -135,10 +135,6 @@ func (s *Service) reconcile(ctx context.Context, lease store.LeaseID) error {
 			s.st.Txn(ctx, []store.Cmp{store.ModRevisionIs(kv.Key, kv.ModRevision)}, store.Delete(kv.Key))
 		}
 	}
-	s.mu.Lock()
-	s.owned = owned
-	s.mu.Unlock()
-
 	hres, err := s.st.List(ctx, keyHealth, store.ListOptions{})
 	if err != nil {
 		return err

@@ -75,8 +75,7 @@ type Service struct {
 	now   func() time.Time
 	wake  chan struct{}
 
-	mu    sync.Mutex
-	owned map[string]bool // load balancer ARNs this server's plane serves
+	mu sync.Mutex
 	// servedPairs are the (load balancer, target group) pairs of the
 	// configuration last applied (host count metrics).
 	servedPairs []pairKey
@@ -106,8 +105,7 @@ func New(st store.Store, plane DataPlane, cfg Config, log *slog.Logger) *Service
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Service{st: st, cfg: cfg, plane: plane, log: log, now: time.Now, wake: make(chan struct{}, 1),
-		owned: map[string]bool{},
-		arns:  arn.Builder{Partition: cfg.Partition, Region: cfg.Region, Account: cfg.Account}}
+		arns: arn.Builder{Partition: cfg.Partition, Region: cfg.Region, Account: cfg.Account}}
 }
 
 // API returns the ELBv2 service for the front door.
