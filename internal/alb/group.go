@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -293,6 +294,12 @@ func (g *tgroup) health() []TargetHealth {
 		h := t.h
 		out = append(out, TargetHealth{ID: t.key.ID, Port: t.key.Port, State: h.State, Reason: h.Reason, Description: h.Description})
 	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].ID != out[j].ID {
+			return out[i].ID < out[j].ID
+		}
+		return out[i].Port < out[j].Port
+	})
 	return out
 }
 

@@ -105,9 +105,18 @@ func (s *socket) configureHTTP(arn string, rt *routing, cert *tls.Certificate, i
 	}()
 	if old != nil {
 		oldQ.Close()
-		go shutdown(old, idle)
+		go func() {
+			// net/http drops a request read after Shutdown began on a connection that had
+			// not sent one yet: give connections the old server accepted just before the
+			// swap time to send their first request.
+			time.Sleep(swapGrace)
+			shutdown(old, idle)
+		}()
 	}
 }
+
+// swapGrace is how long a replaced server keeps serving before its graceful shutdown.
+const swapGrace = time.Second
 
 // configureTCP makes the socket serve an NLB TCP listener.
 func (s *socket) configureTCP(arn string, tr *tcpRoute) {

@@ -54,9 +54,12 @@ type ALBResult struct {
 	// Requests per CPU-second of the proxy (nginx: its worker processes; Berth: this process,
 	// which runs nothing else meanwhile): the figure a shared machine disturbs least.
 	NginxPerCPU, ALBPerCPU []float64
-	Rate             float64 // requests/s of the latency runs: half of ALB's median maximum
-	Direct, NginxLat wrkResult
-	ALBLat           wrkResult
+	Rate                   float64 // requests/s of the latency runs: half of ALB's median maximum
+	Direct, NginxLat       wrkResult
+	ALBLat                 wrkResult
+	// Paired probe during the latency runs: one request at a time, alternating direct and
+	// through the proxy under load.
+	NginxProbe, ALBProbe probeResult
 	// Failure handling, with the seeds' tuning (interval 5 s, thresholds 2).
 	KillUnhealthy time.Duration // a target killed under load: until DescribeTargetHealth says unhealthy
 	KillLastHit   time.Duration // until the last request that reached a target other than through a retry failed
@@ -144,7 +147,12 @@ http {
 			return res, fmt.Errorf("start nginx: %w", err)
 		}
 		proxyPID = cmd.Process.Pid
-		defer func() { cmd.Process.Signal(syscall.SIGTERM); time.Sleep(100 * time.Millisecond); cmd.Process.Kill(); cmd.Wait() }()
+		defer func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			time.Sleep(100 * time.Millisecond)
+			cmd.Process.Kill()
+			cmd.Wait()
+		}()
 	}
 
 	// Berth's data plane, in this process: one listener, one target group of the two backends.
@@ -211,14 +219,27 @@ http {
 	}
 	direct := fmt.Sprintf("http://127.0.0.1:%d/", b1)
 	for _, run := range []struct {
-		url string
-		out *wrkResult
-	}{{direct, &res.Direct}, {nginxURL, &res.NginxLat}, {albURL, &res.ALBLat}} {
+		url   string
+		out   *wrkResult
+		probe *probeResult
+	}{{direct, &res.Direct, nil}, {nginxURL, &res.NginxLat, &res.NginxProbe}, {albURL, &res.ALBLat, &res.ALBProbe}} {
+		// While wrk loads the proxy at the rate, a probe alternates single requests
+		// straight to the backend and through the proxy: paired samples that see the same
+		// machine, which matters on a shared one.
+		pctx, cancel := context.WithCancel(ctx)
+		probeDone := make(chan probeResult, 1)
+		if run.probe != nil {
+			go func() { probeDone <- probe(pctx, direct, run.url) }()
+		}
 		r, err := runWrk(ctx, cfg.Wrk, wrkArgs(run.url, cfg.LatencyDur, conns, script))
+		cancel()
 		if err != nil {
 			return res, err
 		}
 		*run.out = r
+		if run.probe != nil {
+			*run.probe = <-probeDone
+		}
 	}
 
 	// 3. Failure handling with Go targets and the seeds' tuning.
@@ -226,6 +247,47 @@ http {
 		return res, err
 	}
 	return res, nil
+}
+
+// probeResult is the latency of single requests straight to a backend and through a proxy,
+// alternated.
+type probeResult struct {
+	N                                    int
+	DirectP50, DirectP99, ViaP50, ViaP99 time.Duration
+	AddedP50                             time.Duration // median of the paired differences
+}
+
+func probe(ctx context.Context, direct, via string) probeResult {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	one := func(u string) (time.Duration, bool) {
+		t0 := time.Now()
+		resp, err := client.Get(u)
+		if err != nil {
+			return 0, false
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return time.Since(t0), resp.StatusCode == 200
+	}
+	var ds, vs, diffs []time.Duration
+	time.Sleep(500 * time.Millisecond) // wrk ramps up
+	for ctx.Err() == nil {
+		d, ok1 := one(direct)
+		v, ok2 := one(via)
+		if ok1 && ok2 && ctx.Err() == nil {
+			ds, vs, diffs = append(ds, d), append(vs, v), append(diffs, v-d)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	pct := func(x []time.Duration, q float64) time.Duration {
+		if len(x) == 0 {
+			return 0
+		}
+		s := append([]time.Duration(nil), x...)
+		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+		return s[min(len(s)-1, int(q*float64(len(s))))]
+	}
+	return probeResult{N: len(ds), DirectP50: pct(ds, 0.5), DirectP99: pct(ds, 0.99), ViaP50: pct(vs, 0.5), ViaP99: pct(vs, 0.99), AddedP50: pct(diffs, 0.5)}
 }
 
 // albFailover kills one of three targets under load, then registers a new one.
@@ -529,6 +591,13 @@ func (r ALBResult) Report(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  added by berth: p50 %v  p99 %v;  added by nginx: p50 %v  p99 %v\n",
 		r.ALBLat.P50-r.Direct.P50, r.ALBLat.P99-r.Direct.P99, r.NginxLat.P50-r.Direct.P50, r.NginxLat.P99-r.Direct.P99)
+	for _, x := range []struct {
+		name string
+		p    probeResult
+	}{{"nginx", r.NginxProbe}, {"berth", r.ALBProbe}} {
+		fmt.Fprintf(w, "  probe under load, %s: %d pairs; direct p50 %v p99 %v; via %s p50 %v p99 %v; added p50 %v (paired) p99 %v\n",
+			x.name, x.p.N, x.p.DirectP50, x.p.DirectP99, x.name, x.p.ViaP50, x.p.ViaP99, x.p.AddedP50, x.p.ViaP99-x.p.DirectP99)
+	}
 	fmt.Fprintf(w, "failure handling (interval 5 s, thresholds 2):\n  killed target unhealthy after %v; %d of %d requests failed meanwhile\n  new target: first request %v after its first passing check\n",
 		r.KillUnhealthy.Round(time.Millisecond), r.KillFailed, r.KillRequests, r.EnterAfter.Round(time.Millisecond))
 }
