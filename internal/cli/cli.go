@@ -96,6 +96,7 @@ type serverFlags struct {
 	throttle, agent                                  bool
 	az, metadataAddr                                 string
 	metricsListen                                    string
+	elbListenHost                                    string
 	auditRetention, metricsPeriod                    time.Duration
 	auditMaxBytes                                    int64
 }
@@ -113,6 +114,7 @@ func (f *serverFlags) register(fs *flag.FlagSet, mode string) {
 	fs.Int64Var(&f.auditMaxBytes, "audit-max-bytes", audit.DefaultMaxBytes, "the most the audit trail may hold in the store, in bytes; the oldest records are deleted past it")
 	fs.DurationVar(&f.metricsPeriod, "metrics-period", time.Minute, "how often the ECS metrics (AWS/ECS, ECS/ContainerInsights) are published; ECS's is 1m, shorter scales faster")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.elbListenHost, "elb-listen-host", "127.0.0.1", "the address every ELBv2 load balancer listener listens on (docs/load-balancing.md)")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "", "also serve GET /metrics (Prometheus, no authentication) on this address; /metrics is always on --listen")
 	if mode == "up" {
 		fs.BoolVar(&f.agent, "agent", true, "run a node agent in the cluster default (needs Docker Engine)")
@@ -166,6 +168,7 @@ func runServer(ctx context.Context, mode string, args []string, stdout, stderr i
 		AuditRetention: f.auditRetention,
 		AuditMaxBytes:  f.auditMaxBytes,
 		MetricsListen:  f.metricsListen,
+		ELBListenHost:  f.elbListenHost,
 		MetricsPeriod:  f.metricsPeriod,
 		Log:            log,
 	}
