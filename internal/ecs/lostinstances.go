@@ -43,9 +43,12 @@ import (
 // DefaultDisconnectGrace is how long an agent may stay disconnected before
 // the service tasks on its instance are started elsewhere. An agent that
 // crashes or is killed (its connection closes) is disconnected at once, a
-// silent host after AgentSilenceLimit (7 s): their service tasks run
-// elsewhere about 12 s and 19 s later, within the 20 s goal.
-const DefaultDisconnectGrace = 10 * time.Second
+// silent host after AgentSilenceLimit (7 s): their service tasks are
+// started elsewhere 5 s and 12 s later, which leaves room for a slow
+// container start within the goal of 20 s. A shorter grace costs only
+// an extra task while an agent is away (the old ones keep running); an
+// agent restart takes about a second.
+const DefaultDisconnectGrace = 5 * time.Second
 
 // DefaultLostAfter is how long an agent may stay disconnected before the
 // tasks of its instance are written STOPPED.
@@ -98,9 +101,17 @@ type reachClock struct {
 // restart every agent has the grace again), and, once its agent is back,
 // for rejoinSettle more. INACTIVE and vanished instances are forgotten
 // (the service scheduler stops their tasks as deregistered).
-func decideReachable(view []instancePresence, prev reachClock, now time.Time, grace time.Duration) (reachClock, map[string]bool) {
-	next := reachClock{away: map[string]time.Time{}, back: map[string]time.Time{}}
-	unreachable := map[string]bool{}
+//
+// wake is how soon the answer changes by itself (a grace or a settling
+// ending), 0 when it does not.
+func decideReachable(view []instancePresence, prev reachClock, now time.Time, grace time.Duration) (next reachClock, unreachable map[string]bool, wake time.Duration) {
+	next = reachClock{away: map[string]time.Time{}, back: map[string]time.Time{}}
+	unreachable = map[string]bool{}
+	soon := func(at time.Time) {
+		if d := at.Sub(now); d > 0 && (wake == 0 || d < wake) {
+			wake = d
+		}
+	}
 	for _, in := range view {
 		if in.ID == "" || (in.Status != InstanceActive && in.Status != InstanceDraining) {
 			continue
@@ -112,6 +123,7 @@ func decideReachable(view []instancePresence, prev reachClock, now time.Time, gr
 			}
 			next.away[in.ID] = since
 			unreachable[in.ID] = now.Sub(since) >= grace
+			soon(since.Add(grace))
 			continue
 		}
 		back, ok := prev.back[in.ID]
@@ -121,6 +133,7 @@ func decideReachable(view []instancePresence, prev reachClock, now time.Time, gr
 		if ok && now.Sub(back) < rejoinSettle {
 			next.back[in.ID] = back
 			unreachable[in.ID] = true
+			soon(back.Add(rejoinSettle))
 		}
 	}
 	for id, u := range unreachable {
@@ -128,7 +141,7 @@ func decideReachable(view []instancePresence, prev reachClock, now time.Time, gr
 			delete(unreachable, id)
 		}
 	}
-	return next, unreachable
+	return next, unreachable, wake
 }
 
 // decideLost is the monitor's decision at now. absentSince holds when each

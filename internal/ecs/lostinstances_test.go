@@ -449,17 +449,17 @@ func TestDecideReachable(t *testing.T) {
 	var clock reachClock
 	for _, st := range steps {
 		var u map[string]bool
-		clock, u = decideReachable([]instancePresence{st.in}, clock, at(st.at), grace)
+		clock, u, _ = decideReachable([]instancePresence{st.in}, clock, at(st.at), grace)
 		if u["a"] != st.unreachable {
 			t.Fatalf("at %s (connected %v): unreachable %v, want %v", st.at, st.in.Connected, u["a"], st.unreachable)
 		}
 	}
 	// INACTIVE and vanished instances are forgotten; DRAINING ones count.
-	clock, u := decideReachable([]instancePresence{{ID: "a", Status: InstanceInactive}, {ID: "d", Status: InstanceDraining}}, clock, at(time.Minute), grace)
+	clock, u, _ := decideReachable([]instancePresence{{ID: "a", Status: InstanceInactive}, {ID: "d", Status: InstanceDraining}}, clock, at(time.Minute), grace)
 	if len(u) != 0 || len(clock.away) != 1 || len(clock.back) != 0 {
 		t.Fatalf("unreachable %v, clock %+v", u, clock)
 	}
-	_, u = decideReachable([]instancePresence{{ID: "d", Status: InstanceDraining}}, clock, at(time.Minute+grace), grace)
+	_, u, _ = decideReachable([]instancePresence{{ID: "d", Status: InstanceDraining}}, clock, at(time.Minute+grace), grace)
 	if !u["d"] {
 		t.Fatalf("DRAINING instance away for the grace: %v", u)
 	}
@@ -489,7 +489,8 @@ func TestPropDecideReachable(t *testing.T) {
 				connected = !connected
 			}
 			var u map[string]bool
-			clock, u = decideReachable([]instancePresence{{ID: "a", Status: InstanceActive, Connected: connected}}, clock, now, grace)
+			var wake time.Duration
+			clock, u, wake = decideReachable([]instancePresence{{ID: "a", Status: InstanceActive, Connected: connected}}, clock, now, grace)
 			var want bool
 			if connected {
 				want = !backAt.IsZero() && now.Sub(backAt) < rejoinSettle
@@ -498,6 +499,17 @@ func TestPropDecideReachable(t *testing.T) {
 			}
 			if u["a"] != want {
 				t.Fatalf("seed %d at %s: connected %v, unreachable %v, want %v", seed, now.Sub(lostT0), connected, u["a"], want)
+			}
+			// wake: when the answer changes by itself.
+			var wantWake time.Duration
+			switch {
+			case !connected && !want:
+				wantWake = downSince.Add(grace).Sub(now)
+			case connected && want:
+				wantWake = backAt.Add(rejoinSettle).Sub(now)
+			}
+			if wake != wantWake {
+				t.Fatalf("seed %d at %s: wake %s, want %s", seed, now.Sub(lostT0), wake, wantWake)
 			}
 		}
 	}

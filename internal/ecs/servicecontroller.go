@@ -74,9 +74,9 @@ var defaultServiceStrategies = []placement.Strategy{
 }
 
 type serviceController struct {
-	s    *Service
-	cfg  ServiceControllerConfig
-	rng  *rand.Rand
+	s   *Service
+	cfg ServiceControllerConfig
+	rng *rand.Rand
 	// reach times each instance's disconnections (decideReachable), per
 	// cluster; mu guards it.
 	mu    sync.Mutex
@@ -254,7 +254,8 @@ func (c *serviceController) reconcileCluster(ctx context.Context, cluster string
 	}
 	c.mu.Lock()
 	var unreachable map[string]bool
-	c.reach[cluster], unreachable = decideReachable(view, c.reach[cluster], now, c.cfg.DisconnectGrace)
+	var wake time.Duration
+	c.reach[cluster], unreachable, wake = decideReachable(view, c.reach[cluster], now, c.cfg.DisconnectGrace)
 	c.mu.Unlock()
 	tasksByGroup := map[string][]taskRecord{}
 	for _, t := range snap.all {
@@ -267,7 +268,7 @@ func (c *serviceController) reconcileCluster(ctx context.Context, cluster string
 	cp := &clusterPass{cluster: cluster, snap: snap}
 	var (
 		mu       sync.Mutex
-		next     time.Duration
+		next     = wake // look again when an instance's reachability changes
 		firstErr error
 		wg       sync.WaitGroup
 	)
