@@ -20,9 +20,10 @@ import (
 
 // TestLostHostPolicyOnDocker: `berth server` (default policy flags) and
 // three `berth agent` processes in zones a, b and c; a service of 3 (one
-// task per zone) and a standalone task on a and on b. At the same moment
-// agent a is paused (SIGSTOP, as a partition or a frozen host looks) and
-// agent b is killed for good (SIGKILL, never restarted). Sampled every
+// task per zone) and a standalone task on a and on b. Agent a is paused
+// (SIGSTOP, as a partition or a frozen host looks); once it is shown
+// disconnected, agent b is killed for good (SIGKILL, never restarted).
+// Sampled every
 // 250 ms until a resumes 30 s later: no standalone task is stopped or
 // told to stop, the service's RUNNING tasks (DescribeTasks and
 // DescribeServices) never drop below 3, and no task is placed on a or b.
@@ -125,15 +126,19 @@ func TestLostHostPolicyOnDocker(t *testing.T) {
 	if err := paused.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	killed.cmd.Process.Signal(syscall.SIGKILL)
-	killed.cmd.Wait()
+	var killedAt time.Time
+	kill := func() {
+		killed.cmd.Process.Signal(syscall.SIGKILL)
+		killed.cmd.Wait()
+		killedAt = time.Now()
+	}
 
 	// Sample until the paused agent resumes.
 	var (
 		mu         sync.Mutex
 		violations []string
 		samples    int
-		replacedAt time.Duration // b's service task RUNNING elsewhere
+		replacedAt time.Duration // b's service task RUNNING elsewhere, from its kill
 		sawAway    bool          // a shown disconnected with its tasks
 	)
 	violate := func(format string, args ...any) {
@@ -146,6 +151,15 @@ func TestLostHostPolicyOnDocker(t *testing.T) {
 	resumeAt := t0.Add(30 * time.Second)
 	for time.Now().Before(resumeAt) {
 		time.Sleep(250 * time.Millisecond)
+		// b is killed once a is seen disconnected (silent for 7 s), so
+		// that b's replacement is placed knowing a is away.
+		if killedAt.IsZero() {
+			ci, err := c.DescribeContainerInstances(cx, &ecs.DescribeContainerInstancesInput{ContainerInstances: []string{paused.arn}})
+			if err == nil && len(ci.ContainerInstances) == 1 && !ci.ContainerInstances[0].AgentConnected {
+				t.Logf("LOST HOST paused agent shown disconnected after %s", time.Since(t0).Round(10*time.Millisecond))
+				kill()
+			}
+		}
 		ts, err := e.tasks("web")
 		if err != nil {
 			violate("describe tasks: %v", err)
@@ -165,8 +179,8 @@ func TestLostHostPolicyOnDocker(t *testing.T) {
 		if running < 3 {
 			violate("%d service tasks RUNNING, desired 3", running)
 		}
-		if elsewhere >= 3 && replacedAt == 0 {
-			replacedAt = time.Since(t0)
+		if elsewhere >= 3 && replacedAt == 0 && !killedAt.IsZero() {
+			replacedAt = time.Since(killedAt)
 		}
 		if svc, err := e.describe("web"); err != nil || svc.RunningCount < 3 {
 			violate("DescribeServices runningCount %d (err %v)", svc.RunningCount, err)
