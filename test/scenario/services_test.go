@@ -494,7 +494,7 @@ func TestReplicaServiceMovesOffDrainingInstanceOnHollowNodes(t *testing.T) {
 // without failures. A forced deregistration of an instance whose agent is
 // away writes its tasks STOPPED at once.
 func TestLostInstanceTasksStopAndAreReplacedOnHollowNodes(t *testing.T) {
-	e := startHollowWith(t, func(c *daemon.Config) { c.DisconnectGrace, c.InstanceLostAfter = time.Second, 4 * time.Second },
+	e := startHollowWith(t, func(c *daemon.Config) { c.DisconnectGrace, c.InstanceLostAfter = time.Second, 4*time.Second },
 		3, []string{"zone-a", "zone-b", "zone-c"})
 	cx := ctx(t)
 	td := e.taskDef(t, "web", "nginx:1")
