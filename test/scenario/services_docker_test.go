@@ -675,9 +675,7 @@ func TestServiceSurvivesAgentKill9OnDocker(t *testing.T) {
 	if aws.ToString(still.LastStatus) != "RUNNING" || aws.ToString(still.DesiredStatus) != "RUNNING" {
 		t.Errorf("task of the dead agent: last %s desired %s stopCode %s", aws.ToString(still.LastStatus), aws.ToString(still.DesiredStatus), still.StopCode)
 	}
-	if svc := e.mustDescribe("api"); svc.RunningCount != 3 {
-		t.Errorf("runningCount %d with the dead agent's task, want 3", svc.RunningCount)
-	}
+	eventuallyTrue(t, "runningCount 3 with the dead agent's task", 5*time.Second, func() bool { return e.mustDescribe("api").RunningCount == 3 })
 
 	// The restarted agent re-attaches to the container (still running) and
 	// keeps it; the surplus is stopped once it has settled.

@@ -200,7 +200,7 @@ func TestSilentHostIsDetected(t *testing.T) {
 	if tk := d.Tasks[0]; aws.ToString(tk.LastStatus) != "RUNNING" || aws.ToString(tk.DesiredStatus) != "RUNNING" {
 		t.Fatalf("the silent host's task: last %s desired %s %s %q", aws.ToString(tk.LastStatus), aws.ToString(tk.DesiredStatus), tk.StopCode, aws.ToString(tk.StoppedReason))
 	}
-	if svc := e.describe(t, "edge"); svc.RunningCount != 3 {
-		t.Fatalf("runningCount %d, want 3 (2 and the one on the silent host)", svc.RunningCount)
-	}
+	eventuallyTrue(t, "runningCount 3 (2 and the one on the silent host)", 5*time.Second, func() bool {
+		return e.describe(t, "edge").RunningCount == 3
+	})
 }
