@@ -152,7 +152,7 @@ type Instance struct {
 	Unreachable bool
 	// Eligible (DAEMON): ACTIVE, meets the service's constraints and the
 	// task definition's required attributes, and connected (or
-	// disconnected for less than the shell's LostAfter).
+	// disconnected but not yet Unreachable).
 	Eligible   bool
 	Attributes map[string]string
 	// Free CPU units and memory, for binpack scale-in.

@@ -329,6 +329,9 @@ func (s *Service) presenceView(ctx context.Context) ([]instancePresence, error) 
 // handle stops the tasks left on a lost instance, unless its assignment
 // index is as it was when nothing was left to stop.
 func (m *lostMonitor) handle(ctx context.Context, in instancePresence, now time.Time) error {
+	if _, ok := m.settled[in.ID]; ok && in.Status == InstanceInactive {
+		return nil // no task is placed on an INACTIVE instance: nothing new to stop
+	}
 	res, err := m.s.st.List(ctx, keyAssign+in.ID+"/", store.ListOptions{})
 	if err != nil {
 		return err
