@@ -16,7 +16,7 @@ import (
 	"github.com/berthdev/berth/internal/store"
 )
 
-// The lost-host policy (docs/agent.md, "Lost hosts"; decision 14 in
+// The lost-host policy (docs/agent.md, "Lost hosts"; decision 15 in
 // docs/decisions.md). An agent that stops reporting does not stop its
 // tasks: ECS never stops EC2 tasks because their agent disconnected, and a
 // short partition must not become an outage.
