@@ -23,6 +23,7 @@ import (
 	"github.com/berthdev/berth/internal/api/cloudwatchapi"
 	"github.com/berthdev/berth/internal/api/ecrapi"
 	"github.com/berthdev/berth/internal/api/ecsapi"
+	"github.com/berthdev/berth/internal/api/eventsapi"
 	"github.com/berthdev/berth/internal/api/logsapi"
 	"github.com/berthdev/berth/internal/awsproto"
 )
@@ -59,8 +60,8 @@ func TestGeneratedCodeIsFresh(t *testing.T) {
 			t.Errorf("internal/api/%s has no model any more: delete it", rel)
 		}
 	}
-	if len(files) != 5 {
-		t.Errorf("generated %d packages, want 5 (ecs, ecr, cloudtrail, logs, cloudwatch)", len(files))
+	if len(files) != 6 {
+		t.Errorf("generated %d packages, want 6 (ecs, ecr, cloudtrail, logs, cloudwatch, events)", len(files))
 	}
 }
 
@@ -98,6 +99,7 @@ func TestEveryModelOperationIsServed(t *testing.T) {
 		"cloudtrail": {(&cloudtrailapi.Handlers{}).Service(), cloudtrailapi.OperationNames()},
 		"logs":       {(&logsapi.Handlers{}).Service(), logsapi.OperationNames()},
 		"cloudwatch": {(&cloudwatchapi.Handlers{}).Service(), cloudwatchapi.OperationNames()},
+		"events":     {(&eventsapi.Handlers{}).Service(), eventsapi.OperationNames()},
 	}
 	for base, s := range services {
 		m, err := loadModel(filepath.Join(modelsDir, base+".json"))
