@@ -28,6 +28,7 @@ import (
 	"github.com/berthdev/berth/internal/ecs"
 	"github.com/berthdev/berth/internal/ecsmetrics"
 	"github.com/berthdev/berth/internal/errs"
+	"github.com/berthdev/berth/internal/events"
 	"github.com/berthdev/berth/internal/iam"
 	"github.com/berthdev/berth/internal/logs"
 	"github.com/berthdev/berth/internal/logstore"
@@ -128,6 +129,7 @@ type Server struct {
 	logSt   *logstore.Store
 	metrics *tsdb.DB
 	cw      *cloudwatch.Service
+	events  *events.Service
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -243,6 +245,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	cwSvc := cloudwatch.New(metrics, st, cloudwatch.Config{Region: cfg.Region, Account: cfg.Account}, log.With("component", "cloudwatch"))
 	s.cw = cwSvc
 	s.goRun(func() { cwSvc.Run(runCtx) })
+	evSvc := events.New(st, events.Config{Region: cfg.Region, Account: cfg.Account},
+		events.Deps{Tasks: ecsSvc, Logs: eventLogs{logsSvc}, Metrics: eventMetrics{cwSvc}}, log.With("component", "events"))
+	s.events = evSvc
+	s.goRun(func() { evSvc.RunDelivery(runCtx) })
+	s.goRun(func() { evSvc.RunScheduler(runCtx) })
 	ecsMetrics := ecsmetrics.New(ecsmetrics.Config{Period: cfg.MetricsPeriod, Log: log.With("component", "ecsmetrics"),
 		Clusters: func(ctx context.Context) ([]ecsmetrics.Cluster, error) { return clusterCapacity(ctx, ecsSvc) },
 		Sink:     ecsmetrics.SinkFunc(func(ctx context.Context, data []ecsmetrics.Datum) error { return cwSvc.Publish(ctx, points(data)) })})
@@ -266,7 +273,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Agent:    gw,
 		Registry: prom.RegistryHandler(registry.NewHandler(reg, registry.HandlerConfig{Identities: keys, Log: log.With("component", "registry")})),
 		Observer: prom,
-		Services: services(ecsSvc, trail, ecrSvc, logsSvc, cwSvc),
+		Services: services(ecsSvc, trail, ecrSvc, logsSvc, cwSvc, evSvc),
 	})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -355,6 +362,9 @@ func (s *Server) Store() store.Store { return s.st }
 // metrics through its Publish.
 func (s *Server) CloudWatch() *cloudwatch.Service { return s.cw }
 
+// Events returns the EventBridge service.
+func (s *Server) Events() *events.Service { return s.events }
+
 // FrontDoor returns the API handler (tests, docs).
 func (s *Server) FrontDoor() *awsproto.FrontDoor { return s.fd }
 
@@ -412,9 +422,10 @@ func (s *Server) Close() error {
 }
 
 // services lists every AWS service the front door serves.
-func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service, logsSvc *logs.Service, cwSvc *cloudwatch.Service) []*awsproto.Service {
+func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service, logsSvc *logs.Service, cwSvc *cloudwatch.Service, evSvc *events.Service) []*awsproto.Service {
 	return []*awsproto.Service{
 		ecsSvc.API(),
+		evSvc.API(),
 		ecrSvc.API(),
 		logsSvc.API(),
 		cwSvc.API(),
@@ -429,7 +440,7 @@ func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service, logs
 func SupportedOperations() map[string][]string {
 	out := map[string][]string{}
 	for _, svc := range services(ecs.New(nil, ecs.Config{Endpoint: func() string { return "" }}, nil), nil, ecr.New(nil, ecr.Config{}, nil),
-		logs.New(nil, logs.Config{}, nil), cloudwatch.New(nil, nil, cloudwatch.Config{}, nil)) {
+		logs.New(nil, logs.Config{}, nil), cloudwatch.New(nil, nil, cloudwatch.Config{}, nil), events.New(nil, events.Config{}, events.Deps{}, nil)) {
 		for name, op := range svc.Operations {
 			if op.Implemented {
 				out[svc.SigningName] = append(out[svc.SigningName], name)
@@ -519,4 +530,29 @@ func points(data []ecsmetrics.Datum) []tsdb.Point {
 			Sample: tsdb.Sample{Min: d.Min, Max: d.Max, Sum: d.Sum, Count: d.SampleCount}})
 	}
 	return out
+}
+
+// eventLogs writes EventBridge log group targets' events to CloudWatch
+// Logs: one stream per event, named by the event id, in a group that must
+// exist (as on AWS).
+type eventLogs struct{ svc *logs.Service }
+
+func (l eventLogs) WriteLog(ctx context.Context, group, stream string, ts int64, message string) error {
+	return l.svc.Ingest(ctx, group, stream, false, []logs.InputEvent{{Timestamp: ts, Message: message}})
+}
+
+// eventMetrics publishes EventBridge's AWS/Events metrics to CloudWatch.
+type eventMetrics struct{ svc *cloudwatch.Service }
+
+func (m eventMetrics) PublishEventMetrics(ctx context.Context, ms []events.Metric) error {
+	pts := make([]tsdb.Point, 0, len(ms))
+	for _, x := range ms {
+		var dims []tsdb.Dim
+		if x.RuleName != "" {
+			dims = []tsdb.Dim{{Name: "RuleName", Value: x.RuleName}}
+		}
+		pts = append(pts, tsdb.Point{Key: tsdb.NewKey("AWS/Events", x.Name, dims), T: x.Time, Unit: "Count",
+			Sample: tsdb.Sample{Min: 1, Max: 1, Sum: x.Count, Count: x.Count}})
+	}
+	return m.svc.Publish(ctx, pts)
 }

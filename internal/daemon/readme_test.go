@@ -24,6 +24,7 @@ var serviceTitles = map[string]string{
 	"ecr":        "Amazon ECR",
 	"logs":       "Amazon CloudWatch Logs",
 	"monitoring": "Amazon CloudWatch",
+	"events":     "Amazon EventBridge",
 }
 
 func renderOperations() string {

@@ -240,4 +240,3 @@ func TestConnectionsAndDestinations(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-

@@ -3,7 +3,9 @@ package events
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -124,6 +126,13 @@ func (s *Service) runTasks(ctx context.Context, j job, input []byte) error {
 	if ep.TaskCount != nil {
 		in.Count = ep.TaskCount
 	}
+	// One event starts its tasks once, however often it is delivered (a
+	// retry after a timeout, a redelivery after a restart): the client
+	// token is the event's and the target's.
+	var ev Event
+	_ = json.Unmarshal(j.event, &ev)
+	sum := sha256.Sum256([]byte(ev.ID + "|" + j.bus + "|" + j.rule.Name + "|" + deref(t.Id)))
+	in.ClientToken = ptr(hex.EncodeToString(sum[:16]))
 	if ep.LaunchType != nil {
 		in.LaunchType = ptr(ecsapi.LaunchType(*ep.LaunchType))
 	}

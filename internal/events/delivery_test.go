@@ -223,4 +223,3 @@ func TestOutboxSurvivesRestart(t *testing.T) {
 	}
 	waitOutboxEmpty(t, again)
 }
-
