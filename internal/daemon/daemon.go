@@ -250,6 +250,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.events = evSvc
 	s.goRun(func() { evSvc.RunDelivery(runCtx) })
 	s.goRun(func() { evSvc.RunScheduler(runCtx) })
+	s.goRun(func() { evSvc.RunECSEvents(runCtx, ecsFeed{ecsSvc}) })
 	ecsMetrics := ecsmetrics.New(ecsmetrics.Config{Period: cfg.MetricsPeriod, Log: log.With("component", "ecsmetrics"),
 		Clusters: func(ctx context.Context) ([]ecsmetrics.Cluster, error) { return clusterCapacity(ctx, ecsSvc) },
 		Sink:     ecsmetrics.SinkFunc(func(ctx context.Context, data []ecsmetrics.Datum) error { return cwSvc.Publish(ctx, points(data)) })})
@@ -555,4 +556,54 @@ func (m eventMetrics) PublishEventMetrics(ctx context.Context, ms []events.Metri
 			Sample: tsdb.Sample{Min: 1, Max: 1, Sum: x.Count, Count: x.Count}})
 	}
 	return m.svc.Publish(ctx, pts)
+}
+
+// ecsFeed adapts ECS's committed-state feed to what the EventBridge ECS
+// events controller reads.
+type ecsFeed struct{ svc *ecs.Service }
+
+func feedKind(k ecs.ChangeKind) events.FeedKind {
+	switch k {
+	case ecs.ChangeDelete:
+		return events.FeedDelete
+	case ecs.ChangeRelist:
+		return events.FeedRelist
+	case ecs.ChangeSynced:
+		return events.FeedSynced
+	}
+	return events.FeedUpsert
+}
+
+// adapt forwards in to a new channel through f until in closes.
+func adapt[A, B any](ctx context.Context, in <-chan A, f func(A) B) <-chan B {
+	out := make(chan B, 64)
+	go func() {
+		defer close(out)
+		for a := range in {
+			select {
+			case out <- f(a):
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
+}
+
+func (f ecsFeed) Tasks(ctx context.Context) <-chan events.TaskItem {
+	return adapt(ctx, f.svc.WatchTasks(ctx), func(c ecs.TaskChange) events.TaskItem {
+		return events.TaskItem{Kind: feedKind(c.Kind), Revision: c.Revision, Task: c.Task}
+	})
+}
+
+func (f ecsFeed) Services(ctx context.Context) <-chan events.ServiceItem {
+	return adapt(ctx, f.svc.WatchServices(ctx), func(c ecs.ServiceChange) events.ServiceItem {
+		return events.ServiceItem{Kind: feedKind(c.Kind), Revision: c.Revision, Service: c.Service}
+	})
+}
+
+func (f ecsFeed) Instances(ctx context.Context) <-chan events.InstanceItem {
+	return adapt(ctx, f.svc.WatchContainerInstances(ctx), func(c ecs.InstanceChange) events.InstanceItem {
+		return events.InstanceItem{Kind: feedKind(c.Kind), Revision: c.Revision, Instance: c.Instance}
+	})
 }
