@@ -57,8 +57,13 @@ func TestRulesAndTargets(t *testing.T) {
 		t.Fatalf("empty rule: %v", err)
 	}
 	_, err = svc.PutRule(ctx, &eventsapi.PutRuleRequest{Name: s("r"), EventPattern: s(`{"source": "aws.ecs"`)})
-	if wireCode(t, err) != "InvalidEventPatternException" {
+	if wireCode(t, err) != "InvalidEventPatternException" || !strings.HasPrefix(wireMsg(err), "Event pattern is not valid. Reason: ") ||
+		strings.Count(wireMsg(err), "Event pattern is not valid.") != 1 {
 		t.Fatalf("bad pattern: %v", err)
+	}
+	_, err = svc.TestEventPattern(ctx, &eventsapi.TestEventPatternRequest{EventPattern: s(`{"source":"aws.ecs"}`), Event: s(`{}`)})
+	if wireCode(t, err) != "InvalidEventPatternException" {
+		t.Fatalf("TestEventPattern with a bad pattern: %v", err)
 	}
 	_, err = svc.PutRule(ctx, &eventsapi.PutRuleRequest{Name: s("r"), ScheduleExpression: s("rate(0 minutes)")})
 	if wireCode(t, err) != "ValidationException" || wireMsg(err) != "Parameter ScheduleExpression is not valid." {

@@ -28,7 +28,13 @@ func errRuleNotFound(name, bus string) error {
 func compilePattern(p string) (*eventpattern.Pattern, error) {
 	pat, err := eventpattern.Compile([]byte(p))
 	if err != nil {
-		return nil, errs.R(errs.Invalid, reasonInvalidPattern, "Event pattern is not valid. Reason: %s", err.Error())
+		// The matcher's message is EventBridge's ("Event pattern is not
+		// valid. Reason: ... at [Source: ...]").
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "Event pattern is not valid.") {
+			msg = "Event pattern is not valid. Reason: " + msg
+		}
+		return nil, errs.R(errs.Invalid, reasonInvalidPattern, "%s", msg)
 	}
 	return pat, nil
 }
