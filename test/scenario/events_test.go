@@ -74,29 +74,36 @@ func TestEventBridgeAPIWithCLIs(t *testing.T) {
 	s := berthtest.Start(t, nil)
 	eb := eventbridge.NewFromConfig(s.AWSConfig())
 	cx := context.Background()
-	for _, cli := range berthtest.CLIs(t) {
-		rule := "stopped-" + strings.ReplaceAll(cli.Name, "-", "")
-		out, errOut, code := cli.Run(t, s, "events", "put-rule", "--name", rule,
-			"--event-pattern", `{"source":["aws.ecs"],"detail-type":["ECS Task State Change"],"detail":{"lastStatus":["STOPPED"]}}`)
-		if code != 0 || !strings.Contains(out, `"RuleArn": "arn:aws:events:us-east-1:`) {
-			t.Fatalf("%s put-rule: %s %s", cli.Name, out, errOut)
+	// The CLIs run side by side (each is seconds of Python start-up on a
+	// loaded machine), each on its own rule.
+	t.Run("clis", func(t *testing.T) {
+		for _, cli := range berthtest.CLIs(t) {
+			t.Run(cli.Name, func(t *testing.T) {
+				t.Parallel()
+				rule := "stopped-" + strings.ReplaceAll(cli.Name, "-", "")
+				out, errOut, code := cli.Run(t, s, "events", "put-rule", "--name", rule,
+					"--event-pattern", `{"source":["aws.ecs"],"detail-type":["ECS Task State Change"],"detail":{"lastStatus":["STOPPED"]}}`)
+				if code != 0 || !strings.Contains(out, `"RuleArn": "arn:aws:events:us-east-1:`) {
+					t.Fatalf("put-rule: %s %s", out, errOut)
+				}
+				out, errOut, code = cli.Run(t, s, "events", "put-targets", "--rule", rule, "--targets",
+					`[{"Id":"logs","Arn":"arn:aws:logs:us-east-1:000000000000:log-group:/aws/events/x"}]`)
+				if code != 0 || !strings.Contains(out, `"FailedEntryCount": 0`) {
+					t.Fatalf("put-targets: %s %s", out, errOut)
+				}
+				_, errOut, code = cli.Run(t, s, "events", "delete-rule", "--name", rule)
+				if code == 0 || !strings.Contains(errOut, "ValidationException") || !strings.Contains(errOut, "Rule can't be deleted since it has targets.") {
+					t.Fatalf("delete-rule with targets: %d %s", code, errOut)
+				}
+				event := `{"id":"1","account":"000000000000","source":"aws.ecs","time":"2026-01-01T00:00:00Z","region":"us-east-1","resources":[],"detail-type":"ECS Task State Change","detail":{"lastStatus":"STOPPED"}}`
+				out, errOut, code = cli.Run(t, s, "events", "test-event-pattern", "--event", event,
+					"--event-pattern", `{"detail":{"lastStatus":["STOPPED"]}}`)
+				if code != 0 || !strings.Contains(out, `"Result": true`) {
+					t.Fatalf("test-event-pattern: %s %s", out, errOut)
+				}
+			})
 		}
-		out, errOut, code = cli.Run(t, s, "events", "put-targets", "--rule", rule, "--targets",
-			`[{"Id":"logs","Arn":"arn:aws:logs:us-east-1:000000000000:log-group:/aws/events/x"}]`)
-		if code != 0 || !strings.Contains(out, `"FailedEntryCount": 0`) {
-			t.Fatalf("%s put-targets: %s %s", cli.Name, out, errOut)
-		}
-		_, errOut, code = cli.Run(t, s, "events", "delete-rule", "--name", rule)
-		if code == 0 || !strings.Contains(errOut, "ValidationException") || !strings.Contains(errOut, "Rule can't be deleted since it has targets.") {
-			t.Fatalf("%s delete-rule with targets: %d %s", cli.Name, code, errOut)
-		}
-		event := `{"id":"1","account":"000000000000","source":"aws.ecs","time":"2026-01-01T00:00:00Z","region":"us-east-1","resources":[],"detail-type":"ECS Task State Change","detail":{"lastStatus":"STOPPED"}}`
-		out, errOut, code = cli.Run(t, s, "events", "test-event-pattern", "--event", event,
-			"--event-pattern", `{"detail":{"lastStatus":["STOPPED"]}}`)
-		if code != 0 || !strings.Contains(out, `"Result": true`) {
-			t.Fatalf("%s test-event-pattern: %s %s", cli.Name, out, errOut)
-		}
-	}
+	})
 	_, err := eb.PutRule(cx, &eventbridge.PutRuleInput{Name: aws.String("bad"), EventPattern: aws.String(`{"source":"aws.ecs"}`)})
 	var ip *ebtypes.InvalidEventPatternException
 	if !errors.As(err, &ip) || !strings.Contains(ip.ErrorMessage(), "Event pattern is not valid. Reason: ") {
@@ -189,6 +196,14 @@ func TestEventBridgeThroughBerthUp(t *testing.T) {
 	var body map[string]any
 	if json.Unmarshal([]byte(c.Body), &body) != nil {
 		t.Fatalf("not JSON: %s", c.Body)
+	}
+	// The Lambda target is reported as not deliverable in the server's log.
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(p.Output.String(), "target not deliverable in Berth") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no not-deliverable report in the log:\n%s", p.Output.String())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
