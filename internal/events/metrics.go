@@ -38,7 +38,11 @@ func (b *metricBuf) take() []Metric {
 }
 
 func (b *metricBuf) run(ctx context.Context, s *Service) {
-	t := time.NewTicker(5 * time.Second)
+	every := s.metricsEvery
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {

@@ -190,7 +190,8 @@ func (s *Service) DeleteRule(ctx context.Context, in *eventsapi.DeleteRuleReques
 	if len(r.Targets) > 0 {
 		return nil, errs.E(errs.Invalid, "Rule can't be deleted since it has targets.")
 	}
-	if err := commit(ctx, s.st, []store.Cmp{store.ModRevisionIs(ruleKey(bus, r.Name), rev)}, store.Delete(ruleKey(bus, r.Name))); err != nil {
+	if err := commit(ctx, s.st, []store.Cmp{store.ModRevisionIs(ruleKey(bus, r.Name), rev)},
+		store.Delete(ruleKey(bus, r.Name)), store.Delete(scheduleKey(bus, r.Name))); err != nil {
 		return nil, err
 	}
 	return &eventsapi.DeleteRuleResponse{}, nil

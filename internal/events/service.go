@@ -92,6 +92,8 @@ type Service struct {
 	deps Deps
 	ids  *idGen
 
+	metricsEvery time.Duration // how often AWS/Events metrics are published (default 5 s)
+
 	failMu     sync.Mutex
 	failLogged map[string]time.Time // target -> last failure logged
 
