@@ -20,6 +20,16 @@ func TestBusesLifecycleAndErrors(t *testing.T) {
 	if wireCode(t, err) != "ResourceAlreadyExistsException" || wireMsg(err) != "Event bus orders already exists." {
 		t.Fatalf("duplicate: %v", err)
 	}
+	if _, err := svc.UpdateEventBus(ctx, &eventsapi.UpdateEventBusRequest{Name: s("orders"), Description: s("all orders")}); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := svc.DescribeEventBus(ctx, &eventsapi.DescribeEventBusRequest{Name: s("orders")}); deref(d.Description) != "all orders" {
+		t.Fatalf("description %+v", d)
+	}
+	_, err = svc.CreateEventBus(ctx, &eventsapi.CreateEventBusRequest{Name: s("kms"), KmsKeyIdentifier: s("alias/x")})
+	if wireCode(t, err) != "OperationDisabledException" {
+		t.Fatalf("bus with a KMS key: %v", err)
+	}
 	_, err = svc.DescribeEventBus(ctx, &eventsapi.DescribeEventBusRequest{Name: s("nope")})
 	if wireCode(t, err) != "ResourceNotFoundException" || wireMsg(err) != "Event bus nope does not exist." {
 		t.Fatalf("missing: %v", err)
@@ -235,6 +245,13 @@ func TestConnectionsAndDestinations(t *testing.T) {
 	dd, err := svc.DescribeApiDestination(ctx, &eventsapi.DescribeApiDestinationRequest{Name: s("d")})
 	if err != nil || *dd.InvocationRateLimitPerSecond != 300 {
 		t.Fatalf("describe destination: %+v %v", dd, err)
+	}
+	if _, err := svc.UpdateApiDestination(ctx, &eventsapi.UpdateApiDestinationRequest{Name: s("d"), InvocationRateLimitPerSecond: ptr(int32(7))}); err != nil {
+		t.Fatal(err)
+	}
+	dd, _ = svc.DescribeApiDestination(ctx, &eventsapi.DescribeApiDestinationRequest{Name: s("d")})
+	if *dd.InvocationRateLimitPerSecond != 7 || *dd.InvocationEndpoint != "http://127.0.0.1:1/x" {
+		t.Fatalf("after update: %+v", dd)
 	}
 	_, err = svc.DeleteConnection(ctx, &eventsapi.DeleteConnectionRequest{Name: s("hook")})
 	if wireCode(t, err) != "ValidationException" {

@@ -40,6 +40,9 @@ func (s *Service) CreateEventBus(ctx context.Context, in *eventsapi.CreateEventB
 	if name == DefaultBus {
 		return nil, errs.E(errs.AlreadyExists, "Event bus %s already exists.", name)
 	}
+	if err := busExtras(in.DeadLetterConfig, in.KmsKeyIdentifier, in.LogConfig); err != nil {
+		return nil, err
+	}
 	if err := checkTags(in.Tags); err != nil {
 		return nil, err
 	}
@@ -168,3 +171,37 @@ func checkTags(tags []eventsapi.Tag) error {
 
 func encodeToken(pos any) string            { return awsproto.EncodeToken(pos) }
 func decodeToken(tok string, pos any) error { return awsproto.DecodeToken(tok, pos) }
+
+// busExtras refuses the bus settings Berth cannot honour (a dead-letter
+// queue needs SQS, a customer managed key KMS, logging a log delivery).
+func busExtras(dlq *eventsapi.DeadLetterConfig, kms *string, lc *eventsapi.LogConfig) error {
+	if dlq != nil || kms != nil || lc != nil {
+		return errs.E(errs.Unsupported, "Berth does not implement event bus dead-letter queues, KMS keys or logging (DeadLetterConfig, KmsKeyIdentifier, LogConfig).")
+	}
+	return nil
+}
+
+func (s *Service) UpdateEventBus(ctx context.Context, in *eventsapi.UpdateEventBusRequest) (*eventsapi.UpdateEventBusResponse, error) {
+	if err := busExtras(in.DeadLetterConfig, in.KmsKeyIdentifier, in.LogConfig); err != nil {
+		return nil, err
+	}
+	name := s.busName(in.Name)
+	for {
+		b, rev, err := s.getBus(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		now := s.now().UTC()
+		if b.Created.IsZero() {
+			b.Created = now
+		}
+		b.Description, b.Modified = deref(in.Description), now
+		res, err := s.st.Txn(ctx, []store.Cmp{store.ModRevisionIs(busKey(name), rev)}, store.Put(busKey(name), mustJSON(b)))
+		if err != nil {
+			return nil, err
+		}
+		if res.Succeeded {
+			return &eventsapi.UpdateEventBusResponse{Arn: ptr(s.busARN(name)), Name: ptr(name), Description: in.Description}, nil
+		}
+	}
+}

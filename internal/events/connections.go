@@ -293,3 +293,54 @@ func (s *Service) ListApiDestinations(ctx context.Context, in *eventsapi.ListApi
 	}
 	return out, nil
 }
+
+func (s *Service) UpdateApiDestination(ctx context.Context, in *eventsapi.UpdateApiDestinationRequest) (*eventsapi.UpdateApiDestinationResponse, error) {
+	if in.InvocationEndpoint != nil {
+		if u, err := url.Parse(*in.InvocationEndpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return nil, errs.E(errs.Invalid, "InvocationEndpoint is not a valid URL.")
+		}
+	}
+	if in.ConnectionArn != nil {
+		connName, ok := nameFromARN(*in.ConnectionArn, "connection")
+		if !ok {
+			return nil, errs.E(errs.Invalid, "Provided Arn is not in correct format.")
+		}
+		conn, _, err := s.getConn(ctx, connName)
+		if err != nil {
+			return nil, err
+		}
+		if s.connARN(conn) != *in.ConnectionArn {
+			return nil, errs.E(errs.NotFound, "Connection '%s' does not exist.", *in.ConnectionArn)
+		}
+	}
+	for {
+		r, rev, err := s.getDest(ctx, *in.Name)
+		if err != nil {
+			return nil, err
+		}
+		if in.ConnectionArn != nil {
+			r.Connection = *in.ConnectionArn
+		}
+		if in.Description != nil {
+			r.Description = *in.Description
+		}
+		if in.HttpMethod != nil {
+			r.Method = string(*in.HttpMethod)
+		}
+		if in.InvocationEndpoint != nil {
+			r.Endpoint = *in.InvocationEndpoint
+		}
+		if in.InvocationRateLimitPerSecond != nil {
+			r.RateLimit = *in.InvocationRateLimitPerSecond
+		}
+		r.Modified = s.now().UTC()
+		res, err := s.st.Txn(ctx, []store.Cmp{store.ModRevisionIs(destKey(r.Name), rev)}, store.Put(destKey(r.Name), mustJSON(r)))
+		if err != nil {
+			return nil, err
+		}
+		if res.Succeeded {
+			return &eventsapi.UpdateApiDestinationResponse{ApiDestinationArn: ptr(s.destARN(r)), ApiDestinationState: ptr(eventsapi.ApiDestinationStateActive),
+				CreationTime: awsTime(r.Created), LastModifiedTime: awsTime(r.Modified)}, nil
+		}
+	}
+}
