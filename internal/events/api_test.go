@@ -253,6 +253,19 @@ func TestConnectionsAndDestinations(t *testing.T) {
 	if *dd.InvocationRateLimitPerSecond != 7 || *dd.InvocationEndpoint != "http://127.0.0.1:1/x" {
 		t.Fatalf("after update: %+v", dd)
 	}
+	if _, err := svc.UpdateConnection(ctx, &eventsapi.UpdateConnectionRequest{Name: s("hook"), AuthParameters: &eventsapi.UpdateConnectionAuthRequestParameters{
+		ApiKeyAuthParameters: &eventsapi.UpdateConnectionApiKeyAuthRequestParameters{ApiKeyValue: s("rotated")}}}); err != nil {
+		t.Fatal(err)
+	}
+	var cr connRecord
+	getJSON(ctx, svc.st, connKey("hook"), &cr)
+	if *cr.Auth.ApiKeyAuthParameters.ApiKeyName != "x-key" || *cr.Auth.ApiKeyAuthParameters.ApiKeyValue != "rotated" {
+		t.Fatalf("after update: %+v", cr.Auth.ApiKeyAuthParameters)
+	}
+	_, err = svc.UpdateConnection(ctx, &eventsapi.UpdateConnectionRequest{Name: s("hook"), AuthorizationType: ptr(eventsapi.ConnectionAuthorizationTypeBasic)})
+	if wireCode(t, err) != "ValidationException" {
+		t.Fatalf("new type without its credentials: %v", err)
+	}
 	_, err = svc.DeleteConnection(ctx, &eventsapi.DeleteConnectionRequest{Name: s("hook")})
 	if wireCode(t, err) != "ValidationException" {
 		t.Fatalf("delete used connection: %v", err)

@@ -344,3 +344,109 @@ func (s *Service) UpdateApiDestination(ctx context.Context, in *eventsapi.Update
 		}
 	}
 }
+
+func (s *Service) UpdateConnection(ctx context.Context, in *eventsapi.UpdateConnectionRequest) (*eventsapi.UpdateConnectionResponse, error) {
+	if in.InvocationConnectivityParameters != nil || (in.AuthParameters != nil && in.AuthParameters.ConnectivityParameters != nil) {
+		return nil, errs.E(errs.Unsupported, "Private connectivity (VPC Lattice resource configurations) is not available in Berth.")
+	}
+	if in.KmsKeyIdentifier != nil {
+		return nil, errs.E(errs.Unsupported, "Berth does not implement customer managed KMS keys for connections.")
+	}
+	for {
+		r, rev, err := s.getConn(ctx, *in.Name)
+		if err != nil {
+			return nil, err
+		}
+		if in.Description != nil {
+			r.Description = *in.Description
+		}
+		if in.AuthorizationType != nil && string(*in.AuthorizationType) != r.AuthType {
+			// A new authorization type replaces the old credentials.
+			r.AuthType = string(*in.AuthorizationType)
+			r.Auth = eventsapi.CreateConnectionAuthRequestParameters{InvocationHttpParameters: r.Auth.InvocationHttpParameters}
+		}
+		if ap := in.AuthParameters; ap != nil {
+			if ap.InvocationHttpParameters != nil {
+				r.Auth.InvocationHttpParameters = ap.InvocationHttpParameters
+			}
+			if k := ap.ApiKeyAuthParameters; k != nil {
+				if r.Auth.ApiKeyAuthParameters == nil {
+					r.Auth.ApiKeyAuthParameters = &eventsapi.CreateConnectionApiKeyAuthRequestParameters{}
+				}
+				r.Auth.ApiKeyAuthParameters.ApiKeyName = or(k.ApiKeyName, r.Auth.ApiKeyAuthParameters.ApiKeyName)
+				r.Auth.ApiKeyAuthParameters.ApiKeyValue = or(k.ApiKeyValue, r.Auth.ApiKeyAuthParameters.ApiKeyValue)
+			}
+			if b := ap.BasicAuthParameters; b != nil {
+				if r.Auth.BasicAuthParameters == nil {
+					r.Auth.BasicAuthParameters = &eventsapi.CreateConnectionBasicAuthRequestParameters{}
+				}
+				r.Auth.BasicAuthParameters.Username = or(b.Username, r.Auth.BasicAuthParameters.Username)
+				r.Auth.BasicAuthParameters.Password = or(b.Password, r.Auth.BasicAuthParameters.Password)
+			}
+			if o := ap.OAuthParameters; o != nil {
+				if r.Auth.OAuthParameters == nil {
+					r.Auth.OAuthParameters = &eventsapi.CreateConnectionOAuthRequestParameters{}
+				}
+				ro := r.Auth.OAuthParameters
+				ro.AuthorizationEndpoint = or(o.AuthorizationEndpoint, ro.AuthorizationEndpoint)
+				if o.HttpMethod != nil {
+					ro.HttpMethod = o.HttpMethod
+				}
+				if o.OAuthHttpParameters != nil {
+					ro.OAuthHttpParameters = o.OAuthHttpParameters
+				}
+				if c := o.ClientParameters; c != nil {
+					if ro.ClientParameters == nil {
+						ro.ClientParameters = &eventsapi.CreateConnectionOAuthClientRequestParameters{}
+					}
+					ro.ClientParameters.ClientID = or(c.ClientID, ro.ClientParameters.ClientID)
+					ro.ClientParameters.ClientSecret = or(c.ClientSecret, ro.ClientParameters.ClientSecret)
+				}
+			}
+		}
+		if err := checkConnAuth(r); err != nil {
+			return nil, err
+		}
+		r.Modified = s.now().UTC()
+		res, err := s.st.Txn(ctx, []store.Cmp{store.ModRevisionIs(connKey(r.Name), rev)}, store.Put(connKey(r.Name), mustJSON(r)))
+		if err != nil {
+			return nil, err
+		}
+		if res.Succeeded {
+			return &eventsapi.UpdateConnectionResponse{ConnectionArn: ptr(s.connARN(r)), ConnectionState: ptr(eventsapi.ConnectionStateAuthorized),
+				CreationTime: awsTime(r.Created), LastModifiedTime: awsTime(r.Modified), LastAuthorizedTime: awsTime(r.Modified)}, nil
+		}
+	}
+}
+
+func or(a, b *string) *string {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// checkConnAuth checks a connection has the credentials its type needs.
+func checkConnAuth(r connRecord) error {
+	a := r.Auth
+	switch eventsapi.ConnectionAuthorizationType(r.AuthType) {
+	case eventsapi.ConnectionAuthorizationTypeApiKey:
+		if a.ApiKeyAuthParameters == nil || a.ApiKeyAuthParameters.ApiKeyName == nil || a.ApiKeyAuthParameters.ApiKeyValue == nil {
+			return errs.E(errs.Invalid, "ApiKeyAuthParameters must be specified for authorization type API_KEY.")
+		}
+	case eventsapi.ConnectionAuthorizationTypeBasic:
+		if a.BasicAuthParameters == nil || a.BasicAuthParameters.Username == nil || a.BasicAuthParameters.Password == nil {
+			return errs.E(errs.Invalid, "BasicAuthParameters must be specified for authorization type BASIC.")
+		}
+	case eventsapi.ConnectionAuthorizationTypeOauthClientCredentials:
+		o := a.OAuthParameters
+		if o == nil || o.AuthorizationEndpoint == nil || o.HttpMethod == nil || o.ClientParameters == nil ||
+			o.ClientParameters.ClientID == nil || o.ClientParameters.ClientSecret == nil {
+			return errs.E(errs.Invalid, "OAuthParameters must be specified for authorization type OAUTH_CLIENT_CREDENTIALS.")
+		}
+		if u, err := url.Parse(*o.AuthorizationEndpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return errs.E(errs.Invalid, "AuthorizationEndpoint is not a valid URL.")
+		}
+	}
+	return nil
+}
