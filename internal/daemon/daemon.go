@@ -20,6 +20,7 @@ import (
 
 	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/agentgw"
+	"github.com/berthdev/berth/internal/api/cloudwatchapi"
 	"github.com/berthdev/berth/internal/audit"
 	"github.com/berthdev/berth/internal/awsproto"
 	"github.com/berthdev/berth/internal/cloudtrail"
@@ -251,6 +252,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.goRun(func() { evSvc.RunDelivery(runCtx) })
 	s.goRun(func() { evSvc.RunScheduler(runCtx) })
 	s.goRun(func() { evSvc.RunECSEvents(runCtx, ecsFeed{ecsSvc}) })
+	cwSvc.SetStateChangeOps(func(c cloudwatch.AlarmStateChange) []store.Op { return evSvc.AlarmEventOps(alarmChange(c)) })
 	ecsMetrics := ecsmetrics.New(ecsmetrics.Config{Period: cfg.MetricsPeriod, Log: log.With("component", "ecsmetrics"),
 		Clusters: func(ctx context.Context) ([]ecsmetrics.Cluster, error) { return clusterCapacity(ctx, ecsSvc) },
 		Sink:     ecsmetrics.SinkFunc(func(ctx context.Context, data []ecsmetrics.Datum) error { return cwSvc.Publish(ctx, points(data)) })})
@@ -606,4 +608,46 @@ func (f ecsFeed) Instances(ctx context.Context) <-chan events.InstanceItem {
 	return adapt(ctx, f.svc.WatchContainerInstances(ctx), func(c ecs.InstanceChange) events.InstanceItem {
 		return events.InstanceItem{Kind: feedKind(c.Kind), Revision: c.Revision, Instance: c.Instance}
 	})
+}
+
+// alarmChange turns CloudWatch's alarm state change into EventBridge's
+// "CloudWatch Alarm State Change" input.
+func alarmChange(c cloudwatch.AlarmStateChange) events.AlarmChange {
+	d := c.Def
+	out := events.AlarmChange{Name: val(d.AlarmName), ARN: c.ARN, Description: val(d.AlarmDescription),
+		State: c.State, Reason: c.Reason, ReasonData: c.ReasonData, Time: c.Time,
+		OldState: c.OldState, OldReason: c.OldReason, OldReasonData: c.OldReasonData, OldTime: c.OldTime}
+	dims := func(ds []cloudwatchapi.Dimension) map[string]string {
+		m := map[string]string{}
+		for _, x := range ds {
+			m[val(x.Name)] = val(x.Value)
+		}
+		return m
+	}
+	if d.MetricName != nil {
+		stat := string(val(d.Statistic))
+		if d.ExtendedStatistic != nil {
+			stat = *d.ExtendedStatistic
+		}
+		out.Metrics = []events.AlarmMetric{{ID: "m1", Namespace: val(d.Namespace), Name: *d.MetricName, Stat: stat,
+			Dimensions: dims(d.Dimensions), Period: val(d.Period), ReturnData: true}}
+	}
+	for _, q := range d.Metrics {
+		m := events.AlarmMetric{ID: val(q.Id), Expression: val(q.Expression), Label: val(q.Label),
+			ReturnData: q.ReturnData == nil || *q.ReturnData}
+		if ms := q.MetricStat; ms != nil && ms.Metric != nil {
+			m.Namespace, m.Name, m.Stat = val(ms.Metric.Namespace), val(ms.Metric.MetricName), val(ms.Stat)
+			m.Dimensions, m.Period = dims(ms.Metric.Dimensions), val(ms.Period)
+		}
+		out.Metrics = append(out.Metrics, m)
+	}
+	return out
+}
+
+func val[T any](p *T) T {
+	if p == nil {
+		var zero T
+		return zero
+	}
+	return *p
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
@@ -208,3 +210,40 @@ func TestEventBridgeThroughBerthUp(t *testing.T) {
 }
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestEventBridgeAlarmStateChange: an alarm's state change reaches a rule
+// on aws.cloudwatch as "CloudWatch Alarm State Change".
+func TestEventBridgeAlarmStateChange(t *testing.T) {
+	t.Parallel()
+	s := berthtest.Start(t, nil)
+	cfg := s.AWSConfig()
+	eb, cw := eventbridge.NewFromConfig(cfg), cloudwatch.NewFromConfig(cfg)
+	cx := context.Background()
+	srv, calls := hookServer(t)
+	dest := apiDestination(t, eb, "alarms", srv.URL)
+	if _, err := eb.PutRule(cx, &eventbridge.PutRuleInput{Name: aws.String("alarms"),
+		EventPattern: aws.String(`{"source":["aws.cloudwatch"],"detail-type":["CloudWatch Alarm State Change"],"detail":{"state":{"value":["ALARM"]}}}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eb.PutTargets(cx, &eventbridge.PutTargetsInput{Rule: aws.String("alarms"), Targets: []ebtypes.Target{{Id: aws.String("h"), Arn: aws.String(dest),
+		RoleArn: aws.String(eventsRole), InputPath: aws.String("$.detail")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cw.PutMetricAlarm(cx, &cloudwatch.PutMetricAlarmInput{AlarmName: aws.String("cpu-high"), Namespace: aws.String("AWS/ECS"),
+		MetricName: aws.String("CPUUtilization"), Statistic: cwtypes.StatisticAverage, Period: aws.Int32(60), EvaluationPeriods: aws.Int32(1),
+		Threshold: aws.Float64(80), ComparisonOperator: cwtypes.ComparisonOperatorGreaterThanThreshold}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cw.SetAlarmState(cx, &cloudwatch.SetAlarmStateInput{AlarmName: aws.String("cpu-high"), StateValue: cwtypes.StateValueAlarm,
+		StateReason: aws.String("testing")}); err != nil {
+		t.Fatal(err)
+	}
+	c := waitHook(t, calls, 10*time.Second)
+	var d struct {
+		AlarmName string `json:"alarmName"`
+		State     struct{ Value, Reason string }
+	}
+	if json.Unmarshal([]byte(c.Body), &d) != nil || d.AlarmName != "cpu-high" || d.State.Value != "ALARM" || d.State.Reason != "testing" {
+		t.Fatalf("endpoint got %s", c.Body)
+	}
+}
