@@ -1,9 +1,11 @@
 package eventpattern
 
 import (
+	"cmp"
 	"math"
 	"math/big"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -95,8 +97,38 @@ func (p *Pattern) String() string { return p.src }
 
 type compiler struct{ src string }
 
+// The positions in messages follow Jackson's, which Event Ruler parses
+// with: the parser stands after the token it was looking at. fail blames
+// a value's token (the opening bracket of a container), failEnd the end
+// of a container (its closing bracket), failKey a member's name.
 func (c *compiler) fail(at *value, format string, args ...any) error {
-	return newError(c.src, at.off, format, args...)
+	off := c.end(at.off)
+	if at.kind == kObject || at.kind == kArray {
+		off = at.off + 1
+	}
+	return newError(c.src, off, format, args...)
+}
+
+func (c *compiler) failEnd(at *value, format string, args ...any) error {
+	return newError(c.src, c.end(at.off), format, args...)
+}
+
+func (c *compiler) failKey(member *value, format string, args ...any) error {
+	i := member.off - 1
+	for i >= 0 && strings.IndexByte(" \t\r\n:", c.src[i]) >= 0 {
+		i--
+	}
+	return newError(c.src, i+1, format, args...)
+}
+
+// end returns the offset just after the JSON value starting at off.
+func (c *compiler) end(off int) int {
+	p := jsonParser{s: c.src, i: off}
+	p.value()
+	if p.err != nil {
+		return off
+	}
+	return p.i
 }
 
 // reservedInOr are the names Event Ruler refuses as field names inside
@@ -112,7 +144,7 @@ var reservedInOr = map[string]bool{
 
 func (c *compiler) object(v *value, inOr bool) (*node, error) {
 	if len(v.elems) == 0 {
-		return nil, c.fail(v, "Empty objects are not allowed")
+		return nil, c.failEnd(v, "Empty objects are not allowed")
 	}
 	n := &node{}
 	for i := range v.elems {
@@ -127,7 +159,7 @@ func (c *compiler) object(v *value, inOr bool) (*node, error) {
 			continue
 		}
 		if inOr && reservedInOr[k] {
-			return nil, c.fail(e, "%s is Ruler reserved fieldName which cannot be used inside $or.", k)
+			return nil, c.failKey(e, "%s is Ruler reserved fieldName which cannot be used inside $or.", k)
 		}
 		f := field{key: k}
 		switch e.kind {
@@ -157,6 +189,16 @@ func (c *compiler) object(v *value, inOr bool) (*node, error) {
 			n.fields = append(n.fields, f)
 		}
 	}
+	// Nested objects first: fields like source and detail-type are
+	// shared by most of a bus's rules and events, the detail is where
+	// rules differ, so checking it first fails sooner. AND does not care.
+	nested := func(f field) int {
+		if f.child != nil && !f.child.absentOK {
+			return 0
+		}
+		return 1
+	}
+	slices.SortStableFunc(n.fields, func(a, b field) int { return cmp.Compare(nested(a), nested(b)) })
 	n.absentOK = n.matchAbsent()
 	return n, nil
 }
@@ -178,14 +220,14 @@ func (c *compiler) or(e *value) ([]*node, error) {
 		group = append(group, n)
 	}
 	if len(group) < 2 {
-		return nil, c.fail(e, "There must have at least 2 Objects in $or relationship.")
+		return nil, c.failEnd(e, "There must have at least 2 Objects in $or relationship.")
 	}
 	return group, nil
 }
 
 func (c *compiler) leaf(a *value) ([]matcher, error) {
 	if len(a.elems) == 0 {
-		return nil, c.fail(a, "Empty arrays are not allowed")
+		return nil, c.failEnd(a, "Empty arrays are not allowed")
 	}
 	ms := make([]matcher, 0, len(a.elems))
 	for i := range a.elems {
@@ -222,12 +264,12 @@ func (c *compiler) leaf(a *value) ([]matcher, error) {
 // match compiles one {"operator": operand} object.
 func (c *compiler) match(o *value) (matcher, error) {
 	if len(o.elems) == 0 {
-		return matcher{}, c.fail(o, "Match expression name not found")
+		return matcher{}, c.failEnd(o, "Match expression name not found")
 	}
 	name, v := o.elems[0].key, &o.elems[0]
 	oneKey := func(m matcher, msg string) (matcher, error) {
 		if len(o.elems) > 1 {
-			return matcher{}, c.fail(&o.elems[1], "%s", msg)
+			return matcher{}, c.failKey(&o.elems[1], "%s", msg)
 		}
 		return m, nil
 	}
@@ -306,23 +348,23 @@ func (c *compiler) match(o *value) (matcher, error) {
 		}
 		return oneKey(matcher{op: opCIDR, prefix: p}, onlyOne)
 	}
-	return matcher{}, c.fail(v, "Unrecognized match type %s", name)
+	return matcher{}, c.failKey(v, "Unrecognized match type %s", name)
 }
 
 // ignoreCaseOperand reads {"equals-ignore-case": "text"} under prefix or
 // suffix.
 func (c *compiler) ignoreCaseOperand(v *value, word string) (string, error) {
 	if len(v.elems) == 0 {
-		return "", c.fail(v, "%s expression name not found", word)
+		return "", c.failEnd(v, "%s expression name not found", word)
 	}
 	if v.elems[0].key != "equals-ignore-case" {
-		return "", c.fail(&v.elems[0], "Unsupported %s pattern: %s", strings.ToLower(word), v.elems[0].key)
+		return "", c.failKey(&v.elems[0], "Unsupported %s pattern: %s", strings.ToLower(word), v.elems[0].key)
 	}
 	if v.elems[0].kind != kString {
 		return "", c.fail(&v.elems[0], "equals-ignore-case match pattern must be a string")
 	}
 	if len(v.elems) > 1 {
-		return "", c.fail(&v.elems[1], "Only one key allowed in match expression")
+		return "", c.failKey(&v.elems[1], "Only one key allowed in match expression")
 	}
 	return v.elems[0].str, nil
 }
@@ -331,7 +373,7 @@ func (c *compiler) anythingBut(v *value) (matcher, error) {
 	const badValue = "Value of anything-but must be an array or single string/number value."
 	if v.kind == kObject {
 		if len(v.elems) == 0 {
-			return matcher{}, c.fail(v, "Anything-But expression name not found")
+			return matcher{}, c.failEnd(v, "Anything-But expression name not found")
 		}
 		opName, inner := v.elems[0].key, &v.elems[0]
 		var m matcher
@@ -345,7 +387,7 @@ func (c *compiler) anythingBut(v *value) (matcher, error) {
 		case "wildcard":
 			m.op = opButWildcard
 		default:
-			return matcher{}, c.fail(inner, "Unsupported anything-but pattern: %s", opName)
+			return matcher{}, c.failKey(inner, "Unsupported anything-but pattern: %s", opName)
 		}
 		var items []*value
 		switch inner.kind {
@@ -382,7 +424,7 @@ func (c *compiler) anythingBut(v *value) (matcher, error) {
 			m.strs = append(m.strs, it.str)
 		}
 		if len(v.elems) > 1 {
-			return matcher{}, c.fail(&v.elems[1], "Too many elements in numeric expression")
+			return matcher{}, c.failKey(&v.elems[1], "Too many elements in numeric expression")
 		}
 		return m, nil
 	}
@@ -416,7 +458,7 @@ func (c *compiler) anythingBut(v *value) (matcher, error) {
 		}
 	}
 	if strs > 0 && nums > 0 || strs == 0 && nums == 0 {
-		return matcher{}, c.fail(v, "Inside anything but list, either all values are number or string, mixed type is not supported")
+		return matcher{}, c.failEnd(v, "Inside anything but list, either all values are number or string, mixed type is not supported")
 	}
 	m.op = opButStrings
 	if nums > 0 {
@@ -458,31 +500,34 @@ func exactDouble(text string, f float64) bool {
 func (c *compiler) numeric(a *value) (matcher, error) {
 	m := matcher{op: opNumeric, lo: math.Inf(-1), hi: math.Inf(1), loInc: true, hiInc: true}
 	el := a.elems
-	at := func(i int) *value {
-		if i < len(el) {
-			return &el[i]
-		}
-		return &value{off: a.off + 1, kind: kNull, str: "]"}
-	}
-	text := func(v *value) string {
-		if v.kind == kString || v.kind == kNumber {
+	text := func(v *value) string { // Jackson's getText of the token
+		switch v.kind {
+		case kString, kNumber:
 			return v.str
+		case kTrue:
+			return "true"
+		case kFalse:
+			return "false"
+		case kNull:
+			return "null"
 		}
-		if v.str == "]" {
-			return "]"
-		}
-		return c.src[v.off : v.off+1]
+		return c.src[v.off : v.off+1] // [ or {
 	}
-	if len(el) == 0 || el[0].kind != kString {
-		return matcher{}, c.fail(at(0), "Invalid member in numeric match: %s", text(at(0)))
+	if len(el) == 0 {
+		return matcher{}, c.failEnd(a, "Invalid member in numeric match: ]")
+	}
+	if el[0].kind != kString {
+		return matcher{}, c.fail(&el[0], "Invalid member in numeric match: %s", text(&el[0]))
 	}
 	opr := el[0].str
 	val := func(i int, what string) (float64, error) {
-		v := at(i)
-		if v.kind != kNumber || i >= len(el) {
-			return 0, c.fail(v, "Value of %s must be numeric", what)
+		if i >= len(el) {
+			return 0, c.failEnd(a, "Value of %s must be numeric", what)
 		}
-		return c.number(v)
+		if el[i].kind != kNumber {
+			return 0, c.fail(&el[i], "Value of %s must be numeric", what)
+		}
+		return c.number(&el[i])
 	}
 	switch opr {
 	case "=":
@@ -530,7 +575,7 @@ func (c *compiler) numeric(a *value) (matcher, error) {
 		}
 		m.hi, m.hiInc = n, top == "<="
 		if m.lo >= m.hi {
-			return matcher{}, c.fail(a, "Bottom must be less than top")
+			return matcher{}, c.failEnd(a, "Bottom must be less than top")
 		}
 		return m, nil
 	}

@@ -3,9 +3,11 @@ package eventpattern
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 var fuzzPatterns = []string{
@@ -79,7 +81,7 @@ func FuzzMatch(f *testing.F) {
 	for _, ev := range fuzzEvents {
 		f.Add(ev)
 	}
-	for _, ev := range []string{`[]`, `{"a":01}`, `{"a":"\u12"}`, `{"a":1e999}`, `{"a" : [ ] }`, ` {"a":-0.0e+1} `} {
+	for _, ev := range []string{`[]`, `{"a":01}`, `{"a":"\u12"}`, `{"a":1e999}`, `{"a" : [ ] }`, ` {"a":-0.0e+1} `, `{"a":"\ud800\u0041\udc00\ud83d\ude00"}`} {
 		f.Add(ev)
 	}
 	var pats []*Pattern
@@ -109,6 +111,23 @@ func FuzzMatch(f *testing.F) {
 		if !isObject {
 			t.Fatalf("accepted %q, which is not a JSON object", ev)
 		}
+		// The parsed tree is what encoding/json decodes (for valid UTF-8,
+		// which encoding/json would otherwise rewrite).
+		if utf8.ValidString(ev) {
+			var want any
+			d := json.NewDecoder(strings.NewReader(ev))
+			d.UseNumber()
+			if err := d.Decode(&want); err != nil {
+				t.Fatal(err)
+			}
+			v, perr := parseJSON(ev)
+			if perr != nil {
+				t.Fatal(perr.msg)
+			}
+			if got := toAny(&v); !reflect.DeepEqual(got, want) {
+				t.Fatalf("parsed %q as %#v, encoding/json says %#v", ev, got, want)
+			}
+		}
 		var want []string
 		for i, p := range pats {
 			ok, err := p.Match([]byte(ev))
@@ -123,4 +142,32 @@ func FuzzMatch(f *testing.F) {
 			t.Fatalf("Set.Match %v, patterns %v on %q", ids, want, ev)
 		}
 	})
+}
+
+// toAny converts a parsed value to what encoding/json decodes with
+// UseNumber (the last of repeated names wins in both).
+func toAny(v *value) any {
+	switch v.kind {
+	case kNull:
+		return nil
+	case kTrue:
+		return true
+	case kFalse:
+		return false
+	case kNumber:
+		return json.Number(v.str)
+	case kString:
+		return v.str
+	case kArray:
+		out := []any{}
+		for i := range v.elems {
+			out = append(out, toAny(&v.elems[i]))
+		}
+		return out
+	}
+	out := map[string]any{}
+	for i := range v.elems {
+		out[v.elems[i].key] = toAny(&v.elems[i])
+	}
+	return out
 }

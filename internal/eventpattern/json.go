@@ -352,17 +352,20 @@ func (p *jsonParser) strEscaped(start int) string {
 				return ""
 			}
 			if utf16.IsSurrogate(r) {
+				// A high surrogate followed by a low one is one rune;
+				// anything else is U+FFFD, as in encoding/json.
+				save := p.i
 				if strings.HasPrefix(p.s[p.i:], "\\u") {
 					p.i += 2
-					r2, ok := p.hex4()
-					if !ok {
-						p.fail("invalid \\u escape")
-						return ""
+					if r2, ok := p.hex4(); ok {
+						if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
+							b.WriteRune(d)
+							continue
+						}
 					}
-					r = utf16.DecodeRune(r, r2)
-				} else {
-					r = utf8.RuneError
 				}
+				p.i = save
+				r = utf8.RuneError
 			}
 			b.WriteRune(r)
 		default:

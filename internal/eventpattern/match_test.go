@@ -240,6 +240,8 @@ func TestCompileErrors(t *testing.T) {
 		{`{"a":[{"numeric":5}]}`, "Value of numeric must be an array."},
 		{`{"a":[{"numeric":[]}]}`, "Invalid member in numeric match: ]"},
 		{`{"a":[{"numeric":[5]}]}`, "Invalid member in numeric match: 5"},
+		{`{"a":[{"numeric":[true]}]}`, "Invalid member in numeric match: true"},
+		{`{"a":[{"numeric":[">",0,null]}]}`, "Bad value in numeric range: null"},
 		{`{"a":[{"numeric":["!=",5]}]}`, "Unrecognized numeric range operator: !="},
 		{`{"a":[{"numeric":["=","5"]}]}`, "Value of equals must be numeric"},
 		{`{"a":[{"numeric":["=",5,6]}]}`, "Too many elements in numeric expression"},
@@ -301,10 +303,10 @@ func TestErrorPosition(t *testing.T) {
 	if !errors.As(err, &e) {
 		t.Fatal(err)
 	}
-	if e.Line != 3 || e.Column != 23 {
-		t.Errorf("position %d:%d, want 3:23", e.Line, e.Column)
+	if e.Line != 3 || e.Column != 26 {
+		t.Errorf("position %d:%d, want 3:26", e.Line, e.Column)
 	}
-	want := "Event pattern is not valid. Reason: Value of > must be numeric\n at [Source: (String)\"{\n  \"a\": [\n    {\"numeric\": [\">\", \"x\"]}\n  ]\n}\"; line: 3, column: 23]"
+	want := "Event pattern is not valid. Reason: Value of > must be numeric\n at [Source: (String)\"{\n  \"a\": [\n    {\"numeric\": [\">\", \"x\"]}\n  ]\n}\"; line: 3, column: 26]"
 	if err.Error() != want {
 		t.Errorf("message\n%s\nwant\n%s", err, want)
 	}
@@ -319,6 +321,27 @@ func TestIPv6Spellings(t *testing.T) {
 	s.Put("p", p)
 	if ids, _ := s.Match([]byte(`{"ip":"2001:0db8::0:1"}`)); len(ids) != 1 {
 		t.Error("the Set missed an address spelt differently")
+	}
+}
+
+// Positions as EventBridge reports them (from Jackson, after the token).
+func TestErrorColumns(t *testing.T) {
+	for _, c := range []struct {
+		pattern string
+		col     int
+	}{
+		{`{"source": ["aws.health"], "detail": {}}`, 40}, // AWS's answer for this pattern
+		{`[1]`, 2},
+		{`{"a":"x"}`, 9},
+		{`{"a":[]}`, 8},
+		{`{"a":[{"prefix":"x","suffix":"y"}]}`, 29},
+		{`{"a":[{"numeric":[">",5,"<",1]}]}`, 31},
+	} {
+		_, err := Compile([]byte(c.pattern))
+		var e *Error
+		if !errors.As(err, &e) || e.Column != c.col {
+			t.Errorf("%s: %v, want column %d", c.pattern, err, c.col)
+		}
 	}
 }
 

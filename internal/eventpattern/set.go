@@ -20,31 +20,34 @@ type Set struct {
 }
 
 type entry struct {
-	id     string
-	p      *Pattern
-	idx    *pathIndex // nil: in always
-	vals   []string   // the values (or prefixes) it is indexed under
-	prefix bool
+	id   string
+	p    *Pattern
+	idx  *pathIndex // nil: in always
+	vals []string   // the values (or prefixes, suffixes) it is indexed under
+	mode mode
 }
+
+// mode says how an index bucket's key relates to the event's value.
+type mode uint8
+
+const (
+	exactly mode = iota
+	byPrefix
+	bySuffix
+)
 
 // pathIndex holds the patterns indexed by one field: under each exact
-// value, and under each prefix (looked up by cutting the event's value to
-// each length some prefix has).
+// value, each prefix and each suffix (prefixes and suffixes are looked up
+// by cutting the event's value to each length one has).
 type pathIndex struct {
-	path       []string
-	byValue    map[string][]*entry
-	byPrefix   map[string][]*entry
-	prefixLens map[int]int // prefix length -> number of prefixes that long
-	lens       []int       // the keys of prefixLens, sorted
-	n          int         // entries indexed here
+	path    []string
+	buckets [3]map[string][]*entry // by mode
+	lenN    [3]map[int]int         // by mode: key length -> keys that long
+	lens    [3][]int               // by mode: the lengths, sorted
+	n       int                    // entries indexed here
 }
 
-func (pi *pathIndex) bucket(prefix bool) map[string][]*entry {
-	if prefix {
-		return pi.byPrefix
-	}
-	return pi.byValue
-}
+func (pi *pathIndex) bucket(m mode) map[string][]*entry { return pi.buckets[m] }
 
 // NewSet returns an empty Set.
 func NewSet() *Set {
@@ -58,25 +61,26 @@ func (s *Set) Len() int {
 	return len(s.entries)
 }
 
-// Put adds the pattern under id, replacing any pattern with that id.
+// Put adds the pattern under id, replacing any pattern with that id. A
+// nil pattern removes id.
 func (s *Set) Put(id string, p *Pattern) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.remove(id)
+	if p == nil {
+		return
+	}
 	e := &entry{id: id, p: p}
 	s.entries[id] = e
-	// Index by the required field whose values are the least crowded, so
-	// that patterns sharing "source": ["aws.ecs"] spread over their more
-	// selective fields.
+	// Index by the required field where the pattern adds the least
+	// expected work: a bucket is visited by the events having its value,
+	// estimated as one in the number of values seen at that field. So
+	// patterns sharing "source": ["aws.ecs"] spread over their more
+	// selective fields (cluster ARNs, statuses).
 	var best *requirement
-	bestCost := 0
+	bestCost := 0.0
 	for _, r := range p.requirements() {
-		cost := 0
-		if pi := s.pathIndex(r.path, false); pi != nil {
-			for _, v := range r.vals {
-				cost += len(pi.bucket(r.prefix)[v])
-			}
-		}
+		cost := s.cost(r)
 		if best == nil || cost < bestCost || cost == bestCost && better(r, *best) {
 			r := r
 			best, bestCost = &r, cost
@@ -87,24 +91,26 @@ func (s *Set) Put(id string, p *Pattern) {
 		return
 	}
 	pi := s.pathIndex(best.path, true)
-	e.idx, e.vals, e.prefix = pi, slices.Compact(slices.Sorted(slices.Values(best.vals))), best.prefix
-	b := pi.bucket(e.prefix)
+	e.idx, e.vals, e.mode = pi, slices.Compact(slices.Sorted(slices.Values(best.vals))), best.mode
+	b := pi.bucket(e.mode)
 	for _, v := range e.vals {
 		b[v] = append(b[v], e)
-		if e.prefix {
-			pi.countLen(len(v), 1)
-		}
+		pi.countLen(e.mode, len(v), 1)
 	}
 	pi.n++
 }
 
-func (pi *pathIndex) countLen(n, delta int) {
-	pi.prefixLens[n] += delta
-	if pi.prefixLens[n] == 0 {
-		delete(pi.prefixLens, n)
+func (pi *pathIndex) countLen(m mode, n, delta int) {
+	if m == exactly {
+		return
 	}
-	pi.lens = slices.Sorted(func(yield func(int) bool) {
-		for l := range pi.prefixLens {
+	c := pi.lenN[m]
+	c[n] += delta
+	if c[n] == 0 {
+		delete(c, n)
+	}
+	pi.lens[m] = slices.Sorted(func(yield func(int) bool) {
+		for l := range c {
 			if !yield(l) {
 				return
 			}
@@ -112,12 +118,30 @@ func (pi *pathIndex) countLen(n, delta int) {
 	})
 }
 
+// cost estimates how many patterns an event visits in the buckets r
+// would join, with the pattern in them.
+func (s *Set) cost(r requirement) float64 {
+	pi := s.pathIndex(r.path, false)
+	if pi == nil {
+		return 1
+	}
+	b := pi.bucket(r.mode)
+	entries, distinct := 0, len(b)
+	for _, v := range r.vals {
+		entries += len(b[v]) + 1
+		if _, ok := b[v]; !ok {
+			distinct++
+		}
+	}
+	return float64(entries) / float64(distinct)
+}
+
 // better breaks a tie between two equally crowded requirements: a deeper
 // field ("detail.clusterArn") is likelier to be selective than a
 // top-level one ("source"), and fewer values mean fewer index entries.
 func better(a, b requirement) bool {
-	if a.prefix != b.prefix {
-		return !a.prefix // an exact value is one lookup
+	if a.mode != b.mode {
+		return a.mode < b.mode // an exact value is one lookup
 	}
 	if len(a.path) != len(b.path) {
 		return len(a.path) > len(b.path)
@@ -143,7 +167,7 @@ func (s *Set) remove(id string) {
 		return
 	}
 	pi := e.idx
-	b := pi.bucket(e.prefix)
+	b := pi.bucket(e.mode)
 	for _, v := range e.vals {
 		l := slices.DeleteFunc(b[v], func(x *entry) bool { return x == e })
 		if len(l) == 0 {
@@ -151,9 +175,7 @@ func (s *Set) remove(id string) {
 		} else {
 			b[v] = l
 		}
-		if e.prefix {
-			pi.countLen(len(v), -1)
-		}
+		pi.countLen(e.mode, len(v), -1)
 	}
 	if pi.n--; pi.n == 0 {
 		s.paths = slices.DeleteFunc(s.paths, func(x *pathIndex) bool { return x == pi })
@@ -169,7 +191,10 @@ func (s *Set) pathIndex(path []string, create bool) *pathIndex {
 	if !create {
 		return nil
 	}
-	pi := &pathIndex{path: path, byValue: map[string][]*entry{}, byPrefix: map[string][]*entry{}, prefixLens: map[int]int{}}
+	pi := &pathIndex{path: path}
+	for m := range pi.buckets {
+		pi.buckets[m], pi.lenN[m] = map[string][]*entry{}, map[int]int{}
+	}
 	s.paths = append(s.paths, pi)
 	return pi
 }
@@ -197,16 +222,26 @@ func (s *Set) Match(event []byte) ([]string, error) {
 			if slices.Contains(vals[:i], v) {
 				continue // an array holding the same value twice
 			}
-			for _, e := range pi.byValue[v] {
+			for _, e := range pi.buckets[exactly][v] {
 				if e.p.root.matchObject(&ev) {
 					ids = append(ids, e.id)
 				}
 			}
-			for _, n := range pi.lens {
+			for _, n := range pi.lens[byPrefix] {
 				if n > len(v) {
 					break
 				}
-				for _, e := range pi.byPrefix[v[:n]] {
+				for _, e := range pi.buckets[byPrefix][v[:n]] {
+					if e.p.root.matchObject(&ev) {
+						ids = append(ids, e.id)
+					}
+				}
+			}
+			for _, n := range pi.lens[bySuffix] {
+				if n > len(v) {
+					break
+				}
+				for _, e := range pi.buckets[bySuffix][v[len(v)-n:]] {
 					if e.p.root.matchObject(&ev) {
 						ids = append(ids, e.id)
 					}
@@ -214,7 +249,7 @@ func (s *Set) Match(event []byte) ([]string, error) {
 			}
 		}
 	}
-	// A pattern indexed under several values or prefixes is reached once
+	// A pattern indexed under several values or affixes is reached once
 	// for each the event has.
 	slices.Sort(ids)
 	return slices.Compact(ids), nil
@@ -246,15 +281,17 @@ func stringsAt(v *value, path []string, out []string) []string {
 }
 
 // requirement is a field every match needs: the event must have one of
-// vals as a string at path (or a string starting with one of them).
+// vals as a string at path (or a string starting or ending with one).
 type requirement struct {
-	path   []string
-	vals   []string
-	prefix bool
+	path []string
+	vals []string
+	mode mode
 }
 
 // requirements lists the pattern's fields outside "$or" whose matchers
-// are all exact strings, or all (case-sensitive, non-empty) prefixes.
+// are all exact strings, all (case-sensitive, non-empty) prefixes, or all
+// suffixes; a wildcard counts as its literal text before the first star,
+// or else after the last.
 func (p *Pattern) requirements() []requirement {
 	var out []requirement
 	var walk func(n *node, path []string)
@@ -265,30 +302,48 @@ func (p *Pattern) requirements() []requirement {
 				walk(f.child, fp)
 				continue
 			}
-			var exact, prefixes []string
-			for _, m := range f.leaf {
-				switch {
-				case m.op == opExactString && !m.ip.IsValid(): // an address has many spellings
-					exact = append(exact, m.s)
-				case m.op == opPrefix && m.s != "":
-					prefixes = append(prefixes, m.s)
-				default:
-					exact, prefixes = nil, nil
-				}
-				if exact == nil && prefixes == nil {
+			// Every matcher of the leaf must give a key of one mode.
+			var vals []string
+			var md mode
+			ok := true
+			for i, m := range f.leaf {
+				k, km, indexable := indexKey(&m)
+				if !indexable || i > 0 && km != md {
+					ok = false
 					break
 				}
+				vals, md = append(vals, k), km
 			}
-			switch {
-			case exact != nil && prefixes == nil:
-				out = append(out, requirement{path: fp, vals: exact})
-			case prefixes != nil && exact == nil:
-				out = append(out, requirement{path: fp, vals: prefixes, prefix: true})
+			if ok {
+				out = append(out, requirement{path: fp, vals: vals, mode: md})
 			}
 		}
 	}
 	walk(p.root, nil)
 	return out
+}
+
+// indexKey returns the key a matcher can be indexed under, if any.
+func indexKey(m *matcher) (string, mode, bool) {
+	switch m.op {
+	case opExactString:
+		return m.s, exactly, !m.ip.IsValid() // an address has many spellings
+	case opPrefix:
+		return m.s, byPrefix, m.s != ""
+	case opSuffix:
+		return m.s, bySuffix, m.s != ""
+	case opWildcard:
+		segs := m.wild[0].segs
+		switch {
+		case len(segs) == 1:
+			return segs[0], exactly, true
+		case segs[0] != "":
+			return segs[0], byPrefix, true
+		case segs[len(segs)-1] != "":
+			return segs[len(segs)-1], bySuffix, true
+		}
+	}
+	return "", 0, false
 }
 
 // String describes the index, for tests and debugging.
@@ -300,13 +355,18 @@ func (s *Set) String() string {
 		b.WriteString(strings.Join(pi.path, "."))
 		b.WriteString(": ")
 		b.WriteString(strings.Join(slices.Sorted(func(yield func(string) bool) {
-			for v := range pi.byValue {
+			for v := range pi.buckets[exactly] {
 				if !yield(v) {
 					return
 				}
 			}
-			for v := range pi.byPrefix {
+			for v := range pi.buckets[byPrefix] {
 				if !yield(v + "*") {
+					return
+				}
+			}
+			for v := range pi.buckets[bySuffix] {
+				if !yield("*" + v) {
 					return
 				}
 			}

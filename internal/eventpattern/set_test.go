@@ -69,7 +69,7 @@ func TestSetIndexesSelectiveFields(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		s.Put(fmt.Sprint("c", i), mustCompile(t, fmt.Sprintf(`{"source":["aws.ecs"],"detail":{"clusterArn":[%q]}}`, ecsCluster(i))))
 	}
-	s.Put("always", mustCompile(t, `{"detail":{"group":[{"wildcard":"service:*"}]}}`))
+	s.Put("always", mustCompile(t, `{"detail":{"group":[{"equals-ignore-case":"SERVICE:X"}]}}`))
 	s.Put("pre", mustCompile(t, `{"source":["aws.ecs"],"detail":{"group":[{"prefix":"service:"},{"prefix":"serv"}]}}`))
 	s.Put("arr", mustCompile(t, `{"resources":["a","b"]}`))
 	want := "detail.clusterArn: " + ecsCluster(0) + "," + ecsCluster(1) + "," + ecsCluster(2) + "\n" +
@@ -89,9 +89,10 @@ func TestSetIndexesSelectiveFields(t *testing.T) {
 	if !slices.Equal(ids, []string{"always", "arr", "c1", "pre", "pre2"}) {
 		t.Errorf("ids %v", ids)
 	}
-	for _, id := range []string{"arr", "c0", "c1", "c2", "pre", "pre2", "nope"} {
+	for _, id := range []string{"arr", "c0", "c1", "c2", "pre", "nope"} {
 		s.Delete(id)
 	}
+	s.Put("pre2", nil)
 	if got := s.String(); got != "" {
 		t.Errorf("index after deletes: %q", got)
 	}
@@ -129,5 +130,47 @@ func TestSetConcurrent(t *testing.T) {
 	}
 	for w := 0; w < 3; w++ {
 		<-done
+	}
+}
+
+func TestSetIndexesWildcardsByTheirPrefix(t *testing.T) {
+	s := NewSet()
+	s.Put("w", mustCompile(t, `{"detail":{"taskDefinitionArn":[{"wildcard":"arn:aws:ecs:*:task-definition/web-*"}]}}`))
+	s.Put("x", mustCompile(t, `{"detail":{"taskDefinitionArn":[{"wildcard":"arn:aws:ecs:us-east-1:1:task-definition/web:1"}]}}`))
+	s.Put("lead", mustCompile(t, `{"detail":{"taskDefinitionArn":[{"wildcard":"*web*"}]}}`))
+	if got, want := s.String(), "detail.taskDefinitionArn: arn:aws:ecs:*,arn:aws:ecs:us-east-1:1:task-definition/web:1\n"; got != want {
+		t.Errorf("index %q, want %q", got, want)
+	}
+	for ev, want := range map[string][]string{
+		`{"detail":{"taskDefinitionArn":"arn:aws:ecs:us-east-1:1:task-definition/web:1"}}`:   {"lead", "x"},
+		`{"detail":{"taskDefinitionArn":"arn:aws:ecs:us-east-1:1:task-definition/web-2:1"}}`: {"lead", "w"},
+		`{"detail":{"taskDefinitionArn":"arn:aws:ecs:us-east-1:1:task-definition/api:1"}}`:   nil,
+	} {
+		ids, err := s.Match([]byte(ev))
+		if err != nil || !slices.Equal(ids, want) {
+			t.Errorf("%s: %v %v, want %v", ev, ids, err, want)
+		}
+	}
+}
+
+func TestSetIndexesSuffixes(t *testing.T) {
+	s := NewSet()
+	s.Put("jar", mustCompile(t, `{"file":[{"wildcard":"*/bin/*.jar"}]}`))
+	s.Put("prod", mustCompile(t, `{"file":[{"suffix":"-prod"},{"suffix":".jar"}]}`))
+	s.Put("mixed", mustCompile(t, `{"file":[{"suffix":".jar"},{"prefix":"/"}]}`)) // not indexable
+	if got, want := s.String(), "file: *-prod,*.jar\n"; got != want {
+		t.Errorf("index %q, want %q", got, want)
+	}
+	for ev, want := range map[string][]string{
+		`{"file":"/usr/bin/x.jar"}`:  {"jar", "mixed", "prod"},
+		`{"file":"/usr/lib/x.jar"}`:  {"mixed", "prod"},
+		`{"file":"db-prod"}`:         {"prod"},
+		`{"file":"jar"}`:             nil,
+		`{"file":["a.jar","b.jar"]}`: {"mixed", "prod"},
+	} {
+		ids, err := s.Match([]byte(ev))
+		if err != nil || !slices.Equal(ids, want) {
+			t.Errorf("%s: %v %v, want %v", ev, ids, err, want)
+		}
 	}
 }
