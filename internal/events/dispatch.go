@@ -365,7 +365,7 @@ func (d *dispatcher) settle(j job, rr *retryRecord) {
 		if err == nil {
 			return
 		}
-		if attempt%10 == 0 {
+		if attempt%10 == 0 && d.ctx.Err() == nil {
 			d.s.log.Warn("events: recording a delivery failed; trying again", "err", err)
 		}
 		sleepCtx(d.ctx, 500*time.Millisecond)

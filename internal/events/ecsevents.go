@@ -150,7 +150,7 @@ func (c *cursors) emit(ctx context.Context, id string, cur ecsCursor, evs []Even
 			c.m[id] = cur
 			return
 		}
-		if attempt%10 == 0 {
+		if attempt%10 == 0 && ctx.Err() == nil {
 			c.s.log.Warn("events: emitting ECS events failed; trying again", "resource", id, "err", err)
 		}
 		sleepCtx(ctx, 500*time.Millisecond)
