@@ -145,7 +145,7 @@ func (c *cursors) forget(ctx context.Context, id string) {
 // durable or ctx ends.
 func (c *cursors) emit(ctx context.Context, id string, cur ecsCursor, evs []Event) {
 	for attempt := 0; ctx.Err() == nil; attempt++ {
-		err := c.s.Emit(ctx, DefaultBus, evs, store.Put(c.prefix+id, mustJSON(cur)))
+		err := c.s.emitIfRules(ctx, evs, store.Put(c.prefix+id, mustJSON(cur)))
 		if err == nil {
 			c.m[id] = cur
 			return
@@ -458,4 +458,24 @@ func serviceAction(msg string) (name, typ, reason string) {
 		return "SERVICE_DEPLOYMENT_FAILED", "ERROR", ""
 	}
 	return "", "", ""
+}
+
+// emitIfRules commits evs to the default bus's outbox with cursor, but
+// only the cursor when the bus has no rule: nothing could match, and ECS's
+// state changes would otherwise cost every cluster two more writes each
+// (the event and its removal). The commit is conditioned on no rule having
+// been created since the bus was seen empty, so an event is never skipped
+// that a new rule should have seen.
+func (s *Service) emitIfRules(ctx context.Context, evs []Event, cursor store.Op) error {
+	res, err := s.st.List(ctx, rulesPrefix(DefaultBus), store.ListOptions{KeysOnly: true, Limit: 1})
+	if err != nil {
+		return err
+	}
+	if len(res.KVs) == 0 {
+		tr, err := s.st.Txn(ctx, []store.Cmp{store.PrefixUnchangedSince(rulesPrefix(DefaultBus), res.Revision)}, cursor)
+		if err != nil || tr.Succeeded {
+			return err
+		}
+	}
+	return s.Emit(ctx, DefaultBus, evs, cursor)
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/berthdev/berth/internal/api/ecsapi"
+	"github.com/berthdev/berth/internal/api/eventsapi"
 	"github.com/berthdev/berth/internal/awsproto"
 )
 
@@ -63,6 +64,7 @@ func task(last string, containerStatus string) ecsapi.Task {
 
 func TestTaskStateChangeEvents(t *testing.T) {
 	svc := testService(t, Deps{})
+	anyRule(t, svc)
 	f := newFakeFeed()
 	f.tasks <- TaskItem{Kind: FeedRelist}
 	f.tasks <- TaskItem{Kind: FeedUpsert, Revision: 10, Task: task("PENDING", "PENDING")}
@@ -113,6 +115,7 @@ func TestTaskStateChangeEvents(t *testing.T) {
 
 func TestServiceAndDeploymentEvents(t *testing.T) {
 	svc := testService(t, Deps{})
+	anyRule(t, svc)
 	f := newFakeFeed()
 	base := ecsapi.Service{ServiceArn: s("arn:aws:ecs:us-east-1:000000000000:service/default/web"), ClusterArn: s("arn:aws:ecs:us-east-1:000000000000:cluster/default"), ServiceName: s("web")}
 	v1 := base
@@ -164,6 +167,7 @@ func TestServiceAndDeploymentEvents(t *testing.T) {
 
 func TestContainerInstanceEvents(t *testing.T) {
 	svc := testService(t, Deps{})
+	anyRule(t, svc)
 	f := newFakeFeed()
 	ci := ecsapi.ContainerInstance{ContainerInstanceArn: s("arn:aws:ecs:us-east-1:000000000000:container-instance/default/abc"), Status: s("ACTIVE"),
 		AgentConnected: ptr(true), RegisteredAt: at(1700000000), Version: ptr(int64(1)), RunningTasksCount: ptr(int32(0))}
@@ -184,4 +188,34 @@ func TestContainerInstanceEvents(t *testing.T) {
 	if evs[2].DetailType != "ECS Container Instance State Change" || d["agentConnected"] != false || d["version"] != float64(3) || d["registeredAt"] != "2023-11-14T22:13:20.000Z" {
 		t.Fatalf("event %s %s", evs[2].DetailType, evs[2].Detail)
 	}
+}
+
+// TestNoRulesNoOutbox: with no rule on the default bus, ECS's changes move
+// the cursors (versions keep counting) without outbox writes; once a rule
+// exists, events are written again.
+func TestNoRulesNoOutbox(t *testing.T) {
+	svc := testService(t, Deps{})
+	f := newFakeFeed()
+	f.tasks <- TaskItem{Kind: FeedUpsert, Revision: 10, Task: task("PENDING", "PENDING")}
+	runFeed(t, svc, f)
+	if n := len(outboxEvents(t, svc)); n != 0 {
+		t.Fatalf("%d events with no rule", n)
+	}
+	mustPutRule(t, svc, &eventsapi.PutRuleRequest{Name: s("any"), EventPattern: s(`{"source":["aws.ecs"]}`)})
+	f = newFakeFeed()
+	f.tasks <- TaskItem{Kind: FeedUpsert, Revision: 11, Task: task("RUNNING", "RUNNING")}
+	runFeed(t, New(svc.st, svc.cfg, Deps{}, nil), f)
+	evs := outboxEvents(t, svc)
+	var d map[string]any
+	if len(evs) == 1 {
+		json.Unmarshal(evs[0].Detail, &d)
+	}
+	if len(evs) != 1 || d["version"] != float64(2) {
+		t.Fatalf("events %+v", evs)
+	}
+}
+
+// anyRule puts a rule on the default bus, so ECS's events are written.
+func anyRule(t *testing.T, svc *Service) {
+	mustPutRule(t, svc, &eventsapi.PutRuleRequest{Name: s("all-ecs"), EventPattern: s(`{"source":["aws.ecs"]}`)})
 }
