@@ -76,26 +76,32 @@ func TestEventBridgeAPIWithCLIs(t *testing.T) {
 	s := berthtest.Start(t, nil)
 	eb := eventbridge.NewFromConfig(s.AWSConfig())
 	cx := context.Background()
-	// The CLIs run side by side (each is seconds of Python start-up on a
-	// loaded machine), each on its own rule.
+	// The CLIs run side by side (each call is seconds of Python start-up
+	// on a loaded machine), two calls each, on a rule the SDK made.
+	if _, err := eb.PutRule(cx, &eventbridge.PutRuleInput{Name: aws.String("stopped"),
+		EventPattern: aws.String(`{"source":["aws.ecs"],"detail-type":["ECS Task State Change"],"detail":{"lastStatus":["STOPPED"]}}`)}); err != nil {
+		t.Fatal(err)
+	}
 	t.Run("clis", func(t *testing.T) {
-		for _, cli := range berthtest.CLIs(t) {
+		for i, cli := range berthtest.CLIs(t) {
 			t.Run(cli.Name, func(t *testing.T) {
 				t.Parallel()
-				rule := "stopped-" + strings.ReplaceAll(cli.Name, "-", "")
-				out, errOut, code := cli.Run(t, s, "events", "put-rule", "--name", rule,
-					"--event-pattern", `{"source":["aws.ecs"],"detail-type":["ECS Task State Change"],"detail":{"lastStatus":["STOPPED"]}}`)
+				if i == 0 {
+					out, errOut, code := cli.Run(t, s, "events", "put-targets", "--rule", "stopped", "--targets",
+						`[{"Id":"logs","Arn":"arn:aws:logs:us-east-1:000000000000:log-group:/aws/events/x"}]`)
+					if code != 0 || !strings.Contains(out, `"FailedEntryCount": 0`) {
+						t.Fatalf("put-targets: %s %s", out, errOut)
+					}
+					_, errOut, code = cli.Run(t, s, "events", "delete-rule", "--name", "stopped")
+					if code == 0 || !strings.Contains(errOut, "ValidationException") || !strings.Contains(errOut, "Rule can't be deleted since it has targets.") {
+						t.Fatalf("delete-rule with targets: %d %s", code, errOut)
+					}
+					return
+				}
+				out, errOut, code := cli.Run(t, s, "events", "put-rule", "--name", "by-"+strings.ReplaceAll(cli.Name, "-", ""),
+					"--schedule-expression", "cron(0 2 * * ? *)")
 				if code != 0 || !strings.Contains(out, `"RuleArn": "arn:aws:events:us-east-1:`) {
 					t.Fatalf("put-rule: %s %s", out, errOut)
-				}
-				out, errOut, code = cli.Run(t, s, "events", "put-targets", "--rule", rule, "--targets",
-					`[{"Id":"logs","Arn":"arn:aws:logs:us-east-1:000000000000:log-group:/aws/events/x"}]`)
-				if code != 0 || !strings.Contains(out, `"FailedEntryCount": 0`) {
-					t.Fatalf("put-targets: %s %s", out, errOut)
-				}
-				_, errOut, code = cli.Run(t, s, "events", "delete-rule", "--name", rule)
-				if code == 0 || !strings.Contains(errOut, "ValidationException") || !strings.Contains(errOut, "Rule can't be deleted since it has targets.") {
-					t.Fatalf("delete-rule with targets: %d %s", code, errOut)
 				}
 				event := `{"id":"1","account":"000000000000","source":"aws.ecs","time":"2026-01-01T00:00:00Z","region":"us-east-1","resources":[],"detail-type":"ECS Task State Change","detail":{"lastStatus":"STOPPED"}}`
 				out, errOut, code = cli.Run(t, s, "events", "test-event-pattern", "--event", event,
