@@ -53,7 +53,7 @@ func TestGatewayObserver(t *testing.T) {
 	srv := httptest.NewServer(gw)
 	defer srv.Close()
 
-	tok, _, err := svc.CreateJoinToken(ctx, time.Minute)
+	tok, _, err := svc.CreateJoinToken(ctx, ecs.JoinTokenOptions{TTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,6 +38,7 @@ import (
 	"github.com/berthdev/berth/internal/sts"
 	"github.com/berthdev/berth/internal/telemetry"
 	"github.com/berthdev/berth/internal/throttle"
+	"github.com/berthdev/berth/internal/tlsca"
 	"github.com/berthdev/berth/internal/tsdb"
 )
 
@@ -78,7 +80,15 @@ type Config struct {
 	// MetricsPeriod is how often the ECS metrics (AWS/ECS,
 	// ECS/ContainerInsights) are published; default 60s as ECS does.
 	MetricsPeriod time.Duration
-	Log           *slog.Logger
+	// TLSCertFile and TLSKeyFile are a certificate the API port presents
+	// to HTTPS clients instead of the one Berth's CA issues (agents always
+	// get Berth's, docs/security.md). Both or neither.
+	TLSCertFile, TLSKeyFile string
+	// TLSNames are extra DNS names or IP addresses for the serving
+	// certificate Berth's CA issues (it always covers localhost, the
+	// host name and the host's addresses).
+	TLSNames []string
+	Log      *slog.Logger
 }
 
 func (c *Config) setDefaults() error {
@@ -105,6 +115,9 @@ func (c *Config) setDefaults() error {
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
 	return nil
 }
 
@@ -128,6 +141,9 @@ type Server struct {
 	logSt   *logstore.Store
 	metrics *tsdb.DB
 	cw      *cloudwatch.Service
+	// ca is Berth's own CA (DataDir/tls), which issues the serving
+	// certificate agents pin.
+	ca *tlsca.Authority
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -143,6 +159,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	log := cfg.Log
 	root, created, err := iam.LoadOrCreateRoot(cfg.DataDir, cfg.Credentials)
+	if err != nil {
+		return nil, err
+	}
+	ca, tlsCfg, err := serverTLS(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +234,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}()
 
 	runCtx, cancel := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, st: st, root: root, created: created, cancel: cancel, prom: prom, logSt: logSt, metrics: metrics, claim: claim}
+	s := &Server{cfg: cfg, st: st, root: root, created: created, cancel: cancel, prom: prom, logSt: logSt, metrics: metrics, claim: claim, ca: ca}
 
 	trail := audit.NewTrail(st, cfg.AuditRetention, cfg.AuditMaxBytes, log.With("component", "audit"))
 	s.goRun(func() { trail.Run(runCtx) })
@@ -239,6 +259,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.goRun(func() { logsSvc.RunRetention(runCtx, time.Minute) })
 	ecrSvc := ecr.New(reg, ecr.Config{Region: cfg.Region, Account: cfg.Account, RegistryHost: func() string { return s.Addr() }}, log.With("component", "ecr"))
 	gw := agentgw.New(ecsSvc, keys, log.With("component", "agentgw"))
+	gw.SetCAPin(tlsca.Pin(ca.Cert))
 	gw.SetLogSink(logSink{logsSvc}) // the awslogs log driver (docs/awslogs.md)
 	cwSvc := cloudwatch.New(metrics, st, cloudwatch.Config{Region: cfg.Region, Account: cfg.Account}, log.With("component", "cloudwatch"))
 	s.cw = cwSvc
@@ -275,6 +296,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.wg.Wait()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	// One port, plain HTTP and HTTPS (docs/security.md).
+	ln = tlsca.NewDualListener(ln, tlsCfg)
 	s.ln = ln
 	if err := claim.SetAddress(ctx, ln.Addr().String()); err != nil {
 		log.Warn("registry store owner address not recorded", "err", err)
@@ -328,6 +351,26 @@ func (s *Server) goRun(f func()) {
 // Endpoint is the URL clients use.
 func (s *Server) Endpoint() string { return "http://" + s.ln.Addr().String() }
 
+// HTTPSEndpoint is the URL of the same port over TLS.
+func (s *Server) HTTPSEndpoint() string { return "https://" + s.ln.Addr().String() }
+
+// AgentEndpoint is the HTTPS URL an agent on this host uses: the
+// listener's address, with 127.0.0.1 for a wildcard one.
+func (s *Server) AgentEndpoint() string {
+	host, port, _ := net.SplitHostPort(s.ln.Addr().String())
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "https://" + net.JoinHostPort(host, port)
+}
+
+// CACertPEM is Berth's CA certificate (DataDir/tls/ca.crt): what agents
+// pin and HTTPS clients pass as their CA bundle.
+func (s *Server) CACertPEM() []byte { return s.ca.CertPEM }
+
+// CAPin is the CA's pin that join tokens carry.
+func (s *Server) CAPin() string { return tlsca.Pin(s.ca.Cert) }
+
 // Addr is the listener's address.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
@@ -340,8 +383,8 @@ func (s *Server) Config() Config { return s.cfg }
 
 // JoinToken makes a join token for agents (berth up's own agent).
 func (s *Server) JoinToken(ctx context.Context, ttl time.Duration) (string, error) {
-	tok, _, err := s.ecs.CreateJoinToken(ctx, ttl)
-	return tok, err
+	tok, _, err := s.ecs.CreateJoinToken(ctx, ecs.JoinTokenOptions{TTL: ttl})
+	return agentapi.FormatJoinToken(tok, s.CAPin()), err
 }
 
 // Logs returns the CloudWatch Logs service (its Ingest is the awslogs
@@ -409,6 +452,67 @@ func (s *Server) Close() error {
 		s.closeErr = errors.Join(s.st.Close(), logErr, merr)
 	})
 	return s.closeErr
+}
+
+// serverTLS loads or makes Berth's CA and the serving certificate it
+// issues (DataDir/tls), and the TLS configuration of the API port: the
+// operator's certificate for clients that do not ask for
+// tlsca.AgentServerName, when one is given; Berth's otherwise.
+func serverTLS(cfg Config) (*tlsca.Authority, *tls.Config, error) {
+	now := time.Now()
+	dir := filepath.Join(cfg.DataDir, "tls")
+	ca, err := tlsca.LoadOrCreateCA(dir, "Berth CA", now)
+	if err != nil {
+		return nil, nil, fmt.Errorf("berth CA: %w", err)
+	}
+	spec := tlsca.LeafSpec{CommonName: tlsca.AgentServerName, Server: true,
+		DNSNames: []string{tlsca.AgentServerName, "localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		spec.DNSNames = append(spec.DNSNames, h)
+	}
+	names := slices.Clone(cfg.TLSNames)
+	if host, _, err := net.SplitHostPort(cfg.Listen); err == nil && host != "" {
+		names = append(names, host)
+	}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.IsGlobalUnicast() {
+				spec.IPs = append(spec.IPs, n.IP)
+			}
+		}
+	}
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			if !ip.IsUnspecified() {
+				spec.IPs = append(spec.IPs, ip)
+			}
+		} else {
+			spec.DNSNames = append(spec.DNSNames, n)
+		}
+	}
+	leaf, err := ca.Issue(dir, "server", spec, now)
+	if err != nil {
+		return nil, nil, fmt.Errorf("serving certificate: %w", err)
+	}
+	var user *tls.Certificate
+	if cfg.TLSCertFile != "" {
+		c, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		user = &c
+	}
+	own := leaf.TLS
+	return ca, &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"http/1.1"},
+		GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if user != nil && h.ServerName != tlsca.AgentServerName {
+				return user, nil
+			}
+			return &own, nil
+		},
+	}, nil
 }
 
 // services lists every AWS service the front door serves.
