@@ -6,6 +6,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -249,9 +250,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	// Agents pull images that live in Berth's registry with credentials
 	// the assignment carries, issued for the account (as ECS hands its
 	// agent the execution role's ECR credentials).
-	ecsSvc.SetRegistryAuth(func(ctx context.Context, image string) (agentapi.RegistryCredential, bool, error) {
+	// They are pull tokens (registry.IssuePullToken): an hour, pull only.
+	ecsSvc.SetRegistryAuth(func(ctx context.Context, image, instance string) (agentapi.RegistryCredential, bool, error) {
 		_, port, _ := net.SplitHostPort(s.Addr())
-		pc, ok, err := reg.CredentialsFor(ctx, image, []string{s.Addr(), "localhost:" + port}, root.AccessKeyID)
+		pc, ok, err := reg.CredentialsFor(ctx, image, []string{s.Addr(), "localhost:" + port}, cmp.Or(instance, "ecs-agent"))
 		return agentapi.RegistryCredential{ServerAddress: pc.ServerAddress, Username: pc.Username, Password: pc.Password}, ok, err
 	})
 	logsSvc := logs.New(logSt, logs.Config{Region: cfg.Region, Account: cfg.Account}, log.With("component", "logs"))

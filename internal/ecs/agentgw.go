@@ -388,7 +388,7 @@ func (s *Service) assignment(ctx context.Context, kv store.KV) (agentapi.Assignm
 	if s.registryAuth != nil {
 		seen := map[string]bool{}
 		for _, cd := range td.TaskDefinition.ContainerDefinitions {
-			cred, ok, err := s.registryAuth(ctx, deref(cd.Image))
+			cred, ok, err := s.registryAuth(ctx, deref(cd.Image), t.InstanceID)
 			if err != nil {
 				return agentapi.Assignment{}, fmt.Errorf("registry credentials for %s: %w", deref(cd.Image), err)
 			}

@@ -64,6 +64,72 @@ func tokenMAC(key []byte, accessKey string, exp int64) []byte {
 	return m.Sum(nil)
 }
 
+// Pull tokens, handed to agents with their assignments, are
+//
+//	"brp1." + subject + "." + expiryUnixSeconds + "." + base64url(mac)
+//	mac = HMAC-SHA256(tokenKey, "berth-registry-pull-token/v1\n" + subject + "\n" + expiry)
+//
+// valid PullTokenTTL. They stand for the account (its root identity, for
+// repository policies) but allow pulling only: the version check, manifest
+// and blob GET and HEAD; nothing that lists, pushes or deletes. subject
+// (the agent's instance id) is for the record.
+const (
+	pullTokenPrefix = "brp1."
+	PullTokenTTL    = time.Hour
+)
+
+// IssuePullToken makes a pull-only registry password for subject.
+func (r *Registry) IssuePullToken(ctx context.Context, subject string) (string, time.Time, error) {
+	if subject == "" || strings.Contains(subject, ".") {
+		return "", time.Time{}, errs.E(errs.Invalid, "a pull token's subject must be non-empty and without dots")
+	}
+	key, err := r.tokenSecret(ctx)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	exp := r.now().Add(PullTokenTTL).Unix()
+	tok := pullTokenPrefix + subject + "." + strconv.FormatInt(exp, 10) + "." + base64.RawURLEncoding.EncodeToString(pullTokenMAC(key, subject, exp))
+	return tok, time.Unix(exp, 0).UTC(), nil
+}
+
+func pullTokenMAC(key []byte, subject string, exp int64) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("berth-registry-pull-token/v1\n" + subject + "\n" + strconv.FormatInt(exp, 10)))
+	return m.Sum(nil)
+}
+
+// verifyPullToken checks a pull token (ok false: tok is not one).
+func (r *Registry) verifyPullToken(ctx context.Context, tok string) (iam.Identity, bool, error) {
+	rest, ok := strings.CutPrefix(tok, pullTokenPrefix)
+	if !ok {
+		return iam.Identity{}, false, nil
+	}
+	bad := errs.R(errs.Unauthenticated, ReasonUnauthorized, "the registry token is not valid")
+	parts := strings.Split(rest, ".")
+	if len(parts) != 3 {
+		return iam.Identity{}, true, bad
+	}
+	exp, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil {
+		return iam.Identity{}, true, bad
+	}
+	mac, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil {
+		return iam.Identity{}, true, bad
+	}
+	key, err := r.tokenSecret(ctx)
+	if err != nil {
+		return iam.Identity{}, true, err
+	}
+	if !hmac.Equal(mac, pullTokenMAC(key, parts[0], exp)) {
+		return iam.Identity{}, true, bad
+	}
+	if r.now().Unix() >= exp {
+		return iam.Identity{}, true, errs.R(errs.Unauthenticated, ReasonUnauthorized, "the registry pull token expired at %s", time.Unix(exp, 0).UTC().Format(time.RFC3339))
+	}
+	return iam.RootIdentity(r.account), true, nil
+}
+
 // IssueToken makes a registry password for an access key, valid TokenTTL.
 func (r *Registry) IssueToken(ctx context.Context, accessKey string) (string, time.Time, error) {
 	key, err := r.tokenSecret(ctx)
