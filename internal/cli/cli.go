@@ -24,6 +24,7 @@ import (
 	"github.com/berthdev/berth/internal/daemon"
 	"github.com/berthdev/berth/internal/dockerdriver"
 	"github.com/berthdev/berth/internal/iam"
+	"github.com/berthdev/berth/internal/store"
 )
 
 // Version is set at build time with -ldflags "-X .../cli.Version=...".
@@ -100,6 +101,7 @@ type serverFlags struct {
 	auditRetention, metricsPeriod                    time.Duration
 	auditMaxBytes                                    int64
 	tlsCert, tlsKey                                  string
+	etcdCA, etcdCert, etcdKey                        string
 	tlsNames                                         listFlag
 }
 
@@ -123,6 +125,9 @@ func (f *serverFlags) register(fs *flag.FlagSet, mode string) {
 	fs.StringVar(&f.account, "account-id", envOr("BERTH_ACCOUNT_ID", daemon.DefaultAccount), "12-digit account id in ARNs; env BERTH_ACCOUNT_ID")
 	if mode == "server" {
 		fs.StringVar(&f.etcd, "etcd-endpoints", "", "comma-separated external etcd endpoints; empty runs an embedded etcd")
+		fs.StringVar(&f.etcdCA, "etcd-cacert", "", "CA bundle that verifies the external etcd's server certificates (as etcdctl --cacert)")
+		fs.StringVar(&f.etcdCert, "etcd-cert", "", "client certificate for the external etcd (as etcdctl --cert)")
+		fs.StringVar(&f.etcdKey, "etcd-key", "", "key of --etcd-cert (as etcdctl --key)")
 	}
 	fs.BoolVar(&f.throttle, "throttle", true, "apply ECS's request rate limits per access key")
 	fs.DurationVar(&f.auditRetention, "audit-retention", 90*24*time.Hour, "how long audit records are kept")
@@ -178,6 +183,7 @@ func runServer(ctx context.Context, mode string, args []string, stdout, stderr i
 		Listen:         f.listen,
 		DataDir:        f.dataDir,
 		EtcdEndpoints:  endpoints,
+		EtcdTLS:        store.TLSFiles{CACert: f.etcdCA, Cert: f.etcdCert, Key: f.etcdKey},
 		Region:         f.region,
 		Account:        f.account,
 		Credentials:    envCredentials(),

@@ -55,8 +55,12 @@ type Config struct {
 	Listen        string   // address to listen on; default DefaultListen
 	DataDir       string   // data directory (required)
 	EtcdEndpoints []string // external etcd; empty: embedded etcd in DataDir/etcd
-	Region        string   // default DefaultRegion
-	Account       string   // 12-digit account id; default DefaultAccount
+	// EtcdTLS are the external etcd's client TLS files (etcdctl's
+	// --cacert, --cert, --key). The embedded etcd needs none: it makes its
+	// own in DataDir/etcd-pki and accepts no other client.
+	EtcdTLS store.TLSFiles
+	Region  string // default DefaultRegion
+	Account string // 12-digit account id; default DefaultAccount
 	// Credentials overrides the root key pair (from BERTH_ACCESS_KEY_ID and
 	// BERTH_SECRET_ACCESS_KEY); empty: read or create it in DataDir.
 	Credentials iam.Credentials
@@ -172,6 +176,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	rawStore, err := store.Open(ctx, store.Config{
 		DataDir:   cfg.DataDir + "/etcd",
 		Endpoints: cfg.EtcdEndpoints,
+		TLS:       cfg.EtcdTLS,
 		Logger:    log,
 	})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/berthdev/berth/internal/agent"
 	"github.com/berthdev/berth/internal/berthtest"
 	"github.com/berthdev/berth/internal/daemon"
+	"github.com/berthdev/berth/internal/store"
 	"github.com/berthdev/berth/internal/tlsca"
 )
 
@@ -245,5 +247,29 @@ func TestOperatorCertificate(t *testing.T) {
 	c2 := ecs.NewFromConfig(httpsConfig(&hs, caPool(t, filepath.Join(s.DataDir, "tls", "ca.crt"))))
 	if _, err := c2.ListClusters(ctx(t), &ecs.ListClustersInput{}); err == nil {
 		t.Fatal("the operator's certificate verified under Berth's CA")
+	}
+}
+
+// `berth server` on an external etcd that requires TLS client
+// certificates (an embedded etcd locked down as Berth runs its own), with
+// etcdctl's flags: --etcd-cacert, --etcd-cert, --etcd-key.
+func TestServerOnTLSEtcd(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	e, err := store.StartEmbedded(ctx(t), store.EmbeddedConfig{Dir: filepath.Join(dir, "etcd"), PKIDir: filepath.Join(dir, "pki")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	f := e.ClientTLS()
+	p := berthtest.StartProcess(t, "server", filepath.Join(dir, "berth"), nil, "--throttle=false",
+		"--etcd-endpoints", strings.Join(e.Endpoints(), ","), "--etcd-cacert", f.CACert, "--etcd-cert", f.Cert, "--etcd-key", f.Key)
+	c := ecs.NewFromConfig(p.AWSConfig())
+	if _, err := c.CreateCluster(ctx(t), &ecs.CreateClusterInput{ClusterName: aws.String("on-tls")}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := e.Store().List(ctx(t), "/berth/", store.ListOptions{KeysOnly: true})
+	if err != nil || !slices.ContainsFunc(l.KVs, func(kv store.KV) bool { return strings.Contains(kv.Key, "on-tls") }) {
+		t.Fatalf("the cluster is not in the external etcd: %v", err)
 	}
 }
