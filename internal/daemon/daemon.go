@@ -34,6 +34,7 @@ import (
 	"github.com/berthdev/berth/internal/logs"
 	"github.com/berthdev/berth/internal/logstore"
 	"github.com/berthdev/berth/internal/registry"
+	"github.com/berthdev/berth/internal/seal"
 	"github.com/berthdev/berth/internal/sigv4"
 	"github.com/berthdev/berth/internal/store"
 	"github.com/berthdev/berth/internal/sts"
@@ -171,6 +172,12 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// The key that seals secrets kept in the store (agent secrets, the
+	// registry token key); it never enters the store.
+	box, err := seal.LoadOrCreate(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("secret key: %w", err)
+	}
 	// Berth's own Prometheus metrics; etcd's join them when it runs here.
 	prom := telemetry.New(telemetry.Options{EtcdMetrics: len(cfg.EtcdEndpoints) == 0})
 	rawStore, err := store.Open(ctx, store.Config{
@@ -246,11 +253,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.goRun(func() { trail.Run(runCtx) })
 
 	ecsSvc := ecs.New(st, ecs.Config{Region: cfg.Region, Account: cfg.Account, Endpoint: func() string { return s.Endpoint() }}, log.With("component", "ecs"))
+	ecsSvc.SetSecretSealer(box) // agent secrets sealed in the store
 	s.ecs = ecsSvc
 	s.goRun(func() { ecsSvc.RunTaskGC(runCtx, cfg.TaskRetention) })
 	s.goRun(func() { ecsSvc.RunServiceController(runCtx, ecs.ServiceControllerConfig{Observer: prom}) })
 	s.goRun(func() { ecsSvc.RunLostInstanceMonitor(runCtx, ecs.LostInstanceConfig{}) })
 	reg := registry.New(registry.Config{Store: st, Blobs: blobs, Account: cfg.Account, Log: log.With("component", "registry"), Owns: claim.Held})
+	reg.SetSecretSealer(box) // its token key sealed in the store
 	s.goRun(func() { reg.Run(runCtx) })
 	// Agents pull images that live in Berth's registry with credentials
 	// the assignment carries, issued for the account (as ECS hands its

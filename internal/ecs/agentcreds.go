@@ -37,9 +37,12 @@ type JoinTokenOptions struct {
 	SingleUse bool          // good for one join only
 }
 
-// agentCredRecord is an agent's credential, bound to one instance.
+// agentCredRecord is an agent's credential, bound to one instance. The
+// secret is sealed (SealedSecret) when the service has a sealer; Secret
+// in clear is what records written without one hold.
 type agentCredRecord struct {
-	Secret     string `json:"secret"`
+	Secret       string `json:"secret,omitempty"`
+	SealedSecret string `json:"sealedSecret,omitempty"`
 	InstanceID string `json:"instanceId"`
 	Cluster    string `json:"cluster"`
 }
@@ -136,6 +139,30 @@ type AgentCredential struct {
 type agentCredCache struct {
 	mu sync.Mutex
 	m  map[string]AgentCredential
+	// sealer encrypts agent secrets in the store (SetSecretSealer).
+	sealer Sealer
+}
+
+// Sealer encrypts secrets with a key kept outside the store (package
+// seal); context binds a sealed value to its record.
+type Sealer interface {
+	Seal(plain, context string) string
+	Open(sealed, context string) (string, error)
+}
+
+// SetSecretSealer makes the service seal the agent secrets it writes and
+// open the sealed ones it reads. Call it before serving.
+func (s *Service) SetSecretSealer(b Sealer) { s.creds.sealer = b }
+
+// newAgentCredRecord makes the record of a new agent credential.
+func (s *Service) newAgentCredRecord(accessKey, secret, instanceID, cluster string) agentCredRecord {
+	rec := agentCredRecord{InstanceID: instanceID, Cluster: cluster}
+	if s.creds.sealer != nil {
+		rec.SealedSecret = s.creds.sealer.Seal(secret, keyAgentCreds+accessKey)
+	} else {
+		rec.Secret = secret
+	}
+	return rec
 }
 
 // AgentCredential looks up an agent access key.
@@ -157,7 +184,16 @@ func (s *Service) AgentCredential(ctx context.Context, accessKey string) (AgentC
 	if err := json.Unmarshal(kv.Value, &rec); err != nil {
 		return AgentCredential{}, false, errs.Wrap(errs.Internal, err, "decode agent credential")
 	}
-	c = AgentCredential{AccessKeyID: accessKey, Secret: rec.Secret, InstanceID: rec.InstanceID, Cluster: rec.Cluster}
+	secret := rec.Secret
+	if rec.SealedSecret != "" {
+		if s.creds.sealer == nil {
+			return AgentCredential{}, false, errs.E(errs.Internal, "agent credential %s is sealed and this server has no secret key", accessKey)
+		}
+		if secret, err = s.creds.sealer.Open(rec.SealedSecret, keyAgentCreds+accessKey); err != nil {
+			return AgentCredential{}, false, errs.Wrap(errs.Internal, err, "agent credential %s", accessKey)
+		}
+	}
+	c = AgentCredential{AccessKeyID: accessKey, Secret: secret, InstanceID: rec.InstanceID, Cluster: rec.Cluster}
 	s.creds.mu.Lock()
 	if s.creds.m == nil {
 		s.creds.m = map[string]AgentCredential{}

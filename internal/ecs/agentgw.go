@@ -134,7 +134,7 @@ func (s *Service) createInstance(ctx context.Context, req agentapi.JoinRequest, 
 		if withCredential {
 			rec.AccessKeyID = "ABIA" + strings.ToUpper(hex.EncodeToString(randomBytes(8)))
 			secret = hex.EncodeToString(randomBytes(20))
-			cb, _ := json.Marshal(agentCredRecord{Secret: secret, InstanceID: id, Cluster: cluster})
+			cb, _ := json.Marshal(s.newAgentCredRecord(rec.AccessKeyID, secret, id, cluster))
 			ops = append(ops, store.Put(keyAgentCreds+rec.AccessKeyID, cb))
 		}
 		ib, _ := json.Marshal(rec)

@@ -30,6 +30,18 @@ const TokenTTL = 12 * time.Hour
 // keyring; rotating tokenKey (deleting the key) revokes every token.
 const tokenPrefix = "brt1."
 
+// Sealer encrypts a secret with a key kept outside the store (package
+// seal).
+type Sealer interface {
+	Seal(plain, context string) string
+	Open(sealed, context string) (string, error)
+}
+
+// SetSecretSealer makes the registry keep its token key sealed in the
+// store: a dump of the store then cannot mint tokens. A key stored in
+// clear before is sealed at its next read. Call it before serving.
+func (r *Registry) SetSecretSealer(s Sealer) { r.sealer = s }
+
 // tokenSecret returns the signing key, creating it on first use.
 func (r *Registry) tokenSecret(ctx context.Context) ([]byte, error) {
 	r.tokenOnce.Lock()
@@ -40,9 +52,26 @@ func (r *Registry) tokenSecret(ctx context.Context) ([]byte, error) {
 	for {
 		kv, err := r.st.Get(ctx, keyTokenKey)
 		if err == nil {
-			k, err := base64.StdEncoding.DecodeString(string(kv.Value))
+			text := string(kv.Value)
+			sealed := strings.HasPrefix(text, "seal")
+			if sealed {
+				if r.sealer == nil {
+					return nil, errs.E(errs.Internal, "the registry token key in the store is sealed and this server has no secret key")
+				}
+				if text, err = r.sealer.Open(text, keyTokenKey); err != nil {
+					return nil, errs.Wrap(errs.Internal, err, "the registry token key")
+				}
+			}
+			k, err := base64.StdEncoding.DecodeString(text)
 			if err != nil || len(k) < 32 {
 				return nil, errs.E(errs.Internal, "the registry token key in the store is corrupt")
+			}
+			if !sealed && r.sealer != nil {
+				// Seal a key stored in clear; tokens made with it stay valid.
+				if _, err := r.st.Txn(ctx, []store.Cmp{store.ModRevisionIs(keyTokenKey, kv.ModRevision)},
+					store.Put(keyTokenKey, []byte(r.sealer.Seal(text, keyTokenKey)))); err != nil {
+					return nil, err
+				}
 			}
 			r.tokenKey = k
 			return k, nil
@@ -52,7 +81,11 @@ func (r *Registry) tokenSecret(ctx context.Context) ([]byte, error) {
 		}
 		k := make([]byte, 32)
 		rand.Read(k)
-		if _, err := r.st.Txn(ctx, []store.Cmp{store.Absent(keyTokenKey)}, store.Put(keyTokenKey, []byte(base64.StdEncoding.EncodeToString(k)))); err != nil {
+		v := base64.StdEncoding.EncodeToString(k)
+		if r.sealer != nil {
+			v = r.sealer.Seal(v, keyTokenKey)
+		}
+		if _, err := r.st.Txn(ctx, []store.Cmp{store.Absent(keyTokenKey)}, store.Put(keyTokenKey, []byte(v))); err != nil {
 			return nil, err
 		}
 	}
