@@ -43,8 +43,8 @@ type JoinTokenOptions struct {
 type agentCredRecord struct {
 	Secret       string `json:"secret,omitempty"`
 	SealedSecret string `json:"sealedSecret,omitempty"`
-	InstanceID string `json:"instanceId"`
-	Cluster    string `json:"cluster"`
+	InstanceID   string `json:"instanceId"`
+	Cluster      string `json:"cluster"`
 }
 
 func tokenHash(token string) string {
