@@ -8,7 +8,6 @@
 package tlsca
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -302,11 +301,4 @@ func Discover(ctx context.Context, addr, pin string) ([]byte, error) {
 		return nil, errs.E(errs.Unauthenticated, "the control plane at %s showed no CA with the pin %s", addr, pin)
 	}
 	return found, nil
-}
-
-// SameCA says whether two PEM CA certificates are the same certificate.
-func SameCA(a, b []byte) bool {
-	pa, _ := pem.Decode(a)
-	pb, _ := pem.Decode(b)
-	return pa != nil && pb != nil && bytes.Equal(pa.Bytes, pb.Bytes)
 }
