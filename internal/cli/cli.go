@@ -5,10 +5,13 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -23,6 +26,7 @@ import (
 	"github.com/berthdev/berth/internal/dockerdriver"
 	"github.com/berthdev/berth/internal/ecs"
 	"github.com/berthdev/berth/internal/iam"
+	"github.com/berthdev/berth/internal/store"
 )
 
 // Version is set at build time with -ldflags "-X .../cli.Version=...".
@@ -101,6 +105,22 @@ type serverFlags struct {
 	auditRetention, metricsPeriod                    time.Duration
 	disconnectGrace, instanceLostAfter               time.Duration
 	auditMaxBytes                                    int64
+	tlsCert, tlsKey                                  string
+	etcdCA, etcdCert, etcdKey                        string
+	tlsNames                                         listFlag
+}
+
+// listFlag is a repeatable flag whose values may also be comma-separated.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
 }
 
 func (f *serverFlags) register(fs *flag.FlagSet, mode string) {
@@ -110,6 +130,9 @@ func (f *serverFlags) register(fs *flag.FlagSet, mode string) {
 	fs.StringVar(&f.account, "account-id", envOr("BERTH_ACCOUNT_ID", daemon.DefaultAccount), "12-digit account id in ARNs; env BERTH_ACCOUNT_ID")
 	if mode == "server" {
 		fs.StringVar(&f.etcd, "etcd-endpoints", "", "comma-separated external etcd endpoints; empty runs an embedded etcd")
+		fs.StringVar(&f.etcdCA, "etcd-cacert", "", "CA bundle that verifies the external etcd's server certificates (as etcdctl --cacert)")
+		fs.StringVar(&f.etcdCert, "etcd-cert", "", "client certificate for the external etcd (as etcdctl --cert)")
+		fs.StringVar(&f.etcdKey, "etcd-key", "", "key of --etcd-cert (as etcdctl --key)")
 	}
 	fs.BoolVar(&f.throttle, "throttle", true, "apply ECS's request rate limits per access key")
 	fs.DurationVar(&f.auditRetention, "audit-retention", 90*24*time.Hour, "how long audit records are kept")
@@ -120,6 +143,9 @@ func (f *serverFlags) register(fs *flag.FlagSet, mode string) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.elbListenHost, "elb-listen-host", "127.0.0.1", "the address every ELBv2 load balancer listener listens on (docs/load-balancing.md)")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "", "also serve GET /metrics (Prometheus, no authentication) on this address; /metrics is always on --listen")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) the API port presents to HTTPS clients instead of the one Berth's CA issues; agents always get Berth's")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.Var(&f.tlsNames, "tls-name", "extra DNS name or IP address for the certificate Berth's CA issues (repeatable or comma-separated); it always covers localhost, the host name and the host's addresses")
 	if mode == "up" {
 		fs.BoolVar(&f.agent, "agent", true, "run a node agent in the cluster default (needs Docker Engine)")
 		fs.StringVar(&f.az, "availability-zone", "", "the agent's ecs.availability-zone (default <region>a)")
@@ -175,6 +201,7 @@ func runServer(ctx context.Context, mode string, args []string, stdout, stderr i
 		Listen:         f.listen,
 		DataDir:        f.dataDir,
 		EtcdEndpoints:  endpoints,
+		EtcdTLS:        store.TLSFiles{CACert: f.etcdCA, Cert: f.etcdCert, Key: f.etcdKey},
 		Region:         f.region,
 		Account:        f.account,
 		Credentials:    envCredentials(),
@@ -184,6 +211,9 @@ func runServer(ctx context.Context, mode string, args []string, stdout, stderr i
 		MetricsListen:  f.metricsListen,
 		ELBListenHost:  f.elbListenHost,
 		MetricsPeriod:  f.metricsPeriod,
+		TLSCertFile:    f.tlsCert,
+		TLSKeyFile:     f.tlsKey,
+		TLSNames:       f.tlsNames,
 		Log:            log,
 
 		DisconnectGrace:   f.disconnectGrace,
@@ -201,6 +231,8 @@ func runServer(ctx context.Context, mode string, args []string, stdout, stderr i
 	}
 	fmt.Fprintf(stdout, "Berth is up at %s (region %s). Point the AWS CLI at it with:\n  eval \"$(%s env --data-dir %s --endpoint %s)\"\n",
 		srv.Endpoint(), cfg.Region, os.Args[0], cfg.DataDir, srv.Endpoint())
+	fmt.Fprintf(stdout, "HTTPS on the same port: %s (CA bundle %s, pin %s)\n",
+		srv.HTTPSEndpoint(), filepath.Join(cfg.DataDir, "tls", "ca.crt"), srv.CAPin())
 	var ag *daemon.Agent
 	if mode == "up" && f.agent {
 		ag, err = startLocalAgent(ctx, srv, f, log)
@@ -234,7 +266,10 @@ func startLocalAgent(ctx context.Context, srv *daemon.Server, f serverFlags, log
 		return nil, err
 	}
 	return daemon.StartAgent(ctx, daemon.AgentConfig{
-		Endpoint:            srv.Endpoint(),
+		// Over TLS to its own server's CA, so that it works whatever
+		// --listen says (a wildcard or another interface).
+		Endpoint:            srv.AgentEndpoint(),
+		CACert:              srv.CACertPEM(),
 		Region:              srv.Config().Region,
 		DataDir:             filepath.Join(f.dataDir, "agent"),
 		JoinToken:           tok,
@@ -284,7 +319,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	region := fs.String("region", envOr("BERTH_REGION", daemon.DefaultRegion), "region")
 	dataDir := fs.String("data-dir", envOr("BERTH_AGENT_DATA_DIR", ".berth-agent"), "agent state directory")
 	token := fs.String("join-token", os.Getenv("BERTH_JOIN_TOKEN"), "join token (first start only); env BERTH_JOIN_TOKEN")
-	cluster := fs.String("cluster", "default", "cluster to join")
+	cluster := fs.String("cluster", "", "cluster to join (default: the join token's cluster, or default)")
 	az := fs.String("availability-zone", "", "the ecs.availability-zone attribute (default <region>a)")
 	itype := fs.String("instance-type", "", "the ecs.instance-type attribute")
 	pull := fs.String("image-pull-behavior", envOr("ECS_IMAGE_PULL_BEHAVIOR", "default"), "default, always, once or prefer-cached; env ECS_IMAGE_PULL_BEHAVIOR")
@@ -328,6 +363,7 @@ func runEnv(args []string, stdout, stderr io.Writer) error {
 	dataDir := fs.String("data-dir", defaultDataDir(), "data directory of the server")
 	endpoint := fs.String("endpoint", "http://"+daemon.DefaultListen, "the server's URL")
 	region := fs.String("region", envOr("BERTH_REGION", daemon.DefaultRegion), "region")
+	https := fs.Bool("https", false, "use HTTPS: the endpoint's scheme becomes https and AWS_CA_BUNDLE names the server's CA (<data-dir>/tls/ca.crt)")
 	if err := fs.Parse(args); err != nil {
 		return UsageError{err.Error()}
 	}
@@ -338,6 +374,17 @@ func runEnv(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%w: start berth first, or set BERTH_ACCESS_KEY_ID and BERTH_SECRET_ACCESS_KEY", err)
 		}
 		creds = c
+	}
+	if *https {
+		ca, err := filepath.Abs(filepath.Join(*dataDir, "tls", "ca.crt"))
+		if err != nil {
+			return err
+		}
+		if _, err := os.Stat(ca); err != nil {
+			return fmt.Errorf("no CA bundle: %w (start berth first)", err)
+		}
+		*endpoint = "https://" + strings.TrimPrefix(*endpoint, "http://")
+		fmt.Fprintf(stdout, "export AWS_CA_BUNDLE=%s\n", ca)
 	}
 	fmt.Fprintf(stdout, "export AWS_ACCESS_KEY_ID=%s\n", creds.AccessKeyID)
 	fmt.Fprintf(stdout, "export AWS_SECRET_ACCESS_KEY=%s\n", creds.SecretAccessKey)
@@ -388,6 +435,9 @@ func runJoinToken(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	endpoint := fs.String("endpoint", "http://"+daemon.DefaultListen, "the server's URL")
 	region := fs.String("region", envOr("BERTH_REGION", daemon.DefaultRegion), "region")
 	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")
+	cluster := fs.String("cluster", "", "bind the token to this cluster: an agent joining with it lands there and may not ask for another")
+	singleUse := fs.Bool("single-use", false, "the token is good for one join only")
+	caBundle := fs.String("ca-bundle", "", "CA bundle to verify an https --endpoint (default <data-dir>/tls/ca.crt)")
 	if err := fs.Parse(args); err != nil {
 		return UsageError{err.Error()}
 	}
@@ -399,12 +449,43 @@ func runJoinToken(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		creds = c
 	}
-	tok, err := agentgw.CreateJoinToken(ctx, *endpoint, *region, creds.AccessKeyID, creds.SecretAccessKey, *ttl)
+	hc, err := httpsClient(*endpoint, *caBundle, filepath.Join(*dataDir, "tls", "ca.crt"))
+	if err != nil {
+		return err
+	}
+	tok, err := agentgw.AdminClient{Endpoint: *endpoint, Region: *region, AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, HTTP: hc}.
+		CreateJoinToken(ctx, agentgw.JoinTokenRequest{TTLSeconds: int(*ttl / time.Second), Cluster: *cluster, SingleUse: *singleUse})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, tok.Token)
 	return nil
+}
+
+// httpsClient returns a client trusting caBundle (or fallback when it
+// exists) for an https endpoint; nil (the default client) otherwise.
+func httpsClient(endpoint, caBundle, fallback string) (*http.Client, error) {
+	if !strings.HasPrefix(endpoint, "https://") {
+		return nil, nil
+	}
+	path := caBundle
+	if path == "" {
+		if _, err := os.Stat(fallback); err != nil {
+			return nil, nil // the system's roots (an operator's certificate)
+		}
+		path = fallback
+	}
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("no certificate in %s", path)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return &http.Client{Transport: tr, Timeout: time.Minute}, nil
 }
 
 func runBenchTasks(ctx context.Context, args []string, stdout, stderr io.Writer) error {
