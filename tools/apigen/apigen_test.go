@@ -24,6 +24,7 @@ import (
 	"github.com/berthdev/berth/internal/api/ecrapi"
 	"github.com/berthdev/berth/internal/api/ecsapi"
 	"github.com/berthdev/berth/internal/api/logsapi"
+	"github.com/berthdev/berth/internal/api/servicediscoveryapi"
 	"github.com/berthdev/berth/internal/awsproto"
 )
 
@@ -59,8 +60,8 @@ func TestGeneratedCodeIsFresh(t *testing.T) {
 			t.Errorf("internal/api/%s has no model any more: delete it", rel)
 		}
 	}
-	if len(files) != 5 {
-		t.Errorf("generated %d packages, want 5 (ecs, ecr, cloudtrail, logs, cloudwatch)", len(files))
+	if len(files) != 6 {
+		t.Errorf("generated %d packages, want 6 (ecs, ecr, cloudtrail, logs, cloudwatch, servicediscovery)", len(files))
 	}
 }
 
@@ -93,11 +94,12 @@ func TestEveryModelOperationIsServed(t *testing.T) {
 		svc   *awsproto.Service
 		names []string
 	}{
-		"ecs":        {(&ecsapi.Handlers{}).Service(), ecsapi.OperationNames()},
-		"ecr":        {(&ecrapi.Handlers{}).Service(), ecrapi.OperationNames()},
-		"cloudtrail": {(&cloudtrailapi.Handlers{}).Service(), cloudtrailapi.OperationNames()},
-		"logs":       {(&logsapi.Handlers{}).Service(), logsapi.OperationNames()},
-		"cloudwatch": {(&cloudwatchapi.Handlers{}).Service(), cloudwatchapi.OperationNames()},
+		"ecs":              {(&ecsapi.Handlers{}).Service(), ecsapi.OperationNames()},
+		"ecr":              {(&ecrapi.Handlers{}).Service(), ecrapi.OperationNames()},
+		"cloudtrail":       {(&cloudtrailapi.Handlers{}).Service(), cloudtrailapi.OperationNames()},
+		"logs":             {(&logsapi.Handlers{}).Service(), logsapi.OperationNames()},
+		"cloudwatch":       {(&cloudwatchapi.Handlers{}).Service(), cloudwatchapi.OperationNames()},
+		"servicediscovery": {(&servicediscoveryapi.Handlers{}).Service(), servicediscoveryapi.OperationNames()},
 	}
 	for base, s := range services {
 		m, err := loadModel(filepath.Join(modelsDir, base+".json"))
