@@ -89,11 +89,16 @@ func envCredentials() iam.Credentials {
 	return iam.Credentials{AccessKeyID: os.Getenv("BERTH_ACCESS_KEY_ID"), SecretAccessKey: os.Getenv("BERTH_SECRET_ACCESS_KEY")}
 }
 
+// DefaultDNSListen is where the Cloud Map DNS server listens unless
+// --dns-listen says otherwise: loopback, on a port that needs no privilege.
+const DefaultDNSListen = "127.0.0.1:8053"
+
 type serverFlags struct {
 	listen, dataDir, region, account, etcd, logLevel string
 	throttle, agent                                  bool
 	az, metadataAddr                                 string
 	metricsListen                                    string
+	dnsListen                                        string
 	auditRetention, metricsPeriod                    time.Duration
 	auditMaxBytes                                    int64
 }
@@ -112,6 +117,7 @@ func (f *serverFlags) register(fs *flag.FlagSet, mode string) {
 	fs.DurationVar(&f.metricsPeriod, "metrics-period", time.Minute, "how often the ECS metrics (AWS/ECS, ECS/ContainerInsights) are published; ECS's is 1m, shorter scales faster")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "", "also serve GET /metrics (Prometheus, no authentication) on this address; /metrics is always on --listen")
+	fs.StringVar(&f.dnsListen, "dns-listen", DefaultDNSListen, "UDP and TCP address of the Cloud Map DNS server (private DNS namespaces; other names go to the host's resolvers); empty: no DNS server")
 	if mode == "up" {
 		fs.BoolVar(&f.agent, "agent", true, "run a node agent in the cluster default (needs Docker Engine)")
 		fs.StringVar(&f.az, "availability-zone", "", "the agent's ecs.availability-zone (default <region>a)")
@@ -165,6 +171,7 @@ func runServer(ctx context.Context, mode string, args []string, stdout, stderr i
 		AuditMaxBytes:  f.auditMaxBytes,
 		MetricsListen:  f.metricsListen,
 		MetricsPeriod:  f.metricsPeriod,
+		DNSListen:      f.dnsListen,
 		Log:            log,
 	}
 	srv, err := daemon.Start(ctx, cfg)
@@ -179,6 +186,9 @@ func runServer(ctx context.Context, mode string, args []string, stdout, stderr i
 	}
 	fmt.Fprintf(stdout, "Berth is up at %s (region %s). Point the AWS CLI at it with:\n  eval \"$(%s env --data-dir %s --endpoint %s)\"\n",
 		srv.Endpoint(), cfg.Region, os.Args[0], cfg.DataDir, srv.Endpoint())
+	if a := srv.DNSAddr(); a != "" {
+		fmt.Fprintf(stdout, "Cloud Map DNS (private DNS namespaces) answers on %s (udp and tcp)\n", a)
+	}
 	var ag *daemon.Agent
 	if mode == "up" && f.agent {
 		ag, err = startLocalAgent(ctx, srv, f, log)

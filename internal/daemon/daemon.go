@@ -22,6 +22,7 @@ import (
 	"github.com/berthdev/berth/internal/agentgw"
 	"github.com/berthdev/berth/internal/audit"
 	"github.com/berthdev/berth/internal/awsproto"
+	"github.com/berthdev/berth/internal/cloudmap"
 	"github.com/berthdev/berth/internal/cloudtrail"
 	"github.com/berthdev/berth/internal/cloudwatch"
 	"github.com/berthdev/berth/internal/ecr"
@@ -78,7 +79,13 @@ type Config struct {
 	// MetricsPeriod is how often the ECS metrics (AWS/ECS,
 	// ECS/ContainerInsights) are published; default 60s as ECS does.
 	MetricsPeriod time.Duration
-	Log           *slog.Logger
+	// DNSListen is where the Cloud Map DNS server answers the private DNS
+	// namespaces (UDP and TCP); empty: no DNS server (docs/cloud-map.md).
+	DNSListen string
+	// DNSUpstreams receive the queries for other names; nil: the host's
+	// /etc/resolv.conf, empty non-nil: refused.
+	DNSUpstreams []string
+	Log          *slog.Logger
 }
 
 func (c *Config) setDefaults() error {
@@ -128,6 +135,8 @@ type Server struct {
 	logSt   *logstore.Store
 	metrics *tsdb.DB
 	cw      *cloudwatch.Service
+	cm      *cloudmap.API
+	dns     *cloudmap.DNSServer
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -251,6 +260,27 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		ecsMetrics.Record(cred.Cluster, rep)
 		return nil
 	})
+	cmSvc := cloudmap.New(st, cloudmap.Config{Region: cfg.Region, Account: cfg.Account}, log.With("component", "cloudmap"))
+	s.cm = cmSvc
+	catalog := cloudmap.NewCatalog(st, log.With("component", "cloudmap"))
+	s.goRun(func() { catalog.Run(runCtx) })
+	s.goRun(func() { cmSvc.RunOperationGC(runCtx, time.Hour) })
+	s.goRun(func() {
+		cloudmap.NewECSController(cmSvc.Registry(), ecsSvc, log.With("component", "cloudmap-ecs")).Run(runCtx)
+	})
+	if cfg.DNSListen != "" {
+		dnsSrv, err := cloudmap.NewDNSServer(catalog, cloudmap.DNSConfig{Listen: cfg.DNSListen, Upstreams: cfg.DNSUpstreams, Log: log.With("component", "dns")})
+		if err == nil {
+			err = dnsSrv.Start(runCtx)
+		}
+		if err != nil {
+			cancel()
+			s.wg.Wait()
+			return nil, fmt.Errorf("start the cloud map dns server: %w", err)
+		}
+		s.dns = dnsSrv
+		s.goRun(dnsSrv.Wait)
+	}
 	limiter := throttle.Disabled()
 	if cfg.Throttle {
 		limiter = throttle.New(cfg.ThrottleLimits)
@@ -266,7 +296,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Agent:    gw,
 		Registry: prom.RegistryHandler(registry.NewHandler(reg, registry.HandlerConfig{Identities: keys, Log: log.With("component", "registry")})),
 		Observer: prom,
-		Services: services(ecsSvc, trail, ecrSvc, logsSvc, cwSvc),
+		Services: services(ecsSvc, trail, ecrSvc, logsSvc, cwSvc, cmSvc),
 	})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -355,6 +385,17 @@ func (s *Server) Store() store.Store { return s.st }
 // metrics through its Publish.
 func (s *Server) CloudWatch() *cloudwatch.Service { return s.cw }
 
+// CloudMap returns the Cloud Map service.
+func (s *Server) CloudMap() *cloudmap.API { return s.cm }
+
+// DNSAddr is the Cloud Map DNS server's address, "" when it is off.
+func (s *Server) DNSAddr() string {
+	if s.dns == nil {
+		return ""
+	}
+	return s.dns.Addr()
+}
+
 // FrontDoor returns the API handler (tests, docs).
 func (s *Server) FrontDoor() *awsproto.FrontDoor { return s.fd }
 
@@ -412,9 +453,10 @@ func (s *Server) Close() error {
 }
 
 // services lists every AWS service the front door serves.
-func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service, logsSvc *logs.Service, cwSvc *cloudwatch.Service) []*awsproto.Service {
+func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service, logsSvc *logs.Service, cwSvc *cloudwatch.Service, cmSvc *cloudmap.API) []*awsproto.Service {
 	return []*awsproto.Service{
 		ecsSvc.API(),
+		cmSvc.Service(),
 		ecrSvc.API(),
 		logsSvc.API(),
 		cwSvc.API(),
@@ -429,7 +471,7 @@ func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service, logs
 func SupportedOperations() map[string][]string {
 	out := map[string][]string{}
 	for _, svc := range services(ecs.New(nil, ecs.Config{Endpoint: func() string { return "" }}, nil), nil, ecr.New(nil, ecr.Config{}, nil),
-		logs.New(nil, logs.Config{}, nil), cloudwatch.New(nil, nil, cloudwatch.Config{}, nil)) {
+		logs.New(nil, logs.Config{}, nil), cloudwatch.New(nil, nil, cloudwatch.Config{}, nil), cloudmap.New(nil, cloudmap.Config{}, nil)) {
 		for name, op := range svc.Operations {
 			if op.Implemented {
 				out[svc.SigningName] = append(out[svc.SigningName], name)
