@@ -39,9 +39,10 @@ Usage:
   berth agent    [flags]   a node agent: joins a cluster and runs its tasks on Docker
   berth env      [flags]   print the shell exports for the AWS CLI and SDKs
   berth join-token [flags] make a token an agent joins a cluster with
-  berth bench [tasks|services|awslogs] [flags]  run the benchmarks that need a whole Berth
+  berth bench [tasks|services|awslogs|dns] [flags]  run the benchmarks that need a whole Berth
                            (API churn; "tasks": RunTask on Docker beside docker run and Swarm;
-                           "services": services on Docker beside Swarm, rolling bounds, recovery)
+                           "services": services on Docker beside Swarm, rolling bounds, recovery;
+                           "dns": the Cloud Map DNS server beside nsd under dnsperf)
   berth version            print the version
 
 Run 'berth <command> -h' for a command's flags.
@@ -336,6 +337,19 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(args) > 0 && args[0] == "awslogs" {
 		return runBenchAwslogs(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "dns" {
+		return runBenchDNS(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "dns-serve" {
+		fs := flag.NewFlagSet("berth bench dns-serve", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		listen := fs.String("listen", "127.0.0.1:0", "UDP and TCP address")
+		n := fs.Int("services", bench.DefaultDNSConfig().Services, "services in the namespace")
+		if err := fs.Parse(args[1:]); err != nil {
+			return UsageError{err.Error()}
+		}
+		return bench.ServeBenchDNS(ctx, *listen, *n)
+	}
 	fs := flag.NewFlagSet("berth bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dur := fs.Duration("duration", 30*time.Second, "how long the API churn runs")
@@ -449,5 +463,37 @@ func runBenchAwslogs(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 	res.Report(stdout)
+	return nil
+}
+
+func runBenchDNS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("berth bench dns", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := bench.DefaultDNSConfig()
+	fs.IntVar(&cfg.Services, "services", cfg.Services, "services in the namespace (3 instances each)")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "length of each dnsperf run")
+	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "runs per server, alternating")
+	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "dnsperf clients (-c)")
+	fs.StringVar(&cfg.ServerCPU, "server-cpu", cfg.ServerCPU, "CPU list the servers are pinned to (taskset)")
+	fs.StringVar(&cfg.ClientCPU, "client-cpu", cfg.ClientCPU, "CPU list dnsperf is pinned to (taskset)")
+	if err := fs.Parse(args); err != nil {
+		return UsageError{err.Error()}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cfg.Self = self
+	res, err := bench.DNS(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Cloud Map DNS beside nsd, same zone (%d services, 3 instances each), servers pinned to CPU %s (berth GOMAXPROCS=1, nsd server-count 1), dnsperf -c %d on CPU %s, %s per run\n",
+		cfg.Services, cfg.ServerCPU, cfg.Clients, cfg.ClientCPU, cfg.Duration)
+	fmt.Fprintf(stdout, "%-6s %12s %14s %s\n", "server", "queries/s", "avg latency s", "lost")
+	for _, r := range res.Runs {
+		fmt.Fprintf(stdout, "%-6s %12.0f %14s %s\n", r.Server, r.QPS, r.AvgLatency, r.Lost)
+	}
+	fmt.Fprintf(stdout, "best: berth %.0f q/s, nsd %.0f q/s, ratio %.2f (goal: berth >= 20000 q/s on one core)\n", res.BerthBest, res.NSDBest, res.BerthBest/res.NSDBest)
 	return nil
 }

@@ -85,6 +85,9 @@ func NewCatalog(st store.Store, log *slog.Logger) *Catalog {
 	return c
 }
 
+// Set replaces the snapshot (benchmarks and tests that have no store).
+func (c *Catalog) Set(s *Snapshot) { c.publish(s) }
+
 // Current returns the latest snapshot.
 func (c *Catalog) Current() *Snapshot { return c.cur.Load() }
 

@@ -112,7 +112,7 @@ func TestCloudMapGoSDK(t *testing.T) {
 	}
 
 	svc, err := c.CreateService(ctx, &sd.CreateServiceInput{Name: aws.String("web"), NamespaceId: &nsID,
-		DnsConfig: &sdtypes.DnsConfig{DnsRecords: []sdtypes.DnsRecord{{Type: sdtypes.RecordTypeA, TTL: aws.Int64(10)}, {Type: sdtypes.RecordTypeSrv, TTL: aws.Int64(20)}}},
+		DnsConfig:               &sdtypes.DnsConfig{DnsRecords: []sdtypes.DnsRecord{{Type: sdtypes.RecordTypeA, TTL: aws.Int64(10)}, {Type: sdtypes.RecordTypeSrv, TTL: aws.Int64(20)}}},
 		HealthCheckCustomConfig: &sdtypes.HealthCheckCustomConfig{}})
 	if err != nil {
 		t.Fatal(err)
