@@ -3,20 +3,25 @@ package scenario
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	sd "github.com/aws/aws-sdk-go-v2/service/servicediscovery"
 	sdtypes "github.com/aws/aws-sdk-go-v2/service/servicediscovery/types"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/miekg/dns"
 
+	"github.com/berthdev/berth/internal/agent"
 	"github.com/berthdev/berth/internal/berthtest"
 	"github.com/berthdev/berth/internal/daemon"
 )
@@ -333,4 +338,102 @@ func TestCloudMapCLI(t *testing.T) {
 			t.Fatalf("%s delete-service in use: %d %s", cli.Name, code, errOut)
 		}
 	}
+}
+
+// TestCloudMapThroughBerthUp runs the real binary with its agent and DNS
+// server: an instance registered through the API resolves by DNS, and an
+// ECS service with serviceRegistries (bridge mode, dynamic host port)
+// registers its task as an SRV record with the host port, which goes when
+// the service scales to zero.
+func TestCloudMapThroughBerthUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs containers and the binary")
+	}
+	berthtest.NeedDocker(t)
+	dir := t.TempDir()
+	addr, md, dnsAddr := berthtest.FreeAddr(t), freeAnyAddr(t), berthtest.FreeAddr(t)
+	env := []string{"ECS_IMAGE_PULL_BEHAVIOR=prefer-cached", "ECS_CONTAINER_STOP_TIMEOUT=2s"}
+	p := berthtest.StartProcessAt(t, addr, "up", dir, env, "--agent=true", "--metadata-addr", md, "--dns-listen", dnsAddr)
+	t.Cleanup(func() {
+		if st, err := agent.LoadState(filepath.Join(dir, "agent")); err == nil {
+			berthtest.RemoveAgentContainers(t, st.ContainerInstanceArn)
+		}
+	})
+	if !strings.Contains(p.Output.String(), "Cloud Map DNS") {
+		t.Logf("output: %s", p.Output.String())
+	}
+	cx := context.Background()
+	sdc := cloudMapClient(p.Server)
+	c := ecs.NewFromConfig(p.AWSConfig())
+
+	nsOut, err := sdc.CreatePrivateDnsNamespace(cx, &sd.CreatePrivateDnsNamespaceInput{Name: aws.String("up.local"), Vpc: aws.String("vpc-berth")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nsID := waitOp(t, sdc, nsOut.OperationId).Targets["NAMESPACE"]
+	api, err := sdc.CreateService(cx, &sd.CreateServiceInput{Name: aws.String("db"), NamespaceId: &nsID,
+		DnsConfig: &sdtypes.DnsConfig{DnsRecords: []sdtypes.DnsRecord{{Type: sdtypes.RecordTypeA, TTL: aws.Int64(5)}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sdc.RegisterInstance(cx, &sd.RegisterInstanceInput{ServiceId: api.Service.Id, InstanceId: aws.String("db-1"),
+		Attributes: map[string]string{"AWS_INSTANCE_IPV4": "10.20.30.40"}}); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyTrue(t, "db.up.local resolves", 5*time.Second, func() bool {
+		r := dnsQuery(t, dnsAddr, "db.up.local", dns.TypeA)
+		return len(r.Answer) == 1 && r.Answer[0].(*dns.A).A.String() == "10.20.30.40" && r.Answer[0].Header().Ttl == 5
+	})
+
+	web, err := sdc.CreateService(cx, &sd.CreateServiceInput{Name: aws.String("web"), NamespaceId: &nsID,
+		DnsConfig: &sdtypes.DnsConfig{DnsRecords: []sdtypes.DnsRecord{{Type: sdtypes.RecordTypeSrv, TTL: aws.Int64(5)}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitInstances(t, c, 1)
+	td := toolTaskDef("cm-web", []string{"sleep:1h"})
+	td.ContainerDefinitions[0].StopTimeout = aws.Int32(2)
+	td.ContainerDefinitions[0].PortMappings = []ecstypes.PortMapping{{ContainerPort: aws.Int32(8080), HostPort: aws.Int32(0)}}
+	if _, err := c.RegisterTaskDefinition(cx, td); err != nil {
+		t.Fatal(err)
+	}
+	// ECS's validation: the container port must be a port mapping.
+	bad := []ecstypes.ServiceRegistry{{RegistryArn: web.Service.Arn, ContainerName: aws.String("main"), ContainerPort: aws.Int32(9999)}}
+	if _, err := c.CreateService(cx, &ecs.CreateServiceInput{ServiceName: aws.String("web"), TaskDefinition: aws.String("cm-web"), DesiredCount: aws.Int32(1),
+		ServiceRegistries: bad}); apiCode(err) != "InvalidParameterException" {
+		t.Fatalf("bad registry: %v", err)
+	}
+	regs := []ecstypes.ServiceRegistry{{RegistryArn: web.Service.Arn, ContainerName: aws.String("main"), ContainerPort: aws.Int32(8080)}}
+	out, err := c.CreateService(cx, &ecs.CreateServiceInput{ServiceName: aws.String("web"), TaskDefinition: aws.String("cm-web"), DesiredCount: aws.Int32(1),
+		ServiceRegistries: regs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Service.ServiceRegistries) != 1 || aws.ToString(out.Service.ServiceRegistries[0].RegistryArn) != aws.ToString(web.Service.Arn) {
+		t.Fatalf("serviceRegistries %+v", out.Service.ServiceRegistries)
+	}
+	var hostPort int32
+	eventuallyTrue(t, "the task's SRV record", 60*time.Second, func() bool {
+		ts, err := c.ListTasks(cx, &ecs.ListTasksInput{ServiceName: aws.String("web")})
+		if err != nil || len(ts.TaskArns) != 1 {
+			return false
+		}
+		d, err := c.DescribeTasks(cx, &ecs.DescribeTasksInput{Tasks: ts.TaskArns})
+		if err != nil || len(d.Tasks) != 1 || aws.ToString(d.Tasks[0].LastStatus) != "RUNNING" || len(d.Tasks[0].Containers[0].NetworkBindings) == 0 {
+			return false
+		}
+		hostPort = aws.ToInt32(d.Tasks[0].Containers[0].NetworkBindings[0].HostPort)
+		r := dnsQuery(t, dnsAddr, "web.up.local", dns.TypeSRV)
+		return len(r.Answer) == 1 && int32(r.Answer[0].(*dns.SRV).Port) == hostPort && len(r.Extra) == 1
+	})
+	insts, err := sdc.ListInstances(cx, &sd.ListInstancesInput{ServiceId: web.Service.Id})
+	if err != nil || len(insts.Instances) != 1 || insts.Instances[0].Attributes["ECS_SERVICE_NAME"] != "web" || insts.Instances[0].Attributes["AWS_INSTANCE_PORT"] != fmt.Sprint(hostPort) {
+		t.Fatalf("instances %+v %v", insts, err)
+	}
+	if _, err := c.UpdateService(cx, &ecs.UpdateServiceInput{Service: aws.String("web"), DesiredCount: aws.Int32(0)}); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyTrue(t, "the task's record goes", 30*time.Second, func() bool {
+		return dnsQuery(t, dnsAddr, "web.up.local", dns.TypeSRV).Rcode == dns.RcodeNameError
+	})
 }
