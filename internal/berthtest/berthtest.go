@@ -187,6 +187,10 @@ func startProcess(t testing.TB, addr, mode, dataDir string, env []string, args .
 		// Tests run in parallel: no fixed DNS port unless the test asks.
 		argv = append(argv, "--dns-listen=127.0.0.1:0")
 	}
+	if mode == "up" && !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--task-dns") || strings.HasPrefix(a, "-task-dns") }) {
+		// One process at a time can hold the Docker gateway's port 53.
+		argv = append(argv, "--task-dns=false")
+	}
 	if mode == "up" {
 		// No node agent unless the test asks for one (--agent=true): it
 		// needs Docker and binds the metadata port.

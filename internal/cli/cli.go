@@ -21,6 +21,7 @@ import (
 	"github.com/berthdev/berth/internal/daemon"
 	"github.com/berthdev/berth/internal/dockerdriver"
 	"github.com/berthdev/berth/internal/iam"
+	"github.com/berthdev/berth/internal/taskrun"
 )
 
 // Version is set at build time with -ldflags "-X .../cli.Version=...".
@@ -100,6 +101,7 @@ type serverFlags struct {
 	az, metadataAddr                                 string
 	metricsListen                                    string
 	dnsListen                                        string
+	taskDNS                                          bool
 	auditRetention, metricsPeriod                    time.Duration
 	auditMaxBytes                                    int64
 }
@@ -123,6 +125,7 @@ func (f *serverFlags) register(fs *flag.FlagSet, mode string) {
 		fs.BoolVar(&f.agent, "agent", true, "run a node agent in the cluster default (needs Docker Engine)")
 		fs.StringVar(&f.az, "availability-zone", "", "the agent's ecs.availability-zone (default <region>a)")
 		fs.StringVar(&f.metadataAddr, "metadata-addr", "0.0.0.0:51679", "the agent's task metadata endpoint address")
+		fs.BoolVar(&f.taskDNS, "task-dns", true, "task containers resolve through the Cloud Map DNS server, which then also listens on port 53 of their networks' gateways (needs --dns-listen)")
 	}
 }
 
@@ -231,6 +234,7 @@ func startLocalAgent(ctx context.Context, srv *daemon.Server, f serverFlags, log
 		PullBehavior:     behavior,
 		StopTimeout:      envDuration("ECS_CONTAINER_STOP_TIMEOUT", 30*time.Second),
 		MetadataAddr:     f.metadataAddr,
+		TaskDNS:          taskDNS(srv, f.taskDNS),
 		// The agent reports at least once per metrics period.
 		StatsInterval:       min(5*time.Second, f.metricsPeriod),
 		StatsReportInterval: min(agentapi.StatsInterval, f.metricsPeriod),
@@ -496,4 +500,11 @@ func runBenchDNS(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	fmt.Fprintf(stdout, "best: berth %.0f q/s, nsd %.0f q/s, ratio %.2f (goal: berth >= 20000 q/s on one core)\n", res.BerthBest, res.NSDBest, res.BerthBest/res.NSDBest)
 	return nil
+}
+
+func taskDNS(srv *daemon.Server, on bool) taskrun.DNSListener {
+	if !on {
+		return nil
+	}
+	return srv.TaskDNS()
 }

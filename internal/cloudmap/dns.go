@@ -41,10 +41,11 @@ type DNSServer struct {
 	upstreams []string
 	client    *dns.Client
 	table     atomic.Pointer[ZoneTable]
-	udp, tcp  *dns.Server
 	addr      string
 	wg        sync.WaitGroup
-	mu        sync.Mutex // guards udp and tcp in Close
+	mu        sync.Mutex               // guards servers and ctx
+	servers   map[string][]*dns.Server // by listen address asked
+	ctx       context.Context          // Start's; canceled after Close
 }
 
 // ZoneTable is the DNS view of one snapshot, built once per change so a
@@ -284,17 +285,17 @@ func hostResolvers(path string) []string {
 // Start listens (UDP and TCP on the same port) and serves until ctx ends
 // or Close. It follows the catalog from then on.
 func (d *DNSServer) Start(ctx context.Context) error {
-	pc, ln, err := listenBoth(d.addr)
+	d.mu.Lock()
+	d.ctx = ctx
+	d.mu.Unlock()
+	addr, err := d.listen(d.addr)
 	if err != nil {
 		return err
 	}
-	d.addr = pc.LocalAddr().String()
-	h := dns.HandlerFunc(d.ServeDNS)
-	d.udp = &dns.Server{PacketConn: pc, Handler: h, UDPSize: 4096}
-	d.tcp = &dns.Server{Listener: ln, Handler: h, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
+	d.addr = addr
 	sub := d.cat.Subscribe()
 	d.table.Store(BuildZoneTable(d.cat.Current()))
-	d.wg.Add(3)
+	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
 		for {
@@ -302,24 +303,68 @@ func (d *DNSServer) Start(ctx context.Context) error {
 			case <-ctx.Done():
 				d.Close()
 				return
-			case _, ok := <-sub:
-				if !ok {
-					return
-				}
+			case <-sub:
 				d.table.Store(BuildZoneTable(d.cat.Current()))
 			}
 		}
 	}()
-	for _, s := range []*dns.Server{d.udp, d.tcp} {
+	d.log.Info("cloud map dns listening", "addr", d.addr, "upstreams", d.upstreams)
+	return nil
+}
+
+// Listen serves on one more address (UDP and TCP), e.g. the Docker bridge
+// gateway's port 53 for task containers; an address already served is
+// not an error. Start must have been called.
+func (d *DNSServer) Listen(addr string) error {
+	d.mu.Lock()
+	_, ok := d.servers[addr]
+	d.mu.Unlock()
+	if ok {
+		return nil
+	}
+	got, err := d.listen(addr)
+	if err == nil {
+		d.log.Info("cloud map dns listening", "addr", got)
+	}
+	return err
+}
+
+func (d *DNSServer) listen(addr string) (string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ctx == nil || d.ctx.Err() != nil {
+		return "", errors.New("dns server not running")
+	}
+	if _, ok := d.servers[addr]; ok {
+		return addr, nil
+	}
+	pc, ln, err := listenBoth(addr)
+	if err != nil {
+		return "", err
+	}
+	h := dns.HandlerFunc(d.ServeDNS)
+	pair := []*dns.Server{{PacketConn: pc, Handler: h, UDPSize: 4096},
+		{Listener: ln, Handler: h, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}}
+	if d.servers == nil {
+		d.servers = map[string][]*dns.Server{}
+	}
+	d.servers[addr] = pair
+	ctx := d.ctx
+	for _, s := range pair {
+		// Wait until it serves, so that a Close right after cannot find
+		// it not started yet (and leave it serving).
+		started := make(chan struct{})
+		s.NotifyStartedFunc = func() { close(started) }
+		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
 			if err := s.ActivateAndServe(); err != nil && ctx.Err() == nil {
 				d.log.Debug("dns server stopped", "err", err)
 			}
 		}()
+		<-started
 	}
-	d.log.Info("cloud map dns listening", "addr", d.addr, "upstreams", d.upstreams)
-	return nil
+	return pc.LocalAddr().String(), nil
 }
 
 func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
@@ -350,21 +395,30 @@ func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
 // Addr is the address served (UDP and TCP).
 func (d *DNSServer) Addr() string { return d.addr }
 
-// Close stops serving.
+// Close stops serving on every address.
 func (d *DNSServer) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var errsOut []error
-	for _, s := range []*dns.Server{d.udp, d.tcp} {
-		if s != nil {
+	for _, pair := range d.servers {
+		for _, s := range pair {
 			if err := s.Shutdown(); err != nil && !strings.Contains(err.Error(), "not started") {
 				errsOut = append(errsOut, err)
 			}
 		}
 	}
-	d.udp, d.tcp = nil, nil
+	d.servers = nil
+	if d.ctx != nil {
+		d.ctx = canceled
+	}
 	return errors.Join(errsOut...)
 }
+
+var canceled = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
 
 // Wait waits for the server's goroutines after Close or ctx's end.
 func (d *DNSServer) Wait() { d.wg.Wait() }

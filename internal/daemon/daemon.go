@@ -36,6 +36,7 @@ import (
 	"github.com/berthdev/berth/internal/sigv4"
 	"github.com/berthdev/berth/internal/store"
 	"github.com/berthdev/berth/internal/sts"
+	"github.com/berthdev/berth/internal/taskrun"
 	"github.com/berthdev/berth/internal/telemetry"
 	"github.com/berthdev/berth/internal/throttle"
 	"github.com/berthdev/berth/internal/tsdb"
@@ -394,6 +395,16 @@ func (s *Server) DNSAddr() string {
 		return ""
 	}
 	return s.dns.Addr()
+}
+
+// TaskDNS is the DNS server for task containers on this machine (the agent
+// of berth up makes it listen on their networks' gateways); nil when the
+// DNS server is off.
+func (s *Server) TaskDNS() taskrun.DNSListener {
+	if s.dns == nil {
+		return nil
+	}
+	return s.dns
 }
 
 // FrontDoor returns the API handler (tests, docs).

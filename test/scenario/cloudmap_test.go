@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -353,7 +354,7 @@ func TestCloudMapThroughBerthUp(t *testing.T) {
 	dir := t.TempDir()
 	addr, md, dnsAddr := berthtest.FreeAddr(t), freeAnyAddr(t), berthtest.FreeAddr(t)
 	env := []string{"ECS_IMAGE_PULL_BEHAVIOR=prefer-cached", "ECS_CONTAINER_STOP_TIMEOUT=2s"}
-	p := berthtest.StartProcessAt(t, addr, "up", dir, env, "--agent=true", "--metadata-addr", md, "--dns-listen", dnsAddr)
+	p := berthtest.StartProcessAt(t, addr, "up", dir, env, "--agent=true", "--metadata-addr", md, "--dns-listen", dnsAddr, "--task-dns=true")
 	t.Cleanup(func() {
 		if st, err := agent.LoadState(filepath.Join(dir, "agent")); err == nil {
 			berthtest.RemoveAgentContainers(t, st.ContainerInstanceArn)
@@ -386,14 +387,16 @@ func TestCloudMapThroughBerthUp(t *testing.T) {
 	})
 
 	web, err := sdc.CreateService(cx, &sd.CreateServiceInput{Name: aws.String("web"), NamespaceId: &nsID,
-		DnsConfig: &sdtypes.DnsConfig{DnsRecords: []sdtypes.DnsRecord{{Type: sdtypes.RecordTypeSrv, TTL: aws.Int64(5)}}}})
+		DnsConfig: &sdtypes.DnsConfig{DnsRecords: []sdtypes.DnsRecord{{Type: sdtypes.RecordTypeA, TTL: aws.Int64(1)}, {Type: sdtypes.RecordTypeSrv, TTL: aws.Int64(5)}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitInstances(t, c, 1)
-	td := toolTaskDef("cm-web", []string{"sleep:1h"})
+	_, port, _ := strings.Cut(freeAnyAddr(t), ":")
+	fixedPort, _ := strconv.Atoi(port)
+	td := toolTaskDef("cm-web", []string{"serve:8080", "sleep:1h"})
 	td.ContainerDefinitions[0].StopTimeout = aws.Int32(2)
-	td.ContainerDefinitions[0].PortMappings = []ecstypes.PortMapping{{ContainerPort: aws.Int32(8080), HostPort: aws.Int32(0)}}
+	td.ContainerDefinitions[0].PortMappings = []ecstypes.PortMapping{{ContainerPort: aws.Int32(8080), HostPort: aws.Int32(int32(fixedPort))}}
 	if _, err := c.RegisterTaskDefinition(cx, td); err != nil {
 		t.Fatal(err)
 	}
@@ -426,6 +429,17 @@ func TestCloudMapThroughBerthUp(t *testing.T) {
 		r := dnsQuery(t, dnsAddr, "web.up.local", dns.TypeSRV)
 		return len(r.Answer) == 1 && int32(r.Answer[0].(*dns.SRV).Port) == hostPort && len(r.Extra) == 1
 	})
+	// A task container resolves the service's name through the task DNS
+	// (the Docker gateway's port 53) and reaches the task at it.
+	client := toolTaskDef("cm-client", []string{fmt.Sprintf("get:http://web.up.local:%d/", hostPort)})
+	if _, err := c.RegisterTaskDefinition(cx, client); err != nil {
+		t.Fatal(err)
+	}
+	clientTask := runOne(t, c, "cm-client")
+	done := waitTask(t, c, "default", clientTask, 60*time.Second, func(tk ecstypes.Task) bool { return aws.ToString(tk.LastStatus) == "STOPPED" })
+	if code := aws.ToInt32(done.Containers[0].ExitCode); code != 0 {
+		t.Fatalf("the client task could not reach web.up.local:%d (exit %d, %s)\n%s", hostPort, code, aws.ToString(done.StoppedReason), p.Output.String())
+	}
 	insts, err := sdc.ListInstances(cx, &sd.ListInstancesInput{ServiceId: web.Service.Id})
 	if err != nil || len(insts.Instances) != 1 || insts.Instances[0].Attributes["ECS_SERVICE_NAME"] != "web" || insts.Instances[0].Attributes["AWS_INSTANCE_PORT"] != fmt.Sprint(hostPort) {
 		t.Fatalf("instances %+v %v", insts, err)
