@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -111,13 +112,31 @@ func ServeBenchDNS(ctx context.Context, addr string, services int) error {
 	return nil
 }
 
-func freeUDPPort() (int, error) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+// freePorts returns n distinct ports free for both UDP and TCP on
+// loopback (held until all are picked).
+func freePorts(n int) ([]int, error) {
+	var out []int
+	var held []io.Closer
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for len(out) < n {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		held = append(held, pc)
+		port := pc.LocalAddr().(*net.UDPAddr).Port
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		held = append(held, ln)
+		out = append(out, port)
 	}
-	defer pc.Close()
-	return pc.LocalAddr().(*net.UDPAddr).Port, nil
+	return out, nil
 }
 
 var (
@@ -167,14 +186,13 @@ func DNS(ctx context.Context, cfg DNSConfig) (DNSResult, error) {
 	if err := os.WriteFile(filepath.Join(dir, "bench.zone"), []byte(benchZoneFile(cfg.Services)), 0o644); err != nil {
 		return res, err
 	}
-	berthPort, err := freeUDPPort()
+	ports, err := freePorts(2)
 	if err != nil {
 		return res, err
 	}
-	nsdPort, err := freeUDPPort()
-	if err != nil {
-		return res, err
-	}
+	berthPort, nsdPort := ports[0], ports[1]
+	// nsd's response rate limiting (on by default, 200 q/s per source) is
+	// off: one local source is the whole load here.
 	conf := fmt.Sprintf(`server:
   ip-address: 127.0.0.1@%d
   server-count: 1
@@ -186,6 +204,8 @@ func DNS(ctx context.Context, cfg DNSConfig) (DNSResult, error) {
   database: ""
   verbosity: 0
   hide-version: yes
+  rrl-ratelimit: 0
+  rrl-whitelist-ratelimit: 0
 remote-control:
   control-enable: no
 zone:

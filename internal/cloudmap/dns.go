@@ -378,6 +378,12 @@ func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("dns listen udp %s: %w", addr, err)
 		}
+		// A burst of queries must not overflow the socket's buffer (the
+		// default ~200 KB holds a few hundred datagrams); nsd sets 1 MB+.
+		if uc, ok := pc.(*net.UDPConn); ok {
+			_ = uc.SetReadBuffer(4 << 20)
+			_ = uc.SetWriteBuffer(4 << 20)
+		}
 		p := strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port)
 		ln, err := net.Listen("tcp", net.JoinHostPort(host, p))
 		if err == nil {
