@@ -112,9 +112,9 @@ func ServeBenchDNS(ctx context.Context, addr string, services int) error {
 	return nil
 }
 
-// freePorts returns n distinct ports free for both UDP and TCP on
+// freeDNSPorts returns n distinct ports free for both UDP and TCP on
 // loopback (held until all are picked).
-func freePorts(n int) ([]int, error) {
+func freeDNSPorts(n int) ([]int, error) {
 	var out []int
 	var held []io.Closer
 	defer func() {
@@ -186,7 +186,7 @@ func DNS(ctx context.Context, cfg DNSConfig) (DNSResult, error) {
 	if err := os.WriteFile(filepath.Join(dir, "bench.zone"), []byte(benchZoneFile(cfg.Services)), 0o644); err != nil {
 		return res, err
 	}
-	ports, err := freePorts(2)
+	ports, err := freeDNSPorts(2)
 	if err != nil {
 		return res, err
 	}

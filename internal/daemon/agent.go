@@ -47,7 +47,7 @@ type AgentConfig struct {
 	// ("0.0.0.0:51679" by default: reachable from every bridge network).
 	MetadataAddr string
 	// TaskDNS, when set, is the DNS server task containers resolve through
-	// (berth up: the control plane's Cloud Map DNS; decision 14).
+	// (berth up: the control plane's Cloud Map DNS; decision 15).
 	TaskDNS taskrun.DNSListener
 	// StatsInterval is how often the agent samples its containers' Docker
 	// stats (default 5s) and StatsReportInterval how often it sends its

@@ -18,13 +18,14 @@ const (
 )
 
 var serviceTitles = map[string]string{
-	"ecs":              "Amazon ECS",
-	"cloudtrail":       "AWS CloudTrail",
-	"sts":              "AWS STS",
-	"ecr":              "Amazon ECR",
-	"logs":             "Amazon CloudWatch Logs",
-	"monitoring":       "Amazon CloudWatch",
-	"servicediscovery": "AWS Cloud Map",
+	"ecs":                  "Amazon ECS",
+	"cloudtrail":           "AWS CloudTrail",
+	"sts":                  "AWS STS",
+	"ecr":                  "Amazon ECR",
+	"logs":                 "Amazon CloudWatch Logs",
+	"monitoring":           "Amazon CloudWatch",
+	"elasticloadbalancing": "Elastic Load Balancing v2",
+	"servicediscovery":     "AWS Cloud Map",
 }
 
 func renderOperations() string {

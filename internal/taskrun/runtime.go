@@ -66,7 +66,7 @@ type Config struct {
 	// DNS, when set, answers the task containers' DNS queries (Cloud Map
 	// namespaces, the rest forwarded): the runtime has it listen on port
 	// 53 of the gateway of the container's network and gives containers
-	// that address as their resolver (decision 14). Nil: Docker's default.
+	// that address as their resolver (decision 15). Nil: Docker's default.
 	DNS DNSListener
 	// AvailabilityZone is served by the metadata endpoint.
 	AvailabilityZone string
