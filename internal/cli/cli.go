@@ -27,6 +27,7 @@ import (
 	"github.com/berthdev/berth/internal/ecs"
 	"github.com/berthdev/berth/internal/iam"
 	"github.com/berthdev/berth/internal/store"
+	"github.com/berthdev/berth/internal/taskrun"
 )
 
 // Version is set at build time with -ldflags "-X .../cli.Version=...".
@@ -45,10 +46,11 @@ Usage:
   berth agent    [flags]   a node agent: joins a cluster and runs its tasks on Docker
   berth env      [flags]   print the shell exports for the AWS CLI and SDKs
   berth join-token [flags] make a token an agent joins a cluster with
-  berth bench [tasks|services|awslogs|alb] [flags]  run the benchmarks that need a whole Berth
+  berth bench [tasks|services|awslogs|alb|dns] [flags]  run the benchmarks that need a whole Berth
                            (API churn; "tasks": RunTask on Docker beside docker run and Swarm;
                            "services": services on Docker beside Swarm, rolling bounds, recovery;
-                           "alb": the load balancer data plane beside nginx, with wrk)
+                           "alb": the load balancer data plane beside nginx, with wrk;
+                           "dns": the Cloud Map DNS server beside nsd under dnsperf)
   berth version            print the version
 
 Run 'berth <command> -h' for a command's flags.
@@ -96,11 +98,17 @@ func envCredentials() iam.Credentials {
 	return iam.Credentials{AccessKeyID: os.Getenv("BERTH_ACCESS_KEY_ID"), SecretAccessKey: os.Getenv("BERTH_SECRET_ACCESS_KEY")}
 }
 
+// DefaultDNSListen is where the Cloud Map DNS server listens unless
+// --dns-listen says otherwise: loopback, on a port that needs no privilege.
+const DefaultDNSListen = "127.0.0.1:8053"
+
 type serverFlags struct {
 	listen, dataDir, region, account, etcd, logLevel string
 	throttle, agent                                  bool
 	az, metadataAddr                                 string
 	metricsListen                                    string
+	dnsListen                                        string
+	taskDNS                                          bool
 	elbListenHost                                    string
 	auditRetention, metricsPeriod                    time.Duration
 	disconnectGrace, instanceLostAfter               time.Duration
@@ -146,10 +154,12 @@ func (f *serverFlags) register(fs *flag.FlagSet, mode string) {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) the API port presents to HTTPS clients instead of the one Berth's CA issues; agents always get Berth's")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.Var(&f.tlsNames, "tls-name", "extra DNS name or IP address for the certificate Berth's CA issues (repeatable or comma-separated); it always covers localhost, the host name and the host's addresses")
+	fs.StringVar(&f.dnsListen, "dns-listen", DefaultDNSListen, "UDP and TCP address of the Cloud Map DNS server (private DNS namespaces; other names go to the host's resolvers); empty: no DNS server")
 	if mode == "up" {
 		fs.BoolVar(&f.agent, "agent", true, "run a node agent in the cluster default (needs Docker Engine)")
 		fs.StringVar(&f.az, "availability-zone", "", "the agent's ecs.availability-zone (default <region>a)")
 		fs.StringVar(&f.metadataAddr, "metadata-addr", "0.0.0.0:51679", "the agent's task metadata endpoint address")
+		fs.BoolVar(&f.taskDNS, "task-dns", true, "task containers resolve through the Cloud Map DNS server, which then also listens on port 53 of their networks' gateways (needs --dns-listen)")
 	}
 }
 
@@ -214,6 +224,7 @@ func runServer(ctx context.Context, mode string, args []string, stdout, stderr i
 		TLSCertFile:    f.tlsCert,
 		TLSKeyFile:     f.tlsKey,
 		TLSNames:       f.tlsNames,
+		DNSListen:      f.dnsListen,
 		Log:            log,
 
 		DisconnectGrace:   f.disconnectGrace,
@@ -233,6 +244,9 @@ func runServer(ctx context.Context, mode string, args []string, stdout, stderr i
 		srv.Endpoint(), cfg.Region, os.Args[0], cfg.DataDir, srv.Endpoint())
 	fmt.Fprintf(stdout, "HTTPS on the same port: %s (CA bundle %s, pin %s)\n",
 		srv.HTTPSEndpoint(), filepath.Join(cfg.DataDir, "tls", "ca.crt"), srv.CAPin())
+	if a := srv.DNSAddr(); a != "" {
+		fmt.Fprintf(stdout, "Cloud Map DNS (private DNS namespaces) answers on %s (udp and tcp)\n", a)
+	}
 	var ag *daemon.Agent
 	if mode == "up" && f.agent {
 		ag, err = startLocalAgent(ctx, srv, f, log)
@@ -278,6 +292,7 @@ func startLocalAgent(ctx context.Context, srv *daemon.Server, f serverFlags, log
 		StopTimeout:         envDuration("ECS_CONTAINER_STOP_TIMEOUT", 30*time.Second),
 		MetadataAddr:        f.metadataAddr,
 		MaxConcurrentStarts: envInt("BERTH_MAX_CONCURRENT_STARTS", 0),
+		TaskDNS:             taskDNS(srv, f.taskDNS),
 		// The agent reports at least once per metrics period.
 		StatsInterval:       min(5*time.Second, f.metricsPeriod),
 		StatsReportInterval: min(agentapi.StatsInterval, f.metricsPeriod),
@@ -404,6 +419,19 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if len(args) > 0 && args[0] == "awslogs" {
 		return runBenchAwslogs(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "dns" {
+		return runBenchDNS(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "dns-serve" {
+		fs := flag.NewFlagSet("berth bench dns-serve", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		listen := fs.String("listen", "127.0.0.1:0", "UDP and TCP address")
+		n := fs.Int("services", bench.DefaultDNSConfig().Services, "services in the namespace")
+		if err := fs.Parse(args[1:]); err != nil {
+			return UsageError{err.Error()}
+		}
+		return bench.ServeBenchDNS(ctx, *listen, *n)
 	}
 	if len(args) > 0 && args[0] == "alb" {
 		return runBenchALB(ctx, args[1:], stdout, stderr)
@@ -563,6 +591,45 @@ func runBenchAwslogs(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	res.Report(stdout)
 	return nil
+}
+
+func runBenchDNS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("berth bench dns", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := bench.DefaultDNSConfig()
+	fs.IntVar(&cfg.Services, "services", cfg.Services, "services in the namespace (3 instances each)")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "length of each dnsperf run")
+	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "runs per server, alternating")
+	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "dnsperf clients (-c)")
+	fs.StringVar(&cfg.ServerCPU, "server-cpu", cfg.ServerCPU, "CPU list the servers are pinned to (taskset)")
+	fs.StringVar(&cfg.ClientCPU, "client-cpu", cfg.ClientCPU, "CPU list dnsperf is pinned to (taskset)")
+	if err := fs.Parse(args); err != nil {
+		return UsageError{err.Error()}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cfg.Self = self
+	res, err := bench.DNS(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Cloud Map DNS beside nsd, same zone (%d services, 3 instances each), servers pinned to CPU %s (berth GOMAXPROCS=1, nsd server-count 1), dnsperf -c %d on CPU %s, %s per run\n",
+		cfg.Services, cfg.ServerCPU, cfg.Clients, cfg.ClientCPU, cfg.Duration)
+	fmt.Fprintf(stdout, "%-6s %12s %14s %s\n", "server", "queries/s", "avg latency s", "lost")
+	for _, r := range res.Runs {
+		fmt.Fprintf(stdout, "%-6s %12.0f %14s %s\n", r.Server, r.QPS, r.AvgLatency, r.Lost)
+	}
+	fmt.Fprintf(stdout, "best: berth %.0f q/s, nsd %.0f q/s, ratio %.2f (goal: berth >= 20000 q/s on one core)\n", res.BerthBest, res.NSDBest, res.BerthBest/res.NSDBest)
+	return nil
+}
+
+func taskDNS(srv *daemon.Server, on bool) taskrun.DNSListener {
+	if !on {
+		return nil
+	}
+	return srv.TaskDNS()
 }
 
 func runBenchALB(ctx context.Context, args []string, stdout, stderr io.Writer) error {

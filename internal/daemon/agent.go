@@ -49,6 +49,9 @@ type AgentConfig struct {
 	// MetadataAddr is where the task metadata endpoint listens
 	// ("0.0.0.0:51679" by default: reachable from every bridge network).
 	MetadataAddr string
+	// TaskDNS, when set, is the DNS server task containers resolve through
+	// (berth up: the control plane's Cloud Map DNS; decision 15).
+	TaskDNS taskrun.DNSListener
 	// StatsInterval is how often the agent samples its containers' Docker
 	// stats (default 5s) and StatsReportInterval how often it sends its
 	// tasks' usage to the control plane (default agentapi.StatsInterval).
@@ -224,6 +227,7 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (_ *Agent, err error) {
 		MetadataPort:        mdPort,
 		Logs:                logs,
 		AvailabilityZone:    cfg.AvailabilityZone,
+		DNS:                 cfg.TaskDNS,
 		Report:              shell.Report,
 		Log:                 log.With("component", "taskrun"),
 	})

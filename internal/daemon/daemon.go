@@ -26,6 +26,7 @@ import (
 	"github.com/berthdev/berth/internal/api/cloudwatchapi"
 	"github.com/berthdev/berth/internal/audit"
 	"github.com/berthdev/berth/internal/awsproto"
+	"github.com/berthdev/berth/internal/cloudmap"
 	"github.com/berthdev/berth/internal/cloudtrail"
 	"github.com/berthdev/berth/internal/cloudwatch"
 	"github.com/berthdev/berth/internal/ecr"
@@ -42,6 +43,7 @@ import (
 	"github.com/berthdev/berth/internal/sigv4"
 	"github.com/berthdev/berth/internal/store"
 	"github.com/berthdev/berth/internal/sts"
+	"github.com/berthdev/berth/internal/taskrun"
 	"github.com/berthdev/berth/internal/telemetry"
 	"github.com/berthdev/berth/internal/throttle"
 	"github.com/berthdev/berth/internal/tlsca"
@@ -109,7 +111,13 @@ type Config struct {
 	// certificate Berth's CA issues (it always covers localhost, the
 	// host name and the host's addresses).
 	TLSNames []string
-	Log      *slog.Logger
+	// DNSListen is where the Cloud Map DNS server answers the private DNS
+	// namespaces (UDP and TCP); empty: no DNS server (docs/cloud-map.md).
+	DNSListen string
+	// DNSUpstreams receive the queries for other names; nil: the host's
+	// /etc/resolv.conf, empty non-nil: refused.
+	DNSUpstreams []string
+	Log          *slog.Logger
 }
 
 func (c *Config) setDefaults() error {
@@ -162,6 +170,8 @@ type Server struct {
 	logSt   *logstore.Store
 	metrics *tsdb.DB
 	cw      *cloudwatch.Service
+	cm      *cloudmap.API
+	dns     *cloudmap.DNSServer
 	elb     *elbv2.Service
 	plane   *alb.Plane
 	events  *events.Service
@@ -317,6 +327,27 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		ecsMetrics.Record(cred.Cluster, rep)
 		return nil
 	})
+	cmSvc := cloudmap.New(st, cloudmap.Config{Region: cfg.Region, Account: cfg.Account}, log.With("component", "cloudmap"))
+	s.cm = cmSvc
+	catalog := cloudmap.NewCatalog(st, log.With("component", "cloudmap"))
+	s.goRun(func() { catalog.Run(runCtx) })
+	s.goRun(func() { cmSvc.RunOperationGC(runCtx, time.Hour) })
+	s.goRun(func() {
+		cloudmap.NewECSController(cmSvc.Registry(), ecsSvc, log.With("component", "cloudmap-ecs")).Run(runCtx)
+	})
+	if cfg.DNSListen != "" {
+		dnsSrv, err := cloudmap.NewDNSServer(catalog, cloudmap.DNSConfig{Listen: cfg.DNSListen, Upstreams: cfg.DNSUpstreams, Log: log.With("component", "dns")})
+		if err == nil {
+			err = dnsSrv.Start(runCtx)
+		}
+		if err != nil {
+			cancel()
+			s.wg.Wait()
+			return nil, fmt.Errorf("start the cloud map dns server: %w", err)
+		}
+		s.dns = dnsSrv
+		s.goRun(dnsSrv.Wait)
+	}
 	// ELBv2: the API and its controller, which hands the load balancers
 	// this server holds to its data plane (docs/load-balancing.md).
 	elbRequests := elbv2.NewRequestMetrics() // AWS/ApplicationELB
@@ -350,7 +381,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Agent:    gw,
 		Registry: prom.RegistryHandler(registry.NewHandler(reg, registry.HandlerConfig{Identities: keys, Log: log.With("component", "registry")})),
 		Observer: prom,
-		Services: services(ecsSvc, trail, ecrSvc, logsSvc, cwSvc, elbSvc, evSvc),
+		Services: services(ecsSvc, trail, ecrSvc, logsSvc, cwSvc, elbSvc, evSvc, cmSvc),
 	})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -466,6 +497,27 @@ func (s *Server) CloudWatch() *cloudwatch.Service { return s.cw }
 
 // Events returns the EventBridge service.
 func (s *Server) Events() *events.Service { return s.events }
+
+// CloudMap returns the Cloud Map service.
+func (s *Server) CloudMap() *cloudmap.API { return s.cm }
+
+// DNSAddr is the Cloud Map DNS server's address, "" when it is off.
+func (s *Server) DNSAddr() string {
+	if s.dns == nil {
+		return ""
+	}
+	return s.dns.Addr()
+}
+
+// TaskDNS is the DNS server for task containers on this machine (the agent
+// of berth up makes it listen on their networks' gateways); nil when the
+// DNS server is off.
+func (s *Server) TaskDNS() taskrun.DNSListener {
+	if s.dns == nil {
+		return nil
+	}
+	return s.dns
+}
 
 // FrontDoor returns the API handler (tests, docs).
 func (s *Server) FrontDoor() *awsproto.FrontDoor { return s.fd }
@@ -586,11 +638,12 @@ func serverTLS(cfg Config) (*tlsca.Authority, *tls.Config, error) {
 }
 
 // services lists every AWS service the front door serves.
-func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service, logsSvc *logs.Service, cwSvc *cloudwatch.Service, elbSvc *elbv2.Service, evSvc *events.Service) []*awsproto.Service {
+func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service, logsSvc *logs.Service, cwSvc *cloudwatch.Service, elbSvc *elbv2.Service, evSvc *events.Service, cmSvc *cloudmap.API) []*awsproto.Service {
 	return []*awsproto.Service{
 		elbSvc.API(),
 		ecsSvc.API(),
 		evSvc.API(),
+		cmSvc.Service(),
 		ecrSvc.API(),
 		logsSvc.API(),
 		cwSvc.API(),
@@ -606,7 +659,7 @@ func SupportedOperations() map[string][]string {
 	out := map[string][]string{}
 	for _, svc := range services(ecs.New(nil, ecs.Config{Endpoint: func() string { return "" }}, nil), nil, ecr.New(nil, ecr.Config{}, nil),
 		logs.New(nil, logs.Config{}, nil), cloudwatch.New(nil, nil, cloudwatch.Config{}, nil), elbv2.New(nil, nil, elbv2.Config{}, nil),
-		events.New(nil, events.Config{}, events.Deps{}, nil)) {
+		events.New(nil, events.Config{}, events.Deps{}, nil), cloudmap.New(nil, cloudmap.Config{}, nil)) {
 		for name, op := range svc.Operations {
 			if op.Implemented {
 				out[svc.SigningName] = append(out[svc.SigningName], name)

@@ -26,6 +26,7 @@ var serviceTitles = map[string]string{
 	"monitoring":           "Amazon CloudWatch",
 	"elasticloadbalancing": "Elastic Load Balancing v2",
 	"events":               "Amazon EventBridge",
+	"servicediscovery":     "AWS Cloud Map",
 }
 
 func renderOperations() string {
