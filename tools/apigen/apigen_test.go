@@ -19,6 +19,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/berthdev/berth/internal/api/applicationautoscalingapi"
 	"github.com/berthdev/berth/internal/api/cloudtrailapi"
 	"github.com/berthdev/berth/internal/api/cloudwatchapi"
 	"github.com/berthdev/berth/internal/api/ecrapi"
@@ -59,8 +60,8 @@ func TestGeneratedCodeIsFresh(t *testing.T) {
 			t.Errorf("internal/api/%s has no model any more: delete it", rel)
 		}
 	}
-	if len(files) != 5 {
-		t.Errorf("generated %d packages, want 5 (ecs, ecr, cloudtrail, logs, cloudwatch)", len(files))
+	if len(files) != 6 {
+		t.Errorf("generated %d packages, want 6 (ecs, ecr, cloudtrail, logs, cloudwatch, application-autoscaling)", len(files))
 	}
 }
 
@@ -93,11 +94,12 @@ func TestEveryModelOperationIsServed(t *testing.T) {
 		svc   *awsproto.Service
 		names []string
 	}{
-		"ecs":        {(&ecsapi.Handlers{}).Service(), ecsapi.OperationNames()},
-		"ecr":        {(&ecrapi.Handlers{}).Service(), ecrapi.OperationNames()},
-		"cloudtrail": {(&cloudtrailapi.Handlers{}).Service(), cloudtrailapi.OperationNames()},
-		"logs":       {(&logsapi.Handlers{}).Service(), logsapi.OperationNames()},
-		"cloudwatch": {(&cloudwatchapi.Handlers{}).Service(), cloudwatchapi.OperationNames()},
+		"ecs":                     {(&ecsapi.Handlers{}).Service(), ecsapi.OperationNames()},
+		"ecr":                     {(&ecrapi.Handlers{}).Service(), ecrapi.OperationNames()},
+		"cloudtrail":              {(&cloudtrailapi.Handlers{}).Service(), cloudtrailapi.OperationNames()},
+		"logs":                    {(&logsapi.Handlers{}).Service(), logsapi.OperationNames()},
+		"cloudwatch":              {(&cloudwatchapi.Handlers{}).Service(), cloudwatchapi.OperationNames()},
+		"application-autoscaling": {(&applicationautoscalingapi.Handlers{}).Service(), applicationautoscalingapi.OperationNames()},
 	}
 	for base, s := range services {
 		m, err := loadModel(filepath.Join(modelsDir, base+".json"))
