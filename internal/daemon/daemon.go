@@ -23,6 +23,7 @@ import (
 	"github.com/berthdev/berth/internal/audit"
 	"github.com/berthdev/berth/internal/awsproto"
 	"github.com/berthdev/berth/internal/cloudtrail"
+	"github.com/berthdev/berth/internal/autoscaling"
 	"github.com/berthdev/berth/internal/cloudwatch"
 	"github.com/berthdev/berth/internal/ecr"
 	"github.com/berthdev/berth/internal/ecs"
@@ -247,6 +248,12 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Clusters: func(ctx context.Context) ([]ecsmetrics.Cluster, error) { return clusterCapacity(ctx, ecsSvc) },
 		Sink:     ecsmetrics.SinkFunc(func(ctx context.Context, data []ecsmetrics.Datum) error { return cwSvc.Publish(ctx, points(data)) })})
 	s.goRun(func() { ecsMetrics.Run(runCtx) })
+	// Application Auto Scaling: its policies receive the alarm actions
+	// naming them, and it scales services through ECS's UpdateService.
+	asSvc := autoscaling.New(st, ecsScaler{ecsSvc}, cwSvc, autoscaling.Config{Region: cfg.Region, Account: cfg.Account,
+		AlarmPeriod: alarmPeriod(cfg.MetricsPeriod)}, log.With("component", "autoscaling"))
+	cwSvc.SetActionRunner(autoscaling.Runner{S: asSvc})
+	s.goRun(func() { asSvc.Run(runCtx) })
 	gw.SetStatsSink(func(_ context.Context, cred ecs.AgentCredential, rep agentapi.StatsReport) error {
 		ecsMetrics.Record(cred.Cluster, rep)
 		return nil
@@ -266,7 +273,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Agent:    gw,
 		Registry: prom.RegistryHandler(registry.NewHandler(reg, registry.HandlerConfig{Identities: keys, Log: log.With("component", "registry")})),
 		Observer: prom,
-		Services: services(ecsSvc, trail, ecrSvc, logsSvc, cwSvc),
+		Services: services(ecsSvc, trail, ecrSvc, logsSvc, cwSvc, asSvc),
 	})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -412,9 +419,10 @@ func (s *Server) Close() error {
 }
 
 // services lists every AWS service the front door serves.
-func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service, logsSvc *logs.Service, cwSvc *cloudwatch.Service) []*awsproto.Service {
+func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service, logsSvc *logs.Service, cwSvc *cloudwatch.Service, asSvc *autoscaling.Service) []*awsproto.Service {
 	return []*awsproto.Service{
 		ecsSvc.API(),
+		asSvc.API(),
 		ecrSvc.API(),
 		logsSvc.API(),
 		cwSvc.API(),
@@ -429,7 +437,7 @@ func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service, logs
 func SupportedOperations() map[string][]string {
 	out := map[string][]string{}
 	for _, svc := range services(ecs.New(nil, ecs.Config{Endpoint: func() string { return "" }}, nil), nil, ecr.New(nil, ecr.Config{}, nil),
-		logs.New(nil, logs.Config{}, nil), cloudwatch.New(nil, nil, cloudwatch.Config{}, nil)) {
+		logs.New(nil, logs.Config{}, nil), cloudwatch.New(nil, nil, cloudwatch.Config{}, nil), autoscaling.New(nil, nil, nil, autoscaling.Config{}, nil)) {
 		for name, op := range svc.Operations {
 			if op.Implemented {
 				out[svc.SigningName] = append(out[svc.SigningName], name)
