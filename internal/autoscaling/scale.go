@@ -1,12 +1,14 @@
 package autoscaling
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	api "github.com/berthdev/berth/internal/api/applicationautoscalingapi"
@@ -31,7 +33,11 @@ type activityRecord struct {
 	// activity that set only limits.
 	Desired   int32
 	SetsCount bool
+	// Seq orders activities recorded at the same instant.
+	Seq int64
 }
+
+var activitySeq atomic.Int64
 
 func activityKey(res string, t time.Time, id string) string {
 	return fmt.Sprintf("%s%020d-%s", activitiesKeyPrefix(res), t.UnixNano(), id)
@@ -39,6 +45,7 @@ func activityKey(res string, t time.Time, id string) string {
 
 // addActivity stores an activity and drops the oldest beyond the bound.
 func (s *Service) addActivity(ctx context.Context, a activityRecord) {
+	a.Seq = activitySeq.Add(1)
 	b, _ := json.Marshal(a)
 	ops := []store.Op{store.Put(activityKey(a.ResourceID, a.Start, a.ID), b)}
 	if r, err := s.st.List(ctx, activitiesKeyPrefix(a.ResourceID), store.ListOptions{KeysOnly: true}); err == nil {
@@ -345,7 +352,12 @@ func (s *Service) DescribeScalingActivities(ctx context.Context, in *api.Describ
 	if in.ScalableDimension != nil && *in.ScalableDimension != ecsDimension {
 		all = nil
 	}
-	slices.SortStableFunc(all, func(a, b activityRecord) int { return b.Start.Compare(a.Start) })
+	slices.SortStableFunc(all, func(a, b activityRecord) int {
+		if c := b.Start.Compare(a.Start); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.Seq, a.Seq)
+	})
 	pg, next, err := page(all, in.NextToken, in.MaxResults)
 	if err != nil {
 		return nil, err

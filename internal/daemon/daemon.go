@@ -129,6 +129,7 @@ type Server struct {
 	logSt   *logstore.Store
 	metrics *tsdb.DB
 	cw      *cloudwatch.Service
+	as      *autoscaling.Service
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -252,6 +253,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	// naming them, and it scales services through ECS's UpdateService.
 	asSvc := autoscaling.New(st, ecsScaler{ecsSvc}, cwSvc, autoscaling.Config{Region: cfg.Region, Account: cfg.Account,
 		AlarmPeriod: alarmPeriod(cfg.MetricsPeriod)}, log.With("component", "autoscaling"))
+	s.as = asSvc
 	cwSvc.SetActionRunner(autoscaling.Runner{S: asSvc})
 	s.goRun(func() { asSvc.Run(runCtx) })
 	gw.SetStatsSink(func(_ context.Context, cred ecs.AgentCredential, rep agentapi.StatsReport) error {
@@ -361,6 +363,10 @@ func (s *Server) Store() store.Store { return s.st }
 // CloudWatch returns the CloudWatch service: other producers publish
 // metrics through its Publish.
 func (s *Server) CloudWatch() *cloudwatch.Service { return s.cw }
+
+// Autoscaling returns the Application Auto Scaling service (tests drive
+// its clock).
+func (s *Server) Autoscaling() *autoscaling.Service { return s.as }
 
 // FrontDoor returns the API handler (tests, docs).
 func (s *Server) FrontDoor() *awsproto.FrontDoor { return s.fd }
