@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -263,4 +264,173 @@ func TestAutoScalingGoSDK(t *testing.T) {
 	}
 	_, err = as.DeregisterScalableTarget(ctx, &aas.DeregisterScalableTargetInput{ServiceNamespace: ns, ResourceId: res, ScalableDimension: dim})
 	wantAPIError(t, err, "ObjectNotFoundException", "No scalable target found")
+}
+
+// TestAutoScalingCLIs drives step scaling and the errors through both AWS
+// CLIs: an alarm set to ALARM with set-alarm-state runs the policy named
+// in its actions.
+func TestAutoScalingCLIs(t *testing.T) {
+	t.Parallel()
+	s := berthtest.Start(t, nil)
+	for _, cli := range berthtest.CLIs(t) {
+		t.Run(cli.Name, func(t *testing.T) {
+			t.Parallel()
+			run := func(args ...string) map[string]any {
+				t.Helper()
+				out, errOut, code := cli.Run(t, s, args...)
+				if code != 0 {
+					t.Fatalf("%v: exit %d: %s", args, code, errOut)
+				}
+				m := map[string]any{}
+				if strings.TrimSpace(out) != "" {
+					if err := json.Unmarshal([]byte(out), &m); err != nil {
+						t.Fatalf("%v: not JSON: %s", args, out)
+					}
+				}
+				return m
+			}
+			fails := func(want string, args ...string) {
+				t.Helper()
+				_, errOut, code := cli.Run(t, s, args...)
+				if code == 0 || !strings.Contains(errOut, want) {
+					t.Fatalf("%v: exit %d, stderr %s; want an error with %q", args, code, errOut, want)
+				}
+			}
+			cluster := "c-" + cli.Name
+			autoscalingService(t, s.AWSConfig(), cluster, "web", 1)
+			res := "service/" + cluster + "/web"
+			tgt := []string{"--service-namespace", "ecs", "--resource-id", res, "--scalable-dimension", "ecs:service:DesiredCount"}
+			fails("ValidationException", "application-autoscaling", "describe-scalable-targets", "--service-namespace", "dynamodb")
+			fails("Minimum capacity cannot be greater than maximum capacity", append([]string{"application-autoscaling", "register-scalable-target", "--min-capacity", "3", "--max-capacity", "1"}, tgt...)...)
+			run(append([]string{"application-autoscaling", "register-scalable-target", "--min-capacity", "1", "--max-capacity", "4"}, tgt...)...)
+			fails("Invalid schedule expression", append([]string{"application-autoscaling", "put-scheduled-action", "--scheduled-action-name", "x",
+				"--schedule", "cron(61 * * * ? *)", "--scalable-target-action", "MinCapacity=2"}, tgt...)...)
+			pol := run(append([]string{"application-autoscaling", "put-scaling-policy", "--policy-name", "out", "--policy-type", "StepScaling",
+				"--step-scaling-policy-configuration", `{"AdjustmentType":"ExactCapacity","Cooldown":0,"StepAdjustments":[{"MetricIntervalLowerBound":0,"ScalingAdjustment":3}]}`}, tgt...)...)
+			arn, _ := pol["PolicyARN"].(string)
+			if !strings.Contains(arn, ":scalingPolicy:") {
+				t.Fatalf("put-scaling-policy: %v", pol)
+			}
+			alarm := "q-" + cli.Name
+			run("cloudwatch", "put-metric-alarm", "--alarm-name", alarm, "--namespace", "Shop", "--metric-name", "Queue", "--statistic", "Maximum",
+				"--period", "60", "--evaluation-periods", "1", "--threshold", "100", "--comparison-operator", "GreaterThanThreshold", "--alarm-actions", arn)
+			run("cloudwatch", "set-alarm-state", "--alarm-name", alarm, "--state-value", "ALARM", "--state-reason", "drill")
+			if n := desiredCount(t, s.AWSConfig(), cluster, "web"); n != 3 {
+				t.Fatalf("desired count %d, want 3", n)
+			}
+			acts := run(append([]string{"application-autoscaling", "describe-scaling-activities"}, tgt[:4]...)...)
+			list, _ := acts["ScalingActivities"].([]any)
+			if len(list) != 1 {
+				t.Fatalf("activities: %v", acts)
+			}
+			a := list[0].(map[string]any)
+			if a["Cause"] != "monitor alarm "+alarm+" in state ALARM triggered policy out" || a["Description"] != "Setting desired count to 3." {
+				t.Fatalf("activity: %v", a)
+			}
+			pols := run(append([]string{"application-autoscaling", "describe-scaling-policies"}, tgt[:4]...)...)
+			if ps, _ := pols["ScalingPolicies"].([]any); len(ps) != 1 {
+				t.Fatalf("policies: %v", pols)
+			}
+			run(append([]string{"application-autoscaling", "delete-scaling-policy", "--policy-name", "out"}, tgt...)...)
+			fails("ObjectNotFoundException", append([]string{"application-autoscaling", "delete-scaling-policy", "--policy-name", "out"}, tgt...)...)
+		})
+	}
+}
+
+// TestAutoScalingAgainstBinary runs `berth up` (the real binary): a
+// scheduled at() action a few seconds ahead changes the target's limits
+// and the service; policies, their alarms and scheduled actions survive a
+// SIGKILL; an at() action that came due while the server was down runs
+// once when it is back.
+func TestAutoScalingAgainstBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the binary")
+	}
+	dir := t.TempDir()
+	p := berthtest.StartProcess(t, "up", dir, nil, "--throttle=false")
+	cfg := p.Server.AWSConfig()
+	ctx := context.Background()
+	autoscalingService(t, cfg, "prod", "api", 1)
+	res := aws.String("service/prod/api")
+	dim, ns := aastypes.ScalableDimensionECSServiceDesiredCount, aastypes.ServiceNamespaceEcs
+	as := aas.NewFromConfig(cfg)
+	if _, err := as.RegisterScalableTarget(ctx, &aas.RegisterScalableTargetInput{ServiceNamespace: ns, ResourceId: res, ScalableDimension: dim,
+		MinCapacity: aws.Int32(1), MaxCapacity: aws.Int32(10)}); err != nil {
+		t.Fatal(err)
+	}
+	atExpr := func(d time.Duration) *string {
+		return aws.String("at(" + time.Now().UTC().Add(d).Format("2006-01-02T15:04:05") + ")")
+	}
+	putAt := func(as *aas.Client, name string, d time.Duration, minCap int32) {
+		t.Helper()
+		if _, err := as.PutScheduledAction(ctx, &aas.PutScheduledActionInput{ServiceNamespace: ns, ResourceId: res, ScalableDimension: dim,
+			ScheduledActionName: aws.String(name), Schedule: atExpr(d), ScalableTargetAction: &aastypes.ScalableTargetAction{MinCapacity: aws.Int32(minCap)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	putAt(as, "soon", 2*time.Second, 2)
+	eventuallyTrue(t, "scheduled action ran", 10*time.Second, func() bool { return desiredCount(t, cfg, "prod", "api") == 2 })
+	tt, err := as.PutScalingPolicy(ctx, &aas.PutScalingPolicyInput{ServiceNamespace: ns, ResourceId: res, ScalableDimension: dim, PolicyName: aws.String("mem"),
+		PolicyType: aastypes.PolicyTypeTargetTrackingScaling, TargetTrackingScalingPolicyConfiguration: &aastypes.TargetTrackingScalingPolicyConfiguration{
+			TargetValue: aws.Float64(70), PredefinedMetricSpecification: &aastypes.PredefinedMetricSpecification{PredefinedMetricType: aastypes.MetricTypeECSServiceAverageMemoryUtilization}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	step, err := as.PutScalingPolicy(ctx, &aas.PutScalingPolicyInput{ServiceNamespace: ns, ResourceId: res, ScalableDimension: dim, PolicyName: aws.String("step"),
+		StepScalingPolicyConfiguration: &aastypes.StepScalingPolicyConfiguration{AdjustmentType: aastypes.AdjustmentTypeChangeInCapacity, Cooldown: aws.Int32(0),
+			StepAdjustments: []aastypes.StepAdjustment{{MetricIntervalLowerBound: aws.Float64(0), ScalingAdjustment: aws.Int32(1)}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cw := cloudwatch.NewFromConfig(cfg)
+	if _, err := cw.PutMetricAlarm(ctx, &cloudwatch.PutMetricAlarmInput{AlarmName: aws.String("api-queue"), Namespace: aws.String("Shop"), MetricName: aws.String("Queue"),
+		Statistic: cwtypes.StatisticMaximum, Period: aws.Int32(60), EvaluationPeriods: aws.Int32(1), Threshold: aws.Float64(10),
+		ComparisonOperator: cwtypes.ComparisonOperatorGreaterThanThreshold, AlarmActions: []string{*step.PolicyARN}}); err != nil {
+		t.Fatal(err)
+	}
+	// An action due in two seconds, and the server killed before then.
+	putAt(as, "while-down", 2*time.Second, 4)
+	p.Kill9()
+	time.Sleep(3 * time.Second)
+	p = berthtest.StartProcessAt(t, strings.TrimPrefix(p.Endpoint, "http://"), "up", dir, nil, "--throttle=false")
+	cfg = p.Server.AWSConfig()
+	as, cw = aas.NewFromConfig(cfg), cloudwatch.NewFromConfig(cfg)
+	eventuallyTrue(t, "missed scheduled action ran after the restart", 10*time.Second, func() bool { return desiredCount(t, cfg, "prod", "api") == 4 })
+	pols, err := as.DescribeScalingPolicies(ctx, &aas.DescribeScalingPoliciesInput{ServiceNamespace: ns, ResourceId: res})
+	if err != nil || len(pols.ScalingPolicies) != 2 {
+		t.Fatalf("policies after restart: %+v %v", pols, err)
+	}
+	sa, err := as.DescribeScheduledActions(ctx, &aas.DescribeScheduledActionsInput{ServiceNamespace: ns, ResourceId: res})
+	if err != nil || len(sa.ScheduledActions) != 2 {
+		t.Fatalf("scheduled actions after restart: %+v %v", sa, err)
+	}
+	ad, err := cw.DescribeAlarms(ctx, &cloudwatch.DescribeAlarmsInput{AlarmNames: alarmNamesOf(tt.Alarms)})
+	if err != nil || len(ad.MetricAlarms) != 2 {
+		t.Fatalf("target tracking alarms after restart: %+v %v", ad, err)
+	}
+	acts, _ := as.DescribeScalingActivities(ctx, &aas.DescribeScalingActivitiesInput{ServiceNamespace: ns, ResourceId: res})
+	n := 0
+	for _, a := range acts.ScalingActivities {
+		if aws.ToString(a.Cause) == "scheduled action name while-down was triggered" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("the missed action ran %d times: %+v", n, acts.ScalingActivities)
+	}
+	// The step policy still answers its alarm.
+	if _, err := cw.SetAlarmState(ctx, &cloudwatch.SetAlarmStateInput{AlarmName: aws.String("api-queue"), StateValue: cwtypes.StateValueAlarm, StateReason: aws.String("drill")}); err != nil {
+		t.Fatal(err)
+	}
+	if n := desiredCount(t, cfg, "prod", "api"); n != 5 {
+		t.Fatalf("desired count after the alarm: %d, want 5", n)
+	}
+}
+
+func alarmNamesOf(as []aastypes.Alarm) []string {
+	var out []string
+	for _, a := range as {
+		out = append(out, aws.ToString(a.AlarmName))
+	}
+	return out
 }
