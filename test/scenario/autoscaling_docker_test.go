@@ -100,7 +100,7 @@ func autoscalingReaction(t testing.TB, period string) (time.Duration, string) {
 	}
 	var started []time.Time
 	waitFor(t, "first task RUNNING", 90*time.Second, func() bool { started = running(); return len(started) >= 1 })
-	waitFor(t, "a second task RUNNING", 3*time.Minute, func() bool { started = running(); return len(started) >= 2 })
+	waitFor(t, "a second task RUNNING", 8*time.Minute, func() bool { started = running(); return len(started) >= 2 })
 	acts, err := as.DescribeScalingActivities(cx, &aas.DescribeScalingActivitiesInput{ServiceNamespace: ns, ResourceId: res})
 	if err != nil || len(acts.ScalingActivities) == 0 {
 		t.Fatalf("no scaling activity: %+v %v", acts, err)
