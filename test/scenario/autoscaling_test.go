@@ -189,6 +189,36 @@ func TestAutoScalingGoSDK(t *testing.T) {
 			t.Fatalf("alarm %+v", al)
 		}
 	}
+	// Its alarms drive it: AlarmLow at 10 % scales in conservatively (one
+	// task of 5), AlarmHigh at 100 % scales out proportionally (4 -> 8).
+	ttState := func(alarm *string, data string) {
+		t.Helper()
+		if _, err := cw.SetAlarmState(ctx, &cloudwatch.SetAlarmStateInput{AlarmName: alarm, StateValue: cwtypes.StateValueOk, StateReason: aws.String("drill")}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cw.SetAlarmState(ctx, &cloudwatch.SetAlarmStateInput{AlarmName: alarm, StateValue: cwtypes.StateValueAlarm,
+			StateReason: aws.String("drill"), StateReasonData: aws.String(data)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ttState(tt.Alarms[1].AlarmName, `{"version":"1.0","recentDatapoints":[10]}`)
+	if n := desiredCount(t, cfg, "shop", "web"); n != 4 {
+		t.Fatalf("desired count after AlarmLow: %d, want 4", n)
+	}
+	ttState(tt.Alarms[0].AlarmName, `{"version":"1.0","recentDatapoints":[100]}`)
+	if n := desiredCount(t, cfg, "shop", "web"); n != 8 {
+		t.Fatalf("desired count after AlarmHigh: %d, want 8", n)
+	}
+	// The scale-out ended the scale-in cooldown: one more task goes; the
+	// next scale-in waits for the cooldown (60 s).
+	ttState(tt.Alarms[1].AlarmName, `{"version":"1.0","recentDatapoints":[10]}`)
+	if n := desiredCount(t, cfg, "shop", "web"); n != 7 {
+		t.Fatalf("desired count after AlarmLow again: %d, want 7", n)
+	}
+	ttState(tt.Alarms[1].AlarmName, `{"version":"1.0","recentDatapoints":[10]}`)
+	if n := desiredCount(t, cfg, "shop", "web"); n != 7 {
+		t.Fatalf("desired count during the scale-in cooldown: %d, want 7", n)
+	}
 	_, err = as.PutScalingPolicy(ctx, &aas.PutScalingPolicyInput{ServiceNamespace: ns, ResourceId: res, ScalableDimension: dim, PolicyName: aws.String("alb"),
 		PolicyType: aastypes.PolicyTypeTargetTrackingScaling, TargetTrackingScalingPolicyConfiguration: &aastypes.TargetTrackingScalingPolicyConfiguration{
 			TargetValue: aws.Float64(100), PredefinedMetricSpecification: &aastypes.PredefinedMetricSpecification{PredefinedMetricType: aastypes.MetricTypeALBRequestCountPerTarget,
@@ -215,19 +245,19 @@ func TestAutoScalingGoSDK(t *testing.T) {
 	at := base.Add(time.Minute)
 	if _, err := as.PutScheduledAction(ctx, &aas.PutScheduledActionInput{ServiceNamespace: ns, ResourceId: res, ScalableDimension: dim,
 		ScheduledActionName: aws.String("peak"), Schedule: aws.String("at(" + at.Format("2006-01-02T15:04:05") + ")"),
-		ScalableTargetAction: &aastypes.ScalableTargetAction{MinCapacity: aws.Int32(6), MaxCapacity: aws.Int32(8)}}); err != nil {
+		ScalableTargetAction: &aastypes.ScalableTargetAction{MinCapacity: aws.Int32(8), MaxCapacity: aws.Int32(9)}}); err != nil {
 		t.Fatal(err)
 	}
 	setClock := func(t2 time.Time) { clock.Store(t2.UnixNano()) }
 	setClock(at.Add(-2 * time.Second))
 	time.Sleep(1500 * time.Millisecond) // the runner ticks every second: nothing is due yet
-	if n := desiredCount(t, cfg, "shop", "web"); n != 5 {
+	if n := desiredCount(t, cfg, "shop", "web"); n != 7 {
 		t.Fatalf("the scheduled action ran early: desired %d", n)
 	}
 	setClock(at.Add(time.Second))
-	eventuallyTrue(t, "scheduled action ran", 10*time.Second, func() bool { return desiredCount(t, cfg, "shop", "web") == 6 })
+	eventuallyTrue(t, "scheduled action ran", 10*time.Second, func() bool { return desiredCount(t, cfg, "shop", "web") == 8 })
 	d, _ = as.DescribeScalableTargets(ctx, &aas.DescribeScalableTargetsInput{ServiceNamespace: ns, ResourceIds: []string{*res}})
-	if len(d.ScalableTargets) != 1 || *d.ScalableTargets[0].MinCapacity != 6 || *d.ScalableTargets[0].MaxCapacity != 8 {
+	if len(d.ScalableTargets) != 1 || *d.ScalableTargets[0].MinCapacity != 8 || *d.ScalableTargets[0].MaxCapacity != 9 {
 		t.Fatalf("target after the scheduled action: %+v", d.ScalableTargets)
 	}
 	acts, _ = as.DescribeScalingActivities(ctx, &aas.DescribeScalingActivitiesInput{ServiceNamespace: ns, ResourceId: res})
@@ -235,7 +265,7 @@ func TestAutoScalingGoSDK(t *testing.T) {
 	for _, a := range acts.ScalingActivities {
 		causes = append(causes, aws.ToString(a.Description)+" | "+aws.ToString(a.Cause))
 	}
-	want := []string{"Setting desired count to 6. | minimum capacity was set to 6", "Setting min capacity to 6 and max capacity to 8 | scheduled action name peak was triggered"}
+	want := []string{"Setting desired count to 8. | minimum capacity was set to 8", "Setting min capacity to 8 and max capacity to 9 | scheduled action name peak was triggered"}
 	if len(causes) < 2 || causes[0] != want[0] || causes[1] != want[1] {
 		t.Fatalf("activities after the scheduled action:\n%s", strings.Join(causes, "\n"))
 	}
