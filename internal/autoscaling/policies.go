@@ -277,6 +277,9 @@ func (s *Service) PutScalingPolicy(ctx context.Context, in *api.PutScalingPolicy
 		defs := s.ttAlarms(metric, *in.TargetTrackingScalingPolicyConfiguration.TargetValue, res, rec.ARN, names)
 		for i := range defs {
 			if _, err := s.alarms.PutMetricAlarm(ctx, &defs[i]); err != nil {
+				if rev == 0 {
+					s.deleteAlarms(ctx, alarmNames(rec.Alarms)) // the new policy's first alarm
+				}
 				return nil, errs.Wrap(errs.KindOf(err), err, "create the alarm %s", names[i])
 			}
 			rec.Alarms = append(rec.Alarms, api.Alarm{AlarmName: ptr(names[i]), AlarmARN: ptr(s.arns.Service("cloudwatch", "alarm:"+names[i]))})
