@@ -27,6 +27,7 @@ type dockerEnv struct {
 	srv           *daemon.Server
 	log           *slog.Logger
 	dockerVersion string
+	maxStarts     int // the agents' MaxConcurrentStarts
 }
 
 // startDockerEnv checks that image is in Docker's local cache (nothing is
@@ -85,7 +86,7 @@ func (e *dockerEnv) startAgent(ctx context.Context, name, az string) (*daemon.Ag
 	ag, err := daemon.StartAgent(ctx, daemon.AgentConfig{
 		Endpoint: e.srv.Endpoint(), Region: e.srv.Config().Region, DataDir: e.dir + "/" + name, JoinToken: tok,
 		AvailabilityZone: az, MetadataAddr: md, StopTimeout: 5 * time.Second, Version: "bench",
-		PullBehavior: dockerdriver.PullPreferCached, Log: e.log,
+		PullBehavior: dockerdriver.PullPreferCached, MaxConcurrentStarts: e.maxStarts, Log: e.log,
 	})
 	if err != nil {
 		return nil, err

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,13 +38,23 @@ type TasksConfig struct {
 	// replicas. BatchSize <= 10 (RunTask's limit).
 	Batches, BatchSize int
 	Swarm              bool // run the Swarm baseline
-	Log                *slog.Logger
+	// Rounds of the many-task part: each round runs Berth, the Docker SDK
+	// floor and Swarm one after the other, so that all see the same machine.
+	Rounds int
+	// FloorParallelism are the parallelisms the Docker SDK floor tries
+	// (workers creating and starting containers); the floor of a round is
+	// the best of them.
+	FloorParallelism []int
+	// AgentMaxStarts is the agent's MaxConcurrentStarts (0: its default,
+	// -1: unbounded).
+	AgentMaxStarts int
+	Log            *slog.Logger
 }
 
 // DefaultTasksConfig is what `berth bench tasks` runs.
 func DefaultTasksConfig() TasksConfig {
 	return TasksConfig{Image: "berth-test/tool:latest", Args: []string{"term:0s:0", "sleep:1h"},
-		Singles: 50, Batches: 10, BatchSize: 10, Swarm: true}
+		Singles: 50, Batches: 10, BatchSize: 10, Swarm: true, Rounds: 3, FloorParallelism: []int{2, 4, 8, 32}}
 }
 
 // TasksResult holds the measured times.
@@ -56,11 +68,22 @@ type TasksResult struct {
 	CLIP50, CLIP99   time.Duration // wall time of `docker run -d`
 	Many             int
 	Batches, Batch   int
-	BerthMany        time.Duration // first RunTask → all RUNNING
-	BerthManyStop    time.Duration // StopTask of all → all STOPPED
-	SwarmMany        time.Duration // `docker service create` → all replicas running
-	SwarmErr         string        // why the Swarm baseline did not run
+	Rounds           []ManyRound
+	SwarmErr         string // why the Swarm baseline did not run
 	SwarmCreatedHere bool
+}
+
+// ManyRound is one interleaved round of the many-task part.
+type ManyRound struct {
+	BerthMany     time.Duration // first RunTask → all RUNNING
+	BerthManyStop time.Duration // StopTask of all → all STOPPED
+	// Floor is the Docker SDK floor: the same number of containers created
+	// and started straight through the SDK by FloorBest workers, the best
+	// of the parallelisms tried; FloorByParallelism has each one.
+	Floor              time.Duration
+	FloorBest          int
+	FloorByParallelism map[int]time.Duration
+	SwarmMany          time.Duration // `docker service create` → all replicas running
 }
 
 // Tasks starts an in-process Berth (embedded etcd in a temp dir) and one
@@ -99,6 +122,7 @@ func Tasks(ctx context.Context, cfg TasksConfig) (res TasksResult, err error) {
 		return res, err
 	}
 	defer env.close()
+	env.maxStarts = cfg.AgentMaxStarts
 	res.DockerVersion = env.dockerVersion
 	dc := env.dc
 	ag, err := env.startAgent(ctx, "agent", "")
@@ -155,20 +179,78 @@ func Tasks(ctx context.Context, cfg TasksConfig) (res TasksResult, err error) {
 	res.CLIP50, res.CLIP99 = store.Percentile(cliLat, 50), store.Percentile(cliLat, 99)
 	removeLabelled(ctx, dc, dockerdriver.LabelInstance+"="+instanceARN)
 
-	if res.Many > 0 {
-		res.BerthMany, res.BerthManyStop, err = berthMany(ctx, c, cfg)
+	rounds := max(cfg.Rounds, 1)
+	for i := 0; res.Many > 0 && i < rounds; i++ {
+		var r ManyRound
+		r.BerthMany, r.BerthManyStop, err = berthMany(ctx, c, cfg)
 		removeLabelled(ctx, dc, dockerdriver.LabelInstance+"="+instanceARN)
 		if err != nil {
 			return res, err
 		}
-		if cfg.Swarm {
-			res.SwarmMany, res.SwarmCreatedHere, err = swarmMany(ctx, cfg, res.Many)
+		r.FloorByParallelism = map[int]time.Duration{}
+		for _, p := range cfg.FloorParallelism {
+			d, err := sdkMany(ctx, dc, cfg, res.Many, p)
+			removeLabelled(ctx, dc, baseLabel)
+			if err != nil {
+				return res, fmt.Errorf("docker SDK floor, %d workers: %w", p, err)
+			}
+			r.FloorByParallelism[p] = d
+			if r.Floor == 0 || d < r.Floor {
+				r.Floor, r.FloorBest = d, p
+			}
+		}
+		if cfg.Swarm && res.SwarmErr == "" {
+			var created bool
+			r.SwarmMany, created, err = swarmMany(ctx, cfg, res.Many)
+			res.SwarmCreatedHere = res.SwarmCreatedHere || created
 			if err != nil {
 				res.SwarmErr = err.Error()
 			}
 		}
+		log.Info("bench tasks: round done", "round", i+1, "berth", r.BerthMany, "floor", r.Floor, "floorWorkers", r.FloorBest, "swarm", r.SwarmMany)
+		res.Rounds = append(res.Rounds, r)
 	}
 	return res, nil
+}
+
+// sdkMany is the floor for n tasks on this machine: n containers, each
+// configured like sdkOne's, created and started straight through the Docker
+// SDK by p workers, timed until the last start returned (Docker answers a
+// start once the container runs).
+func sdkMany(ctx context.Context, dc *client.Client, cfg TasksConfig, n, p int) (time.Duration, error) {
+	work := make(chan int, n)
+	for i := 0; i < n; i++ {
+		work <- i
+	}
+	close(work)
+	errc := make(chan error, p)
+	start := time.Now()
+	for w := 0; w < p; w++ {
+		go func() {
+			for range work {
+				cr, err := dc.ContainerCreate(ctx, client.ContainerCreateOptions{
+					Config: &container.Config{Image: cfg.Image, Cmd: cfg.Args, Labels: map[string]string{"berth.bench": "tasks"}},
+					HostConfig: &container.HostConfig{Resources: container.Resources{MemoryReservation: 8 << 20},
+						NetworkMode: "bridge"},
+				})
+				if err == nil {
+					_, err = dc.ContainerStart(ctx, cr.ID, client.ContainerStartOptions{})
+				}
+				if err != nil {
+					errc <- err
+					return
+				}
+			}
+			errc <- nil
+		}()
+	}
+	var first error
+	for w := 0; w < p; w++ {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+		}
+	}
+	return time.Since(start), first
 }
 
 // berthOne runs one task, polls every 20 ms until RUNNING and returns that
@@ -422,15 +504,22 @@ func (r TasksResult) Report(w io.Writer) {
 			ratio(r.BerthP50, r.CLIP50), ratio(r.BerthP99, r.CLIP99), ratio(r.BerthP50, r.SDKP50), ratio(r.BerthP99, r.SDKP99))
 	}
 	if r.Many > 0 {
-		fmt.Fprintf(w, "%d tasks on one node:\n", r.Many)
-		fmt.Fprintf(w, "  Berth RunTask count %d x %d -> all RUNNING  %9s  (StopTask all -> all STOPPED %s)\n",
-			r.Batch, r.Batches, ms(r.BerthMany), ms(r.BerthManyStop))
+		fmt.Fprintf(w, "%d tasks on one node (Berth: RunTask count %d x %d -> all RUNNING; floor: Docker SDK create+start, best workers; Swarm: service create --replicas %d -> %d/%d):\n",
+			r.Many, r.Batch, r.Batches, r.Many, r.Many, r.Many)
+		for i, m := range r.Rounds {
+			var tried []string
+			for _, p := range slices.Sorted(maps.Keys(m.FloorByParallelism)) {
+				tried = append(tried, fmt.Sprintf("%d:%s", p, ms(m.FloorByParallelism[p])))
+			}
+			fmt.Fprintf(w, "  round %d: Berth %9s (stop all %s)  floor %9s (%d workers; %s)  Swarm %9s\n",
+				i+1, ms(m.BerthMany), ms(m.BerthManyStop), ms(m.Floor), m.FloorBest, strings.Join(tried, " "), ms(m.SwarmMany))
+			fmt.Fprintf(w, "           Berth/floor %.2fx (goal <= 1.2x)  Berth/Swarm %.2fx (goal <= 0.6x)\n",
+				ratio(m.BerthMany, m.Floor), ratio(m.BerthMany, m.SwarmMany))
+		}
 		if r.SwarmErr != "" {
 			fmt.Fprintf(w, "  Swarm baseline did not run: %s\n", r.SwarmErr)
-		} else if r.SwarmMany > 0 {
-			fmt.Fprintf(w, "  docker service create --replicas %d -> %d/%d  %9s  (swarm initialised here: %v)\n",
-				r.Many, r.Many, r.Many, ms(r.SwarmMany), r.SwarmCreatedHere)
-			fmt.Fprintf(w, "  ratio Berth/Swarm: %.2fx\n", ratio(r.BerthMany, r.SwarmMany))
+		} else if r.SwarmCreatedHere {
+			fmt.Fprintf(w, "  (single-node swarm initialised for the run and left)\n")
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -212,20 +213,28 @@ func startLocalAgent(ctx context.Context, srv *daemon.Server, f serverFlags, log
 		return nil, err
 	}
 	return daemon.StartAgent(ctx, daemon.AgentConfig{
-		Endpoint:         srv.Endpoint(),
-		Region:           srv.Config().Region,
-		DataDir:          filepath.Join(f.dataDir, "agent"),
-		JoinToken:        tok,
-		AvailabilityZone: f.az,
-		PullBehavior:     behavior,
-		StopTimeout:      envDuration("ECS_CONTAINER_STOP_TIMEOUT", 30*time.Second),
-		MetadataAddr:     f.metadataAddr,
+		Endpoint:            srv.Endpoint(),
+		Region:              srv.Config().Region,
+		DataDir:             filepath.Join(f.dataDir, "agent"),
+		JoinToken:           tok,
+		AvailabilityZone:    f.az,
+		PullBehavior:        behavior,
+		StopTimeout:         envDuration("ECS_CONTAINER_STOP_TIMEOUT", 30*time.Second),
+		MetadataAddr:        f.metadataAddr,
+		MaxConcurrentStarts: envInt("BERTH_MAX_CONCURRENT_STARTS", 0),
 		// The agent reports at least once per metrics period.
 		StatsInterval:       min(5*time.Second, f.metricsPeriod),
 		StatsReportInterval: min(agentapi.StatsInterval, f.metricsPeriod),
 		Version:             Version,
 		Log:                 log,
 	})
+}
+
+func envInt(k string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(k)); err == nil {
+		return n
+	}
+	return def
 }
 
 func envDuration(k string, def time.Duration) time.Duration {
@@ -260,6 +269,8 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	pull := fs.String("image-pull-behavior", envOr("ECS_IMAGE_PULL_BEHAVIOR", "default"), "default, always, once or prefer-cached; env ECS_IMAGE_PULL_BEHAVIOR")
 	stopTimeout := fs.Duration("stop-timeout", envDuration("ECS_CONTAINER_STOP_TIMEOUT", 30*time.Second), "default container stop timeout; env ECS_CONTAINER_STOP_TIMEOUT")
 	mdAddr := fs.String("metadata-addr", "0.0.0.0:51679", "task metadata endpoint address")
+	maxStarts := fs.Int("max-concurrent-starts", envInt("BERTH_MAX_CONCURRENT_STARTS", 0),
+		"container creates and starts asked of Docker at once (0: the default, -1: unbounded); env BERTH_MAX_CONCURRENT_STARTS")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	attrs := attrFlag{}
 	fs.Var(attrs, "attribute", "custom attribute name=value (repeatable)")
@@ -277,7 +288,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	ag, err := daemon.StartAgent(ctx, daemon.AgentConfig{
 		Endpoint: *endpoint, Region: *region, DataDir: *dataDir, JoinToken: *token, Cluster: *cluster,
 		AvailabilityZone: *az, InstanceType: *itype, Attributes: attrs, PullBehavior: behavior,
-		StopTimeout: *stopTimeout, MetadataAddr: *mdAddr, Version: Version, Log: log,
+		StopTimeout: *stopTimeout, MetadataAddr: *mdAddr, MaxConcurrentStarts: *maxStarts, Version: Version, Log: log,
 	})
 	if err != nil {
 		return err
@@ -381,10 +392,17 @@ func runBenchTasks(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.IntVar(&cfg.Batches, "batches", cfg.Batches, "RunTask calls for the many-tasks run (0: skip it)")
 	fs.IntVar(&cfg.BatchSize, "batch-size", cfg.BatchSize, "tasks per RunTask call (1..10)")
 	fs.BoolVar(&cfg.Swarm, "swarm", cfg.Swarm, "time docker service create --replicas on a single-node Swarm beside the many-tasks run")
+	fs.IntVar(&cfg.AgentMaxStarts, "agent-max-starts", cfg.AgentMaxStarts, "the agent's --max-concurrent-starts (0: its default, -1: unbounded)")
+	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "interleaved rounds of the many-tasks run (Berth, Docker SDK floor, Swarm)")
+	floor := fs.String("floor-workers", joinInts(cfg.FloorParallelism), "comma-separated parallelisms the Docker SDK floor tries (its best is the floor)")
 	if err := fs.Parse(args); err != nil {
 		return UsageError{err.Error()}
 	}
-	if cfg.Singles < 1 || cfg.Batches < 0 || cfg.BatchSize < 1 || cfg.BatchSize > 10 {
+	var perr error
+	if cfg.FloorParallelism, perr = splitInts(*floor); perr != nil || len(cfg.FloorParallelism) == 0 {
+		return UsageError{"--floor-workers: want comma-separated positive integers"}
+	}
+	if cfg.Singles < 1 || cfg.Batches < 0 || cfg.BatchSize < 1 || cfg.BatchSize > 10 || cfg.Rounds < 1 {
 		return UsageError{"bad benchmark parameters"}
 	}
 	res, err := bench.Tasks(ctx, cfg)
@@ -440,4 +458,24 @@ func runBenchAwslogs(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	res.Report(stdout)
 	return nil
+}
+
+func joinInts(v []int) string {
+	parts := make([]string, len(v))
+	for i, n := range v {
+		parts[i] = strconv.Itoa(n)
+	}
+	return strings.Join(parts, ",")
+}
+
+func splitInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("bad integer %q", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }

@@ -39,6 +39,10 @@ type AgentConfig struct {
 	DockerHost       string            // default: environment / unix socket
 	PullBehavior     dockerdriver.PullBehavior
 	StopTimeout      time.Duration // ECS_CONTAINER_STOP_TIMEOUT; default 30s
+	// MaxConcurrentStarts bounds the container creates and starts the
+	// agent asks Docker for at once (taskrun.Config); 0: DefaultMaxConcurrentStarts,
+	// negative: unbounded.
+	MaxConcurrentStarts int
 	// MetadataAddr is where the task metadata endpoint listens
 	// ("0.0.0.0:51679" by default: reachable from every bridge network).
 	MetadataAddr string
@@ -49,6 +53,21 @@ type AgentConfig struct {
 	StatsReportInterval time.Duration
 	Version             string
 	Log                 *slog.Logger
+}
+
+// DefaultMaxConcurrentStarts is how many container creates and starts an
+// agent runs at once unless told otherwise: docs/benchmarks.md, "Tasks on
+// Docker", has the measurements it comes from.
+const DefaultMaxConcurrentStarts = 0
+
+func maxStarts(n int) int {
+	switch {
+	case n < 0:
+		return 0
+	case n == 0:
+		return DefaultMaxConcurrentStarts
+	}
+	return n
 }
 
 // Capabilities this agent's runtime supports; task definitions whose
@@ -187,18 +206,19 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (_ *Agent, err error) {
 		return nil, err
 	}
 	rt, err = taskrun.New(taskrun.Config{
-		Driver:             driver,
-		InstanceID:         st.InstanceID,
-		InstanceARN:        st.ContainerInstanceArn,
-		ClusterARN:         clusterARNOf(st.ContainerInstanceArn, st.Cluster),
-		PullBehavior:       cfg.PullBehavior,
-		DefaultStopTimeout: cfg.StopTimeout,
-		Metadata:           md,
-		MetadataPort:       mdPort,
-		Logs:               logs,
-		AvailabilityZone:   cfg.AvailabilityZone,
-		Report:             shell.Report,
-		Log:                log.With("component", "taskrun"),
+		Driver:              driver,
+		InstanceID:          st.InstanceID,
+		InstanceARN:         st.ContainerInstanceArn,
+		ClusterARN:          clusterARNOf(st.ContainerInstanceArn, st.Cluster),
+		PullBehavior:        cfg.PullBehavior,
+		DefaultStopTimeout:  cfg.StopTimeout,
+		MaxConcurrentStarts: maxStarts(cfg.MaxConcurrentStarts),
+		Metadata:            md,
+		MetadataPort:        mdPort,
+		Logs:                logs,
+		AvailabilityZone:    cfg.AvailabilityZone,
+		Report:              shell.Report,
+		Log:                 log.With("component", "taskrun"),
 	})
 	if err != nil {
 		logs.Close()

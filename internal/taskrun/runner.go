@@ -461,6 +461,11 @@ func (r *runner) provision(ctx context.Context) error {
 	}
 	host.PortBindings = nil // awsvpc ports are reached at the task's own address
 	name := dockerdriver.DockerName(r.task, "internal-pause")
+	release, err := r.rt.startSlot(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	id, err := r.rt.d.CreateContainer(ctx, name, cfg, host, netCfg)
 	if errs.Is(err, errs.AlreadyExists) {
 		var info dockerdriver.ContainerInfo
@@ -526,7 +531,12 @@ func (r *runner) create(ctx context.Context, c *ctr) error {
 		r.abandon(c, "CannotCreateContainerError: "+errs.MessageOf(err))
 		return nil
 	}
+	release, err := r.rt.startSlot(ctx)
+	if err != nil {
+		return err
+	}
 	id, err := r.rt.d.CreateContainer(ctx, c.dockerName, cfg, host, netCfg)
+	release()
 	if errs.Is(err, errs.AlreadyExists) {
 		// A create whose answer was lost: take the container it made.
 		var info dockerdriver.ContainerInfo
@@ -549,7 +559,13 @@ func (r *runner) start(ctx context.Context, c *ctr) error {
 	if ok, err := r.prepareLogs(ctx, c); !ok {
 		return err
 	}
-	if err := r.rt.d.StartContainer(ctx, c.id); err != nil {
+	release, err := r.rt.startSlot(ctx)
+	if err != nil {
+		return err
+	}
+	err = r.rt.d.StartContainer(ctx, c.id)
+	release()
+	if err != nil {
 		if ctx.Err() != nil || (errs.Is(err, errs.Unavailable) && errs.ReasonOf(err) == dockerdriver.ReasonDaemonDown) {
 			return err
 		}

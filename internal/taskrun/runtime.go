@@ -76,6 +76,12 @@ type Config struct {
 	// besides Docker events (default 1s while it changes, 10x that while
 	// it is steadily RUNNING).
 	PollInterval time.Duration
+	// MaxConcurrentStarts bounds how many container creates and starts
+	// this runtime asks Docker for at the same time, across all its
+	// runners (0: unbounded). When a hundred tasks arrive at once, Docker
+	// on a small host gets through them sooner a few at a time than all
+	// at once (docs/benchmarks.md, "Tasks on Docker").
+	MaxConcurrentStarts int
 	// Labels are added to every container (tests mark theirs).
 	Labels map[string]string
 	// Logs ships the output of awslogs containers to CloudWatch Logs
@@ -110,6 +116,9 @@ type Runtime struct {
 	awsvpcNet string // its subnet
 	bridgeGW  string
 	pauseOK   bool
+
+	// starts holds a token per create or start in flight; nil: unbounded.
+	starts chan struct{}
 }
 
 // New returns a Runtime. It does not contact Docker.
@@ -151,7 +160,25 @@ func New(cfg Config) (*Runtime, error) {
 		cfg.PollInterval = time.Second
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Runtime{cfg: cfg, d: cfg.Driver, log: cfg.Log, ctx: ctx, cancel: cancel, runners: map[string]*runner{}}, nil
+	rt := &Runtime{cfg: cfg, d: cfg.Driver, log: cfg.Log, ctx: ctx, cancel: cancel, runners: map[string]*runner{}}
+	if cfg.MaxConcurrentStarts > 0 {
+		rt.starts = make(chan struct{}, cfg.MaxConcurrentStarts)
+	}
+	return rt, nil
+}
+
+// startSlot waits for a turn to create or start a container and returns
+// its release; it gives up when ctx ends.
+func (rt *Runtime) startSlot(ctx context.Context) (release func(), err error) {
+	if rt.starts == nil {
+		return func() {}, nil
+	}
+	select {
+	case rt.starts <- struct{}{}:
+		return func() { <-rt.starts }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // Close is the agent's shutdown: every runner stops watching, and every
