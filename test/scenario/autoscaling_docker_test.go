@@ -57,12 +57,18 @@ func autoscalingReaction(t testing.TB, period string, idle time.Duration) (time.
 		return true
 	})
 	t.Cleanup(func() { berthtest.RemoveAgentContainers(t, instanceARN) })
+	// The burn outlasts three alarm periods with room to spare: 90 s with
+	// 10 s alarm periods, 10 minutes with 60 s ones.
+	burnFor := 90 * time.Second
+	if period == "60s" {
+		burnFor = 10 * time.Minute
+	}
 	if _, err := c.RegisterTaskDefinition(cx, &ecs.RegisterTaskDefinitionInput{
 		Family: aws.String("hot"), Cpu: aws.String("256"), Memory: aws.String("64"),
 		ContainerDefinitions: []types.ContainerDefinition{{Name: aws.String("main"), Image: aws.String(statsToolImage), StopTimeout: aws.Int32(2),
 			// Bounded, so that the tasks scaling adds do not keep the
 			// machine busy for long.
-			Command: []string{"sleep:" + idle.String(), "burn:90s", "sleep:1h"}}},
+			Command: []string{"sleep:" + idle.String(), "burn:" + burnFor.String(), "sleep:1h"}}},
 	}); err != nil {
 		t.Fatal(err)
 	}
