@@ -27,9 +27,9 @@ const reactionLimit = 45 * time.Second
 // ECSServiceAverageCPUUtilization with a target of 50 %. The task idles
 // for idle first (so the alarms have non-breaching datapoints, as a
 // service that has been running has), then burns. It returns how long
-// after the burn began a second task was RUNNING, and the scaling
-// activity's description and cause.
-func autoscalingReaction(t testing.TB, period string, idle time.Duration) (time.Duration, string) {
+// after the burn began the scaling activity started (the trigger) and a
+// second task was RUNNING, and the activity's description and cause.
+func autoscalingReaction(t testing.TB, period string, idle time.Duration) (trigger, reaction time.Duration, activity string) {
 	berthtest.NeedDocker(t)
 	dc, err := client.New(client.FromEnv)
 	if err != nil {
@@ -114,7 +114,8 @@ func autoscalingReaction(t testing.TB, period string, idle time.Duration) (time.
 		t.Fatalf("no scaling activity: %+v %v", acts, err)
 	}
 	last := acts.ScalingActivities[len(acts.ScalingActivities)-1]
-	return started[1].Sub(started[0].Add(idle)), aws.ToString(last.Description) + " | " + aws.ToString(last.Cause)
+	burn := started[0].Add(idle)
+	return last.StartTime.Sub(burn), started[1].Sub(burn), aws.ToString(last.Description) + " | " + aws.ToString(last.Cause)
 }
 
 func freeAnyAddrTB(t testing.TB) string {
@@ -145,8 +146,8 @@ func TestAutoScalingTargetTrackingDocker(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs containers")
 	}
-	took, act := autoscalingReaction(t, "5s", 0)
-	t.Logf("CPU breach -> second task RUNNING in %v (%s)", took, act)
+	trigger, took, act := autoscalingReaction(t, "5s", 0)
+	t.Logf("CPU breach -> scaling activity in %v, second task RUNNING in %v (%s)", trigger, took, act)
 	if took > 2*reactionLimit {
 		t.Fatalf("scale-out took %v, goal %v", took, reactionLimit)
 	}
@@ -165,7 +166,8 @@ func BenchmarkAutoscalingReaction(b *testing.B) {
 				idle = 4 * time.Minute
 			}
 			for range b.N {
-				took, _ := autoscalingReaction(b, period, idle)
+				trigger, took, _ := autoscalingReaction(b, period, idle)
+				b.ReportMetric(trigger.Seconds(), "s/trigger")
 				b.ReportMetric(took.Seconds(), "s/reaction")
 				if period == "5s" && took > reactionLimit {
 					b.Errorf("reaction %v over the %v goal", took, reactionLimit)
