@@ -20,6 +20,7 @@ import (
 
 	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/agentgw"
+	"github.com/berthdev/berth/internal/alb"
 	"github.com/berthdev/berth/internal/audit"
 	"github.com/berthdev/berth/internal/autoscaling"
 	"github.com/berthdev/berth/internal/awsproto"
@@ -28,6 +29,7 @@ import (
 	"github.com/berthdev/berth/internal/ecr"
 	"github.com/berthdev/berth/internal/ecs"
 	"github.com/berthdev/berth/internal/ecsmetrics"
+	"github.com/berthdev/berth/internal/elbv2"
 	"github.com/berthdev/berth/internal/errs"
 	"github.com/berthdev/berth/internal/iam"
 	"github.com/berthdev/berth/internal/logs"
@@ -73,6 +75,9 @@ type Config struct {
 	// /metrics (Prometheus), for a scraper that must not reach the API
 	// port. /metrics is always served on Listen too.
 	MetricsListen string
+	// ELBListenHost is the address every ELBv2 listener listens on;
+	// default 127.0.0.1 (docs/load-balancing.md).
+	ELBListenHost string
 	// LogStore tunes the CloudWatch Logs store in DataDir/logs (its Dir
 	// and Log are set by Start); zero values take logstore's defaults.
 	LogStore logstore.Config
@@ -130,6 +135,8 @@ type Server struct {
 	metrics *tsdb.DB
 	cw      *cloudwatch.Service
 	as      *autoscaling.Service
+	elb     *elbv2.Service
+	plane   *alb.Plane
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -260,6 +267,24 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		ecsMetrics.Record(cred.Cluster, rep)
 		return nil
 	})
+	// ELBv2: the API and its controller, which hands the load balancers
+	// this server holds to its data plane (docs/load-balancing.md).
+	elbRequests := elbv2.NewRequestMetrics() // AWS/ApplicationELB
+	plane := alb.New(alb.Options{Log: log.With("component", "alb"), Observer: elbRequests})
+	s.plane = plane
+	localHost := host
+	elbSvc := elbv2.New(st, plane, elbv2.Config{Region: cfg.Region, Account: cfg.Account, ListenHost: cfg.ELBListenHost,
+		CertDir: filepath.Join(absDir, "certificates"), ServerID: serverID,
+		Instances: func(ctx context.Context, id string) (string, error) {
+			h, err := ecsSvc.InstanceHostname(ctx, id)
+			if err == nil && (h == localHost || h == "") {
+				h = "127.0.0.1" // an agent on this machine
+			}
+			return h, err
+		}}, log.With("component", "elbv2"))
+	s.elb = elbSvc
+	s.goRun(func() { elbSvc.Run(runCtx) })
+	s.goRun(func() { elbSvc.RunMetrics(runCtx, elbRequests, cfg.MetricsPeriod, cwSvc.Publish) })
 	limiter := throttle.Disabled()
 	if cfg.Throttle {
 		limiter = throttle.New(cfg.ThrottleLimits)
@@ -275,7 +300,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Agent:    gw,
 		Registry: prom.RegistryHandler(registry.NewHandler(reg, registry.HandlerConfig{Identities: keys, Log: log.With("component", "registry")})),
 		Observer: prom,
-		Services: services(ecsSvc, trail, ecrSvc, logsSvc, cwSvc, asSvc),
+		Services: services(ecsSvc, trail, ecrSvc, logsSvc, cwSvc, elbSvc, asSvc),
 	})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -360,6 +385,9 @@ func (s *Server) Logs() *logs.Service { return s.logs }
 // Store returns the server's store (tests and benchmarks).
 func (s *Server) Store() store.Store { return s.st }
 
+// ELBv2 returns the ELBv2 service (tests).
+func (s *Server) ELBv2() *elbv2.Service { return s.elb }
+
 // CloudWatch returns the CloudWatch service: other producers publish
 // metrics through its Publish.
 func (s *Server) CloudWatch() *cloudwatch.Service { return s.cw }
@@ -414,6 +442,7 @@ func (s *Server) Close() error {
 		}
 		s.cancel()
 		s.wg.Wait()
+		s.plane.Close()
 		rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
 		s.claim.Release(rctx)
 		rcancel()
@@ -425,8 +454,9 @@ func (s *Server) Close() error {
 }
 
 // services lists every AWS service the front door serves.
-func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service, logsSvc *logs.Service, cwSvc *cloudwatch.Service, asSvc *autoscaling.Service) []*awsproto.Service {
+func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service, logsSvc *logs.Service, cwSvc *cloudwatch.Service, elbSvc *elbv2.Service, asSvc *autoscaling.Service) []*awsproto.Service {
 	return []*awsproto.Service{
+		elbSvc.API(),
 		ecsSvc.API(),
 		asSvc.API(),
 		ecrSvc.API(),
@@ -443,7 +473,8 @@ func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service, logs
 func SupportedOperations() map[string][]string {
 	out := map[string][]string{}
 	for _, svc := range services(ecs.New(nil, ecs.Config{Endpoint: func() string { return "" }}, nil), nil, ecr.New(nil, ecr.Config{}, nil),
-		logs.New(nil, logs.Config{}, nil), cloudwatch.New(nil, nil, cloudwatch.Config{}, nil), autoscaling.New(nil, nil, nil, autoscaling.Config{}, nil)) {
+		logs.New(nil, logs.Config{}, nil), cloudwatch.New(nil, nil, cloudwatch.Config{}, nil), elbv2.New(nil, nil, elbv2.Config{}, nil),
+		autoscaling.New(nil, nil, nil, autoscaling.Config{}, nil)) {
 		for name, op := range svc.Operations {
 			if op.Implemented {
 				out[svc.SigningName] = append(out[svc.SigningName], name)

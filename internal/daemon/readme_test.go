@@ -24,6 +24,7 @@ var serviceTitles = map[string]string{
 	"ecr":                     "Amazon ECR",
 	"logs":                    "Amazon CloudWatch Logs",
 	"monitoring":              "Amazon CloudWatch",
+	"elasticloadbalancing":    "Elastic Load Balancing v2",
 	"application-autoscaling": "Application Auto Scaling",
 }
 
