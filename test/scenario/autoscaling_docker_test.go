@@ -169,6 +169,7 @@ func BenchmarkAutoscalingReaction(b *testing.B) {
 				trigger, took, _ := autoscalingReaction(b, period, idle)
 				b.ReportMetric(trigger.Seconds(), "s/trigger")
 				b.ReportMetric(took.Seconds(), "s/reaction")
+				b.Logf("metrics period %s: scaling activity %v and new task RUNNING %v after the breach began", period, trigger, took)
 				if period == "5s" && took > reactionLimit {
 					b.Errorf("reaction %v over the %v goal", took, reactionLimit)
 				}
