@@ -161,28 +161,7 @@ func fastEligible(r *http.Request) bool {
 
 // forwardFast proxies one request to the group over the pool; it writes ALB's error on failure.
 func (h *handler) forwardFast(w http.ResponseWriter, r *http.Request, st *reqState, up *upstream) {
-	conn := r.Header["Connection"]
-	out := make(http.Header, len(r.Header)+4)
-	for k, v := range r.Header {
-		if isHop(k, conn) {
-			continue
-		}
-		out[k] = v
-	}
-	client, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		client = r.RemoteAddr
-	}
-	if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
-		client = strings.Join(prior, ", ") + ", " + client
-	}
-	out["X-Forwarded-For"] = []string{client}
-	out["X-Forwarded-Proto"] = []string{st.rt.scheme}
-	out["X-Forwarded-Port"] = []string{st.rt.port}
-	out["X-Amzn-Trace-Id"] = []string{traceHeader(r.Header.Get("X-Amzn-Trace-Id"), time.Now())}
-	if _, ok := out["User-Agent"]; !ok {
-		out["User-Agent"] = []string{""} // Request.Write would add Go's
-	}
+	out := outHeaders(r, st)
 	body := r.Body
 	if r.ContentLength == 0 {
 		body = nil
@@ -226,6 +205,114 @@ func (h *handler) forwardFast(w http.ResponseWriter, r *http.Request, st *reqSta
 		return
 	}
 	h.plane.forwardError(w, r, st, lastErr)
+}
+
+// outHeaders is the header a request is forwarded with: the client's without hop-by-hop fields,
+// plus ALB's X-Forwarded-For/Proto/Port and X-Amzn-Trace-Id.
+func outHeaders(r *http.Request, st *reqState) http.Header {
+	conn := r.Header["Connection"]
+	out := make(http.Header, len(r.Header)+4)
+	for k, v := range r.Header {
+		if isHop(k, conn) {
+			continue
+		}
+		out[k] = v
+	}
+	client, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		client = r.RemoteAddr
+	}
+	if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
+		client = strings.Join(prior, ", ") + ", " + client
+	}
+	out["X-Forwarded-For"] = []string{client}
+	out["X-Forwarded-Proto"] = []string{st.rt.scheme}
+	out["X-Forwarded-Port"] = []string{st.rt.port}
+	out["X-Amzn-Trace-Id"] = []string{traceHeader(r.Header.Get("X-Amzn-Trace-Id"), time.Now())}
+	if _, ok := out["User-Agent"]; !ok {
+		out["User-Agent"] = []string{""} // Request.Write would add Go's
+	}
+	return out
+}
+
+// forwardUpgrade proxies a WebSocket (or other HTTP/1.1 Upgrade) request: the handshake to a
+// target, then bytes both ways until either side closes or nothing moves for the idle timeout.
+func (h *handler) forwardUpgrade(w http.ResponseWriter, r *http.Request, st *reqState, up *upstream) {
+	out := outHeaders(r, st)
+	out["Connection"] = []string{"Upgrade"}
+	out["Upgrade"] = r.Header["Upgrade"]
+	outreq := &http.Request{Method: r.Method, URL: r.URL, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: out, Host: r.Host}
+	var tried []*target
+	var lastErr error = errNoTarget
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		start := time.Now()
+		t := st.g.pick(tried, st.sticky, start, rand.Float64())
+		if t == nil {
+			break
+		}
+		c, err := net.DialTimeout("tcp", t.addr, 10*time.Second)
+		if err != nil {
+			lastErr = &net.OpError{Op: "dial", Net: "tcp", Err: err}
+			st.g.connectFailed(t)
+			tried = append(tried, t)
+			continue
+		}
+		t.outstanding.Add(1)
+		h.upgradeOn(w, r, st, up, t, c, outreq, start)
+		t.outstanding.Add(-1)
+		return
+	}
+	h.plane.forwardError(w, r, st, lastErr)
+}
+
+func (h *handler) upgradeOn(w http.ResponseWriter, r *http.Request, st *reqState, up *upstream, t *target, c net.Conn, outreq *http.Request, start time.Time) {
+	defer c.Close()
+	bw := bufio.NewWriter(c)
+	err := outreq.Write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	var resp *http.Response
+	br := bufio.NewReader(c)
+	if err == nil {
+		c.SetReadDeadline(start.Add(up.idle))
+		resp, err = http.ReadResponse(br, outreq)
+	}
+	if err != nil {
+		h.plane.forwardError(w, r, st, err)
+		return
+	}
+	st.target = t
+	h.plane.observe(st.rt.lbARN, st.g.arn, resp.StatusCode, time.Since(start), false)
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		hd := w.Header()
+		conn := resp.Header["Connection"]
+		for k, v := range resp.Header {
+			if !isHop(k, conn) {
+				hd[k] = v
+			}
+		}
+		setStickyCookies(hd, st)
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+		resp.Body.Close()
+		return
+	}
+	cc, crw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		h.plane.forwardError(w, r, st, err)
+		return
+	}
+	defer cc.Close()
+	crw.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
+	resp.Header.Write(crw)
+	crw.WriteString("\r\n")
+	if err := crw.Flush(); err != nil {
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+	cc.SetDeadline(time.Time{})
+	splice(cc, c, crw.Reader, br, up.idle)
 }
 
 // roundTrip sends the request on a pooled connection (retrying once on a fresh one when a reused

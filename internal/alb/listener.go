@@ -275,16 +275,51 @@ func (p *Plane) serveTCP(c net.Conn, tr *tcpRoute) {
 	defer up.Close()
 	t.outstanding.Add(1)
 	defer t.outstanding.Add(-1)
+	splice(c, up, c, up, tr.idle)
+}
+
+// splice copies bytes both ways between a client and a target connection (reading through cr and
+// ur, which may hold bytes already buffered) until both sides are done or no byte has moved
+// either way for idle. Half-closes are passed on.
+func splice(c, up net.Conn, cr, ur io.Reader, idle time.Duration) {
+	var last atomic.Int64
+	last.Store(time.Now().UnixNano())
 	done := make(chan struct{}, 2)
-	pipe := func(dst, src net.Conn) {
-		io.Copy(dst, src)
+	pipe := func(dst, srcConn net.Conn, src io.Reader) {
+		bufp := copyBufs.Get().(*[]byte)
+		defer copyBufs.Put(bufp)
+		buf := *bufp
+		for {
+			srcConn.SetReadDeadline(time.Now().Add(idle))
+			n, err := src.Read(buf)
+			if n > 0 {
+				last.Store(time.Now().UnixNano())
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() && time.Since(time.Unix(0, last.Load())) < idle {
+					continue // the other direction was busy
+				}
+				break
+			}
+		}
 		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
 		}
 		done <- struct{}{}
 	}
-	go pipe(up, c)
-	go pipe(c, up)
+	go pipe(up, c, cr)
+	go pipe(c, up, ur)
 	<-done
-	<-done
+	// One side finished: give the other the idle timeout to finish, then cut both.
+	select {
+	case <-done:
+	case <-time.After(idle):
+		c.Close()
+		up.Close()
+		<-done
+	}
 }

@@ -23,6 +23,9 @@ func randFloat() float64 { return rand.Float64() }
 // DefaultIdleTimeout is ALB's default idle_timeout.timeout_seconds.
 const DefaultIdleTimeout = 60 * time.Second
 
+// DefaultTCPIdleTimeout is NLB's fixed TCP idle timeout.
+const DefaultTCPIdleTimeout = 350 * time.Second
+
 type transportKey struct {
 	lb, tg          string
 	protocol, proto string
@@ -218,7 +221,11 @@ func (p *Plane) Apply(cfg Config) error {
 					g = p.st.groups[a.Forward[0].ARN]
 				}
 			}
-			s.configureTCP(cl.l.ARN, &tcpRoute{g: g, idle: idle})
+			tidle := cl.lb.IdleTimeout
+			if tidle <= 0 {
+				tidle = DefaultTCPIdleTimeout
+			}
+			s.configureTCP(cl.l.ARN, &tcpRoute{g: g, idle: tidle})
 		} else {
 			s.configureHTTP(cl.l.ARN, cl.rt, cl.cert, idle)
 		}

@@ -585,6 +585,27 @@ func TestWebSocketUpgrade(t *testing.T) {
 	if err != nil || line != "echo hello\n" {
 		t.Fatalf("echo: %q %v", line, err)
 	}
+	// An upgraded connection idle for the load balancer's idle timeout is closed.
+	cfg := oneListener(Listener{Addr: strings.TrimPrefix(url, "http://"), DefaultActions: []Action{forward("tg")}}, tg)
+	cfg.LoadBalancers[0].IdleTimeout = 300 * time.Millisecond
+	if err := p.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	fmt.Fprintf(c2, "GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	br2 := bufio.NewReader(c2)
+	if resp, err := http.ReadResponse(br2, nil); err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	start := time.Now()
+	c2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := br2.ReadString('\n'); err != io.EOF || time.Since(start) > 3*time.Second {
+		t.Fatalf("idle upgraded connection: %v after %v", err, time.Since(start))
+	}
 }
 
 func TestH2CClientsAndTargets(t *testing.T) {
@@ -701,6 +722,24 @@ func TestTCPListener(t *testing.T) {
 	b, _ := io.ReadAll(c)
 	if string(b) != "ping" {
 		t.Fatalf("echo %q", b)
+	}
+	// An idle connection is closed after the load balancer's idle timeout.
+	cfg.LoadBalancers[0].IdleTimeout = 300 * time.Millisecond
+	cfg.LoadBalancers[0].Listeners[0].Addr = p.ListenerAddr("l").String()
+	if err := p.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	idle, err := net.Dial("tcp", p.ListenerAddr("l").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	idle.Write([]byte("x"))
+	start := time.Now()
+	idle.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, _ = io.ReadAll(idle)
+	if string(b) != "x" || time.Since(start) > 3*time.Second {
+		t.Fatalf("idle connection: read %q, closed after %v", b, time.Since(start))
 	}
 }
 

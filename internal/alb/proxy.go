@@ -123,6 +123,10 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, rt *routing, a
 		h.forwardFast(w, r, st, up)
 		return
 	}
+	if up.fast != nil && r.ProtoMajor == 1 && r.ContentLength == 0 {
+		h.forwardUpgrade(w, r, st, up)
+		return
+	}
 	st.transport = up.rt
 	h.plane.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 }

@@ -84,7 +84,15 @@ type Config struct {
 	// MetricsPeriod is how often the ECS metrics (AWS/ECS,
 	// ECS/ContainerInsights) are published; default 60s as ECS does.
 	MetricsPeriod time.Duration
-	Log           *slog.Logger
+	// DisconnectGrace is how long a container instance's agent may be
+	// disconnected before its service tasks are started elsewhere (the old
+	// ones keep running); default ecs.DefaultDisconnectGrace.
+	DisconnectGrace time.Duration
+	// InstanceLostAfter is how long a container instance's agent may be
+	// disconnected before its tasks are written STOPPED; default
+	// ecs.DefaultLostAfter, negative: never (docs/agent.md).
+	InstanceLostAfter time.Duration
+	Log               *slog.Logger
 }
 
 func (c *Config) setDefaults() error {
@@ -231,8 +239,12 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	ecsSvc := ecs.New(st, ecs.Config{Region: cfg.Region, Account: cfg.Account, Endpoint: func() string { return s.Endpoint() }}, log.With("component", "ecs"))
 	s.ecs = ecsSvc
 	s.goRun(func() { ecsSvc.RunTaskGC(runCtx, cfg.TaskRetention) })
-	s.goRun(func() { ecsSvc.RunServiceController(runCtx, ecs.ServiceControllerConfig{Observer: prom}) })
-	s.goRun(func() { ecsSvc.RunLostInstanceMonitor(runCtx, ecs.LostInstanceConfig{}) })
+	s.goRun(func() {
+		ecsSvc.RunServiceController(runCtx, ecs.ServiceControllerConfig{Observer: prom, DisconnectGrace: cfg.DisconnectGrace})
+	})
+	s.goRun(func() {
+		ecsSvc.RunLostInstanceMonitor(runCtx, ecs.LostInstanceConfig{LostAfter: cfg.InstanceLostAfter})
+	})
 	reg := registry.New(registry.Config{Store: st, Blobs: blobs, Account: cfg.Account, Log: log.With("component", "registry"), Owns: claim.Held})
 	s.goRun(func() { reg.Run(runCtx) })
 	// Agents pull images that live in Berth's registry with credentials
