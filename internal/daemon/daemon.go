@@ -25,6 +25,7 @@ import (
 	"github.com/berthdev/berth/internal/alb"
 	"github.com/berthdev/berth/internal/api/cloudwatchapi"
 	"github.com/berthdev/berth/internal/audit"
+	"github.com/berthdev/berth/internal/autoscaling"
 	"github.com/berthdev/berth/internal/awsproto"
 	"github.com/berthdev/berth/internal/cloudmap"
 	"github.com/berthdev/berth/internal/cloudtrail"
@@ -172,6 +173,7 @@ type Server struct {
 	cw      *cloudwatch.Service
 	cm      *cloudmap.API
 	dns     *cloudmap.DNSServer
+	as      *autoscaling.Service
 	elb     *elbv2.Service
 	plane   *alb.Plane
 	events  *events.Service
@@ -323,6 +325,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Clusters: func(ctx context.Context) ([]ecsmetrics.Cluster, error) { return clusterCapacity(ctx, ecsSvc) },
 		Sink:     ecsmetrics.SinkFunc(func(ctx context.Context, data []ecsmetrics.Datum) error { return cwSvc.Publish(ctx, points(data)) })})
 	s.goRun(func() { ecsMetrics.Run(runCtx) })
+	// Application Auto Scaling: its policies receive the alarm actions
+	// naming them, and it scales services through ECS's UpdateService.
+	asSvc := autoscaling.New(st, ecsScaler{ecsSvc}, cwSvc, autoscaling.Config{Region: cfg.Region, Account: cfg.Account,
+		AlarmPeriod: alarmPeriod(cfg.MetricsPeriod)}, log.With("component", "autoscaling"))
+	s.as = asSvc
+	cwSvc.SetActionRunner(autoscaling.Runner{S: asSvc})
+	s.goRun(func() { asSvc.Run(runCtx) })
 	gw.SetStatsSink(func(_ context.Context, cred ecs.AgentCredential, rep agentapi.StatsReport) error {
 		ecsMetrics.Record(cred.Cluster, rep)
 		return nil
@@ -381,7 +390,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Agent:    gw,
 		Registry: prom.RegistryHandler(registry.NewHandler(reg, registry.HandlerConfig{Identities: keys, Log: log.With("component", "registry")})),
 		Observer: prom,
-		Services: services(ecsSvc, trail, ecrSvc, logsSvc, cwSvc, elbSvc, evSvc, cmSvc),
+		Services: services(ecsSvc, trail, ecrSvc, logsSvc, cwSvc, elbSvc, evSvc, cmSvc, asSvc),
 	})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -519,6 +528,10 @@ func (s *Server) TaskDNS() taskrun.DNSListener {
 	return s.dns
 }
 
+// Autoscaling returns the Application Auto Scaling service (tests drive
+// its clock).
+func (s *Server) Autoscaling() *autoscaling.Service { return s.as }
+
 // FrontDoor returns the API handler (tests, docs).
 func (s *Server) FrontDoor() *awsproto.FrontDoor { return s.fd }
 
@@ -638,12 +651,13 @@ func serverTLS(cfg Config) (*tlsca.Authority, *tls.Config, error) {
 }
 
 // services lists every AWS service the front door serves.
-func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service, logsSvc *logs.Service, cwSvc *cloudwatch.Service, elbSvc *elbv2.Service, evSvc *events.Service, cmSvc *cloudmap.API) []*awsproto.Service {
+func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service, logsSvc *logs.Service, cwSvc *cloudwatch.Service, elbSvc *elbv2.Service, evSvc *events.Service, cmSvc *cloudmap.API, asSvc *autoscaling.Service) []*awsproto.Service {
 	return []*awsproto.Service{
 		elbSvc.API(),
 		ecsSvc.API(),
 		evSvc.API(),
 		cmSvc.Service(),
+		asSvc.API(),
 		ecrSvc.API(),
 		logsSvc.API(),
 		cwSvc.API(),
@@ -659,7 +673,8 @@ func SupportedOperations() map[string][]string {
 	out := map[string][]string{}
 	for _, svc := range services(ecs.New(nil, ecs.Config{Endpoint: func() string { return "" }}, nil), nil, ecr.New(nil, ecr.Config{}, nil),
 		logs.New(nil, logs.Config{}, nil), cloudwatch.New(nil, nil, cloudwatch.Config{}, nil), elbv2.New(nil, nil, elbv2.Config{}, nil),
-		events.New(nil, events.Config{}, events.Deps{}, nil), cloudmap.New(nil, cloudmap.Config{}, nil)) {
+		events.New(nil, events.Config{}, events.Deps{}, nil), cloudmap.New(nil, cloudmap.Config{}, nil),
+		autoscaling.New(nil, nil, nil, autoscaling.Config{}, nil)) {
 		for name, op := range svc.Operations {
 			if op.Implemented {
 				out[svc.SigningName] = append(out[svc.SigningName], name)
