@@ -1,6 +1,7 @@
 package dockerdriver
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -324,8 +325,11 @@ func httpGetRetry(t *testing.T, url string) string {
 func TestStopTimeoutEndsInSIGKILL(t *testing.T) {
 	t.Parallel()
 	d := needDocker(t)
-	cd := ecsapi.ContainerDefinition{Name: ptr("stubborn"), Command: steps("ignoreterm", "sleep:1h"), StopTimeout: ptr(int32(1))}
+	cd := ecsapi.ContainerDefinition{Name: ptr("stubborn"), Command: steps("ignoreterm", "print:ignoring", "sleep:1h"), StopTimeout: ptr(int32(1))}
 	id := runContainer(t, d, testTask(t), cd, Options{}, true)
+	// Running is not enough: a SIGTERM that arrives before the program has
+	// ignored it ends PID 1 with Go's exit status 2. Stop once it says so.
+	waitOutput(t, d, id, "ignoring", 10*time.Second)
 	start := time.Now()
 	if err := d.StopContainer(context.Background(), id, StopTimeout(cd, 0)); err != nil {
 		t.Fatal(err)
@@ -538,4 +542,36 @@ func TestJoinNetworkNamespace(t *testing.T) {
 	if appInfo.NetworkMode != "container:"+pause {
 		t.Errorf("app network mode = %q", appInfo.NetworkMode)
 	}
+}
+
+// waitOutput reads the container's output until a line holds want.
+func waitOutput(t *testing.T, d *Driver, id, want string, within time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	rc, err := d.ContainerLogs(ctx, id, LogsOptions{Follow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, _ := io.ReadAll(io.LimitReader(&untilReader{r: rc, want: []byte(want)}, 1<<20))
+	if !bytes.Contains(b, []byte(want)) {
+		t.Fatalf("container output has no %q within %s: %q", want, within, b)
+	}
+}
+
+// untilReader reads r until what was read holds want, then reports EOF.
+type untilReader struct {
+	r    io.Reader
+	want []byte
+	seen []byte
+}
+
+func (u *untilReader) Read(p []byte) (int, error) {
+	if bytes.Contains(u.seen, u.want) {
+		return 0, io.EOF
+	}
+	n, err := u.r.Read(p)
+	u.seen = append(u.seen, p[:n]...)
+	return n, err
 }
