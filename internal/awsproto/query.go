@@ -33,6 +33,11 @@ func writeQueryOutput(w http.ResponseWriter, svc *Service, op, requestID string,
 	b.WriteString(">")
 	if rv := reflect.ValueOf(out); hasMembers(rv) {
 		writeXMLValue(&b, op+"Result", rv)
+	} else if svc.Protocol == Query {
+		// A query-only service's model (ELBv2) gives every operation an
+		// output shape, empty ones included, and its SDKs expect the
+		// <OpResult/> element even then.
+		b.WriteString("<" + op + "Result/>")
 	}
 	b.WriteString("<ResponseMetadata><RequestId>")
 	xml.EscapeText(&b, []byte(requestID))

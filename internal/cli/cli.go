@@ -42,9 +42,10 @@ Usage:
   berth env      [flags]   print the shell exports for the AWS CLI and SDKs
   berth join-token [flags] make a token an agent joins a cluster with
   berth console  [flags]   print a one-time sign-in link for the web console
-  berth bench [tasks|services|awslogs] [flags]  run the benchmarks that need a whole Berth
+  berth bench [tasks|services|awslogs|alb] [flags]  run the benchmarks that need a whole Berth
                            (API churn; "tasks": RunTask on Docker beside docker run and Swarm;
-                           "services": services on Docker beside Swarm, rolling bounds, recovery)
+                           "services": services on Docker beside Swarm, rolling bounds, recovery;
+                           "alb": the load balancer data plane beside nginx, with wrk)
   berth version            print the version
 
 Run 'berth <command> -h' for a command's flags.
@@ -99,6 +100,7 @@ type serverFlags struct {
 	throttle, agent                                  bool
 	az, metadataAddr                                 string
 	metricsListen                                    string
+	elbListenHost                                    string
 	auditRetention, metricsPeriod                    time.Duration
 	auditMaxBytes                                    int64
 }
@@ -116,6 +118,7 @@ func (f *serverFlags) register(fs *flag.FlagSet, mode string) {
 	fs.Int64Var(&f.auditMaxBytes, "audit-max-bytes", audit.DefaultMaxBytes, "the most the audit trail may hold in the store, in bytes; the oldest records are deleted past it")
 	fs.DurationVar(&f.metricsPeriod, "metrics-period", time.Minute, "how often the ECS metrics (AWS/ECS, ECS/ContainerInsights) are published; ECS's is 1m, shorter scales faster")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.elbListenHost, "elb-listen-host", "127.0.0.1", "the address every ELBv2 load balancer listener listens on (docs/load-balancing.md)")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "", "also serve GET /metrics (Prometheus, no authentication) on this address; /metrics is always on --listen")
 	if mode == "up" {
 		fs.BoolVar(&f.agent, "agent", true, "run a node agent in the cluster default (needs Docker Engine)")
@@ -169,6 +172,7 @@ func runServer(ctx context.Context, mode string, args []string, stdout, stderr i
 		AuditRetention: f.auditRetention,
 		AuditMaxBytes:  f.auditMaxBytes,
 		MetricsListen:  f.metricsListen,
+		ELBListenHost:  f.elbListenHost,
 		MetricsPeriod:  f.metricsPeriod,
 		Log:            log,
 	}
@@ -372,6 +376,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(args) > 0 && args[0] == "awslogs" {
 		return runBenchAwslogs(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "alb" {
+		return runBenchALB(ctx, args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("berth bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dur := fs.Duration("duration", 30*time.Second, "how long the API churn runs")
@@ -488,6 +495,31 @@ func runBenchAwslogs(ctx context.Context, args []string, stdout, stderr io.Write
 		return UsageError{"bad benchmark parameters"}
 	}
 	res, err := bench.Awslogs(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	res.Report(stdout)
+	return nil
+}
+
+func runBenchALB(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("berth bench alb", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := bench.DefaultALBConfig()
+	fs.StringVar(&cfg.Nginx, "nginx", cfg.Nginx, "nginx binary (apt-get install -y nginx-light)")
+	fs.StringVar(&cfg.Wrk, "wrk", cfg.Wrk, "wrk binary (apt-get install -y wrk)")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "length of each throughput run")
+	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "throughput runs per side, alternating")
+	fs.IntVar(&cfg.Connections, "connections", cfg.Connections, "wrk connections for the throughput runs")
+	fs.IntVar(&cfg.Threads, "threads", cfg.Threads, "wrk threads")
+	fs.DurationVar(&cfg.LatencyDur, "latency-duration", cfg.LatencyDur, "length of each fixed-rate latency run")
+	if err := fs.Parse(args); err != nil {
+		return UsageError{err.Error()}
+	}
+	if cfg.Duration < time.Second || cfg.Rounds < 1 || cfg.Connections < 1 || cfg.Threads < 1 || cfg.LatencyDur < time.Second {
+		return UsageError{"bad benchmark parameters"}
+	}
+	res, err := bench.ALB(ctx, cfg)
 	if err != nil {
 		return err
 	}

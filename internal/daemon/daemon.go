@@ -21,6 +21,7 @@ import (
 
 	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/agentgw"
+	"github.com/berthdev/berth/internal/alb"
 	"github.com/berthdev/berth/internal/audit"
 	"github.com/berthdev/berth/internal/awsproto"
 	"github.com/berthdev/berth/internal/cloudtrail"
@@ -29,6 +30,7 @@ import (
 	"github.com/berthdev/berth/internal/ecr"
 	"github.com/berthdev/berth/internal/ecs"
 	"github.com/berthdev/berth/internal/ecsmetrics"
+	"github.com/berthdev/berth/internal/elbv2"
 	"github.com/berthdev/berth/internal/errs"
 	"github.com/berthdev/berth/internal/iam"
 	"github.com/berthdev/berth/internal/logs"
@@ -74,6 +76,9 @@ type Config struct {
 	// /metrics (Prometheus), for a scraper that must not reach the API
 	// port. /metrics is always served on Listen too.
 	MetricsListen string
+	// ELBListenHost is the address every ELBv2 listener listens on;
+	// default 127.0.0.1 (docs/load-balancing.md).
+	ELBListenHost string
 	// LogStore tunes the CloudWatch Logs store in DataDir/logs (its Dir
 	// and Log are set by Start); zero values take logstore's defaults.
 	LogStore logstore.Config
@@ -130,6 +135,8 @@ type Server struct {
 	logSt   *logstore.Store
 	metrics *tsdb.DB
 	cw      *cloudwatch.Service
+	elb     *elbv2.Service
+	plane   *alb.Plane
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -253,6 +260,24 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		ecsMetrics.Record(cred.Cluster, rep)
 		return nil
 	})
+	// ELBv2: the API and its controller, which hands the load balancers
+	// this server holds to its data plane (docs/load-balancing.md).
+	elbRequests := elbv2.NewRequestMetrics() // AWS/ApplicationELB
+	plane := alb.New(alb.Options{Log: log.With("component", "alb"), Observer: elbRequests})
+	s.plane = plane
+	localHost := host
+	elbSvc := elbv2.New(st, plane, elbv2.Config{Region: cfg.Region, Account: cfg.Account, ListenHost: cfg.ELBListenHost,
+		CertDir: filepath.Join(absDir, "certificates"), ServerID: serverID,
+		Instances: func(ctx context.Context, id string) (string, error) {
+			h, err := ecsSvc.InstanceHostname(ctx, id)
+			if err == nil && (h == localHost || h == "") {
+				h = "127.0.0.1" // an agent on this machine
+			}
+			return h, err
+		}}, log.With("component", "elbv2"))
+	s.elb = elbSvc
+	s.goRun(func() { elbSvc.Run(runCtx) })
+	s.goRun(func() { elbSvc.RunMetrics(runCtx, elbRequests, cfg.MetricsPeriod, cwSvc.Publish) })
 	limiter := throttle.Disabled()
 	if cfg.Throttle {
 		limiter = throttle.New(cfg.ThrottleLimits)
@@ -268,7 +293,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Agent:    gw,
 		Registry: prom.RegistryHandler(registry.NewHandler(reg, registry.HandlerConfig{Identities: keys, Log: log.With("component", "registry")})),
 		Observer: prom,
-		Services: services(ecsSvc, trail, ecrSvc, logsSvc, cwSvc),
+		Services: services(ecsSvc, trail, ecrSvc, logsSvc, cwSvc, elbSvc),
 	})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -355,6 +380,9 @@ func (s *Server) Logs() *logs.Service { return s.logs }
 // Store returns the server's store (tests and benchmarks).
 func (s *Server) Store() store.Store { return s.st }
 
+// ELBv2 returns the ELBv2 service (tests).
+func (s *Server) ELBv2() *elbv2.Service { return s.elb }
+
 // CloudWatch returns the CloudWatch service: other producers publish
 // metrics through its Publish.
 func (s *Server) CloudWatch() *cloudwatch.Service { return s.cw }
@@ -421,6 +449,7 @@ func (s *Server) Close() error {
 		}
 		s.cancel()
 		s.wg.Wait()
+		s.plane.Close()
 		rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
 		s.claim.Release(rctx)
 		rcancel()
@@ -432,8 +461,9 @@ func (s *Server) Close() error {
 }
 
 // services lists every AWS service the front door serves.
-func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service, logsSvc *logs.Service, cwSvc *cloudwatch.Service) []*awsproto.Service {
+func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service, logsSvc *logs.Service, cwSvc *cloudwatch.Service, elbSvc *elbv2.Service) []*awsproto.Service {
 	return []*awsproto.Service{
+		elbSvc.API(),
 		ecsSvc.API(),
 		ecrSvc.API(),
 		logsSvc.API(),
@@ -449,7 +479,7 @@ func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service, logs
 func SupportedOperations() map[string][]string {
 	out := map[string][]string{}
 	for _, svc := range services(ecs.New(nil, ecs.Config{Endpoint: func() string { return "" }}, nil), nil, ecr.New(nil, ecr.Config{}, nil),
-		logs.New(nil, logs.Config{}, nil), cloudwatch.New(nil, nil, cloudwatch.Config{}, nil)) {
+		logs.New(nil, logs.Config{}, nil), cloudwatch.New(nil, nil, cloudwatch.Config{}, nil), elbv2.New(nil, nil, elbv2.Config{}, nil)) {
 		for name, op := range svc.Operations {
 			if op.Implemented {
 				out[svc.SigningName] = append(out[svc.SigningName], name)

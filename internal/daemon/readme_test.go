@@ -18,12 +18,13 @@ const (
 )
 
 var serviceTitles = map[string]string{
-	"ecs":        "Amazon ECS",
-	"cloudtrail": "AWS CloudTrail",
-	"sts":        "AWS STS",
-	"ecr":        "Amazon ECR",
-	"logs":       "Amazon CloudWatch Logs",
-	"monitoring": "Amazon CloudWatch",
+	"ecs":                  "Amazon ECS",
+	"cloudtrail":           "AWS CloudTrail",
+	"sts":                  "AWS STS",
+	"ecr":                  "Amazon ECR",
+	"logs":                 "Amazon CloudWatch Logs",
+	"monitoring":           "Amazon CloudWatch",
+	"elasticloadbalancing": "Elastic Load Balancing v2",
 }
 
 func renderOperations() string {

@@ -789,3 +789,23 @@ func (s *Service) ListAttributes(ctx context.Context, in *ecsapi.ListAttributesR
 	}
 	return out, nil
 }
+
+// InstanceHostname finds the ACTIVE or DRAINING container instance whose
+// ec2InstanceId is id, in any cluster, and returns the hostname its agent
+// reported (ELBv2 instance targets). NotFound when there is none.
+func (s *Service) InstanceHostname(ctx context.Context, id string) (string, error) {
+	res, err := s.st.List(ctx, keyInstances, store.ListOptions{})
+	if err != nil {
+		return "", err
+	}
+	for _, kv := range res.KVs {
+		var rec instanceRecord
+		if json.Unmarshal(kv.Value, &rec) != nil || rec.Ec2InstanceID != id {
+			continue
+		}
+		if rec.Status == InstanceActive || rec.Status == InstanceDraining {
+			return rec.Hostname, nil
+		}
+	}
+	return "", errs.E(errs.NotFound, "no active container instance has the instance id %s", id)
+}

@@ -234,8 +234,11 @@ func TestConsoleInBrowser(t *testing.T) {
 		num(`window.__lastRender`, &render),
 		shot("tasks-1000"))
 	t.Logf("1,000-task page: shown %.0f ms after navigation (stream relist included), last render %.1f ms", took, render)
-	if render > 1000 || took > 3000 {
-		t.Errorf("1,000-task page: shown after %.0f ms, rendered in %.0f ms; want the render under 1 s", took, render)
+	// The render itself must take under a second; the whole (the feed's
+	// relist of 1,000 tasks over the stream included) is bounded loosely,
+	// as the test machine is shared.
+	if render > 1000 || took > 5000 {
+		t.Errorf("1,000-task page: shown after %.0f ms, rendered in %.0f ms; want the render under 1 s and the page under 5 s", took, render)
 	}
 
 	// A task's awslogs output, tailed live.

@@ -23,6 +23,7 @@ import (
 	"github.com/berthdev/berth/internal/api/cloudwatchapi"
 	"github.com/berthdev/berth/internal/api/ecrapi"
 	"github.com/berthdev/berth/internal/api/ecsapi"
+	"github.com/berthdev/berth/internal/api/elbv2api"
 	"github.com/berthdev/berth/internal/api/logsapi"
 	"github.com/berthdev/berth/internal/awsproto"
 )
@@ -59,8 +60,8 @@ func TestGeneratedCodeIsFresh(t *testing.T) {
 			t.Errorf("internal/api/%s has no model any more: delete it", rel)
 		}
 	}
-	if len(files) != 5 {
-		t.Errorf("generated %d packages, want 5 (ecs, ecr, cloudtrail, logs, cloudwatch)", len(files))
+	if len(files) != 6 {
+		t.Errorf("generated %d packages, want 6 (ecs, ecr, cloudtrail, logs, cloudwatch, elbv2)", len(files))
 	}
 }
 
@@ -98,6 +99,7 @@ func TestEveryModelOperationIsServed(t *testing.T) {
 		"cloudtrail": {(&cloudtrailapi.Handlers{}).Service(), cloudtrailapi.OperationNames()},
 		"logs":       {(&logsapi.Handlers{}).Service(), logsapi.OperationNames()},
 		"cloudwatch": {(&cloudwatchapi.Handlers{}).Service(), cloudwatchapi.OperationNames()},
+		"elbv2":      {(&elbv2api.Handlers{}).Service(), elbv2api.OperationNames()},
 	}
 	for base, s := range services {
 		m, err := loadModel(filepath.Join(modelsDir, base+".json"))
@@ -425,6 +427,31 @@ func TestGenerateProtocolFacts(t *testing.T) {
 	} {
 		if !strings.Contains(code, want) {
 			t.Errorf("generated code lacks %q", want)
+		}
+	}
+	// A query-only service (ELBv2): Protocol Query, its namespace and
+	// errors, not query-compatible.
+	queryOnly := gen(`{
+ "metadata": {"apiVersion": "2015-12-01", "endpointPrefix": "thing", "protocol": "query", "protocols": ["query"],
+  "xmlNamespace": "http://thing.amazonaws.com/doc/2015-12-01/", "serviceId": "Thing"},
+ "operations": {"Put": {"name": "Put", "http": {"method": "POST", "requestUri": "/"}, "errors": [{"shape": "GoneException"}]}},
+ "shapes": {
+  "GoneException": {"type": "structure", "members": {}, "exception": true, "error": {"code": "Gone", "httpStatusCode": 400, "senderFault": true}}
+ }
+}`)
+	for _, want := range []string{
+		"Protocol: awsproto.Query,",
+		`XMLNamespace: "http://thing.amazonaws.com/doc/2015-12-01/",`,
+		`{Shape: "GoneException", Code: "Gone", Status: 400, Sender: true},`,
+		`ErrGoneException = "Gone"`,
+	} {
+		if !strings.Contains(queryOnly, want) {
+			t.Errorf("query-only: generated code lacks %q", want)
+		}
+	}
+	for _, unwanted := range []string{"Protocols:", "QueryCompatible:"} {
+		if strings.Contains(queryOnly, unwanted) {
+			t.Errorf("a query-only service got %q", unwanted)
 		}
 	}
 	single := gen(quirkyModel)

@@ -14,8 +14,8 @@ import (
 	"strings"
 )
 
-// generateAll generates the Go package of every JSON-protocol model in
-// modelsDir. It returns the files by path relative to the output directory
+// generateAll generates the Go package of every model in modelsDir that
+// speaks a JSON protocol or the query protocol. It returns the files by path relative to the output directory
 // ("ecsapi/zz_generated.go") and a note per model it skipped.
 func generateAll(modelsDir string) (files map[string][]byte, skipped []string, err error) {
 	paths, err := filepath.Glob(filepath.Join(modelsDir, "*.json"))
@@ -33,8 +33,8 @@ func generateAll(modelsDir string) (files map[string][]byte, skipped []string, e
 			return nil, nil, err
 		}
 		base := strings.TrimSuffix(filepath.Base(path), ".json")
-		if !m.isJSON() {
-			skipped = append(skipped, fmt.Sprintf("%s: protocol %q is not a JSON protocol", filepath.Base(path), m.Metadata.Protocol))
+		if !m.isJSON() && !m.isQuery() {
+			skipped = append(skipped, fmt.Sprintf("%s: protocol %q is neither a JSON protocol nor query", filepath.Base(path), m.Metadata.Protocol))
 			continue
 		}
 		pkg := packageName(base)
@@ -436,8 +436,10 @@ func (g *generator) emit() {
 
 // emitProtocolFacts writes what a service speaking more than one protocol
 // needs: the protocols, the query protocol's XML namespace and, for a
-// query-compatible service, every error's query code, status and fault.
-// Single-protocol services get none of it (their output is unchanged).
+// query-compatible service, every error's query code, status and fault. A
+// query-only service (ELBv2) gets its namespace and its errors' codes,
+// statuses and faults too. Single-protocol JSON services get none of it
+// (their output is unchanged).
 func (g *generator) emitProtocolFacts() {
 	md := g.m.Metadata
 	protocols := g.m.protocols()
@@ -447,10 +449,12 @@ func (g *generator) emitProtocolFacts() {
 	if md.XMLNamespace != "" && slices.Contains(protocols, "awsproto.Query") {
 		g.p("XMLNamespace: %q,", md.XMLNamespace)
 	}
-	if md.AWSQueryCompatible == nil {
+	if md.AWSQueryCompatible == nil && !g.m.queryOnly() {
 		return
 	}
-	g.p("QueryCompatible: true,")
+	if md.AWSQueryCompatible != nil {
+		g.p("QueryCompatible: true,")
+	}
 	g.p("Errors: []awsproto.ModeledError{")
 	for _, name := range slices.Sorted(maps.Keys(g.errConsts)) {
 		s := g.shape(name)
@@ -471,11 +475,15 @@ func (g *generator) emitErrorCodes() {
 	if len(g.errConsts) == 0 {
 		return
 	}
-	if g.m.Metadata.AWSQueryCompatible != nil {
+	switch {
+	case g.m.queryOnly():
+		g.p("// Error codes: the query codes (the model's error.code) of the %s errors", g.label)
+		g.p("// the model declares, as the front door sends them in <Code>.")
+	case g.m.Metadata.AWSQueryCompatible != nil:
 		g.p("// Error codes: the query codes (the model's error.code) of the %s errors", g.label)
 		g.p("// the model declares. Over JSON and CBOR the front door sends the shape")
 		g.p("// name as __type and this code in the x-amzn-query-error header.")
-	} else {
+	default:
 		g.p("// Error codes: the __type of the %s errors the model declares.", g.label)
 	}
 	g.p("const (")
@@ -1026,7 +1034,10 @@ func (g *generator) emitService() {
 		signing = md.EndpointPrefix
 	}
 	protocol := "awsproto.JSON11"
-	if md.JSONVersion == "1.0" {
+	switch {
+	case g.m.queryOnly():
+		protocol = "awsproto.Query"
+	case md.JSONVersion == "1.0":
 		protocol = "awsproto.JSON10"
 	}
 	g.p("// Service describes the %s service to the front door, with one operation", g.label)

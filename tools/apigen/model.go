@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 )
 
@@ -154,6 +155,17 @@ func (m *model) isJSON() bool {
 		}
 	}
 	return false
+}
+
+// isQuery reports whether the service speaks the query protocol.
+func (m *model) isQuery() bool {
+	return m.Metadata.Protocol == "query" || slices.Contains(m.Metadata.Protocols, "query")
+}
+
+// queryOnly reports whether query is the only protocol the service speaks
+// that the front door serves (ELBv2).
+func (m *model) queryOnly() bool {
+	return !m.isJSON() && m.isQuery() && !slices.Contains(m.Metadata.Protocols, "smithy-rpc-v2-cbor")
 }
 
 // protocols returns the front door's names of the protocols the service

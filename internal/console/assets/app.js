@@ -182,9 +182,12 @@ function viewCluster(cluster, tab) {
   const head = `<h1>Cluster ${esc(cluster)}</h1>${clusterTabs(cluster, tab)}`;
   if (tab === 'tasks') {
     page(head + `<p><label>Status <select id="tfilter"><option value="">all</option><option>RUNNING</option><option>PENDING</option><option>STOPPED</option></select></label></p>`, () => {
+      // Until the relist is complete, count only: rendering the table on
+      // every frame while a thousand tasks arrive would slow their arrival.
+      if (!state.synced.task) return `<p class="muted" id="taskcount">${state.tasks.size} tasks (loading)</p>`;
       const f = $('#tfilter') ? $('#tfilter').value : '';
       const tasks = [...state.tasks.values()].filter((t) => !f || t.lastStatus === f).sort(byCreated);
-      return `<p class="muted" id="taskcount">${tasks.length} tasks${state.synced.task ? '' : ' (loading)'}</p>` + tasksTable(tasks, cluster);
+      return `<p class="muted" id="taskcount">${tasks.length} tasks</p>` + tasksTable(tasks, cluster);
     });
     $('#tfilter').onchange = schedule;
     return;

@@ -1,0 +1,611 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/berthdev/berth/internal/alb"
+)
+
+// ALBConfig shapes the load balancer data plane benchmark (issue 11).
+type ALBConfig struct {
+	Nginx       string        // nginx binary (Debian's nginx-light or nginx)
+	Wrk         string        // wrk binary
+	Duration    time.Duration // of each throughput run
+	Rounds      int           // throughput runs per side, alternating
+	Connections int           // wrk connections for the throughput runs
+	Threads     int           // wrk threads
+	LatencyDur  time.Duration // of each fixed-rate latency run
+}
+
+// DefaultALBConfig is what `berth bench alb` runs.
+func DefaultALBConfig() ALBConfig {
+	return ALBConfig{Nginx: "nginx", Wrk: "wrk", Duration: 8 * time.Second, Rounds: 3, Connections: 64, Threads: 1, LatencyDur: 8 * time.Second}
+}
+
+// wrkResult is what one wrk run printed.
+type wrkResult struct {
+	RPS      float64
+	P50, P99 time.Duration
+	Errors   int
+}
+
+// ALBResult holds the measurements.
+type ALBResult struct {
+	NginxVersion     string
+	CPU              string
+	NginxRPS, ALBRPS []float64
+	// Requests per CPU-second of the proxy (nginx: its worker processes; Berth: this process,
+	// which runs nothing else meanwhile): the figure a shared machine disturbs least.
+	NginxPerCPU, ALBPerCPU []float64
+	Rate                   float64 // requests/s of the latency runs: half of ALB's median maximum
+	Direct, NginxLat       wrkResult
+	ALBLat                 wrkResult
+	// Paired probe during the latency runs: one request at a time, alternating direct and
+	// through the proxy under load.
+	NginxProbe, ALBProbe probeResult
+	// Failure handling, with the seeds' tuning (interval 5 s, thresholds 2).
+	KillUnhealthy time.Duration // a target killed under load: until DescribeTargetHealth says unhealthy
+	KillLastHit   time.Duration // until the last request that reached a target other than through a retry failed
+	KillFailed    int64         // client requests that failed meanwhile
+	KillRequests  int64
+	EnterAfter    time.Duration // a new target: from its first passing check to its first request
+}
+
+// ALB measures the data plane beside nginx as a reverse proxy to the same backends (two nginx
+// servers answering "ok"), with the same wrk runs: the maximum throughput through one listener,
+// alternating rounds; then latency at half of the ALB's maximum rate through each proxy and
+// directly to a backend (added latency = through a proxy minus direct); then, with Go targets,
+// how fast a killed target leaves rotation and a new one enters.
+func ALB(ctx context.Context, cfg ALBConfig) (res ALBResult, err error) {
+	res.CPU = cpuModel()
+	if _, err := exec.LookPath(cfg.Nginx); err != nil {
+		return res, fmt.Errorf("nginx not found (apt-get install -y nginx-light): %w", err)
+	}
+	if _, err := exec.LookPath(cfg.Wrk); err != nil {
+		return res, fmt.Errorf("wrk not found (apt-get install -y wrk): %w", err)
+	}
+	if out, err := exec.CommandContext(ctx, cfg.Nginx, "-v").CombinedOutput(); err == nil {
+		res.NginxVersion = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(out)), "nginx version: "))
+	}
+	dir, err := os.MkdirTemp("", "berth-bench-alb-")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(dir)
+	ports, err := freePorts(4)
+	if err != nil {
+		return res, err
+	}
+	b1, b2, np, ap := ports[0], ports[1], ports[2], ports[3]
+
+	// Backends: one nginx with two servers, one worker.
+	backendConf := fmt.Sprintf(`worker_processes 1;
+pid %[1]s/backend.pid;
+error_log %[1]s/backend-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  default_type text/plain;
+  keepalive_requests 10000000;
+  client_body_temp_path %[1]s/b-body; proxy_temp_path %[1]s/b-proxy; fastcgi_temp_path %[1]s/b-fcgi; uwsgi_temp_path %[1]s/b-uwsgi; scgi_temp_path %[1]s/b-scgi;
+  server { listen 127.0.0.1:%[2]d; location / { return 200 "ok\n"; } }
+  server { listen 127.0.0.1:%[3]d; location / { return 200 "ok\n"; } }
+}
+`, dir, b1, b2)
+	// The baseline: nginx as reverse proxy, as many workers as the Go runtime has processors,
+	// keep-alive pool to the backends, the same forwarded headers.
+	proxyConf := fmt.Sprintf(`worker_processes %[5]d;
+pid %[1]s/proxy.pid;
+error_log %[1]s/proxy-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 10000000;
+  client_body_temp_path %[1]s/p-body; proxy_temp_path %[1]s/p-proxy; fastcgi_temp_path %[1]s/p-fcgi; uwsgi_temp_path %[1]s/p-uwsgi; scgi_temp_path %[1]s/p-scgi;
+  upstream backends { server 127.0.0.1:%[2]d; server 127.0.0.1:%[3]d; keepalive 512; }
+  server {
+    listen 127.0.0.1:%[4]d;
+    location / {
+      proxy_pass http://backends;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Port $server_port;
+    }
+  }
+}
+`, dir, b1, b2, np, runtime.GOMAXPROCS(0))
+	for name, conf := range map[string]string{"backend.conf": backendConf, "proxy.conf": proxyConf} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(conf), 0o600); err != nil {
+			return res, err
+		}
+	}
+	var proxyPID int
+	for _, name := range []string{"backend.conf", "proxy.conf"} {
+		cmd := exec.Command(cfg.Nginx, "-p", dir, "-c", filepath.Join(dir, name), "-g", "daemon off;")
+		cmd.Stderr = io.Discard
+		if err := cmd.Start(); err != nil {
+			return res, fmt.Errorf("start nginx: %w", err)
+		}
+		proxyPID = cmd.Process.Pid
+		defer func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			time.Sleep(100 * time.Millisecond)
+			cmd.Process.Kill()
+			cmd.Wait()
+		}()
+	}
+
+	// Berth's data plane, in this process: one listener, one target group of the two backends.
+	plane := alb.New(alb.Options{})
+	defer plane.Close()
+	hc := alb.HealthCheck{Enabled: true, Protocol: "HTTP", Path: "/", Port: "traffic-port", Interval: 5 * time.Second, Timeout: 2 * time.Second, HealthyThreshold: 2, UnhealthyThreshold: 2, Matcher: "200"}
+	tg := alb.TargetGroup{ARN: "tg-nginx", Protocol: "HTTP", ProtocolVersion: "HTTP1", Algorithm: "round_robin", HealthCheck: hc,
+		Targets: []alb.Target{{ID: "127.0.0.1", Port: b1, Addr: fmt.Sprintf("127.0.0.1:%d", b1)}, {ID: "127.0.0.1", Port: b2, Addr: fmt.Sprintf("127.0.0.1:%d", b2)}}}
+	if err := plane.Apply(alb.Config{LoadBalancers: []alb.LoadBalancer{{ARN: "lb", Type: "application", Listeners: []alb.Listener{{ARN: "l", Addr: fmt.Sprintf("127.0.0.1:%d", ap), Protocol: "HTTP",
+		DefaultActions: []alb.Action{{Type: "forward", Forward: []alb.WeightedTargetGroup{{ARN: tg.ARN, Weight: 1}}}}}}}}, TargetGroups: []alb.TargetGroup{tg}}); err != nil {
+		return res, err
+	}
+	if err := waitHealthy(ctx, plane, tg.ARN, 2, 20*time.Second); err != nil {
+		return res, err
+	}
+	for _, p := range []int{b1, np} {
+		if err := waitHTTP(ctx, fmt.Sprintf("http://127.0.0.1:%d/", p), 10*time.Second); err != nil {
+			return res, err
+		}
+	}
+	nginxURL := fmt.Sprintf("http://127.0.0.1:%d/", np)
+	albURL := fmt.Sprintf("http://127.0.0.1:%d/", ap)
+
+	// 1. Throughput, alternating rounds after one warm-up each.
+	wrkArgs := func(url string, d time.Duration, conns int, script string) []string {
+		a := []string{"-t", strconv.Itoa(cfg.Threads), "-c", strconv.Itoa(conns), "-d", fmt.Sprintf("%ds", int(d.Seconds())), "--latency"}
+		if script != "" {
+			a = append(a, "-s", script)
+		}
+		return append(a, url)
+	}
+	for _, u := range []string{nginxURL, albURL} {
+		if _, err := runWrk(ctx, cfg.Wrk, wrkArgs(u, 2*time.Second, cfg.Connections, "")); err != nil {
+			return res, err
+		}
+	}
+	for i := 0; i < cfg.Rounds; i++ {
+		c0 := treeCPU(proxyPID)
+		n, err := runWrk(ctx, cfg.Wrk, wrkArgs(nginxURL, cfg.Duration, cfg.Connections, ""))
+		if err != nil {
+			return res, err
+		}
+		nginxCPU := treeCPU(proxyPID) - c0
+		c0 = selfCPU()
+		a, err := runWrk(ctx, cfg.Wrk, wrkArgs(albURL, cfg.Duration, cfg.Connections, ""))
+		if err != nil {
+			return res, err
+		}
+		albCPU := selfCPU() - c0
+		res.NginxRPS = append(res.NginxRPS, n.RPS)
+		res.ALBRPS = append(res.ALBRPS, a.RPS)
+		res.NginxPerCPU = append(res.NginxPerCPU, n.RPS*cfg.Duration.Seconds()/nginxCPU.Seconds())
+		res.ALBPerCPU = append(res.ALBPerCPU, a.RPS*cfg.Duration.Seconds()/albCPU.Seconds())
+	}
+
+	// 2. Latency at half of the ALB's maximum rate: wrk paced by a delay script (10 ms between
+	// requests on each connection, as many connections as the rate needs).
+	res.Rate = median(res.ALBRPS) / 2
+	const pace = 10 // ms
+	conns := max(1, int(res.Rate*pace/1000))
+	script := filepath.Join(dir, "pace.lua")
+	if err := os.WriteFile(script, []byte(fmt.Sprintf("function delay() return %d end\n", pace)), 0o600); err != nil {
+		return res, err
+	}
+	direct := fmt.Sprintf("http://127.0.0.1:%d/", b1)
+	for _, run := range []struct {
+		url   string
+		out   *wrkResult
+		probe *probeResult
+	}{{direct, &res.Direct, nil}, {nginxURL, &res.NginxLat, &res.NginxProbe}, {albURL, &res.ALBLat, &res.ALBProbe}} {
+		// While wrk loads the proxy at the rate, a probe alternates single requests
+		// straight to the backend and through the proxy: paired samples that see the same
+		// machine, which matters on a shared one.
+		pctx, cancel := context.WithCancel(ctx)
+		probeDone := make(chan probeResult, 1)
+		if run.probe != nil {
+			go func() { probeDone <- probe(pctx, direct, run.url) }()
+		}
+		r, err := runWrk(ctx, cfg.Wrk, wrkArgs(run.url, cfg.LatencyDur, conns, script))
+		cancel()
+		if err != nil {
+			return res, err
+		}
+		*run.out = r
+		if run.probe != nil {
+			*run.probe = <-probeDone
+		}
+	}
+
+	// 3. Failure handling with Go targets and the seeds' tuning.
+	if err := albFailover(ctx, &res); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// probeResult is the latency of single requests straight to a backend and through a proxy,
+// alternated.
+type probeResult struct {
+	N                                    int
+	DirectP50, DirectP99, ViaP50, ViaP99 time.Duration
+	AddedP50                             time.Duration // median of the paired differences
+}
+
+func probe(ctx context.Context, direct, via string) probeResult {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	one := func(u string) (time.Duration, bool) {
+		t0 := time.Now()
+		resp, err := client.Get(u)
+		if err != nil {
+			return 0, false
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return time.Since(t0), resp.StatusCode == 200
+	}
+	var ds, vs, diffs []time.Duration
+	time.Sleep(500 * time.Millisecond) // wrk ramps up
+	for ctx.Err() == nil {
+		d, ok1 := one(direct)
+		v, ok2 := one(via)
+		if ok1 && ok2 && ctx.Err() == nil {
+			ds, vs, diffs = append(ds, d), append(vs, v), append(diffs, v-d)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	pct := func(x []time.Duration, q float64) time.Duration {
+		if len(x) == 0 {
+			return 0
+		}
+		s := append([]time.Duration(nil), x...)
+		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+		return s[min(len(s)-1, int(q*float64(len(s))))]
+	}
+	return probeResult{N: len(ds), DirectP50: pct(ds, 0.5), DirectP99: pct(ds, 0.99), ViaP50: pct(vs, 0.5), ViaP99: pct(vs, 0.99), AddedP50: pct(diffs, 0.5)}
+}
+
+// albFailover kills one of three targets under load, then registers a new one.
+func albFailover(ctx context.Context, res *ALBResult) error {
+	type tgt struct {
+		srv       *http.Server
+		ln        net.Listener
+		firstPass atomic.Int64 // unix nanos of the first passing health check
+		firstHit  atomic.Int64
+	}
+	start := func() (*tgt, error) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		t := &tgt{ln: ln}
+		t.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			now := time.Now().UnixNano()
+			if r.URL.Path == "/health" {
+				t.firstPass.CompareAndSwap(0, now)
+				return
+			}
+			t.firstHit.CompareAndSwap(0, now)
+			io.WriteString(w, "ok")
+		})}
+		go t.srv.Serve(ln)
+		return t, nil
+	}
+	var ts []*tgt
+	for i := 0; i < 3; i++ {
+		t, err := start()
+		if err != nil {
+			return err
+		}
+		defer t.srv.Close()
+		ts = append(ts, t)
+	}
+	spec := func(t *tgt) alb.Target {
+		p := t.ln.Addr().(*net.TCPAddr).Port
+		return alb.Target{ID: "127.0.0.1", Port: p, Addr: t.ln.Addr().String()}
+	}
+	hc := alb.HealthCheck{Enabled: true, Protocol: "HTTP", Path: "/health", Port: "traffic-port", Interval: 5 * time.Second, Timeout: 2 * time.Second, HealthyThreshold: 2, UnhealthyThreshold: 2, Matcher: "200"}
+	tg := alb.TargetGroup{ARN: "tg-go", Protocol: "HTTP", Algorithm: "round_robin", HealthCheck: hc, DeregistrationDelay: 5 * time.Second}
+	for _, t := range ts {
+		tg.Targets = append(tg.Targets, spec(t))
+	}
+	ports, err := freePorts(1)
+	if err != nil {
+		return err
+	}
+	cfg := alb.Config{LoadBalancers: []alb.LoadBalancer{{ARN: "lb2", Type: "application", Listeners: []alb.Listener{{ARN: "l2", Addr: fmt.Sprintf("127.0.0.1:%d", ports[0]), Protocol: "HTTP",
+		DefaultActions: []alb.Action{{Type: "forward", Forward: []alb.WeightedTargetGroup{{ARN: tg.ARN, Weight: 1}}}}}}}}, TargetGroups: []alb.TargetGroup{tg}}
+	plane := alb.New(alb.Options{})
+	defer plane.Close()
+	if err := plane.Apply(cfg); err != nil {
+		return err
+	}
+	if err := waitHealthy(ctx, plane, tg.ARN, 3, 20*time.Second); err != nil {
+		return err
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/", ports[0])
+	lctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var failed, total atomic.Int64
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: 5 * time.Second}
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for lctx.Err() == nil {
+				resp, err := client.Get(url)
+				total.Add(1)
+				if err != nil {
+					if lctx.Err() == nil {
+						failed.Add(1)
+					}
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	time.Sleep(time.Second)
+	victim := ts[2]
+	vkey := spec(victim)
+	killed := time.Now()
+	victim.srv.Close() // listener and connections gone: connection refused from now on
+	deadline := killed.Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if stateOf(plane, tg.ARN, vkey) == alb.StateUnhealthy {
+			res.KillUnhealthy = time.Since(killed)
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The new target: registered while the load runs.
+	nt, err := start()
+	if err != nil {
+		stop()
+		wg.Wait()
+		return err
+	}
+	defer nt.srv.Close()
+	tg.Targets = append(tg.Targets, spec(nt))
+	cfg.TargetGroups = []alb.TargetGroup{tg}
+	if err := plane.Apply(cfg); err != nil {
+		stop()
+		wg.Wait()
+		return err
+	}
+	for i := 0; i < 3000 && nt.firstHit.Load() == 0; i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+	stop()
+	wg.Wait()
+	res.KillFailed, res.KillRequests = failed.Load(), total.Load()
+	if res.KillUnhealthy == 0 {
+		return errors.New("the killed target never turned unhealthy")
+	}
+	if nt.firstHit.Load() == 0 || nt.firstPass.Load() == 0 {
+		return errors.New("the new target never received a request")
+	}
+	res.EnterAfter = time.Duration(nt.firstHit.Load() - nt.firstPass.Load())
+	return nil
+}
+
+func stateOf(p *alb.Plane, tg string, t alb.Target) string {
+	for _, h := range p.TargetHealth(tg) {
+		if h.ID == t.ID && h.Port == t.Port {
+			return h.State
+		}
+	}
+	return ""
+}
+
+func waitHealthy(ctx context.Context, p *alb.Plane, tg string, n int, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		healthy := 0
+		for _, h := range p.TargetHealth(tg) {
+			if h.State == alb.StateHealthy {
+				healthy++
+			}
+		}
+		if healthy >= n {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("targets of %s not healthy after %v: %+v", tg, d, p.TargetHealth(tg))
+}
+
+func waitHTTP(ctx context.Context, url string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("%s does not answer", url)
+}
+
+func freePorts(n int) ([]int, error) {
+	var out []int
+	var lns []net.Listener
+	defer func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		lns = append(lns, l)
+		out = append(out, l.Addr().(*net.TCPAddr).Port)
+	}
+	return out, nil
+}
+
+var (
+	wrkRPS  = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	wrkPct  = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([0-9.]+)(us|ms|s)\s*$`)
+	wrkErrs = regexp.MustCompile(`Non-2xx or 3xx responses:\s+(\d+)|Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
+)
+
+func runWrk(ctx context.Context, bin string, args []string) (wrkResult, error) {
+	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	if err != nil {
+		return wrkResult{}, fmt.Errorf("wrk %s: %w: %s", strings.Join(args, " "), err, out)
+	}
+	var r wrkResult
+	m := wrkRPS.FindSubmatch(out)
+	if m == nil {
+		return r, fmt.Errorf("wrk printed no rate: %s", out)
+	}
+	r.RPS, _ = strconv.ParseFloat(string(m[1]), 64)
+	for _, pm := range wrkPct.FindAllSubmatch(out, -1) {
+		v, _ := strconv.ParseFloat(string(pm[2]), 64)
+		unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[string(pm[3])]
+		d := time.Duration(v * float64(unit))
+		if string(pm[1]) == "50" {
+			r.P50 = d
+		} else {
+			r.P99 = d
+		}
+	}
+	for _, em := range wrkErrs.FindAllSubmatch(out, -1) {
+		for _, g := range em[1:] {
+			n, _ := strconv.Atoi(string(g))
+			r.Errors += n
+		}
+	}
+	return r, nil
+}
+
+// selfCPU is the CPU time this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// treeCPU is the CPU time of a process and its children (nginx's master and workers), from /proc.
+func treeCPU(pid int) time.Duration {
+	ents, _ := os.ReadDir("/proc")
+	var ticks int64
+	for _, e := range ents {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", n))
+		if err != nil {
+			continue
+		}
+		// Fields after the command name (which is in parentheses and may hold spaces).
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		if n != pid && ppid != pid {
+			continue
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += ut + st
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "model name") {
+			if _, v, ok := strings.Cut(l, ":"); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+	}
+	return runtime.GOARCH
+}
+
+// Report prints the results.
+func (r ALBResult) Report(w io.Writer) {
+	fmt.Fprintf(w, "CPU: %s, %d processors (GOMAXPROCS; nginx workers the same); nginx %s\n", r.CPU, runtime.GOMAXPROCS(0), r.NginxVersion)
+	fmt.Fprintf(w, "throughput (requests/s, wrk rounds alternating):\n  nginx: %s  median %.0f\n  berth: %s  median %.0f\n  ratio berth/nginx: %.2f\n",
+		fmtRates(r.NginxRPS), median(r.NginxRPS), fmtRates(r.ALBRPS), median(r.ALBRPS), median(r.ALBRPS)/median(r.NginxRPS))
+	fmt.Fprintf(w, "requests per CPU-second of the proxy:\n  nginx: %s  median %.0f\n  berth: %s  median %.0f\n  ratio berth/nginx: %.2f\n",
+		fmtRates(r.NginxPerCPU), median(r.NginxPerCPU), fmtRates(r.ALBPerCPU), median(r.ALBPerCPU), median(r.ALBPerCPU)/median(r.NginxPerCPU))
+	fmt.Fprintf(w, "latency at %.0f requests/s (half of berth's maximum):\n", r.Rate)
+	for _, x := range []struct {
+		name string
+		r    wrkResult
+	}{{"direct to a backend", r.Direct}, {"through nginx", r.NginxLat}, {"through berth", r.ALBLat}} {
+		fmt.Fprintf(w, "  %-20s achieved %.0f/s  p50 %v  p99 %v  errors %d\n", x.name, x.r.RPS, x.r.P50, x.r.P99, x.r.Errors)
+	}
+	fmt.Fprintf(w, "  added by berth: p50 %v  p99 %v;  added by nginx: p50 %v  p99 %v\n",
+		r.ALBLat.P50-r.Direct.P50, r.ALBLat.P99-r.Direct.P99, r.NginxLat.P50-r.Direct.P50, r.NginxLat.P99-r.Direct.P99)
+	for _, x := range []struct {
+		name string
+		p    probeResult
+	}{{"nginx", r.NginxProbe}, {"berth", r.ALBProbe}} {
+		fmt.Fprintf(w, "  probe under load, %s: %d pairs; direct p50 %v p99 %v; via %s p50 %v p99 %v; added p50 %v (paired) p99 %v\n",
+			x.name, x.p.N, x.p.DirectP50, x.p.DirectP99, x.name, x.p.ViaP50, x.p.ViaP99, x.p.AddedP50, x.p.ViaP99-x.p.DirectP99)
+	}
+	fmt.Fprintf(w, "failure handling (interval 5 s, thresholds 2):\n  killed target unhealthy after %v; %d of %d requests failed meanwhile\n  new target: first request %v after its first passing check\n",
+		r.KillUnhealthy.Round(time.Millisecond), r.KillFailed, r.KillRequests, r.EnterAfter.Round(time.Millisecond))
+}
+
+func fmtRates(xs []float64) string {
+	var s []string
+	for _, x := range xs {
+		s = append(s, fmt.Sprintf("%.0f", x))
+	}
+	return strings.Join(s, " ")
+}
