@@ -145,3 +145,77 @@ func TestAgentJoinsRunsResumesAndRejoinsNothing(t *testing.T) {
 		return lastStatus(t, st, "t1") == "STOPPED" && lastStatus(t, st, "t2") == "RUNNING"
 	})
 }
+
+// recRunner records the desired statuses it is given.
+type recRunner struct {
+	mu      sync.Mutex
+	desired []string
+	done    chan struct{}
+}
+
+func (r *recRunner) Update(a agentapi.Assignment) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.desired = append(r.desired, a.DesiredStatus)
+}
+
+func (r *recRunner) Done() <-chan struct{} { return r.done }
+
+func (r *recRunner) told() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.desired...)
+}
+
+// TestAgentBackFromAPauseKeepsTasksStillDesiredRunning: an agent that was
+// away (here with its stream position lost, so the server sends a full
+// sync) reconciles with the server's view: the task it re-attached to that
+// is still desired RUNNING is not told to stop; one no longer assigned is.
+func TestAgentBackFromAPauseKeepsTasksStillDesiredRunning(t *testing.T) {
+	s := berthtest.Start(t, nil)
+	st := s.Daemon.Store()
+	ctx := context.Background()
+	td, err := ecs.NewFromConfig(s.AWSConfig()).RegisterTaskDefinition(ctx, &ecs.RegisterTaskDefinitionInput{
+		Family: aws.String("fake"), ContainerDefinitions: []types.ContainerDefinition{{Name: aws.String("web"), Image: aws.String("x"), Memory: aws.Int32(32)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tdARN := aws.ToString(td.TaskDefinition.TaskDefinitionArn)
+	tok, err := agentgw.CreateJoinToken(ctx, s.Endpoint, s.Region, s.Creds.AccessKeyID, s.Creds.SecretAccessKey, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	kept, gone := &recRunner{done: make(chan struct{})}, &recRunner{done: make(chan struct{})}
+	keptARN, goneARN := "arn:aws:ecs:us-east-1:000000000000:task/default/kept", "arn:aws:ecs:us-east-1:000000000000:task/default/gone"
+	cfg := agent.Config{Endpoint: s.Endpoint, Region: s.Region, StateDir: dir, JoinToken: tok.Token, NewRunner: newFake,
+		Join: agentapi.JoinRequest{Hostname: "h", Resources: agentapi.Resources{CPU: 1024, MemoryMiB: 512}},
+		Adopt: func(context.Context, string) (map[string]agent.Runner, error) {
+			return map[string]agent.Runner{keptARN: kept, goneARN: gone}, nil
+		}}
+	a, err := agent.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	place(t, st, a.State().InstanceID, "kept", tdARN, "RUNNING", 1)
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go a.Run(runCtx)
+	select {
+	case <-a.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("agent not Ready")
+	}
+	eventually(t, "the task no longer assigned told to stop", func() bool {
+		d := gone.told()
+		return len(d) > 0 && d[len(d)-1] == "STOPPED"
+	})
+	for _, d := range kept.told() {
+		if d != "RUNNING" {
+			t.Fatalf("the task still desired RUNNING was told %v", kept.told())
+		}
+	}
+	if len(kept.told()) == 0 {
+		t.Fatal("the task still desired RUNNING was not reconciled")
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/berthdev/berth/internal/console"
 	"github.com/berthdev/berth/internal/daemon"
 	"github.com/berthdev/berth/internal/dockerdriver"
+	"github.com/berthdev/berth/internal/ecs"
 	"github.com/berthdev/berth/internal/iam"
 )
 
@@ -102,6 +103,7 @@ type serverFlags struct {
 	metricsListen                                    string
 	elbListenHost                                    string
 	auditRetention, metricsPeriod                    time.Duration
+	disconnectGrace, instanceLostAfter               time.Duration
 	auditMaxBytes                                    int64
 }
 
@@ -117,6 +119,8 @@ func (f *serverFlags) register(fs *flag.FlagSet, mode string) {
 	fs.DurationVar(&f.auditRetention, "audit-retention", 90*24*time.Hour, "how long audit records are kept")
 	fs.Int64Var(&f.auditMaxBytes, "audit-max-bytes", audit.DefaultMaxBytes, "the most the audit trail may hold in the store, in bytes; the oldest records are deleted past it")
 	fs.DurationVar(&f.metricsPeriod, "metrics-period", time.Minute, "how often the ECS metrics (AWS/ECS, ECS/ContainerInsights) are published; ECS's is 1m, shorter scales faster")
+	fs.DurationVar(&f.disconnectGrace, "disconnect-grace", ecs.DefaultDisconnectGrace, "how long a container instance's agent may be disconnected before its service tasks are started elsewhere (the old ones keep running until the agent returns)")
+	fs.DurationVar(&f.instanceLostAfter, "instance-lost-after", ecs.DefaultLostAfter, "how long a container instance's agent may be disconnected before its tasks are written STOPPED (TerminationNotice); 0: never, as ECS (deregister the instance with --force instead)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.elbListenHost, "elb-listen-host", "127.0.0.1", "the address every ELBv2 load balancer listener listens on (docs/load-balancing.md)")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "", "also serve GET /metrics (Prometheus, no authentication) on this address; /metrics is always on --listen")
@@ -153,6 +157,16 @@ func runServer(ctx context.Context, mode string, args []string, stdout, stderr i
 	if f.metricsPeriod < time.Second || f.metricsPeriod%time.Second != 0 {
 		return UsageError{fmt.Sprintf("-metrics-period must be a whole number of seconds, at least 1s; got %s", f.metricsPeriod)}
 	}
+	if f.disconnectGrace <= 0 {
+		return UsageError{fmt.Sprintf("-disconnect-grace must be positive; got %s", f.disconnectGrace)}
+	}
+	lostAfter := f.instanceLostAfter
+	switch {
+	case lostAfter == 0:
+		lostAfter = -1 // never
+	case lostAfter < f.disconnectGrace:
+		return UsageError{fmt.Sprintf("-instance-lost-after must be 0 (never) or at least -disconnect-grace (%s); got %s", f.disconnectGrace, lostAfter)}
+	}
 	log, err := newLogger(f.logLevel, stderr)
 	if err != nil {
 		return err
@@ -175,6 +189,9 @@ func runServer(ctx context.Context, mode string, args []string, stdout, stderr i
 		ELBListenHost:  f.elbListenHost,
 		MetricsPeriod:  f.metricsPeriod,
 		Log:            log,
+
+		DisconnectGrace:   f.disconnectGrace,
+		InstanceLostAfter: lostAfter,
 	}
 	srv, err := daemon.Start(ctx, cfg)
 	if err != nil {

@@ -11,7 +11,8 @@ import (
 func TestUsageErrors(t *testing.T) {
 	var out, errOut bytes.Buffer
 	for _, args := range [][]string{nil, {"frobnicate"}, {"up", "--no-such-flag"}, {"up", "--log-level", "loud"},
-		{"up", "--metrics-period", "500ms"}, {"server", "--metrics-period", "1500ms"}, {"server", "--metrics-period", "0s"}} {
+		{"up", "--metrics-period", "500ms"}, {"server", "--metrics-period", "1500ms"}, {"server", "--metrics-period", "0s"},
+		{"server", "--disconnect-grace", "0s"}, {"up", "--disconnect-grace", "10s", "--instance-lost-after", "5s"}} {
 		err := Run(context.Background(), args, &out, &errOut)
 		var ue UsageError
 		if !errors.As(err, &ue) {

@@ -132,7 +132,7 @@ func (s *Service) historyOps(ctx context.Context, name string, items []historyIt
 
 // commit writes an alarm (rev 0: must be absent) with history items in one
 // transaction; Conflict when someone else changed it first.
-func (s *Service) commit(ctx context.Context, r record, rev int64, items []historyItem) error {
+func (s *Service) commit(ctx context.Context, r record, rev int64, items []historyItem, extra ...store.Op) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -142,6 +142,7 @@ func (s *Service) commit(ctx context.Context, r record, rev int64, items []histo
 		return err
 	}
 	ops = append(ops, store.Put(alarmKey(*r.Def.AlarmName), b))
+	ops = append(ops, extra...)
 	res, err := s.st.Txn(ctx, []store.Cmp{store.ModRevisionIs(alarmKey(*r.Def.AlarmName), rev)}, ops...)
 	if err != nil {
 		return err
@@ -604,7 +605,7 @@ func (s *Service) SetAlarmState(ctx context.Context, in *cloudwatchapi.SetAlarmS
 		now := s.now().UTC()
 		t := s.transition(&r, string(*in.StateValue), *in.StateReason, deref(in.StateReasonData), now)
 		r.HoldUntil = alarm.PeriodEnd(time.Duration(alarmPeriod(&r.Def))*time.Second, now)
-		if err := s.commit(ctx, r, rev, []historyItem{t.item}); err != nil {
+		if err := s.commit(ctx, r, rev, []historyItem{t.item}, s.changeOps(t)...); err != nil {
 			return err
 		}
 		fired = &t
@@ -623,8 +624,19 @@ func (s *Service) SetAlarmState(ctx context.Context, in *cloudwatchapi.SetAlarmS
 type transition struct {
 	rec     record
 	old     string
+	oldRec  record
 	changed bool
 	item    historyItem
+}
+
+// changeOps are the SetStateChangeOps operations of a state change.
+func (s *Service) changeOps(t transition) []store.Op {
+	if s.stateOps == nil || !t.changed {
+		return nil
+	}
+	return s.stateOps(AlarmStateChange{Def: t.rec.Def, ARN: t.rec.ARN, State: t.rec.State, Reason: t.rec.Reason,
+		ReasonData: t.rec.ReasonData, Time: t.rec.StateUpdated, OldState: t.oldRec.State, OldReason: t.oldRec.Reason,
+		OldReasonData: t.oldRec.ReasonData, OldTime: t.oldRec.StateUpdated})
 }
 
 // transition updates r to a new state and returns the history item.
@@ -644,7 +656,7 @@ func (s *Service) transition(r *record, state, reason, data string, now time.Tim
 		Data: mustJSON(map[string]any{"version": "1.0",
 			"oldState": map[string]any{"stateValue": old.State, "stateReason": old.Reason},
 			"newState": newState})}
-	return transition{rec: *r, old: old.State, changed: changed, item: item}
+	return transition{rec: *r, old: old.State, oldRec: old, changed: changed, item: item}
 }
 
 // runActions delivers the actions of a transition's new state and

@@ -121,7 +121,7 @@ func (s *Service) evaluate(ctx context.Context, name string, now time.Time) erro
 		}
 		t := s.transition(&r, string(res.State), res.Reason, res.ReasonData, now.UTC())
 		r.HoldUntil = time.Time{}
-		if err := s.commit(ctx, r, rev, []historyItem{t.item}); err != nil {
+		if err := s.commit(ctx, r, rev, []historyItem{t.item}, s.changeOps(t)...); err != nil {
 			return err
 		}
 		fired = &t

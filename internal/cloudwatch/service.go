@@ -48,6 +48,22 @@ type AlarmInfo struct {
 	Time        time.Time
 }
 
+// AlarmStateChange is an alarm's state change about to be committed,
+// for EventBridge's "CloudWatch Alarm State Change" events.
+type AlarmStateChange struct {
+	Def                                cloudwatchapi.PutMetricAlarmInput
+	ARN                                string
+	State, Reason, ReasonData          string
+	Time                               time.Time
+	OldState, OldReason, OldReasonData string
+	OldTime                            time.Time
+}
+
+// SetStateChangeOps sets f, whose store operations are committed in the
+// same transaction as every alarm state change: an event derived from a
+// change is exactly as durable as the change.
+func (s *Service) SetStateChangeOps(f func(AlarmStateChange) []store.Op) { s.stateOps = f }
+
 // ActionRunner delivers alarm actions. Run returns an error when the
 // action could not be delivered; the error is recorded in the alarm's
 // history.
@@ -72,6 +88,10 @@ type Service struct {
 	log     *slog.Logger
 	actions ActionRunner
 	wake    chan struct{}
+
+	// stateOps, when set, gives store operations committed with every
+	// alarm state change (EventBridge's outbox write).
+	stateOps func(AlarmStateChange) []store.Op
 }
 
 // New returns the CloudWatch service over a datapoint store and the state

@@ -615,3 +615,30 @@ func TestPublishAndController(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestStateChangeOpsCommitWithTheChange: the operations of the state
+// change hook are committed with a state change, and only with one.
+func TestStateChangeOpsCommitWithTheChange(t *testing.T) {
+	s, _ := testService(t)
+	ctx := context.Background()
+	var got []AlarmStateChange
+	s.SetStateChangeOps(func(c AlarmStateChange) []store.Op {
+		got = append(got, c)
+		return []store.Op{store.Put("/berth/cloudwatch/test-hook", []byte(c.State))}
+	})
+	if _, err := s.PutMetricAlarm(ctx, alarmInput("hooked")); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []cloudwatchapi.StateValue{cloudwatchapi.StateValueAlarm, cloudwatchapi.StateValueAlarm} {
+		if _, err := s.SetAlarmState(ctx, &cloudwatchapi.SetAlarmStateInput{AlarmName: ptr("hooked"), StateValue: ptr(st), StateReason: ptr("test")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kv, err := s.st.Get(ctx, "/berth/cloudwatch/test-hook")
+	if err != nil || string(kv.Value) != "ALARM" {
+		t.Fatalf("hook op: %v %v", kv, err)
+	}
+	if len(got) != 1 || got[0].OldState != "INSUFFICIENT_DATA" || got[0].State != "ALARM" || got[0].Reason != "test" || *got[0].Def.AlarmName != "hooked" {
+		t.Fatalf("changes %+v", got)
+	}
+}

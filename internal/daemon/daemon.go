@@ -22,6 +22,7 @@ import (
 	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/agentgw"
 	"github.com/berthdev/berth/internal/alb"
+	"github.com/berthdev/berth/internal/api/cloudwatchapi"
 	"github.com/berthdev/berth/internal/audit"
 	"github.com/berthdev/berth/internal/awsproto"
 	"github.com/berthdev/berth/internal/cloudtrail"
@@ -32,6 +33,7 @@ import (
 	"github.com/berthdev/berth/internal/ecsmetrics"
 	"github.com/berthdev/berth/internal/elbv2"
 	"github.com/berthdev/berth/internal/errs"
+	"github.com/berthdev/berth/internal/events"
 	"github.com/berthdev/berth/internal/iam"
 	"github.com/berthdev/berth/internal/logs"
 	"github.com/berthdev/berth/internal/logstore"
@@ -85,7 +87,15 @@ type Config struct {
 	// MetricsPeriod is how often the ECS metrics (AWS/ECS,
 	// ECS/ContainerInsights) are published; default 60s as ECS does.
 	MetricsPeriod time.Duration
-	Log           *slog.Logger
+	// DisconnectGrace is how long a container instance's agent may be
+	// disconnected before its service tasks are started elsewhere (the old
+	// ones keep running); default ecs.DefaultDisconnectGrace.
+	DisconnectGrace time.Duration
+	// InstanceLostAfter is how long a container instance's agent may be
+	// disconnected before its tasks are written STOPPED; default
+	// ecs.DefaultLostAfter, negative: never (docs/agent.md).
+	InstanceLostAfter time.Duration
+	Log               *slog.Logger
 }
 
 func (c *Config) setDefaults() error {
@@ -137,6 +147,7 @@ type Server struct {
 	cw      *cloudwatch.Service
 	elb     *elbv2.Service
 	plane   *alb.Plane
+	events  *events.Service
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -231,8 +242,12 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	ecsSvc := ecs.New(st, ecs.Config{Region: cfg.Region, Account: cfg.Account, Endpoint: func() string { return s.Endpoint() }}, log.With("component", "ecs"))
 	s.ecs = ecsSvc
 	s.goRun(func() { ecsSvc.RunTaskGC(runCtx, cfg.TaskRetention) })
-	s.goRun(func() { ecsSvc.RunServiceController(runCtx, ecs.ServiceControllerConfig{Observer: prom}) })
-	s.goRun(func() { ecsSvc.RunLostInstanceMonitor(runCtx, ecs.LostInstanceConfig{}) })
+	s.goRun(func() {
+		ecsSvc.RunServiceController(runCtx, ecs.ServiceControllerConfig{Observer: prom, DisconnectGrace: cfg.DisconnectGrace})
+	})
+	s.goRun(func() {
+		ecsSvc.RunLostInstanceMonitor(runCtx, ecs.LostInstanceConfig{LostAfter: cfg.InstanceLostAfter})
+	})
 	reg := registry.New(registry.Config{Store: st, Blobs: blobs, Account: cfg.Account, Log: log.With("component", "registry"), Owns: claim.Held})
 	s.goRun(func() { reg.Run(runCtx) })
 	// Agents pull images that live in Berth's registry with credentials
@@ -252,6 +267,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	cwSvc := cloudwatch.New(metrics, st, cloudwatch.Config{Region: cfg.Region, Account: cfg.Account}, log.With("component", "cloudwatch"))
 	s.cw = cwSvc
 	s.goRun(func() { cwSvc.Run(runCtx) })
+	evSvc := events.New(st, events.Config{Region: cfg.Region, Account: cfg.Account},
+		events.Deps{Tasks: ecsSvc, Logs: eventLogs{logsSvc}, Metrics: eventMetrics{cwSvc}}, log.With("component", "events"))
+	s.events = evSvc
+	s.goRun(func() { evSvc.RunDelivery(runCtx) })
+	s.goRun(func() { evSvc.RunScheduler(runCtx) })
+	s.goRun(func() { evSvc.RunECSEvents(runCtx, ecsFeed{ecsSvc}) })
+	cwSvc.SetStateChangeOps(func(c cloudwatch.AlarmStateChange) []store.Op { return evSvc.AlarmEventOps(alarmChange(c)) })
 	ecsMetrics := ecsmetrics.New(ecsmetrics.Config{Period: cfg.MetricsPeriod, Log: log.With("component", "ecsmetrics"),
 		Clusters: func(ctx context.Context) ([]ecsmetrics.Cluster, error) { return clusterCapacity(ctx, ecsSvc) },
 		Sink:     ecsmetrics.SinkFunc(func(ctx context.Context, data []ecsmetrics.Datum) error { return cwSvc.Publish(ctx, points(data)) })})
@@ -293,7 +315,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Agent:    gw,
 		Registry: prom.RegistryHandler(registry.NewHandler(reg, registry.HandlerConfig{Identities: keys, Log: log.With("component", "registry")})),
 		Observer: prom,
-		Services: services(ecsSvc, trail, ecrSvc, logsSvc, cwSvc, elbSvc),
+		Services: services(ecsSvc, trail, ecrSvc, logsSvc, cwSvc, elbSvc, evSvc),
 	})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -387,6 +409,9 @@ func (s *Server) ELBv2() *elbv2.Service { return s.elb }
 // metrics through its Publish.
 func (s *Server) CloudWatch() *cloudwatch.Service { return s.cw }
 
+// Events returns the EventBridge service.
+func (s *Server) Events() *events.Service { return s.events }
+
 // FrontDoor returns the API handler (tests, docs).
 func (s *Server) FrontDoor() *awsproto.FrontDoor { return s.fd }
 
@@ -461,10 +486,11 @@ func (s *Server) Close() error {
 }
 
 // services lists every AWS service the front door serves.
-func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service, logsSvc *logs.Service, cwSvc *cloudwatch.Service, elbSvc *elbv2.Service) []*awsproto.Service {
+func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service, logsSvc *logs.Service, cwSvc *cloudwatch.Service, elbSvc *elbv2.Service, evSvc *events.Service) []*awsproto.Service {
 	return []*awsproto.Service{
 		elbSvc.API(),
 		ecsSvc.API(),
+		evSvc.API(),
 		ecrSvc.API(),
 		logsSvc.API(),
 		cwSvc.API(),
@@ -479,7 +505,8 @@ func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service, logs
 func SupportedOperations() map[string][]string {
 	out := map[string][]string{}
 	for _, svc := range services(ecs.New(nil, ecs.Config{Endpoint: func() string { return "" }}, nil), nil, ecr.New(nil, ecr.Config{}, nil),
-		logs.New(nil, logs.Config{}, nil), cloudwatch.New(nil, nil, cloudwatch.Config{}, nil), elbv2.New(nil, nil, elbv2.Config{}, nil)) {
+		logs.New(nil, logs.Config{}, nil), cloudwatch.New(nil, nil, cloudwatch.Config{}, nil), elbv2.New(nil, nil, elbv2.Config{}, nil),
+		events.New(nil, events.Config{}, events.Deps{}, nil)) {
 		for name, op := range svc.Operations {
 			if op.Implemented {
 				out[svc.SigningName] = append(out[svc.SigningName], name)
@@ -569,4 +596,121 @@ func points(data []ecsmetrics.Datum) []tsdb.Point {
 			Sample: tsdb.Sample{Min: d.Min, Max: d.Max, Sum: d.Sum, Count: d.SampleCount}})
 	}
 	return out
+}
+
+// eventLogs writes EventBridge log group targets' events to CloudWatch
+// Logs: one stream per event, named by the event id, in a group that must
+// exist (as on AWS).
+type eventLogs struct{ svc *logs.Service }
+
+func (l eventLogs) WriteLog(ctx context.Context, group, stream string, ts int64, message string) error {
+	return l.svc.Ingest(ctx, group, stream, false, []logs.InputEvent{{Timestamp: ts, Message: message}})
+}
+
+// eventMetrics publishes EventBridge's AWS/Events metrics to CloudWatch.
+type eventMetrics struct{ svc *cloudwatch.Service }
+
+func (m eventMetrics) PublishEventMetrics(ctx context.Context, ms []events.Metric) error {
+	pts := make([]tsdb.Point, 0, len(ms))
+	for _, x := range ms {
+		var dims []tsdb.Dim
+		if x.RuleName != "" {
+			dims = []tsdb.Dim{{Name: "RuleName", Value: x.RuleName}}
+		}
+		pts = append(pts, tsdb.Point{Key: tsdb.NewKey("AWS/Events", x.Name, dims), T: x.Time, Unit: "Count",
+			Sample: tsdb.Sample{Min: 1, Max: 1, Sum: x.Count, Count: x.Count}})
+	}
+	return m.svc.Publish(ctx, pts)
+}
+
+// ecsFeed adapts ECS's committed-state feed to what the EventBridge ECS
+// events controller reads.
+type ecsFeed struct{ svc *ecs.Service }
+
+func feedKind(k ecs.ChangeKind) events.FeedKind {
+	switch k {
+	case ecs.ChangeDelete:
+		return events.FeedDelete
+	case ecs.ChangeRelist:
+		return events.FeedRelist
+	case ecs.ChangeSynced:
+		return events.FeedSynced
+	}
+	return events.FeedUpsert
+}
+
+// adapt forwards in to a new channel through f until in closes.
+func adapt[A, B any](ctx context.Context, in <-chan A, f func(A) B) <-chan B {
+	out := make(chan B, 64)
+	go func() {
+		defer close(out)
+		for a := range in {
+			select {
+			case out <- f(a):
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
+}
+
+func (f ecsFeed) Tasks(ctx context.Context) <-chan events.TaskItem {
+	return adapt(ctx, f.svc.WatchTasks(ctx), func(c ecs.TaskChange) events.TaskItem {
+		return events.TaskItem{Kind: feedKind(c.Kind), Revision: c.Revision, Task: c.Task}
+	})
+}
+
+func (f ecsFeed) Services(ctx context.Context) <-chan events.ServiceItem {
+	return adapt(ctx, f.svc.WatchServices(ctx), func(c ecs.ServiceChange) events.ServiceItem {
+		return events.ServiceItem{Kind: feedKind(c.Kind), Revision: c.Revision, Service: c.Service}
+	})
+}
+
+func (f ecsFeed) Instances(ctx context.Context) <-chan events.InstanceItem {
+	return adapt(ctx, f.svc.WatchContainerInstances(ctx), func(c ecs.InstanceChange) events.InstanceItem {
+		return events.InstanceItem{Kind: feedKind(c.Kind), Revision: c.Revision, Instance: c.Instance}
+	})
+}
+
+// alarmChange turns CloudWatch's alarm state change into EventBridge's
+// "CloudWatch Alarm State Change" input.
+func alarmChange(c cloudwatch.AlarmStateChange) events.AlarmChange {
+	d := c.Def
+	out := events.AlarmChange{Name: val(d.AlarmName), ARN: c.ARN, Description: val(d.AlarmDescription),
+		State: c.State, Reason: c.Reason, ReasonData: c.ReasonData, Time: c.Time,
+		OldState: c.OldState, OldReason: c.OldReason, OldReasonData: c.OldReasonData, OldTime: c.OldTime}
+	dims := func(ds []cloudwatchapi.Dimension) map[string]string {
+		m := map[string]string{}
+		for _, x := range ds {
+			m[val(x.Name)] = val(x.Value)
+		}
+		return m
+	}
+	if d.MetricName != nil {
+		stat := string(val(d.Statistic))
+		if d.ExtendedStatistic != nil {
+			stat = *d.ExtendedStatistic
+		}
+		out.Metrics = []events.AlarmMetric{{ID: "m1", Namespace: val(d.Namespace), Name: *d.MetricName, Stat: stat,
+			Dimensions: dims(d.Dimensions), Period: val(d.Period), ReturnData: true}}
+	}
+	for _, q := range d.Metrics {
+		m := events.AlarmMetric{ID: val(q.Id), Expression: val(q.Expression), Label: val(q.Label),
+			ReturnData: q.ReturnData == nil || *q.ReturnData}
+		if ms := q.MetricStat; ms != nil && ms.Metric != nil {
+			m.Namespace, m.Name, m.Stat = val(ms.Metric.Namespace), val(ms.Metric.MetricName), val(ms.Stat)
+			m.Dimensions, m.Period = dims(ms.Metric.Dimensions), val(ms.Period)
+		}
+		out.Metrics = append(out.Metrics, m)
+	}
+	return out
+}
+
+func val[T any](p *T) T {
+	if p == nil {
+		var zero T
+		return zero
+	}
+	return *p
 }

@@ -25,6 +25,7 @@ var serviceTitles = map[string]string{
 	"logs":                 "Amazon CloudWatch Logs",
 	"monitoring":           "Amazon CloudWatch",
 	"elasticloadbalancing": "Elastic Load Balancing v2",
+	"events":               "Amazon EventBridge",
 }
 
 func renderOperations() string {

@@ -138,13 +138,21 @@ type Instance struct {
 	ID            string
 	EC2InstanceID string
 	Status        string // ACTIVE | DRAINING | INACTIVE ...
-	// Connected: the agent's presence key exists. Decide leaves a task on
-	// an instance whose agent is away as it is: the lost-instance monitor
-	// in internal/ecs marks it STOPPED if the agent stays away.
+	// Connected: the agent's presence key exists.
 	Connected bool
+	// Unreachable: the agent has been away for the shell's grace (or came
+	// back too recently for its reports to be in). Decide leaves the tasks
+	// on such an instance as they are, neither stopped nor counted towards
+	// the desired count or maximumPercent, so the service's tasks are
+	// started elsewhere while the old ones keep running; they are shown in
+	// the running and pending counts. Once the instance is reachable again
+	// its tasks count again, and a surplus is stopped like any scale-in.
+	// (The lost-instance monitor in internal/ecs writes them STOPPED if
+	// the agent stays away for good.)
+	Unreachable bool
 	// Eligible (DAEMON): ACTIVE, meets the service's constraints and the
 	// task definition's required attributes, and connected (or
-	// disconnected for less than the shell's LostAfter).
+	// disconnected but not yet Unreachable).
 	Eligible   bool
 	Attributes map[string]string
 	// Free CPU units and memory, for binpack scale-in.
@@ -270,8 +278,8 @@ type decider struct {
 // lostInstance reports whether tasks on an instance are lost: it was
 // deregistered (with force: its tasks are desired STOPPED but no agent
 // will report them stopped) or is gone. An instance whose agent stopped
-// reporting is not lost here: the lost-instance monitor (internal/ecs)
-// marks its tasks STOPPED, and Decide replaces them as any stopped task.
+// reporting is not lost here: its tasks are left running and, once the
+// instance is Unreachable, set aside and replaced elsewhere.
 func (d *decider) lostInstance(id string) bool {
 	inst := d.insts[id]
 	return inst == nil || inst.Status == "INACTIVE" || inst.Status == "DEREGISTERING"
@@ -304,14 +312,20 @@ func (d *decider) decide() Decision {
 	}
 
 	// Tasks on deregistered or gone instances: stop them (they never
-	// report again) and forget them.
-	var tasks []*Task
+	// report again) and forget them. Tasks on unreachable instances are
+	// set aside (away): left as they are, counted only as running or
+	// pending.
+	var tasks, away []*Task
 	for i := range in.Tasks {
 		t := &in.Tasks[i]
 		if d.lostInstance(t.InstanceID) && !stopped(t) {
 			if t.DesiredStatus == "RUNNING" {
 				d.stop(t, StopCodeScheduler, ReasonDeregistered, true)
 			}
+			continue
+		}
+		if inst := d.insts[t.InstanceID]; inst != nil && inst.Unreachable && !stopped(t) {
+			away = append(away, t)
 			continue
 		}
 		tasks = append(tasks, t)
@@ -392,7 +406,7 @@ func (d *decider) decide() Decision {
 	}
 
 	// Counts, deployment states, old deployments leaving.
-	d.finish(deps, tasks, desired)
+	d.finish(deps, tasks, away, desired)
 	return d.out
 }
 
@@ -557,8 +571,8 @@ func (d *decider) daemon(primary *Deployment, tasks []*Task, minHealthy, maxTask
 	}
 	// Ineligible instances (DRAINING, no longer matching) lose their
 	// tasks. One whose agent is away keeps them: the agent could not act
-	// on a stop, and the lost-instance monitor marks them STOPPED
-	// (TerminationNotice) if it stays away.
+	// on a stop, and a disconnected instance may come back (past the
+	// grace it is Unreachable and ineligible, and its task set aside).
 	for _, t := range tasks {
 		inst := d.insts[t.InstanceID]
 		if d.live(t) && (inst == nil || (!inst.Eligible && inst.Connected)) {
@@ -720,15 +734,18 @@ func (d *decider) rank(t *Task) int {
 }
 
 // finish computes counts, rollout states, steady state and which old
-// deployments leave the list.
-func (d *decider) finish(deps []Deployment, tasks []*Task, desired int) {
+// deployments leave the list. away are the tasks on unreachable
+// instances: in the running and pending counts (DescribeTasks shows them
+// so), and keeping their deployment in the list, but not live: they do
+// not complete a deployment.
+func (d *decider) finish(deps []Deployment, tasks, away []*Task, desired int) {
 	in := d.in
-	type counts struct{ running, pending, occupying, live int }
+	type counts struct{ running, pending, occupying, live, liveRunning int }
 	per := map[string]*counts{}
 	for i := range deps {
 		per[deps[i].ID] = &counts{}
 	}
-	for _, t := range tasks {
+	count := func(t *Task, accounted bool) {
 		c := per[t.DeploymentID]
 		if c == nil {
 			c = &counts{}
@@ -744,9 +761,18 @@ func (d *decider) finish(deps []Deployment, tasks []*Task, desired int) {
 			c.pending++
 			d.out.PendingCount++
 		}
-		if d.live(t) {
+		if accounted && d.live(t) {
 			c.live++
+			if t.LastStatus == "RUNNING" {
+				c.liveRunning++
+			}
 		}
+	}
+	for _, t := range tasks {
+		count(t, true)
+	}
+	for _, t := range away {
+		count(t, false)
 	}
 	var kept []Deployment
 	othersBusy := false
@@ -763,7 +789,7 @@ func (d *decider) finish(deps []Deployment, tasks []*Task, desired int) {
 		if i == 0 {
 			dep.Status = StatusPrimary
 			dep.DesiredCount = desired
-			if dep.RolloutState == RolloutInProgress && !othersBusy && c.running == desired && c.live == desired {
+			if dep.RolloutState == RolloutInProgress && !othersBusy && c.liveRunning == desired && c.live == desired {
 				dep.RolloutState = RolloutCompleted
 				dep.RolloutStateReason = fmt.Sprintf("ECS deployment %s completed.", dep.ID)
 				d.out.CompletedDepID, d.out.CompletedTD = dep.ID, dep.TaskDefinition
@@ -794,7 +820,7 @@ func (d *decider) finish(deps []Deployment, tasks []*Task, desired int) {
 		}
 	}
 	if in.Service.Status == ServiceDraining {
-		busy := false
+		busy := len(away) > 0
 		for _, t := range tasks {
 			busy = busy || occupying(t)
 		}

@@ -349,3 +349,58 @@ func TestUnhealthyTaskIsReplacedAfterTheGracePeriod(t *testing.T) {
 		t.Fatalf("unhealthy task not replaced: starts %+v", dec.Start)
 	}
 }
+
+func TestUnreachableInstanceTasksAreReplacedAndLeftRunning(t *testing.T) {
+	deps := []Deployment{{ID: "ecs-svc/1", Status: StatusPrimary, TaskDefinition: "td:1", RolloutState: RolloutCompleted}}
+	insts := instances(3)
+	insts[0].Connected, insts[0].Unreachable = false, true
+	tasks := []Task{running("a", "ecs-svc/1", "i00"), running("b", "ecs-svc/1", "i01"), running("c", "ecs-svc/1", "i02")}
+	// maximumPercent 100: the task set aside does not hold the
+	// replacement back.
+	dec := Decide(Input{Service: svc(3, 100, 100), Deployments: deps, Tasks: tasks, Instances: insts, Now: t0})
+	if len(dec.Stop) != 0 {
+		t.Fatalf("stopped a task: %+v", dec.Stop)
+	}
+	if len(dec.Start) != 1 || dec.Start[0].Count != 1 || dec.RunningCount != 3 || dec.Steady {
+		t.Fatalf("starts %+v, running %d, steady %v", dec.Start, dec.RunningCount, dec.Steady)
+	}
+	// The replacement runs: four RUNNING, none stopped, not steady (more
+	// tasks than desired exist), the deployment stays COMPLETED.
+	repl := running("d", "ecs-svc/1", "i01")
+	repl.CreatedAt = t0.Add(time.Second)
+	tasks = append(tasks, repl)
+	dec = Decide(Input{Service: svc(3, 100, 100), Deployments: deps, Tasks: tasks, Instances: insts, Now: t0.Add(time.Second)})
+	if len(dec.Stop) != 0 || len(dec.Start) != 0 || dec.RunningCount != 4 || dec.Steady || dec.Deployments[0].RolloutState != RolloutCompleted {
+		t.Fatalf("with the replacement: %+v", dec)
+	}
+	// The agent is back: one surplus task stopped, by the service's
+	// scale-in order (spread: the replacement on the crowded i01).
+	insts[0].Connected, insts[0].Unreachable = true, false
+	dec = Decide(Input{Service: svc(3, 100, 100), Deployments: deps, Tasks: tasks, Instances: insts, Now: t0.Add(2 * time.Second)})
+	if len(dec.Stop) != 1 || dec.Stop[0].TaskID != "d" || dec.Stop[0].StopCode != StopCodeScheduler || len(dec.Start) != 0 {
+		t.Fatalf("after the return: stops %+v, starts %+v", dec.Stop, dec.Start)
+	}
+	if want := StoppedMessage("web", []string{"d"}); !slices.Contains(dec.Events, want) {
+		t.Fatalf("events %q", dec.Events)
+	}
+}
+
+func TestUnreachableTasksKeepOldDeploymentAndDrainingServiceOpen(t *testing.T) {
+	deps := []Deployment{
+		{ID: "ecs-svc/2", Status: StatusPrimary, TaskDefinition: "td:2", RolloutState: RolloutInProgress},
+		{ID: "ecs-svc/1", Status: StatusActive, TaskDefinition: "td:1", RolloutState: RolloutCompleted},
+	}
+	insts := instances(2)
+	insts[0].Connected, insts[0].Unreachable = false, true
+	tasks := []Task{running("old", "ecs-svc/1", "i00"), running("new", "ecs-svc/2", "i01")}
+	dec := Decide(Input{Service: svc(1, 100, 200), Deployments: deps, Tasks: tasks, Instances: insts, Now: t0})
+	if len(dec.Stop) != 0 || len(dec.Deployments) != 2 || dec.Deployments[0].RolloutState != RolloutInProgress {
+		t.Fatalf("old deployment's task set aside: %+v", dec)
+	}
+	s := svc(1, 100, 200)
+	s.Status = ServiceDraining
+	dec = Decide(Input{Service: s, Deployments: deps, Tasks: tasks, Instances: insts, Now: t0})
+	if dec.ServiceStatus == ServiceInactive || len(dec.Stop) != 1 || dec.Stop[0].TaskID != "new" {
+		t.Fatalf("draining service with a task away: status %s, stops %+v", dec.ServiceStatus, dec.Stop)
+	}
+}

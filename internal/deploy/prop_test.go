@@ -326,3 +326,118 @@ func TestPropLostInstanceTasksAreReplacedWithoutFailures(t *testing.T) {
 		}
 	}
 }
+
+// TestPropUnreachableInstanceNeverLowersCapacity: an instance becomes
+// unreachable (its agent silent: its tasks do not move), and later comes
+// back. Throughout, the service's RUNNING tasks desired RUNNING never drop
+// below the desired count; nothing on the unreachable instance is
+// stopped; its tasks are replaced elsewhere; after the return the surplus
+// is stopped and the service is steady with exactly desired tasks.
+func TestPropUnreachableInstanceNeverLowersCapacity(t *testing.T) {
+	for seed := range uint64(300) {
+		w := newWorld(seed)
+		w.insts = instances(2 + w.rng.IntN(5))
+		if w.svc.DesiredCount == 0 {
+			w.svc.DesiredCount = 1 + w.rng.IntN(8)
+		}
+		w.steadyUp(t, 200)
+		desired := w.svc.DesiredCount
+		capacity := func() int {
+			n := 0
+			for _, tk := range w.tasks {
+				if tk.DesiredStatus == "RUNNING" && tk.LastStatus == "RUNNING" {
+					n++
+				}
+			}
+			return n
+		}
+		away := w.insts[w.rng.IntN(len(w.insts))].ID
+		for i := range w.insts {
+			if w.insts[i].ID == away {
+				w.insts[i].Connected, w.insts[i].Unreachable = false, true
+			}
+		}
+		w.svc.Steady = false
+		step := func(phase string, i int) Decision {
+			dec := w.decide()
+			for _, st := range dec.Stop {
+				for _, tk := range w.tasks {
+					if tk.ID == st.TaskID && tk.InstanceID == away && phase == "away" {
+						t.Fatalf("seed %d %s step %d: stopped %s on the unreachable instance", seed, phase, i, tk.ID)
+					}
+				}
+			}
+			w.apply(dec)
+			if c := capacity(); c < desired {
+				t.Fatalf("seed %d %s step %d: %d tasks RUNNING < desired %d", seed, phase, i, c, desired)
+			}
+			w.agentsExcept(away, phase == "away")
+			return dec
+		}
+		replaced := false
+		for i := range 100 {
+			dec := step("away", i)
+			held := false
+			for _, tk := range w.tasks {
+				held = held || (tk.InstanceID == away && tk.LastStatus == "RUNNING")
+			}
+			if dec.Steady && held {
+				t.Fatalf("seed %d: steady with a task away", seed)
+			}
+			n := 0
+			for _, tk := range w.tasks {
+				if tk.InstanceID != away && tk.DesiredStatus == "RUNNING" && tk.LastStatus == "RUNNING" {
+					n++
+				}
+			}
+			if n == desired {
+				replaced = true
+			}
+		}
+		if !replaced {
+			t.Fatalf("seed %d: tasks of the unreachable instance not replaced", seed)
+		}
+		for i := range w.insts {
+			if w.insts[i].ID == away {
+				w.insts[i].Connected, w.insts[i].Unreachable = true, false
+			}
+		}
+		steady := false
+		for i := range 100 {
+			if dec := step("back", i); dec.Steady {
+				steady = true
+				break
+			}
+		}
+		live := 0
+		for _, tk := range w.tasks {
+			if tk.DesiredStatus == "RUNNING" {
+				live++
+			}
+		}
+		if !steady || live != desired {
+			t.Fatalf("seed %d: after the return steady %v with %d live tasks, desired %d", seed, steady, live, desired)
+		}
+	}
+}
+
+// agentsExcept moves tasks forward as agents does, but, while frozen,
+// not those on instance id (its agent is silent).
+func (w *world) agentsExcept(id string, frozen bool) {
+	if !frozen {
+		w.agents()
+		return
+	}
+	var held []Task
+	var idx []int
+	for i, tk := range w.tasks {
+		if tk.InstanceID == id {
+			held = append(held, tk)
+			idx = append(idx, i)
+		}
+	}
+	w.agents()
+	for k, i := range idx {
+		w.tasks[i] = held[k]
+	}
+}

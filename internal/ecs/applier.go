@@ -144,7 +144,9 @@ func (s *Service) commitPlan(ctx context.Context, snap *clusterSnapshot, p *plan
 			return false, errs.Wrap(errs.Internal, err, "encode container instance")
 		}
 		key := instanceKey(rec.Cluster, id)
-		cmps = append(cmps, store.ModRevisionIs(key, v.modRev))
+		// Placement needs a connected agent: one that went away since the
+		// snapshot fails the commit, and the plan is made again.
+		cmps = append(cmps, store.ModRevisionIs(key, v.modRev), store.Exists(keyAgents+id))
 		ops = append(ops, store.Put(key, b))
 	}
 	for _, t := range p.tasks {

@@ -11,77 +11,169 @@ import (
 
 	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/api/ecsapi"
+	"github.com/berthdev/berth/internal/deploy"
 	"github.com/berthdev/berth/internal/errs"
 	"github.com/berthdev/berth/internal/store"
 )
 
-// The lost-instance monitor owns the decision "this container instance is
-// lost": an ACTIVE or DRAINING instance whose agent presence key
-// (keyAgents, kept by the open assignment stream) has been absent for
-// LostAfter. Every task on a lost instance that is not STOPPED is then
-// written STOPPED, observed state included, with ECS's stop code for a
-// vanished host (TerminationNotice). This is the one exception to "observed
-// state is written only from agent reports" (records.go): the agent cannot
-// report, so the control plane writes on its behalf, under a compare on the
-// presence key being absent so that an agent that came back wins. The
-// service scheduler then replaces service tasks as any stopped task.
-// docs/agent.md.
+// The lost-host policy (docs/agent.md, "Lost hosts"; decision 15 in
+// docs/decisions.md). An agent that stops reporting does not stop its
+// tasks: ECS never stops EC2 tasks because their agent disconnected, and a
+// short partition must not become an outage.
+//
+//   - Disconnected (the presence key under keyAgents, kept by the open
+//     assignment stream, is absent): DescribeContainerInstances shows
+//     agentConnected false; nothing is placed there (placement needs a
+//     connected agent; the applier compares on the presence key); its
+//     tasks stay as they are.
+//   - Unreachable (disconnected for DisconnectGrace, decideReachable): the
+//     service controller sets its tasks aside (deploy.Instance.Unreachable)
+//     and starts the services' tasks elsewhere; the old ones keep running
+//     and are never told to stop while away. When the agent is back (and
+//     has been for rejoinSettle, so that its reports are in), its tasks
+//     count again and the surplus is stopped like any scale-in.
+//   - Lost (disconnected for LostAfter, default 10 minutes, or
+//     deregistered): the lost-instance monitor below writes its tasks
+//     STOPPED, observed state included (stop code TerminationNotice). This
+//     is the one exception to "observed state is written only from agent
+//     reports" (records.go): the agent cannot report, so the control plane
+//     writes on its behalf, under a compare on the presence key being
+//     absent so that an agent that came back wins.
 
-// DefaultLostAfter is how long an agent may stay away before its instance
-// is lost. With the presence lease of 10 s and the stream closed after 7 s
-// of agent silence, a vanished host is noticed within about 13 s, an agent
-// that stops or crashes (its connection closes) within about 6 s.
-const DefaultLostAfter = 5 * time.Second
+// DefaultDisconnectGrace is how long an agent may stay disconnected before
+// the service tasks on its instance are started elsewhere. An agent that
+// crashes or is killed (its connection closes) is disconnected at once, a
+// silent host after AgentSilenceLimit (7 s): their service tasks are
+// started elsewhere 5 s and 12 s later, which leaves room for a slow
+// container start within the goal of 20 s. A shorter grace costs only
+// an extra task while an agent is away (the old ones keep running); an
+// agent restart takes about a second.
+const DefaultDisconnectGrace = 5 * time.Second
+
+// DefaultLostAfter is how long an agent may stay disconnected before the
+// tasks of its instance are written STOPPED.
+const DefaultLostAfter = 10 * time.Minute
+
+// rejoinSettle is how long an agent that was unreachable must be back
+// before its tasks count again: long enough for the reports it queued
+// while away (a task that died meanwhile) to arrive.
+const rejoinSettle = 2 * agentapi.AgentHeartbeatInterval
 
 // LostInstanceConfig tunes the lost-instance monitor.
 type LostInstanceConfig struct {
 	// LostAfter is how long an ACTIVE or DRAINING instance's agent presence
 	// key may be absent, timed from when the monitor first saw it absent,
-	// before the instance is lost. Default DefaultLostAfter.
+	// before the instance is lost and its tasks are written STOPPED. 0:
+	// DefaultLostAfter; negative: never (ECS's behaviour: only a forced
+	// deregistration ends them).
 	LostAfter time.Duration
 	// Resync is how often the monitor looks without a change under
 	// keyAgents (the decision is time based). Default 1 s.
 	Resync time.Duration
 }
 
-// LostReason is the stoppedReason of a task whose instance was lost. It
-// keeps the prefix of ECS's reason for a vanished host ("Host EC2
-// (instance i-…) terminated.") and says what Berth knows: the agent is
-// unreachable, not that the host terminated.
-func LostReason(ec2InstanceID string) string {
-	return fmt.Sprintf("Host EC2 (instance %s) is unreachable: its agent stopped reporting.", ec2InstanceID)
+// LostReason is the stoppedReason of a task whose instance was lost after
+// its agent stayed away for d. It keeps the prefix of ECS's reason for a
+// vanished host ("Host EC2 (instance i-…) terminated.") and says what
+// Berth knows: the agent is unreachable, not that the host terminated.
+func LostReason(ec2InstanceID string, d time.Duration) string {
+	return fmt.Sprintf("Host EC2 (instance %s) is unreachable: its agent has not reported for %s.", ec2InstanceID, d)
 }
 
-// instancePresence is what the monitor's decision looks at for one
-// container instance.
+// instancePresence is what the decisions look at for one container
+// instance.
 type instancePresence struct {
 	ID, Cluster, EC2InstanceID, Status string
 	Connected                          bool // the presence key exists
 }
 
+// reachClock is what decideReachable remembers between calls, per
+// instance: since when it has been disconnected (away) and, for one that
+// came back after it was unreachable, when it came back (back).
+type reachClock struct {
+	away, back map[string]time.Time
+}
+
+// decideReachable decides which instances are unreachable at now, from the
+// previous call's clock (zero at first), and returns the next clock. An
+// ACTIVE or DRAINING instance is unreachable once disconnected for grace
+// (timed from when a call first saw it disconnected, so after a server
+// restart every agent has the grace again), and, once its agent is back,
+// for rejoinSettle more. INACTIVE and vanished instances are forgotten
+// (the service scheduler stops their tasks as deregistered).
+//
+// wake is how soon the answer changes by itself (a grace or a settling
+// ending), 0 when it does not.
+func decideReachable(view []instancePresence, prev reachClock, now time.Time, grace time.Duration) (next reachClock, unreachable map[string]bool, wake time.Duration) {
+	next = reachClock{away: map[string]time.Time{}, back: map[string]time.Time{}}
+	unreachable = map[string]bool{}
+	soon := func(at time.Time) {
+		if d := at.Sub(now); d > 0 && (wake == 0 || d < wake) {
+			wake = d
+		}
+	}
+	for _, in := range view {
+		if in.ID == "" || (in.Status != InstanceActive && in.Status != InstanceDraining) {
+			continue
+		}
+		if !in.Connected {
+			since, ok := prev.away[in.ID]
+			if !ok {
+				since = now
+			}
+			next.away[in.ID] = since
+			unreachable[in.ID] = now.Sub(since) >= grace
+			soon(since.Add(grace))
+			continue
+		}
+		back, ok := prev.back[in.ID]
+		if since, was := prev.away[in.ID]; was && now.Sub(since) >= grace {
+			back, ok = now, true // back from unreachable
+		}
+		if ok && now.Sub(back) < rejoinSettle {
+			next.back[in.ID] = back
+			unreachable[in.ID] = true
+			soon(back.Add(rejoinSettle))
+		}
+	}
+	for id, u := range unreachable {
+		if !u {
+			delete(unreachable, id)
+		}
+	}
+	return next, unreachable, wake
+}
+
 // decideLost is the monitor's decision at now. absentSince holds when each
 // instance was first seen without its agent (the previous call's answer);
-// the returned map is the next call's. An instance is lost when it is
-// ACTIVE or DRAINING and has been seen absent for at least lostAfter. An
-// instance first seen absent starts its clock at now, so after a server
-// restart every agent has lostAfter to reconnect. Connected, INACTIVE and
-// vanished instances are forgotten. An instance that never had an agent
-// (RegisterContainerInstance) is lost like any other; it has no tasks, so
-// nothing is written for it.
+// the returned map is the next call's. An ACTIVE or DRAINING instance is
+// lost when it has been seen absent for at least lostAfter (never when
+// lostAfter is negative); an INACTIVE one (deregistered: no agent will
+// report for it again) at once. An instance first seen absent starts its
+// clock at now, so after a server restart every agent has lostAfter to
+// reconnect. Connected and vanished instances are forgotten. An instance
+// that never had an agent (RegisterContainerInstance) is lost like any
+// other; it has no tasks, so nothing is written for it.
 func decideLost(view []instancePresence, absentSince map[string]time.Time, now time.Time, lostAfter time.Duration) (map[string]time.Time, []instancePresence) {
 	next := map[string]time.Time{}
 	var lost []instancePresence
 	for _, in := range view {
-		if in.ID == "" || in.Connected || (in.Status != InstanceActive && in.Status != InstanceDraining) {
+		if in.ID == "" || in.Connected {
 			continue
 		}
 		since, ok := absentSince[in.ID]
 		if !ok {
 			since = now
 		}
-		next[in.ID] = since
-		if now.Sub(since) >= lostAfter {
+		switch in.Status {
+		case InstanceInactive:
+			next[in.ID] = since
 			lost = append(lost, in)
+		case InstanceActive, InstanceDraining:
+			next[in.ID] = since
+			if lostAfter >= 0 && now.Sub(since) >= lostAfter {
+				lost = append(lost, in)
+			}
 		}
 	}
 	return next, lost
@@ -175,7 +267,7 @@ func (s *Service) RunLostInstanceMonitor(ctx context.Context, cfg LostInstanceCo
 }
 
 func newLostMonitor(s *Service, cfg LostInstanceConfig) *lostMonitor {
-	if cfg.LostAfter <= 0 {
+	if cfg.LostAfter == 0 {
 		cfg.LostAfter = DefaultLostAfter
 	}
 	if cfg.Resync <= 0 {
@@ -237,6 +329,9 @@ func (s *Service) presenceView(ctx context.Context) ([]instancePresence, error) 
 // handle stops the tasks left on a lost instance, unless its assignment
 // index is as it was when nothing was left to stop.
 func (m *lostMonitor) handle(ctx context.Context, in instancePresence, now time.Time) error {
+	if _, ok := m.settled[in.ID]; ok && in.Status == InstanceInactive {
+		return nil // no task is placed on an INACTIVE instance: nothing new to stop
+	}
 	res, err := m.s.st.List(ctx, keyAssign+in.ID+"/", store.ListOptions{})
 	if err != nil {
 		return err
@@ -248,7 +343,15 @@ func (m *lostMonitor) handle(ctx context.Context, in instancePresence, now time.
 	if p, ok := m.settled[in.ID]; ok && p == fp {
 		return nil
 	}
-	n, back, err := m.s.stopLostTasks(ctx, in, res.KVs, now)
+	host := in.EC2InstanceID
+	if host == "" {
+		host = in.ID
+	}
+	reason := LostReason(host, m.cfg.LostAfter)
+	if in.Status == InstanceInactive {
+		reason = deploy.ReasonDeregistered
+	}
+	n, back, err := m.s.stopLostTasks(ctx, in, res.KVs, reason, now)
 	if n > 0 {
 		m.s.log.Info("tasks of lost container instance stopped", "cluster", in.Cluster, "instance", in.ID,
 			"ec2InstanceId", in.EC2InstanceID, "tasks", n, "absentFor", now.Sub(m.absentSince[in.ID]).Round(time.Millisecond))
@@ -269,17 +372,13 @@ func (m *lostMonitor) handle(ctx context.Context, in instancePresence, now time.
 const lostAttempts = 5
 
 // stopLostTasks writes every task of assignment index entries assigns that
-// is not STOPPED as lostTask makes it, with its assignment entry, in
+// is not STOPPED as lostTask makes it (with reason when it was not being
+// stopped), with its assignment entry, in
 // transactions of up to maxBatchTasks tasks, each compared on the tasks'
 // revisions and on the instance's presence key being absent. It returns
 // how many tasks it wrote, and back when the agent came back (the presence
 // key exists): then nothing more is written.
-func (s *Service) stopLostTasks(ctx context.Context, in instancePresence, assigns []store.KV, now time.Time) (int, bool, error) {
-	host := in.EC2InstanceID
-	if host == "" {
-		host = in.ID
-	}
-	reason := LostReason(host)
+func (s *Service) stopLostTasks(ctx context.Context, in instancePresence, assigns []store.KV, reason string, now time.Time) (int, bool, error) {
 	presence := keyAgents + in.ID
 	pending := make([]string, 0, len(assigns)) // task keys
 	for _, kv := range assigns {

@@ -3,6 +3,7 @@ package ecs
 import (
 	"context"
 	"encoding/json"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -38,8 +39,12 @@ func TestDecideLost(t *testing.T) {
 			since: map[string]time.Time{"a": at(0)}, now: at(after), lost: []string{"a"}, tracking: map[string]time.Time{"a": at(0)}},
 		{name: "DRAINING is lost too", view: []instancePresence{inst("a", InstanceDraining, false)},
 			since: map[string]time.Time{"a": at(0)}, now: at(time.Minute), lost: []string{"a"}, tracking: map[string]time.Time{"a": at(0)}},
-		{name: "INACTIVE is forgotten", view: []instancePresence{inst("a", InstanceInactive, false)},
-			since: map[string]time.Time{"a": at(0)}, now: at(time.Minute), tracking: map[string]time.Time{}},
+		{name: "INACTIVE (deregistered) is lost at once", view: []instancePresence{inst("a", InstanceInactive, false)},
+			now: at(0), lost: []string{"a"}, tracking: map[string]time.Time{"a": at(0)}},
+		{name: "INACTIVE but still connected (another server's stream) waits", view: []instancePresence{inst("a", InstanceInactive, true)},
+			now: at(0), tracking: map[string]time.Time{}},
+		{name: "REGISTERING is ignored", view: []instancePresence{inst("a", "REGISTERING", false)},
+			now: at(time.Hour), tracking: map[string]time.Time{}},
 		{name: "a vanished instance is forgotten", view: nil,
 			since: map[string]time.Time{"a": at(0)}, now: at(time.Minute), tracking: map[string]time.Time{}},
 		{name: "a record without id is ignored", view: []instancePresence{inst("", InstanceActive, false)},
@@ -94,14 +99,14 @@ func TestDecideLostRestartsTheClockAfterAReconnect(t *testing.T) {
 func TestLostTask(t *testing.T) {
 	now := lostT0.Add(time.Minute)
 	started := lostT0
-	reason := LostReason("i-0abc")
+	reason := LostReason("i-0abc", 10*time.Minute)
 	running := taskRecord{ID: "t1", DesiredStatus: DesiredRunning, LastStatus: "RUNNING", StartedAt: &started, Version: 4,
 		Containers: []agentapi.ContainerReport{{Name: "web", KnownStatus: "RUNNING", RuntimeID: "abc"}}}
 
 	t.Run("a running task gets TerminationNotice and is observed STOPPED", func(t *testing.T) {
 		got, ok := lostTask(running, reason, []string{"web", "log"}, now)
 		if !ok || got.DesiredStatus != DesiredStopped || got.LastStatus != "STOPPED" || got.StopCode != "TerminationNotice" ||
-			got.StoppedReason != "Host EC2 (instance i-0abc) is unreachable: its agent stopped reporting." || got.Version != 5 {
+			got.StoppedReason != "Host EC2 (instance i-0abc) is unreachable: its agent has not reported for 10m0s." || got.Version != 5 {
 			t.Fatalf("%+v", got)
 		}
 		for _, ts := range []*time.Time{got.StoppingAt, got.StoppedAt, got.ExecutionStoppedAt} {
@@ -237,8 +242,8 @@ func TestLostInstanceMonitorStopsEveryTaskOnTheInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]struct{ code, reason string }{
-		"svc":  {"TerminationNotice", "Host EC2 (instance i-0i1) is unreachable: its agent stopped reporting."},
-		"solo": {"TerminationNotice", "Host EC2 (instance i-0i1) is unreachable: its agent stopped reporting."},
+		"svc":  {"TerminationNotice", "Host EC2 (instance i-0i1) is unreachable: its agent has not reported for 5s."},
+		"solo": {"TerminationNotice", "Host EC2 (instance i-0i1) is unreachable: its agent has not reported for 5s."},
 		"user": {"UserInitiated", "Task stopped by user"},
 	}
 	for id, w := range want {
@@ -311,7 +316,7 @@ func TestLostInstanceMonitorYieldsToAnAgentThatCameBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, back, err := f.s.stopLostTasks(ctx, lost[i], assigns.KVs, lostT0.Add(5*time.Second))
+	n, back, err := f.s.stopLostTasks(ctx, lost[i], assigns.KVs, "lost", lostT0.Add(5*time.Second))
 	if err != nil || n != 0 || !back {
 		t.Fatalf("stopLostTasks with the agent back: %d %v %v", n, back, err)
 	}
@@ -406,5 +411,106 @@ func TestReturningAgentStopsItsTasksAndCannotRevive(t *testing.T) {
 	if got.LastStatus != "STOPPED" || got.StopCode != "TerminationNotice" || !got.StoppedAt.Equal(*lost.StoppedAt) ||
 		got.Containers[0].ExitCode == nil || *got.Containers[0].ExitCode != 137 {
 		t.Fatalf("after the agent's STOPPED report: %+v", got)
+	}
+}
+
+func TestDecideLostNever(t *testing.T) {
+	view := []instancePresence{{ID: "a", Status: InstanceActive}, {ID: "b", Status: InstanceInactive}}
+	since, _ := decideLost(view, map[string]time.Time{}, lostT0, -1)
+	_, lost := decideLost(view, since, lostT0.Add(1000*time.Hour), -1)
+	if len(lost) != 1 || lost[0].ID != "b" {
+		t.Fatalf("lost %+v: with LostAfter negative only a deregistered instance is lost", lost)
+	}
+}
+
+func TestDecideReachable(t *testing.T) {
+	const grace = 10 * time.Second
+	at := func(d time.Duration) time.Time { return lostT0.Add(d) }
+	up := instancePresence{ID: "a", Status: InstanceActive, Connected: true}
+	down := instancePresence{ID: "a", Status: InstanceActive}
+	steps := []struct {
+		at          time.Duration
+		in          instancePresence
+		unreachable bool
+	}{
+		{0, up, false},
+		{time.Second, down, false}, // disconnected: the clock starts
+		{10*time.Second + 999*time.Millisecond, down, false}, // within the grace
+		{11 * time.Second, down, true},                       // grace over
+		{30 * time.Second, down, true},
+		{31 * time.Second, up, true}, // back: settling
+		{31*time.Second + rejoinSettle - time.Millisecond, up, true},
+		{31*time.Second + rejoinSettle, up, false}, // its reports are in: counts again
+		{40 * time.Second, down, false},            // away again: a fresh grace
+		{45 * time.Second, up, false},              // back within the grace: no settling
+		{46 * time.Second, down, false},
+		{56 * time.Second, down, true},
+	}
+	var clock reachClock
+	for _, st := range steps {
+		var u map[string]bool
+		clock, u, _ = decideReachable([]instancePresence{st.in}, clock, at(st.at), grace)
+		if u["a"] != st.unreachable {
+			t.Fatalf("at %s (connected %v): unreachable %v, want %v", st.at, st.in.Connected, u["a"], st.unreachable)
+		}
+	}
+	// INACTIVE and vanished instances are forgotten; DRAINING ones count.
+	clock, u, _ := decideReachable([]instancePresence{{ID: "a", Status: InstanceInactive}, {ID: "d", Status: InstanceDraining}}, clock, at(time.Minute), grace)
+	if len(u) != 0 || len(clock.away) != 1 || len(clock.back) != 0 {
+		t.Fatalf("unreachable %v, clock %+v", u, clock)
+	}
+	_, u, _ = decideReachable([]instancePresence{{ID: "d", Status: InstanceDraining}}, clock, at(time.Minute+grace), grace)
+	if !u["d"] {
+		t.Fatalf("DRAINING instance away for the grace: %v", u)
+	}
+}
+
+// TestPropDecideReachable: over random connect/disconnect sequences, an
+// instance is unreachable exactly when it has been disconnected for the
+// grace, or came back from that less than rejoinSettle ago; a connected
+// instance that was never unreachable is never unreachable.
+func TestPropDecideReachable(t *testing.T) {
+	const grace = 10 * time.Second
+	for seed := range uint64(200) {
+		rng := rand.New(rand.NewPCG(seed, 3))
+		var clock reachClock
+		now := lostT0
+		connected, downSince, backAt := true, time.Time{}, time.Time{}
+		for range 200 {
+			now = now.Add(time.Duration(rng.IntN(4000)) * time.Millisecond)
+			if rng.IntN(5) == 0 {
+				if connected {
+					downSince = now
+				} else if now.Sub(downSince) >= grace {
+					backAt = now // back from unreachable (seen when it came back)
+				} else {
+					backAt = time.Time{}
+				}
+				connected = !connected
+			}
+			var u map[string]bool
+			var wake time.Duration
+			clock, u, wake = decideReachable([]instancePresence{{ID: "a", Status: InstanceActive, Connected: connected}}, clock, now, grace)
+			var want bool
+			if connected {
+				want = !backAt.IsZero() && now.Sub(backAt) < rejoinSettle
+			} else {
+				want = now.Sub(downSince) >= grace
+			}
+			if u["a"] != want {
+				t.Fatalf("seed %d at %s: connected %v, unreachable %v, want %v", seed, now.Sub(lostT0), connected, u["a"], want)
+			}
+			// wake: when the answer changes by itself.
+			var wantWake time.Duration
+			switch {
+			case !connected && !want:
+				wantWake = downSince.Add(grace).Sub(now)
+			case connected && want:
+				wantWake = backAt.Add(rejoinSettle).Sub(now)
+			}
+			if wake != wantWake {
+				t.Fatalf("seed %d at %s: wake %s, want %s", seed, now.Sub(lostT0), wake, wantWake)
+			}
+		}
 	}
 }

@@ -13,7 +13,9 @@ import (
 //	/berth/ecs/instances/<cluster>/<instance id>  instanceRecord
 //	/berth/ecs/agents/<instance id>                presence, under a lease kept alive by
 //	                                               the open assignment stream (agentConnected);
-//	                                               absent for LostAfter: the instance is lost
+//	                                               absent for the disconnect grace: its service
+//	                                               tasks are replaced; for LostAfter (or
+//	                                               deregistered): the instance is lost
 //	                                               (lostinstances.go)
 //	/berth/ecs/tasks/<cluster>/<task id>           taskRecord
 //	/berth/ecs/assign/<instance id>/<task id>      assignmentRecord: the index the agent's
@@ -76,7 +78,7 @@ const (
 // taskRecord is a task as stored. Desired fields are written by the API
 // and the schedulers; observed fields only from agent reports, and then
 // only forward (agentapi.StatusRank). One exception: when an instance is
-// lost (its agent away for LostAfter), the lost-instance monitor writes its
+// lost (its agent away for LostAfter, or deregistered), the lost-instance monitor writes its
 // tasks observed STOPPED on the agent's behalf (lostinstances.go), under a
 // compare on the presence key being absent; a returning agent's reports
 // cannot move them back.

@@ -34,12 +34,12 @@ type ServiceControllerConfig struct {
 	// Resync is how often every service is reconciled without a change
 	// (time-based decisions: DAEMON eligibility, back-off). Default 2 s.
 	Resync time.Duration
-	// LostAfter is how long an ACTIVE instance whose agent is disconnected
-	// stays eligible for DAEMON tasks. Default DefaultLostAfter, as the
-	// lost-instance monitor's (lostinstances.go), which marks the tasks of
-	// such an instance STOPPED; the scheduler then replaces them as any
-	// stopped task.
-	LostAfter time.Duration
+	// DisconnectGrace is how long an instance's agent may be disconnected
+	// before the instance is unreachable: its service tasks are then
+	// started elsewhere (the old ones are left running), and it is no
+	// longer eligible for DAEMON tasks (lostinstances.go). Default
+	// DefaultDisconnectGrace.
+	DisconnectGrace time.Duration
 	// Observer is told about the controller's work (metrics); nil: none.
 	Observer SchedulerObserver
 }
@@ -74,10 +74,13 @@ var defaultServiceStrategies = []placement.Strategy{
 }
 
 type serviceController struct {
-	s    *Service
-	cfg  ServiceControllerConfig
-	rng  *rand.Rand
-	disc map[string]time.Time // instance id -> first seen disconnected
+	s   *Service
+	cfg ServiceControllerConfig
+	rng *rand.Rand
+	// reach times each instance's disconnections (decideReachable), per
+	// cluster; mu guards it.
+	mu    sync.Mutex
+	reach map[string]reachClock
 	// started counts the tasks passes have started.
 	started atomic.Int64
 	// failing rate-limits error logs.
@@ -89,13 +92,13 @@ func (s *Service) RunServiceController(ctx context.Context, cfg ServiceControlle
 	if cfg.Resync <= 0 {
 		cfg.Resync = 2 * time.Second
 	}
-	if cfg.LostAfter <= 0 {
-		cfg.LostAfter = DefaultLostAfter
+	if cfg.DisconnectGrace <= 0 {
+		cfg.DisconnectGrace = DefaultDisconnectGrace
 	}
 	if cfg.Observer == nil {
 		cfg.Observer = nopSchedulerObserver{}
 	}
-	c := &serviceController{s: s, cfg: cfg, rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), disc: map[string]time.Time{}}
+	c := &serviceController{s: s, cfg: cfg, rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), reach: map[string]reachClock{}}
 	kick := make(chan struct{}, 1)
 	go kickOnChange(ctx, s.st, "/berth/ecs/", skipForServices, kick)
 	tick := time.NewTicker(cfg.Resync)
@@ -245,13 +248,15 @@ func (c *serviceController) reconcileCluster(ctx context.Context, cluster string
 		return 0, err
 	}
 	now := c.s.now().UTC()
+	view := make([]instancePresence, 0, len(snap.instances))
 	for _, v := range snap.instances {
-		if v.connected || v.rec.Status != InstanceActive { // only ACTIVE ones can be eligible
-			delete(c.disc, v.rec.ID)
-		} else if _, ok := c.disc[v.rec.ID]; !ok {
-			c.disc[v.rec.ID] = now
-		}
+		view = append(view, instancePresence{ID: v.rec.ID, Cluster: v.rec.Cluster, Status: v.rec.Status, Connected: v.connected})
 	}
+	c.mu.Lock()
+	var unreachable map[string]bool
+	var wake time.Duration
+	c.reach[cluster], unreachable, wake = decideReachable(view, c.reach[cluster], now, c.cfg.DisconnectGrace)
+	c.mu.Unlock()
 	tasksByGroup := map[string][]taskRecord{}
 	for _, t := range snap.all {
 		if !strings.HasPrefix(t.Group, "service:") || !strings.HasPrefix(t.StartedBy, "ecs-svc/") {
@@ -263,7 +268,7 @@ func (c *serviceController) reconcileCluster(ctx context.Context, cluster string
 	cp := &clusterPass{cluster: cluster, snap: snap}
 	var (
 		mu       sync.Mutex
-		next     time.Duration
+		next     = wake // look again when an instance's reachability changes
 		firstErr error
 		wg       sync.WaitGroup
 	)
@@ -273,7 +278,7 @@ func (c *serviceController) reconcileCluster(ctx context.Context, cluster string
 		go func() {
 			defer wg.Done()
 			for ls := range work {
-				after, err := c.reconcileService(ctx, cluster, ls, cp, tasksByGroup["service:"+ls.name], now)
+				after, err := c.reconcileService(ctx, cluster, ls, cp, tasksByGroup["service:"+ls.name], unreachable, now)
 				if err != nil {
 					c.s.log.Debug("service reconcile failed", "cluster", cluster, "service", ls.name, "err", err)
 				}
@@ -334,13 +339,13 @@ type clusterPass struct {
 // (and falls back to changeService's read-modify-write when the record
 // moved); a decision that changes nothing writes nothing. So a service
 // with nothing to do costs no store round trip.
-func (c *serviceController) reconcileService(ctx context.Context, cluster string, ls listedService, cp *clusterPass, tasks []taskRecord, now time.Time) (time.Duration, error) {
+func (c *serviceController) reconcileService(ctx context.Context, cluster string, ls listedService, cp *clusterPass, tasks []taskRecord, unreachable map[string]bool, now time.Time) (time.Duration, error) {
 	name := ls.name
 	r, rev := ls.rec, ls.rev
 	if r.Status == deploy.ServiceInactive {
 		return 0, nil
 	}
-	dec, cons, strat, err := c.decide(ctx, cluster, &r, cp, tasks, now)
+	dec, cons, strat, err := c.decide(ctx, cluster, &r, cp, tasks, unreachable, now)
 	if err != nil {
 		return 0, err
 	}
@@ -354,7 +359,7 @@ func (c *serviceController) reconcileService(ctx context.Context, cluster string
 			if r.Status == deploy.ServiceInactive {
 				return 0, nil
 			}
-			if dec, cons, strat, err = c.decide(ctx, cluster, &r, cp, tasks, now); err != nil {
+			if dec, cons, strat, err = c.decide(ctx, cluster, &r, cp, tasks, unreachable, now); err != nil {
 				return 0, err
 			}
 		}
@@ -363,7 +368,7 @@ func (c *serviceController) reconcileService(ctx context.Context, cluster string
 }
 
 // decide runs deploy.Decide for a service on the pass's snapshot.
-func (c *serviceController) decide(ctx context.Context, cluster string, rp *serviceRecord, cp *clusterPass, tasks []taskRecord, now time.Time) (deploy.Decision, []placement.Constraint, []placement.Strategy, error) {
+func (c *serviceController) decide(ctx context.Context, cluster string, rp *serviceRecord, cp *clusterPass, tasks []taskRecord, unreachable map[string]bool, now time.Time) (deploy.Decision, []placement.Constraint, []placement.Strategy, error) {
 	r := *rp
 	cons, strat, err := serviceRules(&r)
 	if err != nil {
@@ -401,10 +406,12 @@ func (c *serviceController) decide(ctx context.Context, cluster string, rp *serv
 		pi := v.placementInstance()
 		inst := deploy.Instance{
 			ID: v.rec.ID, EC2InstanceID: v.rec.Ec2InstanceID, Status: v.rec.Status, Connected: v.connected,
-			Attributes: pi.Attributes, FreeCPU: pi.Remaining.CPU, FreeMemory: pi.Remaining.Memory,
+			Unreachable: unreachable[v.rec.ID],
+			Attributes:  pi.Attributes, FreeCPU: pi.Remaining.CPU, FreeMemory: pi.Remaining.Memory,
 		}
-		if eligReq != nil && v.rec.Status == InstanceActive &&
-			(v.connected || now.Sub(c.disc[v.rec.ID]) < c.cfg.LostAfter) {
+		// A DAEMON task's instance stays eligible while its agent is
+		// disconnected for less than the grace.
+		if eligReq != nil && v.rec.Status == InstanceActive && !inst.Unreachable {
 			pi.AgentConnected = true
 			pi.Tasks = nil
 			pi.Remaining = pi.Registered

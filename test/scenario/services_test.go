@@ -486,16 +486,16 @@ func TestReplicaServiceMovesOffDrainingInstanceOnHollowNodes(t *testing.T) {
 	e.waitStable(t, "web", 20*time.Second)
 }
 
-// TestLostInstanceTasksStopAndAreReplacedOnHollowNodes: the agent of one
-// instance stops (its presence key goes with its stream). Within LostAfter
-// (5 s) and a few seconds its service task and a standalone RunTask task
-// are STOPPED, observed state included, with ECS's stop code for a
-// vanished host (TerminationNotice) and the "Host EC2 (instance i-…) is
-// unreachable" reason, as DescribeTasks shows them; the service task runs
-// on another instance, the service is stable again, and the lost task is
-// not a failure of the deployment.
+// TestLostInstanceTasksStopAndAreReplacedOnHollowNodes: the lost-host
+// policy's time line on hollow nodes, with a short grace (1 s) and lost
+// timeout (4 s): an agent stops → its service task runs elsewhere while it
+// and the standalone task stay RUNNING; after the lost timeout both are
+// STOPPED (TerminationNotice, the lost reason) and the service is stable
+// without failures. A forced deregistration of an instance whose agent is
+// away writes its tasks STOPPED at once.
 func TestLostInstanceTasksStopAndAreReplacedOnHollowNodes(t *testing.T) {
-	e := startHollow(t, 3, []string{"zone-a", "zone-b", "zone-c"})
+	e := startHollowWith(t, func(c *daemon.Config) { c.DisconnectGrace, c.InstanceLostAfter = time.Second, 4*time.Second },
+		3, []string{"zone-a", "zone-b", "zone-c"})
 	cx := ctx(t)
 	td := e.taskDef(t, "web", "nginx:1")
 	if _, err := e.ecs.CreateService(cx, &ecs.CreateServiceInput{ServiceName: aws.String("web"), TaskDefinition: aws.String(td), DesiredCount: aws.Int32(3),
@@ -536,29 +536,50 @@ func TestLostInstanceTasksStopAndAreReplacedOnHollowNodes(t *testing.T) {
 	if svcTask == "" {
 		t.Fatal("no service task on the instance to lose")
 	}
-	run, err := e.ecs.RunTask(cx, &ecs.RunTaskInput{TaskDefinition: aws.String(td), PlacementConstraints: []types.PlacementConstraint{{
-		Type: types.PlacementConstraintTypeMemberOf, Expression: aws.String("attribute:ecs.availability-zone == " + lost.AZ)}}})
-	if err != nil || len(run.Tasks) != 1 || !onLost(run.Tasks[0]) {
-		t.Fatalf("run task on the instance to lose: %v %+v", err, run)
+	runOn := func(az string) string {
+		run, err := e.ecs.RunTask(cx, &ecs.RunTaskInput{TaskDefinition: aws.String(td), PlacementConstraints: []types.PlacementConstraint{{
+			Type: types.PlacementConstraintTypeMemberOf, Expression: aws.String("attribute:ecs.availability-zone == " + az)}}})
+		if err != nil || len(run.Tasks) != 1 {
+			t.Fatalf("run task in %s: %v %+v", az, err, run)
+		}
+		return aws.ToString(run.Tasks[0].TaskArn)
 	}
-	soloTask := aws.ToString(run.Tasks[0].TaskArn)
-	describe := func() []types.Task {
-		d, err := e.ecs.DescribeTasks(cx, &ecs.DescribeTasksInput{Tasks: []string{svcTask, soloTask}})
-		if err != nil || len(d.Tasks) != 2 {
+	soloTask := runOn(lost.AZ)
+	describe := func(arns ...string) []types.Task {
+		d, err := e.ecs.DescribeTasks(cx, &ecs.DescribeTasksInput{Tasks: arns})
+		if err != nil || len(d.Tasks) != len(arns) {
 			t.Fatalf("describe tasks: %v %+v", err, d)
 		}
 		return d.Tasks
 	}
 	eventuallyTrue(t, "standalone task RUNNING", 10*time.Second, func() bool {
-		return aws.ToString(describe()[1].LastStatus) == "RUNNING"
+		return aws.ToString(describe(soloTask)[0].LastStatus) == "RUNNING"
 	})
 	failedBefore := e.describe(t, "web").Deployments[0].FailedTasks
 
 	start := time.Now()
 	lost.Stop() // the agent goes away; its presence key goes with it
+	var replacedAfter time.Duration
+	eventuallyTrue(t, "service task replaced elsewhere", 10*time.Second, func() bool {
+		n := 0
+		for _, tk := range webTasks(types.DesiredStatusRunning) {
+			if aws.ToString(tk.LastStatus) == "RUNNING" && !onLost(tk) {
+				n++
+			}
+		}
+		replacedAfter = time.Since(start)
+		return n == 3
+	})
+	if time.Since(start) < 3*time.Second {
+		for _, tk := range describe(svcTask, soloTask) {
+			if aws.ToString(tk.LastStatus) != "RUNNING" || aws.ToString(tk.DesiredStatus) != "RUNNING" {
+				t.Fatalf("task on the disconnected instance before the lost timeout: last %s desired %s", aws.ToString(tk.LastStatus), aws.ToString(tk.DesiredStatus))
+			}
+		}
+	}
 	var stoppedAfter time.Duration
 	eventuallyTrue(t, "the lost instance's tasks STOPPED", 20*time.Second, func() bool {
-		for _, tk := range describe() {
+		for _, tk := range describe(svcTask, soloTask) {
 			if aws.ToString(tk.LastStatus) != "STOPPED" {
 				return false
 			}
@@ -566,8 +587,8 @@ func TestLostInstanceTasksStopAndAreReplacedOnHollowNodes(t *testing.T) {
 		stoppedAfter = time.Since(start)
 		return true
 	})
-	wantReason := "Host EC2 (instance " + ec2ID + ") is unreachable: its agent stopped reporting."
-	for _, tk := range describe() {
+	wantReason := "Host EC2 (instance " + ec2ID + ") is unreachable: its agent has not reported for 4s."
+	for _, tk := range describe(svcTask, soloTask) {
 		if tk.StopCode != types.TaskStopCodeTerminationNotice || aws.ToString(tk.StoppedReason) != wantReason ||
 			aws.ToString(tk.DesiredStatus) != "STOPPED" || tk.StoppedAt == nil || tk.ExecutionStoppedAt == nil || tk.StoppingAt == nil {
 			b, _ := json.MarshalIndent(tk, "", " ")
@@ -579,24 +600,12 @@ func TestLostInstanceTasksStopAndAreReplacedOnHollowNodes(t *testing.T) {
 			}
 		}
 	}
-	if stoppedAfter > 10*time.Second {
-		t.Errorf("tasks STOPPED %s after the agent stopped; want LostAfter (5 s) and a few seconds", stoppedAfter)
+	if stoppedAfter < 4*time.Second || stoppedAfter > 10*time.Second {
+		t.Errorf("tasks STOPPED %s after the agent stopped; want the lost timeout (4 s) and a few seconds", stoppedAfter)
 	}
-
-	var replacedAfter time.Duration
-	eventuallyTrue(t, "service task replaced elsewhere", 20*time.Second, func() bool {
-		n := 0
-		for _, tk := range webTasks(types.DesiredStatusRunning) {
-			if aws.ToString(tk.LastStatus) == "RUNNING" && !onLost(tk) {
-				n++
-			}
-		}
-		replacedAfter = time.Since(start)
-		return n == 3
-	})
 	svc := e.waitStable(t, "web", 20*time.Second)
-	t.Logf("agent stopped -> its tasks STOPPED in %s, service task replaced (RUNNING elsewhere) in %s",
-		stoppedAfter.Round(100*time.Millisecond), replacedAfter.Round(100*time.Millisecond))
+	t.Logf("agent stopped -> service task RUNNING elsewhere in %s, its tasks STOPPED in %s",
+		replacedAfter.Round(100*time.Millisecond), stoppedAfter.Round(100*time.Millisecond))
 	if svc.RunningCount != 3 || svc.Deployments[0].FailedTasks != failedBefore || svc.Deployments[0].RolloutState == types.DeploymentRolloutStateFailed {
 		t.Fatalf("service after the loss: running %d, deployment %+v (failed tasks before %d)", svc.RunningCount, svc.Deployments[0], failedBefore)
 	}
@@ -612,6 +621,26 @@ func TestLostInstanceTasksStopAndAreReplacedOnHollowNodes(t *testing.T) {
 	if got := ci.ContainerInstances[0]; got.AgentConnected || aws.ToString(got.Status) != "ACTIVE" || got.RunningTasksCount != 0 || got.PendingTasksCount != 0 {
 		t.Fatalf("lost instance: connected %v, status %s, running %d, pending %d", got.AgentConnected, aws.ToString(got.Status), got.RunningTasksCount, got.PendingTasksCount)
 	}
+
+	// Forced deregistration of an instance whose agent is away: its tasks
+	// are STOPPED at once, with the deregistration's stop code.
+	gone := e.nodes.Nodes[1]
+	solo2 := runOn(gone.AZ)
+	eventuallyTrue(t, "second standalone task RUNNING", 10*time.Second, func() bool {
+		return aws.ToString(describe(solo2)[0].LastStatus) == "RUNNING"
+	})
+	gone.Stop()
+	if _, err := e.ecs.DeregisterContainerInstance(cx, &ecs.DeregisterContainerInstanceInput{ContainerInstance: aws.String(gone.InstanceID), Force: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	dereg := time.Now()
+	eventuallyTrue(t, "the deregistered instance's task STOPPED", 3*time.Second, func() bool {
+		return aws.ToString(describe(solo2)[0].LastStatus) == "STOPPED"
+	})
+	if tk := describe(solo2)[0]; tk.StopCode != types.TaskStopCodeUserInitiated || aws.ToString(tk.StoppedReason) != "Container instance deregistered" {
+		t.Fatalf("task of the deregistered instance: %s %q", tk.StopCode, aws.ToString(tk.StoppedReason))
+	}
+	t.Logf("forced deregistration -> task STOPPED in %s", time.Since(dereg).Round(100*time.Millisecond))
 }
 
 func TestWaitServicesStableCLIOnHollowNodes(t *testing.T) {

@@ -24,6 +24,7 @@ import (
 	"github.com/berthdev/berth/internal/api/ecrapi"
 	"github.com/berthdev/berth/internal/api/ecsapi"
 	"github.com/berthdev/berth/internal/api/elbv2api"
+	"github.com/berthdev/berth/internal/api/eventsapi"
 	"github.com/berthdev/berth/internal/api/logsapi"
 	"github.com/berthdev/berth/internal/awsproto"
 )
@@ -60,8 +61,8 @@ func TestGeneratedCodeIsFresh(t *testing.T) {
 			t.Errorf("internal/api/%s has no model any more: delete it", rel)
 		}
 	}
-	if len(files) != 6 {
-		t.Errorf("generated %d packages, want 6 (ecs, ecr, cloudtrail, logs, cloudwatch, elbv2)", len(files))
+	if len(files) != 7 {
+		t.Errorf("generated %d packages, want 7 (ecs, ecr, cloudtrail, logs, cloudwatch, elbv2, events)", len(files))
 	}
 }
 
@@ -100,6 +101,7 @@ func TestEveryModelOperationIsServed(t *testing.T) {
 		"logs":       {(&logsapi.Handlers{}).Service(), logsapi.OperationNames()},
 		"cloudwatch": {(&cloudwatchapi.Handlers{}).Service(), cloudwatchapi.OperationNames()},
 		"elbv2":      {(&elbv2api.Handlers{}).Service(), elbv2api.OperationNames()},
+		"events":     {(&eventsapi.Handlers{}).Service(), eventsapi.OperationNames()},
 	}
 	for base, s := range services {
 		m, err := loadModel(filepath.Join(modelsDir, base+".json"))
