@@ -277,9 +277,10 @@ async function viewTask(cluster, id) {
       <div class="card"><div class="k">Desired</div><div class="v">${esc(t.desiredStatus)}</div></div>
       <div class="card"><div class="k">Health</div><div class="v">${badge(t.healthStatus)}</div></div>
       <div class="card"><div class="k">Task definition</div><div class="v" style="font-size:14px"><a href="#/taskdefs/${enc(tdName(t.taskDefinitionArn).split(':')[0])}">${esc(tdName(t.taskDefinitionArn))}</a></div></div>
-      <div class="card"><div class="k">CPU / memory</div><div class="v" style="font-size:14px">${esc(t.cpu || '')} / ${esc(t.memory || '')}</div></div></div>
+      ${t.cpu || t.memory ? `<div class="card"><div class="k">CPU / memory</div><div class="v" style="font-size:14px">${esc(t.cpu || '–')} / ${esc(t.memory || '–')}</div></div>` : ''}</div>
       ${t.stoppedReason ? `<p><b>Stopped:</b> ${esc(t.stopCode || '')} ${esc(t.stoppedReason)}</p>` : ''}
-      <p class="muted">Created ${esc(time(t.createdAt))} · started ${esc(time(t.startedAt))} · stopped ${esc(time(t.stoppedAt))} · ${esc(t.group || '')} · instance ${esc(last(t.containerInstanceArn))}</p>
+      <p class="muted">${[['created', time(t.createdAt)], ['started', time(t.startedAt)], ['stopped', time(t.stoppedAt)], ['', t.group], ['instance', last(t.containerInstanceArn)]]
+        .filter(([, v]) => v).map(([k, v]) => `${k} ${esc(v)}`.trim()).join(' · ')}</p>
       <h2>Containers</h2><table id="containers"><thead><tr><th>Name</th><th>Image</th><th>Last status</th><th>Health</th><th class="num">Exit code</th><th>Reason</th></tr></thead><tbody>` +
       (t.containers || []).map((c) => `<tr><td>${esc(c.name)}</td><td>${esc(c.image || '')}</td><td>${badge(c.lastStatus)}</td><td>${badge(c.healthStatus)}</td><td class="num">${esc(c.exitCode ?? '')}</td><td>${esc(c.reason || '')}</td></tr>`).join('') +
       `</tbody></table><h2>Logs</h2><div id="logsinfo" class="muted">${logTail ? esc(logTail.label) : 'No awslogs log configuration.'}</div>`;
