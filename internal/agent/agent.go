@@ -16,15 +16,18 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
-	"github.com/berthdev/berth/internal/durable"
 	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/durable"
 	"github.com/berthdev/berth/internal/errs"
+	"github.com/berthdev/berth/internal/tlsca"
 )
 
 // Runner runs one task. The agent calls Update with every new assignment
@@ -53,8 +56,14 @@ type Config struct {
 	Log   *slog.Logger
 	// HTTPClient talks to the control plane; nil: http.DefaultClient.
 	// Many agents in one process (hollow nodes) share one with a large
-	// idle connection pool.
+	// idle connection pool. With an https Endpoint, its transport (when
+	// an *http.Transport) is cloned to trust only the pinned CA.
 	HTTPClient *http.Client
+	// CACert is the control plane's CA (PEM), when the caller has it
+	// (berth up's own agent); otherwise an https Endpoint needs the CA
+	// pin the join token carries. Once joined, the agent keeps the CA it
+	// pinned in its state and trusts nothing else.
+	CACert []byte
 }
 
 // State is what the agent keeps across restarts.
@@ -66,6 +75,9 @@ type State struct {
 	SecretAccessKey      string `json:"secretAccessKey"`
 	Region               string `json:"region"`
 	Revision             int64  `json:"revision"`
+	// CACert is the control plane CA the agent pinned when it joined
+	// (PEM); empty for an agent that joined over loopback HTTP.
+	CACert string `json:"caCert,omitempty"`
 }
 
 const stateFile = "agent-state.json"
@@ -99,6 +111,7 @@ type Agent struct {
 	cfg    Config
 	log    *slog.Logger
 	client *agentapi.Client
+	hc     *http.Client // to the control plane (TLS pinned for https)
 
 	mu      sync.Mutex
 	state   State             // identity and stream position; under mu
@@ -121,19 +134,33 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	st, err := LoadState(cfg.StateDir)
 	switch {
 	case err == nil:
+		ca := []byte(st.CACert)
+		if len(ca) == 0 {
+			ca = cfg.CACert // joined over loopback HTTP before
+		}
+		a.hc, _, err = connect(ctx, cfg, ca, "")
+		if err != nil {
+			return nil, err
+		}
 	case errs.Is(err, errs.NotFound):
 		if cfg.JoinToken == "" {
 			return nil, errs.E(errs.Invalid, "agent: first start needs a join token (berth join-token)")
 		}
+		secret, pin := agentapi.ParseJoinToken(cfg.JoinToken)
+		var ca []byte
+		a.hc, ca, err = connect(ctx, cfg, cfg.CACert, pin)
+		if err != nil {
+			return nil, err
+		}
 		req := cfg.Join
-		req.Token = cfg.JoinToken
-		c := &agentapi.Client{Endpoint: cfg.Endpoint, Region: cfg.Region, HTTP: cfg.HTTPClient}
+		req.Token = secret
+		c := &agentapi.Client{Endpoint: cfg.Endpoint, Region: cfg.Region, HTTP: a.hc}
 		j, err := c.Join(ctx, req)
 		if err != nil {
 			return nil, fmt.Errorf("join: %w", err)
 		}
 		st = State{ContainerInstanceArn: j.ContainerInstanceArn, InstanceID: j.InstanceID, Cluster: j.Cluster,
-			AccessKeyID: j.AccessKeyID, SecretAccessKey: j.SecretAccessKey, Region: j.Region}
+			AccessKeyID: j.AccessKeyID, SecretAccessKey: j.SecretAccessKey, Region: j.Region, CACert: string(ca)}
 		if err := saveState(cfg.StateDir, st); err != nil {
 			return nil, fmt.Errorf("save agent state: %w", err)
 		}
@@ -142,8 +169,87 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a.state = st
-	a.client = &agentapi.Client{Endpoint: cfg.Endpoint, Region: st.Region, AccessKeyID: st.AccessKeyID, SecretAccessKey: st.SecretAccessKey, HTTP: cfg.HTTPClient}
+	a.client = &agentapi.Client{Endpoint: cfg.Endpoint, Region: st.Region, AccessKeyID: st.AccessKeyID, SecretAccessKey: st.SecretAccessKey, HTTP: a.hc}
 	return a, nil
+}
+
+// HTTPClient is the client the agent reaches the control plane with
+// (over TLS to the pinned CA for an https endpoint); other agent
+// components use its Transport.
+func (a *Agent) HTTPClient() *http.Client { return a.hc }
+
+// connect checks the endpoint and returns the HTTP client to reach it,
+// and the CA it trusts (nil over plain HTTP). Plain HTTP is refused
+// unless the server is on this host: the join token and the agent's
+// signed calls would cross the network in clear. Over https the agent
+// trusts only a pinned CA: ca when given (the state's, or berth up's
+// own), else the one the server shows whose pin the join token carries.
+func connect(ctx context.Context, cfg Config, ca []byte, pin string) (*http.Client, []byte, error) {
+	u, err := CheckEndpoint(cfg.Endpoint)
+	if err != nil {
+		return nil, nil, err
+	}
+	base := cfg.HTTPClient
+	if base == nil {
+		base = http.DefaultClient
+	}
+	if u.Scheme == "http" {
+		return base, nil, nil
+	}
+	if len(ca) == 0 {
+		if pin == "" {
+			return nil, nil, errs.E(errs.Invalid, "agent: %s is https but no CA is pinned: join with a token from berth join-token (it carries the CA's pin)", cfg.Endpoint)
+		}
+		addr := u.Host
+		if u.Port() == "" {
+			addr = net.JoinHostPort(u.Hostname(), "443")
+		}
+		ca, err = tlsca.Discover(ctx, addr, pin)
+		if err != nil {
+			return nil, nil, fmt.Errorf("join: %w", err)
+		}
+	}
+	tc, err := tlsca.ClientConfig(ca)
+	if err != nil {
+		return nil, nil, err
+	}
+	var tr *http.Transport
+	if t, ok := base.Transport.(*http.Transport); ok {
+		tr = t.Clone()
+	} else {
+		tr = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	tr.TLSClientConfig = tc
+	tr.ForceAttemptHTTP2 = false
+	return &http.Client{Transport: tr, Timeout: base.Timeout}, ca, nil
+}
+
+// CheckEndpoint parses a control plane URL and refuses plain HTTP to a
+// host other than this one (docs/security.md).
+func CheckEndpoint(endpoint string) (*url.URL, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Host == "" {
+		return nil, errs.E(errs.Invalid, "agent: bad control plane endpoint %q", endpoint)
+	}
+	switch u.Scheme {
+	case "http":
+		if !loopbackHost(u.Hostname()) {
+			return nil, errs.E(errs.Invalid, "agent: refusing plain HTTP to %s, which is not on this host: the join token and the agent's credential would cross the network in clear; use https://%s (docs/security.md)", u.Host, u.Host)
+		}
+	case "https":
+	default:
+		return nil, errs.E(errs.Invalid, "agent: the control plane endpoint %q must be http:// or https://", endpoint)
+	}
+	return u, nil
+}
+
+// loopbackHost says whether host names this machine's loopback.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // State returns the agent's identity and stream position.

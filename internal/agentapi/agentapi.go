@@ -273,3 +273,26 @@ type TaskUsage struct {
 	NetworkRxBytesPerSec float64 `json:"networkRxBytesPerSec,omitempty"`
 	NetworkTxBytesPerSec float64 `json:"networkTxBytesPerSec,omitempty"`
 }
+
+// A join token as `berth join-token` prints it is the secret and the
+// control plane CA's pin, joined by a dot:
+//
+//	bjt_<base64url secret>.sha256:<hex>
+//
+// Only the secret is sent to the server (and only its hash is stored
+// there); the pin tells a new agent which CA to trust (docs/security.md).
+
+// FormatJoinToken joins a token's secret and the CA pin.
+func FormatJoinToken(secret, caPin string) string {
+	if caPin == "" {
+		return secret
+	}
+	return secret + "." + caPin
+}
+
+// ParseJoinToken splits a printed join token into its secret and CA pin
+// (empty when the token carries none).
+func ParseJoinToken(tok string) (secret, caPin string) {
+	secret, caPin, _ = strings.Cut(strings.TrimSpace(tok), ".")
+	return secret, caPin
+}

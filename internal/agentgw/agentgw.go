@@ -11,6 +11,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -39,7 +40,14 @@ type Gateway struct {
 	// stats receives the agents' usage reports (SetStatsSink); nil: the
 	// stats route answers NotFound.
 	stats StatsSink
+	// caPin is the control plane CA's pin, appended to the join tokens
+	// it hands out (SetCAPin).
+	caPin string
 }
+
+// SetCAPin makes the join tokens the gateway hands out carry pin (the
+// control plane CA's, tlsca.Pin). Call it before serving.
+func (g *Gateway) SetCAPin(pin string) { g.caPin = pin }
 
 // Observer is told about agent traffic (metrics). Its methods are called
 // from request goroutines: they must be safe for concurrent use and must
@@ -93,13 +101,19 @@ const (
 
 // JoinTokenRequest asks for a join token.
 type JoinTokenRequest struct {
-	TTLSeconds int `json:"ttlSeconds,omitempty"`
+	TTLSeconds int    `json:"ttlSeconds,omitempty"`
+	Cluster    string `json:"cluster,omitempty"`   // bind the token to this cluster
+	SingleUse  bool   `json:"singleUse,omitempty"` // good for one join
 }
 
-// JoinTokenResponse carries a new join token.
+// JoinTokenResponse carries a new join token, as an agent takes it: the
+// secret and the CA pin (agentapi.FormatJoinToken).
 type JoinTokenResponse struct {
 	Token     string    `json:"token"`
 	ExpiresAt time.Time `json:"expiresAt"`
+	CAPin     string    `json:"caPin,omitempty"`
+	Cluster   string    `json:"cluster,omitempty"`
+	SingleUse bool      `json:"singleUse,omitempty"`
 }
 
 // ErrorBody is the JSON body of an agent protocol error.
@@ -142,6 +156,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case r.URL.Path == agentapi.PathJoin && r.Method == http.MethodPost:
+		if r.TLS == nil && !fromLoopback(r) {
+			// The agent refuses this too; the server does so that a
+			// token sent in clear at least registers nothing.
+			g.fail(w, errs.E(errs.Forbidden, "agents join over HTTPS: plain HTTP is accepted from this host only (docs/security.md)"))
+			return
+		}
 		var req agentapi.JoinRequest
 		if err := json.Unmarshal(body, &req); err != nil {
 			g.fail(w, errs.E(errs.Invalid, "malformed join request: %v", err))
@@ -214,12 +234,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		tok, exp, err := g.ecs.CreateJoinToken(r.Context(), time.Duration(req.TTLSeconds)*time.Second)
+		tok, exp, err := g.ecs.CreateJoinToken(r.Context(), ecs.JoinTokenOptions{TTL: time.Duration(req.TTLSeconds) * time.Second,
+			Cluster: req.Cluster, SingleUse: req.SingleUse})
 		if err != nil {
 			g.fail(w, err)
 			return
 		}
-		writeJSON(w, JoinTokenResponse{Token: tok, ExpiresAt: exp})
+		writeJSON(w, JoinTokenResponse{Token: agentapi.FormatJoinToken(tok, g.caPin), ExpiresAt: exp, CAPin: g.caPin,
+			Cluster: req.Cluster, SingleUse: req.SingleUse})
 	default:
 		g.fail(w, errs.E(errs.NotFound, "no agent operation at %s %s", r.Method, r.URL.Path))
 	}
@@ -300,17 +322,45 @@ func writeJSON(w http.ResponseWriter, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
+// fromLoopback says whether a request came from this host.
+func fromLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // CreateJoinToken asks a control plane for a join token, signing with a
-// user credential (the `berth join-token` command).
+// user credential.
 func CreateJoinToken(ctx context.Context, endpoint, region, accessKey, secret string, ttl time.Duration) (JoinTokenResponse, error) {
-	b, _ := json.Marshal(JoinTokenRequest{TTLSeconds: int(ttl / time.Second)})
+	return AdminClient{Endpoint: endpoint, Region: region, AccessKeyID: accessKey, SecretAccessKey: secret}.
+		CreateJoinToken(ctx, JoinTokenRequest{TTLSeconds: int(ttl / time.Second)})
+}
+
+// AdminClient makes admin calls (the `berth join-token` command).
+type AdminClient struct {
+	Endpoint, Region             string
+	AccessKeyID, SecretAccessKey string
+	HTTP                         *http.Client // nil: http.DefaultClient
+}
+
+// CreateJoinToken asks for a join token.
+func (c AdminClient) CreateJoinToken(ctx context.Context, in JoinTokenRequest) (JoinTokenResponse, error) {
+	endpoint := c.Endpoint
+	b, _ := json.Marshal(in)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(endpoint, "/")+PathJoinTokens, bytes.NewReader(b))
 	if err != nil {
 		return JoinTokenResponse{}, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	sigv4.Sign(req, b, accessKey, secret, region, AdminSigningService, time.Now())
-	resp, err := http.DefaultClient.Do(req)
+	sigv4.Sign(req, b, c.AccessKeyID, c.SecretAccessKey, c.Region, AdminSigningService, time.Now())
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return JoinTokenResponse{}, errs.Wrap(errs.Unavailable, err, "reach %s", endpoint)
 	}

@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/api/ecsapi"
 	"github.com/berthdev/berth/internal/ecs"
 	"github.com/berthdev/berth/internal/iam"
 	"github.com/berthdev/berth/internal/store"
@@ -53,7 +56,7 @@ func TestGatewayObserver(t *testing.T) {
 	srv := httptest.NewServer(gw)
 	defer srv.Close()
 
-	tok, _, err := svc.CreateJoinToken(ctx, time.Minute)
+	tok, _, err := svc.CreateJoinToken(ctx, ecs.JoinTokenOptions{TTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,5 +111,68 @@ func TestGatewayObserver(t *testing.T) {
 			t.Fatalf("stream not counted as closed after the agent went away (opened %d, closed %d)", o, cl)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A single-use join token registers one instance, however many agents
+// race with it; a token bound to a cluster puts its agent there and
+// refuses any other cluster.
+func TestJoinTokenSingleUseAndCluster(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e, err := store.StartEmbedded(ctx, store.EmbeddedConfig{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	svc := ecs.New(e.Store(), ecs.Config{Region: "us-east-1", Account: "000000000000"}, nil)
+	if _, err := svc.CreateCluster(ctx, &ecsapi.CreateClusterRequest{ClusterName: aws.String("prod")}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(New(svc, iam.NewKeyring(), nil))
+	defer srv.Close()
+	c := &agentapi.Client{Endpoint: srv.URL, Region: "us-east-1"}
+	req := agentapi.JoinRequest{Hostname: "h", Resources: agentapi.Resources{CPU: 1024, MemoryMiB: 1024, OSType: "linux", CPUArch: "x86_64"}}
+
+	if _, _, err := svc.CreateJoinToken(ctx, ecs.JoinTokenOptions{Cluster: "nope"}); err == nil {
+		t.Fatal("a token for a missing cluster was made")
+	}
+	once, _, err := svc.CreateJoinToken(ctx, ecs.JoinTokenOptions{Cluster: "prod", SingleUse: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var joined []agentapi.JoinResponse
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := req
+			r.Token = once
+			if jr, err := c.Join(ctx, r); err == nil {
+				mu.Lock()
+				joined = append(joined, jr)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(joined) != 1 || joined[0].Cluster != "prod" {
+		t.Fatalf("single-use token: %d joins (%+v), want 1 in prod", len(joined), joined)
+	}
+
+	bound, _, err := svc.CreateJoinToken(ctx, ecs.JoinTokenOptions{Cluster: "prod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := req
+	r.Token, r.Cluster = bound, "default"
+	if _, err := c.Join(ctx, r); err == nil {
+		t.Fatal("a token bound to prod registered an instance in default")
+	}
+	r.Cluster = ""
+	if jr, err := c.Join(ctx, r); err != nil || jr.Cluster != "prod" {
+		t.Fatalf("bound token without a cluster: %+v %v; want prod", jr, err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -180,6 +181,16 @@ func StartProcessAt(t testing.TB, addr, mode, dataDir string, env []string, args
 func startProcess(t testing.TB, addr, mode, dataDir string, env []string, args ...string) (*Process, error) {
 	t.Helper()
 	argv := []string{mode, "--listen", addr, "--data-dir", dataDir}
+	if !slices.ContainsFunc(args, func(a string) bool {
+		return strings.HasPrefix(a, "--dns-listen") || strings.HasPrefix(a, "-dns-listen")
+	}) {
+		// Tests run in parallel: no fixed DNS port unless the test asks.
+		argv = append(argv, "--dns-listen=127.0.0.1:0")
+	}
+	if mode == "up" && !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--task-dns") || strings.HasPrefix(a, "-task-dns") }) {
+		// One process at a time can hold the Docker gateway's port 53.
+		argv = append(argv, "--task-dns=false")
+	}
 	if mode == "up" {
 		// No node agent unless the test asks for one (--agent=true): it
 		// needs Docker and binds the metadata port.
@@ -260,6 +271,9 @@ type CLI struct {
 	Path string
 	// NeedsEndpointFlag: Debian's CLI v2.9 ignores AWS_ENDPOINT_URL.
 	NeedsEndpointFlag bool
+	// Env is added to the CLI's environment (e.g.
+	// AWS_DISABLE_HOST_PREFIX_INJECTION=true).
+	Env []string
 }
 
 // CLIs returns the AWS CLIs present: the pip CLI v1 (`aws` on PATH, not
@@ -311,6 +325,7 @@ func (c CLI) Run(t testing.TB, s *Server, args ...string) (stdout, stderr string
 		"AWS_MAX_ATTEMPTS=3",
 		"HOME="+dir,
 	)
+	cmd.Env = append(cmd.Env, c.Env...)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()

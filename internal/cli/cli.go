@@ -5,10 +5,13 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -24,6 +27,8 @@ import (
 	"github.com/berthdev/berth/internal/dockerdriver"
 	"github.com/berthdev/berth/internal/ecs"
 	"github.com/berthdev/berth/internal/iam"
+	"github.com/berthdev/berth/internal/store"
+	"github.com/berthdev/berth/internal/taskrun"
 )
 
 // Version is set at build time with -ldflags "-X .../cli.Version=...".
@@ -43,10 +48,11 @@ Usage:
   berth env      [flags]   print the shell exports for the AWS CLI and SDKs
   berth join-token [flags] make a token an agent joins a cluster with
   berth console  [flags]   print a one-time sign-in link for the web console
-  berth bench [tasks|services|awslogs|alb] [flags]  run the benchmarks that need a whole Berth
+  berth bench [tasks|services|awslogs|alb|dns] [flags]  run the benchmarks that need a whole Berth
                            (API churn; "tasks": RunTask on Docker beside docker run and Swarm;
                            "services": services on Docker beside Swarm, rolling bounds, recovery;
-                           "alb": the load balancer data plane beside nginx, with wrk)
+                           "alb": the load balancer data plane beside nginx, with wrk;
+                           "dns": the Cloud Map DNS server beside nsd under dnsperf)
   berth version            print the version
 
 Run 'berth <command> -h' for a command's flags.
@@ -96,15 +102,37 @@ func envCredentials() iam.Credentials {
 	return iam.Credentials{AccessKeyID: os.Getenv("BERTH_ACCESS_KEY_ID"), SecretAccessKey: os.Getenv("BERTH_SECRET_ACCESS_KEY")}
 }
 
+// DefaultDNSListen is where the Cloud Map DNS server listens unless
+// --dns-listen says otherwise: loopback, on a port that needs no privilege.
+const DefaultDNSListen = "127.0.0.1:8053"
+
 type serverFlags struct {
 	listen, dataDir, region, account, etcd, logLevel string
 	throttle, agent                                  bool
 	az, metadataAddr                                 string
 	metricsListen                                    string
+	dnsListen                                        string
+	taskDNS                                          bool
 	elbListenHost                                    string
 	auditRetention, metricsPeriod                    time.Duration
 	disconnectGrace, instanceLostAfter               time.Duration
 	auditMaxBytes                                    int64
+	tlsCert, tlsKey                                  string
+	etcdCA, etcdCert, etcdKey                        string
+	tlsNames                                         listFlag
+}
+
+// listFlag is a repeatable flag whose values may also be comma-separated.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
 }
 
 func (f *serverFlags) register(fs *flag.FlagSet, mode string) {
@@ -114,6 +142,9 @@ func (f *serverFlags) register(fs *flag.FlagSet, mode string) {
 	fs.StringVar(&f.account, "account-id", envOr("BERTH_ACCOUNT_ID", daemon.DefaultAccount), "12-digit account id in ARNs; env BERTH_ACCOUNT_ID")
 	if mode == "server" {
 		fs.StringVar(&f.etcd, "etcd-endpoints", "", "comma-separated external etcd endpoints; empty runs an embedded etcd")
+		fs.StringVar(&f.etcdCA, "etcd-cacert", "", "CA bundle that verifies the external etcd's server certificates (as etcdctl --cacert)")
+		fs.StringVar(&f.etcdCert, "etcd-cert", "", "client certificate for the external etcd (as etcdctl --cert)")
+		fs.StringVar(&f.etcdKey, "etcd-key", "", "key of --etcd-cert (as etcdctl --key)")
 	}
 	fs.BoolVar(&f.throttle, "throttle", true, "apply ECS's request rate limits per access key")
 	fs.DurationVar(&f.auditRetention, "audit-retention", 90*24*time.Hour, "how long audit records are kept")
@@ -124,10 +155,15 @@ func (f *serverFlags) register(fs *flag.FlagSet, mode string) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.elbListenHost, "elb-listen-host", "127.0.0.1", "the address every ELBv2 load balancer listener listens on (docs/load-balancing.md)")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "", "also serve GET /metrics (Prometheus, no authentication) on this address; /metrics is always on --listen")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) the API port presents to HTTPS clients instead of the one Berth's CA issues; agents always get Berth's")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.Var(&f.tlsNames, "tls-name", "extra DNS name or IP address for the certificate Berth's CA issues (repeatable or comma-separated); it always covers localhost, the host name and the host's addresses")
+	fs.StringVar(&f.dnsListen, "dns-listen", DefaultDNSListen, "UDP and TCP address of the Cloud Map DNS server (private DNS namespaces; other names go to the host's resolvers); empty: no DNS server")
 	if mode == "up" {
 		fs.BoolVar(&f.agent, "agent", true, "run a node agent in the cluster default (needs Docker Engine)")
 		fs.StringVar(&f.az, "availability-zone", "", "the agent's ecs.availability-zone (default <region>a)")
 		fs.StringVar(&f.metadataAddr, "metadata-addr", "0.0.0.0:51679", "the agent's task metadata endpoint address")
+		fs.BoolVar(&f.taskDNS, "task-dns", true, "task containers resolve through the Cloud Map DNS server, which then also listens on port 53 of their networks' gateways (needs --dns-listen)")
 	}
 }
 
@@ -179,6 +215,7 @@ func runServer(ctx context.Context, mode string, args []string, stdout, stderr i
 		Listen:         f.listen,
 		DataDir:        f.dataDir,
 		EtcdEndpoints:  endpoints,
+		EtcdTLS:        store.TLSFiles{CACert: f.etcdCA, Cert: f.etcdCert, Key: f.etcdKey},
 		Region:         f.region,
 		Account:        f.account,
 		Credentials:    envCredentials(),
@@ -188,6 +225,10 @@ func runServer(ctx context.Context, mode string, args []string, stdout, stderr i
 		MetricsListen:  f.metricsListen,
 		ELBListenHost:  f.elbListenHost,
 		MetricsPeriod:  f.metricsPeriod,
+		TLSCertFile:    f.tlsCert,
+		TLSKeyFile:     f.tlsKey,
+		TLSNames:       f.tlsNames,
+		DNSListen:      f.dnsListen,
 		Log:            log,
 
 		DisconnectGrace:   f.disconnectGrace,
@@ -209,6 +250,11 @@ func runServer(ctx context.Context, mode string, args []string, stdout, stderr i
 	// console prints a fresh one.
 	fmt.Fprintf(stdout, "Web console (one-time sign-in link, valid %s; `berth console` makes another):\n  %s\n",
 		console.TokenTTL, console.SignInURL(srv.Endpoint(), console.MintToken(creds.AccessKeyID, creds.SecretAccessKey, time.Now(), console.TokenTTL)))
+	fmt.Fprintf(stdout, "HTTPS on the same port: %s (CA bundle %s, pin %s)\n",
+		srv.HTTPSEndpoint(), filepath.Join(cfg.DataDir, "tls", "ca.crt"), srv.CAPin())
+	if a := srv.DNSAddr(); a != "" {
+		fmt.Fprintf(stdout, "Cloud Map DNS (private DNS namespaces) answers on %s (udp and tcp)\n", a)
+	}
 	var ag *daemon.Agent
 	if mode == "up" && f.agent {
 		ag, err = startLocalAgent(ctx, srv, f, log)
@@ -242,7 +288,10 @@ func startLocalAgent(ctx context.Context, srv *daemon.Server, f serverFlags, log
 		return nil, err
 	}
 	return daemon.StartAgent(ctx, daemon.AgentConfig{
-		Endpoint:            srv.Endpoint(),
+		// Over TLS to its own server's CA, so that it works whatever
+		// --listen says (a wildcard or another interface).
+		Endpoint:            srv.AgentEndpoint(),
+		CACert:              srv.CACertPEM(),
 		Region:              srv.Config().Region,
 		DataDir:             filepath.Join(f.dataDir, "agent"),
 		JoinToken:           tok,
@@ -251,6 +300,7 @@ func startLocalAgent(ctx context.Context, srv *daemon.Server, f serverFlags, log
 		StopTimeout:         envDuration("ECS_CONTAINER_STOP_TIMEOUT", 30*time.Second),
 		MetadataAddr:        f.metadataAddr,
 		MaxConcurrentStarts: envInt("BERTH_MAX_CONCURRENT_STARTS", 0),
+		TaskDNS:             taskDNS(srv, f.taskDNS),
 		// The agent reports at least once per metrics period.
 		StatsInterval:       min(5*time.Second, f.metricsPeriod),
 		StatsReportInterval: min(agentapi.StatsInterval, f.metricsPeriod),
@@ -292,7 +342,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	region := fs.String("region", envOr("BERTH_REGION", daemon.DefaultRegion), "region")
 	dataDir := fs.String("data-dir", envOr("BERTH_AGENT_DATA_DIR", ".berth-agent"), "agent state directory")
 	token := fs.String("join-token", os.Getenv("BERTH_JOIN_TOKEN"), "join token (first start only); env BERTH_JOIN_TOKEN")
-	cluster := fs.String("cluster", "default", "cluster to join")
+	cluster := fs.String("cluster", "", "cluster to join (default: the join token's cluster, or default)")
 	az := fs.String("availability-zone", "", "the ecs.availability-zone attribute (default <region>a)")
 	itype := fs.String("instance-type", "", "the ecs.instance-type attribute")
 	pull := fs.String("image-pull-behavior", envOr("ECS_IMAGE_PULL_BEHAVIOR", "default"), "default, always, once or prefer-cached; env ECS_IMAGE_PULL_BEHAVIOR")
@@ -336,6 +386,7 @@ func runEnv(args []string, stdout, stderr io.Writer) error {
 	dataDir := fs.String("data-dir", defaultDataDir(), "data directory of the server")
 	endpoint := fs.String("endpoint", "http://"+daemon.DefaultListen, "the server's URL")
 	region := fs.String("region", envOr("BERTH_REGION", daemon.DefaultRegion), "region")
+	https := fs.Bool("https", false, "use HTTPS: the endpoint's scheme becomes https and AWS_CA_BUNDLE names the server's CA (<data-dir>/tls/ca.crt)")
 	if err := fs.Parse(args); err != nil {
 		return UsageError{err.Error()}
 	}
@@ -346,6 +397,17 @@ func runEnv(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%w: start berth first, or set BERTH_ACCESS_KEY_ID and BERTH_SECRET_ACCESS_KEY", err)
 		}
 		creds = c
+	}
+	if *https {
+		ca, err := filepath.Abs(filepath.Join(*dataDir, "tls", "ca.crt"))
+		if err != nil {
+			return err
+		}
+		if _, err := os.Stat(ca); err != nil {
+			return fmt.Errorf("no CA bundle: %w (start berth first)", err)
+		}
+		*endpoint = "https://" + strings.TrimPrefix(*endpoint, "http://")
+		fmt.Fprintf(stdout, "export AWS_CA_BUNDLE=%s\n", ca)
 	}
 	fmt.Fprintf(stdout, "export AWS_ACCESS_KEY_ID=%s\n", creds.AccessKeyID)
 	fmt.Fprintf(stdout, "export AWS_SECRET_ACCESS_KEY=%s\n", creds.SecretAccessKey)
@@ -393,6 +455,19 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(args) > 0 && args[0] == "awslogs" {
 		return runBenchAwslogs(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "dns" {
+		return runBenchDNS(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "dns-serve" {
+		fs := flag.NewFlagSet("berth bench dns-serve", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		listen := fs.String("listen", "127.0.0.1:0", "UDP and TCP address")
+		n := fs.Int("services", bench.DefaultDNSConfig().Services, "services in the namespace")
+		if err := fs.Parse(args[1:]); err != nil {
+			return UsageError{err.Error()}
+		}
+		return bench.ServeBenchDNS(ctx, *listen, *n)
+	}
 	if len(args) > 0 && args[0] == "alb" {
 		return runBenchALB(ctx, args[1:], stdout, stderr)
 	}
@@ -423,6 +498,9 @@ func runJoinToken(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	endpoint := fs.String("endpoint", "http://"+daemon.DefaultListen, "the server's URL")
 	region := fs.String("region", envOr("BERTH_REGION", daemon.DefaultRegion), "region")
 	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")
+	cluster := fs.String("cluster", "", "bind the token to this cluster: an agent joining with it lands there and may not ask for another")
+	singleUse := fs.Bool("single-use", false, "the token is good for one join only")
+	caBundle := fs.String("ca-bundle", "", "CA bundle to verify an https --endpoint (default <data-dir>/tls/ca.crt)")
 	if err := fs.Parse(args); err != nil {
 		return UsageError{err.Error()}
 	}
@@ -434,12 +512,43 @@ func runJoinToken(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		creds = c
 	}
-	tok, err := agentgw.CreateJoinToken(ctx, *endpoint, *region, creds.AccessKeyID, creds.SecretAccessKey, *ttl)
+	hc, err := httpsClient(*endpoint, *caBundle, filepath.Join(*dataDir, "tls", "ca.crt"))
+	if err != nil {
+		return err
+	}
+	tok, err := agentgw.AdminClient{Endpoint: *endpoint, Region: *region, AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, HTTP: hc}.
+		CreateJoinToken(ctx, agentgw.JoinTokenRequest{TTLSeconds: int(*ttl / time.Second), Cluster: *cluster, SingleUse: *singleUse})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, tok.Token)
 	return nil
+}
+
+// httpsClient returns a client trusting caBundle (or fallback when it
+// exists) for an https endpoint; nil (the default client) otherwise.
+func httpsClient(endpoint, caBundle, fallback string) (*http.Client, error) {
+	if !strings.HasPrefix(endpoint, "https://") {
+		return nil, nil
+	}
+	path := caBundle
+	if path == "" {
+		if _, err := os.Stat(fallback); err != nil {
+			return nil, nil // the system's roots (an operator's certificate)
+		}
+		path = fallback
+	}
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("no certificate in %s", path)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return &http.Client{Transport: tr, Timeout: time.Minute}, nil
 }
 
 func runBenchTasks(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -517,6 +626,45 @@ func runBenchAwslogs(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	res.Report(stdout)
 	return nil
+}
+
+func runBenchDNS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("berth bench dns", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := bench.DefaultDNSConfig()
+	fs.IntVar(&cfg.Services, "services", cfg.Services, "services in the namespace (3 instances each)")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "length of each dnsperf run")
+	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "runs per server, alternating")
+	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "dnsperf clients (-c)")
+	fs.StringVar(&cfg.ServerCPU, "server-cpu", cfg.ServerCPU, "CPU list the servers are pinned to (taskset)")
+	fs.StringVar(&cfg.ClientCPU, "client-cpu", cfg.ClientCPU, "CPU list dnsperf is pinned to (taskset)")
+	if err := fs.Parse(args); err != nil {
+		return UsageError{err.Error()}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cfg.Self = self
+	res, err := bench.DNS(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Cloud Map DNS beside nsd, same zone (%d services, 3 instances each), servers pinned to CPU %s (berth GOMAXPROCS=1, nsd server-count 1), dnsperf -c %d on CPU %s, %s per run\n",
+		cfg.Services, cfg.ServerCPU, cfg.Clients, cfg.ClientCPU, cfg.Duration)
+	fmt.Fprintf(stdout, "%-6s %12s %14s %s\n", "server", "queries/s", "avg latency s", "lost")
+	for _, r := range res.Runs {
+		fmt.Fprintf(stdout, "%-6s %12.0f %14s %s\n", r.Server, r.QPS, r.AvgLatency, r.Lost)
+	}
+	fmt.Fprintf(stdout, "best: berth %.0f q/s, nsd %.0f q/s, ratio %.2f (goal: berth >= 20000 q/s on one core)\n", res.BerthBest, res.NSDBest, res.BerthBest/res.NSDBest)
+	return nil
+}
+
+func taskDNS(srv *daemon.Server, on bool) taskrun.DNSListener {
+	if !on {
+		return nil
+	}
+	return srv.TaskDNS()
 }
 
 func runBenchALB(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -28,10 +28,13 @@ import (
 // AgentConfig configures a node agent (`berth agent`, and the one inside
 // `berth up`).
 type AgentConfig struct {
-	Endpoint         string // control plane URL
-	Region           string
-	DataDir          string // agent state (identity, stream position)
-	JoinToken        string // first start only
+	Endpoint  string // control plane URL
+	Region    string
+	DataDir   string // agent state (identity, stream position)
+	JoinToken string // first start only
+	// CACert is the control plane's CA (PEM), for an agent started with
+	// its server (berth up); others pin the CA from the join token.
+	CACert           []byte
 	Cluster          string // default "default"
 	AvailabilityZone string
 	InstanceType     string
@@ -46,6 +49,9 @@ type AgentConfig struct {
 	// MetadataAddr is where the task metadata endpoint listens
 	// ("0.0.0.0:51679" by default: reachable from every bridge network).
 	MetadataAddr string
+	// TaskDNS, when set, is the DNS server task containers resolve through
+	// (berth up: the control plane's Cloud Map DNS; decision 15).
+	TaskDNS taskrun.DNSListener
 	// StatsInterval is how often the agent samples its containers' Docker
 	// stats (default 5s) and StatsReportInterval how often it sends its
 	// tasks' usage to the control plane (default agentapi.StatsInterval).
@@ -113,6 +119,9 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (_ *Agent, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	if _, err := agent.CheckEndpoint(cfg.Endpoint); err != nil {
+		return nil, err
+	}
 	driver, err := dockerdriver.New(dockerdriver.Config{Host: cfg.DockerHost, Logger: log.With("component", "docker")})
 	if err != nil {
 		return nil, err
@@ -149,6 +158,7 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (_ *Agent, err error) {
 		Region:    cfg.Region,
 		StateDir:  cfg.DataDir,
 		JoinToken: cfg.JoinToken,
+		CACert:    cfg.CACert,
 		Join: agentapi.JoinRequest{
 			Cluster:          cfg.Cluster,
 			Hostname:         hostname,
@@ -197,7 +207,7 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (_ *Agent, err error) {
 	logs, err := awslogs.NewManager(awslogs.Config{
 		Source: awslogs.DockerSource(driver),
 		Sink: &agentapi.Client{Endpoint: cfg.Endpoint, Region: cmp.Or(st.Region, cfg.Region), AccessKeyID: st.AccessKeyID,
-			SecretAccessKey: st.SecretAccessKey, HTTP: &http.Client{Timeout: 30 * time.Second}},
+			SecretAccessKey: st.SecretAccessKey, HTTP: &http.Client{Transport: shell.HTTPClient().Transport, Timeout: 30 * time.Second}},
 		Dir: filepath.Join(cfg.DataDir, "awslogs"),
 		Log: log.With("component", "awslogs"),
 	})
@@ -217,6 +227,7 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (_ *Agent, err error) {
 		MetadataPort:        mdPort,
 		Logs:                logs,
 		AvailabilityZone:    cfg.AvailabilityZone,
+		DNS:                 cfg.TaskDNS,
 		Report:              shell.Report,
 		Log:                 log.With("component", "taskrun"),
 	})

@@ -6,7 +6,9 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,7 +26,9 @@ import (
 	"github.com/berthdev/berth/internal/alb"
 	"github.com/berthdev/berth/internal/api/cloudwatchapi"
 	"github.com/berthdev/berth/internal/audit"
+	"github.com/berthdev/berth/internal/autoscaling"
 	"github.com/berthdev/berth/internal/awsproto"
+	"github.com/berthdev/berth/internal/cloudmap"
 	"github.com/berthdev/berth/internal/cloudtrail"
 	"github.com/berthdev/berth/internal/cloudwatch"
 	"github.com/berthdev/berth/internal/console"
@@ -38,11 +42,14 @@ import (
 	"github.com/berthdev/berth/internal/logs"
 	"github.com/berthdev/berth/internal/logstore"
 	"github.com/berthdev/berth/internal/registry"
+	"github.com/berthdev/berth/internal/seal"
 	"github.com/berthdev/berth/internal/sigv4"
 	"github.com/berthdev/berth/internal/store"
 	"github.com/berthdev/berth/internal/sts"
+	"github.com/berthdev/berth/internal/taskrun"
 	"github.com/berthdev/berth/internal/telemetry"
 	"github.com/berthdev/berth/internal/throttle"
+	"github.com/berthdev/berth/internal/tlsca"
 	"github.com/berthdev/berth/internal/tsdb"
 )
 
@@ -58,8 +65,12 @@ type Config struct {
 	Listen        string   // address to listen on; default DefaultListen
 	DataDir       string   // data directory (required)
 	EtcdEndpoints []string // external etcd; empty: embedded etcd in DataDir/etcd
-	Region        string   // default DefaultRegion
-	Account       string   // 12-digit account id; default DefaultAccount
+	// EtcdTLS are the external etcd's client TLS files (etcdctl's
+	// --cacert, --cert, --key). The embedded etcd needs none: it makes its
+	// own in DataDir/etcd-pki and accepts no other client.
+	EtcdTLS store.TLSFiles
+	Region  string // default DefaultRegion
+	Account string // 12-digit account id; default DefaultAccount
 	// Credentials overrides the root key pair (from BERTH_ACCESS_KEY_ID and
 	// BERTH_SECRET_ACCESS_KEY); empty: read or create it in DataDir.
 	Credentials iam.Credentials
@@ -95,7 +106,21 @@ type Config struct {
 	// disconnected before its tasks are written STOPPED; default
 	// ecs.DefaultLostAfter, negative: never (docs/agent.md).
 	InstanceLostAfter time.Duration
-	Log               *slog.Logger
+	// TLSCertFile and TLSKeyFile are a certificate the API port presents
+	// to HTTPS clients instead of the one Berth's CA issues (agents always
+	// get Berth's, docs/security.md). Both or neither.
+	TLSCertFile, TLSKeyFile string
+	// TLSNames are extra DNS names or IP addresses for the serving
+	// certificate Berth's CA issues (it always covers localhost, the
+	// host name and the host's addresses).
+	TLSNames []string
+	// DNSListen is where the Cloud Map DNS server answers the private DNS
+	// namespaces (UDP and TCP); empty: no DNS server (docs/cloud-map.md).
+	DNSListen string
+	// DNSUpstreams receive the queries for other names; nil: the host's
+	// /etc/resolv.conf, empty non-nil: refused.
+	DNSUpstreams []string
+	Log          *slog.Logger
 }
 
 func (c *Config) setDefaults() error {
@@ -122,6 +147,9 @@ func (c *Config) setDefaults() error {
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
 	return nil
 }
 
@@ -145,9 +173,15 @@ type Server struct {
 	logSt   *logstore.Store
 	metrics *tsdb.DB
 	cw      *cloudwatch.Service
+	cm      *cloudmap.API
+	dns     *cloudmap.DNSServer
+	as      *autoscaling.Service
 	elb     *elbv2.Service
 	plane   *alb.Plane
 	events  *events.Service
+	// ca is Berth's own CA (DataDir/tls), which issues the serving
+	// certificate agents pin.
+	ca *tlsca.Authority
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -166,11 +200,22 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	ca, tlsCfg, err := serverTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	// The key that seals secrets kept in the store (agent secrets, the
+	// registry token key); it never enters the store.
+	box, err := seal.LoadOrCreate(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("secret key: %w", err)
+	}
 	// Berth's own Prometheus metrics; etcd's join them when it runs here.
 	prom := telemetry.New(telemetry.Options{EtcdMetrics: len(cfg.EtcdEndpoints) == 0})
 	rawStore, err := store.Open(ctx, store.Config{
 		DataDir:   cfg.DataDir + "/etcd",
 		Endpoints: cfg.EtcdEndpoints,
+		TLS:       cfg.EtcdTLS,
 		Logger:    log,
 	})
 	if err != nil {
@@ -234,12 +279,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}()
 
 	runCtx, cancel := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, st: st, root: root, created: created, cancel: cancel, prom: prom, logSt: logSt, metrics: metrics, claim: claim}
+	s := &Server{cfg: cfg, st: st, root: root, created: created, cancel: cancel, prom: prom, logSt: logSt, metrics: metrics, claim: claim, ca: ca}
 
 	trail := audit.NewTrail(st, cfg.AuditRetention, cfg.AuditMaxBytes, log.With("component", "audit"))
 	s.goRun(func() { trail.Run(runCtx) })
 
 	ecsSvc := ecs.New(st, ecs.Config{Region: cfg.Region, Account: cfg.Account, Endpoint: func() string { return s.Endpoint() }}, log.With("component", "ecs"))
+	ecsSvc.SetSecretSealer(box) // agent secrets sealed in the store
 	s.ecs = ecsSvc
 	s.goRun(func() { ecsSvc.RunTaskGC(runCtx, cfg.TaskRetention) })
 	s.goRun(func() {
@@ -249,13 +295,15 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		ecsSvc.RunLostInstanceMonitor(runCtx, ecs.LostInstanceConfig{LostAfter: cfg.InstanceLostAfter})
 	})
 	reg := registry.New(registry.Config{Store: st, Blobs: blobs, Account: cfg.Account, Log: log.With("component", "registry"), Owns: claim.Held})
+	reg.SetSecretSealer(box) // its token key sealed in the store
 	s.goRun(func() { reg.Run(runCtx) })
 	// Agents pull images that live in Berth's registry with credentials
 	// the assignment carries, issued for the account (as ECS hands its
 	// agent the execution role's ECR credentials).
-	ecsSvc.SetRegistryAuth(func(ctx context.Context, image string) (agentapi.RegistryCredential, bool, error) {
+	// They are pull tokens (registry.IssuePullToken): an hour, pull only.
+	ecsSvc.SetRegistryAuth(func(ctx context.Context, image, instance string) (agentapi.RegistryCredential, bool, error) {
 		_, port, _ := net.SplitHostPort(s.Addr())
-		pc, ok, err := reg.CredentialsFor(ctx, image, []string{s.Addr(), "localhost:" + port}, root.AccessKeyID)
+		pc, ok, err := reg.CredentialsFor(ctx, image, []string{s.Addr(), "localhost:" + port}, cmp.Or(instance, "ecs-agent"))
 		return agentapi.RegistryCredential{ServerAddress: pc.ServerAddress, Username: pc.Username, Password: pc.Password}, ok, err
 	})
 	logsSvc := logs.New(logSt, logs.Config{Region: cfg.Region, Account: cfg.Account}, log.With("component", "logs"))
@@ -263,6 +311,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.goRun(func() { logsSvc.RunRetention(runCtx, time.Minute) })
 	ecrSvc := ecr.New(reg, ecr.Config{Region: cfg.Region, Account: cfg.Account, RegistryHost: func() string { return s.Addr() }}, log.With("component", "ecr"))
 	gw := agentgw.New(ecsSvc, keys, log.With("component", "agentgw"))
+	gw.SetCAPin(tlsca.Pin(ca.Cert))
 	gw.SetLogSink(logSink{logsSvc}) // the awslogs log driver (docs/awslogs.md)
 	cwSvc := cloudwatch.New(metrics, st, cloudwatch.Config{Region: cfg.Region, Account: cfg.Account}, log.With("component", "cloudwatch"))
 	s.cw = cwSvc
@@ -278,10 +327,38 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Clusters: func(ctx context.Context) ([]ecsmetrics.Cluster, error) { return clusterCapacity(ctx, ecsSvc) },
 		Sink:     ecsmetrics.SinkFunc(func(ctx context.Context, data []ecsmetrics.Datum) error { return cwSvc.Publish(ctx, points(data)) })})
 	s.goRun(func() { ecsMetrics.Run(runCtx) })
+	// Application Auto Scaling: its policies receive the alarm actions
+	// naming them, and it scales services through ECS's UpdateService.
+	asSvc := autoscaling.New(st, ecsScaler{ecsSvc}, cwSvc, autoscaling.Config{Region: cfg.Region, Account: cfg.Account,
+		AlarmPeriod: alarmPeriod(cfg.MetricsPeriod)}, log.With("component", "autoscaling"))
+	s.as = asSvc
+	cwSvc.SetActionRunner(autoscaling.Runner{S: asSvc})
+	s.goRun(func() { asSvc.Run(runCtx) })
 	gw.SetStatsSink(func(_ context.Context, cred ecs.AgentCredential, rep agentapi.StatsReport) error {
 		ecsMetrics.Record(cred.Cluster, rep)
 		return nil
 	})
+	cmSvc := cloudmap.New(st, cloudmap.Config{Region: cfg.Region, Account: cfg.Account}, log.With("component", "cloudmap"))
+	s.cm = cmSvc
+	catalog := cloudmap.NewCatalog(st, log.With("component", "cloudmap"))
+	s.goRun(func() { catalog.Run(runCtx) })
+	s.goRun(func() { cmSvc.RunOperationGC(runCtx, time.Hour) })
+	s.goRun(func() {
+		cloudmap.NewECSController(cmSvc.Registry(), ecsSvc, log.With("component", "cloudmap-ecs")).Run(runCtx)
+	})
+	if cfg.DNSListen != "" {
+		dnsSrv, err := cloudmap.NewDNSServer(catalog, cloudmap.DNSConfig{Listen: cfg.DNSListen, Upstreams: cfg.DNSUpstreams, Log: log.With("component", "dns")})
+		if err == nil {
+			err = dnsSrv.Start(runCtx)
+		}
+		if err != nil {
+			cancel()
+			s.wg.Wait()
+			return nil, fmt.Errorf("start the cloud map dns server: %w", err)
+		}
+		s.dns = dnsSrv
+		s.goRun(dnsSrv.Wait)
+	}
 	// ELBv2: the API and its controller, which hands the load balancers
 	// this server holds to its data plane (docs/load-balancing.md).
 	elbRequests := elbv2.NewRequestMetrics() // AWS/ApplicationELB
@@ -315,7 +392,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Agent:    gw,
 		Registry: prom.RegistryHandler(registry.NewHandler(reg, registry.HandlerConfig{Identities: keys, Log: log.With("component", "registry")})),
 		Observer: prom,
-		Services: services(ecsSvc, trail, ecrSvc, logsSvc, cwSvc, elbSvc, evSvc),
+		Services: services(ecsSvc, trail, ecrSvc, logsSvc, cwSvc, elbSvc, evSvc, cmSvc, asSvc),
 	})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -324,6 +401,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.wg.Wait()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	// One port, plain HTTP and HTTPS (docs/security.md).
+	ln = tlsca.NewDualListener(ln, tlsCfg)
 	s.ln = ln
 	if err := claim.SetAddress(ctx, ln.Addr().String()); err != nil {
 		log.Warn("registry store owner address not recorded", "err", err)
@@ -379,6 +458,26 @@ func (s *Server) goRun(f func()) {
 // Endpoint is the URL clients use.
 func (s *Server) Endpoint() string { return "http://" + s.ln.Addr().String() }
 
+// HTTPSEndpoint is the URL of the same port over TLS.
+func (s *Server) HTTPSEndpoint() string { return "https://" + s.ln.Addr().String() }
+
+// AgentEndpoint is the HTTPS URL an agent on this host uses: the
+// listener's address, with 127.0.0.1 for a wildcard one.
+func (s *Server) AgentEndpoint() string {
+	host, port, _ := net.SplitHostPort(s.ln.Addr().String())
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "https://" + net.JoinHostPort(host, port)
+}
+
+// CACertPEM is Berth's CA certificate (DataDir/tls/ca.crt): what agents
+// pin and HTTPS clients pass as their CA bundle.
+func (s *Server) CACertPEM() []byte { return s.ca.CertPEM }
+
+// CAPin is the CA's pin that join tokens carry.
+func (s *Server) CAPin() string { return tlsca.Pin(s.ca.Cert) }
+
 // Addr is the listener's address.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
@@ -391,8 +490,8 @@ func (s *Server) Config() Config { return s.cfg }
 
 // JoinToken makes a join token for agents (berth up's own agent).
 func (s *Server) JoinToken(ctx context.Context, ttl time.Duration) (string, error) {
-	tok, _, err := s.ecs.CreateJoinToken(ctx, ttl)
-	return tok, err
+	tok, _, err := s.ecs.CreateJoinToken(ctx, ecs.JoinTokenOptions{TTL: ttl})
+	return agentapi.FormatJoinToken(tok, s.CAPin()), err
 }
 
 // Logs returns the CloudWatch Logs service (its Ingest is the awslogs
@@ -411,6 +510,31 @@ func (s *Server) CloudWatch() *cloudwatch.Service { return s.cw }
 
 // Events returns the EventBridge service.
 func (s *Server) Events() *events.Service { return s.events }
+
+// CloudMap returns the Cloud Map service.
+func (s *Server) CloudMap() *cloudmap.API { return s.cm }
+
+// DNSAddr is the Cloud Map DNS server's address, "" when it is off.
+func (s *Server) DNSAddr() string {
+	if s.dns == nil {
+		return ""
+	}
+	return s.dns.Addr()
+}
+
+// TaskDNS is the DNS server for task containers on this machine (the agent
+// of berth up makes it listen on their networks' gateways); nil when the
+// DNS server is off.
+func (s *Server) TaskDNS() taskrun.DNSListener {
+	if s.dns == nil {
+		return nil
+	}
+	return s.dns
+}
+
+// Autoscaling returns the Application Auto Scaling service (tests drive
+// its clock).
+func (s *Server) Autoscaling() *autoscaling.Service { return s.as }
 
 // FrontDoor returns the API handler (tests, docs).
 func (s *Server) FrontDoor() *awsproto.FrontDoor { return s.fd }
@@ -485,12 +609,75 @@ func (s *Server) Close() error {
 	return s.closeErr
 }
 
+// serverTLS loads or makes Berth's CA and the serving certificate it
+// issues (DataDir/tls), and the TLS configuration of the API port: the
+// operator's certificate for clients that do not ask for
+// tlsca.AgentServerName, when one is given; Berth's otherwise.
+func serverTLS(cfg Config) (*tlsca.Authority, *tls.Config, error) {
+	now := time.Now()
+	dir := filepath.Join(cfg.DataDir, "tls")
+	ca, err := tlsca.LoadOrCreateCA(dir, "Berth CA", now)
+	if err != nil {
+		return nil, nil, fmt.Errorf("berth CA: %w", err)
+	}
+	spec := tlsca.LeafSpec{CommonName: tlsca.AgentServerName, Server: true,
+		DNSNames: []string{tlsca.AgentServerName, "localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		spec.DNSNames = append(spec.DNSNames, h)
+	}
+	names := slices.Clone(cfg.TLSNames)
+	if host, _, err := net.SplitHostPort(cfg.Listen); err == nil && host != "" {
+		names = append(names, host)
+	}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.IsGlobalUnicast() {
+				spec.IPs = append(spec.IPs, n.IP)
+			}
+		}
+	}
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			if !ip.IsUnspecified() {
+				spec.IPs = append(spec.IPs, ip)
+			}
+		} else {
+			spec.DNSNames = append(spec.DNSNames, n)
+		}
+	}
+	leaf, err := ca.Issue(dir, "server", spec, now)
+	if err != nil {
+		return nil, nil, fmt.Errorf("serving certificate: %w", err)
+	}
+	var user *tls.Certificate
+	if cfg.TLSCertFile != "" {
+		c, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		user = &c
+	}
+	own := leaf.TLS
+	return ca, &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"http/1.1"},
+		GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if user != nil && h.ServerName != tlsca.AgentServerName {
+				return user, nil
+			}
+			return &own, nil
+		},
+	}, nil
+}
+
 // services lists every AWS service the front door serves.
-func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service, logsSvc *logs.Service, cwSvc *cloudwatch.Service, elbSvc *elbv2.Service, evSvc *events.Service) []*awsproto.Service {
+func services(ecsSvc *ecs.Service, trail *audit.Trail, ecrSvc *ecr.Service, logsSvc *logs.Service, cwSvc *cloudwatch.Service, elbSvc *elbv2.Service, evSvc *events.Service, cmSvc *cloudmap.API, asSvc *autoscaling.Service) []*awsproto.Service {
 	return []*awsproto.Service{
 		elbSvc.API(),
 		ecsSvc.API(),
 		evSvc.API(),
+		cmSvc.Service(),
+		asSvc.API(),
 		ecrSvc.API(),
 		logsSvc.API(),
 		cwSvc.API(),
@@ -506,7 +693,8 @@ func SupportedOperations() map[string][]string {
 	out := map[string][]string{}
 	for _, svc := range services(ecs.New(nil, ecs.Config{Endpoint: func() string { return "" }}, nil), nil, ecr.New(nil, ecr.Config{}, nil),
 		logs.New(nil, logs.Config{}, nil), cloudwatch.New(nil, nil, cloudwatch.Config{}, nil), elbv2.New(nil, nil, elbv2.Config{}, nil),
-		events.New(nil, events.Config{}, events.Deps{}, nil)) {
+		events.New(nil, events.Config{}, events.Deps{}, nil), cloudmap.New(nil, cloudmap.Config{}, nil),
+		autoscaling.New(nil, nil, nil, autoscaling.Config{}, nil)) {
 		for name, op := range svc.Operations {
 			if op.Implemented {
 				out[svc.SigningName] = append(out[svc.SigningName], name)

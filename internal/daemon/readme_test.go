@@ -18,14 +18,16 @@ const (
 )
 
 var serviceTitles = map[string]string{
-	"ecs":                  "Amazon ECS",
-	"cloudtrail":           "AWS CloudTrail",
-	"sts":                  "AWS STS",
-	"ecr":                  "Amazon ECR",
-	"logs":                 "Amazon CloudWatch Logs",
-	"monitoring":           "Amazon CloudWatch",
-	"elasticloadbalancing": "Elastic Load Balancing v2",
-	"events":               "Amazon EventBridge",
+	"ecs":                     "Amazon ECS",
+	"cloudtrail":              "AWS CloudTrail",
+	"sts":                     "AWS STS",
+	"ecr":                     "Amazon ECR",
+	"logs":                    "Amazon CloudWatch Logs",
+	"monitoring":              "Amazon CloudWatch",
+	"elasticloadbalancing":    "Elastic Load Balancing v2",
+	"events":                  "Amazon EventBridge",
+	"servicediscovery":        "AWS Cloud Map",
+	"application-autoscaling": "Application Auto Scaling",
 }
 
 func renderOperations() string {

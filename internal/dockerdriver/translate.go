@@ -87,6 +87,10 @@ type Options struct {
 	NamespaceContainer string
 	// VolumeNames overrides the Docker volume names VolumeName picks.
 	VolumeNames map[string]string
+	// DNS are the resolvers the container gets when its definition names
+	// none (dnsServers): the agent's task DNS (docs/cloud-map.md). Not
+	// applied to containers that join another's network or use the host's.
+	DNS []netip.Addr
 	// Env is set by the agent (ECS_CONTAINER_METADATA_URI_V4, ...) and
 	// overrides the definition's variables of the same name.
 	Env map[string]string
@@ -272,6 +276,9 @@ func ContainerConfig(task TaskInfo, cd ecsapi.ContainerDefinition, opts Options)
 			}
 			host.DNS = append(host.DNS, a)
 		}
+	}
+	if len(cd.DnsServers) == 0 && len(opts.DNS) > 0 && opts.NetworkContainer == "" && task.networkMode() != ecsapi.NetworkModeHost {
+		host.DNS = append(host.DNS, opts.DNS...)
 	}
 	for _, h := range cd.ExtraHosts {
 		hn, ip := deref(h.Hostname), deref(h.IpAddress)

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,13 +22,29 @@ const DefaultJoinTokenTTL = time.Hour
 
 type joinTokenRecord struct {
 	ExpiresAt time.Time `json:"expiresAt"`
+	// Cluster binds the token: an agent joining with it lands in this
+	// cluster and may not ask for another. Empty: any cluster.
+	Cluster string `json:"cluster,omitempty"`
+	// SingleUse tokens are deleted by the join that uses them, in the
+	// transaction that registers the instance.
+	SingleUse bool `json:"singleUse,omitempty"`
 }
 
-// agentCredRecord is an agent's credential, bound to one instance.
+// JoinTokenOptions shape a new join token.
+type JoinTokenOptions struct {
+	TTL       time.Duration // default DefaultJoinTokenTTL
+	Cluster   string        // bind the token to this cluster (which must exist)
+	SingleUse bool          // good for one join only
+}
+
+// agentCredRecord is an agent's credential, bound to one instance. The
+// secret is sealed (SealedSecret) when the service has a sealer; Secret
+// in clear is what records written without one hold.
 type agentCredRecord struct {
-	Secret     string `json:"secret"`
-	InstanceID string `json:"instanceId"`
-	Cluster    string `json:"cluster"`
+	Secret       string `json:"secret,omitempty"`
+	SealedSecret string `json:"sealedSecret,omitempty"`
+	InstanceID   string `json:"instanceId"`
+	Cluster      string `json:"cluster"`
 }
 
 func tokenHash(token string) string {
@@ -45,12 +62,18 @@ func randomBytes(n int) []byte {
 
 // CreateJoinToken makes a join token valid for ttl. Only its hash is
 // stored, under a lease, so it expires by itself.
-func (s *Service) CreateJoinToken(ctx context.Context, ttl time.Duration) (string, time.Time, error) {
+func (s *Service) CreateJoinToken(ctx context.Context, opts JoinTokenOptions) (string, time.Time, error) {
+	ttl := opts.TTL
 	if ttl <= 0 {
 		ttl = DefaultJoinTokenTTL
 	}
 	if ttl < 10*time.Second || ttl > 7*24*time.Hour {
 		return "", time.Time{}, errs.E(errs.Invalid, "join token lifetime must be between 10s and 168h")
+	}
+	if opts.Cluster != "" {
+		if _, _, err := s.getCluster(ctx, opts.Cluster, false); err != nil {
+			return "", time.Time{}, err
+		}
 	}
 	token := "bjt_" + base64.RawURLEncoding.EncodeToString(randomBytes(32))
 	exp := s.now().Add(ttl).UTC()
@@ -58,31 +81,46 @@ func (s *Service) CreateJoinToken(ctx context.Context, ttl time.Duration) (strin
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	b, _ := json.Marshal(joinTokenRecord{ExpiresAt: exp})
+	b, _ := json.Marshal(joinTokenRecord{ExpiresAt: exp, Cluster: opts.Cluster, SingleUse: opts.SingleUse})
 	if _, err := s.st.Txn(ctx, nil, store.PutWithLease(keyJoinTokens+tokenHash(token), b, lease)); err != nil {
 		return "", time.Time{}, err
 	}
 	return token, exp, nil
 }
 
-// checkJoinToken verifies a join token is known and unexpired.
-func (s *Service) checkJoinToken(ctx context.Context, token string) error {
-	bad := errs.R(errs.Unauthenticated, "agent.bad_token", "The join token is not valid or has expired.")
+// errBadJoinToken is the answer to an unknown, expired or used token.
+func errBadJoinToken() error {
+	return errs.R(errs.Unauthenticated, "agent.bad_token", "The join token is not valid or has expired.")
+}
+
+// joinToken is a checked join token: its record and the key and revision
+// a single-use join compares on and deletes.
+type joinToken struct {
+	rec joinTokenRecord
+	key string
+	rev int64
+}
+
+// checkJoinToken verifies a join token is known and unexpired. A printed
+// token may still carry its CA pin after a dot: only the secret counts.
+func (s *Service) checkJoinToken(ctx context.Context, token string) (joinToken, error) {
+	token, _, _ = strings.Cut(token, ".")
 	if token == "" {
-		return bad
+		return joinToken{}, errBadJoinToken()
 	}
-	kv, err := s.st.Get(ctx, keyJoinTokens+tokenHash(token))
+	key := keyJoinTokens + tokenHash(token)
+	kv, err := s.st.Get(ctx, key)
 	if errs.Is(err, errs.NotFound) {
-		return bad
+		return joinToken{}, errBadJoinToken()
 	}
 	if err != nil {
-		return err
+		return joinToken{}, err
 	}
 	var rec joinTokenRecord
 	if json.Unmarshal(kv.Value, &rec) != nil || !s.now().Before(rec.ExpiresAt) {
-		return bad
+		return joinToken{}, errBadJoinToken()
 	}
-	return nil
+	return joinToken{rec: rec, key: key, rev: kv.ModRevision}, nil
 }
 
 // AgentCredential is what an agent's access key stands for.
@@ -101,6 +139,30 @@ type AgentCredential struct {
 type agentCredCache struct {
 	mu sync.Mutex
 	m  map[string]AgentCredential
+	// sealer encrypts agent secrets in the store (SetSecretSealer).
+	sealer Sealer
+}
+
+// Sealer encrypts secrets with a key kept outside the store (package
+// seal); context binds a sealed value to its record.
+type Sealer interface {
+	Seal(plain, context string) string
+	Open(sealed, context string) (string, error)
+}
+
+// SetSecretSealer makes the service seal the agent secrets it writes and
+// open the sealed ones it reads. Call it before serving.
+func (s *Service) SetSecretSealer(b Sealer) { s.creds.sealer = b }
+
+// newAgentCredRecord makes the record of a new agent credential.
+func (s *Service) newAgentCredRecord(accessKey, secret, instanceID, cluster string) agentCredRecord {
+	rec := agentCredRecord{InstanceID: instanceID, Cluster: cluster}
+	if s.creds.sealer != nil {
+		rec.SealedSecret = s.creds.sealer.Seal(secret, keyAgentCreds+accessKey)
+	} else {
+		rec.Secret = secret
+	}
+	return rec
 }
 
 // AgentCredential looks up an agent access key.
@@ -122,7 +184,16 @@ func (s *Service) AgentCredential(ctx context.Context, accessKey string) (AgentC
 	if err := json.Unmarshal(kv.Value, &rec); err != nil {
 		return AgentCredential{}, false, errs.Wrap(errs.Internal, err, "decode agent credential")
 	}
-	c = AgentCredential{AccessKeyID: accessKey, Secret: rec.Secret, InstanceID: rec.InstanceID, Cluster: rec.Cluster}
+	secret := rec.Secret
+	if rec.SealedSecret != "" {
+		if s.creds.sealer == nil {
+			return AgentCredential{}, false, errs.E(errs.Internal, "agent credential %s is sealed and this server has no secret key", accessKey)
+		}
+		if secret, err = s.creds.sealer.Open(rec.SealedSecret, keyAgentCreds+accessKey); err != nil {
+			return AgentCredential{}, false, errs.Wrap(errs.Internal, err, "agent credential %s", accessKey)
+		}
+	}
+	c = AgentCredential{AccessKeyID: accessKey, Secret: secret, InstanceID: rec.InstanceID, Cluster: rec.Cluster}
 	s.creds.mu.Lock()
 	if s.creds.m == nil {
 		s.creds.m = map[string]AgentCredential{}

@@ -63,10 +63,22 @@ func orDefault(v, def string) string {
 // valid join token, and makes the agent's credential. The cluster
 // "default" is created if missing, as ECS does on first registration.
 func (s *Service) JoinInstance(ctx context.Context, req agentapi.JoinRequest) (agentapi.JoinResponse, error) {
-	if err := s.checkJoinToken(ctx, req.Token); err != nil {
+	tok, err := s.checkJoinToken(ctx, req.Token)
+	if err != nil {
 		return agentapi.JoinResponse{}, err
 	}
-	rec, secret, err := s.createInstance(ctx, req, true)
+	if c := tok.rec.Cluster; c != "" {
+		if req.Cluster != "" && req.Cluster != c {
+			return agentapi.JoinResponse{}, errs.R(errs.Forbidden, "agent.wrong_cluster",
+				"This join token is for cluster %s; it cannot register an instance in cluster %s.", c, req.Cluster)
+		}
+		req.Cluster = c
+	}
+	var guard *joinToken
+	if tok.rec.SingleUse {
+		guard = &tok
+	}
+	rec, secret, err := s.createInstance(ctx, req, true, guard)
 	if err != nil {
 		return agentapi.JoinResponse{}, err
 	}
@@ -77,8 +89,10 @@ func (s *Service) JoinInstance(ctx context.Context, req agentapi.JoinRequest) (a
 }
 
 // createInstance writes a new container instance record, with an agent
-// credential when withCredential (the secret is returned).
-func (s *Service) createInstance(ctx context.Context, req agentapi.JoinRequest, withCredential bool) (instanceRecord, string, error) {
+// credential when withCredential (the secret is returned). A single-use
+// join token (singleUse) is deleted in the same transaction, which
+// compares on it: of two joins racing with it, one registers.
+func (s *Service) createInstance(ctx context.Context, req agentapi.JoinRequest, withCredential bool, singleUse *joinToken) (instanceRecord, string, error) {
 	if req.Resources.CPU <= 0 || req.Resources.MemoryMiB <= 0 {
 		return instanceRecord{}, "", errs.R(errs.Invalid, reasonInvalidParameter, "A container instance must register CPU and MEMORY resources.")
 	}
@@ -120,14 +134,24 @@ func (s *Service) createInstance(ctx context.Context, req agentapi.JoinRequest, 
 		if withCredential {
 			rec.AccessKeyID = "ABIA" + strings.ToUpper(hex.EncodeToString(randomBytes(8)))
 			secret = hex.EncodeToString(randomBytes(20))
-			cb, _ := json.Marshal(agentCredRecord{Secret: secret, InstanceID: id, Cluster: cluster})
+			cb, _ := json.Marshal(s.newAgentCredRecord(rec.AccessKeyID, secret, id, cluster))
 			ops = append(ops, store.Put(keyAgentCreds+rec.AccessKeyID, cb))
 		}
 		ib, _ := json.Marshal(rec)
 		ops = append(ops, store.Put(instanceKey(cluster, id), ib))
-		res, err := s.st.Txn(ctx, []store.Cmp{store.ModRevisionIs(keyClusters+cluster, clusterRev)}, ops...)
+		cmps := []store.Cmp{store.ModRevisionIs(keyClusters+cluster, clusterRev)}
+		if singleUse != nil {
+			cmps = append(cmps, store.ModRevisionIs(singleUse.key, singleUse.rev))
+			ops = append(ops, store.Delete(singleUse.key))
+		}
+		res, err := s.st.Txn(ctx, cmps, ops...)
 		if err != nil {
 			return instanceRecord{}, "", err
+		}
+		if !res.Succeeded && singleUse != nil {
+			if _, err := s.st.Get(ctx, singleUse.key); errs.Is(err, errs.NotFound) {
+				return instanceRecord{}, "", errBadJoinToken()
+			}
 		}
 		if res.Succeeded {
 			s.log.Info("container instance registered", "cluster", cluster, "instance", id, "hostname", req.Hostname)
@@ -364,7 +388,7 @@ func (s *Service) assignment(ctx context.Context, kv store.KV) (agentapi.Assignm
 	if s.registryAuth != nil {
 		seen := map[string]bool{}
 		for _, cd := range td.TaskDefinition.ContainerDefinitions {
-			cred, ok, err := s.registryAuth(ctx, deref(cd.Image))
+			cred, ok, err := s.registryAuth(ctx, deref(cd.Image), t.InstanceID)
 			if err != nil {
 				return agentapi.Assignment{}, fmt.Errorf("registry credentials for %s: %w", deref(cd.Image), err)
 			}

@@ -97,7 +97,7 @@ func (s *Service) RegisterContainerInstance(ctx context.Context, in *ecsapi.Regi
 			return nil, err
 		}
 	} else {
-		rec, _, err = s.createInstance(ctx, req, false)
+		rec, _, err = s.createInstance(ctx, req, false, nil)
 		if err != nil {
 			return nil, err
 		}

@@ -52,12 +52,13 @@ type Service struct {
 	tdCache assignmentTaskDefs
 	// registryAuth returns pull credentials for an image in Berth's own
 	// registry (ok false for images elsewhere); nil: none.
-	registryAuth func(ctx context.Context, image string) (agentapi.RegistryCredential, bool, error)
+	// instance is the container instance id the credential is for.
+	registryAuth func(ctx context.Context, image, instance string) (agentapi.RegistryCredential, bool, error)
 }
 
 // SetRegistryAuth installs the source of registry pull credentials that
 // assignments carry to agents.
-func (s *Service) SetRegistryAuth(f func(ctx context.Context, image string) (agentapi.RegistryCredential, bool, error)) {
+func (s *Service) SetRegistryAuth(f func(ctx context.Context, image, instance string) (agentapi.RegistryCredential, bool, error)) {
 	s.registryAuth = f
 }
 

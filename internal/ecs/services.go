@@ -36,37 +36,40 @@ import (
 // Steady and Status INACTIVE by the controller (the API adds deployments
 // and sets DRAINING).
 type serviceRecord struct {
-	Name                    string                           `json:"name"`
-	ARN                     string                           `json:"arn"`
-	Cluster                 string                           `json:"cluster"`
-	ClusterARN              string                           `json:"clusterArn"`
-	Status                  string                           `json:"status"` // ACTIVE | DRAINING | INACTIVE
-	TaskDefinition          string                           `json:"taskDefinition"`
-	DesiredCount            int32                            `json:"desiredCount"`
-	SchedulingStrategy      string                           `json:"schedulingStrategy"`
-	MinHealthyPercent       int32                            `json:"minimumHealthyPercent"`
-	MaxPercent              int32                            `json:"maximumPercent"`
-	CircuitBreaker          *ecsapi.DeploymentCircuitBreaker `json:"circuitBreaker,omitempty"`
-	PlacementConstraints    []ecsapi.PlacementConstraint     `json:"placementConstraints,omitempty"`
-	PlacementStrategy       []ecsapi.PlacementStrategy       `json:"placementStrategy,omitempty"`
-	NetworkConfiguration    *ecsapi.NetworkConfiguration     `json:"networkConfiguration,omitempty"`
-	HealthCheckGracePeriod  int32                            `json:"healthCheckGracePeriodSeconds,omitempty"`
-	PropagateTags           string                           `json:"propagateTags,omitempty"`
-	EnableECSManagedTags    bool                             `json:"enableECSManagedTags,omitempty"`
-	RoleARN                 string                           `json:"roleArn,omitempty"`
-	Tags                    []ecsapi.Tag                     `json:"tags,omitempty"`
-	ClientToken             string                           `json:"clientToken,omitempty"`
-	RequestHash             string                           `json:"requestHash,omitempty"`
-	CreatedAt               time.Time                        `json:"createdAt"`
-	CreatedBy               string                           `json:"createdBy,omitempty"`
-	Deployments             []deploy.Deployment              `json:"deployments"`
-	Events                  []deploy.Event                   `json:"events,omitempty"`
-	RunningCount            int32                            `json:"runningCount"`
-	PendingCount            int32                            `json:"pendingCount"`
-	Steady                  bool                             `json:"steady,omitempty"`
-	LastCompletedDeployment string                           `json:"lastCompletedDeployment,omitempty"`
-	LastCompletedTaskDef    string                           `json:"lastCompletedTaskDefinition,omitempty"`
-	Version                 int64                            `json:"version"`
+	Name                   string                           `json:"name"`
+	ARN                    string                           `json:"arn"`
+	Cluster                string                           `json:"cluster"`
+	ClusterARN             string                           `json:"clusterArn"`
+	Status                 string                           `json:"status"` // ACTIVE | DRAINING | INACTIVE
+	TaskDefinition         string                           `json:"taskDefinition"`
+	DesiredCount           int32                            `json:"desiredCount"`
+	SchedulingStrategy     string                           `json:"schedulingStrategy"`
+	MinHealthyPercent      int32                            `json:"minimumHealthyPercent"`
+	MaxPercent             int32                            `json:"maximumPercent"`
+	CircuitBreaker         *ecsapi.DeploymentCircuitBreaker `json:"circuitBreaker,omitempty"`
+	PlacementConstraints   []ecsapi.PlacementConstraint     `json:"placementConstraints,omitempty"`
+	PlacementStrategy      []ecsapi.PlacementStrategy       `json:"placementStrategy,omitempty"`
+	NetworkConfiguration   *ecsapi.NetworkConfiguration     `json:"networkConfiguration,omitempty"`
+	HealthCheckGracePeriod int32                            `json:"healthCheckGracePeriodSeconds,omitempty"`
+	PropagateTags          string                           `json:"propagateTags,omitempty"`
+	EnableECSManagedTags   bool                             `json:"enableECSManagedTags,omitempty"`
+	RoleARN                string                           `json:"roleArn,omitempty"`
+	// ServiceRegistries are the Cloud Map services the tasks register
+	// with (internal/cloudmap's ECS controller does it).
+	ServiceRegistries       []ecsapi.ServiceRegistry `json:"serviceRegistries,omitempty"`
+	Tags                    []ecsapi.Tag             `json:"tags,omitempty"`
+	ClientToken             string                   `json:"clientToken,omitempty"`
+	RequestHash             string                   `json:"requestHash,omitempty"`
+	CreatedAt               time.Time                `json:"createdAt"`
+	CreatedBy               string                   `json:"createdBy,omitempty"`
+	Deployments             []deploy.Deployment      `json:"deployments"`
+	Events                  []deploy.Event           `json:"events,omitempty"`
+	RunningCount            int32                    `json:"runningCount"`
+	PendingCount            int32                    `json:"pendingCount"`
+	Steady                  bool                     `json:"steady,omitempty"`
+	LastCompletedDeployment string                   `json:"lastCompletedDeployment,omitempty"`
+	LastCompletedTaskDef    string                   `json:"lastCompletedTaskDefinition,omitempty"`
+	Version                 int64                    `json:"version"`
 	// InactiveAt is when the controller marked the service INACTIVE; the
 	// garbage collector purges the record retention later (taskgc.go).
 	InactiveAt *time.Time `json:"inactiveAt,omitempty"`
@@ -260,7 +263,7 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 	if in.DeploymentController != nil && deref(in.DeploymentController.Type) != ecsapi.DeploymentControllerTypeEcs {
 		return nil, invalid("Berth supports the ECS deployment controller only.")
 	}
-	if err := unsupportedServiceFeatures(in.LoadBalancers, in.ServiceRegistries, in.ServiceConnectConfiguration, in.CapacityProviderStrategy, in.VolumeConfigurations); err != nil {
+	if err := unsupportedServiceFeatures(in.LoadBalancers, nil, in.ServiceConnectConfiguration, in.CapacityProviderStrategy, in.VolumeConfigurations); err != nil {
 		return nil, err
 	}
 	sched := string(deref(in.SchedulingStrategy))
@@ -308,6 +311,9 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 	if !supportsEC2(&td) {
 		return nil, invalid("Task definition does not support launch_type EC2.")
 	}
+	if err := checkServiceRegistries(in.ServiceRegistries, &td); err != nil {
+		return nil, err
+	}
 	if daemon {
 		// A DAEMON service wants one task per eligible instance from the
 		// start, so that services-stable is not satisfied by the 0 it
@@ -350,6 +356,7 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 		PropagateTags: string(deref(in.PropagateTags)), EnableECSManagedTags: deref(in.EnableECSManagedTags),
 		Tags: in.Tags, ClientToken: token, RequestHash: hash, CreatedAt: now, CreatedBy: caller(ctx),
 		Deployments: []deploy.Deployment{dep}, Version: 1, RoleARN: s.roleARN(deref(in.Role)),
+		ServiceRegistries: in.ServiceRegistries,
 	}
 	b, _ := json.Marshal(rec)
 	cmp := store.Absent(key)
@@ -661,6 +668,9 @@ func (s *Service) serviceOut(r *serviceRecord, withTags bool) ecsapi.Service {
 		PropagateTags:                 ptr(ecsapi.PropagateTags(orDefault(r.PropagateTags, string(ecsapi.PropagateTagsNone)))),
 		HealthCheckGracePeriodSeconds: ptr(r.HealthCheckGracePeriod),
 		RoleArn:                       optString(r.RoleARN),
+	}
+	if r.ServiceRegistries != nil {
+		out.ServiceRegistries = r.ServiceRegistries
 	}
 	if out.PlacementConstraints == nil {
 		out.PlacementConstraints = []ecsapi.PlacementConstraint{}

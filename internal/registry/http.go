@@ -82,7 +82,21 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 // GetDownloadUrlForLayer); it is accepted on blob GETs only.
 const TokenQueryParam = "berth-token"
 
-func (h *Handler) authenticate(r *http.Request) (iam.Identity, error) {
+// authenticateScoped authenticates a /v2/ request and says whether its
+// credential is a pull token (pull only).
+func (h *Handler) authenticateScoped(r *http.Request) (iam.Identity, bool, error) {
+	if _, pass, ok := r.BasicAuth(); ok && strings.HasPrefix(pass, pullTokenPrefix) {
+		if user, _, _ := r.BasicAuth(); user != "AWS" {
+			return iam.Identity{}, true, errs.R(errs.Unauthenticated, ReasonUnauthorized, "the user name must be AWS")
+		}
+		id, _, err := h.reg.verifyPullToken(r.Context(), pass)
+		return id, true, err
+	}
+	id, err := h.authenticateKey(r)
+	return id, false, err
+}
+
+func (h *Handler) authenticateKey(r *http.Request) (iam.Identity, error) {
 	user, pass, ok := r.BasicAuth()
 	if tok := r.URL.Query().Get(TokenQueryParam); !ok && tok != "" && r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:") {
 		user, pass, ok = "AWS", tok, true
@@ -153,7 +167,7 @@ func parseRoute(p string) (route, bool) {
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
-	id, err := h.authenticate(r)
+	id, pullOnly, err := h.authenticateScoped(r)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -162,6 +176,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt, ok := parseRoute(r.URL.Path)
 	if !ok {
 		h.writeError(w, r, errs.R(errs.NotFound, ReasonNameUnknown, "no such registry endpoint %s", r.URL.Path))
+		return
+	}
+	if pullOnly && !pullRoute(rt, r.Method) {
+		h.writeError(w, r, errs.R(errs.Forbidden, ReasonDenied, "this registry token allows pulling only (%s %s refused)", r.Method, r.URL.Path))
 		return
 	}
 	if rt.name != "" && !ValidName(rt.name) {
@@ -214,6 +232,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // BatchGetImage + GetDownloadUrlForLayer, push is InitiateLayerUpload,
 // UploadLayerPart, CompleteLayerUpload, BatchCheckLayerAvailability and
 // PutImage).
+// pullRoute says whether a pull token may use a route: the version check,
+// and manifests and blobs read.
+func pullRoute(rt route, method string) bool {
+	if method != http.MethodGet && method != http.MethodHead {
+		return false
+	}
+	switch rt.kind {
+	case "base", "manifest", "blob":
+		return true
+	}
+	return false
+}
+
 func v2Actions(rt route, r *http.Request) []string {
 	q := r.URL.Query()
 	switch rt.kind + " " + r.Method {

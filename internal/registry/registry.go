@@ -160,6 +160,7 @@ type Registry struct {
 	verified  sync.Map // Digest -> int64
 	tokenKey  []byte
 	tokenOnce sync.Mutex
+	sealer    Sealer // seals tokenKey in the store (SetSecretSealer); nil: clear
 	// repoARN writes a repository's ARN in access-denied messages (set by
 	// package ecr, which knows the partition and region).
 	repoARN func(name string) string

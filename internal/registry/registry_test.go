@@ -332,14 +332,74 @@ func TestDeleteRepositoryNeedsForceWhenNotEmpty(t *testing.T) {
 	}
 }
 
+// Agents' registry credentials pull and nothing else, for an hour (they
+// were the root key's 12-hour token: push and delete everywhere).
+func TestPullTokenIsPullOnly(t *testing.T) {
+	r, clk := testRegistry(t)
+	mustRepo(t, r, "unit/pull")
+	layer := put(t, r, "unit/pull", []byte("layer"))
+	cfg := put(t, r, "unit/pull", []byte("{}"))
+	man := manifestFor(cfg, layer)
+	if _, err := r.PutManifest(bg(), "unit/pull", "v1", "application/vnd.oci.image.manifest.v1+json", man, PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tok, exp, err := r.IssuePullToken(bg(), "inst1")
+	if err != nil || !exp.Equal(clk.Now().Add(PullTokenTTL)) {
+		t.Fatalf("IssuePullToken: %v %v", exp, err)
+	}
+	srv := httptest.NewServer(NewHandler(r, HandlerConfig{Identities: staticIDs{}}))
+	defer srv.Close()
+	do := func(method, path, pass string) int {
+		req, _ := http.NewRequest(method, srv.URL+path, nil)
+		req.SetBasicAuth("AWS", pass)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	for _, c := range []struct {
+		method, path string
+		want         int
+	}{
+		{"GET", "/v2/", 200},
+		{"GET", "/v2/unit/pull/manifests/v1", 200},
+		{"HEAD", "/v2/unit/pull/manifests/v1", 200},
+		{"GET", "/v2/unit/pull/blobs/" + string(layer), 200},
+		{"HEAD", "/v2/unit/pull/blobs/" + string(layer), 200},
+		{"DELETE", "/v2/unit/pull/manifests/v1", 403},
+		{"PUT", "/v2/unit/pull/manifests/v2", 403},
+		{"POST", "/v2/unit/pull/blobs/uploads/", 403},
+		{"DELETE", "/v2/unit/pull/blobs/" + string(layer), 403},
+		{"GET", "/v2/_catalog", 403},
+		{"GET", "/v2/unit/pull/tags/list", 403},
+	} {
+		if got := do(c.method, c.path, tok); got != c.want {
+			t.Errorf("%s %s with a pull token: %d, want %d", c.method, c.path, got, c.want)
+		}
+	}
+	if got := do("GET", "/v2/unit/pull/manifests/v1", tok[:len(tok)-2]+"AA"); got != 401 {
+		t.Errorf("tampered pull token: %d, want 401", got)
+	}
+	if got := do("GET", "/v2/unit/pull/manifests/v1", strings.Replace(tok, "inst1", "inst2", 1)); got != 401 {
+		t.Errorf("pull token with another subject: %d, want 401", got)
+	}
+	clk.Advance(PullTokenTTL + time.Second)
+	if got := do("GET", "/v2/unit/pull/manifests/v1", tok); got != 401 {
+		t.Errorf("expired pull token: %d, want 401", got)
+	}
+}
+
 func TestCredentialsFor(t *testing.T) {
 	r, _ := testRegistry(t)
-	c, ok, err := r.CredentialsFor(bg(), "127.0.0.1:4566/web:1", []string{"127.0.0.1:4566"}, "AKIATEST")
+	c, ok, err := r.CredentialsFor(bg(), "127.0.0.1:4566/web:1", []string{"127.0.0.1:4566"}, "inst1")
 	if err != nil || !ok || c.Username != "AWS" || c.ServerAddress != "127.0.0.1:4566" {
 		t.Fatalf("%+v %v %v", c, ok, err)
 	}
-	if _, err := r.VerifyToken(bg(), staticIDs{}, c.Password); err != nil {
-		t.Fatal(err)
+	// A pull token, not a user key's token.
+	if _, isPull, err := r.verifyPullToken(bg(), c.Password); err != nil || !isPull {
+		t.Fatalf("agent credential is not a valid pull token: %v", err)
 	}
 	if _, ok, _ := r.CredentialsFor(bg(), "docker.io/library/nginx", []string{"127.0.0.1:4566"}, "AKIATEST"); ok {
 		t.Fatal("credentials for another registry")

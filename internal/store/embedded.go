@@ -2,12 +2,15 @@ package store
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,12 +19,14 @@ import (
 	"syscall"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/berthdev/berth/internal/errs"
+	"github.com/berthdev/berth/internal/tlsca"
 )
 
 // Defaults for EmbeddedConfig and Config.
@@ -59,6 +64,67 @@ type EmbeddedConfig struct {
 	// Logger receives etcd's error-level logs (lower levels are dropped:
 	// etcd is chatty). Optional; default slog.Default().
 	Logger *slog.Logger
+	// PKIDir, when set, locks the server down: its client and peer
+	// listeners speak TLS and accept only clients with a certificate
+	// from a CA made for it and kept in PKIDir (created 0700, keys 0600),
+	// so only this process (or whoever can read PKIDir) reaches it.
+	// Empty: plain loopback listeners (tests). Open always sets it.
+	PKIDir string
+}
+
+// TLSFiles are the PEM files of a TLS client of etcd, as etcdctl's
+// --cacert, --cert and --key take them.
+type TLSFiles struct {
+	CACert, Cert, Key string
+}
+
+// ClientConfig builds the client's TLS configuration. CACert empty: the
+// system's roots; Cert and Key empty: no client certificate.
+func (f TLSFiles) ClientConfig() (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if f.CACert != "" {
+		b, err := os.ReadFile(f.CACert)
+		if err != nil {
+			return nil, errs.Wrap(errs.Invalid, err, "store: etcd CA certificate")
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(b) {
+			return nil, errs.E(errs.Invalid, "store: no certificate in %s", f.CACert)
+		}
+		cfg.RootCAs = pool
+	}
+	if (f.Cert == "") != (f.Key == "") {
+		return nil, errs.E(errs.Invalid, "store: an etcd client certificate needs its key, and a key its certificate")
+	}
+	if f.Cert != "" {
+		pair, err := tls.LoadX509KeyPair(f.Cert, f.Key)
+		if err != nil {
+			return nil, errs.Wrap(errs.Invalid, err, "store: etcd client certificate")
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg, nil
+}
+
+// embeddedPKI makes (or loads) the CA of a locked-down embedded etcd, its
+// server certificate (also its peer certificate) and Berth's client
+// certificate.
+func embeddedPKI(dir string) (server tlsca.Leaf, client TLSFiles, err error) {
+	now := time.Now()
+	ca, err := tlsca.LoadOrCreateCA(dir, "Berth etcd CA", now)
+	if err != nil {
+		return tlsca.Leaf{}, TLSFiles{}, err
+	}
+	server, err = ca.Issue(dir, "server", tlsca.LeafSpec{CommonName: "etcd", Server: true, Client: true,
+		DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}, now)
+	if err != nil {
+		return tlsca.Leaf{}, TLSFiles{}, err
+	}
+	cl, err := ca.Issue(dir, "client", tlsca.LeafSpec{CommonName: "berth", Client: true}, now)
+	if err != nil {
+		return tlsca.Leaf{}, TLSFiles{}, err
+	}
+	return server, TLSFiles{CACert: filepath.Join(dir, "ca.crt"), Cert: cl.CertFile, Key: cl.KeyFile}, nil
 }
 
 // DefaultEmbeddedMaxTxnOps is the embedded etcd's --max-txn-ops.
@@ -88,6 +154,7 @@ type Embedded struct {
 	etcd      *embed.Etcd
 	store     *etcdStore
 	endpoints []string
+	clientTLS TLSFiles // zero without PKIDir
 	stopOnce  sync.Once
 	// stopping mutes etcd's logs while it shuts down: it reports each
 	// listener it closes as an error.
@@ -107,12 +174,25 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	}
 	stopping := new(atomic.Bool)
 	lg := zap.New(&slogCore{lg: cfg.Logger.With("component", "etcd"), min: zapcore.ErrorLevel, muted: stopping})
+	var serverCert *tlsca.Leaf
+	var clientTLS TLSFiles
+	var clientCfg *tls.Config
+	if cfg.PKIDir != "" {
+		srv, cl, err := embeddedPKI(cfg.PKIDir)
+		if err != nil {
+			return nil, fmt.Errorf("store: etcd certificates in %s: %w", cfg.PKIDir, err)
+		}
+		serverCert, clientTLS = &srv, cl
+		if clientCfg, err = cl.ClientConfig(); err != nil {
+			return nil, err
+		}
+	}
 
 	// Free ports are picked by binding port 0 and releasing it; another
 	// process may take one in between, so retry a few times.
 	var e *embed.Etcd
 	for attempt := 1; ; attempt++ {
-		ecfg, err := embedConfig(cfg, lg)
+		ecfg, err := embedConfig(cfg, lg, serverCert, clientTLS.CACert)
 		if err != nil {
 			return nil, err
 		}
@@ -149,23 +229,28 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		Endpoints:   endpoints,
 		DialTimeout: DefaultDialTimeout,
 		Logger:      lg.Named("client"),
+		TLS:         clientCfg,
 	})
 	if err != nil {
 		stopping.Store(true)
 		e.Close()
 		return nil, errs.Wrap(errs.Unavailable, err, "store: connect to embedded etcd")
 	}
-	return &Embedded{etcd: e, store: &etcdStore{cli: cli, maxTxnOps: cfg.MaxTxnOps, serializable: true}, endpoints: endpoints, stopping: stopping}, nil
+	return &Embedded{etcd: e, store: &etcdStore{cli: cli, maxTxnOps: cfg.MaxTxnOps, serializable: true}, endpoints: endpoints, clientTLS: clientTLS, stopping: stopping}, nil
 }
 
 // embedConfig builds etcd's configuration for one start attempt.
-func embedConfig(cfg EmbeddedConfig, lg *zap.Logger) (*embed.Config, error) {
+func embedConfig(cfg EmbeddedConfig, lg *zap.Logger, serverCert *tlsca.Leaf, caFile string) (*embed.Config, error) {
 	ports, err := freePorts(2)
 	if err != nil {
 		return nil, errs.Wrap(errs.Unavailable, err, "store: find free loopback ports for etcd")
 	}
-	clientURL := url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))}
-	peerURL := url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1]))}
+	scheme := "http"
+	if serverCert != nil {
+		scheme = "https"
+	}
+	clientURL := url.URL{Scheme: scheme, Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))}
+	peerURL := url.URL{Scheme: scheme, Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1]))}
 
 	ec := embed.NewConfig()
 	ec.Name = "berth"
@@ -185,6 +270,13 @@ func embedConfig(cfg EmbeddedConfig, lg *zap.Logger) (*embed.Config, error) {
 	ec.Logger = "zap"
 	ec.LogLevel = "error"
 	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(lg)
+	if serverCert != nil {
+		// Client and peer listeners: TLS, and a client certificate from
+		// this etcd's own CA required.
+		info := transport.TLSInfo{CertFile: serverCert.CertFile, KeyFile: serverCert.KeyFile, TrustedCAFile: caFile, ClientCertAuth: true}
+		ec.ClientTLSInfo = info
+		ec.PeerTLSInfo = info
+	}
 	// UnsafeNoFsync stays false: an acknowledged write is on disk.
 	return ec, nil
 }
@@ -219,6 +311,10 @@ func (e *Embedded) Store() Store { return e.store }
 // Endpoints returns the client URLs the server listens on (for etcdctl).
 func (e *Embedded) Endpoints() []string { return slices.Clone(e.endpoints) }
 
+// ClientTLS returns the files a client needs to reach a locked-down server
+// (PKIDir set): etcdctl --cacert, --cert, --key. Zero otherwise.
+func (e *Embedded) ClientTLS() TLSFiles { return e.clientTLS }
+
 // Err reports a failure of the running server (e.g. a listener that died).
 func (e *Embedded) Err() <-chan error { return e.etcd.Err() }
 
@@ -248,6 +344,13 @@ type Config struct {
 	// DialTimeout bounds connecting to an external etcd and the start-up
 	// health check. Optional; default DefaultDialTimeout.
 	DialTimeout time.Duration
+	// TLS configures the client of an external etcd (https endpoints): CA
+	// bundle, client certificate and key, as etcdctl's --cacert, --cert
+	// and --key. Zero: plain connections (or the system's roots).
+	TLS TLSFiles
+	// PKIDir is where the embedded etcd's CA and certificates are kept;
+	// default DataDir + "-pki".
+	PKIDir string
 	// CompactionRetention is the embedded etcd's history retention.
 	// External clusters compact by their own settings. Optional; default
 	// DefaultCompactionRetention.
@@ -267,10 +370,15 @@ func Open(ctx context.Context, cfg Config) (Store, error) {
 		cfg.Logger = slog.Default()
 	}
 	if len(cfg.Endpoints) == 0 {
+		pki := cfg.PKIDir
+		if pki == "" {
+			pki = filepath.Clean(cfg.DataDir) + "-pki"
+		}
 		e, err := StartEmbedded(ctx, EmbeddedConfig{
 			Dir:                 cfg.DataDir,
 			CompactionRetention: cfg.CompactionRetention,
 			Logger:              cfg.Logger,
+			PKIDir:              pki,
 		})
 		if err != nil {
 			return nil, err
@@ -280,10 +388,18 @@ func Open(ctx context.Context, cfg Config) (Store, error) {
 	}
 
 	lg := zap.New(&slogCore{lg: cfg.Logger.With("component", "etcd-client"), min: zapcore.ErrorLevel})
+	var tlsCfg *tls.Config
+	if cfg.TLS != (TLSFiles{}) {
+		var err error
+		if tlsCfg, err = cfg.TLS.ClientConfig(); err != nil {
+			return nil, err
+		}
+	}
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   cfg.Endpoints,
 		DialTimeout: cfg.DialTimeout,
 		Logger:      lg,
+		TLS:         tlsCfg,
 	})
 	if err != nil {
 		return nil, errs.Wrap(errs.Unavailable, err, "store: connect to etcd at %s", strings.Join(cfg.Endpoints, ","))

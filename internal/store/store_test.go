@@ -20,6 +20,7 @@ import (
 	"github.com/berthdev/berth/internal/errs"
 	"github.com/berthdev/berth/internal/store"
 	"github.com/berthdev/berth/internal/store/storetest"
+	"github.com/berthdev/berth/internal/tlsca"
 )
 
 func testLogger() *slog.Logger {
@@ -352,4 +353,68 @@ func reportLatency(b *testing.B, lat []time.Duration) {
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	b.ReportMetric(ms(store.Percentile(lat, 50)), "p50-ms")
 	b.ReportMetric(ms(store.Percentile(lat, 99)), "p99-ms")
+}
+
+// The embedded etcd Open runs answers only clients holding a certificate
+// from its own CA (kept in the data directory, keys 0600): any other local
+// user reaching its loopback port gets nothing. The same server, reached
+// as an external etcd with the client files (--etcd-cacert, --etcd-cert,
+// --etcd-key), works.
+func TestEmbeddedEtcdNeedsClientCertificate(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	e, err := store.StartEmbedded(ctx, store.EmbeddedConfig{Dir: filepath.Join(dir, "etcd"), PKIDir: filepath.Join(dir, "pki"), Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if _, err := e.Store().Txn(ctx, nil, store.Put("/berth/k", []byte("v"))); err != nil {
+		t.Fatal(err)
+	}
+	files := e.ClientTLS()
+	for _, f := range []string{files.Key, filepath.Join(dir, "pki", "ca.key"), filepath.Join(dir, "pki", "server.key")} {
+		if fi, err := os.Stat(f); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v, want mode 0600", f, err)
+		}
+	}
+	eps := e.Endpoints()
+	if !strings.HasPrefix(eps[0], "https://127.0.0.1:") {
+		t.Fatalf("endpoints %v, want https on loopback", eps)
+	}
+	// No client certificate (even trusting the server): refused.
+	for name, files := range map[string]store.TLSFiles{
+		"no TLS":            {},
+		"no client cert":    {CACert: files.CACert},
+		"another CA's cert": otherClient(t, files.CACert),
+	} {
+		_, err := store.Open(ctx, store.Config{Endpoints: eps, TLS: files, DialTimeout: time.Second, Logger: testLogger()})
+		if err == nil {
+			t.Fatalf("%s: the locked-down etcd answered", name)
+		}
+	}
+	// With the files, as an external etcd: the data is there.
+	s, err := store.Open(ctx, store.Config{Endpoints: eps, TLS: files, Logger: testLogger()})
+	if err != nil {
+		t.Fatalf("external etcd with TLS files: %v", err)
+	}
+	defer s.Close()
+	kv, err := s.Get(ctx, "/berth/k")
+	if err != nil || string(kv.Value) != "v" {
+		t.Fatalf("Get over TLS: %v %v", kv, err)
+	}
+}
+
+// otherClient makes a client certificate from an unrelated CA.
+func otherClient(t *testing.T, serverCA string) store.TLSFiles {
+	dir := t.TempDir()
+	ca, err := tlsca.LoadOrCreateCA(dir, "other", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ca.Issue(dir, "client", tlsca.LeafSpec{CommonName: "x", Client: true}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store.TLSFiles{CACert: serverCA, Cert: l.CertFile, Key: l.KeyFile}
 }

@@ -455,7 +455,7 @@ func (r *runner) provision(ctx context.Context) error {
 	bridgeTask.Volumes = nil
 	bridgeTask.PidMode, bridgeTask.IpcMode = "", ""
 	cfg, host, netCfg, err := dockerdriver.ContainerConfig(bridgeTask, cd, dockerdriver.Options{Network: r.rt.cfg.AwsvpcNetwork,
-		Labels: r.rt.cfg.Labels})
+		Labels: r.rt.cfg.Labels, DNS: r.rt.taskDNS(ctx, "awsvpc")})
 	if err != nil {
 		return err
 	}
@@ -518,6 +518,8 @@ func (r *runner) create(ctx context.Context, c *ctr) error {
 	}
 	if r.pause != nil {
 		opts.NetworkContainer = r.pause.id
+	} else {
+		opts.DNS = r.rt.taskDNS(ctx, r.mode)
 	}
 	if base := r.rt.metadataBase(ctx, r.mode); base != "" {
 		opts.Env["ECS_CONTAINER_METADATA_URI_V4"] = base + "/v4/" + c.token

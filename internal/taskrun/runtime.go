@@ -16,6 +16,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,6 +63,11 @@ type Config struct {
 	// "/v4/<token>" (and "/v3/<token>"). Nil: the Docker bridge's gateway,
 	// the berth-awsvpc gateway, or 127.0.0.1 in host mode.
 	MetadataURL func(networkMode string) string
+	// DNS, when set, answers the task containers' DNS queries (Cloud Map
+	// namespaces, the rest forwarded): the runtime has it listen on port
+	// 53 of the gateway of the container's network and gives containers
+	// that address as their resolver (decision 15). Nil: Docker's default.
+	DNS DNSListener
 	// AvailabilityZone is served by the metadata endpoint.
 	AvailabilityZone string
 	// AwsvpcNetwork and AwsvpcSubnet name the Docker bridge network awsvpc
@@ -347,6 +353,40 @@ func (rt *Runtime) metadataBase(ctx context.Context, mode string) string {
 		return ""
 	}
 	return "http://" + addr
+}
+
+// DNSListener is a DNS server that can listen on more addresses
+// (cloudmap.DNSServer).
+type DNSListener interface {
+	Listen(addr string) error
+}
+
+// taskDNS returns the resolver address for containers of a network mode:
+// the gateway of its network, where the DNS server is made to listen on
+// port 53; nil when there is no task DNS, in host and none modes, or when
+// it cannot listen (logged).
+func (rt *Runtime) taskDNS(ctx context.Context, mode string) []netip.Addr {
+	if rt.cfg.DNS == nil {
+		return nil
+	}
+	var host string
+	switch mode {
+	case "host", "none":
+		return nil
+	case "awsvpc":
+		host = rt.awsvpcGateway()
+	default:
+		host = rt.bridgeGateway(ctx)
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return nil
+	}
+	if err := rt.cfg.DNS.Listen(net.JoinHostPort(host, "53")); err != nil {
+		rt.log.Warn("task DNS cannot listen; containers use Docker's resolver", "addr", host, "err", err)
+		return nil
+	}
+	return []netip.Addr{ip}
 }
 
 // bridgeGateway is the host's address on Docker's default bridge: the

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/berthdev/berth/internal/api/applicationautoscalingapi"
 	"github.com/berthdev/berth/internal/api/cloudtrailapi"
 	"github.com/berthdev/berth/internal/api/cloudwatchapi"
 	"github.com/berthdev/berth/internal/api/ecrapi"
@@ -26,6 +27,7 @@ import (
 	"github.com/berthdev/berth/internal/api/elbv2api"
 	"github.com/berthdev/berth/internal/api/eventsapi"
 	"github.com/berthdev/berth/internal/api/logsapi"
+	"github.com/berthdev/berth/internal/api/servicediscoveryapi"
 	"github.com/berthdev/berth/internal/awsproto"
 )
 
@@ -61,8 +63,8 @@ func TestGeneratedCodeIsFresh(t *testing.T) {
 			t.Errorf("internal/api/%s has no model any more: delete it", rel)
 		}
 	}
-	if len(files) != 7 {
-		t.Errorf("generated %d packages, want 7 (ecs, ecr, cloudtrail, logs, cloudwatch, elbv2, events)", len(files))
+	if len(files) != 9 {
+		t.Errorf("generated %d packages, want 9 (ecs, ecr, cloudtrail, logs, cloudwatch, elbv2, events, servicediscovery, application-autoscaling)", len(files))
 	}
 }
 
@@ -95,13 +97,15 @@ func TestEveryModelOperationIsServed(t *testing.T) {
 		svc   *awsproto.Service
 		names []string
 	}{
-		"ecs":        {(&ecsapi.Handlers{}).Service(), ecsapi.OperationNames()},
-		"ecr":        {(&ecrapi.Handlers{}).Service(), ecrapi.OperationNames()},
-		"cloudtrail": {(&cloudtrailapi.Handlers{}).Service(), cloudtrailapi.OperationNames()},
-		"logs":       {(&logsapi.Handlers{}).Service(), logsapi.OperationNames()},
-		"cloudwatch": {(&cloudwatchapi.Handlers{}).Service(), cloudwatchapi.OperationNames()},
-		"elbv2":      {(&elbv2api.Handlers{}).Service(), elbv2api.OperationNames()},
-		"events":     {(&eventsapi.Handlers{}).Service(), eventsapi.OperationNames()},
+		"ecs":                     {(&ecsapi.Handlers{}).Service(), ecsapi.OperationNames()},
+		"ecr":                     {(&ecrapi.Handlers{}).Service(), ecrapi.OperationNames()},
+		"cloudtrail":              {(&cloudtrailapi.Handlers{}).Service(), cloudtrailapi.OperationNames()},
+		"logs":                    {(&logsapi.Handlers{}).Service(), logsapi.OperationNames()},
+		"cloudwatch":              {(&cloudwatchapi.Handlers{}).Service(), cloudwatchapi.OperationNames()},
+		"elbv2":                   {(&elbv2api.Handlers{}).Service(), elbv2api.OperationNames()},
+		"servicediscovery":        {(&servicediscoveryapi.Handlers{}).Service(), servicediscoveryapi.OperationNames()},
+		"events":                  {(&eventsapi.Handlers{}).Service(), eventsapi.OperationNames()},
+		"application-autoscaling": {(&applicationautoscalingapi.Handlers{}).Service(), applicationautoscalingapi.OperationNames()},
 	}
 	for base, s := range services {
 		m, err := loadModel(filepath.Join(modelsDir, base+".json"))
