@@ -11,7 +11,8 @@ DATA    ?= .berth
 RACE_PKGS := ./internal/agent ./internal/agentgw ./internal/taskrun ./internal/ecs ./internal/store \
 	./internal/registry ./internal/awsproto ./internal/telemetry ./internal/audit ./internal/tsdb \
 	./internal/logstore ./internal/logs ./internal/cloudwatch ./internal/awslogs ./internal/taskstats \
-	./internal/ecsmetrics ./internal/alb ./internal/elbv2 ./internal/events ./internal/tlsca ./internal/cloudmap ./internal/autoscaling
+	./internal/ecsmetrics ./internal/alb ./internal/elbv2 ./internal/events ./internal/tlsca ./internal/cloudmap ./internal/autoscaling \
+	./internal/console
 
 all: build
 

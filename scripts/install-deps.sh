@@ -3,6 +3,7 @@
 #   docker.io    Docker Engine, started when not running (tasks run on it)
 #   etcd-server  the external-etcd contract tests start it themselves
 #   awscli       Debian's AWS CLI v2 (/usr/bin/aws), one of our two test clients
+#   chromium     headless browser for the web console's tests (test/scenario/console_browser_test.go)
 # It changes nothing when everything is already there.
 set -euo pipefail
 
@@ -10,6 +11,7 @@ need=()
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 [ -x /usr/bin/etcd ] || need+=(etcd-server)
 [ -x /usr/bin/aws ] || need+=(awscli)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

@@ -22,6 +22,7 @@ import (
 	"github.com/berthdev/berth/internal/agentgw"
 	"github.com/berthdev/berth/internal/audit"
 	"github.com/berthdev/berth/internal/bench"
+	"github.com/berthdev/berth/internal/console"
 	"github.com/berthdev/berth/internal/daemon"
 	"github.com/berthdev/berth/internal/dockerdriver"
 	"github.com/berthdev/berth/internal/ecs"
@@ -46,6 +47,7 @@ Usage:
   berth agent    [flags]   a node agent: joins a cluster and runs its tasks on Docker
   berth env      [flags]   print the shell exports for the AWS CLI and SDKs
   berth join-token [flags] make a token an agent joins a cluster with
+  berth console  [flags]   print a one-time sign-in link for the web console
   berth bench [tasks|services|awslogs|alb|dns] [flags]  run the benchmarks that need a whole Berth
                            (API churn; "tasks": RunTask on Docker beside docker run and Swarm;
                            "services": services on Docker beside Swarm, rolling bounds, recovery;
@@ -75,6 +77,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runAgent(ctx, args[1:], stdout, stderr)
 	case "join-token":
 		return runJoinToken(ctx, args[1:], stdout, stderr)
+	case "console":
+		return runConsole(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "berth %s\n", Version)
 		return nil
@@ -242,6 +246,10 @@ func runServer(ctx context.Context, mode string, args []string, stdout, stderr i
 	}
 	fmt.Fprintf(stdout, "Berth is up at %s (region %s). Point the AWS CLI at it with:\n  eval \"$(%s env --data-dir %s --endpoint %s)\"\n",
 		srv.Endpoint(), cfg.Region, os.Args[0], cfg.DataDir, srv.Endpoint())
+	// The console's sign-in link: one use, valid console.TokenTTL; berth
+	// console prints a fresh one.
+	fmt.Fprintf(stdout, "Web console (one-time sign-in link, valid %s; `berth console` makes another):\n  %s\n",
+		console.TokenTTL, console.SignInURL(srv.Endpoint(), console.MintToken(creds.AccessKeyID, creds.SecretAccessKey, time.Now(), console.TokenTTL)))
 	fmt.Fprintf(stdout, "HTTPS on the same port: %s (CA bundle %s, pin %s)\n",
 		srv.HTTPSEndpoint(), filepath.Join(cfg.DataDir, "tls", "ca.crt"), srv.CAPin())
 	if a := srv.DNSAddr(); a != "" {
@@ -407,6 +415,33 @@ func runEnv(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "export AWS_DEFAULT_REGION=%s\n", *region)
 	fmt.Fprintf(stdout, "export AWS_ENDPOINT_URL=%s\n", *endpoint)
 	fmt.Fprintln(stdout, "unset AWS_SESSION_TOKEN AWS_PROFILE")
+	return nil
+}
+
+// runConsole prints a one-time sign-in link for the web console, minted
+// with the root credentials of a data dir (or BERTH_ACCESS_KEY_ID and
+// BERTH_SECRET_ACCESS_KEY): no call to the server is needed.
+func runConsole(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("berth console", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataDir := fs.String("data-dir", defaultDataDir(), "data directory of the server (its root credentials sign the link)")
+	endpoint := fs.String("endpoint", "http://"+daemon.DefaultListen, "the server's URL")
+	ttl := fs.Duration("ttl", console.TokenTTL, "how long the link can be used (once)")
+	if err := fs.Parse(args); err != nil {
+		return UsageError{err.Error()}
+	}
+	if *ttl <= 0 || *ttl > time.Hour {
+		return UsageError{fmt.Sprintf("-ttl must be between 1s and 1h, got %s", *ttl)}
+	}
+	creds := envCredentials()
+	if creds.AccessKeyID == "" || creds.SecretAccessKey == "" {
+		c, err := iam.LoadRoot(*dataDir)
+		if err != nil {
+			return fmt.Errorf("%w: start berth first, or set BERTH_ACCESS_KEY_ID and BERTH_SECRET_ACCESS_KEY", err)
+		}
+		creds = c
+	}
+	fmt.Fprintln(stdout, console.SignInURL(*endpoint, console.MintToken(creds.AccessKeyID, creds.SecretAccessKey, time.Now(), *ttl)))
 	return nil
 }
 

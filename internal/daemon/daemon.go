@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,6 +31,7 @@ import (
 	"github.com/berthdev/berth/internal/cloudmap"
 	"github.com/berthdev/berth/internal/cloudtrail"
 	"github.com/berthdev/berth/internal/cloudwatch"
+	"github.com/berthdev/berth/internal/console"
 	"github.com/berthdev/berth/internal/ecr"
 	"github.com/berthdev/berth/internal/ecs"
 	"github.com/berthdev/berth/internal/ecsmetrics"
@@ -426,14 +428,16 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		})
 		log.Info("prometheus metrics listening", "addr", mln.Addr().String(), "path", telemetry.Path)
 	}
+	con := console.New(console.Config{API: s.fd, Keys: keys, ECS: ecsSvc, Logs: logsSvc, Store: st, Log: log.With("component", "console")})
 	s.srv = &http.Server{
-		Handler:           withMetrics(prom.Handler(), s.fd),
+		Handler:           withMetrics(prom.Handler(), withConsole(con, s.fd)),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	// Live Tail sessions are long requests: end them when shutting down.
 	s.srv.RegisterOnShutdown(logsSvc.StopStreams)
+	s.srv.RegisterOnShutdown(con.Stop)
 	s.goRun(func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server stopped", "err", err)
@@ -553,6 +557,22 @@ func withMetrics(metrics, api http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == telemetry.Path && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 			metrics.ServeHTTP(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
+}
+
+// withConsole serves the web console (/console and everything under
+// /console/, docs/console.md) and passes everything else to api. The
+// console authenticates its own callers (session cookie and CSRF token)
+// and runs their AWS calls through the front door's ServeAs; no path under
+// /console/ reaches the front door's SigV4 path, and no API path reaches
+// the console.
+func withConsole(con, api http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/console" || strings.HasPrefix(r.URL.Path, console.Prefix) {
+			con.ServeHTTP(w, r)
 			return
 		}
 		api.ServeHTTP(w, r)
