@@ -144,21 +144,31 @@ func (s *Service) WatchContainerInstances(ctx context.Context) <-chan InstanceCh
 	// clusterOf maps an instance id to its cluster, for the presence keys
 	// (/berth/ecs/agents/<id>) that do not name one.
 	clusterOf := map[string]string{}
-	// connected is the agent connection last delivered per instance, so
-	// that a presence key rewritten without a change delivers nothing.
-	connected := map[string]bool{}
+	// present is each agent's connection as the presence keys' events say
+	// (a read right after a watch event may not see it yet), and delivered
+	// the connection last delivered, so that a presence key rewritten
+	// without a change delivers nothing.
+	present, delivered := map[string]bool{}, map[string]bool{}
+	out1 := func(kind ChangeKind, rev int64, v *instanceView) (InstanceChange, bool) {
+		delivered[v.rec.ID] = v.connected
+		return InstanceChange{Kind: kind, Revision: rev, Instance: v.instanceOut([]ecsapi.ContainerInstanceField{ecsapi.ContainerInstanceFieldTags})}, true
+	}
 	conv := func(kind ChangeKind, rev int64, key string, value []byte) (InstanceChange, bool) {
 		if id, ok := strings.CutPrefix(key, keyAgents); ok {
+			present[id] = kind != ChangeDelete
 			cluster := clusterOf[id]
 			if cluster == "" {
 				return InstanceChange{}, false
 			}
 			v, err := s.instanceView(ctx, cluster, id)
-			if err != nil || connected[id] == v.connected {
+			if err != nil {
 				return InstanceChange{}, false
 			}
-			connected[id] = v.connected
-			return InstanceChange{Kind: ChangeUpsert, Revision: rev, Instance: v.instanceOut([]ecsapi.ContainerInstanceField{ecsapi.ContainerInstanceFieldTags})}, true
+			v.connected = present[id]
+			if delivered[id] == v.connected {
+				return InstanceChange{}, false
+			}
+			return out1(ChangeUpsert, rev, v)
 		}
 		var rec instanceRecord
 		if json.Unmarshal(value, &rec) != nil {
@@ -166,17 +176,25 @@ func (s *Service) WatchContainerInstances(ctx context.Context) <-chan InstanceCh
 		}
 		if kind == ChangeDelete {
 			delete(clusterOf, rec.ID)
-			delete(connected, rec.ID)
+			delete(present, rec.ID)
+			delete(delivered, rec.ID)
 			v := &instanceView{rec: rec}
 			return InstanceChange{Kind: kind, Revision: rev, Instance: v.instanceOut([]ecsapi.ContainerInstanceField{ecsapi.ContainerInstanceFieldTags})}, true
 		}
 		clusterOf[rec.ID] = rec.Cluster
 		v, err := s.instanceView(ctx, rec.Cluster, rec.ID)
-		if err != nil { // deleted since: its delete follows
-			return InstanceChange{}, false
+		if err != nil {
+			// Not readable yet (a read may lag the watch) or deleted
+			// since (its delete follows): show the record as committed.
+			v = &instanceView{rec: rec}
 		}
-		connected[rec.ID] = v.connected
-		return InstanceChange{Kind: kind, Revision: rev, Instance: v.instanceOut([]ecsapi.ContainerInstanceField{ecsapi.ContainerInstanceFieldTags})}, true
+		v.rec = rec // the committed state this event carries, not a possibly older read
+		if p, ok := present[rec.ID]; ok {
+			v.connected = p
+		} else {
+			present[rec.ID] = v.connected
+		}
+		return out1(kind, rev, v)
 	}
 	// Listing reads the records alone (instanceView reads each agent's
 	// presence); the watch also follows the presence keys.
@@ -237,14 +255,13 @@ func runFeedKeys[C any](ctx context.Context, s *Service, prefix string, listed, 
 					continue
 				}
 				kind, value := ChangeUpsert, ev.KV.Value
-				switch {
-				case ev.Type != store.EventDelete:
-				case strings.HasPrefix(ev.KV.Key, keyAgents):
-					value = nil // a presence key gone: the agent disconnected
-				case ev.Prev == nil:
-					continue // nothing to show of it
-				default:
-					kind, value = ChangeDelete, ev.Prev.Value
+				if ev.Type == store.EventDelete {
+					// conv sees the last value when etcd kept it; a
+					// record it cannot read is skipped.
+					kind, value = ChangeDelete, nil
+					if ev.Prev != nil {
+						value = ev.Prev.Value
+					}
 				}
 				if c, ok := conv(kind, ev.KV.ModRevision, ev.KV.Key, value); ok && !send(c) {
 					return
