@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/berthdev/berth/internal/api/ecsapi"
+	"github.com/berthdev/berth/internal/serviceconnect"
 )
 
 // Paths and names of the protocol.
@@ -37,6 +38,11 @@ const (
 	PathReport      = PathPrefix + "report"
 	PathLogs        = PathPrefix + "logs"
 	PathStats       = PathPrefix + "stats"
+	// PathServiceConnect is GET ?namespace=ARN: a long-lived NDJSON stream
+	// of serviceconnect.Directory lines for one namespace, the first at
+	// once, then one on every change (and heartbeats as empty lines).
+	// Allowed only for namespaces of tasks assigned to the caller.
+	PathServiceConnect = PathPrefix + "serviceconnect"
 	// SigningService is the SigV4 service name agents sign with.
 	SigningService = "berth-agent"
 	// HeartbeatInterval is how often the server writes a heartbeat event
@@ -143,6 +149,9 @@ type Assignment struct {
 	// the task (StopTask, the service scheduler).
 	StopCode      string `json:"stopCode,omitempty"`
 	StoppedReason string `json:"stoppedReason,omitempty"`
+	// ServiceConnect is set for a task of a service with Service Connect:
+	// the agent runs the task's proxy from it (docs/service-connect.md).
+	ServiceConnect *serviceconnect.TaskConfig `json:"serviceConnect,omitempty"`
 }
 
 // RegistryCredential authenticates image pulls from one registry host.
@@ -272,6 +281,8 @@ type TaskUsage struct {
 	// Rates between the last two samples, bytes per second.
 	NetworkRxBytesPerSec float64 `json:"networkRxBytesPerSec,omitempty"`
 	NetworkTxBytesPerSec float64 `json:"networkTxBytesPerSec,omitempty"`
+	// ServiceConnect is the task's proxy traffic since the last report.
+	ServiceConnect *serviceconnect.Traffic `json:"serviceConnect,omitempty"`
 }
 
 // A join token as `berth join-token` prints it is the secret and the
