@@ -12,6 +12,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/berthdev/berth/internal/agentapi"
@@ -54,6 +55,9 @@ type Service struct {
 	// registry (ok false for images elsewhere); nil: none.
 	// instance is the container instance id the credential is for.
 	registryAuth func(ctx context.Context, image, instance string) (agentapi.RegistryCredential, bool, error)
+	// lb is what services with loadBalancers need of ELBv2
+	// (loadbalancers.go); nil: such services are refused.
+	lb atomic.Pointer[LoadBalancing]
 }
 
 // SetRegistryAuth installs the source of registry pull credentials that
