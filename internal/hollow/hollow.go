@@ -10,6 +10,7 @@
 package hollow
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,10 +20,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/berthdev/berth/internal/agent"
 	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/api/ecsapi"
 )
 
 // Delays are how long the simulated runner takes for each step.
@@ -54,6 +57,10 @@ type Config struct {
 	// (removed by Close).
 	StateDir string
 	Log      *slog.Logger
+	// Hostname, when set, is every node's hostname (e.g. "127.0.0.1", so
+	// that ELBv2 instance targets on hollow nodes resolve); default
+	// hollow-<index>.
+	Hostname string
 }
 
 // Node is one hollow node.
@@ -148,7 +155,7 @@ func startNode(ctx context.Context, cfg Config, i int) (*Node, error) {
 		Endpoint: cfg.Endpoint, Region: cfg.Region, JoinToken: cfg.JoinToken,
 		StateDir: filepath.Join(cfg.StateDir, fmt.Sprintf("node-%05d", i)),
 		Join: agentapi.JoinRequest{
-			Cluster: cfg.Cluster, Hostname: fmt.Sprintf("hollow-%05d", i), AvailabilityZone: az,
+			Cluster: cfg.Cluster, Hostname: cmp.Or(cfg.Hostname, fmt.Sprintf("hollow-%05d", i)), AvailabilityZone: az,
 			InstanceType: "hollow", Attributes: cfg.Attributes,
 			Resources:   agentapi.Resources{CPU: cfg.CPU, MemoryMiB: cfg.MemoryMiB, OSType: "linux", CPUArch: "x86_64"},
 			VersionInfo: agentapi.VersionInfo{AgentVersion: "1.0.0-hollow", DockerVersion: "hollow"},
@@ -211,6 +218,7 @@ type simulator struct {
 func (s *simulator) newRunner(a agentapi.Assignment, report func(agentapi.TaskReport)) agent.Runner {
 	r := &runner{sim: s, report: report, done: make(chan struct{}), notify: make(chan struct{}, 1), arn: a.TaskArn}
 	r.containers = containerNames(a)
+	r.bindings = portBindings(a)
 	r.fail = s.fails(a)
 	r.healthChecked = healthChecked(a)
 	go r.run()
@@ -227,6 +235,44 @@ func containerNames(a agentapi.Assignment) []string {
 		}
 	}
 	return out
+}
+
+// dynamicPorts hands out made-up dynamic host ports.
+var dynamicPorts atomic.Int32
+
+// portBindings simulates the network bindings of a bridge or host mode
+// task: each port mapping bound on the host, hostPort 0 to a made-up
+// port from the ephemeral range (nothing listens on it).
+func portBindings(a agentapi.Assignment) map[string][]ecsapi.NetworkBinding {
+	out := map[string][]ecsapi.NetworkBinding{}
+	if a.TaskDefinition == nil {
+		return out
+	}
+	for _, c := range a.TaskDefinition.ContainerDefinitions {
+		for _, m := range c.PortMappings {
+			hp := m.HostPort
+			if hp == nil || *hp == 0 {
+				v := 49153 + dynamicPorts.Add(1)%16000
+				hp = &v
+			}
+			proto := m.Protocol
+			if proto == nil {
+				tcp := ecsapi.TransportProtocolTcp
+				proto = &tcp
+			}
+			ip := "0.0.0.0"
+			out[deref(c.Name)] = append(out[deref(c.Name)], ecsapi.NetworkBinding{BindIP: &ip, ContainerPort: m.ContainerPort, HostPort: hp, Protocol: proto})
+		}
+	}
+	return out
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
 }
 
 func (s *simulator) fails(a agentapi.Assignment) string {
@@ -267,11 +313,14 @@ type runner struct {
 	containers    []string
 	fail          string
 	healthChecked bool
-	notify        chan struct{} // an assignment arrived
-	done          chan struct{}
-	mu            sync.Mutex
-	desired       string // "" until the first assignment; only moves forward
-	version       int64
+	// bindings are the simulated network bindings per container: the
+	// port mappings, a dynamic host port made up where hostPort is 0.
+	bindings map[string][]ecsapi.NetworkBinding
+	notify   chan struct{} // an assignment arrived
+	done     chan struct{}
+	mu       sync.Mutex
+	desired  string // "" until the first assignment; only moves forward
+	version  int64
 }
 
 func (r *runner) Update(a agentapi.Assignment) {
@@ -301,6 +350,9 @@ func (r *runner) containerReports(status string, exit *int32, reason string) []a
 		cr := agentapi.ContainerReport{Name: c, KnownStatus: status, ExitCode: exit, Reason: reason, RuntimeID: "hollow-" + c}
 		if r.healthChecked && status == "RUNNING" {
 			cr.HealthStatus = "HEALTHY"
+		}
+		if status == "RUNNING" {
+			cr.NetworkBindings = r.bindings[c]
 		}
 		out = append(out, cr)
 	}
