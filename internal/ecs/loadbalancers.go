@@ -541,8 +541,21 @@ func decideWithTargets(in deploy.Input, lbs []ecsapi.LoadBalancer, targets map[s
 	}
 	in.Deployments = slices.Clone(in.Deployments)
 	in.Tasks = slices.Clone(in.Tasks)
+	checked := map[string]bool{}
+	for _, d := range in.Deployments {
+		checked[d.ID] = d.HealthChecked
+	}
 	stops, events := lbTaskHealth(&in, lbs, targets, states)
 	dec := deploy.Decide(in)
+	// HealthChecked stays what the task definition says (the targets'
+	// health is laid over at every decision, not stored).
+	for i := range dec.Deployments {
+		if v, ok := checked[dec.Deployments[i].ID]; ok {
+			dec.Deployments[i].HealthChecked = v
+		} else { // a rollback's new deployment: as the one it returns to
+			dec.Deployments[i].HealthChecked = checked[in.Service.LastCompletedDepID]
+		}
+	}
 	dec.Stop = append(stops, dec.Stop...)
 	dec.Events = append(events, dec.Events...)
 	return dec
