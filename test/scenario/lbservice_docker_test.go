@@ -78,8 +78,8 @@ func TestServiceBehindALBThroughBinaryOnDocker(t *testing.T) {
 	td1 := e.register("albweb", []string{"serve:8080", "term:0s:0", "sleep:1h"}, web)
 	td2 := e.register("albweb", []string{"print:v2", "serve:8080", "term:0s:0", "sleep:1h"}, web)
 	if _, err := c.CreateService(cx, &ecs.CreateServiceInput{ServiceName: aws.String("albweb"), TaskDefinition: aws.String(td1), DesiredCount: aws.Int32(3),
-		LoadBalancers: []ecstypes.LoadBalancer{{TargetGroupArn: aws.String(tg), ContainerName: aws.String("main"), ContainerPort: aws.Int32(8080)}},
-		DeploymentConfiguration: &ecstypes.DeploymentConfiguration{MinimumHealthyPercent: aws.Int32(100), MaximumPercent: aws.Int32(200)},
+		LoadBalancers:                 []ecstypes.LoadBalancer{{TargetGroupArn: aws.String(tg), ContainerName: aws.String("main"), ContainerPort: aws.Int32(8080)}},
+		DeploymentConfiguration:       &ecstypes.DeploymentConfiguration{MinimumHealthyPercent: aws.Int32(100), MaximumPercent: aws.Int32(200)},
 		HealthCheckGracePeriodSeconds: aws.Int32(10)}); err != nil {
 		t.Fatal(err)
 	}
