@@ -774,6 +774,10 @@ function viewAlarms() {
   });
 }
 
+const alarmPeriod = (a) => a.Period || (a.Metrics || []).map((m) => m.Period || (m.MetricStat || {}).Period).find(Boolean) || 60;
+// alarmWindow is how far back an alarm's chart goes: 30 evaluation
+// windows, at least 15 minutes.
+const alarmWindow = (a) => Math.max(900, alarmPeriod(a) * (a.EvaluationPeriods || 1) * 30);
 function viewAlarm(name) {
   stopStream();
   const W = {};
@@ -781,10 +785,10 @@ function viewAlarm(name) {
     const calls = [call('alarm', CW, 'DescribeAlarms', { AlarmNames: [name], AlarmTypes: ['MetricAlarm', 'CompositeAlarm'] }), call('hist', CW, 'DescribeAlarmHistory', { AlarmName: name, MaxRecords: 50 })];
     const a = ((W.r.alarm || {}).MetricAlarms || [])[0];
     if (a) {
-      const period = a.Period || (a.Metrics || []).map((m) => m.Period || (m.MetricStat || {}).Period).find(Boolean) || 60;
+      const period = alarmPeriod(a);
       const q = a.MetricName ? [{ Id: 'm', MetricStat: { Metric: { Namespace: a.Namespace, MetricName: a.MetricName, Dimensions: a.Dimensions || [] }, Period: period, Stat: a.Statistic || a.ExtendedStatistic, Unit: a.Unit } }]
         : (a.Metrics || []).map((m) => ({ ...m, Period: m.Period || undefined }));
-      calls.push(call('data', CW, 'GetMetricData', { MetricDataQueries: q }, Math.max(3600, period * (a.EvaluationPeriods || 1) * 20)));
+      calls.push(call('data', CW, 'GetMetricData', { MetricDataQueries: q }, alarmWindow(a)));
     }
     return calls;
   });
@@ -798,7 +802,7 @@ function viewAlarm(name) {
       <div class="card"><div class="k">Condition</div><div class="v sm">${a.AlarmRule ? esc(a.AlarmRule) : `${esc(alarmMetric(a))} ${esc(cmp[a.ComparisonOperator] || a.ComparisonOperator)} ${esc(a.Threshold ?? '')} for ${esc(a.DatapointsToAlarm || a.EvaluationPeriods)} of ${esc(a.EvaluationPeriods)} periods`}</div></div>
       <div class="card"><div class="k">Actions</div><div class="v sm">${a.ActionsEnabled === false ? 'disabled' : esc([...(a.AlarmActions || [])].map(last).join(', ') || 'none')}</div></div></div>
       <p>${esc(a.StateReason || '')}</p>` +
-      (a.AlarmRule ? '' : lineChart(metricSeries(W.r.data, { m: a.MetricName }).filter((s) => s.t.length || a.MetricName), { id: 'alarmchart', width: 900, height: 260, threshold: a.Threshold !== undefined ? { value: a.Threshold, label: 'threshold' } : undefined })) +
+      (a.AlarmRule ? '' : lineChart(metricSeries(W.r.data, { m: a.MetricName }).filter((s) => s.t.length || a.MetricName), { id: 'alarmchart', width: 900, height: 260, from: Date.now() - alarmWindow(a) * 1000, to: Date.now(), threshold: a.Threshold !== undefined ? { value: a.Threshold, label: 'threshold' } : undefined })) +
       `<h2>History</h2>${hist.length ? `<table id="alarmhistory"><thead><tr><th>Time</th><th>Type</th><th>Summary</th></tr></thead><tbody>${hist.map((h) => `<tr><td>${esc(time(h.Timestamp))}</td><td>${esc(h.HistoryItemType)}</td><td>${esc(h.HistorySummary)}</td></tr>`).join('')}</tbody></table>` : '<p class="muted">No history yet.</p>'}`;
   });
 }
