@@ -644,7 +644,8 @@ function viewNamespace(id, tab, metricsNS) {
     const svcs = ((W.r.svcs || {}).Services || []).slice().sort((a, b) => a.Name.localeCompare(b.Name));
     const counts = (s) => {
       const st = Object.values(((W.r['health:' + s.Id] || {}).Status) || {});
-      return { healthy: st.filter((x) => x === 'HEALTHY').length, unhealthy: st.filter((x) => x === 'UNHEALTHY').length, unknown: st.filter((x) => x === 'UNKNOWN').length };
+      const healthy = st.filter((x) => x === 'HEALTHY').length, unhealthy = st.filter((x) => x === 'UNHEALTHY').length;
+      return { healthy, unhealthy, unknown: st.length - healthy - unhealthy };
     };
     if (tab === 'traffic') return errBox(W, 'svcs', 'out', 'in', 'traffic') + scGraph(W, svcs, counts, period, metricsNS);
     return errBox(W, 'svcs') + `<p class="muted">${esc(ns.Type)} · <code>${esc(ns.Arn)}</code>${ns.Properties && ns.Properties.HttpProperties ? ` · HTTP name ${esc(ns.Properties.HttpProperties.HttpName)}` : ''}</p>` +
@@ -689,7 +690,7 @@ function scGraph(W, svcs, counts, period, metricsNS) {
   const nodes = new Map();
   for (const s of svcs) {
     const c = counts(s);
-    nodes.set(s.Name, { id: s.Name, label: s.Name, sub: `${c.healthy} healthy · ${c.unhealthy} unhealthy`, bad: c.unhealthy > 0 });
+    nodes.set(s.Name, { id: s.Name, label: s.Name, sub: `${c.healthy} healthy · ${c.unhealthy} unhealthy${c.unknown ? ` · ${c.unknown} unknown` : ''}`, bad: c.unhealthy > 0 });
   }
   const rows = [];
   const gedges = edges.slice(0, 100).map((e, n) => {

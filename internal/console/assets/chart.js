@@ -34,7 +34,7 @@ const hhmmss = (ms) => new Date(ms).toISOString().slice(11, 19);
 // unit (shown by the axis), threshold ({value, label}) as a dashed line, id.
 export function lineChart(series, opts = {}) {
   const W = opts.width || 640, H = opts.height || 200;
-  const L = 52, R = 12, T = 10, B = 38 + 16 * Math.ceil(series.length / 3);
+  const L = 52, R = 12, T = 18, B = 38 + 16 * Math.ceil(series.length / 3);
   const pw = W - L - R, ph = H - T - B;
   let t0 = opts.from, t1 = opts.to;
   let vmax = 0, vmin = 0;
@@ -71,7 +71,7 @@ export function lineChart(series, opts = {}) {
     const xx = x(t).toFixed(1);
     out.push(`<line x1="${xx}" x2="${xx}" y1="${T}" y2="${T + ph}" stroke="#f3f4f6"/><text x="${xx}" y="${T + ph + 14}" text-anchor="middle" font-size="11" fill="#6b7480">${span < 600e3 ? hhmmss(t) : hhmm(t)}</text>`);
   }
-  if (opts.unit) out.push(`<text x="4" y="${T + 10}" font-size="11" fill="#6b7480">${esc(opts.unit)}</text>`);
+  if (opts.unit) out.push(`<text x="4" y="11" font-size="11" fill="#6b7480">${esc(opts.unit)}</text>`);
   if (opts.threshold && Number.isFinite(opts.threshold.value)) {
     const yy = y(opts.threshold.value).toFixed(1);
     out.push(`<line class="threshold" x1="${L}" x2="${L + pw}" y1="${yy}" y2="${yy}" stroke="#cf222e" stroke-dasharray="5 4"/><text x="${L + pw - 4}" y="${yy}" dy="-4" text-anchor="end" font-size="11" fill="#cf222e">${esc(opts.threshold.label || '')} ${esc(fmt(opts.threshold.value))}</text>`);
@@ -97,12 +97,13 @@ export function lineChart(series, opts = {}) {
 // them as arrows. nodes: [{id, label, sub, bad}], edges: [{from, to,
 // label, bad}]. A node with bad set, or an edge with bad set, is drawn red.
 export function trafficGraph(nodes, edges, opts = {}) {
-  const W = opts.width || 760, H = opts.height || Math.max(260, Math.min(560, 140 + nodes.length * 40));
-  const cx = W / 2, cy = H / 2, r = Math.min(W, H) / 2 - 70;
+  const W = opts.width || 900, H = opts.height || Math.max(340, Math.min(640, 200 + nodes.length * 40));
+  // Nodes on an ellipse that leaves room for the boxes.
+  const cx = W / 2, cy = H / 2, rx = W / 2 - 100, ry = H / 2 - 45;
   const pos = new Map();
   nodes.forEach((n, i) => {
-    const a = nodes.length === 1 ? 0 : (2 * Math.PI * i) / nodes.length - Math.PI / 2;
-    pos.set(n.id, { x: nodes.length === 1 ? cx : cx + r * Math.cos(a) * 1.35, y: nodes.length === 1 ? cy : cy + r * Math.sin(a) });
+    const a = (2 * Math.PI * i) / nodes.length - Math.PI / 2;
+    pos.set(n.id, nodes.length === 1 ? { x: cx, y: cy } : { x: cx + rx * Math.cos(a), y: cy + ry * Math.sin(a) });
   });
   const out = [`<svg class="graph" ${opts.id ? `id="${esc(opts.id)}"` : ''} viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" xmlns="http://www.w3.org/2000/svg">`,
     '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#57606a"/></marker>',
@@ -120,8 +121,12 @@ export function trafficGraph(nodes, edges, opts = {}) {
     };
     const p = clip(a, 1, 1), q = clip(b, -1, -1);
     const color = e.bad ? '#cf222e' : '#57606a';
+    // The label sits beside the line (left of its direction), so the two
+    // directions between a pair of services do not overlap.
+    const len = Math.hypot(dx, dy) || 1;
+    const off = { x: (dy / len) * 10, y: (-dx / len) * 10 - 3 };
     out.push(`<g class="edge" data-from="${esc(e.from)}" data-to="${esc(e.to)}"><line x1="${p.x.toFixed(1)}" y1="${p.y.toFixed(1)}" x2="${q.x.toFixed(1)}" y2="${q.y.toFixed(1)}" stroke="${color}" stroke-width="1.6" marker-end="url(#${e.bad ? 'arrowbad' : 'arrow'})"/>` +
-      `<text x="${((p.x + q.x) / 2).toFixed(1)}" y="${((p.y + q.y) / 2 - 6).toFixed(1)}" text-anchor="middle" font-size="11" fill="${color}" paint-order="stroke" stroke="#fff" stroke-width="3">${esc(e.label)}</text></g>`);
+      `<text x="${((p.x + q.x) / 2 + off.x).toFixed(1)}" y="${((p.y + q.y) / 2 + off.y).toFixed(1)}" text-anchor="middle" font-size="11" fill="${color}" paint-order="stroke" stroke="#fff" stroke-width="3">${esc(e.label)}</text></g>`);
   }
   for (const n of nodes) {
     const c = pos.get(n.id);
