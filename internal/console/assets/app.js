@@ -583,7 +583,8 @@ function viewLoadBalancer(name, tab) {
           hs.map((d) => `<tr><td>${esc((d.Target || {}).Id)}:${esc((d.Target || {}).Port)}</td><td>${esc((d.Target || {}).AvailabilityZone || '')}</td><td>${badge((d.TargetHealth || {}).State)}</td><td>${esc((d.TargetHealth || {}).Reason || '')}</td><td>${esc((d.TargetHealth || {}).Description || '')}</td></tr>`).join('') + '</tbody></table>'
           : '<p class="muted">No registered targets.</p>') + '</div>';
     }).join('');
-    return errBox(W, 'ls', 'tgs') + cards + `<h2>Listeners</h2>${ls.length ? listeners : '<p class="muted">No listeners.</p>'}<h2>Target groups</h2>${tgs.length ? groups : '<p class="muted">No target groups.</p>'}`;
+    const more = ls.length > 10 || tgs.length > 10 ? '<p class="muted">The first 10 listeners and 10 target groups are followed live; reload for the others\' latest state.</p>' : '';
+    return errBox(W, 'ls', 'tgs') + cards + more + `<h2>Listeners</h2>${ls.length ? listeners : '<p class="muted">No listeners.</p>'}<h2>Target groups</h2>${tgs.length ? groups : '<p class="muted">No target groups.</p>'}`;
   });
   if (tab === 'traffic') {
     const upd = () => { const q = hashParams(); q.set('period', $('#period').value); q.set('window', $('#window').value); setHashParams(q); };
@@ -648,7 +649,7 @@ function viewNamespace(id, tab, metricsNS) {
       return { healthy, unhealthy, unknown: st.length - healthy - unhealthy };
     };
     if (tab === 'traffic') return errBox(W, 'svcs', 'out', 'in', 'traffic') + scGraph(W, svcs, counts, period, metricsNS);
-    return errBox(W, 'svcs') + `<p class="muted">${esc(ns.Type)} · <code>${esc(ns.Arn)}</code>${ns.Properties && ns.Properties.HttpProperties ? ` · HTTP name ${esc(ns.Properties.HttpProperties.HttpName)}` : ''}</p>` +
+    return errBox(W, 'svcs') + (svcs.length > 10 ? '<p class="muted">Instances and health are followed for the first 10 services.</p>' : '') + `<p class="muted">${esc(ns.Type)} · <code>${esc(ns.Arn)}</code>${ns.Properties && ns.Properties.HttpProperties ? ` · HTTP name ${esc(ns.Properties.HttpProperties.HttpName)}` : ''}</p>` +
       (svcs.length ? svcs.map((s) => {
         const c = counts(s);
         const insts = (W.r['inst:' + s.Id] || {}).Instances || [];
