@@ -691,7 +691,7 @@ function scGraph(W, svcs, counts, period, metricsNS) {
   const nodes = new Map();
   for (const s of svcs) {
     const c = counts(s);
-    nodes.set(s.Name, { id: s.Name, label: s.Name, sub: `${c.healthy} healthy · ${c.unhealthy} unhealthy${c.unknown ? ` · ${c.unknown} unknown` : ''}`, bad: c.unhealthy > 0 });
+    nodes.set(s.Name, { id: s.Name, label: s.Name, sub: [[c.healthy, 'healthy'], [c.unhealthy, 'unhealthy'], [c.unknown, 'unknown']].filter(([n], i) => n || i < 2 && c.healthy + c.unhealthy).map(([n, w]) => `${n} ${w}`).join(' · ') || 'no endpoints', bad: c.unhealthy > 0 });
   }
   const rows = [];
   const gedges = edges.slice(0, 100).map((e, n) => {

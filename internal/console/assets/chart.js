@@ -124,7 +124,7 @@ export function trafficGraph(nodes, edges, opts = {}) {
     // The label sits beside the line (left of its direction), so the two
     // directions between a pair of services do not overlap.
     const len = Math.hypot(dx, dy) || 1;
-    const off = { x: (dy / len) * 10, y: (-dx / len) * 10 - 3 };
+    const off = { x: (dy / len) * 16, y: (-dx / len) * 16 };
     out.push(`<g class="edge" data-from="${esc(e.from)}" data-to="${esc(e.to)}"><line x1="${p.x.toFixed(1)}" y1="${p.y.toFixed(1)}" x2="${q.x.toFixed(1)}" y2="${q.y.toFixed(1)}" stroke="${color}" stroke-width="1.6" marker-end="url(#${e.bad ? 'arrowbad' : 'arrow'})"/>` +
       `<text x="${((p.x + q.x) / 2 + off.x).toFixed(1)}" y="${((p.y + q.y) / 2 + off.y).toFixed(1)}" text-anchor="middle" font-size="11" fill="${color}" paint-order="stroke" stroke="#fff" stroke-width="3">${esc(e.label)}</text></g>`);
   }
