@@ -73,6 +73,8 @@ type serviceRecord struct {
 	// InactiveAt is when the controller marked the service INACTIVE; the
 	// garbage collector purges the record retention later (taskgc.go).
 	InactiveAt *time.Time `json:"inactiveAt,omitempty"`
+	// Fargate is set for a service of launch type FARGATE (fargate_service.go).
+	Fargate *fargateLaunch `json:"fargate,omitempty"`
 }
 
 func serviceKey(cluster, name string) string { return keyServices + cluster + "/" + name }
@@ -257,8 +259,8 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 	if err != nil {
 		return nil, err
 	}
-	if lt := deref(in.LaunchType); lt != "" && lt != ecsapi.LaunchTypeEc2 {
-		return nil, invalid("Berth runs services with launch type EC2 on its own container instances; launch type %s is not supported.", lt)
+	if err := checkLaunchType(in.LaunchType); err != nil {
+		return nil, err
 	}
 	if in.DeploymentController != nil && deref(in.DeploymentController.Type) != ecsapi.DeploymentControllerTypeEcs {
 		return nil, invalid("Berth supports the ECS deployment controller only.")
@@ -308,8 +310,9 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 	if deref(td.Status) != ecsapi.TaskDefinitionStatusActive {
 		return nil, errs.R(errs.Invalid, reasonClient, "TaskDefinition is inactive")
 	}
-	if !supportsEC2(&td) {
-		return nil, invalid("Task definition does not support launch_type EC2.")
+	fl, err := serviceLaunch(in.LaunchType, in.PlatformVersion, in.NetworkConfiguration, &td, in.PlacementConstraints, in.PlacementStrategy)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkServiceRegistries(in.ServiceRegistries, &td); err != nil {
 		return nil, err
@@ -356,7 +359,7 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 		PropagateTags: string(deref(in.PropagateTags)), EnableECSManagedTags: deref(in.EnableECSManagedTags),
 		Tags: in.Tags, ClientToken: token, RequestHash: hash, CreatedAt: now, CreatedBy: caller(ctx),
 		Deployments: []deploy.Deployment{dep}, Version: 1, RoleARN: s.roleARN(deref(in.Role)),
-		ServiceRegistries: in.ServiceRegistries,
+		ServiceRegistries: in.ServiceRegistries, Fargate: fl,
 	}
 	b, _ := json.Marshal(rec)
 	cmp := store.Absent(key)
@@ -430,15 +433,17 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 		if deref(tdRec.TaskDefinition.Status) != ecsapi.TaskDefinitionStatusActive {
 			return nil, errs.R(errs.Invalid, reasonClient, "TaskDefinition is inactive")
 		}
-		if !supportsEC2(&tdRec.TaskDefinition) {
-			return nil, invalid("Task definition does not support launch_type EC2.")
-		}
 		td = &tdRec.TaskDefinition
 	}
 	now := s.now().UTC()
 	rec, err := s.changeService(ctx, cluster, name, func(r *serviceRecord) error {
 		if r.Status != deploy.ServiceActive {
 			return errServiceNotActive()
+		}
+		if td != nil {
+			if err := checkServiceTaskDef(r, td); err != nil {
+				return err
+			}
 		}
 		daemon := r.SchedulingStrategy == deploy.Daemon
 		newDep := deref(in.ForceNewDeployment)
@@ -612,9 +617,7 @@ func (s *Service) ListServices(ctx context.Context, in *ecsapi.ListServicesReque
 		return nil, err
 	}
 	out := &ecsapi.ListServicesResponse{ServiceArns: []string{}}
-	if lt := deref(in.LaunchType); lt != "" && lt != ecsapi.LaunchTypeEc2 {
-		return out, nil
-	}
+	lt := deref(in.LaunchType)
 	sched := string(deref(in.SchedulingStrategy))
 	var r serviceRecord
 	out.NextToken, err = s.paginate(ctx, keyServices+cluster+"/", after, limit, false,
@@ -623,7 +626,7 @@ func (s *Service) ListServices(ctx context.Context, in *ecsapi.ListServicesReque
 			if json.Unmarshal(kv.Value, &r) != nil || r.Status == deploy.ServiceInactive {
 				return false
 			}
-			return sched == "" || r.SchedulingStrategy == sched
+			return (sched == "" || r.SchedulingStrategy == sched) && (lt == "" || *serviceLaunchType(&r) == lt)
 		},
 		func(store.KV) { out.ServiceArns = append(out.ServiceArns, r.ARN) })
 	if err != nil {
@@ -694,6 +697,7 @@ func (s *Service) serviceOut(r *serviceRecord, withTags bool) ecsapi.Service {
 	if withTags && r.Tags != nil {
 		out.Tags = r.Tags
 	}
+	fargateServiceOut(r, &out)
 	return out
 }
 

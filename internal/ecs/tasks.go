@@ -752,7 +752,7 @@ func (s *Service) ListTasks(ctx context.Context, in *ecsapi.ListTasksRequest) (*
 	}
 	lt := deref(in.LaunchType)
 	out := &ecsapi.ListTasksResponse{TaskArns: []string{}}
-	if !instanceOK || (lt != "" && lt != ecsapi.LaunchTypeEc2) || deref(in.DaemonName) != "" {
+	if !instanceOK || (lt != "" && lt != ecsapi.LaunchTypeEc2 && lt != ecsapi.LaunchTypeFargate) || deref(in.DaemonName) != "" {
 		return out, nil
 	}
 	// Only the fields the filters need are decoded: a cluster's tasks are
@@ -777,7 +777,9 @@ func (s *Service) ListTasks(ctx context.Context, in *ecsapi.ListTasksRequest) (*
 				return false
 			}
 			switch {
-			case instanceID != "" && t.InstanceID != instanceID:
+			case instanceID != "" && (t.InstanceID != instanceID || t.LaunchType == string(ecsapi.LaunchTypeFargate)):
+				return false
+			case lt != "" && ecsapi.LaunchType(t.LaunchType) != lt:
 				return false
 			case in.Family != nil && taskDefFamily(t.TaskDefinitionARN) != *in.Family:
 				return false
@@ -846,6 +848,7 @@ type taskListFields struct {
 	ARN               string `json:"arn"`
 	TaskDefinitionARN string `json:"taskDefinitionArn"`
 	InstanceID        string `json:"instanceId"`
+	LaunchType        string `json:"launchType"`
 	Group             string `json:"group"`
 	StartedBy         string `json:"startedBy"`
 	DesiredStatus     string `json:"desiredStatus"`
