@@ -109,6 +109,8 @@ const DefaultDNSListen = "127.0.0.1:8053"
 type serverFlags struct {
 	listen, dataDir, region, account, etcd, logLevel string
 	throttle, agent                                  bool
+	fargate                                          bool
+	fargateRuntime                                   string
 	az, metadataAddr                                 string
 	metricsListen                                    string
 	dnsListen                                        string
@@ -161,6 +163,8 @@ func (f *serverFlags) register(fs *flag.FlagSet, mode string) {
 	fs.StringVar(&f.dnsListen, "dns-listen", DefaultDNSListen, "UDP and TCP address of the Cloud Map DNS server (private DNS namespaces; other names go to the host's resolvers); empty: no DNS server")
 	if mode == "up" {
 		fs.BoolVar(&f.agent, "agent", true, "run a node agent in the cluster default (needs Docker Engine)")
+		fs.BoolVar(&f.fargate, "fargate", true, "the local agent also offers Fargate capacity: FARGATE tasks of every cluster run on it (docs/fargate.md)")
+		fs.StringVar(&f.fargateRuntime, "fargate-runtime", "", "sandboxed OCI runtime for Fargate tasks (runsc, kata-runtime), used if a probe container runs under it")
 		fs.StringVar(&f.az, "availability-zone", "", "the agent's ecs.availability-zone (default <region>a)")
 		fs.StringVar(&f.metadataAddr, "metadata-addr", "0.0.0.0:51679", "the agent's task metadata endpoint address")
 		fs.BoolVar(&f.taskDNS, "task-dns", true, "task containers resolve through the Cloud Map DNS server, which then also listens on port 53 of their networks' gateways (needs --dns-listen)")
@@ -304,6 +308,8 @@ func startLocalAgent(ctx context.Context, srv *daemon.Server, f serverFlags, log
 		// The agent reports at least once per metrics period.
 		StatsInterval:       min(5*time.Second, f.metricsPeriod),
 		StatsReportInterval: min(agentapi.StatsInterval, f.metricsPeriod),
+		Fargate:             f.fargate,
+		FargateRuntime:      f.fargateRuntime,
 		Version:             Version,
 		Log:                 log,
 	})
@@ -351,6 +357,8 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxStarts := fs.Int("max-concurrent-starts", envInt("BERTH_MAX_CONCURRENT_STARTS", 0),
 		"container creates and starts asked of Docker at once (0: the default, -1: unbounded); env BERTH_MAX_CONCURRENT_STARTS")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	fargate := fs.Bool("fargate", false, "offer Fargate capacity: without --cluster the agent joins the hidden Fargate pool (no cluster lists it); with --cluster it is that cluster's EC2 capacity too (docs/fargate.md)")
+	fargateRuntime := fs.String("fargate-runtime", "", "sandboxed OCI runtime for Fargate tasks (runsc, kata-runtime), used if a probe container runs under it")
 	attrs := attrFlag{}
 	fs.Var(attrs, "attribute", "custom attribute name=value (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -368,6 +376,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Endpoint: *endpoint, Region: *region, DataDir: *dataDir, JoinToken: *token, Cluster: *cluster,
 		AvailabilityZone: *az, InstanceType: *itype, Attributes: attrs, PullBehavior: behavior,
 		StopTimeout: *stopTimeout, MetadataAddr: *mdAddr, MaxConcurrentStarts: *maxStarts, Version: Version, Log: log,
+		Fargate: *fargate, FargateOnly: *fargate, FargateRuntime: *fargateRuntime,
 	})
 	if err != nil {
 		return err

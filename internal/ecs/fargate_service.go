@@ -154,4 +154,3 @@ func (c *serviceController) startFargate(ctx context.Context, r *serviceRecord, 
 	}
 	return ids, msg, nil
 }
-
