@@ -160,6 +160,10 @@ type Assignment struct {
 	// EphemeralStorageGiB is a Fargate task's ephemeral storage (20 by
 	// default), reported by the metadata endpoint.
 	EphemeralStorageGiB int `json:"ephemeralStorageGiB,omitempty"`
+	// StopGraceSeconds, when set, replaces the containers' stop timeouts:
+	// the time between SIGTERM and SIGKILL of a Fargate Spot task that is
+	// being interrupted (two minutes on AWS).
+	StopGraceSeconds int `json:"stopGraceSeconds,omitempty"`
 }
 
 // LaunchTypeFargate is Assignment.LaunchType of a Fargate task.

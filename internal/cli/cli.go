@@ -47,6 +47,7 @@ Usage:
   berth agent    [flags]   a node agent: joins a cluster and runs its tasks on Docker
   berth env      [flags]   print the shell exports for the AWS CLI and SDKs
   berth join-token [flags] make a token an agent joins a cluster with
+  berth spot-interrupt --task ARN [--cluster C] [--warning 2m]  interrupt a FARGATE_SPOT task (SIGTERM, then SpotInterruption)
   berth console  [flags]   print a one-time sign-in link for the web console
   berth bench [tasks|services|awslogs|alb|dns] [flags]  run the benchmarks that need a whole Berth
                            (API churn; "tasks": RunTask on Docker beside docker run and Swarm;
@@ -77,6 +78,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runAgent(ctx, args[1:], stdout, stderr)
 	case "join-token":
 		return runJoinToken(ctx, args[1:], stdout, stderr)
+	case "spot-interrupt":
+		return runSpotInterrupt(ctx, args[1:], stdout, stderr)
 	case "console":
 		return runConsole(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
@@ -531,6 +534,48 @@ func runJoinToken(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	fmt.Fprintln(stdout, tok.Token)
+	return nil
+}
+
+// runSpotInterrupt interrupts a FARGATE_SPOT task as AWS reclaims Spot
+// capacity (docs/fargate.md).
+func runSpotInterrupt(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("berth spot-interrupt", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataDir := fs.String("data-dir", defaultDataDir(), "data directory of the server (for its root credentials)")
+	endpoint := fs.String("endpoint", "http://"+daemon.DefaultListen, "the server's URL")
+	region := fs.String("region", envOr("BERTH_REGION", daemon.DefaultRegion), "region")
+	cluster := fs.String("cluster", "", "the task's cluster (default: default)")
+	task := fs.String("task", "", "the FARGATE_SPOT task (ARN or id)")
+	warning := fs.Duration("warning", 2*time.Minute, "time between SIGTERM and SIGKILL (AWS gives two minutes)")
+	caBundle := fs.String("ca-bundle", "", "CA bundle to verify an https --endpoint (default <data-dir>/tls/ca.crt)")
+	if err := fs.Parse(args); err != nil {
+		return UsageError{err.Error()}
+	}
+	if *task == "" {
+		return UsageError{"--task is required"}
+	}
+	if *warning < time.Second {
+		return UsageError{"--warning must be at least 1s"}
+	}
+	creds := envCredentials()
+	if creds.AccessKeyID == "" {
+		c, err := iam.LoadRoot(*dataDir)
+		if err != nil {
+			return fmt.Errorf("%w: set BERTH_ACCESS_KEY_ID and BERTH_SECRET_ACCESS_KEY, or run on the server with --data-dir", err)
+		}
+		creds = c
+	}
+	hc, err := httpsClient(*endpoint, *caBundle, filepath.Join(*dataDir, "tls", "ca.crt"))
+	if err != nil {
+		return err
+	}
+	out, err := agentgw.AdminClient{Endpoint: *endpoint, Region: *region, AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, HTTP: hc}.
+		InterruptSpotTask(ctx, agentgw.SpotInterruptionRequest{Cluster: *cluster, Task: *task, WarningSeconds: int(*warning / time.Second)})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s interrupted: SIGTERM now, stopped within %s (stopCode SpotInterruption)\n", out.TaskArn, *warning)
 	return nil
 }
 

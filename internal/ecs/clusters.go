@@ -39,6 +39,9 @@ type clusterRecord struct {
 	Configuration          *ecsapi.ClusterConfiguration          `json:"configuration,omitempty"`
 	Tags                   []ecsapi.Tag                          `json:"tags,omitempty"`
 	ServiceConnectDefaults *ecsapi.ClusterServiceConnectDefaults `json:"serviceConnectDefaults,omitempty"`
+	// CapacityProviders and DefaultStrategy: capacityproviders.go.
+	CapacityProviders []string                              `json:"capacityProviders,omitempty"`
+	DefaultStrategy   []ecsapi.CapacityProviderStrategyItem `json:"defaultCapacityProviderStrategy,omitempty"`
 	// InactiveAt is when DeleteCluster marked the cluster INACTIVE; the
 	// garbage collector purges it retention later once nothing is left
 	// under it (taskgc.go).
@@ -147,8 +150,8 @@ func (s *Service) CreateCluster(ctx context.Context, in *ecsapi.CreateClusterReq
 	if !clusterNameRE.MatchString(name) {
 		return nil, errs.R(errs.Invalid, reasonInvalidParameter, "Cluster name must be 1 to 255 letters (uppercase and lowercase), numbers, underscores and hyphens.")
 	}
-	if len(in.CapacityProviders) > 0 || len(in.DefaultCapacityProviderStrategy) > 0 {
-		return nil, errs.R(errs.Invalid, reasonInvalidParameter, "Berth does not support capacity providers yet; create the cluster without capacityProviders and defaultCapacityProviderStrategy.")
+	if err := checkClusterProviders(in.CapacityProviders, in.DefaultCapacityProviderStrategy); err != nil {
+		return nil, err
 	}
 	if err := validateClusterSettings(in.Settings); err != nil {
 		return nil, err
@@ -174,6 +177,9 @@ func (s *Service) CreateCluster(ctx context.Context, in *ecsapi.CreateClusterReq
 		Settings:      settings,
 		Configuration: in.Configuration,
 		Tags:          in.Tags,
+
+		CapacityProviders: in.CapacityProviders,
+		DefaultStrategy:   in.DefaultCapacityProviderStrategy,
 	}
 	if in.ServiceConnectDefaults != nil {
 		c.ServiceConnectDefaults = &ecsapi.ClusterServiceConnectDefaults{Namespace: in.ServiceConnectDefaults.Namespace}
@@ -279,6 +285,12 @@ func (s *Service) clusterOut(ctx context.Context, c clusterRecord, include []ecs
 		CapacityProviders:                 []string{},
 		DefaultCapacityProviderStrategy:   []ecsapi.CapacityProviderStrategyItem{},
 		ServiceConnectDefaults:            c.ServiceConnectDefaults,
+	}
+	if c.CapacityProviders != nil {
+		out.CapacityProviders = c.CapacityProviders
+	}
+	if c.DefaultStrategy != nil {
+		out.DefaultCapacityProviderStrategy = c.DefaultStrategy
 	}
 	if c.Status == "ACTIVE" {
 		n, err := s.countCluster(ctx, c.Name)

@@ -57,6 +57,9 @@ type fargateLaunch struct {
 	PlatformFamily   string                       `json:"platformFamily"`
 	Network          *ecsapi.NetworkConfiguration `json:"networkConfiguration,omitempty"`
 	CapacityProvider string                       `json:"capacityProvider,omitempty"`
+	// Strategy is a service's capacity provider strategy (not set on
+	// tasks).
+	Strategy []ecsapi.CapacityProviderStrategyItem `json:"strategy,omitempty"`
 }
 
 // isFargateLaunch reports whether a request's launch type is FARGATE.
@@ -261,8 +264,14 @@ func (s *Service) planFargate(snap *clusterSnapshot, cluster string, spec *taskS
 	placements, failures := plc(insts, count)
 	p := &plan{failures: []ecsapi.Failure{}}
 	now := s.now().UTC()
-	for _, pl := range placements {
-		p.tasks = append(p.tasks, placedTask{rec: s.newTask(cluster, spec, snap.byID[pl.InstanceID], now), req: &spec.req})
+	for i, pl := range placements {
+		rec := s.newTask(cluster, spec, snap.byID[pl.InstanceID], now)
+		if i < len(spec.providers) {
+			fl := *rec.Fargate
+			fl.CapacityProvider = spec.providers[i]
+			rec.Fargate = &fl
+		}
+		p.tasks = append(p.tasks, placedTask{rec: rec, req: &spec.req})
 	}
 	for range failures { // Fargate names no instance
 		p.failures = append(p.failures, ecsapi.Failure{Reason: ptr(reasonFargateCapacity)})
@@ -303,4 +312,15 @@ func launchTypeFargateOrEmpty(t *taskRecord) string {
 		return agentapi.LaunchTypeFargate
 	}
 	return ""
+}
+
+// taskFargate is a task's copy of its spec's platform (a service's
+// strategy stays with the service).
+func taskFargate(fl *fargateLaunch) *fargateLaunch {
+	if fl == nil {
+		return nil
+	}
+	c := *fl
+	c.Strategy = nil
+	return &c
 }

@@ -2,11 +2,15 @@ package ecs
 
 import (
 	"context"
+	"encoding/json"
+	"strings"
 	"math/rand/v2"
 
 	"github.com/berthdev/berth/internal/api/ecsapi"
+	"github.com/berthdev/berth/internal/capacityprovider"
 	"github.com/berthdev/berth/internal/deploy"
 	"github.com/berthdev/berth/internal/placement"
+	"github.com/berthdev/berth/internal/store"
 )
 
 // Fargate services (docs/fargate.md): the API records the service's
@@ -33,6 +37,51 @@ func serviceLaunch(lt *ecsapi.LaunchType, pv *string, nc *ecsapi.NetworkConfigur
 		return nil, errFargateRules()
 	}
 	return resolveFargate(td, pv, nc)
+}
+
+// serviceLaunchOf decides a CreateService's launch: EC2, FARGATE, or a
+// capacity provider strategy (the request's or the cluster's default),
+// which runs on the Fargate hosts.
+func (s *Service) serviceLaunchOf(c *clusterRecord, in *ecsapi.CreateServiceRequest, td *ecsapi.TaskDefinition) (*fargateLaunch, error) {
+	strategy, err := resolveStrategy(c, in.LaunchType, in.CapacityProviderStrategy)
+	if err != nil {
+		return nil, err
+	}
+	lt := in.LaunchType
+	if strategy != nil {
+		lt = ptr(ecsapi.LaunchTypeFargate)
+	}
+	fl, err := serviceLaunch(lt, in.PlatformVersion, in.NetworkConfiguration, td, in.PlacementConstraints, in.PlacementStrategy)
+	if err != nil || fl == nil {
+		return fl, err
+	}
+	fl.Strategy = strategy
+	return fl, nil
+}
+
+// updateStrategy applies an UpdateService's capacityProviderStrategy to
+// r; true when it changed (a new deployment).
+func (s *Service) updateStrategy(ctx context.Context, r *serviceRecord, strategy []ecsapi.CapacityProviderStrategyItem) (bool, error) {
+	if strategy == nil {
+		return false, nil
+	}
+	if r.Fargate == nil {
+		return false, invalid("Berth cannot move a service of launch type EC2 to a capacity provider strategy; create a new service with the strategy.")
+	}
+	c, _, err := s.getCluster(ctx, r.Cluster, false)
+	if err != nil {
+		return false, err
+	}
+	if err := checkStrategy(strategy, c.CapacityProviders); err != nil {
+		return false, err
+	}
+	if jsonEqual(strategy, r.Fargate.Strategy) {
+		return false, nil
+	}
+	fl := *r.Fargate
+	fl.Strategy = strategy
+	r.Fargate = &fl
+	return true, nil
 }
 
 // checkServiceTaskDef checks a new task definition of service r.
@@ -73,9 +122,14 @@ func fargateServiceOut(r *serviceRecord, out *ecsapi.Service) {
 		return
 	}
 	out.PlatformVersion, out.PlatformFamily = ptr(r.Fargate.PlatformVersion), ptr(r.Fargate.PlatformFamily)
+	if r.Fargate.Strategy != nil {
+		out.LaunchType = nil // a service with a strategy has no launch type
+		out.CapacityProviderStrategy = r.Fargate.Strategy
+	}
 	for i := range out.Deployments {
 		d := &out.Deployments[i]
 		d.LaunchType = out.LaunchType
+		d.CapacityProviderStrategy = out.CapacityProviderStrategy
 		d.PlatformVersion, d.PlatformFamily = out.PlatformVersion, out.PlatformFamily
 	}
 }
@@ -120,6 +174,17 @@ func (c *serviceController) startFargate(ctx context.Context, r *serviceRecord, 
 	var ids []string
 	failed := false
 	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	if st := r.Fargate.Strategy; st != nil {
+		tasks, err := c.s.groupTasks(ctx, r.Cluster, "service:"+r.Name)
+		if err != nil {
+			return nil, "", err
+		}
+		items := strategyItems(st)
+		spec.providers = nil
+		for _, i := range capacityprovider.Split(items, providerCounts(st, tasks), count) {
+			spec.providers = append(spec.providers, items[i].Provider)
+		}
+	}
 	for count > 0 {
 		n := min(count, c.s.maxBatchTasks())
 		p, err := c.s.applyPlanOn(ctx, r.Cluster, c.s.fargateSnapshot, func(snap *clusterSnapshot) (*plan, error) {
@@ -136,6 +201,7 @@ func (c *serviceController) startFargate(ctx context.Context, r *serviceRecord, 
 		for _, t := range p.tasks {
 			ids = append(ids, t.rec.ID)
 		}
+		spec.providers = spec.providers[min(len(spec.providers), len(p.tasks)):]
 		c.started.Add(int64(len(p.tasks)))
 		c.cfg.Observer.TasksPlaced(len(p.tasks))
 		count -= len(p.tasks)
@@ -153,4 +219,25 @@ func (c *serviceController) startFargate(ctx context.Context, r *serviceRecord, 
 		c.s.log.Info("service tasks started", "cluster", r.Cluster, "service", r.Name, "launchType", "FARGATE", "count", len(ids))
 	}
 	return ids, msg, nil
+}
+
+// groupTasks reads the tasks of a group (a service's: "service:<name>").
+func (s *Service) groupTasks(ctx context.Context, cluster, group string) ([]taskRecord, error) {
+	prefix := taskGroupPrefix(cluster, group)
+	idx, err := s.st.List(ctx, prefix, store.ListOptions{KeysOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	kvs, err := s.readIndexed(ctx, idx.KVs, func(k string) string { return taskKey(cluster, strings.TrimPrefix(k, prefix)) })
+	if err != nil {
+		return nil, err
+	}
+	out := make([]taskRecord, 0, len(kvs))
+	for _, kv := range kvs {
+		var t taskRecord
+		if json.Unmarshal(kv.Value, &t) == nil {
+			out = append(out, t)
+		}
+	}
+	return out, nil
 }

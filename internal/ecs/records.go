@@ -132,6 +132,8 @@ type taskRecord struct {
 	Fargate *fargateLaunch `json:"fargate,omitempty"`
 	// EphemeralGiB is a Fargate task's ephemeral storage.
 	EphemeralGiB int `json:"ephemeralStorageGiB,omitempty"`
+	// StopGraceSeconds is a Spot interruption's warning (spot.go).
+	StopGraceSeconds int `json:"stopGraceSeconds,omitempty"`
 }
 
 // assignmentRecord is the per-instance index entry of a task.

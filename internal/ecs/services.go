@@ -229,8 +229,6 @@ func unsupportedServiceFeatures(lbs []ecsapi.LoadBalancer, regs []ecsapi.Service
 		return invalid("Berth does not support service registries yet.")
 	case sc != nil && deref(sc.Enabled):
 		return invalid("Berth does not support Service Connect yet.")
-	case len(cps) > 0:
-		return invalid("Berth does not support capacity providers yet; create the service without capacityProviderStrategy.")
 	case len(vols) > 0:
 		return invalid("Berth does not support service-managed volumes yet.")
 	}
@@ -310,7 +308,7 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 	if deref(td.Status) != ecsapi.TaskDefinitionStatusActive {
 		return nil, errs.R(errs.Invalid, reasonClient, "TaskDefinition is inactive")
 	}
-	fl, err := serviceLaunch(in.LaunchType, in.PlatformVersion, in.NetworkConfiguration, &td, in.PlacementConstraints, in.PlacementStrategy)
+	fl, err := s.serviceLaunchOf(&c, in, &td)
 	if err != nil {
 		return nil, err
 	}
@@ -445,8 +443,12 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 				return err
 			}
 		}
+		changedStrategy, err := s.updateStrategy(ctx, r, in.CapacityProviderStrategy)
+		if err != nil {
+			return err
+		}
 		daemon := r.SchedulingStrategy == deploy.Daemon
-		newDep := deref(in.ForceNewDeployment)
+		newDep := deref(in.ForceNewDeployment) || changedStrategy
 		if in.DesiredCount != nil {
 			if daemon {
 				return invalid("The daemon scheduling strategy does not support a desired count for services.")

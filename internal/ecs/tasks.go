@@ -16,6 +16,7 @@ import (
 	"github.com/berthdev/berth/internal/api/ecsapi"
 	"github.com/berthdev/berth/internal/arn"
 	"github.com/berthdev/berth/internal/awsproto"
+	"github.com/berthdev/berth/internal/capacityprovider"
 	"github.com/berthdev/berth/internal/errs"
 	"github.com/berthdev/berth/internal/placement"
 	"github.com/berthdev/berth/internal/store"
@@ -77,6 +78,9 @@ type taskSpec struct {
 	dynamic   int
 	// fargate is set for a FARGATE task.
 	fargate *fargateLaunch
+	// providers are the capacity providers of the tasks to place, in
+	// order, when a strategy chose them.
+	providers []string
 }
 
 // buildSpec resolves and checks a task request against its task
@@ -301,7 +305,7 @@ func (s *Service) newTask(cluster string, spec *taskSpec, inst *instanceView, no
 		DesiredStatus:     DesiredRunning,
 		Version:           1,
 		LastStatus:        "PROVISIONING",
-		Fargate:           spec.fargate,
+		Fargate:           taskFargate(spec.fargate),
 		EphemeralGiB:      ephemeralGiB(spec),
 	}
 }
@@ -390,15 +394,21 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 	if count < 1 || count > maxRunCount {
 		return nil, errs.R(errs.Invalid, reasonInvalidParameter, "count must be between 1 and %d.", maxRunCount)
 	}
-	if len(in.CapacityProviderStrategy) > 0 {
-		return nil, errs.R(errs.Invalid, reasonInvalidParameter, "Berth does not support capacity providers yet; run the task without capacityProviderStrategy.")
-	}
 	token := deref(in.ClientToken)
 	if len(token) > maxClientTokenLen || strings.Contains(token, "/") {
 		return nil, errs.R(errs.Invalid, reasonInvalidParameter, "clientToken must be at most %d characters and contain no '/'.", maxClientTokenLen)
 	}
-	if _, _, err := s.getCluster(ctx, cluster, false); err != nil {
+	crec, _, err := s.getCluster(ctx, cluster, false)
+	if err != nil {
 		return nil, err
+	}
+	strategy, err := resolveStrategy(&crec, in.LaunchType, in.CapacityProviderStrategy)
+	if err != nil {
+		return nil, err
+	}
+	launchType := in.LaunchType
+	if strategy != nil {
+		launchType = ptr(ecsapi.LaunchTypeFargate)
 	}
 	if token != "" {
 		r, err := s.readClientToken(ctx, cluster, token)
@@ -412,11 +422,17 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 	spec, err := s.buildSpec(ctx, cluster, taskInput{
 		taskDefinition: deref(in.TaskDefinition), overrides: in.Overrides, group: deref(in.Group),
 		startedBy: deref(in.StartedBy), tags: in.Tags, propagateTags: in.PropagateTags,
-		managedTags: deref(in.EnableECSManagedTags), launchType: in.LaunchType,
+		managedTags: deref(in.EnableECSManagedTags), launchType: launchType,
 		platformVersion: in.PlatformVersion, network: in.NetworkConfiguration,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if strategy != nil {
+		items := strategyItems(strategy)
+		for _, i := range capacityprovider.Split(items, nil, count) {
+			spec.providers = append(spec.providers, items[i].Provider)
+		}
 	}
 	if spec.fargate != nil && (len(in.PlacementConstraints) > 0 || len(in.PlacementStrategy) > 0) {
 		return nil, errFargateRules()
@@ -611,11 +627,22 @@ func (s *Service) getTask(ctx context.Context, cluster, id string) (taskRecord, 
 // status only moves forward: a task already desired STOPPED is returned
 // unchanged. NotFound when the task does not exist.
 func (s *Service) stopTaskRecord(ctx context.Context, cluster, id string, code ecsapi.TaskStopCode, reason string) (taskRecord, error) {
+	return s.stopTaskRecordWith(ctx, cluster, id, code, reason, nil)
+}
+
+// stopTaskRecordWith is stopTaskRecord; change, when set, may refuse the
+// task (its error is returned) or change it further in the same write.
+func (s *Service) stopTaskRecordWith(ctx context.Context, cluster, id string, code ecsapi.TaskStopCode, reason string, change func(*taskRecord) error) (taskRecord, error) {
 	key := taskKey(cluster, id)
 	for {
 		t, rev, err := s.getTask(ctx, cluster, id)
 		if err != nil {
 			return t, err
+		}
+		if change != nil {
+			if err := change(&t); err != nil {
+				return t, err
+			}
 		}
 		if t.DesiredStatus == DesiredStopped {
 			return t, nil

@@ -706,6 +706,9 @@ func (r *runner) wind(ctx context.Context) error {
 			if !c.stopping {
 				c.stopping = true
 				timeout := dockerdriver.StopTimeout(c.def, r.rt.cfg.DefaultStopTimeout)
+				if g := r.a.StopGraceSeconds; g > 0 {
+					timeout = time.Duration(g) * time.Second // a Spot interruption's warning
+				}
 				c.stopRetry = time.Now().Add(timeout + r.rt.d.Timeouts().StopGrace + 5*time.Second)
 				id, name := c.id, c.name
 				go func() {
