@@ -94,12 +94,12 @@ func (g *Gateway) SetObserver(o Observer) {
 // Admin calls: Berth's own operations that have no AWS API, signed by a
 // user credential with SigV4 service AdminSigningService.
 const (
-	AdminPrefix         = "/berth/admin/v1/"
-	PathJoinTokens      = AdminPrefix + "join-tokens"
+	AdminPrefix    = "/berth/admin/v1/"
+	PathJoinTokens = AdminPrefix + "join-tokens"
 	// PathSpotInterruptions injects a Fargate Spot interruption
 	// (`berth spot-interrupt`, docs/fargate.md).
 	PathSpotInterruptions = AdminPrefix + "spot-interruptions"
-	AdminSigningService = "berth"
+	AdminSigningService   = "berth"
 )
 
 // JoinTokenRequest asks for a join token.

@@ -47,7 +47,7 @@ Usage:
   berth agent    [flags]   a node agent: joins a cluster and runs its tasks on Docker
   berth env      [flags]   print the shell exports for the AWS CLI and SDKs
   berth join-token [flags] make a token an agent joins a cluster with
-  berth spot-interrupt --task ARN [--cluster C] [--warning 2m]  interrupt a FARGATE_SPOT task (SIGTERM, then SpotInterruption)
+  berth spot-interrupt [flags] interrupt a FARGATE_SPOT task (SIGTERM, then SpotInterruption)
   berth console  [flags]   print a one-time sign-in link for the web console
   berth bench [tasks|services|awslogs|alb|dns] [flags]  run the benchmarks that need a whole Berth
                            (API churn; "tasks": RunTask on Docker beside docker run and Swarm;

@@ -3,8 +3,8 @@ package ecs
 import (
 	"context"
 	"encoding/json"
-	"strings"
 	"math/rand/v2"
+	"strings"
 
 	"github.com/berthdev/berth/internal/api/ecsapi"
 	"github.com/berthdev/berth/internal/capacityprovider"
