@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
+	"github.com/berthdev/berth/internal/agentgw"
 	"github.com/berthdev/berth/internal/berthtest"
 )
 
@@ -189,4 +190,133 @@ func TestFargateService(t *testing.T) {
 	if err != nil || len(ls.ServiceArns) != 1 {
 		t.Fatalf("Fargate services %v %v", ls, err)
 	}
+}
+
+func strategyItem(p string, base, weight int32) types.CapacityProviderStrategyItem {
+	return types.CapacityProviderStrategyItem{CapacityProvider: aws.String(p), Base: base, Weight: weight}
+}
+
+func TestFargateCapacityProviders(t *testing.T) {
+	t.Parallel()
+	srv, c := fargateSetup(t, 2)
+	cx := ctx(t)
+	if _, err := c.RegisterTaskDefinition(cx, fargateTaskDef("cp", "256", "512")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateCluster(cx, &ecs.CreateClusterInput{ClusterName: aws.String("bad"), CapacityProviders: []string{"my-asg"}}); err == nil {
+		t.Fatal("unknown capacity provider accepted")
+	}
+	strat := []types.CapacityProviderStrategyItem{strategyItem("FARGATE", 1, 1), strategyItem("FARGATE_SPOT", 0, 3)}
+	// prod has no providers yet: the strategy names providers it lacks.
+	_, err := c.RunTask(cx, &ecs.RunTaskInput{Cluster: aws.String("prod"), TaskDefinition: aws.String("cp"), CapacityProviderStrategy: strat, NetworkConfiguration: fargateNet})
+	if err == nil || !strings.Contains(err.Error(), "cannot contain a capacity provider that is not associated with the cluster") {
+		t.Fatalf("strategy without providers: %v", err)
+	}
+	pc, err := c.PutClusterCapacityProviders(cx, &ecs.PutClusterCapacityProvidersInput{Cluster: aws.String("prod"),
+		CapacityProviders: []string{"FARGATE", "FARGATE_SPOT"}, DefaultCapacityProviderStrategy: strat})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pc.Cluster.CapacityProviders) != 2 || len(pc.Cluster.DefaultCapacityProviderStrategy) != 2 {
+		t.Fatalf("cluster %+v", pc.Cluster)
+	}
+	_, err = c.RunTask(cx, &ecs.RunTaskInput{Cluster: aws.String("prod"), TaskDefinition: aws.String("cp"), CapacityProviderStrategy: strat,
+		LaunchType: types.LaunchTypeFargate, NetworkConfiguration: fargateNet})
+	if err == nil || !strings.Contains(err.Error(), "Specifying both a launch type and capacity provider strategy is not supported.") {
+		t.Fatalf("launch type and strategy: %v", err)
+	}
+	_, err = c.RunTask(cx, &ecs.RunTaskInput{Cluster: aws.String("prod"), TaskDefinition: aws.String("cp"), NetworkConfiguration: fargateNet,
+		CapacityProviderStrategy: []types.CapacityProviderStrategyItem{strategyItem("FARGATE", 1, 0), strategyItem("FARGATE_SPOT", 1, 0)}})
+	if err == nil || !strings.Contains(err.Error(), "Only one capacity provider in a capacity provider strategy can have a base defined.") {
+		t.Fatalf("two bases: %v", err)
+	}
+	// The cluster's default strategy applies to a RunTask without launch
+	// type or strategy: five tasks, one for the base, four split 1:3.
+	run, err := c.RunTask(cx, &ecs.RunTaskInput{Cluster: aws.String("prod"), TaskDefinition: aws.String("cp"), Count: aws.Int32(5), NetworkConfiguration: fargateNet})
+	if err != nil || len(run.Tasks) != 5 {
+		t.Fatalf("RunTask: %v %+v", err, run)
+	}
+	per := map[string]int{}
+	for _, tk := range run.Tasks {
+		per[aws.ToString(tk.CapacityProviderName)]++
+		if tk.LaunchType != types.LaunchTypeFargate {
+			t.Fatalf("task %+v", tk)
+		}
+	}
+	if per["FARGATE"] != 2 || per["FARGATE_SPOT"] != 3 {
+		t.Fatalf("providers %v, want FARGATE 2 FARGATE_SPOT 3", per)
+	}
+	// A provider in use cannot be removed.
+	if _, err := c.PutClusterCapacityProviders(cx, &ecs.PutClusterCapacityProvidersInput{Cluster: aws.String("prod"),
+		CapacityProviders: []string{"FARGATE"}, DefaultCapacityProviderStrategy: []types.CapacityProviderStrategyItem{}}); err == nil {
+		t.Fatal("removed a provider in use")
+	}
+
+	// A service with the strategy: 4 tasks are 1 base + 3 split 1:3.
+	out, err := c.CreateService(cx, &ecs.CreateServiceInput{Cluster: aws.String("prod"), ServiceName: aws.String("spot"),
+		TaskDefinition: aws.String("cp"), DesiredCount: aws.Int32(4), CapacityProviderStrategy: strat, NetworkConfiguration: fargateNet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Service.LaunchType != "" || len(out.Service.CapacityProviderStrategy) != 2 {
+		t.Fatalf("service %+v", out.Service)
+	}
+	svcTasks := func(desired types.DesiredStatus) []types.Task {
+		lt, err := c.ListTasks(cx, &ecs.ListTasksInput{Cluster: aws.String("prod"), ServiceName: aws.String("spot"), DesiredStatus: desired})
+		if err != nil || len(lt.TaskArns) == 0 {
+			return nil
+		}
+		d, err := c.DescribeTasks(cx, &ecs.DescribeTasksInput{Cluster: aws.String("prod"), Tasks: lt.TaskArns})
+		if err != nil {
+			return nil
+		}
+		return d.Tasks
+	}
+	eventuallyTrue(t, "four service tasks", 10*time.Second, func() bool { return len(svcTasks(types.DesiredStatusRunning)) == 4 })
+	per = map[string]int{}
+	var spotTask string
+	for _, tk := range svcTasks(types.DesiredStatusRunning) {
+		per[aws.ToString(tk.CapacityProviderName)]++
+		if aws.ToString(tk.CapacityProviderName) == "FARGATE_SPOT" {
+			spotTask = aws.ToString(tk.TaskArn)
+		}
+	}
+	if per["FARGATE"] != 2 || per["FARGATE_SPOT"] != 2 {
+		t.Fatalf("service providers %v, want 2 and 2", per)
+	}
+	// A Spot interruption stops the task with SpotInterruption; the
+	// service replaces it on the provider the strategy picks.
+	admin := agentgw.AdminClient{Endpoint: srv.Endpoint, Region: srv.Region, AccessKeyID: srv.Creds.AccessKeyID, SecretAccessKey: srv.Creds.SecretAccessKey}
+	if _, err := admin.InterruptSpotTask(cx, agentgw.SpotInterruptionRequest{Cluster: "prod", Task: per0(t, c, "FARGATE")}); err == nil ||
+		!strings.Contains(err.Error(), "only Spot tasks can be interrupted") {
+		t.Fatalf("interrupting a FARGATE task: %v", err)
+	}
+	if _, err := admin.InterruptSpotTask(cx, agentgw.SpotInterruptionRequest{Cluster: "prod", Task: spotTask, WarningSeconds: 3}); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyTrue(t, "the interrupted task replaced", 10*time.Second, func() bool {
+		stopped := svcTasks(types.DesiredStatusStopped)
+		return len(stopped) == 1 && stopped[0].StopCode == types.TaskStopCodeSpotInterruption &&
+			aws.ToString(stopped[0].StoppedReason) == "Your Spot Task was interrupted." && len(svcTasks(types.DesiredStatusRunning)) == 4
+	})
+}
+
+// per0 is a running task of service spot on provider p.
+func per0(t *testing.T, c *ecs.Client, p string) string {
+	cx := ctx(t)
+	lt, err := c.ListTasks(cx, &ecs.ListTasksInput{Cluster: aws.String("prod"), ServiceName: aws.String("spot")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := c.DescribeTasks(cx, &ecs.DescribeTasksInput{Cluster: aws.String("prod"), Tasks: lt.TaskArns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range d.Tasks {
+		if aws.ToString(tk.CapacityProviderName) == p {
+			return aws.ToString(tk.TaskArn)
+		}
+	}
+	t.Fatalf("no task on %s", p)
+	return ""
 }
