@@ -49,8 +49,9 @@ Usage:
   berth join-token [flags] make a token an agent joins a cluster with
   berth spot-interrupt [flags] interrupt a FARGATE_SPOT task (SIGTERM, then SpotInterruption)
   berth console  [flags]   print a one-time sign-in link for the web console
-  berth bench [tasks|services|awslogs|alb|dns] [flags]  run the benchmarks that need a whole Berth
+  berth bench [tasks|services|fargate|awslogs|alb|dns] [flags]  run the benchmarks that need a whole Berth
                            (API churn; "tasks": RunTask on Docker beside docker run and Swarm;
+                           "fargate": RunTask FARGATE beside docker run;
                            "services": services on Docker beside Swarm, rolling bounds, recovery;
                            "alb": the load balancer data plane beside nginx, with wrk;
                            "dns": the Cloud Map DNS server beside nsd under dnsperf)
@@ -463,6 +464,22 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if len(args) > 0 && args[0] == "services" {
 		return runBenchServices(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "fargate" {
+		fs := flag.NewFlagSet("berth bench fargate", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		cfg := bench.DefaultFargateConfig()
+		fs.StringVar(&cfg.Image, "image", cfg.Image, "image in Docker's local cache, taking berth-test/tool's arguments (nothing is pulled)")
+		fs.IntVar(&cfg.Singles, "singles", cfg.Singles, "sequential RunTask FARGATE -> RUNNING samples, each beside docker run -d")
+		if err := fs.Parse(args[1:]); err != nil {
+			return UsageError{err.Error()}
+		}
+		res, err := bench.Fargate(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		res.Report(stdout)
+		return nil
 	}
 	if len(args) > 0 && args[0] == "awslogs" {
 		return runBenchAwslogs(ctx, args[1:], stdout, stderr)

@@ -315,11 +315,11 @@ func ephemeralGiB(spec *taskSpec) int {
 	if spec.fargate == nil {
 		return 0
 	}
-	if es := spec.td.EphemeralStorage; es != nil && deref(es.SizeInGiB) > 0 {
-		return int(*es.SizeInGiB)
-	}
 	if o := spec.overrides; o != nil && o.EphemeralStorage != nil && deref(o.EphemeralStorage.SizeInGiB) > 0 {
 		return int(*o.EphemeralStorage.SizeInGiB)
+	}
+	if es := spec.td.EphemeralStorage; es != nil && deref(es.SizeInGiB) > 0 {
+		return int(*es.SizeInGiB)
 	}
 	return defaultEphemeralGiB
 }

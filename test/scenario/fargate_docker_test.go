@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"context"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -63,11 +64,21 @@ func TestFargateOnDocker(t *testing.T) {
 		`meta:/task:"CPU": 0.25`, `meta:/task:"Reserved": 20480`, "sleep:1s"})); err != nil {
 		t.Fatal(err)
 	}
-	run, err := c.RunTask(cx, &ecs.RunTaskInput{Cluster: aws.String("fg"), TaskDefinition: aws.String("fgmeta"),
-		LaunchType: types.LaunchTypeFargate, NetworkConfiguration: net})
-	if err != nil || len(run.Tasks) != 1 {
-		t.Fatalf("RunTask: %v %+v", err, run)
-	}
+	// The agent's instance is listed before its assignment stream is up:
+	// until then Fargate has no capacity (ECS's failure), so retry.
+	var run *ecs.RunTaskOutput
+	waitFor(t, "a Fargate host", 20*time.Second, func() bool {
+		var err error
+		run, err = c.RunTask(cx, &ecs.RunTaskInput{Cluster: aws.String("fg"), TaskDefinition: aws.String("fgmeta"),
+			LaunchType: types.LaunchTypeFargate, NetworkConfiguration: net})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(run.Failures) > 0 && !strings.HasPrefix(aws.ToString(run.Failures[0].Reason), "Capacity is unavailable") {
+			t.Fatalf("RunTask failure %q", aws.ToString(run.Failures[0].Reason))
+		}
+		return len(run.Tasks) == 1
+	})
 	arn := aws.ToString(run.Tasks[0].TaskArn)
 	running := waitTask(t, c, "fg", arn, 30*time.Second, func(tk types.Task) bool {
 		return aws.ToString(tk.LastStatus) == "RUNNING" || aws.ToString(tk.LastStatus) == "STOPPED"
@@ -110,14 +121,21 @@ func TestFargateOnDocker(t *testing.T) {
 		t.Fatalf("stop code %q", done.StopCode)
 	}
 
-	// A Fargate service of three tasks, rolled to a second revision.
+	// A Fargate service of three tasks on the strategy FARGATE base 1
+	// weight 1 + FARGATE_SPOT weight 3, rolled to a second revision.
+	if _, err := c.PutClusterCapacityProviders(cx, &ecs.PutClusterCapacityProvidersInput{Cluster: aws.String("fg"),
+		CapacityProviders: []string{"FARGATE", "FARGATE_SPOT"}, DefaultCapacityProviderStrategy: []types.CapacityProviderStrategyItem{}}); err != nil {
+		t.Fatal(err)
+	}
 	for range 2 {
-		if _, err := c.RegisterTaskDefinition(cx, fargateToolTaskDef("fgweb", []string{"term:0", "sleep:1h"})); err != nil {
+		if _, err := c.RegisterTaskDefinition(cx, fargateToolTaskDef("fgweb", []string{"ignoreterm", "sleep:1h"})); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if _, err := c.CreateService(cx, &ecs.CreateServiceInput{Cluster: aws.String("fg"), ServiceName: aws.String("web"),
-		TaskDefinition: aws.String("fgweb:1"), DesiredCount: aws.Int32(3), LaunchType: types.LaunchTypeFargate, NetworkConfiguration: net,
+		TaskDefinition: aws.String("fgweb:1"), DesiredCount: aws.Int32(3), NetworkConfiguration: net,
+		CapacityProviderStrategy: []types.CapacityProviderStrategyItem{
+			{CapacityProvider: aws.String("FARGATE"), Base: 1, Weight: 1}, {CapacityProvider: aws.String("FARGATE_SPOT"), Weight: 3}},
 		DeploymentConfiguration: &types.DeploymentConfiguration{MinimumHealthyPercent: aws.Int32(50), MaximumPercent: aws.Int32(200)}}); err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +164,13 @@ func TestFargateOnDocker(t *testing.T) {
 		t.Fatal(err)
 	}
 	ips := map[string]bool{}
+	per := map[string]int{}
+	spot := ""
 	for _, tk := range dt.Tasks {
+		per[aws.ToString(tk.CapacityProviderName)]++
+		if aws.ToString(tk.CapacityProviderName) == "FARGATE_SPOT" {
+			spot = aws.ToString(tk.TaskArn)
+		}
 		if tk.LaunchType != types.LaunchTypeFargate || !strings.HasSuffix(aws.ToString(tk.TaskDefinitionArn), "fgweb:2") {
 			t.Fatalf("task %+v", tk)
 		}
@@ -161,6 +185,28 @@ func TestFargateOnDocker(t *testing.T) {
 	if len(ips) != 3 {
 		t.Fatalf("task addresses %v, want three distinct", ips)
 	}
+	// 1 for FARGATE's base, then 2 split 1:3 (the larger deficit first:
+	// FARGATE_SPOT, then a tie that goes to the first provider).
+	if per["FARGATE"] != 2 || per["FARGATE_SPOT"] != 1 {
+		t.Fatalf("providers %v, want FARGATE 2 FARGATE_SPOT 1", per)
+	}
+
+	// A Spot interruption through `berth spot-interrupt`: the task ignores
+	// SIGTERM, so it is killed when the 3 s warning runs out; it stops
+	// with SpotInterruption and the service replaces it.
+	out, err := exec.Command(berthtest.Binary(t), "spot-interrupt", "--endpoint", p.Endpoint, "--data-dir", dir,
+		"--cluster", "fg", "--task", spot, "--warning", "3s").CombinedOutput()
+	if err != nil {
+		t.Fatalf("berth spot-interrupt: %v\n%s", err, out)
+	}
+	gone := waitTask(t, c, "fg", spot, 30*time.Second, func(tk types.Task) bool { return aws.ToString(tk.LastStatus) == "STOPPED" })
+	if gone.StopCode != types.TaskStopCodeSpotInterruption || aws.ToString(gone.StoppedReason) != "Your Spot Task was interrupted." {
+		t.Fatalf("interrupted task: %q %q", gone.StopCode, aws.ToString(gone.StoppedReason))
+	}
+	if gone.ExecutionStoppedAt == nil || gone.StoppingAt == nil || gone.ExecutionStoppedAt.Sub(*gone.StoppingAt) < 2500*time.Millisecond {
+		t.Fatalf("the task stopped %v after the interruption, want the 3s warning", gone.ExecutionStoppedAt.Sub(*gone.StoppingAt))
+	}
+	waitFor(t, "the interrupted task replaced", 30*time.Second, steady("fgweb:2"))
 	// The Fargate hosts are no container instances of the cluster.
 	li, err := c.ListContainerInstances(cx, &ecs.ListContainerInstancesInput{Cluster: aws.String("fg")})
 	if err != nil || len(li.ContainerInstanceArns) != 0 {
