@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"math/rand/v2"
+	"slices"
 	"strings"
 
 	"github.com/berthdev/berth/internal/api/ecsapi"
@@ -170,15 +171,18 @@ func (cp *clusterPass) fargateInstances() []deploy.Instance {
 
 // startFargate places a Start's tasks of a Fargate service on the Fargate
 // hosts, a transaction's worth at a time, each on a fresh snapshot.
-func (c *serviceController) startFargate(ctx context.Context, r *serviceRecord, spec *taskSpec, count int) ([]string, string, error) {
+func (c *serviceController) startFargate(ctx context.Context, r *serviceRecord, spec *taskSpec, deployment string, count int) ([]string, string, error) {
 	var ids []string
 	failed := false
 	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	if st := r.Fargate.Strategy; st != nil {
+		// The strategy applies to the deployment's own tasks: a new
+		// deployment meets the base again while the old one drains.
 		tasks, err := c.s.groupTasks(ctx, r.Cluster, "service:"+r.Name)
 		if err != nil {
 			return nil, "", err
 		}
+		tasks = slices.DeleteFunc(tasks, func(t taskRecord) bool { return t.StartedBy != deployment })
 		items := strategyItems(st)
 		spec.providers = nil
 		for _, i := range capacityprovider.Split(items, providerCounts(st, tasks), count) {

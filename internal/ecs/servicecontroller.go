@@ -568,7 +568,7 @@ func (c *serviceController) start(ctx context.Context, cp *clusterPass, r *servi
 		return nil, "", err
 	}
 	if spec.fargate != nil {
-		return c.startFargate(ctx, r, spec, st.Count)
+		return c.startFargate(ctx, r, spec, st.DeploymentID, st.Count)
 	}
 	tdc, err := placement.TaskDefinitionConstraintsFromWire(spec.td.PlacementConstraints)
 	if err != nil {

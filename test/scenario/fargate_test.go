@@ -324,7 +324,7 @@ func per0(t *testing.T, c *ecs.Client, p string) string {
 // TestFargateThroughCLIs drives Fargate through both AWS CLIs against an
 // in-process Berth with fake Fargate hosts: capacity providers on a
 // cluster, a run-task with the shorthand network configuration, ECS's
-// messages for a missing network configuration and empty subnets.
+// message for empty subnets.
 func TestFargateThroughCLIs(t *testing.T) {
 	t.Parallel()
 	srv, c := fargateSetup(t, 2)
@@ -339,11 +339,7 @@ func TestFargateThroughCLIs(t *testing.T) {
 				"--default-capacity-provider-strategy", "capacityProvider=FARGATE,base=1,weight=1", "capacityProvider=FARGATE_SPOT,weight=3"); code != 0 {
 				t.Fatalf("create-cluster: %s", errOut)
 			}
-			_, errOut, code := cli.Run(t, srv, "ecs", "run-task", "--cluster", cluster, "--launch-type", "FARGATE", "--task-definition", "clifg")
-			if code == 0 || !strings.Contains(errOut, "Network Configuration must be provided when networkMode 'awsvpc' is specified.") {
-				t.Fatalf("run-task without network configuration: %d %s", code, errOut)
-			}
-			_, errOut, code = cli.Run(t, srv, "ecs", "run-task", "--cluster", cluster, "--launch-type", "FARGATE", "--task-definition", "clifg",
+			_, errOut, code := cli.Run(t, srv, "ecs", "run-task", "--cluster", cluster, "--launch-type", "FARGATE", "--task-definition", "clifg",
 				"--network-configuration", `{"awsvpcConfiguration":{"subnets":[]}}`)
 			if code == 0 || !strings.Contains(errOut, "subnets can not be empty.") {
 				t.Fatalf("run-task with empty subnets: %d %s", code, errOut)
