@@ -39,6 +39,7 @@ func TestFargateOnDocker(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs containers and the binary")
 	}
+	t.Parallel()
 	berthtest.NeedDocker(t)
 	dir := t.TempDir()
 	md := freeAnyAddr(t)
