@@ -210,6 +210,8 @@ var allClusterFields = []ecsapi.ClusterField{ecsapi.ClusterFieldSettings, ecsapi
 // clusterCounts are a cluster's live counters.
 type clusterCounts struct {
 	instances, running, pending, services int32
+	// The Fargate ones among running, pending and services.
+	fgRunning, fgPending, fgServices int32
 	// revision is the store revision the first count was read at: a
 	// decision on the counts holds if nothing under the cluster's
 	// prefixes changed since (clusterPrefixes).
@@ -223,8 +225,9 @@ func clusterPrefixes(name string) []string {
 
 // statusPeek reads the status fields of records written by other packages.
 type statusPeek struct {
-	Status     string `json:"status"`
-	LastStatus string `json:"lastStatus"`
+	Status     string          `json:"status"`
+	LastStatus string          `json:"lastStatus"`
+	Fargate    json.RawMessage `json:"fargate,omitempty"` // tasks and services on Fargate
 }
 
 func (s *Service) countCluster(ctx context.Context, name string) (clusterCounts, error) {
@@ -255,17 +258,27 @@ func (s *Service) countCluster(ctx context.Context, name string) (clusterCounts,
 	if err := count(keyServices, func(p statusPeek) {
 		if p.Status == "ACTIVE" || p.Status == "DRAINING" {
 			n.services++
+			if len(p.Fargate) > 0 {
+				n.fgServices++
+			}
 		}
 	}); err != nil {
 		return n, err
 	}
 	err := count(keyTasks, func(p statusPeek) {
+		fg := len(p.Fargate) > 0
 		switch p.LastStatus {
 		case "RUNNING":
 			n.running++
+			if fg {
+				n.fgRunning++
+			}
 		case "STOPPED", "DELETED":
 		default:
 			n.pending++
+			if fg {
+				n.fgPending++
+			}
 		}
 	})
 	return n, err
@@ -303,12 +316,12 @@ func (s *Service) clusterOut(ctx context.Context, c clusterRecord, include []ecs
 		out.ActiveServicesCount = ptr(n.services)
 		if slices.Contains(include, ecsapi.ClusterFieldStatistics) {
 			out.Statistics = []ecsapi.KeyValuePair{
-				{Name: ptr("runningEC2TasksCount"), Value: ptr(itoa(n.running))},
-				{Name: ptr("runningFargateTasksCount"), Value: ptr("0")},
-				{Name: ptr("pendingEC2TasksCount"), Value: ptr(itoa(n.pending))},
-				{Name: ptr("pendingFargateTasksCount"), Value: ptr("0")},
-				{Name: ptr("activeEC2ServiceCount"), Value: ptr(itoa(n.services))},
-				{Name: ptr("activeFargateServiceCount"), Value: ptr("0")},
+				{Name: ptr("runningEC2TasksCount"), Value: ptr(itoa(n.running - n.fgRunning))},
+				{Name: ptr("runningFargateTasksCount"), Value: ptr(itoa(n.fgRunning))},
+				{Name: ptr("pendingEC2TasksCount"), Value: ptr(itoa(n.pending - n.fgPending))},
+				{Name: ptr("pendingFargateTasksCount"), Value: ptr(itoa(n.fgPending))},
+				{Name: ptr("activeEC2ServiceCount"), Value: ptr(itoa(n.services - n.fgServices))},
+				{Name: ptr("activeFargateServiceCount"), Value: ptr(itoa(n.fgServices))},
 				{Name: ptr("drainingEC2ServiceCount"), Value: ptr("0")},
 				{Name: ptr("drainingFargateServiceCount"), Value: ptr("0")},
 			}

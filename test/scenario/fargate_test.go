@@ -138,6 +138,17 @@ func TestFargateRunTask(t *testing.T) {
 	if err != nil || len(lt.TaskArns) != 8 {
 		t.Fatalf("list Fargate tasks: %v %v", lt, err)
 	}
+	dc, err := c.DescribeClusters(cx, &ecs.DescribeClustersInput{Clusters: []string{"prod"}, Include: []types.ClusterField{types.ClusterFieldStatistics}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats := map[string]string{}
+	for _, kv := range dc.Clusters[0].Statistics {
+		stats[aws.ToString(kv.Name)] = aws.ToString(kv.Value)
+	}
+	if stats["pendingFargateTasksCount"] != "8" || stats["pendingEC2TasksCount"] != "0" || dc.Clusters[0].RegisteredContainerInstancesCount != 0 {
+		t.Fatalf("cluster statistics %v, instances %d", stats, dc.Clusters[0].RegisteredContainerInstancesCount)
+	}
 }
 
 func TestFargateService(t *testing.T) {
