@@ -273,6 +273,9 @@ func runServer(ctx context.Context, mode string, args []string, stdout, stderr i
 		} else {
 			defer ag.Close()
 			fmt.Fprintf(stdout, "Agent joined cluster %s as %s\n", ag.State().Cluster, ag.State().ContainerInstanceArn)
+			if fg := ag.Fargate(); fg != "" {
+				fmt.Fprintf(stdout, "Fargate capacity for every cluster: %s\n", fg)
+			}
 		}
 	}
 	<-ctx.Done()
@@ -386,6 +389,9 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	fmt.Fprintf(stdout, "Agent joined cluster %s as %s\n", ag.State().Cluster, ag.State().ContainerInstanceArn)
+	if fg := ag.Fargate(); fg != "" {
+		fmt.Fprintf(stdout, "Fargate capacity: %s\n", fg)
+	}
 	select {
 	case <-ctx.Done():
 	case <-ag.Stopped(): // refused by the control plane: exit with its reason

@@ -124,6 +124,9 @@ type Agent struct {
 	closing sync.Once
 	runErr  error
 	stopped chan struct{} // closed when the agent shell's Run returns
+	// fargate describes the agent's Fargate capacity for `berth up`'s
+	// banner; empty when it offers none.
+	fargate string
 }
 
 // StartAgent connects to Docker, joins (or re-joins) the cluster and runs
@@ -266,6 +269,14 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (_ *Agent, err error) {
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a := &Agent{shell: shell, rt: rt, logs: logs, md: md, driver: driver, cancel: cancel, stopped: make(chan struct{})}
+	if cfg.Fargate {
+		a.fargate = "Fargate tasks run under " + attrs[AttrFargateRuntime]
+		if sb := attrs[AttrSandboxRuntimes]; sb != "" {
+			a.fargate += " (sandboxed runtimes Docker has: " + sb + ")"
+		} else {
+			a.fargate += " (Docker has no sandboxed runtime: runsc or kata)"
+		}
+	}
 	report := cfg.StatsReportInterval
 	if report <= 0 {
 		report = agentapi.StatsInterval
@@ -372,6 +383,10 @@ func clusterARNOf(instanceARN, cluster string) string {
 	}
 	return instanceARN[:i] + ":cluster/" + cluster
 }
+
+// Fargate describes the agent's Fargate capacity and the runtime its
+// Fargate tasks use; empty when it offers none.
+func (a *Agent) Fargate() string { return a.fargate }
 
 // State returns the agent's identity.
 func (a *Agent) State() agent.State { return a.shell.State() }

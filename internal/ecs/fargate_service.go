@@ -60,11 +60,32 @@ func (s *Service) serviceLaunchOf(c *clusterRecord, in *ecsapi.CreateServiceRequ
 	return fl, nil
 }
 
-// updateStrategy applies an UpdateService's capacityProviderStrategy to
-// r; true when it changed (a new deployment).
-func (s *Service) updateStrategy(ctx context.Context, r *serviceRecord, strategy []ecsapi.CapacityProviderStrategyItem) (bool, error) {
+// updateFargate applies an UpdateService's platformVersion and
+// capacityProviderStrategy to r; true when one changed (a new
+// deployment).
+func (s *Service) updateFargate(ctx context.Context, r *serviceRecord, strategy []ecsapi.CapacityProviderStrategyItem, pv *string) (bool, error) {
+	changed := false
+	if pv != nil {
+		if r.Fargate == nil {
+			return false, invalid("The platform version must be null when specifying an EC2 launch type.")
+		}
+		tdRec, _, err := s.findTaskDef(ctx, r.TaskDefinition)
+		if err != nil {
+			return false, err
+		}
+		fl, err := resolveFargate(&tdRec.TaskDefinition, pv, r.NetworkConfiguration)
+		if err != nil {
+			return false, err
+		}
+		if fl.PlatformVersion != r.Fargate.PlatformVersion {
+			c := *r.Fargate
+			c.PlatformVersion = fl.PlatformVersion
+			r.Fargate = &c
+			changed = true
+		}
+	}
 	if strategy == nil {
-		return false, nil
+		return changed, nil
 	}
 	if r.Fargate == nil {
 		return false, invalid("Berth cannot move a service of launch type EC2 to a capacity provider strategy; create a new service with the strategy.")
@@ -77,7 +98,7 @@ func (s *Service) updateStrategy(ctx context.Context, r *serviceRecord, strategy
 		return false, err
 	}
 	if jsonEqual(strategy, r.Fargate.Strategy) {
-		return false, nil
+		return changed, nil
 	}
 	fl := *r.Fargate
 	fl.Strategy = strategy

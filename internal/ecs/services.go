@@ -443,7 +443,7 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 				return err
 			}
 		}
-		changedStrategy, err := s.updateStrategy(ctx, r, in.CapacityProviderStrategy)
+		changedStrategy, err := s.updateFargate(ctx, r, in.CapacityProviderStrategy, in.PlatformVersion)
 		if err != nil {
 			return err
 		}

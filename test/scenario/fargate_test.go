@@ -197,6 +197,14 @@ func TestFargateService(t *testing.T) {
 	if err != nil || len(lt.TaskArns) != 0 {
 		t.Fatalf("stopped service tasks %v %v", lt, err)
 	}
+	if _, err := c.UpdateService(cx, &ecs.UpdateServiceInput{Cluster: aws.String("prod"), Service: aws.String("web"), PlatformVersion: aws.String("0.9")}); err == nil ||
+		!strings.Contains(err.Error(), "platform version 0.9 does not exist") {
+		t.Fatalf("update to a bad platform version: %v", err)
+	}
+	up, err := c.UpdateService(cx, &ecs.UpdateServiceInput{Cluster: aws.String("prod"), Service: aws.String("web"), PlatformVersion: aws.String("1.3.0")})
+	if err != nil || aws.ToString(up.Service.PlatformVersion) != "1.3.0" || len(up.Service.Deployments) != 2 {
+		t.Fatalf("update platform version: %v %+v", err, up)
+	}
 	ls, err := c.ListServices(cx, &ecs.ListServicesInput{Cluster: aws.String("prod"), LaunchType: types.LaunchTypeFargate})
 	if err != nil || len(ls.ServiceArns) != 1 {
 		t.Fatalf("Fargate services %v %v", ls, err)
