@@ -152,7 +152,22 @@ type Assignment struct {
 	// ServiceConnect is set for a task of a service with Service Connect:
 	// the agent runs the task's proxy from it (docs/service-connect.md).
 	ServiceConnect *serviceconnect.TaskConfig `json:"serviceConnect,omitempty"`
+	// LaunchType is FARGATE for a Fargate task (docs/fargate.md): the
+	// agent isolates it (task-sized limits, Fargate's capabilities, the
+	// sandboxed runtime when one works) and serves Fargate's metadata.
+	// Empty: EC2.
+	LaunchType string `json:"launchType,omitempty"`
+	// EphemeralStorageGiB is a Fargate task's ephemeral storage (20 by
+	// default), reported by the metadata endpoint.
+	EphemeralStorageGiB int `json:"ephemeralStorageGiB,omitempty"`
+	// StopGraceSeconds, when set, replaces the containers' stop timeouts:
+	// the time between SIGTERM and SIGKILL of a Fargate Spot task that is
+	// being interrupted (two minutes on AWS).
+	StopGraceSeconds int `json:"stopGraceSeconds,omitempty"`
 }
+
+// LaunchTypeFargate is Assignment.LaunchType of a Fargate task.
+const LaunchTypeFargate = "FARGATE"
 
 // RegistryCredential authenticates image pulls from one registry host.
 type RegistryCredential struct {

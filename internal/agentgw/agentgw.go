@@ -94,9 +94,12 @@ func (g *Gateway) SetObserver(o Observer) {
 // Admin calls: Berth's own operations that have no AWS API, signed by a
 // user credential with SigV4 service AdminSigningService.
 const (
-	AdminPrefix         = "/berth/admin/v1/"
-	PathJoinTokens      = AdminPrefix + "join-tokens"
-	AdminSigningService = "berth"
+	AdminPrefix    = "/berth/admin/v1/"
+	PathJoinTokens = AdminPrefix + "join-tokens"
+	// PathSpotInterruptions injects a Fargate Spot interruption
+	// (`berth spot-interrupt`, docs/fargate.md).
+	PathSpotInterruptions = AdminPrefix + "spot-interruptions"
+	AdminSigningService   = "berth"
 )
 
 // JoinTokenRequest asks for a join token.
@@ -114,6 +117,20 @@ type JoinTokenResponse struct {
 	CAPin     string    `json:"caPin,omitempty"`
 	Cluster   string    `json:"cluster,omitempty"`
 	SingleUse bool      `json:"singleUse,omitempty"`
+}
+
+// SpotInterruptionRequest interrupts a FARGATE_SPOT task.
+type SpotInterruptionRequest struct {
+	Cluster string `json:"cluster,omitempty"`
+	Task    string `json:"task"` // ARN or id
+	// WarningSeconds is the time between SIGTERM and SIGKILL (default
+	// 120, AWS's two minutes).
+	WarningSeconds int `json:"warningSeconds,omitempty"`
+}
+
+// SpotInterruptionResponse names the interrupted task.
+type SpotInterruptionResponse struct {
+	TaskArn string `json:"taskArn"`
 }
 
 // ErrorBody is the JSON body of an agent protocol error.
@@ -242,6 +259,22 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, JoinTokenResponse{Token: agentapi.FormatJoinToken(tok, g.caPin), ExpiresAt: exp, CAPin: g.caPin,
 			Cluster: req.Cluster, SingleUse: req.SingleUse})
+	case r.URL.Path == PathSpotInterruptions && r.Method == http.MethodPost:
+		if err := g.authenticateUser(r, body); err != nil {
+			g.fail(w, err)
+			return
+		}
+		var req SpotInterruptionRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			g.fail(w, errs.E(errs.Invalid, "malformed request: %v", err))
+			return
+		}
+		arn, err := g.ecs.InterruptSpotTask(r.Context(), req.Cluster, req.Task, time.Duration(req.WarningSeconds)*time.Second)
+		if err != nil {
+			g.fail(w, err)
+			return
+		}
+		writeJSON(w, SpotInterruptionResponse{TaskArn: arn})
 	default:
 		g.fail(w, errs.E(errs.NotFound, "no agent operation at %s %s", r.Method, r.URL.Path))
 	}
@@ -371,6 +404,34 @@ func (c AdminClient) CreateJoinToken(ctx context.Context, in JoinTokenRequest) (
 		return JoinTokenResponse{}, errs.E(errs.Unauthenticated, "join token refused (%d %s): %s", resp.StatusCode, eb.Code, eb.Message)
 	}
 	var out JoinTokenResponse
+	err = json.NewDecoder(resp.Body).Decode(&out)
+	return out, err
+}
+
+// InterruptSpotTask injects a Fargate Spot interruption.
+func (c AdminClient) InterruptSpotTask(ctx context.Context, in SpotInterruptionRequest) (SpotInterruptionResponse, error) {
+	var out SpotInterruptionResponse
+	b, _ := json.Marshal(in)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(c.Endpoint, "/")+PathSpotInterruptions, bytes.NewReader(b))
+	if err != nil {
+		return out, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	sigv4.Sign(req, b, c.AccessKeyID, c.SecretAccessKey, c.Region, AdminSigningService, time.Now())
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return out, errs.Wrap(errs.Unavailable, err, "reach %s", c.Endpoint)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var eb ErrorBody
+		json.NewDecoder(resp.Body).Decode(&eb)
+		return out, errs.E(errs.Invalid, "spot interruption refused (%d %s): %s", resp.StatusCode, eb.Code, eb.Message)
+	}
 	err = json.NewDecoder(resp.Body).Decode(&out)
 	return out, err
 }

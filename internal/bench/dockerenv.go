@@ -27,7 +27,8 @@ type dockerEnv struct {
 	srv           *daemon.Server
 	log           *slog.Logger
 	dockerVersion string
-	maxStarts     int // the agents' MaxConcurrentStarts
+	maxStarts     int  // the agents' MaxConcurrentStarts
+	fargate       bool // the agents offer Fargate capacity
 }
 
 // startDockerEnv checks that image is in Docker's local cache (nothing is
@@ -87,6 +88,7 @@ func (e *dockerEnv) startAgent(ctx context.Context, name, az string) (*daemon.Ag
 		Endpoint: e.srv.Endpoint(), Region: e.srv.Config().Region, DataDir: e.dir + "/" + name, JoinToken: tok,
 		AvailabilityZone: az, MetadataAddr: md, StopTimeout: 5 * time.Second, Version: "bench",
 		PullBehavior: dockerdriver.PullPreferCached, MaxConcurrentStarts: e.maxStarts, Log: e.log,
+		Fargate: e.fargate,
 	})
 	if err != nil {
 		return nil, err

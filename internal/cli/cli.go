@@ -47,11 +47,14 @@ Usage:
   berth agent    [flags]   a node agent: joins a cluster and runs its tasks on Docker
   berth env      [flags]   print the shell exports for the AWS CLI and SDKs
   berth join-token [flags] make a token an agent joins a cluster with
+  berth spot-interrupt [flags] interrupt a FARGATE_SPOT task (SIGTERM, then SpotInterruption)
   berth console  [flags]   print a one-time sign-in link for the web console
-  berth bench [tasks|services|awslogs|alb|lbservice|dns] [flags]  run the benchmarks that need a whole Berth
+  berth bench [tasks|services|fargate|awslogs|alb|lbservice|dns] [flags]  run the benchmarks that need a whole Berth
                            (API churn; "tasks": RunTask on Docker beside docker run and Swarm;
+                           "fargate": RunTask FARGATE beside docker run;
                            "services": services on Docker beside Swarm, rolling bounds, recovery;
                            "alb": the load balancer data plane beside nginx, with wrk;
+                           "lbservice": a service of 20 behind an ALB under load, rolling and a kill;
                            "dns": the Cloud Map DNS server beside nsd under dnsperf)
   berth version            print the version
 
@@ -77,6 +80,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runAgent(ctx, args[1:], stdout, stderr)
 	case "join-token":
 		return runJoinToken(ctx, args[1:], stdout, stderr)
+	case "spot-interrupt":
+		return runSpotInterrupt(ctx, args[1:], stdout, stderr)
 	case "console":
 		return runConsole(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
@@ -109,6 +114,8 @@ const DefaultDNSListen = "127.0.0.1:8053"
 type serverFlags struct {
 	listen, dataDir, region, account, etcd, logLevel string
 	throttle, agent                                  bool
+	fargate                                          bool
+	fargateRuntime                                   string
 	az, metadataAddr                                 string
 	metricsListen                                    string
 	dnsListen                                        string
@@ -161,6 +168,8 @@ func (f *serverFlags) register(fs *flag.FlagSet, mode string) {
 	fs.StringVar(&f.dnsListen, "dns-listen", DefaultDNSListen, "UDP and TCP address of the Cloud Map DNS server (private DNS namespaces; other names go to the host's resolvers); empty: no DNS server")
 	if mode == "up" {
 		fs.BoolVar(&f.agent, "agent", true, "run a node agent in the cluster default (needs Docker Engine)")
+		fs.BoolVar(&f.fargate, "fargate", true, "the local agent also offers Fargate capacity: FARGATE tasks of every cluster run on it (docs/fargate.md)")
+		fs.StringVar(&f.fargateRuntime, "fargate-runtime", "", "sandboxed OCI runtime for Fargate tasks (runsc, kata-runtime), used if a probe container runs under it")
 		fs.StringVar(&f.az, "availability-zone", "", "the agent's ecs.availability-zone (default <region>a)")
 		fs.StringVar(&f.metadataAddr, "metadata-addr", "0.0.0.0:51679", "the agent's task metadata endpoint address")
 		fs.BoolVar(&f.taskDNS, "task-dns", true, "task containers resolve through the Cloud Map DNS server, which then also listens on port 53 of their networks' gateways (needs --dns-listen)")
@@ -265,6 +274,9 @@ func runServer(ctx context.Context, mode string, args []string, stdout, stderr i
 		} else {
 			defer ag.Close()
 			fmt.Fprintf(stdout, "Agent joined cluster %s as %s\n", ag.State().Cluster, ag.State().ContainerInstanceArn)
+			if fg := ag.Fargate(); fg != "" {
+				fmt.Fprintf(stdout, "Fargate capacity for every cluster: %s\n", fg)
+			}
 		}
 	}
 	<-ctx.Done()
@@ -304,6 +316,8 @@ func startLocalAgent(ctx context.Context, srv *daemon.Server, f serverFlags, log
 		// The agent reports at least once per metrics period.
 		StatsInterval:       min(5*time.Second, f.metricsPeriod),
 		StatsReportInterval: min(agentapi.StatsInterval, f.metricsPeriod),
+		Fargate:             f.fargate,
+		FargateRuntime:      f.fargateRuntime,
 		Version:             Version,
 		Log:                 log,
 	})
@@ -351,6 +365,8 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxStarts := fs.Int("max-concurrent-starts", envInt("BERTH_MAX_CONCURRENT_STARTS", 0),
 		"container creates and starts asked of Docker at once (0: the default, -1: unbounded); env BERTH_MAX_CONCURRENT_STARTS")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	fargate := fs.Bool("fargate", false, "offer Fargate capacity: without --cluster the agent joins the hidden Fargate pool (no cluster lists it); with --cluster it is that cluster's EC2 capacity too (docs/fargate.md)")
+	fargateRuntime := fs.String("fargate-runtime", "", "sandboxed OCI runtime for Fargate tasks (runsc, kata-runtime), used if a probe container runs under it")
 	attrs := attrFlag{}
 	fs.Var(attrs, "attribute", "custom attribute name=value (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -368,11 +384,15 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Endpoint: *endpoint, Region: *region, DataDir: *dataDir, JoinToken: *token, Cluster: *cluster,
 		AvailabilityZone: *az, InstanceType: *itype, Attributes: attrs, PullBehavior: behavior,
 		StopTimeout: *stopTimeout, MetadataAddr: *mdAddr, MaxConcurrentStarts: *maxStarts, Version: Version, Log: log,
+		Fargate: *fargate, FargateOnly: *fargate, FargateRuntime: *fargateRuntime,
 	})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "Agent joined cluster %s as %s\n", ag.State().Cluster, ag.State().ContainerInstanceArn)
+	if fg := ag.Fargate(); fg != "" {
+		fmt.Fprintf(stdout, "Fargate capacity: %s\n", fg)
+	}
 	select {
 	case <-ctx.Done():
 	case <-ag.Stopped(): // refused by the control plane: exit with its reason
@@ -452,6 +472,22 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(args) > 0 && args[0] == "services" {
 		return runBenchServices(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "fargate" {
+		fs := flag.NewFlagSet("berth bench fargate", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		cfg := bench.DefaultFargateConfig()
+		fs.StringVar(&cfg.Image, "image", cfg.Image, "image in Docker's local cache, taking berth-test/tool's arguments (nothing is pulled)")
+		fs.IntVar(&cfg.Singles, "singles", cfg.Singles, "sequential RunTask FARGATE -> RUNNING samples, each beside docker run -d")
+		if err := fs.Parse(args[1:]); err != nil {
+			return UsageError{err.Error()}
+		}
+		res, err := bench.Fargate(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		res.Report(stdout)
+		return nil
+	}
 	if len(args) > 0 && args[0] == "awslogs" {
 		return runBenchAwslogs(ctx, args[1:], stdout, stderr)
 	}
@@ -525,6 +561,48 @@ func runJoinToken(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	fmt.Fprintln(stdout, tok.Token)
+	return nil
+}
+
+// runSpotInterrupt interrupts a FARGATE_SPOT task as AWS reclaims Spot
+// capacity (docs/fargate.md).
+func runSpotInterrupt(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("berth spot-interrupt", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataDir := fs.String("data-dir", defaultDataDir(), "data directory of the server (for its root credentials)")
+	endpoint := fs.String("endpoint", "http://"+daemon.DefaultListen, "the server's URL")
+	region := fs.String("region", envOr("BERTH_REGION", daemon.DefaultRegion), "region")
+	cluster := fs.String("cluster", "", "the task's cluster (default: default)")
+	task := fs.String("task", "", "the FARGATE_SPOT task (ARN or id)")
+	warning := fs.Duration("warning", 2*time.Minute, "time between SIGTERM and SIGKILL (AWS gives two minutes)")
+	caBundle := fs.String("ca-bundle", "", "CA bundle to verify an https --endpoint (default <data-dir>/tls/ca.crt)")
+	if err := fs.Parse(args); err != nil {
+		return UsageError{err.Error()}
+	}
+	if *task == "" {
+		return UsageError{"--task is required"}
+	}
+	if *warning < time.Second {
+		return UsageError{"--warning must be at least 1s"}
+	}
+	creds := envCredentials()
+	if creds.AccessKeyID == "" {
+		c, err := iam.LoadRoot(*dataDir)
+		if err != nil {
+			return fmt.Errorf("%w: set BERTH_ACCESS_KEY_ID and BERTH_SECRET_ACCESS_KEY, or run on the server with --data-dir", err)
+		}
+		creds = c
+	}
+	hc, err := httpsClient(*endpoint, *caBundle, filepath.Join(*dataDir, "tls", "ca.crt"))
+	if err != nil {
+		return err
+	}
+	out, err := agentgw.AdminClient{Endpoint: *endpoint, Region: *region, AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, HTTP: hc}.
+		InterruptSpotTask(ctx, agentgw.SpotInterruptionRequest{Cluster: *cluster, Task: *task, WarningSeconds: int(*warning / time.Second)})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s interrupted: SIGTERM now, stopped within %s (stopCode SpotInterruption)\n", out.TaskArn, *warning)
 	return nil
 }
 

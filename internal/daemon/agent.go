@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +22,7 @@ import (
 	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/awslogs"
 	"github.com/berthdev/berth/internal/dockerdriver"
+	"github.com/berthdev/berth/internal/ecs"
 	"github.com/berthdev/berth/internal/metadata"
 	"github.com/berthdev/berth/internal/taskrun"
 	"github.com/berthdev/berth/internal/taskstats"
@@ -57,8 +60,19 @@ type AgentConfig struct {
 	// tasks' usage to the control plane (default agentapi.StatsInterval).
 	StatsInterval       time.Duration
 	StatsReportInterval time.Duration
-	Version             string
-	Log                 *slog.Logger
+	// Fargate makes the agent offer Fargate capacity (the instance
+	// attribute ecs.FargateCapability; docs/fargate.md). With Cluster
+	// empty and FargateOnly, the agent joins the hidden Fargate pool
+	// instead of a cluster.
+	Fargate     bool
+	FargateOnly bool
+	// FargateRuntime names a sandboxed OCI runtime (runsc, kata-runtime)
+	// for Fargate tasks. The agent tries it once at start; if it does not
+	// work, Fargate tasks use Docker's default runtime and the agent says
+	// why (decision 20).
+	FargateRuntime string
+	Version        string
+	Log            *slog.Logger
 }
 
 // DefaultMaxConcurrentStarts is how many container creates and starts an
@@ -110,6 +124,9 @@ type Agent struct {
 	closing sync.Once
 	runErr  error
 	stopped chan struct{} // closed when the agent shell's Run returns
+	// fargate describes the agent's Fargate capacity for `berth up`'s
+	// banner; empty when it offers none.
+	fargate string
 }
 
 // StartAgent connects to Docker, joins (or re-joins) the cluster and runs
@@ -152,6 +169,19 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (_ *Agent, err error) {
 	if arch == "amd64" {
 		arch = "x86_64"
 	}
+	caps := agentCapabilities()
+	attrs := maps.Clone(cfg.Attributes)
+	fargateRuntime := ""
+	if cfg.Fargate {
+		caps = append(caps, ecs.FargateCapability)
+		if attrs == nil {
+			attrs = map[string]string{}
+		}
+		fargateRuntime = fargateSandbox(ctx, driver, info, cfg.FargateRuntime, attrs, log)
+		if cfg.FargateOnly && cfg.Cluster == "" {
+			cfg.Cluster = ecs.FargatePool
+		}
+	}
 	var rt *taskrun.Runtime
 	shell, err := agent.New(ctx, agent.Config{
 		Endpoint:  cfg.Endpoint,
@@ -164,14 +194,14 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (_ *Agent, err error) {
 			Hostname:         hostname,
 			AvailabilityZone: cfg.AvailabilityZone,
 			InstanceType:     cfg.InstanceType,
-			Attributes:       cfg.Attributes,
+			Attributes:       attrs,
 			Resources: agentapi.Resources{
 				CPU:           info.CPUs * 1024,
 				MemoryMiB:     int(info.MemoryBytes >> 20),
 				ReservedPorts: []int{22, 2375, 2376, 51678, 51679},
 				OSType:        "linux",
 				CPUArch:       arch,
-				Capabilities:  agentCapabilities(),
+				Capabilities:  caps,
 			},
 			VersionInfo: agentapi.VersionInfo{AgentVersion: cfg.Version, DockerVersion: "DockerVersion: " + info.ServerVersion},
 		},
@@ -227,6 +257,7 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (_ *Agent, err error) {
 		MetadataPort:        mdPort,
 		Logs:                logs,
 		AvailabilityZone:    cfg.AvailabilityZone,
+		FargateRuntime:      fargateRuntime,
 		DNS:                 cfg.TaskDNS,
 		Report:              shell.Report,
 		Log:                 log.With("component", "taskrun"),
@@ -238,6 +269,14 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (_ *Agent, err error) {
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a := &Agent{shell: shell, rt: rt, logs: logs, md: md, driver: driver, cancel: cancel, stopped: make(chan struct{})}
+	if cfg.Fargate {
+		a.fargate = "Fargate tasks run under " + attrs[AttrFargateRuntime]
+		if sb := attrs[AttrSandboxRuntimes]; sb != "" {
+			a.fargate += " (sandboxed runtimes Docker has: " + sb + ")"
+		} else {
+			a.fargate += " (Docker has no sandboxed runtime: runsc or kata)"
+		}
+	}
 	report := cfg.StatsReportInterval
 	if report <= 0 {
 		report = agentapi.StatsInterval
@@ -266,6 +305,42 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (_ *Agent, err error) {
 		close(a.stopped)
 	}()
 	return a, nil
+}
+
+// Instance attributes a Fargate agent reports (docs/fargate.md).
+const (
+	// AttrSandboxRuntimes lists the sandboxed OCI runtimes Docker has
+	// configured (runsc, kata...), used or not.
+	AttrSandboxRuntimes = "berth.sandbox-runtimes"
+	// AttrFargateRuntime is the runtime Fargate tasks run under: the
+	// sandbox asked for when it works, else runc.
+	AttrFargateRuntime = "berth.fargate-runtime"
+)
+
+// fargateSandbox reports Docker's sandboxed runtimes in attrs and returns
+// the runtime Fargate tasks use: want when it is configured and a probe
+// container runs under it, else "" (Docker's default).
+func fargateSandbox(ctx context.Context, d *dockerdriver.Driver, info dockerdriver.HostInfo, want string, attrs map[string]string, log *slog.Logger) string {
+	if sb := taskrun.SandboxRuntimes(info.Runtimes); len(sb) > 0 {
+		attrs[AttrSandboxRuntimes] = strings.Join(sb, ",")
+	}
+	attrs[AttrFargateRuntime] = "runc"
+	if want == "" {
+		return ""
+	}
+	if !slices.Contains(info.Runtimes, want) {
+		log.Warn("the Fargate sandbox runtime is not configured in Docker; Fargate tasks run under runc", "runtime", want, "configured", info.Runtimes)
+		return ""
+	}
+	pctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := taskrun.ProbeRuntime(pctx, d, want); err != nil {
+		log.Warn("the Fargate sandbox runtime does not work on this host; Fargate tasks run under runc", "runtime", want, "err", err)
+		return ""
+	}
+	log.Info("Fargate tasks run under a sandboxed runtime", "runtime", want)
+	attrs[AttrFargateRuntime] = want
+	return want
 }
 
 // sendStats sends the tasks' usage to the control plane every interval
@@ -308,6 +383,10 @@ func clusterARNOf(instanceARN, cluster string) string {
 	}
 	return instanceARN[:i] + ":cluster/" + cluster
 }
+
+// Fargate describes the agent's Fargate capacity and the runtime its
+// Fargate tasks use; empty when it offers none.
+func (a *Agent) Fargate() string { return a.fargate }
 
 // State returns the agent's identity.
 func (a *Agent) State() agent.State { return a.shell.State() }

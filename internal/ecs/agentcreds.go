@@ -70,7 +70,7 @@ func (s *Service) CreateJoinToken(ctx context.Context, opts JoinTokenOptions) (s
 	if ttl < 10*time.Second || ttl > 7*24*time.Hour {
 		return "", time.Time{}, errs.E(errs.Invalid, "join token lifetime must be between 10s and 168h")
 	}
-	if opts.Cluster != "" {
+	if opts.Cluster != "" && opts.Cluster != FargatePool {
 		if _, _, err := s.getCluster(ctx, opts.Cluster, false); err != nil {
 			return "", time.Time{}, err
 		}

@@ -108,9 +108,13 @@ func (s *Service) createInstance(ctx context.Context, req agentapi.JoinRequest, 
 		}
 	}
 	for {
-		_, clusterRev, err := s.getCluster(ctx, cluster, false)
-		if err != nil {
-			return instanceRecord{}, "", err
+		clusterCmp := store.Absent(keyClusters + cluster) // the hidden Fargate pool has no cluster record
+		if cluster != FargatePool {
+			_, clusterRev, err := s.getCluster(ctx, cluster, false)
+			if err != nil {
+				return instanceRecord{}, "", err
+			}
+			clusterCmp = store.ModRevisionIs(keyClusters+cluster, clusterRev)
 		}
 		id := newID()
 		rec := instanceRecord{
@@ -139,7 +143,7 @@ func (s *Service) createInstance(ctx context.Context, req agentapi.JoinRequest, 
 		}
 		ib, _ := json.Marshal(rec)
 		ops = append(ops, store.Put(instanceKey(cluster, id), ib))
-		cmps := []store.Cmp{store.ModRevisionIs(keyClusters+cluster, clusterRev)}
+		cmps := []store.Cmp{clusterCmp}
 		if singleUse != nil {
 			cmps = append(cmps, store.ModRevisionIs(singleUse.key, singleUse.rev))
 			ops = append(ops, store.Delete(singleUse.key))
@@ -411,6 +415,7 @@ func (s *Service) assignment(ctx context.Context, kv store.KV) (agentapi.Assignm
 		Group: t.Group, StartedBy: t.StartedBy, Tags: t.Tags,
 		CPU: t.CPU, MemoryMiB: t.MemoryMiB, CreatedAt: t.CreatedAt,
 		StopCode: t.StopCode, StoppedReason: t.StoppedReason,
+		LaunchType: launchTypeFargateOrEmpty(&t), EphemeralStorageGiB: t.EphemeralGiB, StopGraceSeconds: t.StopGraceSeconds,
 	}, nil
 }
 

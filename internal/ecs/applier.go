@@ -78,8 +78,14 @@ type plan struct {
 // most maxPlanAttempts times. A plan without tasks is returned without
 // committing anything.
 func (s *Service) applyPlan(ctx context.Context, cluster string, planner func(*clusterSnapshot) (*plan, error)) (*plan, error) {
+	return s.applyPlanOn(ctx, cluster, func(ctx context.Context) (*clusterSnapshot, error) { return s.snapshot(ctx, cluster) }, planner)
+}
+
+// applyPlanOn is applyPlan on the snapshots read reads (the Fargate hosts'
+// for a Fargate task).
+func (s *Service) applyPlanOn(ctx context.Context, cluster string, read func(context.Context) (*clusterSnapshot, error), planner func(*clusterSnapshot) (*plan, error)) (*plan, error) {
 	for attempt := range maxPlanAttempts {
-		snap, err := s.snapshot(ctx, cluster)
+		snap, err := read(ctx)
 		if err != nil {
 			return nil, err
 		}

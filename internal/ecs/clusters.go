@@ -39,6 +39,9 @@ type clusterRecord struct {
 	Configuration          *ecsapi.ClusterConfiguration          `json:"configuration,omitempty"`
 	Tags                   []ecsapi.Tag                          `json:"tags,omitempty"`
 	ServiceConnectDefaults *ecsapi.ClusterServiceConnectDefaults `json:"serviceConnectDefaults,omitempty"`
+	// CapacityProviders and DefaultStrategy: capacityproviders.go.
+	CapacityProviders []string                              `json:"capacityProviders,omitempty"`
+	DefaultStrategy   []ecsapi.CapacityProviderStrategyItem `json:"defaultCapacityProviderStrategy,omitempty"`
 	// InactiveAt is when DeleteCluster marked the cluster INACTIVE; the
 	// garbage collector purges it retention later once nothing is left
 	// under it (taskgc.go).
@@ -147,8 +150,8 @@ func (s *Service) CreateCluster(ctx context.Context, in *ecsapi.CreateClusterReq
 	if !clusterNameRE.MatchString(name) {
 		return nil, errs.R(errs.Invalid, reasonInvalidParameter, "Cluster name must be 1 to 255 letters (uppercase and lowercase), numbers, underscores and hyphens.")
 	}
-	if len(in.CapacityProviders) > 0 || len(in.DefaultCapacityProviderStrategy) > 0 {
-		return nil, errs.R(errs.Invalid, reasonInvalidParameter, "Berth does not support capacity providers yet; create the cluster without capacityProviders and defaultCapacityProviderStrategy.")
+	if err := checkClusterProviders(in.CapacityProviders, in.DefaultCapacityProviderStrategy); err != nil {
+		return nil, err
 	}
 	if err := validateClusterSettings(in.Settings); err != nil {
 		return nil, err
@@ -174,6 +177,9 @@ func (s *Service) CreateCluster(ctx context.Context, in *ecsapi.CreateClusterReq
 		Settings:      settings,
 		Configuration: in.Configuration,
 		Tags:          in.Tags,
+
+		CapacityProviders: in.CapacityProviders,
+		DefaultStrategy:   in.DefaultCapacityProviderStrategy,
 	}
 	if in.ServiceConnectDefaults != nil {
 		c.ServiceConnectDefaults = &ecsapi.ClusterServiceConnectDefaults{Namespace: in.ServiceConnectDefaults.Namespace}
@@ -204,6 +210,8 @@ var allClusterFields = []ecsapi.ClusterField{ecsapi.ClusterFieldSettings, ecsapi
 // clusterCounts are a cluster's live counters.
 type clusterCounts struct {
 	instances, running, pending, services int32
+	// The Fargate ones among running, pending and services.
+	fgRunning, fgPending, fgServices int32
 	// revision is the store revision the first count was read at: a
 	// decision on the counts holds if nothing under the cluster's
 	// prefixes changed since (clusterPrefixes).
@@ -217,8 +225,9 @@ func clusterPrefixes(name string) []string {
 
 // statusPeek reads the status fields of records written by other packages.
 type statusPeek struct {
-	Status     string `json:"status"`
-	LastStatus string `json:"lastStatus"`
+	Status     string          `json:"status"`
+	LastStatus string          `json:"lastStatus"`
+	Fargate    json.RawMessage `json:"fargate,omitempty"` // tasks and services on Fargate
 }
 
 func (s *Service) countCluster(ctx context.Context, name string) (clusterCounts, error) {
@@ -249,17 +258,27 @@ func (s *Service) countCluster(ctx context.Context, name string) (clusterCounts,
 	if err := count(keyServices, func(p statusPeek) {
 		if p.Status == "ACTIVE" || p.Status == "DRAINING" {
 			n.services++
+			if len(p.Fargate) > 0 {
+				n.fgServices++
+			}
 		}
 	}); err != nil {
 		return n, err
 	}
 	err := count(keyTasks, func(p statusPeek) {
+		fg := len(p.Fargate) > 0
 		switch p.LastStatus {
 		case "RUNNING":
 			n.running++
+			if fg {
+				n.fgRunning++
+			}
 		case "STOPPED", "DELETED":
 		default:
 			n.pending++
+			if fg {
+				n.fgPending++
+			}
 		}
 	})
 	return n, err
@@ -280,6 +299,12 @@ func (s *Service) clusterOut(ctx context.Context, c clusterRecord, include []ecs
 		DefaultCapacityProviderStrategy:   []ecsapi.CapacityProviderStrategyItem{},
 		ServiceConnectDefaults:            c.ServiceConnectDefaults,
 	}
+	if c.CapacityProviders != nil {
+		out.CapacityProviders = c.CapacityProviders
+	}
+	if c.DefaultStrategy != nil {
+		out.DefaultCapacityProviderStrategy = c.DefaultStrategy
+	}
 	if c.Status == "ACTIVE" {
 		n, err := s.countCluster(ctx, c.Name)
 		if err != nil {
@@ -291,12 +316,12 @@ func (s *Service) clusterOut(ctx context.Context, c clusterRecord, include []ecs
 		out.ActiveServicesCount = ptr(n.services)
 		if slices.Contains(include, ecsapi.ClusterFieldStatistics) {
 			out.Statistics = []ecsapi.KeyValuePair{
-				{Name: ptr("runningEC2TasksCount"), Value: ptr(itoa(n.running))},
-				{Name: ptr("runningFargateTasksCount"), Value: ptr("0")},
-				{Name: ptr("pendingEC2TasksCount"), Value: ptr(itoa(n.pending))},
-				{Name: ptr("pendingFargateTasksCount"), Value: ptr("0")},
-				{Name: ptr("activeEC2ServiceCount"), Value: ptr(itoa(n.services))},
-				{Name: ptr("activeFargateServiceCount"), Value: ptr("0")},
+				{Name: ptr("runningEC2TasksCount"), Value: ptr(itoa(n.running - n.fgRunning))},
+				{Name: ptr("runningFargateTasksCount"), Value: ptr(itoa(n.fgRunning))},
+				{Name: ptr("pendingEC2TasksCount"), Value: ptr(itoa(n.pending - n.fgPending))},
+				{Name: ptr("pendingFargateTasksCount"), Value: ptr(itoa(n.fgPending))},
+				{Name: ptr("activeEC2ServiceCount"), Value: ptr(itoa(n.services - n.fgServices))},
+				{Name: ptr("activeFargateServiceCount"), Value: ptr(itoa(n.fgServices))},
 				{Name: ptr("drainingEC2ServiceCount"), Value: ptr("0")},
 				{Name: ptr("drainingFargateServiceCount"), Value: ptr("0")},
 			}

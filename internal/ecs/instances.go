@@ -120,6 +120,12 @@ func (s *Service) readSnapshot(ctx context.Context, cluster string, all bool) (*
 			v.tasks = append(v.tasks, t)
 		}
 	}
+	if snap.hasFargateHost() {
+		// Other clusters' Fargate tasks on this cluster's hosts (fargate.go).
+		if err := s.attachTasks(ctx, snap, cluster); err != nil {
+			return nil, err
+		}
+	}
 	ares, err := s.st.List(ctx, keyAgents, store.ListOptions{Revision: snap.rev, KeysOnly: true})
 	if err != nil {
 		return nil, err

@@ -134,6 +134,13 @@ type taskRecord struct {
 	HealthStatus       string                     `json:"healthStatus,omitempty"`
 	Containers         []agentapi.ContainerReport `json:"containers,omitempty"`
 	Attachments        []ecsapi.Attachment        `json:"attachments,omitempty"`
+
+	// Fargate is set for a FARGATE task (fargate.go).
+	Fargate *fargateLaunch `json:"fargate,omitempty"`
+	// EphemeralGiB is a Fargate task's ephemeral storage.
+	EphemeralGiB int `json:"ephemeralStorageGiB,omitempty"`
+	// StopGraceSeconds is a Spot interruption's warning (spot.go).
+	StopGraceSeconds int `json:"stopGraceSeconds,omitempty"`
 }
 
 // assignmentRecord is the per-instance index entry of a task.

@@ -104,6 +104,7 @@ func (s *Service) API() *awsproto.Service {
 		ListClusters:                  s.ListClusters,
 		UpdateCluster:                 s.UpdateCluster,
 		UpdateClusterSettings:         s.UpdateClusterSettings,
+		PutClusterCapacityProviders:   s.PutClusterCapacityProviders,
 		DeleteCluster:                 s.DeleteCluster,
 		RegisterTaskDefinition:        s.RegisterTaskDefinition,
 		DescribeTaskDefinition:        s.DescribeTaskDefinition,

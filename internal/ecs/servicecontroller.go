@@ -266,6 +266,9 @@ func (c *serviceController) reconcileCluster(ctx context.Context, cluster string
 	}
 	snap.all = nil
 	cp := &clusterPass{cluster: cluster, snap: snap}
+	if err := c.s.fargatePass(ctx, cp, services); err != nil {
+		return 0, err
+	}
 	var (
 		mu       sync.Mutex
 		next     = wake // look again when an instance's reachability changes
@@ -331,6 +334,9 @@ type clusterPass struct {
 	// committing on it (each commit updates it).
 	mu   sync.Mutex
 	snap *clusterSnapshot
+	// fargate holds the Fargate hosts when the cluster has a Fargate
+	// service (fargate_service.go).
+	fargate *clusterSnapshot
 }
 
 // reconcileService decides on the service record the pass listed (ls)
@@ -424,6 +430,7 @@ func (c *serviceController) decide(ctx context.Context, cluster string, rp *serv
 		}
 		in.Instances = append(in.Instances, inst)
 	}
+	in.Instances = append(in.Instances, cp.fargateInstances()...)
 	for _, t := range tasks {
 		in.Tasks = append(in.Tasks, deploy.Task{
 			ID: t.ID, DeploymentID: t.StartedBy, InstanceID: t.InstanceID, LastStatus: t.LastStatus,
@@ -560,9 +567,13 @@ func (c *serviceController) start(ctx context.Context, cp *clusterPass, r *servi
 	case ecsapi.PropagateTagsTaskDefinition:
 		in.propagateTags = ptr(ecsapi.PropagateTagsTaskDefinition)
 	}
+	r.launchInput(&in)
 	spec, err := c.s.buildSpec(ctx, r.Cluster, in)
 	if err != nil {
 		return nil, "", err
+	}
+	if spec.fargate != nil {
+		return c.startFargate(ctx, r, spec, st.DeploymentID, st.Count)
 	}
 	tdc, err := placement.TaskDefinitionConstraintsFromWire(spec.td.PlacementConstraints)
 	if err != nil {

@@ -77,6 +77,8 @@ type serviceRecord struct {
 	// LoadBalancers are the target groups the tasks register with
 	// (internal/elbv2's ECS target controller does it; loadbalancers.go).
 	LoadBalancers []ecsapi.LoadBalancer `json:"loadBalancers,omitempty"`
+	// Fargate is set for a service of launch type FARGATE (fargate_service.go).
+	Fargate *fargateLaunch `json:"fargate,omitempty"`
 }
 
 func serviceKey(cluster, name string) string { return keyServices + cluster + "/" + name }
@@ -231,8 +233,6 @@ func unsupportedServiceFeatures(lbs []ecsapi.LoadBalancer, regs []ecsapi.Service
 		return invalid("Berth does not support service registries yet.")
 	case sc != nil && deref(sc.Enabled):
 		return invalid("Berth does not support Service Connect yet.")
-	case len(cps) > 0:
-		return invalid("Berth does not support capacity providers yet; create the service without capacityProviderStrategy.")
 	case len(vols) > 0:
 		return invalid("Berth does not support service-managed volumes yet.")
 	}
@@ -261,8 +261,8 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 	if err != nil {
 		return nil, err
 	}
-	if lt := deref(in.LaunchType); lt != "" && lt != ecsapi.LaunchTypeEc2 {
-		return nil, invalid("Berth runs services with launch type EC2 on its own container instances; launch type %s is not supported.", lt)
+	if err := checkLaunchType(in.LaunchType); err != nil {
+		return nil, err
 	}
 	if in.DeploymentController != nil && deref(in.DeploymentController.Type) != ecsapi.DeploymentControllerTypeEcs {
 		return nil, invalid("Berth supports the ECS deployment controller only.")
@@ -312,8 +312,9 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 	if deref(td.Status) != ecsapi.TaskDefinitionStatusActive {
 		return nil, errs.R(errs.Invalid, reasonClient, "TaskDefinition is inactive")
 	}
-	if !supportsEC2(&td) {
-		return nil, invalid("Task definition does not support launch_type EC2.")
+	fl, err := s.serviceLaunchOf(&c, in, &td)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkServiceRegistries(in.ServiceRegistries, &td); err != nil {
 		return nil, err
@@ -363,7 +364,7 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 		PropagateTags: string(deref(in.PropagateTags)), EnableECSManagedTags: deref(in.EnableECSManagedTags),
 		Tags: in.Tags, ClientToken: token, RequestHash: hash, CreatedAt: now, CreatedBy: caller(ctx),
 		Deployments: []deploy.Deployment{dep}, Version: 1, RoleARN: s.roleARN(deref(in.Role)),
-		ServiceRegistries: in.ServiceRegistries, LoadBalancers: in.LoadBalancers,
+		ServiceRegistries: in.ServiceRegistries, LoadBalancers: in.LoadBalancers, Fargate: fl,
 	}
 	b, _ := json.Marshal(rec)
 	cmp := store.Absent(key)
@@ -437,9 +438,6 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 		if deref(tdRec.TaskDefinition.Status) != ecsapi.TaskDefinitionStatusActive {
 			return nil, errs.R(errs.Invalid, reasonClient, "TaskDefinition is inactive")
 		}
-		if !supportsEC2(&tdRec.TaskDefinition) {
-			return nil, invalid("Task definition does not support launch_type EC2.")
-		}
 		td = &tdRec.TaskDefinition
 	}
 	lbCheck, err := s.updateLoadBalancersCheck(ctx, in.LoadBalancers, td)
@@ -451,8 +449,17 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 		if r.Status != deploy.ServiceActive {
 			return errServiceNotActive()
 		}
+		if td != nil {
+			if err := checkServiceTaskDef(r, td); err != nil {
+				return err
+			}
+		}
+		changedStrategy, err := s.updateFargate(ctx, r, in.CapacityProviderStrategy, in.PlatformVersion)
+		if err != nil {
+			return err
+		}
 		daemon := r.SchedulingStrategy == deploy.Daemon
-		newDep := deref(in.ForceNewDeployment)
+		newDep := deref(in.ForceNewDeployment) || changedStrategy
 		if in.DesiredCount != nil {
 			if daemon {
 				return invalid("The daemon scheduling strategy does not support a desired count for services.")
@@ -628,9 +635,7 @@ func (s *Service) ListServices(ctx context.Context, in *ecsapi.ListServicesReque
 		return nil, err
 	}
 	out := &ecsapi.ListServicesResponse{ServiceArns: []string{}}
-	if lt := deref(in.LaunchType); lt != "" && lt != ecsapi.LaunchTypeEc2 {
-		return out, nil
-	}
+	lt := deref(in.LaunchType)
 	sched := string(deref(in.SchedulingStrategy))
 	var r serviceRecord
 	out.NextToken, err = s.paginate(ctx, keyServices+cluster+"/", after, limit, false,
@@ -639,7 +644,7 @@ func (s *Service) ListServices(ctx context.Context, in *ecsapi.ListServicesReque
 			if json.Unmarshal(kv.Value, &r) != nil || r.Status == deploy.ServiceInactive {
 				return false
 			}
-			return sched == "" || r.SchedulingStrategy == sched
+			return (sched == "" || r.SchedulingStrategy == sched) && (lt == "" || *serviceLaunchType(&r) == lt)
 		},
 		func(store.KV) { out.ServiceArns = append(out.ServiceArns, r.ARN) })
 	if err != nil {
@@ -713,6 +718,7 @@ func (s *Service) serviceOut(r *serviceRecord, withTags bool) ecsapi.Service {
 	if withTags && r.Tags != nil {
 		out.Tags = r.Tags
 	}
+	fargateServiceOut(r, &out)
 	return out
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/berthdev/berth/internal/api/ecsapi"
 	"github.com/berthdev/berth/internal/arn"
 	"github.com/berthdev/berth/internal/awsproto"
+	"github.com/berthdev/berth/internal/capacityprovider"
 	"github.com/berthdev/berth/internal/errs"
 	"github.com/berthdev/berth/internal/placement"
 	"github.com/berthdev/berth/internal/store"
@@ -57,6 +58,12 @@ type taskInput struct {
 	propagateTags  *ecsapi.PropagateTags
 	managedTags    bool
 	launchType     *ecsapi.LaunchType
+	// platformVersion and network: RunTask's and the service's
+	// platformVersion and networkConfiguration.
+	platformVersion *string
+	network         *ecsapi.NetworkConfiguration
+	// capacityProvider names the capacity provider a strategy chose.
+	capacityProvider string
 }
 
 // taskSpec is a validated request for tasks of one task definition.
@@ -69,14 +76,22 @@ type taskSpec struct {
 	req       placement.Request
 	tcp, udp  []int
 	dynamic   int
+	// fargate is set for a FARGATE task.
+	fargate *fargateLaunch
+	// providers are the capacity providers of the tasks to place, in
+	// order, when a strategy chose them.
+	providers []string
 }
 
 // buildSpec resolves and checks a task request against its task
 // definition.
 func (s *Service) buildSpec(ctx context.Context, cluster string, in taskInput) (*taskSpec, error) {
-	if lt := deref(in.launchType); lt != "" && lt != ecsapi.LaunchTypeEc2 {
-		return nil, errs.R(errs.Invalid, reasonInvalidParameter,
-			"Berth runs tasks with launch type EC2 on its own container instances; launch type %s is not supported.", lt)
+	if err := checkLaunchType(in.launchType); err != nil {
+		return nil, err
+	}
+	fargate := isFargateLaunch(in.launchType)
+	if !fargate && in.platformVersion != nil {
+		return nil, errs.R(errs.Invalid, reasonInvalidParameter, "The platform version must be null when specifying an EC2 launch type.")
 	}
 	if len(in.group) > maxGroupLen {
 		return nil, errs.R(errs.Invalid, reasonInvalidParameter, "group can be at most %d characters.", maxGroupLen)
@@ -98,15 +113,26 @@ func (s *Service) buildSpec(ctx context.Context, cluster string, in taskInput) (
 	if deref(td.Status) != ecsapi.TaskDefinitionStatusActive {
 		return nil, errs.R(errs.Invalid, reasonClient, "TaskDefinition is inactive")
 	}
-	if !supportsEC2(&td) {
-		return nil, errs.R(errs.Invalid, reasonInvalidParameter,
-			"Task definition does not support launch_type EC2. Berth runs tasks on its own container instances (EC2 launch type); register the task definition with requiresCompatibilities EC2.")
+	var fl *fargateLaunch
+	if fargate {
+		if fl, err = resolveFargate(&td, in.platformVersion, in.network); err != nil {
+			return nil, err
+		}
+		fl.CapacityProvider = in.capacityProvider
+	} else {
+		if !supportsEC2(&td) {
+			return nil, errs.R(errs.Invalid, reasonInvalidParameter,
+				"Task definition does not support launch_type EC2. Berth runs tasks on its own container instances (EC2 launch type) or on its Fargate hosts (launch type FARGATE).")
+		}
+		if err := checkNetworkConfiguration(in.network, deref(td.NetworkMode), false); err != nil {
+			return nil, err
+		}
 	}
 	taskCPU, taskMem, sizes, err := applyOverrides(&td, in.overrides)
 	if err != nil {
 		return nil, err
 	}
-	spec := &taskSpec{td: td, overrides: in.overrides, group: in.group, startedBy: in.startedBy}
+	spec := &taskSpec{td: td, overrides: in.overrides, group: in.group, startedBy: in.startedBy, fargate: fl}
 	if spec.group == "" {
 		spec.group = "family:" + deref(td.Family)
 	}
@@ -132,6 +158,11 @@ func (s *Service) buildSpec(ctx context.Context, cluster string, in taskInput) (
 	}
 	for _, p := range spec.udp {
 		spec.req.HostPorts = append(spec.req.HostPorts, placement.Port{Number: p, Protocol: placement.UDP})
+	}
+	if fl != nil {
+		if err := fargateRequest(spec, taskCPU, taskMem); err != nil {
+			return nil, err
+		}
 	}
 	return spec, nil
 }
@@ -262,7 +293,7 @@ func (s *Service) newTask(cluster string, spec *taskSpec, inst *instanceView, no
 		Overrides:         spec.overrides,
 		Group:             spec.group,
 		StartedBy:         spec.startedBy,
-		LaunchType:        string(ecsapi.LaunchTypeEc2),
+		LaunchType:        launchTypeOf(spec),
 		Tags:              spec.tags,
 		CPU:               spec.req.CPU,
 		MemoryMiB:         spec.req.Memory,
@@ -274,7 +305,23 @@ func (s *Service) newTask(cluster string, spec *taskSpec, inst *instanceView, no
 		DesiredStatus:     DesiredRunning,
 		Version:           1,
 		LastStatus:        "PROVISIONING",
+		Fargate:           taskFargate(spec.fargate),
+		EphemeralGiB:      ephemeralGiB(spec),
 	}
+}
+
+// ephemeralGiB is a Fargate task's ephemeral storage in GiB (0 for EC2).
+func ephemeralGiB(spec *taskSpec) int {
+	if spec.fargate == nil {
+		return 0
+	}
+	if o := spec.overrides; o != nil && o.EphemeralStorage != nil && deref(o.EphemeralStorage.SizeInGiB) > 0 {
+		return int(*o.EphemeralStorage.SizeInGiB)
+	}
+	if es := spec.td.EphemeralStorage; es != nil && deref(es.SizeInGiB) > 0 {
+		return int(*es.SizeInGiB)
+	}
+	return defaultEphemeralGiB
 }
 
 // requestHash identifies a RunTask request for client token idempotency.
@@ -347,15 +394,21 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 	if count < 1 || count > maxRunCount {
 		return nil, errs.R(errs.Invalid, reasonInvalidParameter, "count must be between 1 and %d.", maxRunCount)
 	}
-	if len(in.CapacityProviderStrategy) > 0 {
-		return nil, errs.R(errs.Invalid, reasonInvalidParameter, "Berth does not support capacity providers yet; run the task without capacityProviderStrategy.")
-	}
 	token := deref(in.ClientToken)
 	if len(token) > maxClientTokenLen || strings.Contains(token, "/") {
 		return nil, errs.R(errs.Invalid, reasonInvalidParameter, "clientToken must be at most %d characters and contain no '/'.", maxClientTokenLen)
 	}
-	if _, _, err := s.getCluster(ctx, cluster, false); err != nil {
+	crec, _, err := s.getCluster(ctx, cluster, false)
+	if err != nil {
 		return nil, err
+	}
+	strategy, err := resolveStrategy(&crec, in.LaunchType, in.CapacityProviderStrategy)
+	if err != nil {
+		return nil, err
+	}
+	launchType := in.LaunchType
+	if strategy != nil {
+		launchType = ptr(ecsapi.LaunchTypeFargate)
 	}
 	if token != "" {
 		r, err := s.readClientToken(ctx, cluster, token)
@@ -369,10 +422,20 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 	spec, err := s.buildSpec(ctx, cluster, taskInput{
 		taskDefinition: deref(in.TaskDefinition), overrides: in.Overrides, group: deref(in.Group),
 		startedBy: deref(in.StartedBy), tags: in.Tags, propagateTags: in.PropagateTags,
-		managedTags: deref(in.EnableECSManagedTags), launchType: in.LaunchType,
+		managedTags: deref(in.EnableECSManagedTags), launchType: launchType,
+		platformVersion: in.PlatformVersion, network: in.NetworkConfiguration,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if strategy != nil {
+		items := strategyItems(strategy)
+		for _, i := range capacityprovider.Split(items, nil, count) {
+			spec.providers = append(spec.providers, items[i].Provider)
+		}
+	}
+	if spec.fargate != nil && (len(in.PlacementConstraints) > 0 || len(in.PlacementStrategy) > 0) {
+		return nil, errFargateRules()
 	}
 	tdc, err := placement.TaskDefinitionConstraintsFromWire(spec.td.PlacementConstraints)
 	if err != nil {
@@ -386,12 +449,20 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 		return nil, errs.R(errs.Invalid, reasonInvalidParameter, "The number of placement constraints exceeds the limit of %d.", placement.MaxConstraints)
 	}
 	spec.req.Constraints = append(tdc, rc...)
-	if spec.req.Strategies, err = placement.StrategiesFromWire(in.PlacementStrategy); err != nil {
-		return nil, err
+	if spec.fargate == nil {
+		if spec.req.Strategies, err = placement.StrategiesFromWire(in.PlacementStrategy); err != nil {
+			return nil, err
+		}
+	} else {
+		spec.req.Constraints = nil // Fargate ignores the task definition's memberOf constraints
 	}
 	hash := requestHash(in)
 	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
-	p, err := s.applyPlan(ctx, cluster, func(snap *clusterSnapshot) (*plan, error) {
+	read := func(ctx context.Context) (*clusterSnapshot, error) { return s.snapshot(ctx, cluster) }
+	if spec.fargate != nil {
+		read = s.fargateSnapshot
+	}
+	p, err := s.applyPlanOn(ctx, cluster, read, func(snap *clusterSnapshot) (*plan, error) {
 		if token != "" {
 			if r, err := s.readClientToken(ctx, cluster, token); err != nil || r != nil {
 				if err == nil {
@@ -400,21 +471,32 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 				return nil, err
 			}
 		}
-		insts := make([]placement.Instance, 0, len(snap.instances))
-		for _, v := range snap.instances {
-			insts = append(insts, v.placementInstance())
-		}
-		placements, failures := placement.Place(insts, spec.req, count, rng)
-		if len(placements) == 0 && len(failures) > 0 && failures[0].Reason == placement.ReasonNoInstances {
-			return nil, errs.R(errs.Invalid, reasonInvalidParameter, "No Container Instances were found in your cluster.")
-		}
-		p := &plan{failures: []ecsapi.Failure{}}
+		var p *plan
 		now := s.now().UTC()
-		for _, pl := range placements {
-			p.tasks = append(p.tasks, placedTask{rec: s.newTask(cluster, spec, snap.byID[pl.InstanceID], now), req: &spec.req})
-		}
-		for _, f := range failures {
-			p.failures = append(p.failures, f.Wire())
+		if spec.fargate != nil {
+			var err error
+			p, err = s.planFargate(snap, cluster, spec, count, func(insts []placement.Instance, n int) ([]placement.Placement, []placement.Failure) {
+				return placement.Place(insts, spec.req, n, rng)
+			})
+			if err != nil {
+				return nil, err
+			}
+		} else {
+			insts := make([]placement.Instance, 0, len(snap.instances))
+			for _, v := range snap.instances {
+				insts = append(insts, v.placementInstance())
+			}
+			placements, failures := placement.Place(insts, spec.req, count, rng)
+			if len(placements) == 0 && len(failures) > 0 && failures[0].Reason == placement.ReasonNoInstances {
+				return nil, errs.R(errs.Invalid, reasonInvalidParameter, "No Container Instances were found in your cluster.")
+			}
+			p = &plan{failures: []ecsapi.Failure{}}
+			for _, pl := range placements {
+				p.tasks = append(p.tasks, placedTask{rec: s.newTask(cluster, spec, snap.byID[pl.InstanceID], now), req: &spec.req})
+			}
+			for _, f := range failures {
+				p.failures = append(p.failures, f.Wire())
+			}
 		}
 		if token != "" && len(p.tasks) > 0 {
 			tr := clientTokenRecord{RequestHash: hash, Failures: p.failures, CreatedAt: now}
@@ -552,11 +634,22 @@ func (s *Service) stopTaskRecord(ctx context.Context, cluster, id string, code e
 // drain, when set, gives how long the task's load balancer targets drain
 // before its agent is told to stop it.
 func (s *Service) stopTaskHeld(ctx context.Context, cluster, id string, code ecsapi.TaskStopCode, reason string, drain func(*taskRecord) (time.Duration, error)) (taskRecord, error) {
+	return s.stopTaskRecordWith(ctx, cluster, id, code, reason, nil, drain)
+}
+
+// stopTaskRecordWith is stopTaskHeld; change, when set, may refuse the
+// task (its error is returned) or change it further in the same write.
+func (s *Service) stopTaskRecordWith(ctx context.Context, cluster, id string, code ecsapi.TaskStopCode, reason string, change func(*taskRecord) error, drain func(*taskRecord) (time.Duration, error)) (taskRecord, error) {
 	key := taskKey(cluster, id)
 	for {
 		t, rev, err := s.getTask(ctx, cluster, id)
 		if err != nil {
 			return t, err
+		}
+		if change != nil {
+			if err := change(&t); err != nil {
+				return t, err
+			}
 		}
 		if t.DesiredStatus == DesiredStopped {
 			return t, nil
@@ -704,7 +797,7 @@ func (s *Service) ListTasks(ctx context.Context, in *ecsapi.ListTasksRequest) (*
 	}
 	lt := deref(in.LaunchType)
 	out := &ecsapi.ListTasksResponse{TaskArns: []string{}}
-	if !instanceOK || (lt != "" && lt != ecsapi.LaunchTypeEc2) || deref(in.DaemonName) != "" {
+	if !instanceOK || (lt != "" && lt != ecsapi.LaunchTypeEc2 && lt != ecsapi.LaunchTypeFargate) || deref(in.DaemonName) != "" {
 		return out, nil
 	}
 	// Only the fields the filters need are decoded: a cluster's tasks are
@@ -729,7 +822,9 @@ func (s *Service) ListTasks(ctx context.Context, in *ecsapi.ListTasksRequest) (*
 				return false
 			}
 			switch {
-			case instanceID != "" && t.InstanceID != instanceID:
+			case instanceID != "" && (t.InstanceID != instanceID || t.LaunchType == string(ecsapi.LaunchTypeFargate)):
+				return false
+			case lt != "" && ecsapi.LaunchType(t.LaunchType) != lt:
 				return false
 			case in.Family != nil && taskDefFamily(t.TaskDefinitionARN) != *in.Family:
 				return false
@@ -798,6 +893,7 @@ type taskListFields struct {
 	ARN               string `json:"arn"`
 	TaskDefinitionARN string `json:"taskDefinitionArn"`
 	InstanceID        string `json:"instanceId"`
+	LaunchType        string `json:"launchType"`
 	Group             string `json:"group"`
 	StartedBy         string `json:"startedBy"`
 	DesiredStatus     string `json:"desiredStatus"`
@@ -867,6 +963,12 @@ func (s *Service) taskOut(t *taskRecord, td *ecsapi.TaskDefinition, withTags boo
 	}
 	if t.StopCode != "" {
 		out.StopCode = ptr(ecsapi.TaskStopCode(t.StopCode))
+	}
+	if fl := t.Fargate; fl != nil {
+		out.ContainerInstanceArn = nil
+		out.PlatformVersion, out.PlatformFamily = ptr(fl.PlatformVersion), ptr(fl.PlatformFamily)
+		out.CapacityProviderName = optString(fl.CapacityProvider)
+		out.EphemeralStorage = &ecsapi.EphemeralStorage{SizeInGiB: ptr(int32(t.EphemeralGiB))}
 	}
 	if t.ConnectivityAt != nil {
 		out.Connectivity = ptr(ecsapi.ConnectivityConnected)

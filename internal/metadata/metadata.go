@@ -109,6 +109,9 @@ type Task struct {
 	Containers         []Container       `json:"Containers"`
 	ServiceName        string            `json:"ServiceName,omitempty"`
 	TaskTags           map[string]string `json:"TaskTags,omitempty"`
+	// EphemeralStorageMetrics is a Fargate task's (MiB): Berth reports the
+	// reserved size, not the usage.
+	EphemeralStorageMetrics *EphemeralStorageMetrics `json:"EphemeralStorageMetrics,omitempty"`
 	// ContainerInstanceTags is served by /taskWithTags only.
 	ContainerInstanceTags map[string]string `json:"ContainerInstanceTags,omitempty"`
 
@@ -119,6 +122,12 @@ type Task struct {
 	StartedBy         string `json:"-"`
 	ReservedCPU       int    `json:"-"`
 	ReservedMemoryMiB int    `json:"-"`
+}
+
+// EphemeralStorageMetrics is a Fargate task's ephemeral storage (MiB).
+type EphemeralStorageMetrics struct {
+	Utilized *int64 `json:"Utilized,omitempty"`
+	Reserved int64  `json:"Reserved"`
 }
 
 // StatsFunc returns Docker's stats document of a container.

@@ -118,6 +118,10 @@ var fargateSizes = []fargateSize{
 	{cpu: 16384, memMin: 32768, memMax: 122880, memStep: 8192, linuxOnly: true},
 }
 
+// FargateSizeOK reports whether cpu units and memory MiB are a Linux
+// Fargate task size (RunTask checks a task's overridden size with it).
+func FargateSizeOK(cpu, memory int) bool { return fargateSizeOK(cpu, memory, false) }
+
 // fargateSizeOK reports whether cpu units and memory MiB are a task size
 // Fargate offers for the operating system family (windows or not).
 func fargateSizeOK(cpu, memory int, windows bool) bool {

@@ -2,6 +2,7 @@ package taskdef
 
 import (
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -526,11 +527,27 @@ func fargateProblem(td *ecsapi.TaskDefinition, res *result) error {
 			return clientErr("Fargate compatible task definitions do not support dockerVolumeConfiguration")
 		}
 	}
+	if rp := td.RuntimePlatform; rp != nil && rp.CpuArchitecture != nil && res.windows && *rp.CpuArchitecture == ecsapi.CPUArchitectureArm64 {
+		return clientErr("Fargate does not support the ARM64 CPU architecture for Windows containers.")
+	}
 	hasRole := deref(td.ExecutionRoleArn) != ""
 	for i := range td.ContainerDefinitions {
 		c := &td.ContainerDefinitions[i]
 		if deref(c.Privileged) {
 			return clientErr("Fargate compatible task definitions do not support privileged")
+		}
+		if err := fargateLinuxParameters(c); err != nil {
+			return err
+		}
+		if len(c.DockerSecurityOptions) > 0 {
+			return clientErr("Fargate compatible task definitions do not support dockerSecurityOptions")
+		}
+		if len(c.SystemControls) > 0 {
+			for _, sc := range c.SystemControls {
+				if ns := deref(sc.Namespace); !fargateSysctl(ns) {
+					return clientErr("Fargate compatible task definitions do not support the systemControls namespace '%s'. Fargate supports namespaced kernel parameters (net.*, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*) only.", ns)
+				}
+			}
 		}
 		if err := checkAwslogs(c, true); err != nil {
 			return err
@@ -543,6 +560,53 @@ func fargateProblem(td *ecsapi.TaskDefinition, res *result) error {
 		}
 	}
 	return nil
+}
+
+// FargateAddableCapabilities are the kernel capabilities a Fargate
+// container may add: only SYS_PTRACE (ECS's KernelCapabilities reference).
+var FargateAddableCapabilities = []string{"SYS_PTRACE"}
+
+// fargateLinuxParameters applies Fargate's limits on linuxParameters:
+// capabilities may be dropped but only SYS_PTRACE added; no devices, no
+// tmpfs, no swap settings (Fargate offers neither host devices nor swap).
+func fargateLinuxParameters(c *ecsapi.ContainerDefinition) error {
+	lp := c.LinuxParameters
+	if lp == nil {
+		return nil
+	}
+	if lp.Capabilities != nil {
+		for _, a := range lp.Capabilities.Add {
+			if !slices.Contains(FargateAddableCapabilities, strings.TrimPrefix(strings.ToUpper(a), "CAP_")) {
+				return clientErr("Fargate compatible task definitions only support adding the SYS_PTRACE kernel capability: container '%s' adds %s.", deref(c.Name), a)
+			}
+		}
+	}
+	switch {
+	case len(lp.Devices) > 0:
+		return clientErr("Fargate compatible task definitions do not support devices")
+	case len(lp.Tmpfs) > 0:
+		return clientErr("Fargate compatible task definitions do not support tmpfs")
+	case lp.MaxSwap != nil:
+		return clientErr("Fargate compatible task definitions do not support maxSwap")
+	case lp.Swappiness != nil:
+		return clientErr("Fargate compatible task definitions do not support swappiness")
+	case lp.SharedMemorySize != nil:
+		return clientErr("Fargate compatible task definitions do not support sharedMemorySize")
+	}
+	return nil
+}
+
+// fargateSysctl reports whether Fargate lets a task set the kernel
+// parameter ns: the namespaced ones (ECS's "systemControls" reference).
+func fargateSysctl(ns string) bool {
+	if strings.HasPrefix(ns, "net.") || strings.HasPrefix(ns, "fs.mqueue.") {
+		return true
+	}
+	switch ns {
+	case "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced":
+		return true
+	}
+	return false
 }
 
 // ecrImageRE matches an image in a private ECR registry:

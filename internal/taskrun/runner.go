@@ -460,6 +460,7 @@ func (r *runner) provision(ctx context.Context) error {
 		return err
 	}
 	host.PortBindings = nil // awsvpc ports are reached at the task's own address
+	r.confineFargate(host, true)
 	name := dockerdriver.DockerName(r.task, "internal-pause")
 	release, err := r.rt.startSlot(ctx)
 	if err != nil {
@@ -533,6 +534,7 @@ func (r *runner) create(ctx context.Context, c *ctr) error {
 		r.abandon(c, "CannotCreateContainerError: "+errs.MessageOf(err))
 		return nil
 	}
+	r.confineFargate(host, false)
 	release, err := r.rt.startSlot(ctx)
 	if err != nil {
 		return err
@@ -704,6 +706,9 @@ func (r *runner) wind(ctx context.Context) error {
 			if !c.stopping {
 				c.stopping = true
 				timeout := dockerdriver.StopTimeout(c.def, r.rt.cfg.DefaultStopTimeout)
+				if g := r.a.StopGraceSeconds; g > 0 {
+					timeout = time.Duration(g) * time.Second // a Spot interruption's warning
+				}
 				c.stopRetry = time.Now().Add(timeout + r.rt.d.Timeouts().StopGrace + 5*time.Second)
 				id, name := c.id, c.name
 				go func() {
@@ -857,6 +862,12 @@ func (r *runner) metadataTask() metadata.Task {
 		Group: r.a.Group, StartedBy: r.a.StartedBy, ReservedCPU: r.a.CPU, ReservedMemoryMiB: r.a.MemoryMiB}
 	if r.a.CPU > 0 || r.a.MemoryMiB > 0 {
 		t.Limits = &metadata.Limits{CPU: float64(r.a.CPU) / 1024, Memory: int64(r.a.MemoryMiB)}
+	}
+	if r.fargate() {
+		t.LaunchType = agentapi.LaunchTypeFargate
+		if r.a.EphemeralStorageGiB > 0 {
+			t.EphemeralStorageMetrics = &metadata.EphemeralStorageMetrics{Reserved: int64(r.a.EphemeralStorageGiB) * 1024}
+		}
 	}
 	if g, ok := strings.CutPrefix(r.a.Group, "service:"); ok {
 		t.ServiceName = g

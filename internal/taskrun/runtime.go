@@ -68,6 +68,9 @@ type Config struct {
 	// 53 of the gateway of the container's network and gives containers
 	// that address as their resolver (decision 15). Nil: Docker's default.
 	DNS DNSListener
+	// FargateRuntime is the OCI runtime of Fargate tasks' containers (a
+	// sandboxed one that passed ProbeRuntime); empty: Docker's default.
+	FargateRuntime string
 	// AvailabilityZone is served by the metadata endpoint.
 	AvailabilityZone string
 	// AwsvpcNetwork and AwsvpcSubnet name the Docker bridge network awsvpc

@@ -1,0 +1,268 @@
+package ecs
+
+import (
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"slices"
+	"strings"
+
+	"github.com/berthdev/berth/internal/api/ecsapi"
+	"github.com/berthdev/berth/internal/capacityprovider"
+	"github.com/berthdev/berth/internal/deploy"
+	"github.com/berthdev/berth/internal/placement"
+	"github.com/berthdev/berth/internal/store"
+)
+
+// Fargate services (docs/fargate.md): the API records the service's
+// platform (serviceRecord.Fargate); the controller places its tasks on
+// the Fargate hosts and counts those hosts among the instances it decides
+// on, so that a task there is not taken for one on a lost instance.
+
+// serviceLaunch checks a CreateService request's launch type against the
+// task definition and returns the Fargate platform, nil for EC2.
+func serviceLaunch(lt *ecsapi.LaunchType, pv *string, nc *ecsapi.NetworkConfiguration, td *ecsapi.TaskDefinition, cons []ecsapi.PlacementConstraint, strat []ecsapi.PlacementStrategy) (*fargateLaunch, error) {
+	if err := checkLaunchType(lt); err != nil {
+		return nil, err
+	}
+	if !isFargateLaunch(lt) {
+		if pv != nil {
+			return nil, invalid("The platform version must be null when specifying an EC2 launch type.")
+		}
+		if !supportsEC2(td) {
+			return nil, invalid("Task definition does not support launch_type EC2.")
+		}
+		return nil, checkNetworkConfiguration(nc, deref(td.NetworkMode), false)
+	}
+	if len(cons) > 0 || len(strat) > 0 {
+		return nil, errFargateRules()
+	}
+	return resolveFargate(td, pv, nc)
+}
+
+// serviceLaunchOf decides a CreateService's launch: EC2, FARGATE, or a
+// capacity provider strategy (the request's or the cluster's default),
+// which runs on the Fargate hosts.
+func (s *Service) serviceLaunchOf(c *clusterRecord, in *ecsapi.CreateServiceRequest, td *ecsapi.TaskDefinition) (*fargateLaunch, error) {
+	strategy, err := resolveStrategy(c, in.LaunchType, in.CapacityProviderStrategy)
+	if err != nil {
+		return nil, err
+	}
+	lt := in.LaunchType
+	if strategy != nil {
+		lt = ptr(ecsapi.LaunchTypeFargate)
+	}
+	fl, err := serviceLaunch(lt, in.PlatformVersion, in.NetworkConfiguration, td, in.PlacementConstraints, in.PlacementStrategy)
+	if err != nil || fl == nil {
+		return fl, err
+	}
+	fl.Strategy = strategy
+	return fl, nil
+}
+
+// updateFargate applies an UpdateService's platformVersion and
+// capacityProviderStrategy to r; true when one changed (a new
+// deployment).
+func (s *Service) updateFargate(ctx context.Context, r *serviceRecord, strategy []ecsapi.CapacityProviderStrategyItem, pv *string) (bool, error) {
+	changed := false
+	if pv != nil {
+		if r.Fargate == nil {
+			return false, invalid("The platform version must be null when specifying an EC2 launch type.")
+		}
+		tdRec, _, err := s.findTaskDef(ctx, r.TaskDefinition)
+		if err != nil {
+			return false, err
+		}
+		fl, err := resolveFargate(&tdRec.TaskDefinition, pv, r.NetworkConfiguration)
+		if err != nil {
+			return false, err
+		}
+		if fl.PlatformVersion != r.Fargate.PlatformVersion {
+			c := *r.Fargate
+			c.PlatformVersion = fl.PlatformVersion
+			r.Fargate = &c
+			changed = true
+		}
+	}
+	if strategy == nil {
+		return changed, nil
+	}
+	if r.Fargate == nil {
+		return false, invalid("Berth cannot move a service of launch type EC2 to a capacity provider strategy; create a new service with the strategy.")
+	}
+	c, _, err := s.getCluster(ctx, r.Cluster, false)
+	if err != nil {
+		return false, err
+	}
+	if err := checkStrategy(strategy, c.CapacityProviders); err != nil {
+		return false, err
+	}
+	if jsonEqual(strategy, r.Fargate.Strategy) {
+		return changed, nil
+	}
+	fl := *r.Fargate
+	fl.Strategy = strategy
+	r.Fargate = &fl
+	return true, nil
+}
+
+// checkServiceTaskDef checks a new task definition of service r.
+func checkServiceTaskDef(r *serviceRecord, td *ecsapi.TaskDefinition) error {
+	if r.Fargate == nil {
+		if !supportsEC2(td) {
+			return invalid("Task definition does not support launch_type EC2.")
+		}
+		return nil
+	}
+	_, err := resolveFargate(td, ptr(r.Fargate.PlatformVersion), r.NetworkConfiguration)
+	return err
+}
+
+// launchInput fills a service task's launch fields.
+func (r *serviceRecord) launchInput(in *taskInput) {
+	if r.Fargate == nil {
+		return
+	}
+	in.launchType = ptr(ecsapi.LaunchTypeFargate)
+	in.platformVersion = ptr(r.Fargate.PlatformVersion)
+	in.network = r.NetworkConfiguration
+	in.capacityProvider = r.Fargate.CapacityProvider
+}
+
+// serviceLaunchType is a service's launch type on the wire.
+func serviceLaunchType(r *serviceRecord) *ecsapi.LaunchType {
+	if r.Fargate != nil {
+		return ptr(ecsapi.LaunchTypeFargate)
+	}
+	return ptr(ecsapi.LaunchTypeEc2)
+}
+
+// fargateServiceOut adds a Fargate service's platform to its output.
+func fargateServiceOut(r *serviceRecord, out *ecsapi.Service) {
+	out.LaunchType = serviceLaunchType(r)
+	if r.Fargate == nil {
+		return
+	}
+	out.PlatformVersion, out.PlatformFamily = ptr(r.Fargate.PlatformVersion), ptr(r.Fargate.PlatformFamily)
+	if r.Fargate.Strategy != nil {
+		out.LaunchType = nil // a service with a strategy has no launch type
+		out.CapacityProviderStrategy = r.Fargate.Strategy
+	}
+	for i := range out.Deployments {
+		d := &out.Deployments[i]
+		d.LaunchType = out.LaunchType
+		d.CapacityProviderStrategy = out.CapacityProviderStrategy
+		d.PlatformVersion, d.PlatformFamily = out.PlatformVersion, out.PlatformFamily
+	}
+}
+
+// fargatePass reads the Fargate hosts for a pass over a cluster with a
+// Fargate service.
+func (s *Service) fargatePass(ctx context.Context, cp *clusterPass, services []listedService) error {
+	for _, ls := range services {
+		if ls.rec.Fargate != nil {
+			snap, err := s.fargateSnapshot(ctx)
+			if err != nil {
+				return err
+			}
+			cp.fargate = snap
+			return nil
+		}
+	}
+	return nil
+}
+
+// fargateInstances are the Fargate hosts a pass knows that are not
+// instances of its cluster, as the deployment decision sees them.
+func (cp *clusterPass) fargateInstances() []deploy.Instance {
+	if cp.fargate == nil {
+		return nil
+	}
+	var out []deploy.Instance
+	for _, v := range cp.fargate.instances {
+		if cp.snap.byID[v.rec.ID] != nil {
+			continue
+		}
+		pi := v.placementInstance()
+		out = append(out, deploy.Instance{ID: v.rec.ID, EC2InstanceID: v.rec.Ec2InstanceID, Status: v.rec.Status, Connected: v.connected,
+			Attributes: pi.Attributes, FreeCPU: pi.Remaining.CPU, FreeMemory: pi.Remaining.Memory})
+	}
+	return out
+}
+
+// startFargate places a Start's tasks of a Fargate service on the Fargate
+// hosts, a transaction's worth at a time, each on a fresh snapshot.
+func (c *serviceController) startFargate(ctx context.Context, r *serviceRecord, spec *taskSpec, deployment string, count int) ([]string, string, error) {
+	var ids []string
+	failed := false
+	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	if st := r.Fargate.Strategy; st != nil {
+		// The strategy applies to the deployment's own tasks: a new
+		// deployment meets the base again while the old one drains.
+		tasks, err := c.s.groupTasks(ctx, r.Cluster, "service:"+r.Name)
+		if err != nil {
+			return nil, "", err
+		}
+		tasks = slices.DeleteFunc(tasks, func(t taskRecord) bool { return t.StartedBy != deployment })
+		items := strategyItems(st)
+		spec.providers = nil
+		for _, i := range capacityprovider.Split(items, providerCounts(st, tasks), count) {
+			spec.providers = append(spec.providers, items[i].Provider)
+		}
+	}
+	for count > 0 {
+		n := min(count, c.s.maxBatchTasks())
+		p, err := c.s.applyPlanOn(ctx, r.Cluster, c.s.fargateSnapshot, func(snap *clusterSnapshot) (*plan, error) {
+			return c.s.planFargate(snap, r.Cluster, spec, n, func(insts []placement.Instance, k int) ([]placement.Placement, []placement.Failure) {
+				return placement.Place(insts, spec.req, k, rng)
+			})
+		})
+		if err != nil {
+			return ids, "", err
+		}
+		if p == nil {
+			break
+		}
+		for _, t := range p.tasks {
+			ids = append(ids, t.rec.ID)
+		}
+		spec.providers = spec.providers[min(len(spec.providers), len(p.tasks)):]
+		c.started.Add(int64(len(p.tasks)))
+		c.cfg.Observer.TasksPlaced(len(p.tasks))
+		count -= len(p.tasks)
+		if len(p.failures) > 0 || len(p.tasks) == 0 {
+			failed = true
+			break
+		}
+	}
+	msg := ""
+	if failed {
+		msg = "(service " + r.Name + ") was unable to place a task. Reason: " + reasonFargateCapacity + "."
+		c.cfg.Observer.PlacementFailed("FARGATE CAPACITY")
+	}
+	if len(ids) > 0 {
+		c.s.log.Info("service tasks started", "cluster", r.Cluster, "service", r.Name, "launchType", "FARGATE", "count", len(ids))
+	}
+	return ids, msg, nil
+}
+
+// groupTasks reads the tasks of a group (a service's: "service:<name>").
+func (s *Service) groupTasks(ctx context.Context, cluster, group string) ([]taskRecord, error) {
+	prefix := taskGroupPrefix(cluster, group)
+	idx, err := s.st.List(ctx, prefix, store.ListOptions{KeysOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	kvs, err := s.readIndexed(ctx, idx.KVs, func(k string) string { return taskKey(cluster, strings.TrimPrefix(k, prefix)) })
+	if err != nil {
+		return nil, err
+	}
+	out := make([]taskRecord, 0, len(kvs))
+	for _, kv := range kvs {
+		var t taskRecord
+		if json.Unmarshal(kv.Value, &t) == nil {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
