@@ -340,6 +340,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	})
 	cmSvc := cloudmap.New(st, cloudmap.Config{Region: cfg.Region, Account: cfg.Account}, log.With("component", "cloudmap"))
 	s.cm = cmSvc
+	ecsSvc.SetServiceConnect(cmSvc.ServiceConnect()) // docs/service-connect.md
 	catalog := cloudmap.NewCatalog(st, log.With("component", "cloudmap"))
 	s.goRun(func() { catalog.Run(runCtx) })
 	s.goRun(func() { cmSvc.RunOperationGC(runCtx, time.Hour) })
