@@ -107,3 +107,8 @@ func serviceConnectInstances(t ecsapi.Task, sv ecsapi.Service, name string, host
 	}
 	return out
 }
+
+// LocalIPv4 is this machine's first non-loopback IPv4: the address of
+// bridge and host mode tasks with berth up (server and agent on one
+// machine).
+func LocalIPv4() string { return localIPv4() }
