@@ -285,7 +285,9 @@ func Build(tasks map[string]ecsapi.Task, svcs map[string]ecsapi.Service, hostIP 
 		out[k.ns] = append(out[k.ns], serviceconnect.DirectoryService{DiscoveryName: k.disc, Endpoints: list})
 	}
 	for _, list := range out {
-		slices.SortFunc(list, func(a, b serviceconnect.DirectoryService) int { return strings.Compare(a.DiscoveryName, b.DiscoveryName) })
+		slices.SortFunc(list, func(a, b serviceconnect.DirectoryService) int {
+			return strings.Compare(a.DiscoveryName, b.DiscoveryName)
+		})
 	}
 	return out
 }

@@ -312,17 +312,21 @@ func TestServiceConnectControlPlane(t *testing.T) {
 	}
 }
 
-// TestServiceConnectCLI runs the seed's commands through both AWS CLIs:
-// create-cluster --service-connect-defaults, create-service
-// --service-connect-configuration, describe-services, and the namespace
-// that cannot be deleted.
-func TestServiceConnectCLI(t *testing.T) {
+// TestServiceConnectCLIAgainstBinary runs the seed's commands through both
+// AWS CLIs against the real binary (berth up): create-cluster
+// --service-connect-defaults, create-service
+// --service-connect-configuration, describe-services, ECS's refusal of an
+// unknown portName, and the namespace that cannot be deleted.
+func TestServiceConnectCLIAgainstBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the binary")
+	}
 	t.Parallel()
-	s := berthtest.Start(t, nil)
-	c := ecs.NewFromConfig(s.AWSConfig())
+	p := berthtest.StartProcess(t, "up", t.TempDir(), nil)
+	c := ecs.NewFromConfig(p.AWSConfig())
 	scTaskDef(t, c, "webui-svc-cluster", types.NetworkModeBridge)
 	for _, cli := range berthtest.CLIs(t) {
-		runSCFlow(t, cli, func(args ...string) (string, string, int) { return cli.Run(t, s, args...) })
+		runSCFlow(t, cli, func(args ...string) (string, string, int) { return cli.Run(t, p.Server, args...) })
 	}
 }
 
@@ -368,4 +372,3 @@ func runSCFlow(t *testing.T, cli berthtest.CLI, run func(args ...string) (string
 		t.Fatalf("%s: delete-namespace in use: %d %s", cli.Name, code, errOut)
 	}
 }
-
