@@ -246,6 +246,17 @@ func sameServices(a, b []serviceconnect.DirectoryService) bool {
 func Build(tasks map[string]ecsapi.Task, svcs map[string]ecsapi.Service, hostIP func(string) string, healthChecked func(taskDefinitionArn string) bool) map[string][]serviceconnect.DirectoryService {
 	type key struct{ ns, disc string }
 	eps := map[key][]serviceconnect.Endpoint{}
+	if hostIP != nil { // one look-up per instance per build
+		lookup, seen := hostIP, map[string]string{}
+		hostIP = func(inst string) string {
+			ip, ok := seen[inst]
+			if !ok {
+				ip = lookup(inst)
+				seen[inst] = ip
+			}
+			return ip
+		}
+	}
 	for _, sv := range svcs {
 		if derefS(sv.Status) == "INACTIVE" {
 			continue

@@ -293,6 +293,17 @@ func TestServiceConnectControlPlane(t *testing.T) {
 		t.Fatalf("client-only deployment %+v", d)
 	}
 
+	// A new task definition must still have the named port.
+	plain, err := c.RegisterTaskDefinition(cx, &ecs.RegisterTaskDefinitionInput{Family: aws.String("webui-svc-cluster"),
+		ContainerDefinitions: []types.ContainerDefinition{{Name: aws.String("web"), Image: aws.String("nginx"), Memory: aws.Int32(64), Essential: aws.Bool(true)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UpdateService(cx, &ecs.UpdateServiceInput{Cluster: aws.String("svc-cluster-2"), Service: aws.String("webui"),
+		TaskDefinition: plain.TaskDefinition.TaskDefinitionArn}); apiCode(err) != "InvalidParameterException" || !strings.Contains(err.Error(), "webui-port") {
+		t.Fatalf("update to a task definition without the port name: %v", err)
+	}
+
 	// Changing the configuration rolls a new deployment.
 	scc.Services[0].ClientAliases = append(scc.Services[0].ClientAliases, types.ServiceConnectClientAlias{Port: aws.Int32(8080)})
 	up, err := c.UpdateService(cx, &ecs.UpdateServiceInput{Cluster: aws.String("svc-cluster-2"), Service: aws.String("webui"), ServiceConnectConfiguration: scc})
