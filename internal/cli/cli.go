@@ -79,6 +79,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runJoinToken(ctx, args[1:], stdout, stderr)
 	case "console":
 		return runConsole(args[1:], stdout, stderr)
+	case "scproxy": // internal: the Service Connect proxy in a task's proxy container
+		return runSCProxy(ctx, args[1:], stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "berth %s\n", Version)
 		return nil
