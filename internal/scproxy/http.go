@@ -35,7 +35,7 @@ const (
 func classify(ctx context.Context, err error) failKind {
 	var oe *net.OpError
 	switch {
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) || deadlinePassed(ctx):
 		return failTimeout
 	case errors.As(err, &oe) && oe.Op == "dial":
 		return failConnect
@@ -130,6 +130,9 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			delete(hdr, http.CanonicalHeaderKey(strings.TrimSpace(f)))
 		}
 	}
+	if _, ok := hdr["User-Agent"]; !ok {
+		hdr["User-Agent"] = []string{""} // no Go default added on the way
+	}
 	u := url.URL{Scheme: "http", Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
 
 	var tried []*endpoint
@@ -153,7 +156,13 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			out.ContentLength = 0
 		}
 		ep.outstanding.Add(1)
-		resp, err := l.tr.RoundTrip(out)
+		var resp *http.Response
+		var err error
+		if l.pool != nil {
+			resp, err = l.roundTrip1(out, ep.addr, tb == nil)
+		} else {
+			resp, err = l.tr.RoundTrip(out)
+		}
 		if err != nil {
 			ep.outstanding.Add(-1)
 			lastErr, lastKind = err, classify(ctx, err)
@@ -195,7 +204,7 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	code := http.StatusServiceUnavailable
 	msg := "no healthy upstream"
 	switch {
-	case lastKind == failTimeout:
+	case lastKind == failTimeout || deadlinePassed(ctx):
 		code, msg = http.StatusGatewayTimeout, "upstream request timeout"
 	case lastErr != nil && lastKind == failConnect:
 		msg = "upstream connect error: " + lastErr.Error()
@@ -263,4 +272,11 @@ func (l *listener) respond(w http.ResponseWriter, resp *http.Response, ep *endpo
 		h[http.TrailerPrefix+k] = v
 	}
 	return n
+}
+
+// deadlinePassed: the per-request timeout has expired (the connection's
+// deadline, which is the context's, may fire before the context's timer).
+func deadlinePassed(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }

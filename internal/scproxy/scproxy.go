@@ -98,8 +98,9 @@ type listener struct {
 	cl         *cluster
 	st         *stats
 
-	srv *http.Server
-	tr  *http.Transport
+	srv  *http.Server
+	tr   *http.Transport // http2, grpc
+	pool *connPool       // http (fastpath.go)
 
 	wg    sync.WaitGroup
 	mu    sync.Mutex
@@ -242,13 +243,14 @@ func (p *Proxy) listen(s spec) (*listener, error) {
 		go l.serveTCP()
 		return l, nil
 	}
-	d := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}
-	l.tr = &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 1024, IdleConnTimeout: s.idle,
-		DisableCompression: true}
-	if s.proto != serviceconnect.ProtocolHTTP {
+	if s.proto == serviceconnect.ProtocolHTTP {
+		l.pool = newConnPool(s.idle)
+	} else {
+		d := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}
 		var ps http.Protocols
 		ps.SetUnencryptedHTTP2(true)
-		l.tr.Protocols = &ps
+		l.tr = &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 1024, IdleConnTimeout: s.idle,
+			DisableCompression: true, Protocols: &ps}
 	}
 	var ps http.Protocols
 	ps.SetHTTP1(true)
@@ -304,7 +306,7 @@ func (l *listener) shutdown(ctx context.Context, grace time.Duration) error {
 			l.srv.Close()
 		}
 		l.wg.Wait()
-		l.tr.CloseIdleConnections()
+		l.closeUpstreams()
 	} else {
 		err = l.drainTCP(ctx)
 		l.mu.Lock()
@@ -319,7 +321,7 @@ func (l *listener) close() {
 	l.ln.Close()
 	if l.srv != nil {
 		l.srv.Close()
-		l.tr.CloseIdleConnections()
+		l.closeUpstreams()
 	} else {
 		l.closeConns()
 		l.mu.Lock()
@@ -434,5 +436,14 @@ func (p *Proxy) Close() {
 	p.mu.Unlock()
 	for _, l := range ls {
 		l.close()
+	}
+}
+
+func (l *listener) closeUpstreams() {
+	if l.tr != nil {
+		l.tr.CloseIdleConnections()
+	}
+	if l.pool != nil {
+		l.pool.close()
 	}
 }
