@@ -406,6 +406,7 @@ func (s *Service) assignment(ctx context.Context, kv store.KV) (agentapi.Assignm
 		Group: t.Group, StartedBy: t.StartedBy, Tags: t.Tags,
 		CPU: t.CPU, MemoryMiB: t.MemoryMiB, CreatedAt: t.CreatedAt,
 		StopCode: t.StopCode, StoppedReason: t.StoppedReason,
+		ServiceConnect: t.ServiceConnect,
 	}, nil
 }
 

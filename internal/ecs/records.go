@@ -6,6 +6,7 @@ import (
 
 	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/api/ecsapi"
+	"github.com/berthdev/berth/internal/serviceconnect"
 )
 
 // Store layout of container instances, tasks and assignments:
@@ -127,6 +128,11 @@ type taskRecord struct {
 	HealthStatus       string                     `json:"healthStatus,omitempty"`
 	Containers         []agentapi.ContainerReport `json:"containers,omitempty"`
 	Attachments        []ecsapi.Attachment        `json:"attachments,omitempty"`
+
+	// ServiceConnect is the task's Service Connect configuration, fixed
+	// when it was placed (serviceconnect.go); its proxy container shows in
+	// DescribeTasks.
+	ServiceConnect *serviceconnect.TaskConfig `json:"serviceConnect,omitempty"`
 }
 
 // assignmentRecord is the per-instance index entry of a task.

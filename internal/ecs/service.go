@@ -54,6 +54,9 @@ type Service struct {
 	// registry (ok false for images elsewhere); nil: none.
 	// instance is the container instance id the credential is for.
 	registryAuth func(ctx context.Context, image, instance string) (agentapi.RegistryCredential, bool, error)
+	// scNamespaces reaches Cloud Map for Service Connect (serviceconnect.go);
+	// nil: Service Connect is refused.
+	scNamespaces ServiceConnectNamespaces
 }
 
 // SetRegistryAuth installs the source of registry pull credentials that
@@ -154,6 +157,7 @@ const (
 	reasonTaskDefParam     = "taskdef.param"
 	reasonInvalidParameter = "ecs.invalid_parameter"
 	reasonLimitExceeded    = "ecs.limit_exceeded"
+	reasonNamespaceMissing = "ecs.namespace_not_found"
 )
 
 // errorMap maps domain errors to ECS's wire errors. Errors that are not
@@ -171,6 +175,7 @@ var errorMap = awsproto.ErrorMap{
 		reasonTaskDefParam:     ecsapi.ErrInvalidParameterException,
 		reasonInvalidParameter: ecsapi.ErrInvalidParameterException,
 		reasonLimitExceeded:    ecsapi.ErrLimitExceededException,
+		reasonNamespaceMissing: ecsapi.ErrNamespaceNotFoundException,
 	},
 	Kinds: map[errs.Kind]string{
 		errs.Invalid:       ecsapi.ErrInvalidParameterException,

@@ -18,6 +18,7 @@ import (
 	"github.com/berthdev/berth/internal/awsproto"
 	"github.com/berthdev/berth/internal/errs"
 	"github.com/berthdev/berth/internal/placement"
+	"github.com/berthdev/berth/internal/serviceconnect"
 	"github.com/berthdev/berth/internal/store"
 	"github.com/berthdev/berth/internal/taskdef"
 )
@@ -69,6 +70,9 @@ type taskSpec struct {
 	req       placement.Request
 	tcp, udp  []int
 	dynamic   int
+	// sc is the Service Connect configuration of a service's tasks
+	// (serviceconnect.go); each task gets its own proxy container name.
+	sc *serviceconnect.TaskConfig
 }
 
 // buildSpec resolves and checks a task request against its task
@@ -274,6 +278,7 @@ func (s *Service) newTask(cluster string, spec *taskSpec, inst *instanceView, no
 		DesiredStatus:     DesiredRunning,
 		Version:           1,
 		LastStatus:        "PROVISIONING",
+		ServiceConnect:    spec.taskSC(),
 	}
 }
 
@@ -963,8 +968,12 @@ func (s *Service) containersOut(t *taskRecord, td *ecsapi.TaskDefinition) []ecsa
 	}
 	for _, r := range t.Containers {
 		if !seen[r.Name] {
+			seen[r.Name] = true
 			out = append(out, build(r.Name, nil))
 		}
+	}
+	if t.ServiceConnect != nil && !seen[t.ServiceConnect.ProxyContainerName] {
+		out = append(out, build(t.ServiceConnect.ProxyContainerName, nil))
 	}
 	return out
 }

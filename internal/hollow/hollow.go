@@ -19,10 +19,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/berthdev/berth/internal/agent"
 	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/api/ecsapi"
 )
 
 // Delays are how long the simulated runner takes for each step.
@@ -206,11 +208,24 @@ func (ns *Nodes) Close() {
 type simulator struct {
 	delays     Delays
 	failImages []string
+	hostPorts  atomic.Int32 // simulated host ports of proxy listeners
 }
+
+func ptr[T any](v T) *T { return &v }
 
 func (s *simulator) newRunner(a agentapi.Assignment, report func(agentapi.TaskReport)) agent.Runner {
 	r := &runner{sim: s, report: report, done: make(chan struct{}), notify: make(chan struct{}, 1), arn: a.TaskArn}
 	r.containers = containerNames(a)
+	if sc := a.ServiceConnect; sc != nil {
+		// The Service Connect proxy container, its inbound listeners
+		// published on simulated host ports (as in bridge mode).
+		r.proxy = sc.ProxyContainerName
+		for _, in := range sc.Inbound {
+			r.proxyBindings = append(r.proxyBindings, ecsapi.NetworkBinding{
+				ContainerPort: ptr(int32(in.ListenPort)), HostPort: ptr(int32(40000 + s.hostPorts.Add(1)%20000)),
+				Protocol: ptr(ecsapi.TransportProtocolTcp), BindIP: ptr("0.0.0.0")})
+		}
+	}
 	r.fail = s.fails(a)
 	r.healthChecked = healthChecked(a)
 	go r.run()
@@ -267,6 +282,8 @@ type runner struct {
 	containers    []string
 	fail          string
 	healthChecked bool
+	proxy         string // Service Connect proxy container; "" without
+	proxyBindings []ecsapi.NetworkBinding
 	notify        chan struct{} // an assignment arrived
 	done          chan struct{}
 	mu            sync.Mutex
@@ -301,6 +318,13 @@ func (r *runner) containerReports(status string, exit *int32, reason string) []a
 		cr := agentapi.ContainerReport{Name: c, KnownStatus: status, ExitCode: exit, Reason: reason, RuntimeID: "hollow-" + c}
 		if r.healthChecked && status == "RUNNING" {
 			cr.HealthStatus = "HEALTHY"
+		}
+		out = append(out, cr)
+	}
+	if r.proxy != "" {
+		cr := agentapi.ContainerReport{Name: r.proxy, KnownStatus: status, ExitCode: exit, Reason: reason, RuntimeID: "hollow-" + r.proxy}
+		if status == "RUNNING" {
+			cr.NetworkBindings = r.proxyBindings
 		}
 		out = append(out, cr)
 	}
