@@ -48,11 +48,12 @@ Usage:
   berth env      [flags]   print the shell exports for the AWS CLI and SDKs
   berth join-token [flags] make a token an agent joins a cluster with
   berth console  [flags]   print a one-time sign-in link for the web console
-  berth bench [tasks|services|awslogs|alb|dns] [flags]  run the benchmarks that need a whole Berth
+  berth bench [tasks|services|awslogs|alb|dns|scproxy] [flags]  run the benchmarks that need a whole Berth
                            (API churn; "tasks": RunTask on Docker beside docker run and Swarm;
                            "services": services on Docker beside Swarm, rolling bounds, recovery;
                            "alb": the load balancer data plane beside nginx, with wrk;
-                           "dns": the Cloud Map DNS server beside nsd under dnsperf)
+                           "dns": the Cloud Map DNS server beside nsd under dnsperf;
+                           "scproxy": the Service Connect proxy beside nginx, with wrk)
   berth version            print the version
 
 Run 'berth <command> -h' for a command's flags.
@@ -79,6 +80,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runJoinToken(ctx, args[1:], stdout, stderr)
 	case "console":
 		return runConsole(args[1:], stdout, stderr)
+	case "scproxy": // internal: the Service Connect proxy in a task's proxy container
+		return runSCProxy(ctx, args[1:], stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "berth %s\n", Version)
 		return nil
@@ -470,6 +473,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if len(args) > 0 && args[0] == "alb" {
 		return runBenchALB(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "scproxy" {
+		return runBenchSCProxy(ctx, args[1:], stdout, stderr)
 	}
 	fs := flag.NewFlagSet("berth bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
