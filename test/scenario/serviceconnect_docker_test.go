@@ -3,9 +3,9 @@ package scenario
 import (
 	"context"
 	"encoding/json"
-	"strings"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,8 +72,13 @@ func TestServiceConnectSeedOnDocker(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	reg("webui-svc-cluster", []string{"serve:80", "sleep:1h"},
-		[]types.PortMapping{{Name: aws.String("webui-port"), ContainerPort: aws.Int32(80), AppProtocol: types.ApplicationProtocolHttp}})
+	// The application listens on 8080, not on the alias's port 80: its
+	// task's own proxy listens on <alias VIP>:80 in the same network
+	// namespace, and Linux refuses a wildcard bind of a port that a
+	// specific address already listens on (ECS redirects with iptables
+	// instead; docs/service-connect.md).
+	reg("webui-svc-cluster", []string{"serve:8080", "sleep:1h"},
+		[]types.PortMapping{{Name: aws.String("webui-port"), ContainerPort: aws.Int32(8080), AppProtocol: types.ApplicationProtocolHttp}})
 	if _, err := c.CreateService(cx, &ecs.CreateServiceInput{Cluster: aws.String("svc-cluster-2"), ServiceName: aws.String("webui"),
 		TaskDefinition: aws.String("webui-svc-cluster"), DesiredCount: aws.Int32(1),
 		ServiceConnectConfiguration: &types.ServiceConnectConfiguration{Enabled: true, Namespace: aws.String("svc-namespace"),
@@ -133,11 +138,18 @@ func TestServiceConnectSeedOnDocker(t *testing.T) {
 		return false
 	})
 	if exit != 42 {
-		l, _ := c.ListTasks(cx, &ecs.ListTasksInput{Cluster: aws.String("svc-cluster-2"), ServiceName: aws.String("webui")})
-		if l != nil && len(l.TaskArns) > 0 {
-			d, _ := c.DescribeTasks(cx, &ecs.DescribeTasksInput{Cluster: aws.String("svc-cluster-2"), Tasks: l.TaskArns})
-			b, _ := json.MarshalIndent(d.Tasks, "", " ")
-			t.Logf("webui tasks: %s", b)
+		for _, cl := range []string{"svc-cluster-2", "svc-cluster-1"} {
+			l, _ := c.ListTasks(cx, &ecs.ListTasksInput{Cluster: aws.String(cl), DesiredStatus: types.DesiredStatusStopped})
+			if l != nil && len(l.TaskArns) > 0 {
+				d, _ := c.DescribeTasks(cx, &ecs.DescribeTasksInput{Cluster: aws.String(cl), Tasks: l.TaskArns})
+				for _, tk := range d.Tasks {
+					t.Logf("%s task %s: %s %s %q", cl, aws.ToString(tk.TaskArn), aws.ToString(tk.LastStatus), tk.StopCode, aws.ToString(tk.StoppedReason))
+					for _, ct := range tk.Containers {
+						b, _ := json.Marshal(ct.NetworkBindings)
+						t.Logf("  container %s %s exit %v reason %q bindings %s", aws.ToString(ct.Name), aws.ToString(ct.LastStatus), aws.ToInt32(ct.ExitCode), aws.ToString(ct.Reason), b)
+					}
+				}
+			}
 		}
 		t.Fatalf("the client could not reach webui-svc-domain:80: exit %d (%s)", exit, reason)
 	}
