@@ -754,9 +754,15 @@ func ServiceConnectEndpoints(t ecsapi.Task, sv ecsapi.Service, hostIP func(conta
 		if !awsvpc {
 			port = 0
 			if proxy != nil {
+				// The IPv4 binding: Docker may publish IPv6 on another
+				// host port, and the endpoint's address is IPv4.
 				for _, b := range proxy.NetworkBindings {
-					if int(deref(b.ContainerPort)) == ServiceConnectListenPort(i, s) && deref(b.HostPort) != 0 {
+					if int(deref(b.ContainerPort)) == ServiceConnectListenPort(i, s) && deref(b.HostPort) != 0 &&
+						(port == 0 || !strings.Contains(deref(b.BindIP), ":")) {
 						port = int(deref(b.HostPort))
+						if !strings.Contains(deref(b.BindIP), ":") {
+							break
+						}
 					}
 				}
 			}

@@ -109,7 +109,9 @@ func TestServiceConnectEndpoints(t *testing.T) {
 		ServiceConnectResources: []ecsapi.ServiceConnectServiceResource{{DiscoveryName: ptr("web"), DiscoveryArn: ptr("arn:srv-web")}}}}}
 	bridge := ecsapi.Task{TaskArn: ptr("t1"), StartedBy: ptr("d1"), LastStatus: ptr("RUNNING"), DesiredStatus: ptr("RUNNING"),
 		Containers: []ecsapi.Container{{Name: ptr("web")}, {Name: ptr("ecs-service-connect-ab"), NetworkBindings: []ecsapi.NetworkBinding{
-			{ContainerPort: ptr(int32(15000)), HostPort: ptr(int32(32768))}, {ContainerPort: ptr(int32(9100)), HostPort: ptr(int32(32769))}}}}}
+			{ContainerPort: ptr(int32(15000)), HostPort: ptr(int32(32770)), BindIP: ptr("::")},
+			{ContainerPort: ptr(int32(15000)), HostPort: ptr(int32(32768)), BindIP: ptr("0.0.0.0")},
+			{ContainerPort: ptr(int32(9100)), HostPort: ptr(int32(32769))}}}}}
 	eps := ServiceConnectEndpoints(bridge, sv, func(string) string { return "10.0.0.9" })
 	if len(eps) != 2 || eps[0].Port != 32768 || eps[0].Address != "10.0.0.9" || eps[0].DiscoveryArn != "arn:srv-web" || eps[1].Port != 32769 || !eps[0].Running || !eps[0].Wanted {
 		t.Fatalf("bridge endpoints %+v", eps)

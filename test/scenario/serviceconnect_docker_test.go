@@ -113,31 +113,14 @@ func TestServiceConnectSeedOnDocker(t *testing.T) {
 		ServiceConnectConfiguration: &types.ServiceConnectConfiguration{Enabled: true, Namespace: aws.String("svc-namespace")}}); err != nil {
 		t.Fatal(err)
 	}
-	var exit int32 = -1
-	var reason string
-	waitFor(t, "the client's first task to stop", 3*time.Minute, func() bool {
-		l, err := c.ListTasks(cx, &ecs.ListTasksInput{Cluster: aws.String("svc-cluster-1"), ServiceName: aws.String("client"), DesiredStatus: types.DesiredStatusStopped})
-		if err != nil || len(l.TaskArns) == 0 {
-			return false
+	// A client task that got its answer exits 42. On a loaded machine the
+	// tool's 10 s of retries can run out before the first task's proxy
+	// has the directory; the service replaces the task, and the next one
+	// must get through.
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
 		}
-		d, err := c.DescribeTasks(cx, &ecs.DescribeTasksInput{Cluster: aws.String("svc-cluster-1"), Tasks: l.TaskArns})
-		if err != nil {
-			return false
-		}
-		for _, tk := range d.Tasks {
-			if aws.ToString(tk.LastStatus) != "STOPPED" {
-				continue
-			}
-			for _, ct := range tk.Containers {
-				if aws.ToString(ct.Name) == "main" && ct.ExitCode != nil {
-					exit, reason = *ct.ExitCode, aws.ToString(tk.StoppedReason)
-					return true
-				}
-			}
-		}
-		return false
-	})
-	if exit != 42 {
 		for _, cl := range []string{"svc-cluster-2", "svc-cluster-1"} {
 			l, _ := c.ListTasks(cx, &ecs.ListTasksInput{Cluster: aws.String(cl), DesiredStatus: types.DesiredStatusStopped})
 			if l != nil && len(l.TaskArns) > 0 {
@@ -151,6 +134,25 @@ func TestServiceConnectSeedOnDocker(t *testing.T) {
 				}
 			}
 		}
-		t.Fatalf("the client could not reach webui-svc-domain:80: exit %d (%s)", exit, reason)
-	}
+	})
+	waitFor(t, "a client task to get through", 3*time.Minute, func() bool {
+		l, err := c.ListTasks(cx, &ecs.ListTasksInput{Cluster: aws.String("svc-cluster-1"), ServiceName: aws.String("client"), DesiredStatus: types.DesiredStatusStopped})
+		if err != nil || len(l.TaskArns) == 0 {
+			return false
+		}
+		d, err := c.DescribeTasks(cx, &ecs.DescribeTasksInput{Cluster: aws.String("svc-cluster-1"), Tasks: l.TaskArns})
+		if err != nil {
+			return false
+		}
+		for _, tk := range d.Tasks {
+			for _, ct := range tk.Containers {
+				if aws.ToString(ct.Name) == "main" && ct.ExitCode != nil && aws.ToString(tk.LastStatus) == "STOPPED" {
+					if *ct.ExitCode == 42 {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	})
 }
