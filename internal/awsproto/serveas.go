@@ -17,7 +17,9 @@ import (
 // JSON-protocol client sends it) is decoded and validated by the same
 // code, the same handler runs, a mutating call is audited under id, and
 // the answer (output or error) is written in the service's JSON protocol,
-// byte for byte what an SDK would read.
+// byte for byte what an SDK would read. A service that speaks only the
+// query protocol (ELBv2) is answered in JSON 1.1, with its model's member
+// names and error shapes.
 func (fd *FrontDoor) ServeAs(w http.ResponseWriter, r *http.Request, id iam.Identity, signingName, operation string) {
 	x := fd.newExchange(w, r)
 	if fd.observer != nil {
@@ -41,8 +43,16 @@ func (fd *FrontDoor) ServeAs(w http.ResponseWriter, r *http.Request, id iam.Iden
 		return
 	}
 	x.raw, x.body = body, body
-	op := fd.operation(x)
-	if op == nil {
+	var op *Operation
+	if x.svc != nil && !x.svc.Speaks(x.proto) {
+		// A query-only service (ELBv2): its generated shapes carry the
+		// same member names in json tags, so the console reads it in JSON
+		// 1.1 through the same decoder, handlers and errors.
+		if op = x.svc.Operations[operation]; op == nil {
+			fd.writeError(x, NewError(CodeUnknownOperation, "%s has no operation %q", x.svc.SigningName, operation))
+			return
+		}
+	} else if op = fd.operation(x); op == nil {
 		return
 	}
 	x.op = op.Name

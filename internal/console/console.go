@@ -239,6 +239,8 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, p string) {
 		h.stream(w, r, ss)
 	case p == "logs" && r.Method == http.MethodGet:
 		h.tail(w, r, ss)
+	case p == "watch" && r.Method == http.MethodGet:
+		h.watch(w, r, ss)
 	default:
 		writeJSONError(w, http.StatusNotFound, "NotFound", "No such console API")
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 
 	"github.com/berthdev/berth/internal/berthtest"
 	"github.com/berthdev/berth/internal/console"
@@ -199,5 +200,72 @@ func TestConsoleAssets(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("unsigned API call: %d, want 403", resp.StatusCode)
+	}
+}
+
+// A watch runs reads as the session's identity, ELBv2 (a query-only
+// service) included, sends each answer once and then only its changes,
+// shows errors as the API answers them, and refuses writes and callers
+// without a session.
+func TestConsoleWatch(t *testing.T) {
+	t.Parallel()
+	s := berthtest.Start(t, nil)
+	resp := signIn(t, s, console.MintToken(s.Creds.AccessKeyID, s.Creds.SecretAccessKey, time.Now(), time.Minute))
+	var cookie string
+	for _, c := range resp.Cookies() {
+		if c.Name == console.CookieName {
+			cookie = c.Value
+		}
+	}
+	q := func(calls string) string { return "/console/api/watch?every=1&q=" + url.QueryEscape(calls) }
+	if code, _ := call(t, s, "GET", q(`[{"s":"elasticloadbalancing","o":"DescribeLoadBalancers"}]`), "", "", ""); code != http.StatusUnauthorized {
+		t.Errorf("watch without a session: %d", code)
+	}
+	if code, body := call(t, s, "GET", q(`[{"s":"elasticloadbalancing","o":"CreateLoadBalancer","i":{"Name":"x"}}]`), cookie, "", ""); code != http.StatusBadRequest || !strings.Contains(body, "not a read") {
+		t.Errorf("watch of a write: %d %s", code, body)
+	}
+	// One-off ELBv2 call in JSON: the query-only service's error shape.
+	code, body := call(t, s, "POST", "/console/api/aws/elasticloadbalancing/DescribeLoadBalancers", cookie, "", `{"Names":["nope"]}`)
+	if code != http.StatusForbidden {
+		t.Errorf("POST without CSRF: %d %s", code, body)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.Endpoint+q(`[{"s":"elasticloadbalancing","o":"DescribeLoadBalancers"},{"s":"elasticloadbalancing","o":"DescribeLoadBalancers","i":{"Names":["nope"]}}]`), nil)
+	req.AddCookie(&http.Cookie{Name: console.CookieName, Value: cookie})
+	sresp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sresp.Body.Close()
+	lines := bufio.NewScanner(sresp.Body)
+	lines.Buffer(nil, 1<<20)
+	next := func() string {
+		t.Helper()
+		for lines.Scan() {
+			if l := lines.Text(); strings.HasPrefix(l, "data: ") {
+				return l
+			}
+		}
+		t.Fatalf("watch ended: %v", lines.Err())
+		return ""
+	}
+	first, second := next(), next()
+	if !strings.Contains(first, `"i":0,"status":200,"body":{"LoadBalancers":[]}`) {
+		t.Errorf("first answer: %s", first)
+	}
+	if !strings.Contains(second, `"i":1,"status":400`) || !strings.Contains(second, "LoadBalancerNotFoundException") {
+		t.Errorf("error answer: %s", second)
+	}
+	// Nothing changes: nothing is sent. A load balancer is created: call 0
+	// is sent again, call 1 (still the same error) is not.
+	c := elb.NewFromConfig(s.AWSConfig())
+	if _, err := c.CreateLoadBalancer(ctx, &elb.CreateLoadBalancerInput{Name: aws.String("web"), Subnets: []string{"subnet-a", "subnet-b"}}); err != nil {
+		t.Fatal(err)
+	}
+	third := next()
+	if !strings.Contains(third, `"i":0,"status":200`) || !strings.Contains(third, `"LoadBalancerName":"web"`) {
+		t.Errorf("after the create: %s", third)
 	}
 }

@@ -59,7 +59,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	chrome := chromium(t)
 	started := time.Now()
 	dir := t.TempDir()
-	p := berthtest.StartProcess(t, "up", dir, nil, "--throttle=false")
+	p := berthtest.StartProcess(t, "up", dir, nil, "--throttle=false", "--metrics-period=5s")
 	var signin string
 	for deadline := time.Now().Add(10 * time.Second); signin == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		signin = consoleURL.FindString(p.Output.String())
@@ -109,6 +109,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	t.Logf("%s: hollow nodes joined", time.Since(started).Round(time.Millisecond))
 	_, err = c.CreateService(cx, &ecs.CreateServiceInput{Cluster: aws.String("web"), ServiceName: aws.String("api"), TaskDefinition: aws.String("web:2"), DesiredCount: aws.Int32(1)})
 	must(err)
+	fx := consoleSetup(t, cx, p)
+	t.Logf("%s: load balancer, namespace, metrics, alarm and rule created", time.Since(started).Round(time.Millisecond))
 
 	waitJS := func(expr string) chromedp.Action[chromedp.Void] {
 		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
@@ -264,5 +266,6 @@ func TestConsoleInBrowser(t *testing.T) {
 	if !strings.Contains(diff, `-      "image": "nginx:1.27"`) || !strings.Contains(diff, `+      "image": "nginx:1.28"`) {
 		t.Errorf("diff of web:1 and web:2:\n%s", diff)
 	}
+	consoleViews(t, cx, p, fx, c, run, waitJS, text, shot)
 	t.Logf("browser test took %s; screenshots in %s", time.Since(started).Round(time.Millisecond), shots)
 }

@@ -500,10 +500,9 @@ func TestServiceLifecycleOnDocker(t *testing.T) {
 			return len(live) == 4
 		})
 		elapsed := time.Since(t0)
-		t.Logf("RECOVERY docker kill -> replacement RUNNING in %s", elapsed.Round(10*time.Millisecond))
-		if elapsed > 5*time.Second {
-			t.Errorf("replacement took %s; the goal is 5 s", elapsed)
-		}
+		// The goal (5 s) is a benchmark (`berth bench services`), not an
+		// assertion: the test shares the machine with the rest of the suite.
+		t.Logf("RECOVERY docker kill -> replacement RUNNING in %s (goal 5 s)", elapsed.Round(10*time.Millisecond))
 		got := waitTask(t, c, "default", aws.ToString(victim.TaskArn), 10*time.Second, func(x types.Task) bool { return aws.ToString(x.LastStatus) == "STOPPED" })
 		if got.StopCode != types.TaskStopCodeEssentialContainerExited || got.Containers[0].ExitCode == nil || *got.Containers[0].ExitCode != 137 {
 			t.Errorf("killed task: stopCode %s exit %v reason %q", got.StopCode, got.Containers[0].ExitCode, aws.ToString(got.StoppedReason))
