@@ -12,6 +12,7 @@ import (
 // describe a repository, get-login-password (the password opens /v2/),
 // the not-found error, and delete.
 func TestAWSCLIsECR(t *testing.T) {
+	t.Parallel() // its own server; CLI calls are mostly process start-up
 	s := berthtest.Start(t, nil)
 	for _, cli := range berthtest.CLIs(t) {
 		t.Run(cli.Name, func(t *testing.T) {

@@ -272,6 +272,7 @@ func TestECRBatchDeleteImageWithoutIDs(t *testing.T) {
 // managed KMS key with both AWS CLIs, and tag mutability exclusions with
 // the CLI that knows them.
 func TestAWSCLIsECRRegistry(t *testing.T) {
+	t.Parallel() // its own server; CLI calls are mostly process start-up
 	s := berthtest.Start(t, nil)
 	for _, cli := range berthtest.CLIs(t) {
 		t.Run(cli.Name, func(t *testing.T) {

@@ -207,6 +207,7 @@ func TestRepositoryPolicyDenyAll(t *testing.T) {
 // TestRepositoryPolicyAWSCLI sets a Deny policy with `aws ecr
 // set-repository-policy` and checks an invalid one is refused.
 func TestRepositoryPolicyAWSCLI(t *testing.T) {
+	t.Parallel() // its own server; CLI calls are mostly process start-up
 	s := berthtest.Start(t, nil)
 	createRepo(t, s, "pol/cli")
 	for _, cli := range berthtest.CLIs(t) {

@@ -110,6 +110,7 @@ func TestTasksOnDocker(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs containers")
 	}
+	t.Parallel()
 	berthtest.NeedDocker(t)
 	s := berthtest.Start(t, nil)
 	startAgent(t, s, "us-east-1a")
@@ -170,6 +171,7 @@ func TestAgentKill9ReattachesAndWaitersWork(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs containers and the binary")
 	}
+	t.Parallel()
 	berthtest.NeedDocker(t)
 	clis := berthtest.CLIs(t)
 	s := berthtest.Start(t, nil)

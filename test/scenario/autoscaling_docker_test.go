@@ -146,6 +146,7 @@ func TestAutoScalingTargetTrackingDocker(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs containers")
 	}
+	t.Parallel()
 	trigger, took, act := autoscalingReaction(t, "5s", 0)
 	t.Logf("CPU breach -> scaling activity in %v, second task RUNNING in %v (%s)", trigger, took, act)
 	if took > 2*reactionLimit {

@@ -376,6 +376,7 @@ func TestAutoScalingAgainstBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the binary")
 	}
+	t.Parallel()
 	dir := t.TempDir()
 	p := berthtest.StartProcess(t, "up", dir, nil, "--throttle=false")
 	cfg := p.Server.AWSConfig()

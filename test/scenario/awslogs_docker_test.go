@@ -55,6 +55,7 @@ func TestAwslogsThroughBerthUp(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs containers and the binary")
 	}
+	t.Parallel()
 	berthtest.NeedDocker(t)
 	dir := t.TempDir()
 	addr, md := berthtest.FreeAddr(t), freeAnyAddr(t)

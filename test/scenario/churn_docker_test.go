@@ -23,6 +23,7 @@ func TestTaskChurnOnDocker(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs containers and the binary")
 	}
+	t.Parallel()
 	berthtest.NeedDocker(t)
 	s := berthtest.Start(t, nil)
 	c := ecs.NewFromConfig(s.AWSConfig())

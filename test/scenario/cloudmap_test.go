@@ -350,6 +350,7 @@ func TestCloudMapThroughBerthUp(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs containers and the binary")
 	}
+	t.Parallel()
 	berthtest.NeedDocker(t)
 	dir := t.TempDir()
 	addr, md, dnsAddr := berthtest.FreeAddr(t), freeAnyAddr(t), berthtest.FreeAddr(t)

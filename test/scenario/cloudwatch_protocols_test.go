@@ -30,6 +30,7 @@ func TestCloudWatchProtocolsThroughRealClients(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the binary")
 	}
+	t.Parallel()
 	p := berthtest.StartProcess(t, "up", t.TempDir(), nil)
 	at := time.Now().UTC().Add(-2 * time.Minute).Truncate(time.Minute)
 

@@ -21,6 +21,7 @@ import (
 // words, roleArn on services, TagResource overwriting a key in place, and
 // DiscoverPollEndpoint answering Berth's endpoint.
 func TestECSCompatibilityThroughCLIs(t *testing.T) {
+	t.Parallel()
 	s := berthtest.Start(t, nil)
 	for _, cli := range berthtest.CLIs(t) {
 		t.Run(cli.Name, func(t *testing.T) {

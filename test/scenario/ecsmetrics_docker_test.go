@@ -38,6 +38,7 @@ func TestMetadataStatsAndECSMetricsThroughBerthUp(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs containers")
 	}
+	t.Parallel()
 	berthtest.NeedDocker(t)
 	cli := berthtest.CLIs(t)[0]
 	dc, err := client.New(client.FromEnv)

@@ -24,6 +24,7 @@ func TestELBv2ThroughBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the binary")
 	}
+	t.Parallel()
 	clis := berthtest.CLIs(t)
 	dir := t.TempDir()
 	p := berthtest.StartProcess(t, "up", dir, nil)

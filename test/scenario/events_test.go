@@ -159,6 +159,7 @@ func TestEventBridgeThroughBerthUp(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the binary")
 	}
+	t.Parallel()
 	p := berthtest.StartProcess(t, "up", t.TempDir(), nil, "--agent=false")
 	eb := eventbridge.NewFromConfig(p.AWSConfig())
 	cx := context.Background()

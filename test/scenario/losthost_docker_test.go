@@ -35,6 +35,7 @@ func TestLostHostPolicyOnDocker(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs containers and the binary")
 	}
+	t.Parallel()
 	berthtest.NeedDocker(t)
 	srv := berthtest.StartProcess(t, "server", t.TempDir(), nil)
 	c := ecs.NewFromConfig(srv.AWSConfig())

@@ -343,6 +343,7 @@ func TestServiceLifecycleOnDocker(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs containers")
 	}
+	t.Parallel()
 	berthtest.NeedDocker(t)
 	s := berthtest.Start(t, nil)
 	startAgent(t, s, "zone-a")
@@ -615,6 +616,7 @@ func TestServiceSurvivesAgentKill9OnDocker(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs containers and the binary")
 	}
+	t.Parallel()
 	berthtest.NeedDocker(t)
 	s := berthtest.Start(t, nil)
 	c := ecs.NewFromConfig(s.AWSConfig())
@@ -727,6 +729,7 @@ func TestServerKill9DuringRollingDeploymentOnDocker(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs containers and the binary")
 	}
+	t.Parallel()
 	berthtest.NeedDocker(t)
 	dir := t.TempDir()
 	addr := berthtest.FreeAddr(t)
