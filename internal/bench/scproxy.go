@@ -53,8 +53,8 @@ type SCProxyResult struct {
 	RSSIdleKB, RSSLoadKB       int64 // the proxy process's VmRSS idle (configured) and its peak (VmHWM) after the load
 	// The private part (RssAnon: heap, stacks) idle and after the load; the rest is file-backed
 	// (the berth binary and libc), shared by every proxy of the same image.
-	AnonIdleKB, AnonLoadKB int64
-	KillRequests, KillErrors   int64
+	AnonIdleKB, AnonLoadKB   int64
+	KillRequests, KillErrors int64
 }
 
 // SCProxy measures one Service Connect proxy hop: the real proxy process (`berth scproxy`,
