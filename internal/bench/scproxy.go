@@ -51,7 +51,10 @@ type SCProxyResult struct {
 	Direct, NginxLat, ProxyLat wrkResult
 	NginxProbe, ProxyProbe     probeResult
 	RSSIdleKB, RSSLoadKB       int64 // the proxy process's VmRSS idle (configured) and its peak (VmHWM) after the load
-	KillRequests, KillErrors   int64
+	// The private part (RssAnon: heap, stacks) idle and after the load; the rest is file-backed
+	// (the berth binary and libc), shared by every proxy of the same image.
+	AnonIdleKB, AnonLoadKB   int64
+	KillRequests, KillErrors int64
 }
 
 // SCProxy measures one Service Connect proxy hop: the real proxy process (`berth scproxy`,
@@ -200,6 +203,7 @@ http {
 		}
 	}
 	res.RSSIdleKB = procStatusKB(proxyPID, "VmRSS")
+	res.AnonIdleKB = procStatusKB(proxyPID, "RssAnon")
 
 	wrkArgs := func(url string, d time.Duration, conns int, script string) []string {
 		a := []string{"-t", strconv.Itoa(cfg.Threads), "-c", strconv.Itoa(conns), "-d", fmt.Sprintf("%ds", int(d.Seconds())), "--latency"}
@@ -261,6 +265,7 @@ http {
 		}
 	}
 	res.RSSLoadKB = procStatusKB(proxyPID, "VmHWM")
+	res.AnonLoadKB = procStatusKB(proxyPID, "RssAnon")
 
 	// A backend killed under load, retries on: three Go backends, clients calling through
 	// the proxy; one backend's listener and connections are closed mid-run.
@@ -363,6 +368,7 @@ func (r SCProxyResult) Report(w io.Writer) {
 		fmt.Fprintf(w, "  probe under load, %s: %d pairs; direct p50 %v p99 %v; via %s p50 %v p99 %v; added p50 %v (paired) p99 %v\n",
 			x.name, x.p.N, x.p.DirectP50, x.p.DirectP99, x.name, x.p.ViaP50, x.p.ViaP99, x.p.AddedP50, x.p.ViaP99-x.p.DirectP99)
 	}
-	fmt.Fprintf(w, "proxy process RSS: %d kB configured and idle, %d kB peak after the load\n", r.RSSIdleKB, r.RSSLoadKB)
+	fmt.Fprintf(w, "proxy process RSS: %d kB configured and idle, %d kB peak after the load; private (RssAnon) %d kB idle, %d kB after the load\n",
+		r.RSSIdleKB, r.RSSLoadKB, r.AnonIdleKB, r.AnonLoadKB)
 	fmt.Fprintf(w, "backend killed under load (retries on): %d client errors of %d requests\n", r.KillErrors, r.KillRequests)
 }

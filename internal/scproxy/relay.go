@@ -96,12 +96,13 @@ func NewRelay(dir string, cfg serviceconnect.TaskConfig, onReady func(), log *sl
 	return r, nil
 }
 
-// Ready reports whether the proxy has applied its configuration, and the
-// error it reported if it could not.
+// Ready reports whether the proxy has applied its configuration and, when
+// it has client aliases, has their endpoints (a directory line), and the
+// error it reported if it could not apply it.
 func (r *Relay) Ready() (bool, string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.ready, r.err
+	return r.ready && (len(r.cfg.Outbound) == 0 || r.dir != nil), r.err
 }
 
 // Connected reports whether a proxy is on the relay now.
@@ -122,13 +123,17 @@ func (r *Relay) accept() {
 			r.conn.Close() // a restarted proxy replaces the old connection
 		}
 		r.conn = c
-		r.enc = json.NewEncoder(c)
+		r.enc = json.NewEncoder(deadlineWriter{c})
 		replies := make(chan Message, 4)
 		r.replies = replies
-		cfg := r.cfg
-		err = r.enc.Encode(Message{Type: MsgConfig, Config: &cfg})
-		if err == nil && r.dir != nil {
+		// The directory first: the proxy's "applied" then means its
+		// aliases have their endpoints too.
+		if r.dir != nil {
 			err = r.enc.Encode(Message{Type: MsgDirectory, Directory: r.dir})
+		}
+		cfg := r.cfg
+		if err == nil {
+			err = r.enc.Encode(Message{Type: MsgConfig, Config: &cfg})
 		}
 		r.mu.Unlock()
 		if err != nil {
@@ -178,12 +183,17 @@ func (r *Relay) read(c net.Conn, replies chan Message) {
 // connects later).
 func (r *Relay) SetDirectory(d serviceconnect.Directory) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	first := r.dir == nil
 	r.dir = &d
 	if r.enc != nil {
 		if err := r.enc.Encode(Message{Type: MsgDirectory, Directory: &d}); err != nil {
 			r.conn.Close()
 		}
+	}
+	ready := r.ready
+	r.mu.Unlock()
+	if first && ready && r.onRdy != nil {
+		r.onRdy() // applied before the first directory: ready only now
 	}
 }
 
@@ -296,7 +306,7 @@ func serveRelay(ctx context.Context, c net.Conn, p *Proxy, drained *bool, log *s
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	var wmu sync.Mutex
-	enc := json.NewEncoder(c)
+	enc := json.NewEncoder(deadlineWriter{c})
 	send := func(m Message) {
 		wmu.Lock()
 		defer wmu.Unlock()
@@ -350,4 +360,16 @@ func serveRelay(ctx context.Context, c net.Conn, p *Proxy, drained *bool, log *s
 		return err
 	}
 	return errors.New("relay closed by the agent")
+}
+
+// relayWriteTimeout bounds a write to the other end of the relay: a peer
+// that stops reading is dropped (it reconnects and gets the whole state)
+// rather than blocking the writer.
+const relayWriteTimeout = 5 * time.Second
+
+type deadlineWriter struct{ c net.Conn }
+
+func (w deadlineWriter) Write(b []byte) (int, error) {
+	_ = w.c.SetWriteDeadline(time.Now().Add(relayWriteTimeout))
+	return w.c.Write(b)
 }

@@ -119,6 +119,9 @@ func serviceConnectPair(t *testing.T, mode ecsapi.NetworkMode) {
 	h.rt.cfg.ServiceConnect = &ServiceConnectConfig{Executable: berthBinary(t), Version: "test", Directory: dir}
 	ns := "arn:aws:servicediscovery:us-east-1:000000000000:namespace/ns-" + randHex(4)
 	webAlias := serviceconnect.Outbound{DiscoveryName: "web", DNSName: "web", Port: 80, VIP: "127.255.0.1", Protocol: "http"}
+	// The stream's first line comes at once (no endpoints yet): a proxy
+	// with client aliases is HEALTHY only once it has one.
+	dir.set(serviceconnect.Directory{NamespaceArn: ns, Revision: 1})
 
 	srv := assignment(mode, cdef("app", "serve:8080", "sleep:1h"))
 	srv.ServiceConnect = &serviceconnect.TaskConfig{NamespaceArn: ns, ProxyContainerName: "ecs-service-connect-srv1",
@@ -154,7 +157,7 @@ func serviceConnectPair(t *testing.T, mode ecsapi.NetworkMode) {
 		}
 		ep = serviceconnect.Endpoint{TaskArn: srv.TaskArn, Address: h.rt.bridgeGateway(context.Background()), Port: hostPort, Healthy: true}
 	}
-	dir.set(serviceconnect.Directory{NamespaceArn: ns, Revision: 1, Services: []serviceconnect.DirectoryService{{DiscoveryName: "web",
+	dir.set(serviceconnect.Directory{NamespaceArn: ns, Revision: 2, Services: []serviceconnect.DirectoryService{{DiscoveryName: "web",
 		Endpoints: []serviceconnect.Endpoint{ep}}}})
 
 	cli := assignment(mode, cdef("client", "get:http://web:80/", "print:called", "sleep:1h"))
