@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -141,7 +142,7 @@ func trackedMetric(c *api.TargetTrackingScalingPolicyConfiguration, res string) 
 		case api.MetricTypeECSServiceAverageMemoryUtilization:
 			a.MetricName = ptr("MemoryUtilization")
 		case api.MetricTypeALBRequestCountPerTarget:
-			return a, invalid("ALBRequestCountPerTarget needs an Application Load Balancer target group attached to the service; Berth's ECS services cannot use load balancers yet.")
+			return albRequestCountPerTarget(pre.ResourceLabel)
 		default:
 			return a, invalid("Unsupported predefined metric type %s for service namespace ecs: use ECSServiceAverageCPUUtilization, ECSServiceAverageMemoryUtilization or ALBRequestCountPerTarget.", deref(pre.PredefinedMetricType))
 		}
@@ -395,4 +396,28 @@ func (s *Service) DeleteScalingPolicy(ctx context.Context, in *api.DeleteScaling
 		return nil, errs.R(errs.Conflict, reasonConcurrent, "Concurrent update on the scaling policy %s; retry the request.", name)
 	}
 	return &api.DeleteScalingPolicyResponse{}, nil
+}
+
+// resourceLabelRE is ALBRequestCountPerTarget's ResourceLabel:
+// app/<load balancer name>/<id>/targetgroup/<target group name>/<id>.
+var resourceLabelRE = regexp.MustCompile(`^app/[a-zA-Z0-9-]{1,32}/[0-9a-f]{16}/targetgroup/[a-zA-Z0-9-]{1,32}/[0-9a-f]{16}$`)
+
+// albRequestCountPerTarget is the alarm metric of the predefined
+// ALBRequestCountPerTarget: AWS/ApplicationELB RequestCountPerTarget
+// (requests of the target group divided by its healthy targets) of the
+// target group the ResourceLabel names, summed over the period.
+func albRequestCountPerTarget(label *string) (cloudwatchapi.PutMetricAlarmInput, error) {
+	var a cloudwatchapi.PutMetricAlarmInput
+	if label == nil || *label == "" {
+		return a, invalid("ResourceLabel must be specified for the predefined metric type ALBRequestCountPerTarget.")
+	}
+	if !resourceLabelRE.MatchString(*label) {
+		return a, invalid("ResourceLabel %s is not valid for ALBRequestCountPerTarget: it must be app/<load-balancer-name>/<load-balancer-id>/targetgroup/<target-group-name>/<target-group-id>.", *label)
+	}
+	tg := (*label)[strings.Index(*label, "/targetgroup/")+1:]
+	a.Namespace = ptr("AWS/ApplicationELB")
+	a.MetricName = ptr("RequestCountPerTarget")
+	a.Statistic = ptr(cloudwatchapi.StatisticSum)
+	a.Dimensions = []cloudwatchapi.Dimension{{Name: ptr("TargetGroup"), Value: ptr(tg)}}
+	return a, nil
 }

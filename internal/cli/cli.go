@@ -48,7 +48,7 @@ Usage:
   berth env      [flags]   print the shell exports for the AWS CLI and SDKs
   berth join-token [flags] make a token an agent joins a cluster with
   berth console  [flags]   print a one-time sign-in link for the web console
-  berth bench [tasks|services|awslogs|alb|dns|scproxy] [flags]  run the benchmarks that need a whole Berth
+  berth bench [tasks|services|awslogs|alb|lbservice|dns|scproxy] [flags]  run the benchmarks that need a whole Berth
                            (API churn; "tasks": RunTask on Docker beside docker run and Swarm;
                            "services": services on Docker beside Swarm, rolling bounds, recovery;
                            "alb": the load balancer data plane beside nginx, with wrk;
@@ -477,6 +477,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(args) > 0 && args[0] == "scproxy" {
 		return runBenchSCProxy(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "lbservice" {
+		return runBenchLBService(ctx, args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("berth bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dur := fs.Duration("duration", 30*time.Second, "how long the API churn runs")
@@ -671,6 +674,28 @@ func taskDNS(srv *daemon.Server, on bool) taskrun.DNSListener {
 		return nil
 	}
 	return srv.TaskDNS()
+}
+
+func runBenchLBService(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("berth bench lbservice", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := bench.DefaultLBServiceConfig()
+	fs.StringVar(&cfg.Image, "image", cfg.Image, "the test image (in Docker's local cache)")
+	fs.IntVar(&cfg.Tasks, "tasks", cfg.Tasks, "tasks of the service")
+	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "client workers sending requests back to back")
+	fs.IntVar(&cfg.Kills, "kills", cfg.Kills, "containers killed after the deployment")
+	if err := fs.Parse(args); err != nil {
+		return UsageError{err.Error()}
+	}
+	if cfg.Tasks < 1 || cfg.Workers < 1 || cfg.Kills < 0 {
+		return UsageError{"bad benchmark parameters"}
+	}
+	res, err := bench.LBService(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	res.Report(stdout)
+	return nil
 }
 
 func runBenchALB(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -383,6 +383,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}}, log.With("component", "elbv2"))
 	s.elb = elbSvc
 	s.goRun(func() { elbSvc.Run(runCtx) })
+	// ECS services behind load balancers: validation, the drain gate and
+	// target health for ECS; the ECS target controller registers tasks.
+	ecsSvc.SetLoadBalancing(elbSvc.ForECS())
+	s.goRun(func() { ecsSvc.RunDrainGate(runCtx, 0) })
+	s.goRun(func() { elbSvc.NewECSTargets(ecsSvc).Run(runCtx) })
 	s.goRun(func() { elbSvc.RunMetrics(runCtx, elbRequests, cfg.MetricsPeriod, cwSvc.Publish) })
 	limiter := throttle.Disabled()
 	if cfg.Throttle {

@@ -358,6 +358,7 @@ func (s *Service) taskAtLeast(ctx context.Context, ar assignmentRecord, rev int6
 				t.Version = ar.Version
 				if ar.DesiredStatus == DesiredStopped {
 					t.DesiredStatus = DesiredStopped
+					t.DrainUntil = nil // the entry is rewritten STOPPED only when no gate holds the task
 				}
 			}
 			return t, nil
@@ -398,10 +399,14 @@ func (s *Service) assignment(ctx context.Context, kv store.KV) (agentapi.Assignm
 			}
 		}
 	}
+	desired := t.DesiredStatus
+	if t.DrainUntil != nil {
+		desired = DesiredRunning // held while its targets drain (loadbalancers.go)
+	}
 	return agentapi.Assignment{
 		RegistryAuth: auths,
 		TaskArn:      t.ARN, TaskID: t.ID, ClusterArn: t.ClusterARN,
-		DesiredStatus: t.DesiredStatus, Version: t.Version,
+		DesiredStatus: desired, Version: t.Version,
 		TaskDefinition: &td.TaskDefinition, Overrides: t.Overrides,
 		Group: t.Group, StartedBy: t.StartedBy, Tags: t.Tags,
 		CPU: t.CPU, MemoryMiB: t.MemoryMiB, CreatedAt: t.CreatedAt,

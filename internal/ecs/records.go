@@ -31,8 +31,11 @@ import (
 //	                                               the INACTIVE instance is purged (purge.go)
 //	/berth/iam/jointokens/<sha256 of token>        join token, under a lease (expiry)
 const (
-	keyAgents       = "/berth/ecs/agents/"
-	keyAssign       = "/berth/ecs/assign/"
+	keyAgents = "/berth/ecs/agents/"
+	keyAssign = "/berth/ecs/assign/"
+	// keyDrain indexes the tasks held in DEACTIVATING while their load
+	// balancer targets drain: /berth/ecs/drain/<cluster>/<task id>.
+	keyDrain        = "/berth/ecs/drain/"
 	keyClientTokens = "/berth/ecs/clienttokens/"
 	keyTaskGroups   = "/berth/ecs/taskgroups/"
 	keyAgentCreds   = "/berth/iam/agents/"
@@ -113,6 +116,10 @@ type taskRecord struct {
 	StoppingAt    *time.Time `json:"stoppingAt,omitempty"`
 	StopCode      string     `json:"stopCode,omitempty"`
 	StoppedReason string     `json:"stoppedReason,omitempty"`
+	// DrainUntil holds a task of a load-balanced service between
+	// "desired STOPPED" and its agent being told so: its targets drain
+	// until then (loadbalancers.go). nil: no gate.
+	DrainUntil *time.Time `json:"drainUntil,omitempty"`
 	// Version increases with every change of the task (ECS's task
 	// "version").
 	Version int64 `json:"version"`

@@ -12,6 +12,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/berthdev/berth/internal/agentapi"
@@ -57,6 +58,9 @@ type Service struct {
 	// scNamespaces reaches Cloud Map for Service Connect (serviceconnect.go);
 	// nil: Service Connect is refused.
 	scNamespaces ServiceConnectNamespaces
+	// lb is what services with loadBalancers need of ELBv2
+	// (loadbalancers.go); nil: such services are refused.
+	lb atomic.Pointer[LoadBalancing]
 }
 
 // SetRegistryAuth installs the source of registry pull credentials that

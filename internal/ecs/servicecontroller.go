@@ -400,6 +400,10 @@ func (c *serviceController) decide(ctx context.Context, cluster string, rp *serv
 			eligReq = &placement.Request{RequiredAttributes: spec.req.RequiredAttributes, Constraints: append(tdc, cons...)}
 		}
 	}
+	lbTargets, lbStates, err := c.serviceTargetHealth(ctx, &r, cp, tasks)
+	if err != nil {
+		return deploy.Decision{}, nil, nil, err
+	}
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	for _, v := range cp.snap.instances {
@@ -427,15 +431,16 @@ func (c *serviceController) decide(ctx context.Context, cluster string, rp *serv
 			StartedAt: t.StartedAt, StoppingAt: t.StoppingAt, StoppedAt: t.StoppedAt,
 		})
 	}
-	return deploy.Decide(in), cons, strat, nil
+	return decideWithTargets(in, r.LoadBalancers, lbTargets, lbStates), cons, strat, nil
 }
 
 // act carries out a decision on service r (read at revision rev): stops,
 // starts, and the write-back of what the controller owns.
 func (c *serviceController) act(ctx context.Context, cluster, name string, cp *clusterPass, r serviceRecord, rev int64, dec deploy.Decision, cons []placement.Constraint, strat []placement.Strategy, now time.Time) (time.Duration, error) {
 	events := dec.Events
+	drain := c.drainFunc(ctx, &r)
 	for _, st := range dec.Stop {
-		if _, err := c.s.stopTaskRecord(ctx, cluster, st.TaskID, ecsapi.TaskStopCode(st.StopCode), st.Reason); err != nil && !errs.Is(err, errs.NotFound) {
+		if _, err := c.s.stopTaskHeld(ctx, cluster, st.TaskID, ecsapi.TaskStopCode(st.StopCode), st.Reason, drain); err != nil && !errs.Is(err, errs.NotFound) {
 			return 0, err
 		}
 	}

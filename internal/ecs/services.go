@@ -76,6 +76,10 @@ type serviceRecord struct {
 	// InactiveAt is when the controller marked the service INACTIVE; the
 	// garbage collector purges the record retention later (taskgc.go).
 	InactiveAt *time.Time `json:"inactiveAt,omitempty"`
+
+	// LoadBalancers are the target groups the tasks register with
+	// (internal/elbv2's ECS target controller does it; loadbalancers.go).
+	LoadBalancers []ecsapi.LoadBalancer `json:"loadBalancers,omitempty"`
 }
 
 func serviceKey(cluster, name string) string { return keyServices + cluster + "/" + name }
@@ -264,7 +268,7 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 	if in.DeploymentController != nil && deref(in.DeploymentController.Type) != ecsapi.DeploymentControllerTypeEcs {
 		return nil, invalid("Berth supports the ECS deployment controller only.")
 	}
-	if err := unsupportedServiceFeatures(in.LoadBalancers, nil, in.ServiceConnectConfiguration, in.CapacityProviderStrategy, in.VolumeConfigurations); err != nil {
+	if err := unsupportedServiceFeatures(nil, nil, in.ServiceConnectConfiguration, in.CapacityProviderStrategy, in.VolumeConfigurations); err != nil {
 		return nil, err
 	}
 	sched := string(deref(in.SchedulingStrategy))
@@ -315,6 +319,9 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 	if err := checkServiceRegistries(in.ServiceRegistries, &td); err != nil {
 		return nil, err
 	}
+	if err := s.checkLoadBalancers(ctx, in.LoadBalancers, &td); err != nil {
+		return nil, err
+	}
 	scDep, err := s.resolveServiceConnect(ctx, &c, in.ServiceConnectConfiguration, &td, s.serviceARN(cluster, name))
 	if err != nil {
 		return nil, err
@@ -361,7 +368,7 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 		PropagateTags: string(deref(in.PropagateTags)), EnableECSManagedTags: deref(in.EnableECSManagedTags),
 		Tags: in.Tags, ClientToken: token, RequestHash: hash, CreatedAt: now, CreatedBy: caller(ctx),
 		Deployments: []deploy.Deployment{dep}, Version: 1, RoleARN: s.roleARN(deref(in.Role)),
-		ServiceRegistries: in.ServiceRegistries,
+		ServiceRegistries: in.ServiceRegistries, LoadBalancers: in.LoadBalancers,
 	}
 	if scDep != nil {
 		rec.SCDeployments = map[string]*scDeployment{dep.ID: scDep}
@@ -426,7 +433,7 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 	if in.DeploymentController != nil && deref(in.DeploymentController.Type) != ecsapi.DeploymentControllerTypeEcs {
 		return nil, invalid("Berth supports the ECS deployment controller only.")
 	}
-	if err := unsupportedServiceFeatures(in.LoadBalancers, in.ServiceRegistries, in.ServiceConnectConfiguration, in.CapacityProviderStrategy, in.VolumeConfigurations); err != nil {
+	if err := unsupportedServiceFeatures(nil, in.ServiceRegistries, in.ServiceConnectConfiguration, in.CapacityProviderStrategy, in.VolumeConfigurations); err != nil {
 		return nil, err
 	}
 	var td *ecsapi.TaskDefinition
@@ -442,6 +449,10 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 			return nil, invalid("Task definition does not support launch_type EC2.")
 		}
 		td = &tdRec.TaskDefinition
+	}
+	lbCheck, err := s.updateLoadBalancersCheck(ctx, in.LoadBalancers, td)
+	if err != nil {
+		return nil, err
 	}
 	sc, scChange, err := s.updatedServiceConnect(ctx, cluster, name, in.ServiceConnectConfiguration, td)
 	if err != nil {
@@ -497,6 +508,11 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 		}
 		if in.EnableECSManagedTags != nil {
 			r.EnableECSManagedTags = *in.EnableECSManagedTags
+		}
+		if changed, err := lbCheck(r); err != nil {
+			return err
+		} else if changed {
+			newDep = true
 		}
 		hc := len(r.Deployments) > 0 && r.Deployments[0].HealthChecked
 		if td != nil && deref(td.TaskDefinitionArn) != r.TaskDefinition {
@@ -690,6 +706,9 @@ func (s *Service) serviceOut(r *serviceRecord, withTags bool) ecsapi.Service {
 	}
 	if r.ServiceRegistries != nil {
 		out.ServiceRegistries = r.ServiceRegistries
+	}
+	if r.LoadBalancers != nil {
+		out.LoadBalancers = r.LoadBalancers
 	}
 	if out.PlacementConstraints == nil {
 		out.PlacementConstraints = []ecsapi.PlacementConstraint{}

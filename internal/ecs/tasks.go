@@ -550,6 +550,13 @@ func (s *Service) getTask(ctx context.Context, cluster, id string) (taskRecord, 
 // status only moves forward: a task already desired STOPPED is returned
 // unchanged. NotFound when the task does not exist.
 func (s *Service) stopTaskRecord(ctx context.Context, cluster, id string, code ecsapi.TaskStopCode, reason string) (taskRecord, error) {
+	return s.stopTaskHeld(ctx, cluster, id, code, reason, nil)
+}
+
+// stopTaskHeld is stopTaskRecord with the drain gate (loadbalancers.go):
+// drain, when set, gives how long the task's load balancer targets drain
+// before its agent is told to stop it.
+func (s *Service) stopTaskHeld(ctx context.Context, cluster, id string, code ecsapi.TaskStopCode, reason string, drain func(*taskRecord) (time.Duration, error)) (taskRecord, error) {
 	key := taskKey(cluster, id)
 	for {
 		t, rev, err := s.getTask(ctx, cluster, id)
@@ -565,10 +572,19 @@ func (s *Service) stopTaskRecord(ctx context.Context, cluster, id string, code e
 		if t.StopCode == "" {
 			t.StopCode, t.StoppedReason = string(code), reason
 		}
+		var gate []store.Op
+		held := false
+		if drain != nil {
+			d, err := drain(&t)
+			if err != nil {
+				return t, err
+			}
+			gate, held = gateOps(&t, d, now)
+		}
 		t.Version++
 		tb, _ := json.Marshal(t)
-		ops := []store.Op{store.Put(key, tb)}
-		if t.InstanceID != "" {
+		ops := append([]store.Op{store.Put(key, tb)}, gate...)
+		if t.InstanceID != "" && !held {
 			ab, _ := json.Marshal(assignmentRecord{Cluster: cluster, TaskID: id, DesiredStatus: t.DesiredStatus, Version: t.Version})
 			ops = append(ops, store.Put(assignKey(t.InstanceID, id), ab))
 		}
@@ -577,7 +593,7 @@ func (s *Service) stopTaskRecord(ctx context.Context, cluster, id string, code e
 			return t, err
 		}
 		if res.Succeeded {
-			s.log.Info("task stopping", "cluster", cluster, "task", id, "stopCode", code)
+			s.log.Info("task stopping", "cluster", cluster, "task", id, "stopCode", code, "drainUntil", t.DrainUntil)
 			return t, nil
 		}
 	}
@@ -600,7 +616,9 @@ func (s *Service) StopTask(ctx context.Context, in *ecsapi.StopTaskRequest) (*ec
 	if reason == "" {
 		reason = defaultStopReason
 	}
-	t, err := s.stopTaskRecord(ctx, cluster, id, ecsapi.TaskStopCodeUserInitiated, reason)
+	t, err := s.stopTaskHeld(ctx, cluster, id, ecsapi.TaskStopCodeUserInitiated, reason, func(t *taskRecord) (time.Duration, error) {
+		return s.serviceDrainDelay(ctx, t)
+	})
 	if errs.Is(err, errs.NotFound) {
 		return nil, errs.R(errs.Invalid, reasonInvalidParameter, reasonTaskNotFound)
 	}

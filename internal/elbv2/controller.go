@@ -12,6 +12,7 @@ import (
 
 	"github.com/berthdev/berth/internal/alb"
 	"github.com/berthdev/berth/internal/api/elbv2api"
+	"github.com/berthdev/berth/internal/ecs"
 	"github.com/berthdev/berth/internal/errs"
 	"github.com/berthdev/berth/internal/store"
 )
@@ -202,7 +203,7 @@ func servedPairs(cfg alb.Config) []pairKey {
 // (which need no new configuration).
 func onlyHealth(events []store.Event) bool {
 	for _, e := range events {
-		if !strings.HasPrefix(e.KV.Key, keyHealth) {
+		if !strings.HasPrefix(e.KV.Key, keyHealth) && !strings.HasPrefix(e.KV.Key, keyObserved) {
 			return false
 		}
 	}
@@ -226,26 +227,31 @@ func (s *Service) recordHealth(ctx context.Context) error {
 		}
 		done[k.tg] = true
 		var ids []string
+		states := map[string]ecs.TargetState{}
 		for _, h := range s.plane.TargetHealth(k.tg) {
+			key := h.ID + ":" + strconv.Itoa(h.Port)
 			if h.State == "healthy" {
-				ids = append(ids, h.ID+":"+strconv.Itoa(h.Port))
+				ids = append(ids, key)
 			}
+			states[key] = ecs.TargetState{State: h.State, Reason: h.Reason}
 		}
 		slices.Sort(ids)
 		b, _ := json.Marshal(ids)
+		ob, _ := json.Marshal(states)
 		id := k.tg[strings.LastIndex(k.tg, "/")+1:]
-		if s.healthSeen[id] == string(b) {
+		if s.healthSeen[id] == string(b) && s.healthSeen[keyObserved+id] == string(ob) {
 			continue
 		}
 		// Written only while the group still exists (DeleteTargetGroup
-		// deletes the record in its own commit).
-		res, err := s.st.Txn(ctx, []store.Cmp{store.Exists(keyTG + id)}, store.Put(keyHealth+id, b))
+		// deletes the records in its own commit).
+		res, err := s.st.Txn(ctx, []store.Cmp{store.Exists(keyTG + id)}, store.Put(keyHealth+id, b), store.Put(keyObserved+id, ob))
 		if err != nil {
 			errList = append(errList, err)
 			continue
 		}
 		if res.Succeeded {
 			s.healthSeen[id] = string(b)
+			s.healthSeen[keyObserved+id] = string(ob)
 		}
 	}
 	return errors.Join(errList...)

@@ -34,6 +34,11 @@ const (
 	// group on changes only), so that a restarted plane starts them
 	// healthy instead of flapping them out of rotation.
 	keyHealth = "/berth/elbv2/health/"
+	// keyObserved holds, per target group id, every target's state and
+	// reason as the data plane serving the group last saw them (written on
+	// changes only), for ECS's service controller: a task of a
+	// load-balanced service is healthy once its targets are (ecstargets.go).
+	keyObserved = "/berth/elbv2/observed/"
 )
 
 // lbRecord is a load balancer as stored: the API's shape (State is
@@ -60,6 +65,11 @@ type targetRecord struct {
 	ID   string `json:"id"`
 	Port int32  `json:"port"`
 	AZ   string `json:"az,omitempty"`
+	// ECSTask is the ARN of the ECS task the ECS target controller
+	// registered this target for, and ECSService its service (cluster
+	// ARN, "|", name); empty for targets RegisterTargets added.
+	ECSTask    string `json:"ecsTask,omitempty"`
+	ECSService string `json:"ecsService,omitempty"`
 }
 
 type listenerRecord struct {
@@ -141,6 +151,7 @@ func (s *state) deleteTG(r *tgRecord) {
 	delete(s.tgs, *r.TG.TargetGroupArn)
 	s.del(keyTG + r.ID)
 	s.del(keyHealth + r.ID)
+	s.del(keyObserved + r.ID)
 }
 func (s *state) deleteListener(r *listenerRecord) {
 	delete(s.listeners, *r.L.ListenerArn)

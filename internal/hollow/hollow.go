@@ -10,6 +10,7 @@
 package hollow
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -56,6 +57,10 @@ type Config struct {
 	// (removed by Close).
 	StateDir string
 	Log      *slog.Logger
+	// Hostname, when set, is every node's hostname (e.g. "127.0.0.1", so
+	// that ELBv2 instance targets on hollow nodes resolve); default
+	// hollow-<index>.
+	Hostname string
 }
 
 // Node is one hollow node.
@@ -150,7 +155,7 @@ func startNode(ctx context.Context, cfg Config, i int) (*Node, error) {
 		Endpoint: cfg.Endpoint, Region: cfg.Region, JoinToken: cfg.JoinToken,
 		StateDir: filepath.Join(cfg.StateDir, fmt.Sprintf("node-%05d", i)),
 		Join: agentapi.JoinRequest{
-			Cluster: cfg.Cluster, Hostname: fmt.Sprintf("hollow-%05d", i), AvailabilityZone: az,
+			Cluster: cfg.Cluster, Hostname: cmp.Or(cfg.Hostname, fmt.Sprintf("hollow-%05d", i)), AvailabilityZone: az,
 			InstanceType: "hollow", Attributes: cfg.Attributes,
 			Resources:   agentapi.Resources{CPU: cfg.CPU, MemoryMiB: cfg.MemoryMiB, OSType: "linux", CPUArch: "x86_64"},
 			VersionInfo: agentapi.VersionInfo{AgentVersion: "1.0.0-hollow", DockerVersion: "hollow"},
@@ -216,6 +221,7 @@ func ptr[T any](v T) *T { return &v }
 func (s *simulator) newRunner(a agentapi.Assignment, report func(agentapi.TaskReport)) agent.Runner {
 	r := &runner{sim: s, report: report, done: make(chan struct{}), notify: make(chan struct{}, 1), arn: a.TaskArn}
 	r.containers = containerNames(a)
+	r.bindings = portBindings(a)
 	if sc := a.ServiceConnect; sc != nil {
 		// The Service Connect proxy container, its inbound listeners
 		// published on simulated host ports (as in bridge mode).
@@ -242,6 +248,44 @@ func containerNames(a agentapi.Assignment) []string {
 		}
 	}
 	return out
+}
+
+// dynamicPorts hands out made-up dynamic host ports.
+var dynamicPorts atomic.Int32
+
+// portBindings simulates the network bindings of a bridge or host mode
+// task: each port mapping bound on the host, hostPort 0 to a made-up
+// port from the ephemeral range (nothing listens on it).
+func portBindings(a agentapi.Assignment) map[string][]ecsapi.NetworkBinding {
+	out := map[string][]ecsapi.NetworkBinding{}
+	if a.TaskDefinition == nil {
+		return out
+	}
+	for _, c := range a.TaskDefinition.ContainerDefinitions {
+		for _, m := range c.PortMappings {
+			hp := m.HostPort
+			if hp == nil || *hp == 0 {
+				v := 49153 + dynamicPorts.Add(1)%16000
+				hp = &v
+			}
+			proto := m.Protocol
+			if proto == nil {
+				tcp := ecsapi.TransportProtocolTcp
+				proto = &tcp
+			}
+			ip := "0.0.0.0"
+			out[deref(c.Name)] = append(out[deref(c.Name)], ecsapi.NetworkBinding{BindIP: &ip, ContainerPort: m.ContainerPort, HostPort: hp, Protocol: proto})
+		}
+	}
+	return out
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
 }
 
 func (s *simulator) fails(a agentapi.Assignment) string {
@@ -284,11 +328,14 @@ type runner struct {
 	healthChecked bool
 	proxy         string // Service Connect proxy container; "" without
 	proxyBindings []ecsapi.NetworkBinding
-	notify        chan struct{} // an assignment arrived
-	done          chan struct{}
-	mu            sync.Mutex
-	desired       string // "" until the first assignment; only moves forward
-	version       int64
+	// bindings are the simulated network bindings per container: the
+	// port mappings, a dynamic host port made up where hostPort is 0.
+	bindings map[string][]ecsapi.NetworkBinding
+	notify   chan struct{} // an assignment arrived
+	done     chan struct{}
+	mu       sync.Mutex
+	desired  string // "" until the first assignment; only moves forward
+	version  int64
 }
 
 func (r *runner) Update(a agentapi.Assignment) {
@@ -318,6 +365,9 @@ func (r *runner) containerReports(status string, exit *int32, reason string) []a
 		cr := agentapi.ContainerReport{Name: c, KnownStatus: status, ExitCode: exit, Reason: reason, RuntimeID: "hollow-" + c}
 		if r.healthChecked && status == "RUNNING" {
 			cr.HealthStatus = "HEALTHY"
+		}
+		if status == "RUNNING" {
+			cr.NetworkBindings = r.bindings[c]
 		}
 		out = append(out, cr)
 	}

@@ -1,0 +1,613 @@
+package ecs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/berthdev/berth/internal/api/ecsapi"
+	"github.com/berthdev/berth/internal/deploy"
+	"github.com/berthdev/berth/internal/errs"
+	"github.com/berthdev/berth/internal/store"
+)
+
+// Services behind load balancers (docs/load-balancing.md, "ECS services
+// behind a load balancer"; decision 18 in docs/decisions.md):
+//
+//   - CreateService/UpdateService validate loadBalancers against ELBv2
+//     (LoadBalancing, wired by the daemon) and the task definition.
+//   - Registration is not done here: internal/elbv2's ECS target controller
+//     follows the feed and registers a RUNNING task's targets.
+//   - The drain gate: a RUNNING task of such a service that the scheduler
+//     or StopTask stops becomes desired STOPPED and DEACTIVATING with
+//     DrainUntil set (now + the longest deregistration delay of its target
+//     groups) and an index key under keyDrain, in one transaction; its
+//     assignment keeps telling the agent RUNNING. RunDrainGate releases it
+//     when DrainUntil has passed: the assignment then says STOPPED.
+//   - Target health gates the deployment: the service controller reads the
+//     targets' states ELBv2 records in the store (serviceTargetHealth).
+
+// LoadBalancing is what ECS needs of ELBv2.
+type LoadBalancing interface {
+	// TargetGroup describes a target group for a service's
+	// loadBalancers; NotFound when there is none with that ARN.
+	TargetGroup(ctx context.Context, arn string) (TargetGroupInfo, error)
+	// TargetStates gives, per target group ARN asked for, the state of each
+	// target ("<id>:<port>") as the data plane serving it last recorded:
+	// healthy, unhealthy (with the reason), initial, unused, unavailable.
+	TargetStates(ctx context.Context, targetGroupARNs []string) (map[string]map[string]TargetState, error)
+}
+
+// TargetGroupInfo is what service validation and the drain gate need to
+// know of a target group.
+type TargetGroupInfo struct {
+	ARN        string
+	TargetType string // instance | ip
+	// LoadBalancers are the ARNs of the load balancers forwarding to it.
+	LoadBalancers []string
+	// DeregistrationDelay is deregistration_delay.timeout_seconds.
+	DeregistrationDelay time.Duration
+}
+
+// TargetState is one target's health as the data plane saw it.
+type TargetState struct {
+	State  string `json:"s"`
+	Reason string `json:"r,omitempty"`
+}
+
+// SetLoadBalancing installs ELBv2 for services with loadBalancers.
+func (s *Service) SetLoadBalancing(lb LoadBalancing) { s.lb.Store(&lb) }
+
+// loadBalancing is ELBv2 as installed; nil when not.
+func (s *Service) loadBalancing() LoadBalancing {
+	if p := s.lb.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// checkLoadBalancers applies ECS's rules to a service's loadBalancers
+// against ELBv2 and the task definition, with ECS's messages. Nothing is
+// written.
+func (s *Service) checkLoadBalancers(ctx context.Context, lbs []ecsapi.LoadBalancer, td *ecsapi.TaskDefinition) error {
+	if len(lbs) == 0 {
+		return nil
+	}
+	if s.loadBalancing() == nil {
+		return invalid("Berth does not support load balancers for services on this server.")
+	}
+	if len(lbs) > 5 {
+		return invalid("loadBalancers can have at most 5 items.")
+	}
+	infos := make([]TargetGroupInfo, len(lbs))
+	for i, lb := range lbs {
+		tg := deref(lb.TargetGroupArn)
+		if deref(lb.LoadBalancerName) != "" {
+			return invalid("Berth supports Application and Network Load Balancers only: give targetGroupArn, not loadBalancerName.")
+		}
+		if tg == "" {
+			return invalid("Target group ARN must be specified for a load balancer.")
+		}
+		info, err := s.loadBalancing().TargetGroup(ctx, tg)
+		if errs.Is(err, errs.NotFound) {
+			return invalid("Unable to assume role and validate the specified targetGroupArn. Please verify that the ECS service role being passed has the proper permissions.")
+		}
+		if err != nil {
+			return err
+		}
+		infos[i] = info
+	}
+	return checkLoadBalancersPure(lbs, infos, td)
+}
+
+// checkLoadBalancersPure is the part of checkLoadBalancers that needs no
+// store: infos[i] describes lbs[i]'s target group.
+func checkLoadBalancersPure(lbs []ecsapi.LoadBalancer, infos []TargetGroupInfo, td *ecsapi.TaskDefinition) error {
+	mode := deref(td.NetworkMode)
+	if mode == "" {
+		mode = ecsapi.NetworkModeBridge
+	}
+	seen := map[string]bool{}
+	for i, lb := range lbs {
+		tg, name := deref(lb.TargetGroupArn), deref(lb.ContainerName)
+		if name == "" || lb.ContainerPort == nil {
+			return invalid("containerName and containerPort must be specified for a load balancer.")
+		}
+		port := *lb.ContainerPort
+		key := fmt.Sprintf("%s|%s|%d", tg, name, port)
+		if seen[key] {
+			return invalid("The load balancer configuration for target group %s, container %s and port %d is specified more than once.", tg, name, port)
+		}
+		seen[key] = true
+		info := infos[i]
+		if len(info.LoadBalancers) == 0 {
+			return invalid("The target group with targetGroupArn %s does not have an associated load balancer.", tg)
+		}
+		switch {
+		case info.TargetType == "ip" && mode != ecsapi.NetworkModeAwsvpc:
+			return invalid("The provided target group %s has target type ip, which is incompatible with the %s network mode specified in the task definition.", tg, mode)
+		case info.TargetType == "instance" && mode == ecsapi.NetworkModeAwsvpc:
+			return invalid("The provided target group %s has target type instance, which is incompatible with the awsvpc network mode specified in the task definition.", tg)
+		case info.TargetType != "ip" && info.TargetType != "instance":
+			return invalid("The provided target group %s has target type %s, which is not supported for services.", tg, info.TargetType)
+		}
+		var cd *ecsapi.ContainerDefinition
+		for j := range td.ContainerDefinitions {
+			if deref(td.ContainerDefinitions[j].Name) == name {
+				cd = &td.ContainerDefinitions[j]
+			}
+		}
+		if cd == nil {
+			return invalid("The container %s does not exist in the task definition.", name)
+		}
+		if !slices.ContainsFunc(cd.PortMappings, func(m ecsapi.PortMapping) bool { return deref(m.ContainerPort) == port }) {
+			return invalid("The container %s did not have a container port %d defined.", name, port)
+		}
+	}
+	return nil
+}
+
+// targetGroupARNs lists the distinct target groups of loadBalancers.
+func targetGroupARNs(lbs []ecsapi.LoadBalancer) []string {
+	var out []string
+	for _, lb := range lbs {
+		if a := deref(lb.TargetGroupArn); a != "" && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// TaskTarget is where a task is registered in one target group.
+type TaskTarget struct {
+	TargetGroupARN string
+	ID             string // an EC2 instance id (bridge, host) or an IPv4 address (awsvpc)
+	Port           int32
+}
+
+// Key is the target as ELBv2 names it: "<id>:<port>".
+func (t TaskTarget) Key() string { return fmt.Sprintf("%s:%d", t.ID, t.Port) }
+
+// TaskTargets computes a task's targets for a service's load balancers: in
+// awsvpc mode (the container reports a network interface) the task's own
+// address and the container port; in bridge and host modes the container
+// instance's EC2 instance id and the host port bound to the container
+// port. ok is false when a target cannot be known yet (bindings or
+// address not reported). Pure.
+func TaskTargets(lbs []ecsapi.LoadBalancer, containers []ecsapi.Container, ec2InstanceID string) ([]TaskTarget, bool) {
+	var out []TaskTarget
+	for _, lb := range lbs {
+		name, port := deref(lb.ContainerName), deref(lb.ContainerPort)
+		var c *ecsapi.Container
+		for i := range containers {
+			if deref(containers[i].Name) == name {
+				c = &containers[i]
+			}
+		}
+		if c == nil {
+			return nil, false
+		}
+		ip := ""
+		for _, ni := range c.NetworkInterfaces {
+			if v := deref(ni.PrivateIpv4Address); v != "" && ip == "" {
+				ip = v
+			}
+		}
+		t := TaskTarget{TargetGroupARN: deref(lb.TargetGroupArn)}
+		if ip != "" {
+			t.ID, t.Port = ip, port
+		} else {
+			if ec2InstanceID == "" {
+				return nil, false
+			}
+			t.ID = ec2InstanceID
+			for _, b := range c.NetworkBindings {
+				if deref(b.ContainerPort) == port && deref(b.HostPort) != 0 && (b.Protocol == nil || *b.Protocol == ecsapi.TransportProtocolTcp) {
+					t.Port = deref(b.HostPort)
+					break
+				}
+			}
+			if t.Port == 0 {
+				return nil, false
+			}
+		}
+		out = append(out, t)
+	}
+	return out, true
+}
+
+// recordContainers shapes a task record's reported containers as far as
+// TaskTargets reads them.
+func recordContainers(t *taskRecord) []ecsapi.Container {
+	out := make([]ecsapi.Container, len(t.Containers))
+	for i, c := range t.Containers {
+		out[i] = ecsapi.Container{Name: ptr(c.Name), NetworkBindings: c.NetworkBindings, NetworkInterfaces: c.NetworkInterfaces}
+	}
+	return out
+}
+
+// ELB health reasons as ECS writes them.
+
+// ELBUnhealthyEvent is ECS's service event for a task whose target turned
+// unhealthy.
+func ELBUnhealthyEvent(service, taskID, tgARN string) string {
+	return fmt.Sprintf("(service %s) (task %s) is unhealthy in (target-group %s) due to (reason Health checks failed).", service, taskID, tgARN)
+}
+
+// ELBUnhealthyReason is the stop reason of such a task.
+func ELBUnhealthyReason(tgARN string) string {
+	return "Task failed ELB health checks in (target-group " + tgARN + ")"
+}
+
+// TargetsHealth is the health of one task's targets, combined over its
+// target groups. Pure.
+type TargetsHealth struct {
+	// Healthy: every target is healthy (or its group does not check:
+	// unavailable).
+	Healthy bool
+	// UnhealthyIn is the first target group where a target is unhealthy.
+	UnhealthyIn string
+}
+
+// CombineTargetHealth combines a task's targets' states.
+func CombineTargetHealth(targets []TaskTarget, states map[string]map[string]TargetState) TargetsHealth {
+	h := TargetsHealth{Healthy: len(targets) > 0}
+	for _, t := range targets {
+		st := states[t.TargetGroupARN][t.Key()]
+		switch st.State {
+		case "healthy", "unavailable":
+		case "unhealthy":
+			h.Healthy = false
+			if h.UnhealthyIn == "" {
+				h.UnhealthyIn = t.TargetGroupARN
+			}
+		default:
+			h.Healthy = false
+		}
+	}
+	return h
+}
+
+// lbTaskHealth lays the targets' health over the tasks of a load-balanced
+// service before deploy.Decide sees them: a RUNNING task counts as healthy
+// only once its targets are healthy in every target group (and its
+// container health check passes, where there is one); a task whose target
+// is unhealthy after the grace period is stopped with ECS's reason and
+// event. Every deployment of such a service is health checked. Pure;
+// returns the stops to make and events to post.
+func lbTaskHealth(in *deploy.Input, lbs []ecsapi.LoadBalancer, targets map[string][]TaskTarget, states map[string]map[string]TargetState) (stops []deploy.Stop, events []string) {
+	checked := map[string]bool{}
+	for i := range in.Deployments {
+		checked[in.Deployments[i].ID] = in.Deployments[i].HealthChecked
+		in.Deployments[i].HealthChecked = true
+	}
+	for i := range in.Tasks {
+		t := &in.Tasks[i]
+		if t.LastStatus != "RUNNING" || t.DesiredStatus != "RUNNING" {
+			continue
+		}
+		ts, ok := targets[t.ID]
+		var h TargetsHealth
+		if ok {
+			h = CombineTargetHealth(ts, states)
+		}
+		container := t.Health
+		switch {
+		case container == "UNHEALTHY":
+			// deploy.Decide stops it for its container health check.
+		case h.UnhealthyIn != "" && t.StartedAt != nil && in.Now.Sub(*t.StartedAt) >= in.Service.HealthCheckGrace:
+			t.Health = "UNHEALTHY"
+			t.DesiredStatus = "STOPPED"
+			t.StopCode = deploy.StopCodeScheduler
+			stops = append(stops, deploy.Stop{TaskID: t.ID, StopCode: deploy.StopCodeScheduler, Reason: ELBUnhealthyReason(h.UnhealthyIn)})
+			events = append(events, ELBUnhealthyEvent(in.Service.Name, t.ID, h.UnhealthyIn))
+		case h.Healthy && (!checked[t.DeploymentID] || container == "HEALTHY"):
+			t.Health = "HEALTHY"
+		default:
+			t.Health = "UNKNOWN"
+		}
+	}
+	return stops, events
+}
+
+// serviceTargetHealth reads the targets' states for a load-balanced
+// service and computes its tasks' targets; nil maps when the service has
+// no load balancers.
+func (c *serviceController) serviceTargetHealth(ctx context.Context, r *serviceRecord, cp *clusterPass, tasks []taskRecord) (map[string][]TaskTarget, map[string]map[string]TargetState, error) {
+	if len(r.LoadBalancers) == 0 || c.s.loadBalancing() == nil {
+		return nil, nil, nil
+	}
+	states, err := c.s.loadBalancing().TargetStates(ctx, targetGroupARNs(r.LoadBalancers))
+	if err != nil {
+		return nil, nil, err
+	}
+	targets := map[string][]TaskTarget{}
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	for i := range tasks {
+		t := &tasks[i]
+		if t.LastStatus != "RUNNING" {
+			continue
+		}
+		ec2 := ""
+		if v := cp.snap.byID[t.InstanceID]; v != nil {
+			ec2 = v.rec.Ec2InstanceID
+		}
+		if ts, ok := TaskTargets(r.LoadBalancers, recordContainers(t), ec2); ok {
+			targets[t.ID] = ts
+		}
+	}
+	return targets, states, nil
+}
+
+// drainDelay is how long a task of a service with these load balancers is
+// held after desired STOPPED: the longest deregistration delay of its
+// target groups.
+func (s *Service) drainDelay(ctx context.Context, lbs []ecsapi.LoadBalancer) (time.Duration, error) {
+	if len(lbs) == 0 || s.loadBalancing() == nil {
+		return 0, nil
+	}
+	var d time.Duration
+	for _, a := range targetGroupARNs(lbs) {
+		info, err := s.loadBalancing().TargetGroup(ctx, a)
+		if errs.Is(err, errs.NotFound) {
+			continue // the group is gone: nothing to drain
+		}
+		if err != nil {
+			return 0, err
+		}
+		d = max(d, info.DeregistrationDelay)
+	}
+	return d, nil
+}
+
+// serviceDrainDelay is drainDelay for the service a task belongs to (its
+// group "service:<name>"); 0 for other tasks.
+func (s *Service) serviceDrainDelay(ctx context.Context, t *taskRecord) (time.Duration, error) {
+	name, ok := strings.CutPrefix(t.Group, "service:")
+	if !ok || s.loadBalancing() == nil {
+		return 0, nil
+	}
+	r, _, err := s.getService(ctx, t.Cluster, name)
+	if errs.Is(err, errs.NotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return s.drainDelay(ctx, r.LoadBalancers)
+}
+
+// drainRecord is the index entry of a task held by the drain gate.
+type drainRecord struct {
+	Until time.Time `json:"until"`
+}
+
+func drainKey(cluster, id string) string { return keyDrain + cluster + "/" + id }
+
+// gateOps turns a stop of task t (already desired STOPPED in t) into a
+// held one when it has targets to drain: the task becomes DEACTIVATING
+// with DrainUntil, and the index entry is written instead of the
+// assignment. held is false (and ops nil) when no gate applies: the task
+// is not RUNNING (no target was registered), or the delay is 0.
+func gateOps(t *taskRecord, delay time.Duration, now time.Time) (ops []store.Op, held bool) {
+	if delay <= 0 || t.LastStatus != "RUNNING" || t.InstanceID == "" {
+		return nil, false
+	}
+	until := now.Add(delay)
+	t.DrainUntil = &until
+	t.LastStatus = "DEACTIVATING"
+	b, _ := json.Marshal(drainRecord{Until: until})
+	return []store.Op{store.Put(drainKey(t.Cluster, t.ID), b)}, true
+}
+
+// RunDrainGate releases held tasks whose DrainUntil has passed, until ctx
+// ends: their assignment then tells the agent STOPPED. Every server may run
+// it; the release is a compare-and-swap on the task. It polls the (usually
+// empty) index every interval.
+func (s *Service) RunDrainGate(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = 250 * time.Millisecond
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := s.releaseDrained(ctx, s.now().UTC())
+		if err != nil && ctx.Err() == nil && !failing {
+			s.log.Warn("drain gate pass failed", "err", err)
+		}
+		failing = err != nil
+	}
+}
+
+// releaseDrained releases every held task due at now.
+func (s *Service) releaseDrained(ctx context.Context, now time.Time) error {
+	res, err := s.st.List(ctx, keyDrain, store.ListOptions{})
+	if err != nil {
+		return err
+	}
+	var firstErr error
+	for _, kv := range res.KVs {
+		var d drainRecord
+		if json.Unmarshal(kv.Value, &d) == nil && now.Before(d.Until) {
+			continue
+		}
+		cluster, id, ok := strings.Cut(strings.TrimPrefix(kv.Key, keyDrain), "/")
+		if !ok {
+			continue
+		}
+		if err := s.ReleaseDrainedTask(ctx, cluster, id); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return firstErr
+}
+
+// ReleaseDrainedTask ends a task's drain gate now: its assignment tells the
+// agent STOPPED. A task not held (or gone) only loses its index entry.
+func (s *Service) ReleaseDrainedTask(ctx context.Context, cluster, id string) error {
+	dk := drainKey(cluster, id)
+	for {
+		t, rev, err := s.getTask(ctx, cluster, id)
+		if errs.Is(err, errs.NotFound) {
+			_, err = s.st.Txn(ctx, nil, store.Delete(dk))
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		if t.DrainUntil == nil {
+			_, err = s.st.Txn(ctx, []store.Cmp{store.ModRevisionIs(taskKey(cluster, id), rev)}, store.Delete(dk))
+			return err
+		}
+		t.DrainUntil = nil
+		t.Version++
+		tb, _ := json.Marshal(t)
+		ops := []store.Op{store.Put(taskKey(cluster, id), tb), store.Delete(dk)}
+		if t.InstanceID != "" {
+			ab, _ := json.Marshal(assignmentRecord{Cluster: cluster, TaskID: id, DesiredStatus: t.DesiredStatus, Version: t.Version})
+			ops = append(ops, store.Put(assignKey(t.InstanceID, id), ab))
+		}
+		res, err := s.st.Txn(ctx, []store.Cmp{store.ModRevisionIs(taskKey(cluster, id), rev)}, ops...)
+		if err != nil {
+			return err
+		}
+		if res.Succeeded {
+			s.log.Info("task drained; stopping", "cluster", cluster, "task", id)
+			return nil
+		}
+	}
+}
+
+// AddServiceEvents posts events on a service (newest first, ECS's limits),
+// for controllers of other services (load balancer registration). A
+// service that is gone is not an error.
+func (s *Service) AddServiceEvents(ctx context.Context, clusterARN, name string, msgs []string) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	cluster := clusterARN[strings.LastIndexByte(clusterARN, '/')+1:]
+	now := s.now().UTC()
+	_, err := s.changeService(ctx, cluster, name, func(r *serviceRecord) error {
+		r.Events = deploy.AppendEvents(r.Events, msgs, now, newEventID)
+		return nil
+	})
+	if errs.Is(err, errs.NotFound) {
+		return nil
+	}
+	return err
+}
+
+// drainFunc gives the drain gate's delay for the tasks of service r that
+// the controller stops (read once, on the first stop of a RUNNING task);
+// nil for a service without load balancers: no gate at all.
+func (c *serviceController) drainFunc(ctx context.Context, r *serviceRecord) func(*taskRecord) (time.Duration, error) {
+	if len(r.LoadBalancers) == 0 || c.s.loadBalancing() == nil {
+		return nil
+	}
+	var (
+		d    time.Duration
+		read bool
+	)
+	return func(t *taskRecord) (time.Duration, error) {
+		if t.LastStatus != "RUNNING" {
+			return 0, nil
+		}
+		if !read {
+			var err error
+			if d, err = c.s.drainDelay(ctx, r.LoadBalancers); err != nil {
+				return 0, err
+			}
+			read = true
+		}
+		return d, nil
+	}
+}
+
+// decideWithTargets is deploy.Decide with the targets' health laid over a
+// load-balanced service's tasks (lbTaskHealth); states nil: plain Decide.
+func decideWithTargets(in deploy.Input, lbs []ecsapi.LoadBalancer, targets map[string][]TaskTarget, states map[string]map[string]TargetState) deploy.Decision {
+	if states == nil {
+		return deploy.Decide(in)
+	}
+	in.Deployments = slices.Clone(in.Deployments)
+	in.Tasks = slices.Clone(in.Tasks)
+	checked := map[string]bool{}
+	for _, d := range in.Deployments {
+		checked[d.ID] = d.HealthChecked
+	}
+	stops, events := lbTaskHealth(&in, lbs, targets, states)
+	dec := deploy.Decide(in)
+	// HealthChecked stays what the task definition says (the targets'
+	// health is laid over at every decision, not stored).
+	for i := range dec.Deployments {
+		if v, ok := checked[dec.Deployments[i].ID]; ok {
+			dec.Deployments[i].HealthChecked = v
+		} else { // a rollback's new deployment: as the one it returns to
+			dec.Deployments[i].HealthChecked = checked[in.Service.LastCompletedDepID]
+		}
+	}
+	dec.Stop = append(stops, dec.Stop...)
+	dec.Events = append(events, dec.Events...)
+	return dec
+}
+
+// updateLoadBalancersCheck prepares UpdateService's handling of
+// loadBalancers: lbs nil keeps the service's; otherwise they are checked
+// against the task definition the service will run (td, or the current
+// one, read before the record's compare-and-swap) and replace the
+// service's, and a change rolls a new deployment. The returned function
+// applies that to the record.
+func (s *Service) updateLoadBalancersCheck(ctx context.Context, lbs []ecsapi.LoadBalancer, td *ecsapi.TaskDefinition) (func(*serviceRecord) (bool, error), error) {
+	if lbs == nil {
+		return func(r *serviceRecord) (bool, error) {
+			if td != nil && len(r.LoadBalancers) > 0 && s.loadBalancing() != nil {
+				// A new task definition must still fit the load balancers.
+				infos := make([]TargetGroupInfo, len(r.LoadBalancers))
+				for i, lb := range r.LoadBalancers {
+					info, err := s.loadBalancing().TargetGroup(ctx, deref(lb.TargetGroupArn))
+					if err != nil && !errs.Is(err, errs.NotFound) {
+						return false, err
+					}
+					if errs.Is(err, errs.NotFound) {
+						info = TargetGroupInfo{ARN: deref(lb.TargetGroupArn), TargetType: "instance", LoadBalancers: []string{"?"}}
+						if deref(td.NetworkMode) == ecsapi.NetworkModeAwsvpc {
+							info.TargetType = "ip"
+						}
+					}
+					infos[i] = info
+				}
+				return false, checkLoadBalancersPure(r.LoadBalancers, infos, td)
+			}
+			return false, nil
+		}, nil
+	}
+	return func(r *serviceRecord) (bool, error) {
+		use := td
+		if use == nil {
+			rec, _, err := s.findTaskDef(ctx, r.TaskDefinition)
+			if err != nil {
+				return false, err
+			}
+			use = &rec.TaskDefinition
+		}
+		if err := s.checkLoadBalancers(ctx, lbs, use); err != nil {
+			return false, err
+		}
+		if len(lbs) == 0 {
+			lbs = nil
+		}
+		changed := !jsonEqual(lbs, r.LoadBalancers)
+		r.LoadBalancers = lbs
+		return changed, nil
+	}, nil
+}

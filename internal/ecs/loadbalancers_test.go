@@ -1,0 +1,277 @@
+package ecs
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/api/ecsapi"
+	"github.com/berthdev/berth/internal/deploy"
+	"github.com/berthdev/berth/internal/errs"
+	"github.com/berthdev/berth/internal/store"
+)
+
+const testTG = "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/web/0123456789abcdef"
+
+func lbFor(name string, port int32) ecsapi.LoadBalancer {
+	return ecsapi.LoadBalancer{TargetGroupArn: ptr(testTG), ContainerName: ptr(name), ContainerPort: ptr(port)}
+}
+
+func TestCheckLoadBalancersPure(t *testing.T) {
+	td := webTD() // bridge; container web maps 80, 53/udp, 9000
+	awsvpc := webTD()
+	awsvpc.NetworkMode = ptr(ecsapi.NetworkModeAwsvpc)
+	attached := TargetGroupInfo{ARN: testTG, TargetType: "instance", LoadBalancers: []string{"lb"}}
+	ipTG := TargetGroupInfo{ARN: testTG, TargetType: "ip", LoadBalancers: []string{"lb"}}
+	cases := []struct {
+		name string
+		lbs  []ecsapi.LoadBalancer
+		info []TargetGroupInfo
+		td   *ecsapi.TaskDefinition
+		want string // "" for no error
+	}{
+		{"ok", []ecsapi.LoadBalancer{lbFor("web", 80)}, []TargetGroupInfo{attached}, &td, ""},
+		{"dynamic host port ok", []ecsapi.LoadBalancer{lbFor("web", 9000)}, []TargetGroupInfo{attached}, &td, ""},
+		{"ip with awsvpc ok", []ecsapi.LoadBalancer{lbFor("web", 80)}, []TargetGroupInfo{ipTG}, &awsvpc, ""},
+		{"no load balancer", []ecsapi.LoadBalancer{lbFor("web", 80)}, []TargetGroupInfo{{ARN: testTG, TargetType: "instance"}}, &td,
+			"The target group with targetGroupArn " + testTG + " does not have an associated load balancer."},
+		{"unknown container", []ecsapi.LoadBalancer{lbFor("api", 80)}, []TargetGroupInfo{attached}, &td, "The container api does not exist in the task definition."},
+		{"port not mapped", []ecsapi.LoadBalancer{lbFor("web", 8080)}, []TargetGroupInfo{attached}, &td, "The container web did not have a container port 8080 defined."},
+		{"ip with bridge", []ecsapi.LoadBalancer{lbFor("web", 80)}, []TargetGroupInfo{ipTG}, &td,
+			"The provided target group " + testTG + " has target type ip, which is incompatible with the bridge network mode specified in the task definition."},
+		{"instance with awsvpc", []ecsapi.LoadBalancer{lbFor("web", 80)}, []TargetGroupInfo{attached}, &awsvpc,
+			"The provided target group " + testTG + " has target type instance, which is incompatible with the awsvpc network mode specified in the task definition."},
+		{"no container port", []ecsapi.LoadBalancer{{TargetGroupArn: ptr(testTG), ContainerName: ptr("web")}}, []TargetGroupInfo{attached}, &td,
+			"containerName and containerPort must be specified for a load balancer."},
+		{"twice", []ecsapi.LoadBalancer{lbFor("web", 80), lbFor("web", 80)}, []TargetGroupInfo{attached, attached}, &td, "is specified more than once."},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := checkLoadBalancersPure(c.lbs, c.info, c.td)
+			if c.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errs.Is(err, errs.Invalid) || !strings.Contains(errs.MessageOf(err), c.want) {
+				t.Fatalf("got %v, want %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestTaskTargets(t *testing.T) {
+	lbs := []ecsapi.LoadBalancer{lbFor("web", 80)}
+	bridge := []ecsapi.Container{{Name: ptr("web"), NetworkBindings: []ecsapi.NetworkBinding{
+		{ContainerPort: ptr(int32(53)), HostPort: ptr(int32(5353)), Protocol: ptr(ecsapi.TransportProtocolUdp)},
+		{ContainerPort: ptr(int32(80)), HostPort: ptr(int32(32768)), Protocol: ptr(ecsapi.TransportProtocolTcp)},
+	}}}
+	ts, ok := TaskTargets(lbs, bridge, "i-0abc")
+	if !ok || len(ts) != 1 || ts[0].ID != "i-0abc" || ts[0].Port != 32768 || ts[0].Key() != "i-0abc:32768" || ts[0].TargetGroupARN != testTG {
+		t.Fatalf("bridge: %+v %v", ts, ok)
+	}
+	awsvpc := []ecsapi.Container{{Name: ptr("web"), NetworkInterfaces: []ecsapi.NetworkInterface{{PrivateIpv4Address: ptr("172.17.0.5")}}}}
+	if ts, ok := TaskTargets(lbs, awsvpc, ""); !ok || ts[0].ID != "172.17.0.5" || ts[0].Port != 80 {
+		t.Fatalf("awsvpc: %+v %v", ts, ok)
+	}
+	if _, ok := TaskTargets(lbs, []ecsapi.Container{{Name: ptr("web")}}, "i-0abc"); ok {
+		t.Fatal("bindings not reported yet: no target")
+	}
+	if _, ok := TaskTargets(lbs, bridge, ""); ok {
+		t.Fatal("instance unknown: no target")
+	}
+	if _, ok := TaskTargets([]ecsapi.LoadBalancer{lbFor("api", 80)}, bridge, "i-0abc"); ok {
+		t.Fatal("container missing: no target")
+	}
+}
+
+func TestLBTaskHealth(t *testing.T) {
+	now := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+	started := now.Add(-30 * time.Second)
+	recent := now.Add(-2 * time.Second)
+	task := func(id string, at *time.Time) deploy.Task {
+		return deploy.Task{ID: id, DeploymentID: "d1", LastStatus: "RUNNING", DesiredStatus: "RUNNING", StartedAt: at}
+	}
+	in := deploy.Input{
+		Service:     deploy.Service{Name: "web", HealthCheckGrace: 10 * time.Second},
+		Deployments: []deploy.Deployment{{ID: "d1"}},
+		Tasks:       []deploy.Task{task("ok", &started), task("init", &started), task("bad", &started), task("young", &recent), task("nohc", &started)},
+		Now:         now,
+	}
+	tt := func(port int32) []TaskTarget { return []TaskTarget{{TargetGroupARN: testTG, ID: "i-1", Port: port}} }
+	targets := map[string][]TaskTarget{"ok": tt(1), "init": tt(2), "bad": tt(3), "young": tt(4), "nohc": tt(5)}
+	states := map[string]map[string]TargetState{testTG: {
+		"i-1:1": {State: "healthy"}, "i-1:2": {State: "initial"}, "i-1:3": {State: "unhealthy", Reason: "Target.Timeout"},
+		"i-1:4": {State: "unhealthy"}, "i-1:5": {State: "unavailable"},
+	}}
+	stops, events := lbTaskHealth(&in, nil, targets, states)
+	want := map[string]string{"ok": "HEALTHY", "init": "UNKNOWN", "bad": "UNHEALTHY", "young": "UNKNOWN", "nohc": "HEALTHY"}
+	for _, tk := range in.Tasks {
+		if tk.Health != want[tk.ID] {
+			t.Errorf("task %s: health %q, want %q", tk.ID, tk.Health, want[tk.ID])
+		}
+	}
+	if len(stops) != 1 || stops[0].TaskID != "bad" || stops[0].Reason != "Task failed ELB health checks in (target-group "+testTG+")" ||
+		stops[0].StopCode != deploy.StopCodeScheduler {
+		t.Fatalf("stops: %+v", stops)
+	}
+	if len(events) != 1 || events[0] != "(service web) (task bad) is unhealthy in (target-group "+testTG+") due to (reason Health checks failed)." {
+		t.Fatalf("events: %q", events)
+	}
+	if !in.Deployments[0].HealthChecked {
+		t.Fatal("the deployment must count health for Decide")
+	}
+
+	// With a container health check, both must pass.
+	in2 := deploy.Input{Service: deploy.Service{Name: "web"}, Deployments: []deploy.Deployment{{ID: "d1", HealthChecked: true}},
+		Tasks: []deploy.Task{task("ok", &started)}, Now: now}
+	in2.Tasks[0].Health = "UNKNOWN"
+	lbTaskHealth(&in2, nil, targets, states)
+	if in2.Tasks[0].Health != "UNKNOWN" {
+		t.Fatalf("container not yet healthy: %q", in2.Tasks[0].Health)
+	}
+}
+
+// TestDecideWithTargets: a rollout waits for the new task's targets, and
+// the deployments' HealthChecked is not changed by the overlay.
+func TestDecideWithTargets(t *testing.T) {
+	now := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+	started := now.Add(-time.Minute)
+	in := deploy.Input{
+		Service: deploy.Service{Name: "web", Status: deploy.ServiceActive, Scheduling: deploy.Replica, DesiredCount: 1, MinHealthyPercent: 100, MaxPercent: 200},
+		Deployments: []deploy.Deployment{
+			{ID: "new", Status: deploy.StatusPrimary, TaskDefinition: "td:2", DesiredCount: 1, RolloutState: deploy.RolloutInProgress},
+			{ID: "old", Status: deploy.StatusActive, TaskDefinition: "td:1", DesiredCount: 1, RolloutState: deploy.RolloutCompleted},
+		},
+		Tasks: []deploy.Task{
+			{ID: "o", DeploymentID: "old", LastStatus: "RUNNING", DesiredStatus: "RUNNING", StartedAt: &started, InstanceID: "c1"},
+			{ID: "n", DeploymentID: "new", LastStatus: "RUNNING", DesiredStatus: "RUNNING", StartedAt: &started, InstanceID: "c1"},
+		},
+		Instances: []deploy.Instance{{ID: "c1", Status: InstanceActive, Connected: true, FreeCPU: 4096, FreeMemory: 8192}},
+		Now:       now,
+	}
+	targets := map[string][]TaskTarget{"o": {{TargetGroupARN: testTG, ID: "i-1", Port: 1}}, "n": {{TargetGroupARN: testTG, ID: "i-1", Port: 2}}}
+	states := map[string]map[string]TargetState{testTG: {"i-1:1": {State: "healthy"}, "i-1:2": {State: "initial"}}}
+	dec := decideWithTargets(in, nil, targets, states)
+	if len(dec.Stop) != 0 {
+		t.Fatalf("the old task stopped before the new one's target is healthy: %+v", dec.Stop)
+	}
+	for _, d := range dec.Deployments {
+		if d.HealthChecked {
+			t.Fatalf("HealthChecked stored: %+v", d)
+		}
+	}
+	states[testTG]["i-1:2"] = TargetState{State: "healthy"}
+	dec = decideWithTargets(in, nil, targets, states)
+	if len(dec.Stop) != 1 || dec.Stop[0].TaskID != "o" {
+		t.Fatalf("the old task must stop once the new one is healthy: %+v", dec.Stop)
+	}
+	if dec2 := decideWithTargets(in, nil, targets, nil); len(dec2.Stop) != 1 {
+		t.Fatalf("without load balancers, plain Decide: %+v", dec2.Stop)
+	}
+}
+
+// fakeLB is a LoadBalancing with one target group.
+type fakeLB struct{ delay time.Duration }
+
+func (f fakeLB) TargetGroup(_ context.Context, a string) (TargetGroupInfo, error) {
+	if a != testTG {
+		return TargetGroupInfo{}, errs.E(errs.NotFound, "no")
+	}
+	return TargetGroupInfo{ARN: a, TargetType: "instance", LoadBalancers: []string{"lb"}, DeregistrationDelay: f.delay}, nil
+}
+
+func (f fakeLB) TargetStates(context.Context, []string) (map[string]map[string]TargetState, error) {
+	return map[string]map[string]TargetState{}, nil
+}
+
+// TestDrainGate: a RUNNING task of a load-balanced service stopped by
+// StopTask is held DEACTIVATING (its assignment still says RUNNING, the
+// state is in the store) until the deregistration delay has passed; the
+// release writes the assignment STOPPED. A task of a service without load
+// balancers has no gate.
+func TestDrainGate(t *testing.T) {
+	s, st := newTestService(t)
+	ctx := context.Background()
+	s.SetLoadBalancing(fakeLB{delay: 5 * time.Second})
+	now := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+	s.now = func() time.Time { return now }
+	putJSON(t, st, serviceKey("default", "web"), serviceRecord{Name: "web", Cluster: "default", LoadBalancers: []ecsapi.LoadBalancer{lbFor("web", 80)}})
+	putJSON(t, st, serviceKey("default", "plain"), serviceRecord{Name: "plain", Cluster: "default"})
+	reg, err := s.RegisterTaskDefinition(ctx, &ecsapi.RegisterTaskDefinitionRequest{Family: ptr("web"),
+		ContainerDefinitions: []ecsapi.ContainerDefinition{{Name: ptr("web"), Image: ptr("web"), Memory: ptr(int32(64))}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(id, group, status string) {
+		putJSON(t, st, taskKey("default", id), taskRecord{ID: id, ARN: "arn:aws:ecs:us-east-1:000000000000:task/default/" + id, Cluster: "default",
+			TaskDefinitionARN: deref(reg.TaskDefinition.TaskDefinitionArn),
+			InstanceID:        "c1", Group: group, DesiredStatus: DesiredRunning, LastStatus: status, Version: 1,
+			Containers: []agentapi.ContainerReport{{Name: "web", KnownStatus: status}}})
+		putJSON(t, st, assignKey("c1", id), assignmentRecord{Cluster: "default", TaskID: id, DesiredStatus: DesiredRunning, Version: 1})
+	}
+	mk("held", "service:web", "RUNNING")
+	mk("pending", "service:web", "PENDING")
+	mk("plain", "service:plain", "RUNNING")
+	drain := func(tk *taskRecord) (time.Duration, error) { return s.serviceDrainDelay(ctx, tk) }
+	for _, id := range []string{"held", "pending", "plain"} {
+		if _, err := s.stopTaskHeld(ctx, "default", id, ecsapi.TaskStopCodeUserInitiated, "stop", drain); err != nil {
+			t.Fatal(err)
+		}
+	}
+	assigned := func(id string) assignmentRecord {
+		kv, err := st.Get(ctx, assignKey("c1", id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ar assignmentRecord
+		mustJSON(t, kv.Value, &ar)
+		return ar
+	}
+	held, _, _ := s.getTask(ctx, "default", "held")
+	if held.DesiredStatus != DesiredStopped || held.LastStatus != "DEACTIVATING" || held.DrainUntil == nil || !held.DrainUntil.Equal(now.Add(5*time.Second)) {
+		t.Fatalf("held task: %+v", held)
+	}
+	if assigned("held").DesiredStatus != DesiredRunning {
+		t.Fatal("the agent must not be told to stop a held task yet")
+	}
+	kv, _ := st.Get(ctx, assignKey("c1", "held"))
+	if a, err := s.assignment(ctx, kv); err != nil || a.DesiredStatus != DesiredRunning {
+		t.Fatalf("assignment of a held task: %+v %v", a, err)
+	}
+	for _, id := range []string{"pending", "plain"} {
+		if tk, _, _ := s.getTask(ctx, "default", id); tk.DrainUntil != nil || assigned(id).DesiredStatus != DesiredStopped {
+			t.Fatalf("%s: no gate expected: %+v", id, tk)
+		}
+	}
+	// Not yet due: nothing happens; due: released.
+	if err := s.releaseDrained(ctx, now.Add(4*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if assigned("held").DesiredStatus != DesiredRunning {
+		t.Fatal("released early")
+	}
+	if err := s.releaseDrained(ctx, now.Add(5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if a := assigned("held"); a.DesiredStatus != DesiredStopped || a.Version != held.Version+1 {
+		t.Fatalf("after the delay: %+v", a)
+	}
+	if res, _ := st.List(ctx, keyDrain, store.ListOptions{}); len(res.KVs) != 0 {
+		t.Fatalf("drain index left: %d", len(res.KVs))
+	}
+	if tk, _, _ := s.getTask(ctx, "default", "held"); tk.DrainUntil != nil {
+		t.Fatalf("still held: %+v", tk)
+	}
+}
+
+func mustJSON(t *testing.T, b []byte, v any) {
+	t.Helper()
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatal(err)
+	}
+}
