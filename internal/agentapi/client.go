@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/berthdev/berth/internal/errs"
+	"github.com/berthdev/berth/internal/serviceconnect"
 	"github.com/berthdev/berth/internal/sigv4"
 )
 
@@ -179,4 +181,61 @@ func (c *Client) Assignments(ctx context.Context, since int64, fn func(Event) er
 		return errs.Wrap(errs.Unavailable, err, "assignment stream broken")
 	}
 	return errs.E(errs.Unavailable, "assignment stream closed by the server")
+}
+
+// ServiceConnect follows the Service Connect directory of one namespace
+// (PathServiceConnect): it calls fn with each directory line until the
+// stream ends, ctx ends, fn fails, or nothing (heartbeats included)
+// arrives for three heartbeat intervals. It always returns a non-nil
+// error saying why it ended.
+func (c *Client) ServiceConnect(ctx context.Context, namespaceArn string, fn func(serviceconnect.Directory) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	resp, err := c.do(ctx, http.MethodGet, PathServiceConnect+"?namespace="+url.QueryEscape(namespaceArn), nil, true)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	alive := make(chan struct{}, 1)
+	go func() {
+		t := time.NewTimer(3 * HeartbeatInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-alive:
+				if !t.Stop() {
+					<-t.C
+				}
+				t.Reset(3 * HeartbeatInterval)
+			case <-t.C:
+				cancel()
+				return
+			}
+		}
+	}()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for sc.Scan() {
+		select {
+		case alive <- struct{}{}:
+		default:
+		}
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 { // heartbeat
+			continue
+		}
+		var d serviceconnect.Directory
+		if err := json.Unmarshal(line, &d); err != nil {
+			return errs.Wrap(errs.Unavailable, err, "malformed service connect directory line")
+		}
+		if err := fn(d); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return errs.Wrap(errs.Unavailable, err, "service connect directory stream broken")
+	}
+	return errs.E(errs.Unavailable, "service connect directory stream closed by the server")
 }

@@ -43,6 +43,9 @@ type Gateway struct {
 	// caPin is the control plane CA's pin, appended to the join tokens
 	// it hands out (SetCAPin).
 	caPin string
+	// scDir serves agentapi.PathServiceConnect (SetServiceConnect); nil:
+	// that route answers NotFound.
+	scDir SCDirectory
 }
 
 // SetCAPin makes the join tokens the gateway hands out carry pin (the
@@ -239,6 +242,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, struct{}{})
+	case r.URL.Path == agentapi.PathServiceConnect && r.Method == http.MethodGet && g.scDir != nil:
+		cred, err := g.authenticate(r, body)
+		if err != nil {
+			g.fail(w, err)
+			return
+		}
+		g.serviceConnect(w, r, cred)
 	case r.URL.Path == PathJoinTokens && r.Method == http.MethodPost:
 		if err := g.authenticateUser(r, body); err != nil {
 			g.fail(w, err)

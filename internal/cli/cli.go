@@ -49,13 +49,14 @@ Usage:
   berth join-token [flags] make a token an agent joins a cluster with
   berth spot-interrupt [flags] interrupt a FARGATE_SPOT task (SIGTERM, then SpotInterruption)
   berth console  [flags]   print a one-time sign-in link for the web console
-  berth bench [tasks|services|fargate|awslogs|alb|lbservice|dns] [flags]  run the benchmarks that need a whole Berth
+  berth bench [tasks|services|fargate|awslogs|alb|lbservice|dns|scproxy] [flags]  run the benchmarks that need a whole Berth
                            (API churn; "tasks": RunTask on Docker beside docker run and Swarm;
                            "fargate": RunTask FARGATE beside docker run;
                            "services": services on Docker beside Swarm, rolling bounds, recovery;
                            "alb": the load balancer data plane beside nginx, with wrk;
                            "lbservice": a service of 20 behind an ALB under load, rolling and a kill;
-                           "dns": the Cloud Map DNS server beside nsd under dnsperf)
+                           "dns": the Cloud Map DNS server beside nsd under dnsperf;
+                           "scproxy": the Service Connect proxy beside nginx, with wrk)
   berth version            print the version
 
 Run 'berth <command> -h' for a command's flags.
@@ -84,6 +85,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runSpotInterrupt(ctx, args[1:], stdout, stderr)
 	case "console":
 		return runConsole(args[1:], stdout, stderr)
+	case "scproxy": // internal: the Service Connect proxy in a task's proxy container
+		return runSCProxy(ctx, args[1:], stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "berth %s\n", Version)
 		return nil
@@ -506,6 +509,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if len(args) > 0 && args[0] == "alb" {
 		return runBenchALB(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "scproxy" {
+		return runBenchSCProxy(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "lbservice" {
 		return runBenchLBService(ctx, args[1:], stdout, stderr)

@@ -171,9 +171,10 @@ func desiredInstances(tasks map[string]ecsapi.Task, svcs map[string]ecsapi.Servi
 			continue
 		}
 		sv, ok := svcs[deref(t.ClusterArn)+"/"+name]
-		if !ok || deref(sv.Status) != "ACTIVE" || len(sv.ServiceRegistries) == 0 {
+		if !ok || deref(sv.Status) != "ACTIVE" {
 			continue
 		}
+		out = append(out, serviceConnectInstances(t, sv, name, hostIP)...)
 		for _, r := range sv.ServiceRegistries {
 			a, err := arn.Parse(deref(r.RegistryArn))
 			if err != nil {

@@ -101,6 +101,7 @@ func agentCapabilities() []string {
 		"ecs.capability.container-health-check",
 		"ecs.capability.container-ordering",
 		"ecs.capability.task-eni",
+		"ecs.capability.service-connect-v1",
 		"ecs.capability.docker-plugin.local",
 		// awslogs is done by the agent itself (internal/awslogs): no
 		// execution role is needed for it to reach CloudWatch Logs.
@@ -245,6 +246,10 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (_ *Agent, err error) {
 		md.Close()
 		return nil, err
 	}
+	// Service Connect: directory streams over the agent's channel, without
+	// an overall timeout (docs/service-connect.md, "Data plane").
+	scClient := &agentapi.Client{Endpoint: cfg.Endpoint, Region: cmp.Or(st.Region, cfg.Region), AccessKeyID: st.AccessKeyID,
+		SecretAccessKey: st.SecretAccessKey, HTTP: &http.Client{Transport: shell.HTTPClient().Transport}}
 	rt, err = taskrun.New(taskrun.Config{
 		Driver:              driver,
 		InstanceID:          st.InstanceID,
@@ -259,8 +264,10 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (_ *Agent, err error) {
 		AvailabilityZone:    cfg.AvailabilityZone,
 		FargateRuntime:      fargateRuntime,
 		DNS:                 cfg.TaskDNS,
-		Report:              shell.Report,
-		Log:                 log.With("component", "taskrun"),
+		ServiceConnect: &taskrun.ServiceConnectConfig{Version: cfg.Version,
+			Directory: taskrun.NewDirectoryHub(scClient.ServiceConnect, log.With("component", "serviceconnect"))},
+		Report: shell.Report,
+		Log:    log.With("component", "taskrun"),
 	})
 	if err != nil {
 		logs.Close()
@@ -288,7 +295,7 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (_ *Agent, err error) {
 	}()
 	go func() {
 		defer a.wg.Done()
-		sendStats(runCtx, shell, stats, report, log)
+		sendStats(runCtx, shell, stats, rt, report, log)
 	}()
 	go func() {
 		defer a.wg.Done()
@@ -346,7 +353,7 @@ func fargateSandbox(ctx context.Context, d *dockerdriver.Driver, info dockerdriv
 // sendStats sends the tasks' usage to the control plane every interval
 // until ctx ends. A failed send is not retried: the next one carries
 // fresher figures.
-func sendStats(ctx context.Context, shell *agent.Agent, c *taskstats.Collector, every time.Duration, log *slog.Logger) {
+func sendStats(ctx context.Context, shell *agent.Agent, c *taskstats.Collector, rt *taskrun.Runtime, every time.Duration, log *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	failing := false
@@ -359,6 +366,14 @@ func sendStats(ctx context.Context, shell *agent.Agent, c *taskstats.Collector, 
 		u := c.Usage()
 		if len(u) == 0 {
 			continue
+		}
+		// Service Connect proxies' traffic since the previous report.
+		if sc := rt.ServiceConnectTraffic(ctx); len(sc) > 0 {
+			for i := range u {
+				if t, ok := sc[u[i].TaskArn]; ok {
+					u[i].ServiceConnect = &t
+				}
+			}
 		}
 		sctx, cancel := context.WithTimeout(ctx, every)
 		err := shell.SendStats(sctx, agentapi.StatsReport{Tasks: u})

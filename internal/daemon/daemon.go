@@ -42,6 +42,7 @@ import (
 	"github.com/berthdev/berth/internal/logs"
 	"github.com/berthdev/berth/internal/logstore"
 	"github.com/berthdev/berth/internal/registry"
+	"github.com/berthdev/berth/internal/scdirectory"
 	"github.com/berthdev/berth/internal/seal"
 	"github.com/berthdev/berth/internal/sigv4"
 	"github.com/berthdev/berth/internal/store"
@@ -340,6 +341,12 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	})
 	cmSvc := cloudmap.New(st, cloudmap.Config{Region: cfg.Region, Account: cfg.Account}, log.With("component", "cloudmap"))
 	s.cm = cmSvc
+	ecsSvc.SetServiceConnect(cmSvc.ServiceConnect()) // docs/service-connect.md
+	scDir := scdirectory.New(ecsSvc, log.With("component", "scdirectory"))
+	scDir.HealthChecked = ecsSvc.HealthChecked
+	scDir.HostIP = func(string) string { return cloudmap.LocalIPv4() }
+	gw.SetServiceConnect(scDir)
+	s.goRun(func() { scDir.Run(runCtx) })
 	catalog := cloudmap.NewCatalog(st, log.With("component", "cloudmap"))
 	s.goRun(func() { catalog.Run(runCtx) })
 	s.goRun(func() { cmSvc.RunOperationGC(runCtx, time.Hour) })

@@ -416,6 +416,7 @@ func (s *Service) assignment(ctx context.Context, kv store.KV) (agentapi.Assignm
 		CPU: t.CPU, MemoryMiB: t.MemoryMiB, CreatedAt: t.CreatedAt,
 		StopCode: t.StopCode, StoppedReason: t.StoppedReason,
 		LaunchType: launchTypeFargateOrEmpty(&t), EphemeralStorageGiB: t.EphemeralGiB, StopGraceSeconds: t.StopGraceSeconds,
+		ServiceConnect: t.ServiceConnect,
 	}, nil
 }
 

@@ -182,7 +182,11 @@ func (s *Service) CreateCluster(ctx context.Context, in *ecsapi.CreateClusterReq
 		DefaultStrategy:   in.DefaultCapacityProviderStrategy,
 	}
 	if in.ServiceConnectDefaults != nil {
-		c.ServiceConnectDefaults = &ecsapi.ClusterServiceConnectDefaults{Namespace: in.ServiceConnectDefaults.Namespace}
+		d, err := s.clusterSCDefaults(ctx, deref(in.ServiceConnectDefaults.Namespace))
+		if err != nil {
+			return nil, err
+		}
+		c.ServiceConnectDefaults = d
 	}
 	for {
 		cur, rev, err := s.getCluster(ctx, name, true)
@@ -524,6 +528,17 @@ func (s *Service) UpdateCluster(ctx context.Context, in *ecsapi.UpdateClusterReq
 	if err := validateClusterSettings(in.Settings); err != nil {
 		return nil, err
 	}
+	var scDefaults *ecsapi.ClusterServiceConnectDefaults
+	if in.ServiceConnectDefaults != nil && deref(in.ServiceConnectDefaults.Namespace) != "" {
+		if _, err := s.clusterName(in.Cluster); err != nil {
+			return nil, err
+		}
+		d, err := s.clusterSCDefaults(ctx, deref(in.ServiceConnectDefaults.Namespace))
+		if err != nil {
+			return nil, err
+		}
+		scDefaults = d
+	}
 	c, err := s.updateCluster(ctx, in.Cluster, func(c *clusterRecord) error {
 		if in.Settings != nil {
 			c.Settings = mergeSettings(c.Settings, in.Settings)
@@ -535,7 +550,7 @@ func (s *Service) UpdateCluster(ctx context.Context, in *ecsapi.UpdateClusterReq
 			if deref(in.ServiceConnectDefaults.Namespace) == "" {
 				c.ServiceConnectDefaults = nil
 			} else {
-				c.ServiceConnectDefaults = &ecsapi.ClusterServiceConnectDefaults{Namespace: in.ServiceConnectDefaults.Namespace}
+				c.ServiceConnectDefaults = scDefaults
 			}
 		}
 		return nil

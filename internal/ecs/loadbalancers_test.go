@@ -210,7 +210,7 @@ func TestDrainGate(t *testing.T) {
 	mk := func(id, group, status string) {
 		putJSON(t, st, taskKey("default", id), taskRecord{ID: id, ARN: "arn:aws:ecs:us-east-1:000000000000:task/default/" + id, Cluster: "default",
 			TaskDefinitionARN: deref(reg.TaskDefinition.TaskDefinitionArn),
-			InstanceID: "c1", Group: group, DesiredStatus: DesiredRunning, LastStatus: status, Version: 1,
+			InstanceID:        "c1", Group: group, DesiredStatus: DesiredRunning, LastStatus: status, Version: 1,
 			Containers: []agentapi.ContainerReport{{Name: "web", KnownStatus: status}}})
 		putJSON(t, st, assignKey("c1", id), assignmentRecord{Cluster: "default", TaskID: id, DesiredStatus: DesiredRunning, Version: 1})
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/api/ecsapi"
+	"github.com/berthdev/berth/internal/serviceconnect"
 )
 
 // Store layout of container instances, tasks and assignments:
@@ -141,6 +142,10 @@ type taskRecord struct {
 	EphemeralGiB int `json:"ephemeralStorageGiB,omitempty"`
 	// StopGraceSeconds is a Spot interruption's warning (spot.go).
 	StopGraceSeconds int `json:"stopGraceSeconds,omitempty"`
+	// ServiceConnect is the task's Service Connect configuration, fixed
+	// when it was placed (serviceconnect.go); its proxy container shows in
+	// DescribeTasks.
+	ServiceConnect *serviceconnect.TaskConfig `json:"serviceConnect,omitempty"`
 }
 
 // assignmentRecord is the per-instance index entry of a task.

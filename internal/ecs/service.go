@@ -55,6 +55,9 @@ type Service struct {
 	// registry (ok false for images elsewhere); nil: none.
 	// instance is the container instance id the credential is for.
 	registryAuth func(ctx context.Context, image, instance string) (agentapi.RegistryCredential, bool, error)
+	// scNamespaces reaches Cloud Map for Service Connect (serviceconnect.go);
+	// nil: Service Connect is refused.
+	scNamespaces ServiceConnectNamespaces
 	// lb is what services with loadBalancers need of ELBv2
 	// (loadbalancers.go); nil: such services are refused.
 	lb atomic.Pointer[LoadBalancing]
@@ -159,6 +162,7 @@ const (
 	reasonTaskDefParam     = "taskdef.param"
 	reasonInvalidParameter = "ecs.invalid_parameter"
 	reasonLimitExceeded    = "ecs.limit_exceeded"
+	reasonNamespaceMissing = "ecs.namespace_not_found"
 )
 
 // errorMap maps domain errors to ECS's wire errors. Errors that are not
@@ -176,6 +180,7 @@ var errorMap = awsproto.ErrorMap{
 		reasonTaskDefParam:     ecsapi.ErrInvalidParameterException,
 		reasonInvalidParameter: ecsapi.ErrInvalidParameterException,
 		reasonLimitExceeded:    ecsapi.ErrLimitExceededException,
+		reasonNamespaceMissing: ecsapi.ErrNamespaceNotFoundException,
 	},
 	Kinds: map[errs.Kind]string{
 		errs.Invalid:       ecsapi.ErrInvalidParameterException,

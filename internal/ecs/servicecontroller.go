@@ -581,6 +581,9 @@ func (c *serviceController) start(ctx context.Context, cp *clusterPass, r *servi
 	}
 	spec.req.Constraints = append(tdc, cons...)
 	spec.req.Strategies = strat
+	if err := c.s.serviceConnectSpec(ctx, r, st.DeploymentID, spec); err != nil {
+		return nil, "", err
+	}
 	var failure *placement.Failure
 	var ids []string
 	remaining := st.Count

@@ -56,7 +56,10 @@ type serviceRecord struct {
 	RoleARN                string                           `json:"roleArn,omitempty"`
 	// ServiceRegistries are the Cloud Map services the tasks register
 	// with (internal/cloudmap's ECS controller does it).
-	ServiceRegistries       []ecsapi.ServiceRegistry `json:"serviceRegistries,omitempty"`
+	ServiceRegistries []ecsapi.ServiceRegistry `json:"serviceRegistries,omitempty"`
+	// SCDeployments holds each deployment's Service Connect configuration
+	// by deployment id (serviceconnect.go); the primary's is the service's.
+	SCDeployments           map[string]*scDeployment `json:"serviceConnectDeployments,omitempty"`
 	Tags                    []ecsapi.Tag             `json:"tags,omitempty"`
 	ClientToken             string                   `json:"clientToken,omitempty"`
 	RequestHash             string                   `json:"requestHash,omitempty"`
@@ -231,8 +234,6 @@ func unsupportedServiceFeatures(lbs []ecsapi.LoadBalancer, regs []ecsapi.Service
 		return invalid("Berth does not support load balancers for services yet.")
 	case len(regs) > 0:
 		return invalid("Berth does not support service registries yet.")
-	case sc != nil && deref(sc.Enabled):
-		return invalid("Berth does not support Service Connect yet.")
 	case len(vols) > 0:
 		return invalid("Berth does not support service-managed volumes yet.")
 	}
@@ -322,6 +323,10 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 	if err := s.checkLoadBalancers(ctx, in.LoadBalancers, &td); err != nil {
 		return nil, err
 	}
+	scDep, err := s.resolveServiceConnect(ctx, &c, in.ServiceConnectConfiguration, &td, s.serviceARN(cluster, name))
+	if err != nil {
+		return nil, err
+	}
 	if daemon {
 		// A DAEMON service wants one task per eligible instance from the
 		// start, so that services-stable is not satisfied by the 0 it
@@ -365,6 +370,9 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 		Tags: in.Tags, ClientToken: token, RequestHash: hash, CreatedAt: now, CreatedBy: caller(ctx),
 		Deployments: []deploy.Deployment{dep}, Version: 1, RoleARN: s.roleARN(deref(in.Role)),
 		ServiceRegistries: in.ServiceRegistries, LoadBalancers: in.LoadBalancers, Fargate: fl,
+	}
+	if scDep != nil {
+		rec.SCDeployments = map[string]*scDeployment{dep.ID: scDep}
 	}
 	b, _ := json.Marshal(rec)
 	cmp := store.Absent(key)
@@ -444,6 +452,10 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 	if err != nil {
 		return nil, err
 	}
+	sc, scChange, err := s.updatedServiceConnect(ctx, cluster, name, in.ServiceConnectConfiguration, td)
+	if err != nil {
+		return nil, err
+	}
 	now := s.now().UTC()
 	rec, err := s.changeService(ctx, cluster, name, func(r *serviceRecord) error {
 		if r.Status != deploy.ServiceActive {
@@ -517,6 +529,12 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 		if td != nil {
 			hc = healthChecked(td)
 		}
+		primarySC := r.primarySC()
+		if scChange && !scEqual(sc, primarySC) {
+			newDep = true
+		} else {
+			sc = primarySC
+		}
 		if newDep {
 			for i := range r.Deployments {
 				r.Deployments[i].Status = deploy.StatusActive
@@ -527,6 +545,7 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 			dep.RolloutStateReason = fmt.Sprintf("ECS deployment %s in progress.", dep.ID)
 			r.Deployments = append([]deploy.Deployment{dep}, r.Deployments...)
 			r.Steady = false
+			r.setDeploymentSC(dep.ID, sc)
 		} else if len(r.Deployments) > 0 && !daemon {
 			r.Deployments[0].DesiredCount = int(r.DesiredCount)
 			r.Deployments[0].UpdatedAt = now
@@ -703,7 +722,9 @@ func (s *Service) serviceOut(r *serviceRecord, withTags bool) ecsapi.Service {
 		out.PlacementStrategy = []ecsapi.PlacementStrategy{}
 	}
 	for _, d := range r.Deployments {
+		scc, scr := scShown(r.SCDeployments[d.ID])
 		out.Deployments = append(out.Deployments, ecsapi.Deployment{
+			ServiceConnectConfiguration: scc, ServiceConnectResources: scr,
 			Id: ptr(d.ID), Status: ptr(d.Status), TaskDefinition: ptr(d.TaskDefinition),
 			DesiredCount: ptr(int32(d.DesiredCount)), PendingCount: ptr(int32(d.PendingCount)),
 			RunningCount: ptr(int32(d.RunningCount)), FailedTasks: ptr(int32(d.FailedTasks)),

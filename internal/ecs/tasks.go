@@ -19,6 +19,7 @@ import (
 	"github.com/berthdev/berth/internal/capacityprovider"
 	"github.com/berthdev/berth/internal/errs"
 	"github.com/berthdev/berth/internal/placement"
+	"github.com/berthdev/berth/internal/serviceconnect"
 	"github.com/berthdev/berth/internal/store"
 	"github.com/berthdev/berth/internal/taskdef"
 )
@@ -81,6 +82,9 @@ type taskSpec struct {
 	// providers are the capacity providers of the tasks to place, in
 	// order, when a strategy chose them.
 	providers []string
+	// sc is the Service Connect configuration of a service's tasks
+	// (serviceconnect.go); each task gets its own proxy container name.
+	sc *serviceconnect.TaskConfig
 }
 
 // buildSpec resolves and checks a task request against its task
@@ -307,6 +311,7 @@ func (s *Service) newTask(cluster string, spec *taskSpec, inst *instanceView, no
 		LastStatus:        "PROVISIONING",
 		Fargate:           taskFargate(spec.fargate),
 		EphemeralGiB:      ephemeralGiB(spec),
+		ServiceConnect:    spec.taskSC(),
 	}
 }
 
@@ -1083,8 +1088,12 @@ func (s *Service) containersOut(t *taskRecord, td *ecsapi.TaskDefinition) []ecsa
 	}
 	for _, r := range t.Containers {
 		if !seen[r.Name] {
+			seen[r.Name] = true
 			out = append(out, build(r.Name, nil))
 		}
+	}
+	if t.ServiceConnect != nil && !seen[t.ServiceConnect.ProxyContainerName] {
+		out = append(out, build(t.ServiceConnect.ProxyContainerName, nil))
 	}
 	return out
 }

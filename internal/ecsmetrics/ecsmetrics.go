@@ -16,6 +16,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/berthdev/berth/internal/serviceconnect"
 )
 
 // Namespaces ECS publishes into.
@@ -53,6 +55,9 @@ type Sample struct {
 	RxPerSec      float64 // bytes per second
 	TxPerSec      float64
 	At            time.Time // when the control plane received it
+	// SC is the task's Service Connect proxy traffic since its previous
+	// report (serviceconnect.go); nil without.
+	SC *serviceconnect.Traffic
 }
 
 // Cluster is a cluster's capacity and counts (see ecs.ClusterCapacity).
@@ -262,7 +267,7 @@ func Compute(end time.Time, period time.Duration, samples []Sample, clusters []C
 			add(NamespaceInsights, "RunningTaskCount", "Count", fd, one(float64(len(byFamily[f]))))
 		}
 	}
-	return out
+	return append(out, serviceConnectData(end, period, samples)...)
 }
 
 // utilization is a service's utilization datum: one sample per task that

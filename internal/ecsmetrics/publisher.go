@@ -76,7 +76,8 @@ func (p *Publisher) Record(cluster string, rep agentapi.StatsReport) {
 		}
 		p.samples = append(p.samples, Sample{Cluster: cluster, Service: ServiceOf(u.Group), Family: u.Family, TaskARN: u.TaskArn,
 			CPUReserved: float64(u.CPUReserved), MemoryReservedMiB: float64(u.MemoryReservedMiB), CPUUsed: u.CPUUsed,
-			MemoryUsedMiB: u.MemoryUsedMiB, RxPerSec: u.NetworkRxBytesPerSec, TxPerSec: u.NetworkTxBytesPerSec, At: now})
+			MemoryUsedMiB: u.MemoryUsedMiB, RxPerSec: u.NetworkRxBytesPerSec, TxPerSec: u.NetworkTxBytesPerSec, At: now,
+			SC: u.ServiceConnect})
 	}
 	if over := len(p.samples) - MaxSamples; over > 0 {
 		p.samples = append(p.samples[:0], p.samples[over:]...)

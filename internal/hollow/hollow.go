@@ -213,12 +213,25 @@ func (ns *Nodes) Close() {
 type simulator struct {
 	delays     Delays
 	failImages []string
+	hostPorts  atomic.Int32 // simulated host ports of proxy listeners
 }
+
+func ptr[T any](v T) *T { return &v }
 
 func (s *simulator) newRunner(a agentapi.Assignment, report func(agentapi.TaskReport)) agent.Runner {
 	r := &runner{sim: s, report: report, done: make(chan struct{}), notify: make(chan struct{}, 1), arn: a.TaskArn}
 	r.containers = containerNames(a)
 	r.bindings = portBindings(a)
+	if sc := a.ServiceConnect; sc != nil {
+		// The Service Connect proxy container, its inbound listeners
+		// published on simulated host ports (as in bridge mode).
+		r.proxy = sc.ProxyContainerName
+		for _, in := range sc.Inbound {
+			r.proxyBindings = append(r.proxyBindings, ecsapi.NetworkBinding{
+				ContainerPort: ptr(int32(in.ListenPort)), HostPort: ptr(int32(40000 + s.hostPorts.Add(1)%20000)),
+				Protocol: ptr(ecsapi.TransportProtocolTcp), BindIP: ptr("0.0.0.0")})
+		}
+	}
 	r.fail = s.fails(a)
 	r.healthChecked = healthChecked(a)
 	go r.run()
@@ -313,6 +326,8 @@ type runner struct {
 	containers    []string
 	fail          string
 	healthChecked bool
+	proxy         string // Service Connect proxy container; "" without
+	proxyBindings []ecsapi.NetworkBinding
 	// bindings are the simulated network bindings per container: the
 	// port mappings, a dynamic host port made up where hostPort is 0.
 	bindings map[string][]ecsapi.NetworkBinding
@@ -353,6 +368,13 @@ func (r *runner) containerReports(status string, exit *int32, reason string) []a
 		}
 		if status == "RUNNING" {
 			cr.NetworkBindings = r.bindings[c]
+		}
+		out = append(out, cr)
+	}
+	if r.proxy != "" {
+		cr := agentapi.ContainerReport{Name: r.proxy, KnownStatus: status, ExitCode: exit, Reason: reason, RuntimeID: "hollow-" + r.proxy}
+		if status == "RUNNING" {
+			cr.NetworkBindings = r.proxyBindings
 		}
 		out = append(out, cr)
 	}

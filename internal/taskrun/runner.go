@@ -140,6 +140,7 @@ func (r *runner) run(ctx context.Context) {
 		}
 		if r.known == tStopped {
 			r.doneOnce.Do(func() { close(r.done) })
+			r.scRelease()
 			r.cleanup(ctx)
 			return
 		}
@@ -217,6 +218,7 @@ func (r *runner) build(ctx context.Context) {
 		}
 		r.cs = append(r.cs, c)
 	}
+	r.scBuild() // Service Connect: the proxy container
 	if len(r.adopted) == 0 {
 		return
 	}
@@ -381,6 +383,9 @@ func (r *runner) abandon(c *ctr, reason string) {
 }
 
 func (r *runner) pull(ctx context.Context, c *ctr) error {
+	if ok, err := r.scPull(ctx, c); ok {
+		return err
+	}
 	image := deref(c.def.Image)
 	if image == "" {
 		r.abandon(c, "CannotPullContainerError: container "+c.name+" has no image")
@@ -439,7 +444,7 @@ func (r *runner) provision(ctx context.Context) error {
 			return fmt.Errorf("CannotCreateContainerError: volume %s: %s", v.Name, errs.MessageOf(err))
 		}
 	}
-	if r.mode != "awsvpc" || r.pause != nil {
+	if !r.needsPause() || r.pause != nil {
 		return nil
 	}
 	if err := r.rt.ensureAwsvpc(ctx); err != nil {
@@ -450,16 +455,23 @@ func (r *runner) provision(ctx context.Context) error {
 		// The task's ports are the network namespace's.
 		cd.PortMappings = append(cd.PortMappings, c.def.PortMappings...)
 	}
+	r.scPauseDef(&cd)
 	bridgeTask := r.task
 	bridgeTask.NetworkMode = ecsapi.NetworkModeBridge
 	bridgeTask.Volumes = nil
 	bridgeTask.PidMode, bridgeTask.IpcMode = "", ""
-	cfg, host, netCfg, err := dockerdriver.ContainerConfig(bridgeTask, cd, dockerdriver.Options{Network: r.rt.cfg.AwsvpcNetwork,
-		Labels: r.rt.cfg.Labels, DNS: r.rt.taskDNS(ctx, "awsvpc")})
+	network := r.rt.cfg.AwsvpcNetwork
+	if r.mode != "awsvpc" {
+		network = "" // bridge with Service Connect: Docker's bridge
+	}
+	cfg, host, netCfg, err := dockerdriver.ContainerConfig(bridgeTask, cd, dockerdriver.Options{Network: network,
+		Labels: r.rt.cfg.Labels, DNS: r.rt.taskDNS(ctx, r.mode)})
 	if err != nil {
 		return err
 	}
-	host.PortBindings = nil // awsvpc ports are reached at the task's own address
+	if r.mode == "awsvpc" {
+		host.PortBindings = nil // awsvpc ports are reached at the task's own address
+	}
 	r.confineFargate(host, true)
 	name := dockerdriver.DockerName(r.task, "internal-pause")
 	release, err := r.rt.startSlot(ctx)
@@ -490,6 +502,10 @@ func (r *runner) inspectPause(ctx context.Context) error {
 		return err
 	}
 	r.pause.info = info
+	if r.mode != "awsvpc" { // bridge with Service Connect
+		r.pause.ip = info.Networks["bridge"].IPAddress
+		return nil
+	}
 	ep := info.Networks[r.rt.cfg.AwsvpcNetwork]
 	r.pause.ip = ep.IPAddress
 	sum := sha256.Sum256([]byte(r.arn))
@@ -594,7 +610,7 @@ func (r *runner) refresh(ctx context.Context) error {
 			return err
 		}
 	}
-	if r.pause != nil && r.pause.known != CStopped && r.attachment == nil {
+	if r.pause != nil && r.pause.known != CStopped && r.attachment == nil && r.mode == "awsvpc" {
 		if err := r.inspectPause(ctx); err != nil && !errs.Is(err, errs.NotFound) {
 			return err
 		}
@@ -688,11 +704,15 @@ func (r *runner) inspect(ctx context.Context, c *ctr) error {
 			c.ip = r.pause.ip
 		}
 	}
+	r.scInspected(ctx, c)
 	return nil
 }
 
 // wind moves the task toward STOPPED.
 func (r *runner) wind(ctx context.Context) error {
+	if r.scHoldStop(ctx) { // Service Connect: the proxy drains first
+		return nil
+	}
 	views := r.viewMap()
 	pendingStops := false
 	for _, c := range r.cs {

@@ -101,6 +101,9 @@ type Config struct {
 	// containers' last output to be shipped before it reports STOPPED
 	// (default 3s); shipping goes on after it.
 	LogDrainTimeout time.Duration
+	// ServiceConnect lets the runtime run Service Connect proxies; nil:
+	// tasks with Service Connect fail.
+	ServiceConnect *ServiceConnectConfig
 	// Report receives the reports of runners made by Adopt (NewRunner's
 	// caller passes its own).
 	Report func(agentapi.TaskReport)
@@ -125,6 +128,9 @@ type Runtime struct {
 	awsvpcNet string // its subnet
 	bridgeGW  string
 	pauseOK   bool
+
+	sc        scRuntime  // Service Connect proxies (serviceconnect.go)
+	scImageMu sync.Mutex // one proxy image build at a time
 
 	// starts holds a token per create or start in flight; nil: unbounded.
 	starts chan struct{}

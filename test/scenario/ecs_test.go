@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,7 +65,9 @@ func TestClusterLifecycle(t *testing.T) {
 	if aws.ToString(cl.Status) != "ACTIVE" || cl.RunningTasksCount != 0 || len(cl.Tags) != 1 {
 		t.Fatalf("unexpected cluster %+v", cl)
 	}
-	if aws.ToString(cl.ServiceConnectDefaults.Namespace) != "web.local" {
+	// The default namespace is created in Cloud Map (as ECS does) and
+	// shown as its ARN.
+	if !strings.HasPrefix(aws.ToString(cl.ServiceConnectDefaults.Namespace), "arn:aws:servicediscovery:us-east-1:000000000000:namespace/ns-") {
 		t.Fatalf("service connect defaults not kept: %+v", cl.ServiceConnectDefaults)
 	}
 

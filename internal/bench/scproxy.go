@@ -1,0 +1,374 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/berthdev/berth/internal/scproxy"
+	"github.com/berthdev/berth/internal/serviceconnect"
+)
+
+// SCProxyConfig shapes the Service Connect proxy benchmark (issue 12 item 6).
+type SCProxyConfig struct {
+	Berth       string // the berth binary run as `berth scproxy` (default: this executable)
+	Nginx       string
+	Wrk         string
+	Duration    time.Duration
+	Rounds      int
+	Connections int
+	Threads     int
+	LatencyDur  time.Duration
+	KillLoad    time.Duration // length of the killed-backend run
+}
+
+// DefaultSCProxyConfig is what `berth bench scproxy` runs.
+func DefaultSCProxyConfig() SCProxyConfig {
+	return SCProxyConfig{Nginx: "nginx", Wrk: "wrk", Duration: 8 * time.Second, Rounds: 3, Connections: 64, Threads: 1,
+		LatencyDur: 8 * time.Second, KillLoad: 4 * time.Second}
+}
+
+// SCProxyResult holds the measurements.
+type SCProxyResult struct {
+	NginxVersion, CPU          string
+	Load                       string // /proc/loadavg at the start
+	NginxRPS, ProxyRPS         []float64
+	NginxPerCPU, ProxyPerCPU   []float64
+	Rate                       float64
+	Direct, NginxLat, ProxyLat wrkResult
+	NginxProbe, ProxyProbe     probeResult
+	RSSIdleKB, RSSLoadKB       int64 // the proxy process's VmRSS idle (configured) and its peak (VmHWM) after the load
+	// The private part (RssAnon: heap, stacks) idle and after the load; the rest is file-backed
+	// (the berth binary and libc), shared by every proxy of the same image.
+	AnonIdleKB, AnonLoadKB   int64
+	KillRequests, KillErrors int64
+}
+
+// SCProxy measures one Service Connect proxy hop: the real proxy process (`berth scproxy`,
+// configured over its relay socket exactly as the agent does, one outbound alias of two
+// endpoints) beside nginx as a reverse proxy to the same two nginx backends: throughput with
+// wrk (alternating rounds), latency at half of the proxy's maximum (wrk paced, and a paired
+// probe), the proxy's RSS, and a backend killed under load with retries on.
+func SCProxy(ctx context.Context, cfg SCProxyConfig) (res SCProxyResult, err error) {
+	res.CPU = cpuModel()
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		res.Load = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	if cfg.Berth == "" {
+		if cfg.Berth, err = os.Executable(); err != nil {
+			return res, err
+		}
+	}
+	for _, bin := range []string{cfg.Nginx, cfg.Wrk} {
+		if _, err := exec.LookPath(bin); err != nil {
+			return res, fmt.Errorf("%s not found (apt-get install -y nginx-light wrk): %w", bin, err)
+		}
+	}
+	if out, err := exec.CommandContext(ctx, cfg.Nginx, "-v").CombinedOutput(); err == nil {
+		res.NginxVersion = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(out)), "nginx version: "))
+	}
+	dir, err := os.MkdirTemp("", "berth-bench-sc-")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(dir)
+	ports, err := freePorts(3)
+	if err != nil {
+		return res, err
+	}
+	b1, b2, np := ports[0], ports[1], ports[2]
+	const vip = "127.255.0.77"
+	l, err := net.Listen("tcp", vip+":0")
+	if err != nil {
+		return res, err
+	}
+	pp := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+
+	backendConf := fmt.Sprintf(`worker_processes 1;
+pid %[1]s/backend.pid;
+error_log %[1]s/backend-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  default_type text/plain;
+  keepalive_requests 10000000;
+  client_body_temp_path %[1]s/b-body; proxy_temp_path %[1]s/b-proxy; fastcgi_temp_path %[1]s/b-fcgi; uwsgi_temp_path %[1]s/b-uwsgi; scgi_temp_path %[1]s/b-scgi;
+  server { listen 127.0.0.1:%[2]d; location / { return 200 "ok\n"; } }
+  server { listen 127.0.0.1:%[3]d; location / { return 200 "ok\n"; } }
+}
+`, dir, b1, b2)
+	proxyConf := fmt.Sprintf(`worker_processes %[5]d;
+pid %[1]s/proxy.pid;
+error_log %[1]s/proxy-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 10000000;
+  client_body_temp_path %[1]s/p-body; proxy_temp_path %[1]s/p-proxy; fastcgi_temp_path %[1]s/p-fcgi; uwsgi_temp_path %[1]s/p-uwsgi; scgi_temp_path %[1]s/p-scgi;
+  upstream backends { server 127.0.0.1:%[2]d; server 127.0.0.1:%[3]d; keepalive 512; }
+  server {
+    listen 127.0.0.1:%[4]d;
+    location / {
+      proxy_pass http://backends;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_next_upstream error timeout http_503;
+    }
+  }
+}
+`, dir, b1, b2, np, runtime.GOMAXPROCS(0))
+	for name, conf := range map[string]string{"backend.conf": backendConf, "proxy.conf": proxyConf} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(conf), 0o600); err != nil {
+			return res, err
+		}
+	}
+	var nginxPID int
+	for _, name := range []string{"backend.conf", "proxy.conf"} {
+		cmd := exec.Command(cfg.Nginx, "-p", dir, "-c", filepath.Join(dir, name), "-g", "daemon off;")
+		cmd.Stderr = io.Discard
+		if err := cmd.Start(); err != nil {
+			return res, fmt.Errorf("start nginx: %w", err)
+		}
+		nginxPID = cmd.Process.Pid
+		defer func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			time.Sleep(100 * time.Millisecond)
+			cmd.Process.Kill()
+			cmd.Wait()
+		}()
+	}
+
+	// The proxy process, configured through its relay as the agent does.
+	tc := serviceconnect.TaskConfig{NamespaceArn: "bench", ProxyContainerName: "ecs-service-connect-bench",
+		Outbound: []serviceconnect.Outbound{{DiscoveryName: "web", DNSName: "web", Port: pp, VIP: vip, Protocol: serviceconnect.ProtocolHTTP}}}
+	ready := make(chan struct{}, 4)
+	relay, err := scproxy.NewRelay(filepath.Join(dir, "relay"), tc, func() { ready <- struct{}{} }, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return res, err
+	}
+	defer relay.Close()
+	ep := func(task string, port int) serviceconnect.Endpoint {
+		return serviceconnect.Endpoint{TaskArn: task, Address: "127.0.0.1", Port: port, Healthy: true}
+	}
+	relay.SetDirectory(serviceconnect.Directory{NamespaceArn: "bench", Revision: 1, Services: []serviceconnect.DirectoryService{{DiscoveryName: "web",
+		Endpoints: []serviceconnect.Endpoint{ep("b1", b1), ep("b2", b2)}}}})
+	pcmd := exec.Command(cfg.Berth, "scproxy", "--relay", filepath.Join(dir, "relay", scproxy.RelaySocket), "--log-level", "warn")
+	pcmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(runtime.GOMAXPROCS(0)))
+	pcmd.Stderr = os.Stderr
+	if err := pcmd.Start(); err != nil {
+		return res, fmt.Errorf("start the proxy: %w", err)
+	}
+	proxyPID := pcmd.Process.Pid
+	defer func() {
+		pcmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { pcmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			pcmd.Process.Kill()
+			<-done
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(20 * time.Second):
+		return res, fmt.Errorf("the proxy did not apply its configuration")
+	case <-ctx.Done():
+		return res, ctx.Err()
+	}
+	if ok, msg := relay.Ready(); !ok {
+		return res, fmt.Errorf("proxy: %s", msg)
+	}
+	nginxURL := fmt.Sprintf("http://127.0.0.1:%d/", np)
+	proxyURL := fmt.Sprintf("http://%s:%d/", vip, pp)
+	for _, u := range []string{fmt.Sprintf("http://127.0.0.1:%d/", b1), nginxURL, proxyURL} {
+		if err := waitHTTP(ctx, u, 10*time.Second); err != nil {
+			return res, err
+		}
+	}
+	res.RSSIdleKB = procStatusKB(proxyPID, "VmRSS")
+	res.AnonIdleKB = procStatusKB(proxyPID, "RssAnon")
+
+	wrkArgs := func(url string, d time.Duration, conns int, script string) []string {
+		a := []string{"-t", strconv.Itoa(cfg.Threads), "-c", strconv.Itoa(conns), "-d", fmt.Sprintf("%ds", int(d.Seconds())), "--latency"}
+		if script != "" {
+			a = append(a, "-s", script)
+		}
+		return append(a, url)
+	}
+	for _, u := range []string{nginxURL, proxyURL} {
+		if _, err := runWrk(ctx, cfg.Wrk, wrkArgs(u, 2*time.Second, cfg.Connections, "")); err != nil {
+			return res, err
+		}
+	}
+	for i := 0; i < cfg.Rounds; i++ {
+		c0 := treeCPU(nginxPID)
+		n, err := runWrk(ctx, cfg.Wrk, wrkArgs(nginxURL, cfg.Duration, cfg.Connections, ""))
+		if err != nil {
+			return res, err
+		}
+		nCPU := treeCPU(nginxPID) - c0
+		c0 = treeCPU(proxyPID)
+		p, err := runWrk(ctx, cfg.Wrk, wrkArgs(proxyURL, cfg.Duration, cfg.Connections, ""))
+		if err != nil {
+			return res, err
+		}
+		pCPU := treeCPU(proxyPID) - c0
+		res.NginxRPS = append(res.NginxRPS, n.RPS)
+		res.ProxyRPS = append(res.ProxyRPS, p.RPS)
+		res.NginxPerCPU = append(res.NginxPerCPU, n.RPS*cfg.Duration.Seconds()/max(nCPU.Seconds(), 0.01))
+		res.ProxyPerCPU = append(res.ProxyPerCPU, p.RPS*cfg.Duration.Seconds()/max(pCPU.Seconds(), 0.01))
+	}
+
+	res.Rate = median(res.ProxyRPS) / 2
+	const pace = 10 // ms between requests on each wrk connection
+	conns := max(1, int(res.Rate*pace/1000))
+	script := filepath.Join(dir, "pace.lua")
+	if err := os.WriteFile(script, []byte(fmt.Sprintf("function delay() return %d end\n", pace)), 0o600); err != nil {
+		return res, err
+	}
+	direct := fmt.Sprintf("http://127.0.0.1:%d/", b1)
+	for _, run := range []struct {
+		url   string
+		out   *wrkResult
+		probe *probeResult
+	}{{direct, &res.Direct, nil}, {nginxURL, &res.NginxLat, &res.NginxProbe}, {proxyURL, &res.ProxyLat, &res.ProxyProbe}} {
+		pctx, cancel := context.WithCancel(ctx)
+		probeDone := make(chan probeResult, 1)
+		if run.probe != nil {
+			go func() { probeDone <- probe(pctx, direct, run.url) }()
+		}
+		r, err := runWrk(ctx, cfg.Wrk, wrkArgs(run.url, cfg.LatencyDur, conns, script))
+		cancel()
+		if err != nil {
+			return res, err
+		}
+		*run.out = r
+		if run.probe != nil {
+			*run.probe = <-probeDone
+		}
+	}
+	res.RSSLoadKB = procStatusKB(proxyPID, "VmHWM")
+	res.AnonLoadKB = procStatusKB(proxyPID, "RssAnon")
+
+	// A backend killed under load, retries on: three Go backends, clients calling through
+	// the proxy; one backend's listener and connections are closed mid-run.
+	type gob struct {
+		srv *http.Server
+		ln  net.Listener
+	}
+	var gbs []*gob
+	var eps []serviceconnect.Endpoint
+	for i := 0; i < 3; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return res, err
+		}
+		s := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(time.Millisecond) // some work in flight when the kill comes
+			io.WriteString(w, "ok\n")
+		})}
+		go s.Serve(ln)
+		defer s.Close()
+		gbs = append(gbs, &gob{srv: s, ln: ln})
+		eps = append(eps, ep(fmt.Sprintf("go%d", i), ln.Addr().(*net.TCPAddr).Port))
+	}
+	relay.SetDirectory(serviceconnect.Directory{NamespaceArn: "bench", Revision: 2, Services: []serviceconnect.DirectoryService{{DiscoveryName: "web", Endpoints: eps}}})
+	time.Sleep(200 * time.Millisecond)
+	kctx, kcancel := context.WithTimeout(ctx, cfg.KillLoad)
+	defer kcancel()
+	var wg sync.WaitGroup
+	var reqs, errsN atomic.Int64
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}, Timeout: 5 * time.Second}
+			defer c.CloseIdleConnections()
+			for kctx.Err() == nil {
+				resp, err := c.Get(proxyURL)
+				if kctx.Err() != nil && err != nil {
+					return
+				}
+				reqs.Add(1)
+				if err != nil {
+					errsN.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					errsN.Add(1)
+				}
+			}
+		}()
+	}
+	time.Sleep(cfg.KillLoad / 3)
+	gbs[0].ln.Close()
+	gbs[0].srv.Close() // closes its connections, in flight or idle
+	wg.Wait()
+	res.KillRequests, res.KillErrors = reqs.Load(), errsN.Load()
+	return res, nil
+}
+
+// procStatusKB reads a "kB" field of /proc/<pid>/status (VmRSS, VmHWM).
+func procStatusKB(pid int, field string) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
+			f := strings.Fields(v)
+			if len(f) > 0 {
+				n, _ := strconv.ParseInt(f[0], 10, 64)
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+// Report prints the results.
+func (r SCProxyResult) Report(w io.Writer) {
+	fmt.Fprintf(w, "CPU: %s, %d processors (GOMAXPROCS; nginx workers the same); nginx %s; load average at start %s\n", r.CPU, runtime.GOMAXPROCS(0), r.NginxVersion, r.Load)
+	fmt.Fprintf(w, "throughput (requests/s, wrk rounds alternating):\n  nginx: %s  median %.0f\n  scproxy: %s  median %.0f\n  ratio scproxy/nginx: %.2f\n",
+		fmtRates(r.NginxRPS), median(r.NginxRPS), fmtRates(r.ProxyRPS), median(r.ProxyRPS), median(r.ProxyRPS)/median(r.NginxRPS))
+	fmt.Fprintf(w, "requests per CPU-second of the proxy:\n  nginx: %s  median %.0f\n  scproxy: %s  median %.0f\n  ratio scproxy/nginx: %.2f\n",
+		fmtRates(r.NginxPerCPU), median(r.NginxPerCPU), fmtRates(r.ProxyPerCPU), median(r.ProxyPerCPU), median(r.ProxyPerCPU)/median(r.NginxPerCPU))
+	fmt.Fprintf(w, "latency at %.0f requests/s (half of the proxy's maximum):\n", r.Rate)
+	for _, x := range []struct {
+		name string
+		r    wrkResult
+	}{{"direct to a backend", r.Direct}, {"through nginx", r.NginxLat}, {"through scproxy", r.ProxyLat}} {
+		fmt.Fprintf(w, "  %-20s achieved %.0f/s  p50 %v  p99 %v  errors %d\n", x.name, x.r.RPS, x.r.P50, x.r.P99, x.r.Errors)
+	}
+	fmt.Fprintf(w, "  added by scproxy: p50 %v  p99 %v;  added by nginx: p50 %v  p99 %v\n",
+		r.ProxyLat.P50-r.Direct.P50, r.ProxyLat.P99-r.Direct.P99, r.NginxLat.P50-r.Direct.P50, r.NginxLat.P99-r.Direct.P99)
+	for _, x := range []struct {
+		name string
+		p    probeResult
+	}{{"nginx", r.NginxProbe}, {"scproxy", r.ProxyProbe}} {
+		fmt.Fprintf(w, "  probe under load, %s: %d pairs; direct p50 %v p99 %v; via %s p50 %v p99 %v; added p50 %v (paired) p99 %v\n",
+			x.name, x.p.N, x.p.DirectP50, x.p.DirectP99, x.name, x.p.ViaP50, x.p.ViaP99, x.p.AddedP50, x.p.ViaP99-x.p.DirectP99)
+	}
+	fmt.Fprintf(w, "proxy process RSS: %d kB configured and idle, %d kB peak after the load; private (RssAnon) %d kB idle, %d kB after the load\n",
+		r.RSSIdleKB, r.RSSLoadKB, r.AnonIdleKB, r.AnonLoadKB)
+	fmt.Fprintf(w, "backend killed under load (retries on): %d client errors of %d requests\n", r.KillErrors, r.KillRequests)
+}

@@ -1,0 +1,126 @@
+package scenario
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/moby/moby/client"
+
+	"github.com/berthdev/berth/internal/berthtest"
+	"github.com/berthdev/berth/internal/testimage"
+)
+
+const scToolImage = "berth-test/tool:sc"
+
+// TestServiceConnectDataPlaneThroughBerthUp runs Service Connect end to
+// end through the real binary (berth up, its agent, real containers): a
+// webui service whose tasks serve on a named port, with a client alias; a
+// client-only service whose container calls http://webui-svc-domain:80/
+// and prints CALLED only when the call succeeded (through its proxy, the
+// directory, and the webui task's proxy). Both tasks show their
+// ecs-service-connect container RUNNING in DescribeTasks.
+func TestServiceConnectDataPlaneThroughBerthUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs containers")
+	}
+	berthtest.NeedDocker(t)
+	t.Parallel()
+	dc, err := client.New(client.FromEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dc.Close()
+	bctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	if err := testimage.BuildToolAs(bctx, dc, scToolImage); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	p := berthtest.StartProcess(t, "up", t.TempDir(), []string{"ECS_IMAGE_PULL_BEHAVIOR=prefer-cached"},
+		"--agent=true", "--metadata-addr", freeAnyAddr(t), "--throttle=false", "--log-level", "warn")
+	c := ecs.NewFromConfig(p.AWSConfig())
+	cx := context.Background()
+	var instanceARN string
+	eventuallyTrue(t, "agent joined", 30*time.Second, func() bool {
+		out, err := c.ListContainerInstances(cx, &ecs.ListContainerInstancesInput{})
+		if err != nil || len(out.ContainerInstanceArns) == 0 {
+			return false
+		}
+		instanceARN = out.ContainerInstanceArns[0]
+		return true
+	})
+	t.Cleanup(func() { berthtest.RemoveAgentContainers(t, instanceARN) })
+
+	// The namespace, made by a cluster's serviceConnectDefaults as in the seed.
+	if _, err := c.CreateCluster(cx, &ecs.CreateClusterInput{ClusterName: aws.String("sc-holder"),
+		ServiceConnectDefaults: &types.ClusterServiceConnectDefaultsRequest{Namespace: aws.String("sc-e2e")}}); err != nil {
+		t.Fatal(err)
+	}
+	reg := func(family string, cd types.ContainerDefinition) {
+		cd.Image, cd.Memory, cd.StopTimeout, cd.Essential = aws.String(scToolImage), aws.Int32(64), aws.Int32(2), aws.Bool(true)
+		if _, err := c.RegisterTaskDefinition(cx, &ecs.RegisterTaskDefinitionInput{Family: aws.String(family),
+			NetworkMode: types.NetworkModeAwsvpc, ContainerDefinitions: []types.ContainerDefinition{cd}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg("webui", types.ContainerDefinition{Name: aws.String("web"), Command: []string{"serve:8080", "sleep:1h"},
+		PortMappings: []types.PortMapping{{Name: aws.String("webui-port"), ContainerPort: aws.Int32(8080), AppProtocol: types.ApplicationProtocolHttp}}})
+	reg("caller", types.ContainerDefinition{Name: aws.String("caller"), Command: []string{"get:http://webui-svc-domain:80/", "print:CALLED", "sleep:1h"}})
+	awsvpc := &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{Subnets: []string{"subnet-berth"}}}
+	if _, err := c.CreateService(cx, &ecs.CreateServiceInput{ServiceName: aws.String("webui"), TaskDefinition: aws.String("webui"),
+		DesiredCount: aws.Int32(1), NetworkConfiguration: awsvpc,
+		ServiceConnectConfiguration: &types.ServiceConnectConfiguration{Enabled: true, Namespace: aws.String("sc-e2e"),
+			Services: []types.ServiceConnectService{{PortName: aws.String("webui-port"), DiscoveryName: aws.String("webui-svc"),
+				ClientAliases: []types.ServiceConnectClientAlias{{Port: aws.Int32(80), DnsName: aws.String("webui-svc-domain")}}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	running := func(service string) types.Task {
+		t.Helper()
+		var arn string
+		eventuallyTrue(t, service+" task placed", 60*time.Second, func() bool {
+			out, err := c.ListTasks(cx, &ecs.ListTasksInput{ServiceName: aws.String(service)})
+			if err != nil || len(out.TaskArns) == 0 {
+				return false
+			}
+			arn = out.TaskArns[0]
+			return true
+		})
+		return waitTask(t, c, "default", arn, 150*time.Second, func(tk types.Task) bool {
+			if aws.ToString(tk.LastStatus) == "STOPPED" {
+				t.Fatalf("%s task stopped: %s %s\n%s", service, tk.StopCode, aws.ToString(tk.StoppedReason), containerLogs(t, dc, tk))
+			}
+			return aws.ToString(tk.LastStatus) == "RUNNING"
+		})
+	}
+	proxyOf := func(tk types.Task) types.Container {
+		for _, ct := range tk.Containers {
+			if strings.HasPrefix(aws.ToString(ct.Name), "ecs-service-connect-") {
+				return ct
+			}
+		}
+		t.Fatalf("no ecs-service-connect container in %s", aws.ToString(tk.TaskArn))
+		return types.Container{}
+	}
+	web := running("webui")
+	if pc := proxyOf(web); aws.ToString(pc.LastStatus) != "RUNNING" || aws.ToString(pc.RuntimeId) == "" {
+		t.Fatalf("webui proxy container: %s %s", aws.ToString(pc.LastStatus), aws.ToString(pc.RuntimeId))
+	}
+
+	if _, err := c.CreateService(cx, &ecs.CreateServiceInput{ServiceName: aws.String("caller"), TaskDefinition: aws.String("caller"),
+		DesiredCount: aws.Int32(1), NetworkConfiguration: awsvpc,
+		ServiceConnectConfiguration: &types.ServiceConnectConfiguration{Enabled: true, Namespace: aws.String("sc-e2e")}}); err != nil {
+		t.Fatal(err)
+	}
+	caller := running("caller")
+	proxyOf(caller)
+	waitTask(t, c, "default", aws.ToString(caller.TaskArn), 30*time.Second, func(tk types.Task) bool {
+		if aws.ToString(tk.LastStatus) == "STOPPED" {
+			t.Fatalf("caller stopped (the call failed?): %s\n%s", aws.ToString(tk.StoppedReason), containerLogs(t, dc, tk))
+		}
+		return strings.Contains(containerLogs(t, dc, tk), "CALLED")
+	})
+}
