@@ -27,6 +27,7 @@ func TestServiceConnectSeedOnDocker(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real Docker")
 	}
+	t.Parallel()
 	berthtest.NeedDocker(t)
 	p := berthtest.StartProcess(t, "up", t.TempDir(), nil)
 	c := ecs.NewFromConfig(p.AWSConfig())
