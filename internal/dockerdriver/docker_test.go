@@ -380,9 +380,12 @@ func TestHealthTransitions(t *testing.T) {
 	evs, errc := d.Events(ctx, EventOptions{Since: time.Now().Add(-time.Second), Labels: map[string]string{LabelTaskARN: task.TaskARN}})
 	cd := ecsapi.ContainerDefinition{
 		Name:    ptr("app"),
-		Command: steps("sleep:1500ms", "touch:/tmp/ok", "sleep:3s", "rm:/tmp/ok", "sleep:1h"),
+		// Healthy for 6 s, and a 3 s check timeout: on a loaded machine (CI
+		// compiling every package beside it) a docker exec may take over a
+		// second, which Docker counts as a failed check.
+		Command: steps("sleep:1500ms", "touch:/tmp/ok", "sleep:6s", "rm:/tmp/ok", "sleep:1h"),
 		HealthCheck: &ecsapi.HealthCheck{Command: []string{"CMD", "/tool", "check:/tmp/ok"},
-			Interval: ptr(int32(1)), Timeout: ptr(int32(1)), Retries: ptr(int32(1))},
+			Interval: ptr(int32(1)), Timeout: ptr(int32(3)), Retries: ptr(int32(1))},
 	}
 	id := runContainer(t, d, task, cd, Options{}, true)
 	info, err := d.InspectContainer(ctx, id)
@@ -395,8 +398,8 @@ func TestHealthTransitions(t *testing.T) {
 	isHealth := func(h HealthStatus) func(Event) bool {
 		return func(e Event) bool { return e.ContainerID == id && e.Action == EventHealthStatus && e.Health == h }
 	}
-	waitEvent(t, evs, errc, 10*time.Second, isHealth(HealthHealthy))
-	waitEvent(t, evs, errc, 10*time.Second, isHealth(HealthUnhealthy))
+	waitEvent(t, evs, errc, 15*time.Second, isHealth(HealthHealthy))
+	waitEvent(t, evs, errc, 15*time.Second, isHealth(HealthUnhealthy))
 	info, err = d.InspectContainer(ctx, id)
 	if err != nil {
 		t.Fatal(err)
