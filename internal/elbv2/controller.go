@@ -46,6 +46,11 @@ func (s *Service) Run(ctx context.Context) {
 	keep := time.NewTicker(s.cfg.OwnerTTL / 3)
 	defer keep.Stop()
 	failures := 0
+	// dirty says the configuration must be applied again. Only changes to
+	// the configuration, a wake, the resync and a new lease set it: the
+	// keep-alive and the plane's health signal (which every Apply raises)
+	// do not, or Apply and the signal would chase each other for ever.
+	dirty := true
 	for {
 		if lease == 0 {
 			id, err := s.st.Grant(ctx, s.cfg.OwnerTTL)
@@ -56,10 +61,13 @@ func (s *Service) Run(ctx context.Context) {
 				log.Warn("cannot grant the load balancer ownership lease", "err", err)
 			} else {
 				lease = id
+				dirty = true
 			}
 		}
-		if lease != 0 {
+		if lease != 0 && dirty {
+			dirty = false
 			if err := s.reconcile(ctx, lease); err != nil && ctx.Err() == nil {
+				dirty = true // the resync or the next change tries again
 				failures++
 				if failures == 1 || failures%30 == 0 {
 					log.Warn("load balancer configuration not applied", "err", err, "failures", failures)
@@ -73,7 +81,9 @@ func (s *Service) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-s.wake:
+			dirty = true
 		case <-resync.C:
+			dirty = true
 		case <-keep.C:
 			if lease != 0 {
 				if err := s.st.KeepAliveOnce(ctx, lease); errs.Is(err, errs.NotFound) {
@@ -93,8 +103,9 @@ func (s *Service) Run(ctx context.Context) {
 				}
 				time.Sleep(time.Second)
 				watch = s.st.Watch(ctx, "/berth/elbv2/", 0)
-			} else if onlyHealth(resp.Events) {
-				continue
+				dirty = true
+			} else if !onlyHealth(resp.Events) {
+				dirty = true
 			}
 		}
 	}
