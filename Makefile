@@ -27,7 +27,7 @@ run: deps build
 # The whole suite, as CI runs it: unit, contract, scenario and CLI tests.
 test: deps build
 	BERTH_REQUIRE_ETCD=1 BERTH_REQUIRE_CLIS=1 BERTH_REQUIRE_DOCKER=1 BERTH_BIN=$(CURDIR)/$(BIN) \
-		$(GO) test ./... -count=1 -timeout 30m -parallel 4
+		$(GO) test ./... -count=1 -timeout 30m -parallel 3
 	$(MAKE) test-race
 	$(MAKE) test-disruptive
 

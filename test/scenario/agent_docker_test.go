@@ -99,7 +99,11 @@ func runOne(t *testing.T, c *ecs.Client, family string) string {
 		t.Fatal(err)
 	}
 	if len(r.Failures) > 0 || len(r.Tasks) != 1 {
-		t.Fatalf("RunTask: %+v", r.Failures)
+		var reasons []string
+		for _, f := range r.Failures {
+			reasons = append(reasons, aws.ToString(f.Arn)+": "+aws.ToString(f.Reason)+" "+aws.ToString(f.Detail))
+		}
+		t.Fatalf("RunTask: %d tasks, failures %v", len(r.Tasks), reasons)
 	}
 	return aws.ToString(r.Tasks[0].TaskArn)
 }
