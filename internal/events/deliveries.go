@@ -16,8 +16,8 @@ import (
 // same transaction as the outbox or retry change that settles the attempt,
 // so a record exists exactly when the attempt's outcome is committed. A
 // rule keeps its newest MaxDeliveriesPerRule records; each new one past
-// that deletes the oldest in the same transaction. Deleting a rule deletes
-// its records.
+// that deletes the oldest in the same transaction. Deleting a rule (or its
+// bus) deletes its records.
 
 // MaxDeliveriesPerRule bounds the delivery records kept per rule.
 const MaxDeliveriesPerRule = 100
@@ -48,9 +48,10 @@ type Delivery struct {
 
 // deliveriesPrefix holds a rule's records. The bus name is escaped: it may
 // hold "/", and one rule's prefix must not hold another bus's records.
-func deliveriesPrefix(bus, rule string) string {
-	return keyDeliveries + url.QueryEscape(bus) + "/" + rule + "/"
-}
+func deliveriesPrefix(bus, rule string) string { return busDeliveriesPrefix(bus) + rule + "/" }
+
+// busDeliveriesPrefix holds the records of every rule of a bus.
+func busDeliveriesPrefix(bus string) string { return keyDeliveries + url.QueryEscape(bus) + "/" }
 
 // RuleDeliveries returns a rule's delivery records, newest first. A rule
 // that does not exist is ResourceNotFoundException, as DescribeRule's.

@@ -83,8 +83,9 @@ func TestDeliveryRecordsPerAttempt(t *testing.T) {
 }
 
 // A rule keeps its newest MaxDeliveriesPerRule records, across a restart of
-// the dispatcher; deleting the rule deletes them, and a rule made again
-// with the same name starts with none.
+// the dispatcher; deleting the rule deletes them (and not another bus's
+// whose name shares a prefix), a rule made again with the same name starts
+// with none, and deleting a bus deletes its rules' records.
 func TestDeliveryRecordsBoundedAndDeletedWithRule(t *testing.T) {
 	inv := newInvocations()
 	svc := testService(t, Deps{})
@@ -152,5 +153,12 @@ func TestDeliveryRecordsBoundedAndDeletedWithRule(t *testing.T) {
 	mustPutRule(t, svc, &eventsapi.PutRuleRequest{Name: s("many"), EventPattern: s(`{"source":["shop"]}`)})
 	if ds, err := svc.RuleDeliveries(ctx, "", "many"); err != nil || len(ds) != 0 {
 		t.Errorf("a new rule of the same name: %d records (%v)", len(ds), err)
+	}
+	// Deleting a bus deletes its rules' records.
+	if _, err := svc.DeleteEventBus(ctx, &eventsapi.DeleteEventBusRequest{Name: s("default/many")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.st.Get(ctx, other); err == nil {
+		t.Errorf("a deleted bus's rule kept its record")
 	}
 }
