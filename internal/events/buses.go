@@ -92,7 +92,7 @@ func (s *Service) DeleteEventBus(ctx context.Context, in *eventsapi.DeleteEventB
 	// Deleting a bus that does not exist succeeds, as on AWS; its rules
 	// go with it.
 	if err := commit(ctx, s.st, nil, store.Delete(busKey(name)), store.DeletePrefix(rulesPrefix(name)),
-		store.DeletePrefix(keySchedules+name+"/")); err != nil {
+		store.DeletePrefix(keySchedules+name+"/"), store.DeletePrefix(busDeliveriesPrefix(name))); err != nil {
 		return nil, err
 	}
 	return &eventsapi.DeleteEventBusResponse{}, nil

@@ -19,6 +19,7 @@ import (
 //	/berth/events/destinations/<name>         destRecord
 //	/berth/events/outbox/<id>                 outboxRecord: an accepted event not yet dispatched
 //	/berth/events/retries/<id>                retryRecord: one target's failed delivery awaiting retry
+//	/berth/events/deliveries/<bus>/<rule>/<id> Delivery: one attempt's outcome (deliveries.go)
 //	/berth/events/ecs/<kind>/<resource id>    ecsCursor: what the ECS events controller emitted
 const (
 	keyRoot         = "/berth/events/"
@@ -28,6 +29,7 @@ const (
 	keyDestinations = keyRoot + "destinations/"
 	keyOutbox       = keyRoot + "outbox/"
 	keyRetries      = keyRoot + "retries/"
+	keyDeliveries   = keyRoot + "deliveries/"
 	keyECS          = keyRoot + "ecs/"
 )
 
