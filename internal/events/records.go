@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"encoding/json"
+	"net/url"
 	"strings"
 	"time"
 
@@ -33,8 +34,11 @@ const (
 	keyECS          = keyRoot + "ecs/"
 )
 
-func busKey(name string) string       { return keyBuses + name }
-func rulesPrefix(bus string) string   { return keyRules + bus + "/" }
+func busKey(name string) string { return keyBuses + name }
+
+// rulesPrefix escapes the bus: bus names may hold "/", and bus "a"'s
+// prefix must not hold bus "a/b"'s rules (names without "/" are unchanged).
+func rulesPrefix(bus string) string   { return keyRules + url.QueryEscape(bus) + "/" }
 func ruleKey(bus, name string) string { return rulesPrefix(bus) + name }
 func connKey(name string) string      { return keyConnections + name }
 func destKey(name string) string      { return keyDestinations + name }
