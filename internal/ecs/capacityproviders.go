@@ -31,10 +31,7 @@ func managedProvider(name string) bool { return name == ProviderFargate || name 
 func checkClusterProviders(providers []string, strategy []ecsapi.CapacityProviderStrategyItem) error {
 	seen := map[string]bool{}
 	for _, p := range providers {
-		if !managedProvider(p) {
-			return errs.R(errs.Invalid, reasonInvalidParameter,
-				"The specified capacity provider '%s' is not in an ACTIVE state. Specify a valid capacity provider and try again. (Berth has the capacity providers FARGATE and FARGATE_SPOT.)", p)
-		}
+		// Auto Scaling group providers: Service.checkASGProviders.
 		if seen[p] {
 			return errs.R(errs.Invalid, reasonInvalidParameter, "The specified capacity providers contain duplicates: %s.", p)
 		}
@@ -51,6 +48,9 @@ func checkClusterProviders(providers []string, strategy []ecsapi.CapacityProvide
 func checkStrategy(strategy []ecsapi.CapacityProviderStrategyItem, associated []string) error {
 	if len(strategy) > 20 {
 		return errs.R(errs.Invalid, reasonInvalidParameter, "The capacity provider strategy can contain at most 20 capacity providers.")
+	}
+	if err := checkNotMixed(strategy); err != nil { // asgproviders.go
+		return err
 	}
 	bases, weights := 0, 0
 	seen := map[string]bool{}
@@ -154,11 +154,7 @@ func (s *Service) PutClusterCapacityProviders(ctx context.Context, in *ecsapi.Pu
 				"The specified capacity provider is in use and cannot be removed: %s.", p)
 		}
 	}
-	c, err := s.updateCluster(ctx, in.Cluster, func(c *clusterRecord) error {
-		c.CapacityProviders = slices.Clone(in.CapacityProviders)
-		c.DefaultStrategy = slices.Clone(in.DefaultCapacityProviderStrategy)
-		return nil
-	})
+	c, err := s.putClusterProviders(ctx, name, in) // asgproviders.go
 	if err != nil {
 		return nil, err
 	}
@@ -176,6 +172,9 @@ func (s *Service) providersInUse(ctx context.Context, cluster string) (map[strin
 		t := &snap.all[i]
 		if t.Fargate != nil && t.Fargate.CapacityProvider != "" && liveTask(t) {
 			out[t.Fargate.CapacityProvider] = true
+		}
+		if t.CapacityProvider != "" && liveTask(t) {
+			out[t.CapacityProvider] = true
 		}
 	}
 	return out, nil

@@ -153,6 +153,9 @@ func (s *Service) CreateCluster(ctx context.Context, in *ecsapi.CreateClusterReq
 	if err := checkClusterProviders(in.CapacityProviders, in.DefaultCapacityProviderStrategy); err != nil {
 		return nil, err
 	}
+	if _, err := s.checkASGProviders(ctx, name, in.CapacityProviders); err != nil { // asgproviders.go
+		return nil, err
+	}
 	if err := validateClusterSettings(in.Settings); err != nil {
 		return nil, err
 	}

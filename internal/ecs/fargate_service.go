@@ -49,7 +49,7 @@ func (s *Service) serviceLaunchOf(c *clusterRecord, in *ecsapi.CreateServiceRequ
 		return nil, err
 	}
 	lt := in.LaunchType
-	if strategy != nil {
+	if strategy != nil && !asgStrategy(strategy) {
 		lt = ptr(ecsapi.LaunchTypeFargate)
 	}
 	fl, err := serviceLaunch(lt, in.PlatformVersion, in.NetworkConfiguration, td, in.PlacementConstraints, in.PlacementStrategy)
@@ -64,6 +64,9 @@ func (s *Service) serviceLaunchOf(c *clusterRecord, in *ecsapi.CreateServiceRequ
 // capacityProviderStrategy to r; true when one changed (a new
 // deployment).
 func (s *Service) updateFargate(ctx context.Context, r *serviceRecord, strategy []ecsapi.CapacityProviderStrategyItem, pv *string) (bool, error) {
+	if handled, changed, err := s.updateASG(ctx, r, strategy, pv); handled { // asgproviders.go
+		return changed, err
+	}
 	changed := false
 	if pv != nil {
 		if r.Fargate == nil {
@@ -140,6 +143,10 @@ func serviceLaunchType(r *serviceRecord) *ecsapi.LaunchType {
 // fargateServiceOut adds a Fargate service's platform to its output.
 func fargateServiceOut(r *serviceRecord, out *ecsapi.Service) {
 	out.LaunchType = serviceLaunchType(r)
+	if r.ASG != nil {
+		asgServiceOut(r, out) // asgproviders.go
+		return
+	}
 	if r.Fargate == nil {
 		return
 	}

@@ -405,6 +405,9 @@ func (s *Service) DescribeContainerInstances(ctx context.Context, in *ecsapi.Des
 		}
 		out.ContainerInstances = append(out.ContainerInstances, v.instanceOut(in.Include))
 	}
+	if err := s.markInstanceProviders(ctx, out.ContainerInstances); err != nil { // asgproviders.go
+		return nil, err
+	}
 	return out, nil
 }
 

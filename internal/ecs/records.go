@@ -138,6 +138,9 @@ type taskRecord struct {
 
 	// Fargate is set for a FARGATE task (fargate.go).
 	Fargate *fargateLaunch `json:"fargate,omitempty"`
+	// CapacityProvider is the Auto Scaling group provider an EC2 task's
+	// strategy chose (asgproviders.go).
+	CapacityProvider string `json:"capacityProvider,omitempty"`
 	// EphemeralGiB is a Fargate task's ephemeral storage.
 	EphemeralGiB int `json:"ephemeralStorageGiB,omitempty"`
 	// StopGraceSeconds is a Spot interruption's warning (spot.go).

@@ -575,6 +575,10 @@ func (c *serviceController) start(ctx context.Context, cp *clusterPass, r *servi
 	if spec.fargate != nil {
 		return c.startFargate(ctx, r, spec, st.DeploymentID, st.Count)
 	}
+	if r.ASG != nil && r.ASG.pin == nil && st.InstanceID == "" { // asgproviders.go
+		return c.startASG(ctx, cp, r, st, cons, strat)
+	}
+	spec.asg = r.asgPinOf()
 	tdc, err := placement.TaskDefinitionConstraintsFromWire(spec.td.PlacementConstraints)
 	if err != nil {
 		return nil, "", err
@@ -662,11 +666,14 @@ func (c *serviceController) placeBatch(ctx context.Context, cp *clusterPass, clu
 	} else {
 		insts := make([]placement.Instance, 0, len(snap.instances))
 		for _, v := range snap.instances {
-			insts = append(insts, v.placementInstance())
+			if spec.inPool(v) { // asgproviders.go
+				insts = append(insts, v.placementInstance())
+			}
 		}
 		placements, failures := placement.Place(insts, spec.req, min(remaining, c.s.maxBatchTasks()), c.rng)
 		if len(failures) > 0 {
-			failure = &failures[0]
+			f := spec.poolFailure(failures[0])
+			failure = &f
 		}
 		for _, pl := range placements {
 			p.tasks = append(p.tasks, placedTask{rec: c.s.newTask(cluster, spec, snap.byID[pl.InstanceID], now), req: &spec.req})

@@ -82,6 +82,9 @@ type serviceRecord struct {
 	LoadBalancers []ecsapi.LoadBalancer `json:"loadBalancers,omitempty"`
 	// Fargate is set for a service of launch type FARGATE (fargate_service.go).
 	Fargate *fargateLaunch `json:"fargate,omitempty"`
+	// ASG is set for a service with an Auto Scaling group provider
+	// strategy (asgproviders.go).
+	ASG *asgLaunch `json:"asg,omitempty"`
 }
 
 func serviceKey(cluster, name string) string { return keyServices + cluster + "/" + name }
@@ -370,6 +373,7 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 		Tags: in.Tags, ClientToken: token, RequestHash: hash, CreatedAt: now, CreatedBy: caller(ctx),
 		Deployments: []deploy.Deployment{dep}, Version: 1, RoleARN: s.roleARN(deref(in.Role)),
 		ServiceRegistries: in.ServiceRegistries, LoadBalancers: in.LoadBalancers, Fargate: fl,
+		ASG: serviceASG(&c, in),
 	}
 	if scDep != nil {
 		rec.SCDeployments = map[string]*scDeployment{dep.ID: scDep}

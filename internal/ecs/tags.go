@@ -37,6 +37,8 @@ func (s *Service) taggerFor(resourceARN *string) (tagger, arn.ARN, error) {
 		return taskDefTagger{s}, a, nil
 	case "service":
 		return serviceTagger{s}, a, nil
+	case "capacity-provider":
+		return providerTagger{s}, a, nil // asgproviders.go
 	}
 	return nil, a, errs.R(errs.Invalid, reasonInvalidParameter, "Berth cannot tag resources of type %q yet.", a.ResourceType())
 }

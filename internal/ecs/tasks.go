@@ -82,6 +82,11 @@ type taskSpec struct {
 	// providers are the capacity providers of the tasks to place, in
 	// order, when a strategy chose them.
 	providers []string
+	// pins: a RunTask's tasks' Auto Scaling group providers and pools, in
+	// order; asg: the one every task of this spec goes to
+	// (asgproviders.go).
+	pins []asgPin
+	asg  *asgPin
 	// sc is the Service Connect configuration of a service's tasks
 	// (serviceconnect.go); each task gets its own proxy container name.
 	sc *serviceconnect.TaskConfig
@@ -312,6 +317,7 @@ func (s *Service) newTask(cluster string, spec *taskSpec, inst *instanceView, no
 		Fargate:           taskFargate(spec.fargate),
 		EphemeralGiB:      ephemeralGiB(spec),
 		ServiceConnect:    spec.taskSC(),
+		CapacityProvider:  spec.asgProvider(),
 	}
 }
 
@@ -412,7 +418,7 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 		return nil, err
 	}
 	launchType := in.LaunchType
-	if strategy != nil {
+	if strategy != nil && !asgStrategy(strategy) {
 		launchType = ptr(ecsapi.LaunchTypeFargate)
 	}
 	if token != "" {
@@ -437,6 +443,13 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 		items := strategyItems(strategy)
 		for _, i := range capacityprovider.Split(items, nil, count) {
 			spec.providers = append(spec.providers, items[i].Provider)
+		}
+		if asgStrategy(strategy) { // asgproviders.go
+			pools, err := s.strategyPools(ctx, strategy)
+			if err != nil {
+				return nil, err
+			}
+			spec.pins, spec.providers = pinsOf(spec.providers, pools), nil
 		}
 	}
 	if spec.fargate != nil && (len(in.PlacementConstraints) > 0 || len(in.PlacementStrategy) > 0) {
@@ -487,20 +500,9 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 				return nil, err
 			}
 		} else {
-			insts := make([]placement.Instance, 0, len(snap.instances))
-			for _, v := range snap.instances {
-				insts = append(insts, v.placementInstance())
-			}
-			placements, failures := placement.Place(insts, spec.req, count, rng)
-			if len(placements) == 0 && len(failures) > 0 && failures[0].Reason == placement.ReasonNoInstances {
-				return nil, errs.R(errs.Invalid, reasonInvalidParameter, "No Container Instances were found in your cluster.")
-			}
-			p = &plan{failures: []ecsapi.Failure{}}
-			for _, pl := range placements {
-				p.tasks = append(p.tasks, placedTask{rec: s.newTask(cluster, spec, snap.byID[pl.InstanceID], now), req: &spec.req})
-			}
-			for _, f := range failures {
-				p.failures = append(p.failures, f.Wire())
+			var err error
+			if p, err = s.planEC2(snap, cluster, spec, count, rng); err != nil { // asgproviders.go
+				return nil, err
 			}
 		}
 		if token != "" && len(p.tasks) > 0 {
@@ -968,6 +970,9 @@ func (s *Service) taskOut(t *taskRecord, td *ecsapi.TaskDefinition, withTags boo
 	}
 	if t.StopCode != "" {
 		out.StopCode = ptr(ecsapi.TaskStopCode(t.StopCode))
+	}
+	if t.CapacityProvider != "" {
+		out.CapacityProviderName = ptr(t.CapacityProvider)
 	}
 	if fl := t.Fargate; fl != nil {
 		out.ContainerInstanceArn = nil
