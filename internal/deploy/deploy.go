@@ -18,6 +18,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/berthdev/berth/internal/capacityprovider"
 )
 
 // Scheduling strategies.
@@ -97,6 +99,10 @@ type Service struct {
 	LastCompletedDepID string // last deployment that reached COMPLETED
 	LastCompletedTD    string // its task definition
 	Steady             bool   // the service was in a steady state after the last decision
+	// Providers is the service's capacity provider strategy, if any:
+	// scale-in stops tasks so that the survivors keep its split
+	// (capacityprovider.ScaleIn).
+	Providers []capacityprovider.Item
 }
 
 // Deployment is one deployment of a service. The JSON form is what the
@@ -131,6 +137,8 @@ type Task struct {
 	StartedAt     *time.Time
 	StoppingAt    *time.Time
 	StoppedAt     *time.Time
+	// Provider is the capacity provider a strategy put the task on.
+	Provider string
 }
 
 // Instance is a container instance of the service's cluster.
@@ -680,7 +688,14 @@ func (d *decider) pickScaleIn(cands, all []*Task, n int) []*Task {
 	rest := slices.Clone(cands)
 	var out []*Task
 	for len(out) < n && len(rest) > 0 {
+		// With a capacity provider strategy, the provider furthest above
+		// its share loses a task first; a task on a provider the strategy
+		// no longer names goes before any.
+		over := d.providerOver(rest)
 		slices.SortStableFunc(rest, func(a, b *Task) int {
+			if c := cmp.Compare(over(a), over(b)); c != 0 {
+				return c
+			}
 			if c := cmp.Compare(d.rank(a), d.rank(b)); c != 0 {
 				return c
 			}
@@ -719,6 +734,37 @@ func (d *decider) pickScaleIn(cands, all []*Task, n int) []*Task {
 		}
 	}
 	return out
+}
+
+// providerOver ranks scale-in candidates by capacity provider: 0 for a
+// task on a provider the strategy does not name, 1 on the provider
+// capacityprovider.ScaleIn picks among cands, 2 on the others.
+func (d *decider) providerOver(cands []*Task) func(*Task) int {
+	items := d.in.Service.Providers
+	if len(items) == 0 {
+		return func(*Task) int { return 0 }
+	}
+	index := map[string]int{}
+	for i, it := range items {
+		index[it.Provider] = i
+	}
+	counts := make([]int, len(items))
+	for _, t := range cands {
+		if i, ok := index[t.Provider]; ok {
+			counts[i]++
+		}
+	}
+	pick := capacityprovider.ScaleIn(items, counts)
+	return func(t *Task) int {
+		i, ok := index[t.Provider]
+		switch {
+		case !ok:
+			return 0
+		case i == pick:
+			return 1
+		}
+		return 2
+	}
 }
 
 // rank orders scale-in candidates: pending, then running but not

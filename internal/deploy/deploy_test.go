@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berthdev/berth/internal/capacityprovider"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -402,5 +404,39 @@ func TestUnreachableTasksKeepOldDeploymentAndDrainingServiceOpen(t *testing.T) {
 	dec = Decide(Input{Service: s, Deployments: deps, Tasks: tasks, Instances: insts, Now: t0})
 	if dec.ServiceStatus == ServiceInactive || len(dec.Stop) != 1 || dec.Stop[0].TaskID != "new" {
 		t.Fatalf("draining service with a task away: status %s, stops %+v", dec.ServiceStatus, dec.Stop)
+	}
+}
+
+// TestScaleInKeepsTheProviderSplit: a service with blue base 1 weight 1
+// and green weight 2 scaled in from 7 to 4 tasks keeps ECS's split for 4
+// (blue 2, green 2), even where the zones would have said otherwise; a
+// task on a provider the strategy no longer names goes first.
+func TestScaleInKeepsTheProviderSplit(t *testing.T) {
+	deps := []Deployment{{ID: "ecs-svc/1", Status: StatusPrimary, TaskDefinition: "td:1", RolloutState: RolloutCompleted}}
+	s := svc(4, 100, 200)
+	s.Providers = []capacityprovider.Item{{Provider: "blue", Base: 1, Weight: 1}, {Provider: "green", Weight: 2}}
+	s.Strategies = []Strategy{{Type: "spread", Field: "attribute:ecs.availability-zone"}}
+	// Split for 7: blue 3, green 4.
+	var tasks []Task
+	for i, p := range []string{"blue", "green", "green", "blue", "green", "green", "blue"} {
+		tk := running(fmt.Sprintf("t%d", i), "ecs-svc/1", fmt.Sprintf("i%02d", i%4))
+		tk.Provider = p
+		tasks = append(tasks, tk)
+	}
+	dec := Decide(Input{Service: s, Deployments: deps, Tasks: tasks, Instances: instances(4), Now: t0})
+	left := map[string]int{}
+	for _, tk := range tasks {
+		if !slices.ContainsFunc(dec.Stop, func(st Stop) bool { return st.TaskID == tk.ID }) {
+			left[tk.Provider]++
+		}
+	}
+	if len(dec.Stop) != 3 || left["blue"] != 2 || left["green"] != 2 {
+		t.Fatalf("stops %+v leave %v, want blue 2 green 2", dec.Stop, left)
+	}
+	tasks[0].Provider = "gone"
+	s.DesiredCount = 6
+	dec = Decide(Input{Service: s, Deployments: deps, Tasks: tasks, Instances: instances(4), Now: t0})
+	if len(dec.Stop) != 1 || dec.Stop[0].TaskID != "t0" {
+		t.Fatalf("stops %+v, want t0 (provider no longer in the strategy)", dec.Stop)
 	}
 }

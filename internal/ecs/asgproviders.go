@@ -893,3 +893,31 @@ func asgServiceOut(r *serviceRecord, out *ecsapi.Service) {
 		out.Deployments[i].CapacityProviderStrategy = r.ASG.Strategy
 	}
 }
+
+// providerDeployInput gives the deployment decision a service's capacity
+// provider strategy (Fargate's or an Auto Scaling group one) and each
+// task's provider, so that scale-in keeps the split. tasks are in.Tasks'
+// records, in order.
+func providerDeployInput(r *serviceRecord, in *deploy.Input, tasks []taskRecord) {
+	var strategy []ecsapi.CapacityProviderStrategyItem
+	switch {
+	case r.ASG != nil:
+		strategy = r.ASG.Strategy
+	case r.Fargate != nil:
+		strategy = r.Fargate.Strategy
+	}
+	if len(strategy) == 0 {
+		return
+	}
+	in.Service.Providers = strategyItems(strategy)
+	for i := range tasks {
+		if i >= len(in.Tasks) || in.Tasks[i].ID != tasks[i].ID {
+			return
+		}
+		p := tasks[i].CapacityProvider
+		if tasks[i].Fargate != nil {
+			p = tasks[i].Fargate.CapacityProvider
+		}
+		in.Tasks[i].Provider = p
+	}
+}

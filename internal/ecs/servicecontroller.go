@@ -438,6 +438,7 @@ func (c *serviceController) decide(ctx context.Context, cluster string, rp *serv
 			StartedAt: t.StartedAt, StoppingAt: t.StoppingAt, StoppedAt: t.StoppedAt,
 		})
 	}
+	providerDeployInput(&r, &in, tasks) // asgproviders.go
 	return decideWithTargets(in, r.LoadBalancers, lbTargets, lbStates), cons, strat, nil
 }
 
