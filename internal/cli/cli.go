@@ -119,6 +119,7 @@ type serverFlags struct {
 	throttle, agent                                  bool
 	fargate                                          bool
 	fargateRuntime                                   string
+	capacityPool                                     string
 	az, metadataAddr                                 string
 	metricsListen                                    string
 	dnsListen                                        string
@@ -173,6 +174,7 @@ func (f *serverFlags) register(fs *flag.FlagSet, mode string) {
 		fs.BoolVar(&f.agent, "agent", true, "run a node agent in the cluster default (needs Docker Engine)")
 		fs.BoolVar(&f.fargate, "fargate", true, "the local agent also offers Fargate capacity: FARGATE tasks of every cluster run on it (docs/fargate.md)")
 		fs.StringVar(&f.fargateRuntime, "fargate-runtime", "", "sandboxed OCI runtime for Fargate tasks (runsc, kata-runtime), used if a probe container runs under it")
+		fs.StringVar(&f.capacityPool, "capacity-pool", "", "the local agent joins this capacity pool, the Auto Scaling group of a capacity provider (docs/capacity-providers.md)")
 		fs.StringVar(&f.az, "availability-zone", "", "the agent's ecs.availability-zone (default <region>a)")
 		fs.StringVar(&f.metadataAddr, "metadata-addr", "0.0.0.0:51679", "the agent's task metadata endpoint address")
 		fs.BoolVar(&f.taskDNS, "task-dns", true, "task containers resolve through the Cloud Map DNS server, which then also listens on port 53 of their networks' gateways (needs --dns-listen)")
@@ -321,6 +323,7 @@ func startLocalAgent(ctx context.Context, srv *daemon.Server, f serverFlags, log
 		StatsReportInterval: min(agentapi.StatsInterval, f.metricsPeriod),
 		Fargate:             f.fargate,
 		FargateRuntime:      f.fargateRuntime,
+		CapacityPool:        f.capacityPool,
 		Version:             Version,
 		Log:                 log,
 	})
@@ -370,6 +373,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	fargate := fs.Bool("fargate", false, "offer Fargate capacity: without --cluster the agent joins the hidden Fargate pool (no cluster lists it); with --cluster it is that cluster's EC2 capacity too (docs/fargate.md)")
 	fargateRuntime := fs.String("fargate-runtime", "", "sandboxed OCI runtime for Fargate tasks (runsc, kata-runtime), used if a probe container runs under it")
+	pool := fs.String("capacity-pool", "", "join this capacity pool: the Auto Scaling group of the capacity provider whose autoScalingGroupArn ends autoScalingGroupName/<pool> (docs/capacity-providers.md)")
 	attrs := attrFlag{}
 	fs.Var(attrs, "attribute", "custom attribute name=value (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -387,7 +391,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Endpoint: *endpoint, Region: *region, DataDir: *dataDir, JoinToken: *token, Cluster: *cluster,
 		AvailabilityZone: *az, InstanceType: *itype, Attributes: attrs, PullBehavior: behavior,
 		StopTimeout: *stopTimeout, MetadataAddr: *mdAddr, MaxConcurrentStarts: *maxStarts, Version: Version, Log: log,
-		Fargate: *fargate, FargateOnly: *fargate, FargateRuntime: *fargateRuntime,
+		Fargate: *fargate, FargateOnly: *fargate, FargateRuntime: *fargateRuntime, CapacityPool: *pool,
 	})
 	if err != nil {
 		return err

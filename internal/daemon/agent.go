@@ -21,6 +21,7 @@ import (
 	"github.com/berthdev/berth/internal/agent"
 	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/awslogs"
+	"github.com/berthdev/berth/internal/capacityprovider"
 	"github.com/berthdev/berth/internal/dockerdriver"
 	"github.com/berthdev/berth/internal/ecs"
 	"github.com/berthdev/berth/internal/metadata"
@@ -71,8 +72,13 @@ type AgentConfig struct {
 	// work, Fargate tasks use Docker's default runtime and the agent says
 	// why (decision 20).
 	FargateRuntime string
-	Version        string
-	Log            *slog.Logger
+	// CapacityPool puts the instance in a capacity pool: the Auto Scaling
+	// group of the capacity provider whose autoScalingGroupArn names it
+	// (the attribute capacityprovider.PoolAttribute;
+	// docs/capacity-providers.md).
+	CapacityPool string
+	Version      string
+	Log          *slog.Logger
 }
 
 // DefaultMaxConcurrentStarts is how many container creates and starts an
@@ -172,6 +178,15 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (_ *Agent, err error) {
 	}
 	caps := agentCapabilities()
 	attrs := maps.Clone(cfg.Attributes)
+	if cfg.CapacityPool != "" {
+		if !capacityprovider.PoolNameOK(cfg.CapacityPool) {
+			return nil, fmt.Errorf("capacity pool %q: a pool name is 1 to 255 printable characters", cfg.CapacityPool)
+		}
+		if attrs == nil {
+			attrs = map[string]string{}
+		}
+		attrs[capacityprovider.PoolAttribute] = cfg.CapacityPool
+	}
 	fargateRuntime := ""
 	if cfg.Fargate {
 		caps = append(caps, ecs.FargateCapability)
