@@ -128,7 +128,7 @@ func TestBadInputGetsExactErrorAndChangesNothing(t *testing.T) {
 
 func TestNotImplementedOperationSaysSo(t *testing.T) {
 	s := berthtest.Start(t, nil)
-	r := rawCall(t, s, "AmazonEC2ContainerServiceV20141113.CreateCapacityProvider", `{"name":"x","autoScalingGroupProvider":{"autoScalingGroupArn":"arn:aws:autoscaling:us-east-1:000000000000:autoScalingGroup:x"}}`, s.Creds.SecretAccessKey, time.Time{})
+	r := rawCall(t, s, "AmazonEC2ContainerServiceV20141113.CreateTaskSet", `{"cluster":"default","service":"web","taskDefinition":"web:1"}`, s.Creds.SecretAccessKey, time.Time{})
 	if r.status != 400 || r.body["__type"] != "UnsupportedOperation" || !strings.Contains(r.raw, "Berth") {
 		t.Fatalf("got %d %s", r.status, r.raw)
 	}
