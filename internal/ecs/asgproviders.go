@@ -921,3 +921,29 @@ func providerDeployInput(r *serviceRecord, in *deploy.Input, tasks []taskRecord)
 		in.Tasks[i].Provider = p
 	}
 }
+
+// strategiesInUse adds to out the providers the capacity provider
+// strategies of a cluster's services name (a service keeps its provider
+// while it exists, as on ECS).
+func (s *Service) strategiesInUse(ctx context.Context, cluster string, out map[string]bool) error {
+	res, err := s.st.List(ctx, keyServices+cluster+"/", store.ListOptions{})
+	if err != nil {
+		return err
+	}
+	for _, kv := range res.KVs {
+		var r serviceRecord
+		if json.Unmarshal(kv.Value, &r) != nil || r.Status == deploy.ServiceInactive {
+			continue
+		}
+		var strategy []ecsapi.CapacityProviderStrategyItem
+		if r.ASG != nil {
+			strategy = r.ASG.Strategy
+		} else if r.Fargate != nil {
+			strategy = r.Fargate.Strategy
+		}
+		for _, it := range strategy {
+			out[deref(it.CapacityProvider)] = true
+		}
+	}
+	return nil
+}

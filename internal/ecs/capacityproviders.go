@@ -177,7 +177,7 @@ func (s *Service) providersInUse(ctx context.Context, cluster string) (map[strin
 			out[t.CapacityProvider] = true
 		}
 	}
-	return out, nil
+	return out, s.strategiesInUse(ctx, cluster, out) // asgproviders.go
 }
 
 // strategyString is a strategy for logs.
