@@ -1,8 +1,11 @@
 // Package capacityprovider is ECS's capacity provider strategy
 // arithmetic: which provider of a strategy the next task goes to, given
-// how many tasks each already has. It is pure; internal/ecs applies it to
+// how many tasks each already has, and which one the next scale-in takes
+// from; and the rules of Auto Scaling group providers (asg.go), whose
+// group is a pool of Berth agents. It is pure; internal/ecs applies it to
 // RunTask (counting the call's own tasks) and to services (counting the
-// service's live tasks), docs/fargate.md.
+// service's live tasks), internal/deploy to scale-in; docs/fargate.md and
+// docs/capacity-providers.md.
 //
 // ECS's rule: a provider's base is the number of tasks it gets before any
 // weight counts (only one provider of a strategy may have a base); the
