@@ -92,13 +92,13 @@ func (s *Service) getCluster(ctx context.Context, name string, allowInactive boo
 }
 
 // putCluster writes c if the stored cluster still has revision rev.
-func (s *Service) putCluster(ctx context.Context, c clusterRecord, rev int64) (bool, error) {
+func (s *Service) putCluster(ctx context.Context, c clusterRecord, rev int64, extra ...store.Cmp) (bool, error) {
 	b, err := json.Marshal(c)
 	if err != nil {
 		return false, errs.Wrap(errs.Internal, err, "encode cluster")
 	}
 	key := keyClusters + c.Name
-	res, err := s.st.Txn(ctx, []store.Cmp{store.ModRevisionIs(key, rev)}, store.Put(key, b))
+	res, err := s.st.Txn(ctx, append(extra, store.ModRevisionIs(key, rev)), store.Put(key, b))
 	if err != nil {
 		return false, err
 	}
@@ -153,9 +153,6 @@ func (s *Service) CreateCluster(ctx context.Context, in *ecsapi.CreateClusterReq
 	if err := checkClusterProviders(in.CapacityProviders, in.DefaultCapacityProviderStrategy); err != nil {
 		return nil, err
 	}
-	if _, err := s.checkASGProviders(ctx, name, in.CapacityProviders); err != nil { // asgproviders.go
-		return nil, err
-	}
 	if err := validateClusterSettings(in.Settings); err != nil {
 		return nil, err
 	}
@@ -200,7 +197,11 @@ func (s *Service) CreateCluster(ctx context.Context, in *ecsapi.CreateClusterReq
 		if err != nil && !errs.Is(err, errs.NotFound) {
 			return nil, err
 		}
-		ok, err := s.putCluster(ctx, c, rev)
+		cmps, err := s.checkASGProviders(ctx, name, in.CapacityProviders) // asgproviders.go
+		if err != nil {
+			return nil, err
+		}
+		ok, err := s.putCluster(ctx, c, rev, cmps...)
 		if err != nil {
 			return nil, err
 		}
