@@ -899,13 +899,7 @@ func asgServiceOut(r *serviceRecord, out *ecsapi.Service) {
 // task's provider, so that scale-in keeps the split. tasks are in.Tasks'
 // records, in order.
 func providerDeployInput(r *serviceRecord, in *deploy.Input, tasks []taskRecord) {
-	var strategy []ecsapi.CapacityProviderStrategyItem
-	switch {
-	case r.ASG != nil:
-		strategy = r.ASG.Strategy
-	case r.Fargate != nil:
-		strategy = r.Fargate.Strategy
-	}
+	strategy := serviceStrategy(r)
 	if len(strategy) == 0 {
 		return
 	}
@@ -935,15 +929,21 @@ func (s *Service) strategiesInUse(ctx context.Context, cluster string, out map[s
 		if json.Unmarshal(kv.Value, &r) != nil || r.Status == deploy.ServiceInactive {
 			continue
 		}
-		var strategy []ecsapi.CapacityProviderStrategyItem
-		if r.ASG != nil {
-			strategy = r.ASG.Strategy
-		} else if r.Fargate != nil {
-			strategy = r.Fargate.Strategy
-		}
-		for _, it := range strategy {
+		for _, it := range serviceStrategy(&r) {
 			out[deref(it.CapacityProvider)] = true
 		}
+	}
+	return nil
+}
+
+// serviceStrategy is a service's capacity provider strategy (Auto Scaling
+// group or Fargate), nil without one.
+func serviceStrategy(r *serviceRecord) []ecsapi.CapacityProviderStrategyItem {
+	switch {
+	case r.ASG != nil:
+		return r.ASG.Strategy
+	case r.Fargate != nil:
+		return r.Fargate.Strategy
 	}
 	return nil
 }

@@ -266,3 +266,70 @@ func TestRunTaskOnPools(t *testing.T) {
 		t.Fatal("removed blue while its tasks run")
 	}
 }
+
+// TestServiceStrategyRules: a service takes an ASG strategy (its own or
+// the cluster's default) unless it is DAEMON, shows it instead of a launch
+// type, changes it only with forceNewDeployment, and cannot move to
+// Fargate; an EC2 service can move to an ASG strategy.
+func TestServiceStrategyRules(t *testing.T) {
+	s, _ := newTestService(t)
+	ctx := t.Context()
+	createProvider(t, s, "blue", "blue")
+	createProvider(t, s, "green", "green")
+	item := func(p string, w int32) ecsapi.CapacityProviderStrategyItem {
+		return ecsapi.CapacityProviderStrategyItem{CapacityProvider: ptr(p), Weight: ptr(w)}
+	}
+	if _, err := s.PutClusterCapacityProviders(ctx, &ecsapi.PutClusterCapacityProvidersRequest{Cluster: ptr("c1"),
+		CapacityProviders: []string{"blue", "green", "FARGATE"}, DefaultCapacityProviderStrategy: []ecsapi.CapacityProviderStrategyItem{item("blue", 1)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RegisterTaskDefinition(ctx, &ecsapi.RegisterTaskDefinitionRequest{Family: ptr("app"),
+		ContainerDefinitions: []ecsapi.ContainerDefinition{{Name: ptr("app"), Image: ptr("busybox"), Memory: ptr(int32(64))}}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.CreateService(ctx, &ecsapi.CreateServiceRequest{Cluster: ptr("c1"), ServiceName: ptr("d"), TaskDefinition: ptr("app"),
+		SchedulingStrategy: ptr(ecsapi.SchedulingStrategyDaemon)})
+	if err == nil || !strings.Contains(errs.MessageOf(err), "not supported when you create a service using the DAEMON scheduling strategy") {
+		t.Fatalf("daemon with the default strategy: %v", err)
+	}
+	if _, err := s.CreateService(ctx, &ecsapi.CreateServiceRequest{Cluster: ptr("c1"), ServiceName: ptr("d"), TaskDefinition: ptr("app"),
+		SchedulingStrategy: ptr(ecsapi.SchedulingStrategyDaemon), LaunchType: ptr(ecsapi.LaunchTypeEc2)}); err != nil {
+		t.Fatalf("daemon with launch type EC2: %v", err)
+	}
+	out, err := s.CreateService(ctx, &ecsapi.CreateServiceRequest{Cluster: ptr("c1"), ServiceName: ptr("web"), TaskDefinition: ptr("app"), DesiredCount: ptr(int32(2))})
+	if err != nil || out.Service.LaunchType != nil || len(out.Service.CapacityProviderStrategy) != 1 ||
+		deref(out.Service.CapacityProviderStrategy[0].CapacityProvider) != "blue" || out.Service.PlatformVersion != nil {
+		t.Fatalf("default strategy: %v %+v", err, out)
+	}
+	up := func(svc string, force bool, items ...ecsapi.CapacityProviderStrategyItem) (*ecsapi.UpdateServiceResponse, error) {
+		return s.UpdateService(ctx, &ecsapi.UpdateServiceRequest{Cluster: ptr("c1"), Service: ptr(svc), CapacityProviderStrategy: items, ForceNewDeployment: ptr(force)})
+	}
+	if _, err := up("web", false, item("blue", 1), item("green", 1)); err == nil || !strings.Contains(errs.MessageOf(err), "you must force a new deployment") {
+		t.Fatalf("change without force: %v", err)
+	}
+	u, err := up("web", true, item("blue", 1), item("green", 1))
+	if err != nil || len(u.Service.CapacityProviderStrategy) != 2 || len(u.Service.Deployments) != 2 {
+		t.Fatalf("change with force: %v %+v", err, u)
+	}
+	if _, err := up("web", true, item("FARGATE", 1)); err == nil || !strings.Contains(errs.MessageOf(err), "cannot move a service from Auto Scaling group capacity providers to Fargate") {
+		t.Fatalf("to Fargate: %v", err)
+	}
+	if _, err := up("web", true, item("blue", 1), item("FARGATE", 1)); err == nil || !strings.Contains(errs.MessageOf(err), "mix") {
+		t.Fatalf("mixed: %v", err)
+	}
+	// An EC2 service moves to an ASG strategy.
+	if _, err := s.CreateService(ctx, &ecsapi.CreateServiceRequest{Cluster: ptr("c1"), ServiceName: ptr("ec2"), TaskDefinition: ptr("app"),
+		LaunchType: ptr(ecsapi.LaunchTypeEc2), DesiredCount: ptr(int32(0))}); err != nil {
+		t.Fatal(err)
+	}
+	u, err = up("ec2", true, item("green", 1))
+	if err != nil || u.Service.LaunchType != nil || deref(u.Service.CapacityProviderStrategy[0].CapacityProvider) != "green" {
+		t.Fatalf("EC2 to ASG: %v %+v", err, u)
+	}
+	// A provider a service's strategy names stays in the cluster.
+	if _, err := s.PutClusterCapacityProviders(ctx, &ecsapi.PutClusterCapacityProvidersRequest{Cluster: ptr("c1"),
+		CapacityProviders: []string{"blue", "FARGATE"}, DefaultCapacityProviderStrategy: []ecsapi.CapacityProviderStrategyItem{}}); err == nil ||
+		!strings.Contains(errs.MessageOf(err), "in use and cannot be removed: green") {
+		t.Fatalf("remove green: %v", err)
+	}
+}

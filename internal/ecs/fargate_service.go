@@ -48,6 +48,9 @@ func (s *Service) serviceLaunchOf(c *clusterRecord, in *ecsapi.CreateServiceRequ
 	if err != nil {
 		return nil, err
 	}
+	if strategy != nil && deref(in.SchedulingStrategy) == ecsapi.SchedulingStrategyDaemon {
+		return nil, invalid("Specifying a capacity provider strategy is not supported when you create a service using the DAEMON scheduling strategy.")
+	}
 	lt := in.LaunchType
 	if strategy != nil && !asgStrategy(strategy) {
 		lt = ptr(ecsapi.LaunchTypeFargate)

@@ -470,9 +470,13 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 				return err
 			}
 		}
+		before := serviceStrategy(r)
 		changedStrategy, err := s.updateFargate(ctx, r, in.CapacityProviderStrategy, in.PlatformVersion)
 		if err != nil {
 			return err
+		}
+		if !jsonEqual(before, serviceStrategy(r)) && !deref(in.ForceNewDeployment) { // asgproviders.go
+			return invalid("When switching from launch type to capacity provider strategy on an existing service, or making a change to a capacity provider strategy on a service that is already using one, you must force a new deployment.")
 		}
 		daemon := r.SchedulingStrategy == deploy.Daemon
 		newDep := deref(in.ForceNewDeployment) || changedStrategy

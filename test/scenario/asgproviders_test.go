@@ -233,6 +233,22 @@ func TestASGCapacityProvidersOnHollowNodes(t *testing.T) {
 		}
 	}
 	checkSplit("after a replacement", settle(4), map[string]int{"blue": 1, "green": 3})
+	// A new strategy needs a new deployment, as on ECS; its tasks take the
+	// new split.
+	newStrat := strat(strategyItem("blue", 0, 1), strategyItem("green", 0, 1))
+	_, err = c.UpdateService(cx, &ecs.UpdateServiceInput{Cluster: aws.String("asg"), Service: aws.String("web"), CapacityProviderStrategy: newStrat})
+	if err == nil || !strings.Contains(err.Error(), "you must force a new deployment") {
+		t.Fatalf("strategy change without force: %v", err)
+	}
+	if _, err := c.UpdateService(cx, &ecs.UpdateServiceInput{Cluster: aws.String("asg"), Service: aws.String("web"), CapacityProviderStrategy: newStrat,
+		ForceNewDeployment: true}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the new deployment alone", 60*time.Second, func() bool {
+		ds, err := c.DescribeServices(cx, &ecs.DescribeServicesInput{Cluster: aws.String("asg"), Services: []string{"web"}})
+		return err == nil && len(ds.Services[0].Deployments) == 1 && ds.Services[0].RunningCount == 4
+	})
+	checkSplit("after the strategy change", settle(4), map[string]int{"blue": 2, "green": 2})
 
 	// blue cannot leave the cluster while its tasks run, and a delete
 	// fails as on ECS.
