@@ -84,8 +84,13 @@ func TestASGCapacityProvidersOnHollowNodes(t *testing.T) {
 		}
 	}
 
+	// A provider whose pool no agent joins.
+	if _, err := c.CreateCapacityProvider(cx, &ecs.CreateCapacityProviderInput{Name: aws.String("idle"),
+		AutoScalingGroupProvider: &types.AutoScalingGroupProvider{AutoScalingGroupArn: aws.String(asgARNFor("idle"))}}); err != nil {
+		t.Fatal(err)
+	}
 	strat := func(items ...types.CapacityProviderStrategyItem) []types.CapacityProviderStrategyItem { return items }
-	if _, err := c.CreateCluster(cx, &ecs.CreateClusterInput{ClusterName: aws.String("asg"), CapacityProviders: []string{"blue", "green"},
+	if _, err := c.CreateCluster(cx, &ecs.CreateClusterInput{ClusterName: aws.String("asg"), CapacityProviders: []string{"blue", "green", "idle"},
 		DefaultCapacityProviderStrategy: strat(strategyItem("blue", 1, 1), strategyItem("green", 0, 1))}); err != nil {
 		t.Fatal(err)
 	}
@@ -178,6 +183,26 @@ func TestASGCapacityProvidersOnHollowNodes(t *testing.T) {
 	if _, err := c.CreateService(cx, &ecs.CreateServiceInput{Cluster: aws.String("asg"), ServiceName: aws.String("web"), TaskDefinition: tdARN,
 		DesiredCount: aws.Int32(4), CapacityProviderStrategy: strat(strategyItem("blue", 0, 1), strategyItem("green", 0, 3)),
 		PlacementStrategy: []types.PlacementStrategy{{Type: types.PlacementStrategyTypeSpread, Field: aws.String("instanceId")}}}); err != nil {
+		t.Fatal(err)
+	}
+	// No capacity: ECS's reason in the service's events.
+	if _, err := c.CreateService(cx, &ecs.CreateServiceInput{Cluster: aws.String("asg"), ServiceName: aws.String("starved"), TaskDefinition: tdARN,
+		DesiredCount: aws.Int32(1), CapacityProviderStrategy: strat(strategyItem("idle", 0, 1))}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the starved service's event", 60*time.Second, func() bool {
+		ds, err := c.DescribeServices(cx, &ecs.DescribeServicesInput{Cluster: aws.String("asg"), Services: []string{"starved"}})
+		if err != nil {
+			return false
+		}
+		for _, ev := range ds.Services[0].Events {
+			if strings.Contains(aws.ToString(ev.Message), "(service starved) was unable to place a task because no container instance met all of its requirements. Reason: No Container Instances were found in your capacity provider.") {
+				return true
+			}
+		}
+		return false
+	})
+	if _, err := c.DeleteService(cx, &ecs.DeleteServiceInput{Cluster: aws.String("asg"), Service: aws.String("starved"), Force: aws.Bool(true)}); err != nil {
 		t.Fatal(err)
 	}
 	serviceTasks := func() []types.Task {
