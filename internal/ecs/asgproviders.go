@@ -75,9 +75,6 @@ type providerRecord struct {
 // (serviceRecord.ASG).
 type asgLaunch struct {
 	Strategy []ecsapi.CapacityProviderStrategyItem `json:"strategy"`
-	// pin is set on the copy of a service record that starts one
-	// provider's share of a Start (startASG); never stored.
-	pin *asgPin
 }
 
 // asgPin is the provider a task of an ASG strategy goes to, and its pool.
@@ -792,21 +789,24 @@ func asgCounts(strategy []ecsapi.CapacityProviderStrategyItem, tasks []taskRecor
 	return counts
 }
 
-// startASG starts a Start's tasks of a service with an Auto Scaling group
-// provider strategy: the strategy splits them counting the deployment's
-// own live tasks (so replacements go where the split is short), and each
-// provider's share is started on its pool by start, with the service's
-// placement constraints and strategies.
-func (c *serviceController) startASG(ctx context.Context, cp *clusterPass, r *serviceRecord, st deploy.Start, cons []placement.Constraint, strat []placement.Strategy) ([]string, string, error) {
+// placeStrategy places a Start's tasks (after start has built the spec).
+// For a service with an Auto Scaling group provider strategy the strategy
+// splits them, counting the deployment's own live tasks (so replacements
+// go where the split is short), and each provider's share is placed by
+// placeAll on its pool, with the service's placement constraints and
+// strategies; other services' tasks go straight to placeAll.
+func (c *serviceController) placeStrategy(ctx context.Context, cp *clusterPass, r *serviceRecord, st deploy.Start, spec *taskSpec) ([]string, *placement.Failure, error) {
+	if r.ASG == nil || st.InstanceID != "" {
+		return c.placeAll(ctx, cp, r.Cluster, st, spec)
+	}
 	strategy := r.ASG.Strategy
 	pools, err := c.s.strategyPools(ctx, strategy)
 	if err != nil {
-		msg := "(service " + r.Name + ") was unable to place a task. Reason: " + errs.MessageOf(err)
-		return nil, msg, nil
+		return nil, &placement.Failure{Reason: errs.MessageOf(err)}, nil
 	}
 	tasks, err := c.s.groupTasks(ctx, r.Cluster, "service:"+r.Name)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
 	items := strategyItems(strategy)
 	share := make([]int, len(items))
@@ -814,33 +814,25 @@ func (c *serviceController) startASG(ctx context.Context, cp *clusterPass, r *se
 		share[i]++
 	}
 	var ids []string
-	msg := ""
+	var failure *placement.Failure
 	for i, it := range items {
 		if share[i] == 0 {
 			continue
 		}
-		rc := *r
-		rc.ASG = &asgLaunch{Strategy: strategy, pin: &asgPin{Provider: it.Provider, Pool: pools[it.Provider]}}
+		sp := *spec
+		sp.asg = &asgPin{Provider: it.Provider, Pool: pools[it.Provider]}
 		sti := st
 		sti.Count = share[i]
-		got, m, err := c.start(ctx, cp, &rc, sti, cons, strat)
+		got, f, err := c.placeAll(ctx, cp, r.Cluster, sti, &sp)
 		ids = append(ids, got...)
 		if err != nil {
-			return ids, "", err
+			return ids, nil, err
 		}
-		if msg == "" {
-			msg = m
+		if failure == nil {
+			failure = f
 		}
 	}
-	return ids, msg, nil
-}
-
-// asgPinOf is the pin of a service record copy made by startASG.
-func (r *serviceRecord) asgPinOf() *asgPin {
-	if r.ASG == nil {
-		return nil
-	}
-	return r.ASG.pin
+	return ids, failure, nil
 }
 
 // serviceASG is a CreateService's Auto Scaling group provider strategy

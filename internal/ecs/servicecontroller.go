@@ -576,10 +576,6 @@ func (c *serviceController) start(ctx context.Context, cp *clusterPass, r *servi
 	if spec.fargate != nil {
 		return c.startFargate(ctx, r, spec, st.DeploymentID, st.Count)
 	}
-	if r.ASG != nil && r.ASG.pin == nil && st.InstanceID == "" { // asgproviders.go
-		return c.startASG(ctx, cp, r, st, cons, strat)
-	}
-	spec.asg = r.asgPinOf()
 	tdc, err := placement.TaskDefinitionConstraintsFromWire(spec.td.PlacementConstraints)
 	if err != nil {
 		return nil, "", err
@@ -589,6 +585,25 @@ func (c *serviceController) start(ctx context.Context, cp *clusterPass, r *servi
 	if err := c.s.serviceConnectSpec(ctx, r, st.DeploymentID, spec); err != nil {
 		return nil, "", err
 	}
+	ids, failure, err := c.placeStrategy(ctx, cp, r, st, spec) // asgproviders.go; placeAll without a strategy
+	if err != nil {
+		return ids, "", err
+	}
+	msg := ""
+	if failure != nil {
+		msg = placement.UnableToPlaceMessage(r.Name, *failure)
+		c.cfg.Observer.PlacementFailed(failure.Reason)
+	}
+	if len(ids) > 0 {
+		c.s.log.Info("service tasks started", "cluster", r.Cluster, "service", r.Name, "deployment", st.DeploymentID, "count", len(ids))
+	}
+	return ids, msg, nil
+}
+
+// placeAll places a Start's tasks batch by batch until all are placed or
+// the cluster is full for them (failure says why); on contention it reads
+// the cluster again and plans the rest on it.
+func (c *serviceController) placeAll(ctx context.Context, cp *clusterPass, cluster string, st deploy.Start, spec *taskSpec) ([]string, *placement.Failure, error) {
 	var failure *placement.Failure
 	var ids []string
 	remaining := st.Count
@@ -596,9 +611,9 @@ func (c *serviceController) start(ctx context.Context, cp *clusterPass, r *servi
 		remaining = 1
 	}
 	for attempt := 0; remaining > 0; {
-		placed, f, ok, err := c.placeBatch(ctx, cp, r.Cluster, st.InstanceID, spec, remaining)
+		placed, f, ok, err := c.placeBatch(ctx, cp, cluster, st.InstanceID, spec, remaining)
 		if err != nil {
-			return ids, "", err
+			return ids, nil, err
 		}
 		failure = f
 		if ok {
@@ -613,31 +628,23 @@ func (c *serviceController) start(ctx context.Context, cp *clusterPass, r *servi
 		// plan the rest on it, with a little back-off.
 		attempt++
 		if attempt >= maxPlanAttempts {
-			return ids, "", errs.E(errs.Unavailable, "too many concurrent placements on cluster %s; retry", r.Cluster)
+			return ids, nil, errs.E(errs.Unavailable, "too many concurrent placements on cluster %s; retry", cluster)
 		}
 		d := time.Duration(rand.IntN(attempt)+1) * 3 * time.Millisecond
 		select {
 		case <-ctx.Done():
-			return ids, "", errs.Wrap(errs.Unavailable, ctx.Err(), "placement interrupted")
+			return ids, nil, errs.Wrap(errs.Unavailable, ctx.Err(), "placement interrupted")
 		case <-time.After(d):
 		}
-		fresh, err := c.s.snapshot(ctx, r.Cluster)
+		fresh, err := c.s.snapshot(ctx, cluster)
 		if err != nil {
-			return ids, "", err
+			return ids, nil, err
 		}
 		cp.mu.Lock()
 		cp.snap = fresh
 		cp.mu.Unlock()
 	}
-	msg := ""
-	if failure != nil {
-		msg = placement.UnableToPlaceMessage(r.Name, *failure)
-		c.cfg.Observer.PlacementFailed(failure.Reason)
-	}
-	if len(ids) > 0 {
-		c.s.log.Info("service tasks started", "cluster", r.Cluster, "service", r.Name, "deployment", st.DeploymentID, "count", len(ids))
-	}
-	return ids, msg, nil
+	return ids, failure, nil
 }
 
 // placeBatch places and commits at most one transaction's worth of a
