@@ -126,6 +126,15 @@ func TestDescribeCapacityProvidersPagesAndTags(t *testing.T) {
 	if _, err := s.DescribeCapacityProviders(t.Context(), &ecsapi.DescribeCapacityProvidersRequest{MaxResults: ptr(int32(11))}); !errs.Is(err, errs.Invalid) {
 		t.Fatalf("maxResults 11: %v", err)
 	}
+	// cluster: only the cluster's providers.
+	if _, err := s.PutClusterCapacityProviders(t.Context(), &ecsapi.PutClusterCapacityProvidersRequest{Cluster: ptr("c1"),
+		CapacityProviders: []string{"b", "FARGATE_SPOT"}, DefaultCapacityProviderStrategy: []ecsapi.CapacityProviderStrategyItem{}}); err != nil {
+		t.Fatal(err)
+	}
+	out, err = s.DescribeCapacityProviders(t.Context(), &ecsapi.DescribeCapacityProvidersRequest{Cluster: ptr("c1")})
+	if err != nil || len(out.CapacityProviders) != 2 || deref(out.CapacityProviders[0].Name) != "FARGATE_SPOT" || deref(out.CapacityProviders[1].Name) != "b" {
+		t.Fatalf("cluster c1: %v %+v", err, out)
+	}
 }
 
 func TestCapacityProviderAssociationAndDeletion(t *testing.T) {
