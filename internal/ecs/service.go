@@ -185,6 +185,7 @@ var errorMap = awsproto.ErrorMap{
 		reasonInvalidParameter: ecsapi.ErrInvalidParameterException,
 		reasonLimitExceeded:    ecsapi.ErrLimitExceededException,
 		reasonNamespaceMissing: ecsapi.ErrNamespaceNotFoundException,
+		"ecs.resource_in_use":  ecsapi.ErrResourceInUseException, // capacityproviders.go
 	},
 	Kinds: map[errs.Kind]string{
 		errs.Invalid:       ecsapi.ErrInvalidParameterException,

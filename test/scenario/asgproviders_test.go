@@ -279,7 +279,7 @@ func TestASGCapacityProvidersOnHollowNodes(t *testing.T) {
 	// fails as on ECS.
 	_, err = c.PutClusterCapacityProviders(cx, &ecs.PutClusterCapacityProvidersInput{Cluster: aws.String("asg"),
 		CapacityProviders: []string{"green"}, DefaultCapacityProviderStrategy: []types.CapacityProviderStrategyItem{}})
-	if err == nil || !strings.Contains(err.Error(), "is in use and cannot be removed") {
+	if apiCode(err) != "ResourceInUseException" || !strings.Contains(err.Error(), "is in use and cannot be removed") {
 		t.Fatalf("remove blue in use: %v", err)
 	}
 	del, err := c.DeleteCapacityProvider(cx, &ecs.DeleteCapacityProviderInput{CapacityProvider: aws.String("blue")})
