@@ -34,6 +34,7 @@ import (
 	"github.com/berthdev/berth/internal/console"
 	"github.com/berthdev/berth/internal/ecr"
 	"github.com/berthdev/berth/internal/ecs"
+	"github.com/berthdev/berth/internal/ecs/taskgc"
 	"github.com/berthdev/berth/internal/ecsmetrics"
 	"github.com/berthdev/berth/internal/elbv2"
 	"github.com/berthdev/berth/internal/errs"
@@ -288,7 +289,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	ecsSvc := ecs.New(st, ecs.Config{Region: cfg.Region, Account: cfg.Account, Endpoint: func() string { return s.Endpoint() }}, log.With("component", "ecs"))
 	ecsSvc.SetSecretSealer(box) // agent secrets sealed in the store
 	s.ecs = ecsSvc
-	s.goRun(func() { ecsSvc.RunTaskGC(runCtx, cfg.TaskRetention) })
+	gc := taskgc.New(st, taskgc.Config{Retention: cfg.TaskRetention, InstancePurged: ecsSvc.InstancePurged, Log: log.With("component", "ecs")})
+	s.goRun(func() { gc.Run(runCtx) })
 	s.goRun(func() {
 		ecsSvc.RunServiceController(runCtx, ecs.ServiceControllerConfig{Observer: prom, DisconnectGrace: cfg.DisconnectGrace})
 	})

@@ -36,7 +36,7 @@ import (
 //     deregistered): the lost-instance monitor below writes its tasks
 //     STOPPED, observed state included (stop code TerminationNotice). This
 //     is the one exception to "observed state is written only from agent
-//     reports" (records.go): the agent cannot report, so the control plane
+//     reports" (ecsstate/records.go): the agent cannot report, so the control plane
 //     writes on its behalf, under a compare on the presence key being
 //     absent so that an agent that came back wins.
 
