@@ -11,6 +11,7 @@ import (
 
 	"github.com/berthdev/berth/internal/api/ecsapi"
 	"github.com/berthdev/berth/internal/deploy"
+	"github.com/berthdev/berth/internal/ecs/ecsstate"
 	"github.com/berthdev/berth/internal/errs"
 	"github.com/berthdev/berth/internal/placement"
 	"github.com/berthdev/berth/internal/store"
@@ -37,7 +38,7 @@ type ServiceControllerConfig struct {
 	// DisconnectGrace is how long an instance's agent may be disconnected
 	// before the instance is unreachable: its service tasks are then
 	// started elsewhere (the old ones are left running), and it is no
-	// longer eligible for DAEMON tasks (lostinstances.go). Default
+	// longer eligible for DAEMON tasks (ecsstate.DecideReachable). Default
 	// DefaultDisconnectGrace.
 	DisconnectGrace time.Duration
 	// Observer is told about the controller's work (metrics); nil: none.
@@ -78,7 +79,7 @@ var defaultServiceStrategies = []placement.Strategy{
 //
 //	run            loop: wait for a change, the resync or a back-off; coalesce (coalesceWait); pass; report (observePass)
 //	pass           list the services (groupServices, pure), reconcile each cluster, keep the soonest back-off
-//	reconcileCluster  read the cluster once; reachability (presenceOf, decideReachable: pure);
+//	reconcileCluster  read the cluster once; reachability (presenceOf, ecsstate.DecideReachable: pure);
 //	               the services' tasks (tasksByService, pure); Fargate hosts; reconcile its services in parallel
 //	reconcileService  decide on the listed record; act on it, or on the record read again when the decision moves tasks
 //	decide         placement rules (serviceRules), DAEMON eligibility, target health;
@@ -90,10 +91,10 @@ type serviceController struct {
 	s   *Service
 	cfg ServiceControllerConfig
 	rng *rand.Rand
-	// reach times each instance's disconnections (decideReachable), per
+	// reach times each instance's disconnections (ecsstate.DecideReachable), per
 	// cluster; mu guards it.
 	mu    sync.Mutex
-	reach map[string]reachClock
+	reach map[string]ecsstate.ReachClock
 	// started counts the tasks passes have started.
 	started atomic.Int64
 	// failing rate-limits error logs.
@@ -116,14 +117,14 @@ func newServiceController(s *Service, cfg ServiceControllerConfig) *serviceContr
 	if cfg.Observer == nil {
 		cfg.Observer = nopSchedulerObserver{}
 	}
-	return &serviceController{s: s, cfg: cfg, rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), reach: map[string]reachClock{}}
+	return &serviceController{s: s, cfg: cfg, rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), reach: map[string]ecsstate.ReachClock{}}
 }
 
 // run passes on every change under /berth/ecs/ (but skipForServices),
 // every Resync, and when a service asked to be looked at again.
 func (c *serviceController) run(ctx context.Context) {
 	kick := make(chan struct{}, 1)
-	go kickOnChange(ctx, c.s.st, "/berth/ecs/", skipForServices, kick)
+	go ecsstate.KickOnChange(ctx, c.s.st, "/berth/ecs/", skipForServices, kick)
 	tick := time.NewTicker(c.cfg.Resync)
 	defer tick.Stop()
 	var retry <-chan time.Time
@@ -199,36 +200,6 @@ func (c *serviceController) observePass(ctx context.Context, took time.Duration,
 // tasks) and client tokens.
 func skipForServices(key string) bool {
 	return strings.HasPrefix(key, keyAssign) || strings.HasPrefix(key, keyClientTokens)
-}
-
-// kickOnChange sends on kick (without blocking) whenever a key under
-// prefix changes, except keys skip (when set) reports; it re-opens the
-// watch after errors, with back-off, until ctx ends.
-func kickOnChange(ctx context.Context, st store.Store, prefix string, skip func(string) bool, kick chan<- struct{}) {
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		for wr := range st.Watch(ctx, prefix, 0) {
-			if wr.Err != nil {
-				break
-			}
-			backoff = 100 * time.Millisecond
-			for _, e := range wr.Events {
-				if skip != nil && skip(e.KV.Key) {
-					continue
-				}
-				select {
-				case kick <- struct{}{}:
-				default:
-				}
-				break
-			}
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff + time.Duration(rand.Int64N(int64(backoff)))):
-		}
-		backoff = min(backoff*2, 5*time.Second)
-	}
 }
 
 // pass reconciles every service once. It returns how soon a service
@@ -314,15 +285,15 @@ func (c *serviceController) reachability(cluster string, snap *clusterSnapshot, 
 	defer c.mu.Unlock()
 	var unreachable map[string]bool
 	var wake time.Duration
-	c.reach[cluster], unreachable, wake = decideReachable(view, c.reach[cluster], now, c.cfg.DisconnectGrace)
+	c.reach[cluster], unreachable, wake = ecsstate.DecideReachable(view, c.reach[cluster], now, c.cfg.DisconnectGrace)
 	return unreachable, wake
 }
 
 // presenceOf is the presence of a snapshot's instances.
-func presenceOf(snap *clusterSnapshot) []instancePresence {
-	view := make([]instancePresence, 0, len(snap.instances))
+func presenceOf(snap *clusterSnapshot) []ecsstate.InstancePresence {
+	view := make([]ecsstate.InstancePresence, 0, len(snap.instances))
 	for _, v := range snap.instances {
-		view = append(view, instancePresence{ID: v.rec.ID, Cluster: v.rec.Cluster, Status: v.rec.Status, Connected: v.connected})
+		view = append(view, ecsstate.InstancePresence{ID: v.rec.ID, Cluster: v.rec.Cluster, Status: v.rec.Status, Connected: v.connected})
 	}
 	return view
 }

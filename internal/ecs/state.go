@@ -25,6 +25,11 @@ const (
 	InstanceInactive = ecsstate.InstanceInactive
 )
 
+// DefaultDisconnectGrace is how long an agent may stay disconnected before
+// the service controller starts the service tasks on its instance
+// elsewhere (ecsstate.DecideReachable).
+const DefaultDisconnectGrace = ecsstate.DefaultDisconnectGrace
+
 // Task desired statuses.
 const (
 	DesiredRunning = ecsstate.DesiredRunning

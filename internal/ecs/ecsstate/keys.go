@@ -3,6 +3,8 @@ package ecsstate
 import (
 	"fmt"
 	"net/url"
+	"strconv"
+	"strings"
 )
 
 // Store layout of container instances, tasks and assignments:
@@ -13,7 +15,7 @@ import (
 //	                                               absent for the disconnect grace: its service
 //	                                               tasks are replaced; for LostAfter (or
 //	                                               deregistered): the instance is lost
-//	                                               (internal/ecs/lostinstances.go)
+//	                                               (internal/ecs/instancemon)
 //	/berth/ecs/tasks/<cluster>/<task id>           TaskRecord
 //	/berth/ecs/assign/<instance id>/<task id>      AssignmentRecord: the index the agent's
 //	                                               stream watches; written in the same
@@ -80,3 +82,22 @@ func TaskDefKey(family string, rev int32) string {
 }
 
 func ClientTokenKey(cluster, token string) string { return KeyClientTokens + cluster + "/" + token }
+
+// TaskDefKeyOfARN is the key of the task definition revision an ARN
+// (arn:…:task-definition/<family>:<revision>) names; false when it names
+// no revision.
+func TaskDefKeyOfARN(arn string) (string, bool) {
+	_, ref, ok := strings.Cut(arn, ":task-definition/")
+	if !ok {
+		return "", false
+	}
+	family, revS, ok := strings.Cut(ref, ":")
+	if !ok || family == "" {
+		return "", false
+	}
+	rev, err := strconv.ParseInt(revS, 10, 32)
+	if err != nil || rev <= 0 {
+		return "", false
+	}
+	return TaskDefKey(family, int32(rev)), true
+}

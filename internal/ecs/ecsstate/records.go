@@ -50,7 +50,7 @@ const (
 // and the schedulers; observed fields only from agent reports, and then
 // only forward (agentapi.StatusRank). One exception: when an instance is
 // lost (its agent away for LostAfter, or deregistered), the lost-instance monitor writes its
-// tasks observed STOPPED on the agent's behalf (internal/ecs/lostinstances.go), under a
+// tasks observed STOPPED on the agent's behalf (internal/ecs/instancemon), under a
 // compare on the presence key being absent; a returning agent's reports
 // cannot move them back.
 type TaskRecord struct {
