@@ -225,14 +225,15 @@ zone:
 	if err := berth.Start(); err != nil {
 		return res, err
 	}
-	defer berth.Wait() //nolint:errcheck
+	// Deferred calls run last first: each stops the servers before it waits.
+	defer func() { cancel(); _ = berth.Wait() }()
 	nsd := exec.CommandContext(sctx, "taskset", "-c", cfg.ServerCPU, "nsd", "-d", "-c", confPath)
 	nsdOut := &strings.Builder{}
 	nsd.Stdout, nsd.Stderr = nsdOut, nsdOut
 	if err := nsd.Start(); err != nil {
 		return res, err
 	}
-	defer nsd.Wait() //nolint:errcheck
+	defer func() { cancel(); _ = nsd.Wait() }()
 	for _, p := range []int{berthPort, nsdPort} {
 		if err := waitDNS(ctx, dir, p); err != nil {
 			return res, fmt.Errorf("%w (nsd: %s)", err, nsdOut.String())

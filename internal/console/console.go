@@ -19,6 +19,7 @@ import (
 
 	"github.com/berthdev/berth/internal/ecs"
 	"github.com/berthdev/berth/internal/errs"
+	"github.com/berthdev/berth/internal/events"
 	"github.com/berthdev/berth/internal/iam"
 	"github.com/berthdev/berth/internal/logs"
 	"github.com/berthdev/berth/internal/store"
@@ -60,8 +61,14 @@ type Config struct {
 	ECS   *ecs.Service  // the live feed
 	Logs  *logs.Service // log tails
 	Store store.Store   // redeemed sign-in tokens
-	Now   func() time.Time
-	Log   *slog.Logger
+	// Fargate reads the Fargate capacity shared by every cluster
+	// (GetFargateCapacity, local.go); nil: not served.
+	Fargate func(ctx context.Context) (ecs.FargateCapacityView, error)
+	// Deliveries reads an EventBridge rule's delivery records, newest
+	// first (ListRuleDeliveries, local.go); nil: not served.
+	Deliveries func(ctx context.Context, bus, rule string) ([]events.Delivery, error)
+	Now        func() time.Time
+	Log        *slog.Logger
 }
 
 // Handler serves /console/.
@@ -241,6 +248,8 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, p string) {
 		h.tail(w, r, ss)
 	case p == "watch" && r.Method == http.MethodGet:
 		h.watch(w, r, ss)
+	case strings.HasPrefix(p, LocalService+"/") && r.Method == http.MethodGet:
+		h.serveLocal(w, r, strings.TrimPrefix(p, LocalService+"/"))
 	default:
 		writeJSONError(w, http.StatusNotFound, "NotFound", "No such console API")
 	}

@@ -12,7 +12,8 @@ import (
 )
 
 // Live views of services that have no feed (load balancers' target health,
-// metrics, alarms, Cloud Map health, scaling activities) follow read calls
+// metrics, alarms, Cloud Map health, scaling activities, and Berth's own
+// reads of local.go) follow read calls
 // that the server repeats: the page names the calls once, the server runs
 // them through ServeAs every few seconds as the signed-in identity and
 // sends an answer only when it differs from the last one sent. One
@@ -190,8 +191,16 @@ func (h *Handler) watch(w http.ResponseWriter, r *http.Request, ss *session) {
 	}
 }
 
-// runRead runs one call through the front door as the session's identity.
+// runRead runs one call through the front door as the session's identity,
+// or one of Berth's own reads (local.go).
 func (h *Handler) runRead(ctx context.Context, orig *http.Request, ss *session, c watchCall) (int, []byte) {
+	if c.Service == LocalService {
+		in, err := localInput(c.Input)
+		if err != nil {
+			return localError(err)
+		}
+		return h.runLocal(ctx, c.Operation, in)
+	}
 	in, err := windowed(c.Input, c.Window, h.cfg.Now())
 	if err != nil {
 		b, _ := json.Marshal(map[string]string{"__type": "InvalidParameterException", "message": err.Error()})

@@ -442,7 +442,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		})
 		log.Info("prometheus metrics listening", "addr", mln.Addr().String(), "path", telemetry.Path)
 	}
-	con := console.New(console.Config{API: s.fd, Keys: keys, ECS: ecsSvc, Logs: logsSvc, Store: st, Log: log.With("component", "console")})
+	con := console.New(console.Config{API: s.fd, Keys: keys, ECS: ecsSvc, Logs: logsSvc, Store: st, Log: log.With("component", "console"),
+		Fargate: ecsSvc.FargateCapacity, Deliveries: evSvc.RuleDeliveries})
 	s.srv = &http.Server{
 		Handler:           withMetrics(prom.Handler(), withConsole(con, s.fd)),
 		ReadHeaderTimeout: 30 * time.Second,

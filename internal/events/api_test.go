@@ -275,3 +275,34 @@ func TestConnectionsAndDestinations(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestBusNamesWithSlash: bus names may hold "/"; bus "team"'s rules and
+// deletion must not reach bus "team/sub"'s.
+func TestBusNamesWithSlash(t *testing.T) {
+	svc := testService(t, Deps{})
+	ctx := context.Background()
+	for _, bus := range []string{"team", "team/sub"} {
+		if _, err := svc.CreateEventBus(ctx, &eventsapi.CreateEventBusRequest{Name: s(bus)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.PutRule(ctx, &eventsapi.PutRuleRequest{Name: s("r"), EventBusName: s(bus), EventPattern: s(`{"source":["x"]}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, bus := range []string{"team", "team/sub"} {
+		l, err := svc.ListRules(ctx, &eventsapi.ListRulesRequest{EventBusName: s(bus)})
+		if err != nil || len(l.Rules) != 1 || deref(l.Rules[0].EventBusName) != bus {
+			t.Fatalf("rules of %s: %+v %v", bus, l, err)
+		}
+	}
+	if _, err := svc.DeleteRule(ctx, &eventsapi.DeleteRuleRequest{Name: s("r"), EventBusName: s("team")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.DeleteEventBus(ctx, &eventsapi.DeleteEventBusRequest{Name: s("team")}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := svc.ListRules(ctx, &eventsapi.ListRulesRequest{EventBusName: s("team/sub")})
+	if err != nil || len(l.Rules) != 1 {
+		t.Fatalf("team/sub's rule after deleting bus team: %+v %v", l, err)
+	}
+}

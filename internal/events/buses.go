@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -92,7 +93,7 @@ func (s *Service) DeleteEventBus(ctx context.Context, in *eventsapi.DeleteEventB
 	// Deleting a bus that does not exist succeeds, as on AWS; its rules
 	// go with it.
 	if err := commit(ctx, s.st, nil, store.Delete(busKey(name)), store.DeletePrefix(rulesPrefix(name)),
-		store.DeletePrefix(keySchedules+name+"/")); err != nil {
+		store.DeletePrefix(keySchedules+url.QueryEscape(name)+"/"), store.DeletePrefix(busDeliveriesPrefix(name))); err != nil {
 		return nil, err
 	}
 	return &eventsapi.DeleteEventBusResponse{}, nil

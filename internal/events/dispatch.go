@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -64,6 +65,7 @@ type dispatcher struct {
 	pending  map[string]int  // outbox id -> jobs not done
 	inflight map[string]bool // retry ids queued or running
 	queues   map[string]*queue
+	history  map[string]*ruleHistory // bus/rule -> its delivery record keys (deliveries.go)
 
 	buses map[string]*busRules // dispatcher goroutine only
 
@@ -93,7 +95,7 @@ func (s *Service) RunDelivery(ctx context.Context) {
 
 func (s *Service) newDispatcher(ctx context.Context) *dispatcher {
 	d := &dispatcher{s: s, ctx: ctx, pending: map[string]int{}, inflight: map[string]bool{}, queues: map[string]*queue{},
-		metrics: newMetricBuf(), limits: newRateLimits()}
+		history: map[string]*ruleHistory{}, metrics: newMetricBuf(), limits: newRateLimits()}
 	d.onInvoke = s.onInvoke
 	return d
 }
@@ -155,6 +157,7 @@ func (d *dispatcher) apply(ev store.Event) {
 				delete(b.rules, name)
 				b.set.Delete(name)
 			}
+			d.forgetHistory(bus, name)
 			return
 		}
 		d.putRule(ev.KV.Value)
@@ -276,12 +279,15 @@ func (d *dispatcher) work(q *queue) {
 	}
 }
 
-// runJob invokes the target once and settles the job.
+// runJob invokes the target once and settles the job, recording the
+// attempt (deliveries.go).
 func (d *dispatcher) runJob(j job) {
 	if d.ctx.Err() != nil {
 		return
 	}
+	t0 := time.Now()
 	err := d.invoke(j)
+	took := time.Since(t0)
 	now := d.s.now()
 	name := j.rule.Name
 	switch {
@@ -290,17 +296,19 @@ func (d *dispatcher) runJob(j job) {
 		if d.onInvoke != nil {
 			d.onInvoke(j.event, j.target, now)
 		}
-		d.settle(j, nil)
+		d.settle(j, nil, newDelivery(j, now, took, DeliveryDelivered, nil, nil))
 	case !isRetryable(err) || !d.canRetry(j, now):
 		d.metrics.add("Invocations", name, now, 1)
 		d.metrics.add("FailedInvocations", name, now, 1)
 		d.s.logFailure(j, err)
-		d.settle(j, nil)
+		d.settle(j, nil, newDelivery(j, now, took, DeliveryFailed, err, nil))
 	default:
+		rec := newDelivery(j, now, took, DeliveryRetrying, err, nil)
 		j.attempts++
 		rr := retryRecord{Bus: j.bus, Rule: j.rule, Target: j.target, Event: j.event, Accepted: j.accepted,
 			Attempts: j.attempts, Next: now.Add(backoff(j.attempts))}
-		d.settle(j, &rr)
+		rec.NextAttempt = &rr.Next
+		d.settle(j, &rr, rec)
 	}
 }
 
@@ -326,8 +334,11 @@ func backoff(n int) time.Duration {
 }
 
 // settle ends a job: a retry record replaces it (rr set), or it is done.
-// The outbox record goes when its last job is settled.
-func (d *dispatcher) settle(j job, rr *retryRecord) {
+// The outbox record goes when its last job is settled. The attempt's
+// delivery record is written in the same transaction, on condition that
+// the rule still exists (a deleted rule's records are gone with it); if it
+// does not, the settling ops are committed without the record.
+func (d *dispatcher) settle(j job, rr *retryRecord, rec Delivery) {
 	var ops []store.Op
 	if rr != nil {
 		id := j.retryID
@@ -357,11 +368,19 @@ func (d *dispatcher) settle(j job, rr *retryRecord) {
 			d.mu.Unlock()
 		}()
 	}
-	if len(ops) == 0 {
-		return
-	}
+	recOps := d.deliveryOps(j, rec)
+	withRecord := append(slices.Clip(ops), recOps...)
+	cmps := []store.Cmp{store.Exists(ruleKey(j.bus, j.rule.Name))}
 	for attempt := 0; d.ctx.Err() == nil; attempt++ {
-		_, err := d.s.st.Txn(d.ctx, nil, ops...)
+		res, err := d.s.st.Txn(d.ctx, cmps, withRecord...)
+		if err == nil && !res.Succeeded {
+			// The rule was deleted: settle without the record.
+			cmps, withRecord = nil, ops
+			if len(ops) == 0 {
+				return
+			}
+			continue
+		}
 		if err == nil {
 			return
 		}

@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"encoding/json"
+	"net/url"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 //	/berth/events/destinations/<name>         destRecord
 //	/berth/events/outbox/<id>                 outboxRecord: an accepted event not yet dispatched
 //	/berth/events/retries/<id>                retryRecord: one target's failed delivery awaiting retry
+//	/berth/events/deliveries/<bus>/<rule>/<id> Delivery: one attempt's outcome (deliveries.go)
 //	/berth/events/ecs/<kind>/<resource id>    ecsCursor: what the ECS events controller emitted
 const (
 	keyRoot         = "/berth/events/"
@@ -28,11 +30,15 @@ const (
 	keyDestinations = keyRoot + "destinations/"
 	keyOutbox       = keyRoot + "outbox/"
 	keyRetries      = keyRoot + "retries/"
+	keyDeliveries   = keyRoot + "deliveries/"
 	keyECS          = keyRoot + "ecs/"
 )
 
-func busKey(name string) string       { return keyBuses + name }
-func rulesPrefix(bus string) string   { return keyRules + bus + "/" }
+func busKey(name string) string { return keyBuses + name }
+
+// rulesPrefix escapes the bus: bus names may hold "/", and bus "a"'s
+// prefix must not hold bus "a/b"'s rules (names without "/" are unchanged).
+func rulesPrefix(bus string) string   { return keyRules + url.QueryEscape(bus) + "/" }
 func ruleKey(bus, name string) string { return rulesPrefix(bus) + name }
 func connKey(name string) string      { return keyConnections + name }
 func destKey(name string) string      { return keyDestinations + name }

@@ -191,7 +191,7 @@ func (s *Service) DeleteRule(ctx context.Context, in *eventsapi.DeleteRuleReques
 		return nil, errs.E(errs.Invalid, "Rule can't be deleted since it has targets.")
 	}
 	if err := commit(ctx, s.st, []store.Cmp{store.ModRevisionIs(ruleKey(bus, r.Name), rev)},
-		store.Delete(ruleKey(bus, r.Name)), store.Delete(scheduleKey(bus, r.Name))); err != nil {
+		store.Delete(ruleKey(bus, r.Name)), store.Delete(scheduleKey(bus, r.Name)), store.DeletePrefix(deliveriesPrefix(bus, r.Name))); err != nil {
 		return nil, err
 	}
 	return &eventsapi.DeleteRuleResponse{}, nil

@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"encoding/json"
+	"net/url"
 	"time"
 
 	"github.com/berthdev/berth/internal/store"
@@ -16,7 +17,7 @@ import (
 
 const keySchedules = keyRoot + "schedules/"
 
-func scheduleKey(bus, rule string) string { return keySchedules + bus + "/" + rule }
+func scheduleKey(bus, rule string) string { return keySchedules + url.QueryEscape(bus) + "/" + rule }
 
 type firedRecord struct {
 	Last time.Time `json:"last"`
@@ -41,7 +42,7 @@ func dueFirings(rules []ruleRecord, last map[string]time.Time, now time.Time) []
 		if err != nil {
 			continue
 		}
-		from, ok := last[r.Bus+"/"+r.Name]
+		from, ok := last[url.QueryEscape(r.Bus)+"/"+r.Name]
 		if !ok || from.Before(r.Created) {
 			from = r.Created
 		}

@@ -48,7 +48,11 @@ type Config struct {
 	CPU, MemoryMiB int
 	// Attributes are custom attributes of every node.
 	Attributes map[string]string
-	Delays     Delays
+	// Capabilities are capability attributes every node registers
+	// (ecs.capability.fargate makes a Fargate host; with Cluster
+	// berth.fargate one of the hidden pool).
+	Capabilities []string
+	Delays       Delays
 	// FailImages: a task with a container whose image contains one of
 	// these strings fails to start (TaskFailedToStart,
 	// CannotPullContainerError) after the pull delay.
@@ -157,7 +161,7 @@ func startNode(ctx context.Context, cfg Config, i int) (*Node, error) {
 		Join: agentapi.JoinRequest{
 			Cluster: cfg.Cluster, Hostname: cmp.Or(cfg.Hostname, fmt.Sprintf("hollow-%05d", i)), AvailabilityZone: az,
 			InstanceType: "hollow", Attributes: cfg.Attributes,
-			Resources:   agentapi.Resources{CPU: cfg.CPU, MemoryMiB: cfg.MemoryMiB, OSType: "linux", CPUArch: "x86_64"},
+			Resources:   agentapi.Resources{CPU: cfg.CPU, MemoryMiB: cfg.MemoryMiB, OSType: "linux", CPUArch: "x86_64", Capabilities: cfg.Capabilities},
 			VersionInfo: agentapi.VersionInfo{AgentVersion: "1.0.0-hollow", DockerVersion: "hollow"},
 		},
 		NewRunner:  sim.newRunner,

@@ -159,8 +159,12 @@ func (p *Proxy) specs(tc serviceconnect.TaskConfig) []spec {
 	for _, o := range tc.Outbound {
 		proto := protoOf(o.Protocol)
 		pr, idle := timeouts(proto, o.PerRequestTimeout, o.IdleTimeout)
+		port := o.Port
+		if o.ListenPort != 0 { // the namespace redirects VIP:Port here
+			port = o.ListenPort
+		}
 		out = append(out, spec{name: o.DiscoveryName, alias: net.JoinHostPort(o.DNSName, strconv.Itoa(o.Port)),
-			addr: net.JoinHostPort(o.VIP, strconv.Itoa(o.Port)), proto: proto, perRequest: pr, idle: idle})
+			addr: net.JoinHostPort(o.VIP, strconv.Itoa(port)), proto: proto, perRequest: pr, idle: idle})
 	}
 	return out
 }

@@ -90,8 +90,14 @@ type Outbound struct {
 	DNSName string `json:"dnsName"`
 	Port    int    `json:"port"`
 	// VIP is the address in 127.255.0.0/16 the alias resolves to inside
-	// the task (/etc/hosts); the proxy listens on VIP:Port.
-	VIP               string        `json:"vip"`
+	// the task (/etc/hosts); the proxy listens on VIP:Port, or on
+	// VIP:ListenPort when that is set.
+	VIP string `json:"vip"`
+	// ListenPort, set by the agent, is where the proxy listens when the
+	// task's network namespace redirects VIP:Port to VIP:ListenPort (so an
+	// application of the task may listen on Port with a wildcard address);
+	// 0: no redirect.
+	ListenPort        int           `json:"listenPort,omitempty"`
 	Protocol          string        `json:"protocol"`
 	IdleTimeout       time.Duration `json:"idleTimeout,omitempty"`
 	PerRequestTimeout time.Duration `json:"perRequestTimeout,omitempty"`
@@ -163,4 +169,36 @@ func VIP(n int) (string, error) {
 		return "", fmt.Errorf("serviceconnect: alias number %d out of range 1-65534", n)
 	}
 	return netip.AddrFrom4([4]byte{127, 255, byte(n >> 8), byte(n)}).String(), nil
+}
+
+// RedirectBase is the first port AssignRedirectPorts gives an alias.
+// Inbound listeners take 15000 upward (the control plane's choice), so
+// the aliases start further up.
+const RedirectBase = 15200
+
+// AssignRedirectPorts gives every outbound alias of tc a ListenPort of its
+// own, from RedirectBase upward, skipping the ports in taken (the task's
+// container ports and its inbound listeners) and those given before. The
+// same tc and taken always give the same ports. Ports above 65535 are not
+// given (ListenPort stays 0: that alias is served on its own port).
+func AssignRedirectPorts(tc *TaskConfig, taken map[int]bool) {
+	used := map[int]bool{}
+	for p := range taken {
+		used[p] = true
+	}
+	for _, in := range tc.Inbound {
+		used[in.ListenPort], used[in.AppPort] = true, true
+	}
+	next := RedirectBase
+	for i := range tc.Outbound {
+		for used[next] {
+			next++
+		}
+		if next > 65535 {
+			tc.Outbound[i].ListenPort = 0
+			continue
+		}
+		tc.Outbound[i].ListenPort = next
+		used[next] = true
+	}
 }

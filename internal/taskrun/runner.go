@@ -242,6 +242,16 @@ func (r *runner) build(ctx context.Context) {
 	if r.mode == "awsvpc" {
 		_ = r.rt.ensureAwsvpc(ctx) // for the gateway; a failure shows later
 	}
+	if r.pause != nil && r.rt.scTask(r.arn) != nil {
+		// The agent may have stopped between the namespace's start and its
+		// redirects: write them again (the same rules).
+		if info, err := r.rt.d.InspectContainer(ctx, r.pause.id); err == nil && info.Running {
+			r.pause.info = info
+			if err := r.scRedirect(ctx); err != nil {
+				r.log.Warn("client alias redirects of a re-attached task", "err", err)
+			}
+		}
+	}
 	r.rt.metadataBase(ctx, r.mode) // listen where these containers look
 }
 
@@ -493,7 +503,10 @@ func (r *runner) provision(ctx context.Context) error {
 		return err
 	}
 	r.pause.known = CRunning
-	return r.inspectPause(ctx)
+	if err := r.inspectPause(ctx); err != nil {
+		return err
+	}
+	return r.scRedirect(ctx)
 }
 
 func (r *runner) inspectPause(ctx context.Context) error {

@@ -41,6 +41,9 @@ type ServiceConnectConfig struct {
 	RelayDir string
 	// Directory delivers the namespaces' endpoints.
 	Directory DirectorySource
+	// NoRedirect serves each client alias on its own port in the task's
+	// namespace instead of redirecting it (scredirect.go).
+	NoRedirect bool
 }
 
 // DirectorySource follows Service Connect namespaces' directories.
@@ -63,6 +66,8 @@ type scRuntime struct {
 	mu    sync.Mutex
 	image string // the proxy image, once loaded
 	tasks map[string]*scTask
+	// redirectWarn logs once that aliases cannot be redirected here.
+	redirectWarn sync.Once
 }
 
 // scTask is one task's proxy: its relay and directory subscription.
@@ -103,7 +108,9 @@ func (r *runner) scBuild() {
 	sum := sha256.Sum256([]byte(r.arn))
 	dir := filepath.Join(cmpStr(cfg.RelayDir, filepath.Join(os.TempDir(), "berth-scproxy")), hex.EncodeToString(sum[:8]))
 	st := &scTask{cfg: *tc}
-	relay, err := scproxy.NewRelay(dir, *tc, r.poke, r.log)
+	st.cfg.Outbound = slices.Clone(tc.Outbound)
+	r.scAssignRedirects(&st.cfg)
+	relay, err := scproxy.NewRelay(dir, st.cfg, r.poke, r.log)
 	if err != nil {
 		r.failure = "ServiceConnectError: relay: " + err.Error()
 		return

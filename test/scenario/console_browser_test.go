@@ -106,6 +106,44 @@ func TestConsoleInBrowser(t *testing.T) {
 		Attributes: required})
 	must(err)
 	t.Cleanup(func() { nodes.Close() })
+	// A host of the hidden Fargate pool (as `berth agent --fargate`
+	// joins), and Fargate tasks of cluster web on it: launch type FARGATE
+	// and the FARGATE_SPOT capacity provider.
+	ftd, err := c.RegisterTaskDefinition(cx, &ecs.RegisterTaskDefinitionInput{Family: aws.String("fg"), NetworkMode: types.NetworkModeAwsvpc,
+		RequiresCompatibilities: []types.Compatibility{types.CompatibilityFargate}, Cpu: aws.String("256"), Memory: aws.String("512"),
+		ContainerDefinitions: []types.ContainerDefinition{{Name: aws.String("app"), Image: aws.String("nginx:1.28"), Essential: aws.Bool(true)}}})
+	must(err)
+	fattrs, fcaps := map[string]string{"berth.fargate-runtime": "runc"}, []string{"ecs.capability.fargate"}
+	for _, a := range ftd.TaskDefinition.RequiresAttributes {
+		if n := aws.ToString(a.Name); strings.HasPrefix(n, "ecs.") {
+			fcaps = append(fcaps, n)
+		} else {
+			fattrs[n] = ""
+		}
+	}
+	fnodes, err := hollow.Start(cx, hollow.Config{Endpoint: p.Endpoint, Region: p.Region, JoinToken: strings.TrimSpace(string(out)),
+		Cluster: "berth.fargate", Count: 1, CPU: 4096, MemoryMiB: 8192, AZs: []string{"us-east-1c"}, Attributes: fattrs, Capabilities: fcaps})
+	must(err)
+	t.Cleanup(func() { fnodes.Close() })
+	_, err = c.PutClusterCapacityProviders(cx, &ecs.PutClusterCapacityProvidersInput{Cluster: aws.String("web"), CapacityProviders: []string{"FARGATE", "FARGATE_SPOT"},
+		DefaultCapacityProviderStrategy: []types.CapacityProviderStrategyItem{}})
+	must(err)
+	fnet := &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{Subnets: []string{"subnet-berth"}}}
+	runFargate := func(spot bool) {
+		t.Helper()
+		in := &ecs.RunTaskInput{Cluster: aws.String("web"), TaskDefinition: aws.String("fg"), NetworkConfiguration: fnet, LaunchType: types.LaunchTypeFargate}
+		if spot {
+			in.LaunchType = ""
+			in.CapacityProviderStrategy = []types.CapacityProviderStrategyItem{{CapacityProvider: aws.String("FARGATE_SPOT"), Weight: 1}}
+		}
+		ro, err := c.RunTask(cx, in)
+		must(err)
+		if len(ro.Tasks) != 1 {
+			t.Fatalf("Fargate RunTask: %+v", ro.Failures)
+		}
+	}
+	runFargate(false)
+	runFargate(true)
 	t.Logf("%s: hollow nodes joined", time.Since(started).Round(time.Millisecond))
 	_, err = c.CreateService(cx, &ecs.CreateServiceInput{Cluster: aws.String("web"), ServiceName: aws.String("api"), TaskDefinition: aws.String("web:2"), DesiredCount: aws.Int32(1)})
 	must(err)
@@ -198,6 +236,18 @@ func TestConsoleInBrowser(t *testing.T) {
 	run("instances", chromedp.Navigate(p.Endpoint+"/console/#/clusters/web/instances"),
 		waitJS(`document.querySelectorAll('#instances tbody tr').length === 2 && document.querySelector('#instances').textContent.includes('connected')`),
 		shot("cluster-instances"))
+
+	// The Fargate capacity on the clusters page: the pool's host with its
+	// runtime, agent and resources, and web's Fargate tasks per capacity
+	// provider; a task started while watching shows up.
+	fgRunning := func(key string, n int) string {
+		return fmt.Sprintf(`(document.querySelector('#fargate-tasks tr[data-fg="%s"] td:nth-child(3)') || {}).textContent === '%d'`, key, n)
+	}
+	run("fargate capacity", chromedp.Navigate(p.Endpoint+"/console/#/"),
+		waitJS(`document.querySelectorAll('#fargate-hosts tbody tr').length === 1 && document.querySelector('#fargate-hosts').textContent.includes('Fargate pool') && document.querySelector('#fargate-hosts td.runtime').textContent === 'runc' && document.querySelector('#fargate-hosts').textContent.includes('connected')`),
+		waitJS(fgRunning("web/", 1)+` && `+fgRunning("web/FARGATE_SPOT", 1)+` && document.querySelector('#fg-cpu').textContent === '3584 / 4096'`))
+	runFargate(false)
+	run("fargate capacity live", waitJS(fgRunning("web/", 2)+` && document.querySelector('#fg-cpu').textContent === '3328 / 4096'`), shot("fargate-capacity"))
 
 	// A service's page follows a change made through the SDK, live.
 	run("service", chromedp.Navigate(p.Endpoint+"/console/#/clusters/web/services/api"),

@@ -17,6 +17,7 @@ import (
 	aastypes "github.com/aws/aws-sdk-go-v2/service/applicationautoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
@@ -140,10 +141,16 @@ func consoleSetup(t *testing.T, cx context.Context, p *berthtest.Process) consol
 	}})
 	must(err)
 
+	// The rule's targets: a Lambda function (not deliverable in Berth: a
+	// failed delivery) and a log group (delivered).
+	_, err = cloudwatchlogs.NewFromConfig(cfg).CreateLogGroup(cx, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: aws.String("/events/orders")})
+	must(err)
 	eb := eventbridge.NewFromConfig(cfg)
 	_, err = eb.PutRule(cx, &eventbridge.PutRuleInput{Name: aws.String("orders"), EventPattern: aws.String(`{"source":["shop"]}`), Description: aws.String("orders to billing")})
 	must(err)
-	_, err = eb.PutTargets(cx, &eventbridge.PutTargetsInput{Rule: aws.String("orders"), Targets: []ebtypes.Target{{Id: aws.String("billing"), Arn: aws.String("arn:aws:lambda:us-east-1:000000000000:function:billing")}}})
+	_, err = eb.PutTargets(cx, &eventbridge.PutTargetsInput{Rule: aws.String("orders"), Targets: []ebtypes.Target{
+		{Id: aws.String("billing"), Arn: aws.String("arn:aws:lambda:us-east-1:000000000000:function:billing")},
+		{Id: aws.String("audit"), Arn: aws.String("arn:aws:logs:us-east-1:000000000000:log-group:/events/orders")}}})
 	must(err)
 	_, err = eb.PutEvents(cx, &eventbridge.PutEventsInput{Entries: []ebtypes.PutEventsRequestEntry{{Source: aws.String("shop"), DetailType: aws.String("Order Placed"), Detail: aws.String(`{"id":"o-1"}`)}}})
 	must(err)
@@ -230,10 +237,19 @@ func consoleViews(t *testing.T, cx context.Context, p *berthtest.Process, fx con
 	run("service scaling", chromedp.Navigate(u+"clusters/web/services/api/scaling"), waitJS(has(`#scalabletargets`, "service/web/api")+` && `+has(`#scalingpolicies`, "cpu50")))
 
 	run("eventbridge", chromedp.Navigate(u+"events"), waitJS(has(`.bus[data-bus="default"]`, "orders")+` && `+has(`.bus[data-bus="default"]`, "orders to billing")))
-	// The rule's deliveries as its AWS/Events metrics (the lambda target
-	// is not deliverable in Berth: a failed invocation).
+	// The rule's deliveries: one record per attempt (the lambda target is
+	// not deliverable in Berth: failed, with the reason; the log group:
+	// delivered), and its AWS/Events metrics. A second event's records
+	// arrive while the page is open.
 	run("rule", chromedp.Navigate(u+"events/default/orders"),
-		waitJS(has(`#ruletargets`, "function:billing")+` && `+has(`#rulechart`, "Invocations (1)")+` && `+has(`#rulechart`, "FailedInvocations (1)")), shot("eventbridge-rule"))
+		waitJS(has(`#ruletargets`, "function:billing")+` && `+has(`#rulechart`, "FailedInvocations (1)")),
+		waitJS(`document.querySelectorAll('#deliveries tbody tr').length === 2`),
+		waitJS(has(`#deliveries tr[data-outcome="Failed"]`, "billing")+` && `+has(`#deliveries tr[data-outcome="Failed"]`, "not deliverable")+` && `+has(`#deliveries tr[data-outcome="Delivered"]`, "audit")))
+	_, err = eventbridge.NewFromConfig(p.AWSConfig()).PutEvents(cx, &eventbridge.PutEventsInput{Entries: []ebtypes.PutEventsRequestEntry{{Source: aws.String("shop"), DetailType: aws.String("Order Placed"), Detail: aws.String(`{"id":"o-2"}`)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("rule deliveries live", waitJS(`document.querySelectorAll('#deliveries tbody tr').length === 4`), shot("eventbridge-rule"))
 
 	// Errors in words: the AWS error the API answered.
 	var msg string

@@ -23,7 +23,11 @@ const scToolImage = "berth-test/tool:sc"
 // client-only service whose container calls http://webui-svc-domain:80/
 // and prints CALLED only when the call succeeded (through its proxy, the
 // directory, and the webui task's proxy). Both tasks show their
-// ecs-service-connect container RUNNING in DescribeTasks.
+// ecs-service-connect container RUNNING in DescribeTasks. The caller goes
+// on calling, once a second for a minute; the metrics its proxies report
+// (AWS/ECS, published every 5 s here) draw the edge caller -> webui-svc in
+// the web console's Service Connect graph, checked in headless Chromium
+// (consoleSCTraffic).
 func TestServiceConnectDataPlaneThroughBerthUp(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs containers")
@@ -41,7 +45,7 @@ func TestServiceConnectDataPlaneThroughBerthUp(t *testing.T) {
 	}
 	cancel()
 	p := berthtest.StartProcess(t, "up", t.TempDir(), []string{"ECS_IMAGE_PULL_BEHAVIOR=prefer-cached"},
-		"--agent=true", "--metadata-addr", freeAnyAddr(t), "--throttle=false", "--log-level", "warn")
+		"--agent=true", "--metadata-addr", freeAnyAddr(t), "--throttle=false", "--log-level", "warn", "--metrics-period=5s")
 	c := ecs.NewFromConfig(p.AWSConfig())
 	cx := context.Background()
 	var instanceARN string
@@ -69,7 +73,11 @@ func TestServiceConnectDataPlaneThroughBerthUp(t *testing.T) {
 	}
 	reg("webui", types.ContainerDefinition{Name: aws.String("web"), Command: []string{"serve:8080", "sleep:1h"},
 		PortMappings: []types.PortMapping{{Name: aws.String("webui-port"), ContainerPort: aws.Int32(8080), AppProtocol: types.ApplicationProtocolHttp}}})
-	reg("caller", types.ContainerDefinition{Name: aws.String("caller"), Command: []string{"get:http://webui-svc-domain:80/", "print:CALLED", "sleep:1h"}})
+	callerCmd := []string{"get:http://webui-svc-domain:80/", "print:CALLED"}
+	for range 60 {
+		callerCmd = append(callerCmd, "sleep:1s", "get:http://webui-svc-domain:80/")
+	}
+	reg("caller", types.ContainerDefinition{Name: aws.String("caller"), Command: append(callerCmd, "sleep:1h")})
 	awsvpc := &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{Subnets: []string{"subnet-berth"}}}
 	if _, err := c.CreateService(cx, &ecs.CreateServiceInput{ServiceName: aws.String("webui"), TaskDefinition: aws.String("webui"),
 		DesiredCount: aws.Int32(1), NetworkConfiguration: awsvpc,
@@ -123,4 +131,13 @@ func TestServiceConnectDataPlaneThroughBerthUp(t *testing.T) {
 		}
 		return strings.Contains(containerLogs(t, dc, tk), "CALLED")
 	})
+
+	// The console's traffic view, from the metrics of those requests.
+	rows := consoleSCTraffic(t, p, "sc-e2e", []scEdge{{From: "caller", To: "webui-svc"}}, 2*time.Minute)
+	if r := rows[scEdge{"caller", "webui-svc"}]; r != nil {
+		// Client service, target, requests/s, 5xx, latency.
+		if len(r) != 5 || parseRate(r[2]) <= 0 || r[3] != "0%" || !strings.HasSuffix(r[4], " ms") {
+			t.Errorf("edge caller -> webui-svc shows %q; want a rate, 0%% 5xx and a latency", r)
+		}
+	}
 }

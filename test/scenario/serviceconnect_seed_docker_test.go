@@ -73,13 +73,12 @@ func TestServiceConnectSeedOnDocker(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The application listens on 8080, not on the alias's port 80: its
-	// task's own proxy listens on <alias VIP>:80 in the same network
-	// namespace, and Linux refuses a wildcard bind of a port that a
-	// specific address already listens on (ECS redirects with iptables
-	// instead; docs/service-connect.md).
-	reg("webui-svc-cluster", []string{"serve:8080", "sleep:1h"},
-		[]types.PortMapping{{Name: aws.String("webui-port"), ContainerPort: aws.Int32(8080), AppProtocol: types.ApplicationProtocolHttp}})
+	// As in the seed, the application listens on port 80 (every address)
+	// behind an alias on port 80: the task's own proxy serves that alias
+	// too, on another port its namespace redirects <alias VIP>:80 to
+	// (docs/service-connect.md); the tool exits when it cannot bind.
+	reg("webui-svc-cluster", []string{"serve:80", "sleep:1h"},
+		[]types.PortMapping{{Name: aws.String("webui-port"), ContainerPort: aws.Int32(80), AppProtocol: types.ApplicationProtocolHttp}})
 	if _, err := c.CreateService(cx, &ecs.CreateServiceInput{Cluster: aws.String("svc-cluster-2"), ServiceName: aws.String("webui"),
 		TaskDefinition: aws.String("webui-svc-cluster"), DesiredCount: aws.Int32(1),
 		ServiceConnectConfiguration: &types.ServiceConnectConfiguration{Enabled: true, Namespace: aws.String("svc-namespace"),
@@ -107,8 +106,9 @@ func TestServiceConnectSeedOnDocker(t *testing.T) {
 		return true
 	})
 	// The client exits 42 once it got an answer through the alias (the
-	// tool's get exits 3 when it cannot within 10 s).
-	reg("client", []string{"get:http://webui-svc-domain:80/", "exit:42"}, nil)
+	// tool's get exits 3 when it cannot within 10 s). It listens on port 80
+	// itself meanwhile, as a client that is also a server would.
+	reg("client", []string{"serve:80", "get:http://webui-svc-domain:80/", "exit:42"}, nil)
 	if _, err := c.CreateService(cx, &ecs.CreateServiceInput{Cluster: aws.String("svc-cluster-1"), ServiceName: aws.String("client"),
 		TaskDefinition: aws.String("client"), DesiredCount: aws.Int32(1),
 		ServiceConnectConfiguration: &types.ServiceConnectConfiguration{Enabled: true, Namespace: aws.String("svc-namespace")}}); err != nil {

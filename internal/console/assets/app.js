@@ -160,18 +160,59 @@ function res(list, name) {
 }
 
 // --- views ---------------------------------------------------------------------
-async function viewClusters() {
+// viewClusters lists the clusters and the Fargate capacity every cluster
+// shares (Berth's own read GetFargateCapacity), both live.
+function viewClusters() {
   stopStream();
-  const { clusterArns = [] } = await aws('ecs', 'ListClusters', {});
-  let clusters = [];
-  for (let i = 0; i < clusterArns.length; i += 100) {
-    const d = await aws('ecs', 'DescribeClusters', { clusters: clusterArns.slice(i, i + 100), include: ['STATISTICS', 'SETTINGS'] });
-    clusters = clusters.concat(d.clusters || []);
-  }
-  clusters.sort((a, b) => a.clusterName.localeCompare(b.clusterName));
-  const rows = clusters.map((c) => `<tr><td><a href="#/clusters/${enc(c.clusterName)}">${esc(c.clusterName)}</a></td><td>${badge(c.status)}</td>` +
-    `<td class="num">${c.registeredContainerInstancesCount || 0}</td><td class="num">${c.activeServicesCount || 0}</td><td class="num">${c.runningTasksCount || 0}</td><td class="num">${c.pendingTasksCount || 0}</td></tr>`).join('');
-  page(`<h1>Clusters</h1>${clusters.length ? `<table id="clusters"><thead><tr><th>Cluster</th><th>Status</th><th class="num">Instances</th><th class="num">Services</th><th class="num">Running tasks</th><th class="num">Pending tasks</th></tr></thead><tbody>${rows}</tbody></table>` : '<p class="muted">No clusters yet: <code>aws ecs create-cluster</code>.</p>'}`);
+  const W = {};
+  watchLive(W, (W) => {
+    const arns = ((W.r.list || {}).clusterArns || []).slice(0, 100);
+    const calls = [call('list', 'ecs', 'ListClusters', {}), call('fargate', BERTH, 'GetFargateCapacity', {})];
+    if (arns.length) calls.push(call('clusters', 'ecs', 'DescribeClusters', { clusters: arns, include: ['STATISTICS', 'SETTINGS'] }));
+    return calls;
+  });
+  page('<h1>Clusters</h1>', () => {
+    if (loading(W, 'list')) return '<p class="muted">Loading…</p>';
+    const arns = (W.r.list || {}).clusterArns || [];
+    const clusters = arns.length ? ((W.r.clusters || {}).clusters || []).slice().sort((a, b) => a.clusterName.localeCompare(b.clusterName)) : [];
+    const rows = clusters.map((c) => `<tr><td><a href="#/clusters/${enc(c.clusterName)}">${esc(c.clusterName)}</a></td><td>${badge(c.status)}</td>` +
+      `<td class="num">${c.registeredContainerInstancesCount || 0}</td><td class="num">${c.activeServicesCount || 0}</td><td class="num">${c.runningTasksCount || 0}</td><td class="num">${c.pendingTasksCount || 0}</td></tr>`).join('');
+    return errBox(W, 'list', 'clusters') + (arns.length > 100 ? '<p class="muted">The first 100 clusters.</p>' : '') +
+      (arns.length ? `<table id="clusters"><thead><tr><th>Cluster</th><th>Status</th><th class="num">Instances</th><th class="num">Services</th><th class="num">Running tasks</th><th class="num">Pending tasks</th></tr></thead><tbody>${rows}</tbody></table>` : '<p class="muted">No clusters yet: <code>aws ecs create-cluster</code>.</p>') +
+      fargateHTML(W);
+  });
+}
+
+// fargateHTML shows the Fargate capacity: its hosts (the hidden pool's and
+// user clusters' instances that offer it) and the Fargate tasks on them
+// per cluster and capacity provider.
+function fargateHTML(W) {
+  const head = '<h2>Fargate capacity <span class="muted">(shared by every cluster)</span></h2>';
+  if (W.e.fargate) return head + errBox(W, 'fargate');
+  if (!W.r.fargate) return head + '<p class="muted">Loading…</p>';
+  const { hosts = [], tasks = [] } = W.r.fargate;
+  if (!hosts.length) return head + '<div id="fargate"><p class="muted">No host offers Fargate capacity: <code>berth up</code> (its agent does by default) or <code>berth agent --fargate</code>.</p></div>';
+  const sum = (f) => hosts.reduce((n, h) => n + (h[f] || 0), 0);
+  const live = hosts.filter((h) => h.agentConnected && h.status === 'ACTIVE');
+  const lsum = (f) => live.reduce((n, h) => n + (h[f] || 0), 0);
+  const run = tasks.reduce((n, t) => n + t.running, 0), pend = tasks.reduce((n, t) => n + t.pending, 0);
+  const card = (k, v, id) => `<div class="card"><div class="k">${k}</div><div class="v"${id ? ` id="${id}"` : ''}>${v}</div></div>`;
+  const provider = (p) => (p ? esc(p) : 'FARGATE <span class="muted">(launch type)</span>');
+  return head + '<div id="fargate"><div class="cards">' + card('Hosts connected', `${live.length} / ${hosts.length}`, 'fg-hosts') +
+    card('CPU free / registered', `${lsum('remainingCpu')} / ${lsum('registeredCpu')}`, 'fg-cpu') +
+    card('Memory MiB free / registered', `${lsum('remainingMemoryMiB')} / ${lsum('registeredMemoryMiB')}`, 'fg-mem') +
+    card('Fargate tasks running / pending', `${run} / ${pend}`, 'fg-tasks') + '</div>' +
+    '<p class="muted">Free capacity counts connected ACTIVE hosts only (placement uses no other); a host\'s free resources are what every live task on it leaves, whatever its cluster or launch type.' +
+    (sum('otherTasks') ? ` ${sum('otherTasks')} EC2 tasks share these hosts.` : '') + '</p>' +
+    `<table id="fargate-hosts"><thead><tr><th>Host</th><th>Where</th><th>Agent</th><th>Status</th><th>Runtime</th><th>Arch</th><th>Zone</th><th class="num">CPU free / registered</th><th class="num">Memory MiB free / registered</th><th class="num">Fargate tasks</th><th class="num">EC2 tasks</th></tr></thead><tbody>` +
+    hosts.map((h) => `<tr data-host="${esc(h.instanceId)}"><td title="${esc(h.instanceArn)}">${esc(h.instanceId)}<br><span class="muted">${esc(h.ec2InstanceId)} · agent ${esc(h.agentVersion)}</span></td>` +
+      `<td>${h.pool ? 'Fargate pool' : `cluster <a href="#/clusters/${enc(h.cluster)}/instances">${esc(h.cluster)}</a>`}</td><td>${badge(h.agentConnected ? 'connected' : 'disconnected')}</td><td>${badge(h.status)}</td>` +
+      `<td class="runtime">${esc(h.runtime || '?')}</td><td>${esc(h.architecture)}</td><td>${esc(h.availabilityZone)}</td>` +
+      `<td class="num">${h.remainingCpu} / ${h.registeredCpu}</td><td class="num">${h.remainingMemoryMiB} / ${h.registeredMemoryMiB}</td><td class="num">${h.fargateTasks}</td><td class="num">${h.otherTasks}</td></tr>`).join('') +
+    '</tbody></table><h3>Fargate tasks by cluster and capacity provider</h3>' +
+    (tasks.length ? `<table id="fargate-tasks"><thead><tr><th>Cluster</th><th>Capacity provider</th><th class="num">Running</th><th class="num">Pending</th><th class="num">CPU</th><th class="num">Memory MiB</th></tr></thead><tbody>` +
+      tasks.map((t) => `<tr data-fg="${esc(t.cluster)}/${esc(t.capacityProvider)}"><td><a href="#/clusters/${enc(t.cluster)}/tasks">${esc(t.cluster)}</a></td><td>${provider(t.capacityProvider)}</td><td class="num">${t.running}</td><td class="num">${t.pending}</td><td class="num">${t.cpu}</td><td class="num">${t.memoryMiB}</td></tr>`).join('') + '</tbody></table>'
+      : '<p class="muted">No Fargate tasks.</p>') + '</div>';
 }
 
 function clusterTabs(cluster, sel) {
@@ -428,6 +469,9 @@ function watchLive(W, build, every = 3) {
   W.reopen = reopen;
   reopen();
 }
+// BERTH names Berth's own reads in a watch (Fargate capacity, delivery
+// records): not AWS operations, served by the console (docs/console.md).
+const BERTH = 'berth';
 const call = (k, s, o, i, window) => (window ? { k, s, o, i, window } : { k, s, o, i });
 // shown gives an answer, or the error in words, or "loading".
 const errBox = (W, ...ks) => ks.filter((k) => W.e[k]).map((k) => `<p class="error">${esc(W.e[k])}</p>`).join('');
@@ -874,7 +918,7 @@ function viewEventRule(bus, name) {
   const win = 10800, period = 60;
   const q = ['Invocations', 'FailedInvocations', 'TriggeredRules'].map((m, i) => ({ Id: `m${i}`, Label: m, MetricStat: { Metric: { Namespace: 'AWS/Events', MetricName: m, Dimensions: [{ Name: 'RuleName', Value: name }] }, Period: period, Stat: 'Sum' } }));
   watchLive(W, () => [call('rule', EV, 'DescribeRule', { Name: name, EventBusName: bus }), call('targets', EV, 'ListTargetsByRule', { Rule: name, EventBusName: bus }),
-    call('data', CW, 'GetMetricData', { MetricDataQueries: q }, win)]);
+    call('data', CW, 'GetMetricData', { MetricDataQueries: q }, win), call('deliveries', BERTH, 'ListRuleDeliveries', { EventBusName: bus, Rule: name })]);
   page(`<h1>Rule ${esc(name)} <span class="muted">on ${esc(bus)}</span></h1>`, () => {
     if (loading(W, 'rule')) return '<p class="muted">Loading…</p>';
     if (W.e.rule) return errBox(W, 'rule');
@@ -882,14 +926,30 @@ function viewEventRule(bus, name) {
     const ts = (W.r.targets || {}).Targets || [];
     let pattern = r.EventPattern || '';
     try { pattern = JSON.stringify(JSON.parse(pattern), null, 2); } catch (e) { /* as stored */ }
-    return errBox(W, 'targets', 'data') + `<div class="cards"><div class="card"><div class="k">State</div><div class="v">${badge(r.State)}</div></div>${r.ScheduleExpression ? `<div class="card"><div class="k">Schedule</div><div class="v sm"><code>${esc(r.ScheduleExpression)}</code></div></div>` : ''}</div>` +
+    return errBox(W, 'targets', 'data', 'deliveries') + `<div class="cards"><div class="card"><div class="k">State</div><div class="v">${badge(r.State)}</div></div>${r.ScheduleExpression ? `<div class="card"><div class="k">Schedule</div><div class="v sm"><code>${esc(r.ScheduleExpression)}</code></div></div>` : ''}</div>` +
       (pattern ? `<h2>Event pattern</h2><pre id="pattern">${esc(pattern)}</pre>` : '') +
       `<h2>Targets</h2>${ts.length ? `<table id="ruletargets"><thead><tr><th>Id</th><th>Target</th><th>Input</th><th>Retry / dead-letter</th></tr></thead><tbody>` +
         ts.map((t) => `<tr><td>${esc(t.Id)}</td><td><code>${esc(t.Arn)}</code>${t.EcsParameters ? `<br><span class="muted">task ${esc(last(t.EcsParameters.TaskDefinitionArn))} ×${esc(t.EcsParameters.TaskCount || 1)}</span>` : ''}</td>` +
           `<td><code>${esc(t.Input || t.InputPath || (t.InputTransformer ? t.InputTransformer.InputTemplate : '') || 'the event')}</code></td><td>${t.RetryPolicy ? `${esc(t.RetryPolicy.MaximumRetryAttempts ?? '')} retries, ${esc(t.RetryPolicy.MaximumEventAgeInSeconds ?? '')} s` : 'default'}${t.DeadLetterConfig ? `<br>${esc(t.DeadLetterConfig.Arn)}` : ''}</td></tr>`).join('') + '</tbody></table>' : '<p class="muted">No targets.</p>'}` +
-      `<h2>Deliveries</h2><p class="muted">Berth keeps no log of single deliveries (an event leaves its outbox once every target was invoked); these are the rule's AWS/Events metrics per minute.</p>` +
+      `<h2>Recent deliveries</h2>` + deliveriesHTML(W) +
+      `<h3>Per minute <span class="muted">(the rule's AWS/Events metrics)</span></h3>` +
       lineChart(metricSeries(W.r.data), { id: 'rulechart', width: 900, height: 240, from: Date.now() - win * 1000, to: Date.now(), unit: 'per minute' });
   });
+}
+
+// deliveriesHTML lists a rule's delivery records (Berth's own read
+// ListRuleDeliveries): every attempt to invoke a target, newest first.
+function deliveriesHTML(W) {
+  if (!W.r.deliveries) return W.e.deliveries ? '' : '<p class="muted">Loading…</p>';
+  const ds = W.r.deliveries.Deliveries || [];
+  if (!ds.length) return '<p class="muted" id="deliveries">No deliveries yet.</p>';
+  const iso = (t) => String(t || '').replace('T', ' ').replace(/(\.\d{3})\d*Z$/, '$1Z');
+  const msf = (v) => (v === undefined || v === null ? '' : v < 10 ? v.toFixed(1) : Math.round(v));
+  return `<p class="muted">Every attempt to invoke a target, newest first (${ds.length} shown; Berth keeps the newest 100 per rule). Duration: the invocation; latency: from the event's acceptance to the attempt's end.</p>` +
+    `<table id="deliveries"><thead><tr><th>Time</th><th>Event</th><th>Target</th><th>Outcome</th><th class="num">Attempt</th><th class="num">Duration ms</th><th class="num">Latency ms</th><th>Error</th></tr></thead><tbody>` +
+    ds.map((d) => `<tr data-outcome="${esc(d.outcome)}"><td>${esc(iso(d.time))}</td><td><code>${esc(d.eventId)}</code></td><td title="${esc(d.targetArn)}">${esc(d.targetId)}</td><td>${badge(d.outcome)}</td>` +
+      `<td class="num">${esc(d.attempt)}</td><td class="num">${msf(d.durationMs)}</td><td class="num">${msf(d.sinceAcceptedMs)}</td>` +
+      `<td>${esc(d.error || '')}${d.nextAttempt ? `<br><span class="muted">next attempt ${esc(iso(d.nextAttempt))}</span>` : ''}</td></tr>`).join('') + '</tbody></table>';
 }
 
 // --- routing -----------------------------------------------------------------------
@@ -917,7 +977,7 @@ async function route() {
     if (parts[0] === 'scaling') return viewScaling();
     if (parts[0] === 'events' && parts[1] && parts[2]) return viewEventRule(parts[1], parts[2]);
     if (parts[0] === 'events') return viewEventBuses();
-    return await viewClusters();
+    return viewClusters();
   } catch (e) {
     if (e.code === '401' || e.code === 'SessionExpired') return;
     main.innerHTML = `<p class="error">${esc(e.code || 'Error')}: ${esc(e.message)}</p>`;
