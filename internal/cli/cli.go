@@ -26,6 +26,7 @@ import (
 	"github.com/berthdev/berth/internal/daemon"
 	"github.com/berthdev/berth/internal/dockerdriver"
 	"github.com/berthdev/berth/internal/ecs"
+	"github.com/berthdev/berth/internal/ecs/instancemon"
 	"github.com/berthdev/berth/internal/iam"
 	"github.com/berthdev/berth/internal/store"
 	"github.com/berthdev/berth/internal/taskrun"
@@ -162,7 +163,7 @@ func (f *serverFlags) register(fs *flag.FlagSet, mode string) {
 	fs.Int64Var(&f.auditMaxBytes, "audit-max-bytes", audit.DefaultMaxBytes, "the most the audit trail may hold in the store, in bytes; the oldest records are deleted past it")
 	fs.DurationVar(&f.metricsPeriod, "metrics-period", time.Minute, "how often the ECS metrics (AWS/ECS, ECS/ContainerInsights) are published; ECS's is 1m, shorter scales faster")
 	fs.DurationVar(&f.disconnectGrace, "disconnect-grace", ecs.DefaultDisconnectGrace, "how long a container instance's agent may be disconnected before its service tasks are started elsewhere (the old ones keep running until the agent returns)")
-	fs.DurationVar(&f.instanceLostAfter, "instance-lost-after", ecs.DefaultLostAfter, "how long a container instance's agent may be disconnected before its tasks are written STOPPED (TerminationNotice); 0: never, as ECS (deregister the instance with --force instead)")
+	fs.DurationVar(&f.instanceLostAfter, "instance-lost-after", instancemon.DefaultLostAfter, "how long a container instance's agent may be disconnected before its tasks are written STOPPED (TerminationNotice); 0: never, as ECS (deregister the instance with --force instead)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.elbListenHost, "elb-listen-host", "127.0.0.1", "the address every ELBv2 load balancer listener listens on (docs/load-balancing.md)")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "", "also serve GET /metrics (Prometheus, no authentication) on this address; /metrics is always on --listen")

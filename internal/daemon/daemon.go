@@ -34,6 +34,8 @@ import (
 	"github.com/berthdev/berth/internal/console"
 	"github.com/berthdev/berth/internal/ecr"
 	"github.com/berthdev/berth/internal/ecs"
+	"github.com/berthdev/berth/internal/ecs/instancemon"
+	"github.com/berthdev/berth/internal/ecs/taskgc"
 	"github.com/berthdev/berth/internal/ecsmetrics"
 	"github.com/berthdev/berth/internal/elbv2"
 	"github.com/berthdev/berth/internal/errs"
@@ -105,7 +107,7 @@ type Config struct {
 	DisconnectGrace time.Duration
 	// InstanceLostAfter is how long a container instance's agent may be
 	// disconnected before its tasks are written STOPPED; default
-	// ecs.DefaultLostAfter, negative: never (docs/agent.md).
+	// instancemon.DefaultLostAfter, negative: never (docs/agent.md).
 	InstanceLostAfter time.Duration
 	// TLSCertFile and TLSKeyFile are a certificate the API port presents
 	// to HTTPS clients instead of the one Berth's CA issues (agents always
@@ -288,13 +290,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	ecsSvc := ecs.New(st, ecs.Config{Region: cfg.Region, Account: cfg.Account, Endpoint: func() string { return s.Endpoint() }}, log.With("component", "ecs"))
 	ecsSvc.SetSecretSealer(box) // agent secrets sealed in the store
 	s.ecs = ecsSvc
-	s.goRun(func() { ecsSvc.RunTaskGC(runCtx, cfg.TaskRetention) })
+	gc := taskgc.New(st, taskgc.Config{Retention: cfg.TaskRetention, InstancePurged: ecsSvc.InstancePurged, Log: log.With("component", "ecs")})
+	s.goRun(func() { gc.Run(runCtx) })
 	s.goRun(func() {
 		ecsSvc.RunServiceController(runCtx, ecs.ServiceControllerConfig{Observer: prom, DisconnectGrace: cfg.DisconnectGrace})
 	})
-	s.goRun(func() {
-		ecsSvc.RunLostInstanceMonitor(runCtx, ecs.LostInstanceConfig{LostAfter: cfg.InstanceLostAfter})
-	})
+	lostMon := instancemon.New(st, instancemon.Config{LostAfter: cfg.InstanceLostAfter, Log: log.With("component", "ecs")})
+	s.goRun(func() { lostMon.Run(runCtx) })
 	reg := registry.New(registry.Config{Store: st, Blobs: blobs, Account: cfg.Account, Log: log.With("component", "registry"), Owns: claim.Held})
 	reg.SetSecretSealer(box) // its token key sealed in the store
 	s.goRun(func() { reg.Run(runCtx) })

@@ -133,7 +133,7 @@ type AgentCredential struct {
 
 // agentCredCache remembers agent credentials read from the store. A
 // credential never changes once made and is removed only with its
-// instance, when the garbage collector purges it (purge.go): that server
+// instance, when the garbage collector purges it (package taskgc): that server
 // drops its entry then; another server drops it when the credential's
 // instance record is found gone (OpenAssignments).
 type agentCredCache struct {
@@ -208,4 +208,12 @@ func (s *Service) forgetAgentCredential(accessKey string) {
 	s.creds.mu.Lock()
 	delete(s.creds.m, accessKey)
 	s.creds.mu.Unlock()
+}
+
+// InstancePurged drops what this server keeps in memory of a container
+// instance the garbage collector purged (package taskgc): its agent's
+// cached credential and last heartbeat.
+func (s *Service) InstancePurged(instanceID, accessKey string) {
+	s.forgetAgentCredential(accessKey)
+	s.seen.Delete(instanceID)
 }

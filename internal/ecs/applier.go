@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/berthdev/berth/internal/api/ecsapi"
+	"github.com/berthdev/berth/internal/ecs/ecsstate"
 	"github.com/berthdev/berth/internal/errs"
 	"github.com/berthdev/berth/internal/placement"
 	"github.com/berthdev/berth/internal/store"
@@ -54,7 +55,7 @@ func (s *Service) maxTxnOps() int { return store.MaxTxnOps(s.st) }
 // operations (task, assignment, group index entry) and one compare (task
 // absent), and each instance it is the first on one more of each (record,
 // ModRevision).
-func (s *Service) maxBatchTasks() int { return s.maxTxnOps() / 4 }
+func (s *Service) maxBatchTasks() int { return ecsstate.MaxBatchTasks(s.st) }
 
 // placedTask is a task ready to commit: its record, with the instance
 // chosen, and what it needs from the instance.

@@ -13,6 +13,7 @@ import (
 	"github.com/berthdev/berth/internal/arn"
 	"github.com/berthdev/berth/internal/capacityprovider"
 	"github.com/berthdev/berth/internal/deploy"
+	"github.com/berthdev/berth/internal/ecs/ecsstate"
 	"github.com/berthdev/berth/internal/errs"
 	"github.com/berthdev/berth/internal/placement"
 	"github.com/berthdev/berth/internal/store"
@@ -73,9 +74,7 @@ type providerRecord struct {
 
 // asgLaunch is a service's Auto Scaling group provider strategy
 // (serviceRecord.ASG).
-type asgLaunch struct {
-	Strategy []ecsapi.CapacityProviderStrategyItem `json:"strategy"`
-}
+type asgLaunch = ecsstate.ASGLaunch
 
 // asgPin is the provider a task of an ASG strategy goes to, and its pool.
 type asgPin struct{ Provider, Pool string }

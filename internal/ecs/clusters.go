@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/berthdev/berth/internal/api/ecsapi"
 	"github.com/berthdev/berth/internal/arn"
@@ -16,37 +15,8 @@ import (
 	"github.com/berthdev/berth/internal/store"
 )
 
-// Store layout of ECS resources. Later issues write the services,
-// container instances and tasks under these prefixes; the cluster counters
-// and DeleteCluster's checks read them.
-const (
-	keyClusters  = "/berth/ecs/clusters/"  // + name
-	keyServices  = "/berth/ecs/services/"  // + cluster + "/" + name
-	keyInstances = "/berth/ecs/instances/" // + cluster + "/" + id
-	keyTasks     = "/berth/ecs/tasks/"     // + cluster + "/" + id
-)
-
 // DefaultCluster is the cluster used when a request names none.
 const DefaultCluster = "default"
-
-// clusterRecord is a cluster as stored.
-type clusterRecord struct {
-	Name                   string                                `json:"name"`
-	ARN                    string                                `json:"arn"`
-	Status                 string                                `json:"status"` // ACTIVE | INACTIVE
-	CreatedAt              time.Time                             `json:"createdAt"`
-	Settings               []ecsapi.ClusterSetting               `json:"settings,omitempty"`
-	Configuration          *ecsapi.ClusterConfiguration          `json:"configuration,omitempty"`
-	Tags                   []ecsapi.Tag                          `json:"tags,omitempty"`
-	ServiceConnectDefaults *ecsapi.ClusterServiceConnectDefaults `json:"serviceConnectDefaults,omitempty"`
-	// CapacityProviders and DefaultStrategy: capacityproviders.go.
-	CapacityProviders []string                              `json:"capacityProviders,omitempty"`
-	DefaultStrategy   []ecsapi.CapacityProviderStrategyItem `json:"defaultCapacityProviderStrategy,omitempty"`
-	// InactiveAt is when DeleteCluster marked the cluster INACTIVE; the
-	// garbage collector purges it retention later once nothing is left
-	// under it (taskgc.go).
-	InactiveAt *time.Time `json:"inactiveAt,omitempty"`
-}
 
 var clusterNameRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,255}$`)
 

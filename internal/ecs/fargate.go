@@ -50,18 +50,6 @@ const (
 	reasonFargateCapacity = "Capacity is unavailable at this time. Please try again later or in a different availability zone"
 )
 
-// fargateLaunch is what a FARGATE task or service carries beyond an EC2
-// one.
-type fargateLaunch struct {
-	PlatformVersion  string                       `json:"platformVersion"`
-	PlatformFamily   string                       `json:"platformFamily"`
-	Network          *ecsapi.NetworkConfiguration `json:"networkConfiguration,omitempty"`
-	CapacityProvider string                       `json:"capacityProvider,omitempty"`
-	// Strategy is a service's capacity provider strategy (not set on
-	// tasks).
-	Strategy []ecsapi.CapacityProviderStrategyItem `json:"strategy,omitempty"`
-}
-
 // isFargateLaunch reports whether a request's launch type is FARGATE.
 func isFargateLaunch(lt *ecsapi.LaunchType) bool { return deref(lt) == ecsapi.LaunchTypeFargate }
 

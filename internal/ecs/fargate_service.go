@@ -125,7 +125,7 @@ func checkServiceTaskDef(r *serviceRecord, td *ecsapi.TaskDefinition) error {
 }
 
 // launchInput fills a service task's launch fields.
-func (r *serviceRecord) launchInput(in *taskInput) {
+func launchInput(r *serviceRecord, in *taskInput) {
 	if r.Fargate == nil {
 		return
 	}

@@ -18,7 +18,7 @@ import (
 )
 
 // Container instance APIs over instanceRecord. The records are created by
-// JoinInstance (agentgw.go); this file describes, lists, drains,
+// JoinInstance (agentjoin.go); this file describes, lists, drains,
 // deregisters and labels them. docs/tasks.md has the behaviours.
 
 // Reasons of the errors of this file and of tasks.go that MapError does not

@@ -49,7 +49,7 @@ type Service struct {
 	// this server holds for it (*streamHandle), so that deregistering the
 	// instance closes it and the agent, reconnecting, learns it is refused.
 	streams sync.Map
-	// tdCache holds the task definitions of assignments (agentgw.go).
+	// tdCache holds the task definitions of assignments (agentassign.go).
 	tdCache assignmentTaskDefs
 	// registryAuth returns pull credentials for an image in Berth's own
 	// registry (ok false for images elsewhere); nil: none.

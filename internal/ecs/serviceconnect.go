@@ -61,16 +61,6 @@ const scListenBase = 15000
 // container, as on ECS.
 const ProxyContainerPrefix = "ecs-service-connect-"
 
-// scDeployment is a deployment's resolved Service Connect configuration.
-type scDeployment struct {
-	// Config is the configuration as DescribeServices shows it: defaults
-	// filled in, the namespace as its ARN.
-	Config        ecsapi.ServiceConnectConfiguration     `json:"config"`
-	NamespaceID   string                                 `json:"namespaceId"`
-	NamespaceName string                                 `json:"namespaceName"`
-	Resources     []ecsapi.ServiceConnectServiceResource `json:"resources,omitempty"`
-}
-
 // scAlias is one client alias claimed in a namespace.
 type scAlias struct {
 	DNSName       string `json:"dnsName"`
@@ -571,35 +561,6 @@ func scEqual(a *scDeployment, b *scDeployment) bool {
 	return jsonEqual(a.Config, b.Config)
 }
 
-// primarySC is the Service Connect configuration of the service's primary
-// deployment (nil without).
-func (r *serviceRecord) primarySC() *scDeployment {
-	if len(r.Deployments) == 0 {
-		return nil
-	}
-	return r.SCDeployments[r.Deployments[0].ID]
-}
-
-// setDeploymentSC records a new deployment's configuration and forgets
-// those of deployments that are gone.
-func (r *serviceRecord) setDeploymentSC(id string, d *scDeployment) {
-	keep := map[string]*scDeployment{}
-	for _, dep := range r.Deployments {
-		if v := r.SCDeployments[dep.ID]; v != nil {
-			keep[dep.ID] = v
-		}
-	}
-	if d != nil {
-		keep[id] = d
-	} else {
-		delete(keep, id)
-	}
-	if len(keep) == 0 {
-		keep = nil
-	}
-	r.SCDeployments = keep
-}
-
 // updatedServiceConnect resolves the Service Connect configuration an
 // UpdateService asks for: the new one when given, else the current one
 // checked against a new task definition. changed false: keep the current.
@@ -614,7 +575,7 @@ func (s *Service) updatedServiceConnect(ctx context.Context, cluster, name strin
 	if err != nil {
 		return nil, false, err
 	}
-	cur := r.primarySC()
+	cur := r.PrimarySC()
 	if in == nil {
 		if cur == nil {
 			return nil, false, nil

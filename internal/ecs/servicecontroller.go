@@ -11,6 +11,7 @@ import (
 
 	"github.com/berthdev/berth/internal/api/ecsapi"
 	"github.com/berthdev/berth/internal/deploy"
+	"github.com/berthdev/berth/internal/ecs/ecsstate"
 	"github.com/berthdev/berth/internal/errs"
 	"github.com/berthdev/berth/internal/placement"
 	"github.com/berthdev/berth/internal/store"
@@ -37,7 +38,7 @@ type ServiceControllerConfig struct {
 	// DisconnectGrace is how long an instance's agent may be disconnected
 	// before the instance is unreachable: its service tasks are then
 	// started elsewhere (the old ones are left running), and it is no
-	// longer eligible for DAEMON tasks (lostinstances.go). Default
+	// longer eligible for DAEMON tasks (ecsstate.DecideReachable). Default
 	// DefaultDisconnectGrace.
 	DisconnectGrace time.Duration
 	// Observer is told about the controller's work (metrics); nil: none.
@@ -73,14 +74,27 @@ var defaultServiceStrategies = []placement.Strategy{
 	{Type: placement.Spread, Field: placement.FieldInstanceID},
 }
 
+// The controller's steps, in the order a pass takes them (each a function
+// with its input and output; the pure ones take `now` and touch no store):
+//
+//	run            loop: wait for a change, the resync or a back-off; coalesce (coalesceWait); pass; report (observePass)
+//	pass           list the services (groupServices, pure), reconcile each cluster, keep the soonest back-off
+//	reconcileCluster  read the cluster once; reachability (presenceOf, ecsstate.DecideReachable: pure);
+//	               the services' tasks (tasksByService, pure); Fargate hosts; reconcile its services in parallel
+//	reconcileService  decide on the listed record; act on it, or on the record read again when the decision moves tasks
+//	decide         placement rules (serviceRules), DAEMON eligibility, target health;
+//	               the decision's input (deployInput, pure) and deploy.Decide
+//	act            stop (stopTasks), start (startTasks), write back (applyDecision, pure; writeService)
+//	start          the task spec (serviceTaskInput, pure); place all (placeAll: placeBatch per transaction,
+//	               planBatch pure but for the random spread; refreshSnapshot on contention); the outcome's event
 type serviceController struct {
 	s   *Service
 	cfg ServiceControllerConfig
 	rng *rand.Rand
-	// reach times each instance's disconnections (decideReachable), per
+	// reach times each instance's disconnections (ecsstate.DecideReachable), per
 	// cluster; mu guards it.
 	mu    sync.Mutex
-	reach map[string]reachClock
+	reach map[string]ecsstate.ReachClock
 	// started counts the tasks passes have started.
 	started atomic.Int64
 	// failing rate-limits error logs.
@@ -89,6 +103,11 @@ type serviceController struct {
 
 // RunServiceController runs the service controller until ctx ends.
 func (s *Service) RunServiceController(ctx context.Context, cfg ServiceControllerConfig) {
+	newServiceController(s, cfg).run(ctx)
+}
+
+// newServiceController applies cfg's defaults.
+func newServiceController(s *Service, cfg ServiceControllerConfig) *serviceController {
 	if cfg.Resync <= 0 {
 		cfg.Resync = 2 * time.Second
 	}
@@ -98,10 +117,15 @@ func (s *Service) RunServiceController(ctx context.Context, cfg ServiceControlle
 	if cfg.Observer == nil {
 		cfg.Observer = nopSchedulerObserver{}
 	}
-	c := &serviceController{s: s, cfg: cfg, rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), reach: map[string]reachClock{}}
+	return &serviceController{s: s, cfg: cfg, rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), reach: map[string]ecsstate.ReachClock{}}
+}
+
+// run passes on every change under /berth/ecs/ (but skipForServices),
+// every Resync, and when a service asked to be looked at again.
+func (c *serviceController) run(ctx context.Context) {
 	kick := make(chan struct{}, 1)
-	go kickOnChange(ctx, s.st, "/berth/ecs/", skipForServices, kick)
-	tick := time.NewTicker(cfg.Resync)
+	go ecsstate.KickOnChange(ctx, c.s.st, "/berth/ecs/", skipForServices, kick)
+	tick := time.NewTicker(c.cfg.Resync)
 	defer tick.Stop()
 	var retry <-chan time.Time
 	var lastPass time.Duration
@@ -114,20 +138,10 @@ func (s *Service) RunServiceController(ctx context.Context, cfg ServiceControlle
 		case <-tick.C:
 		case <-retry:
 		}
-		// Coalesce a burst of changes into one pass: wait 20 ms after a
-		// pass that started tasks (services created meanwhile wait for
-		// the next pass: go on placing), otherwise half as long as the
-		// last pass took (at most 500 ms), so that a busy cluster, where
-		// every task report is a change, does not spend all its time
-		// re-reading itself.
-		wait := 20 * time.Millisecond
-		if !placed {
-			wait = min(max(wait, lastPass/2), 500*time.Millisecond)
-		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(wait):
+		case <-time.After(coalesceWait(placed, lastPass)):
 		}
 		select {
 		case <-kick:
@@ -138,26 +152,46 @@ func (s *Service) RunServiceController(ctx context.Context, cfg ServiceControlle
 		after, err := c.pass(ctx)
 		lastPass = time.Since(t0)
 		placed = c.started.Load() != before
-		if ctx.Err() == nil {
-			cfg.Observer.ServicePass(lastPass, err)
-		}
-		s.log.Debug("service controller pass", "took", lastPass)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			if !c.failing {
-				s.log.Warn("service controller pass failed", "err", err)
-			}
-			c.failing = true
-		case err == nil:
-			if c.failing {
-				s.log.Info("service controller recovered")
-			}
-			c.failing = false
-		}
+		c.observePass(ctx, lastPass, err)
 		retry = nil
 		if after > 0 {
 			retry = time.After(after)
 		}
+	}
+}
+
+// coalesceWait is how long a pass waits after its trigger so that a burst
+// of changes makes one pass: 20 ms after a pass that started tasks
+// (services created meanwhile wait for the next pass: go on placing),
+// otherwise half as long as the last pass took (at most 500 ms), so that a
+// busy cluster, where every task report is a change, does not spend all
+// its time re-reading itself.
+func coalesceWait(placed bool, lastPass time.Duration) time.Duration {
+	wait := 20 * time.Millisecond
+	if !placed {
+		wait = min(max(wait, lastPass/2), 500*time.Millisecond)
+	}
+	return wait
+}
+
+// observePass tells the observer about a pass and logs a failure once
+// until a pass succeeds again.
+func (c *serviceController) observePass(ctx context.Context, took time.Duration, err error) {
+	if ctx.Err() == nil {
+		c.cfg.Observer.ServicePass(took, err)
+	}
+	c.s.log.Debug("service controller pass", "took", took)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		if !c.failing {
+			c.s.log.Warn("service controller pass failed", "err", err)
+		}
+		c.failing = true
+	case err == nil:
+		if c.failing {
+			c.s.log.Info("service controller recovered")
+		}
+		c.failing = false
 	}
 }
 
@@ -168,36 +202,6 @@ func skipForServices(key string) bool {
 	return strings.HasPrefix(key, keyAssign) || strings.HasPrefix(key, keyClientTokens)
 }
 
-// kickOnChange sends on kick (without blocking) whenever a key under
-// prefix changes, except keys skip (when set) reports; it re-opens the
-// watch after errors, with back-off, until ctx ends.
-func kickOnChange(ctx context.Context, st store.Store, prefix string, skip func(string) bool, kick chan<- struct{}) {
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		for wr := range st.Watch(ctx, prefix, 0) {
-			if wr.Err != nil {
-				break
-			}
-			backoff = 100 * time.Millisecond
-			for _, e := range wr.Events {
-				if skip != nil && skip(e.KV.Key) {
-					continue
-				}
-				select {
-				case kick <- struct{}{}:
-				default:
-				}
-				break
-			}
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff + time.Duration(rand.Int64N(int64(backoff)))):
-		}
-		backoff = min(backoff*2, 5*time.Second)
-	}
-}
-
 // pass reconciles every service once. It returns how soon a service
 // asked to be looked at again (back-off), 0 for the next resync.
 func (c *serviceController) pass(ctx context.Context) (time.Duration, error) {
@@ -205,9 +209,31 @@ func (c *serviceController) pass(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	byCluster := map[string][]listedService{}
-	var order []string
-	for _, kv := range res.KVs {
+	order, byCluster := groupServices(res.KVs)
+	var next time.Duration
+	var firstErr error
+	for _, cluster := range order {
+		after, err := c.reconcileCluster(ctx, cluster, byCluster[cluster])
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+		next = soonest(next, after)
+	}
+	return next, firstErr
+}
+
+// listedService is a service record as a pass listed it.
+type listedService struct {
+	name string
+	rec  serviceRecord
+	rev  int64
+}
+
+// groupServices groups the listed service records that are not INACTIVE
+// by cluster, clusters in the order first seen.
+func groupServices(kvs []store.KV) (order []string, byCluster map[string][]listedService) {
+	byCluster = map[string][]listedService{}
+	for _, kv := range kvs {
 		var r serviceRecord
 		if json.Unmarshal(kv.Value, &r) != nil || r.Status == deploy.ServiceInactive {
 			continue
@@ -221,57 +247,76 @@ func (c *serviceController) pass(ctx context.Context) (time.Duration, error) {
 		}
 		byCluster[cluster] = append(byCluster[cluster], listedService{name: name, rec: r, rev: kv.ModRevision})
 	}
-	var next time.Duration
-	var firstErr error
-	for _, cluster := range order {
-		after, err := c.reconcileCluster(ctx, cluster, byCluster[cluster])
-		if err != nil && firstErr == nil {
-			firstErr = err
-		}
-		if after > 0 && (next == 0 || after < next) {
-			next = after
-		}
+	return order, byCluster
+}
+
+// soonest is the sooner of two back-offs, 0 meaning none.
+func soonest(a, b time.Duration) time.Duration {
+	if b > 0 && (a == 0 || b < a) {
+		return b
 	}
-	return next, firstErr
+	return a
 }
 
-// listedService is a service record as a pass listed it.
-type listedService struct {
-	name string
-	rec  serviceRecord
-	rev  int64
-}
-
+// reconcileCluster reconciles the services of one cluster on one read of
+// the cluster.
 func (c *serviceController) reconcileCluster(ctx context.Context, cluster string, services []listedService) (time.Duration, error) {
 	snap, err := c.s.readSnapshot(ctx, cluster, true)
 	if err != nil {
 		return 0, err
 	}
 	now := c.s.now().UTC()
-	view := make([]instancePresence, 0, len(snap.instances))
-	for _, v := range snap.instances {
-		view = append(view, instancePresence{ID: v.rec.ID, Cluster: v.rec.Cluster, Status: v.rec.Status, Connected: v.connected})
-	}
-	c.mu.Lock()
-	var unreachable map[string]bool
-	var wake time.Duration
-	c.reach[cluster], unreachable, wake = decideReachable(view, c.reach[cluster], now, c.cfg.DisconnectGrace)
-	c.mu.Unlock()
-	tasksByGroup := map[string][]taskRecord{}
-	for _, t := range snap.all {
-		if !strings.HasPrefix(t.Group, "service:") || !strings.HasPrefix(t.StartedBy, "ecs-svc/") {
-			continue
-		}
-		tasksByGroup[t.Group] = append(tasksByGroup[t.Group], t)
-	}
+	unreachable, wake := c.reachability(cluster, snap, now)
+	tasksByGroup := tasksByService(snap.all)
 	snap.all = nil
 	cp := &clusterPass{cluster: cluster, snap: snap}
 	if err := c.s.fargatePass(ctx, cp, services); err != nil {
 		return 0, err
 	}
+	next, err := c.reconcileServices(ctx, cp, services, tasksByGroup, unreachable, now)
+	return soonest(wake, next), err // look again when an instance's reachability changes
+}
+
+// reachability advances the cluster's reachability clock on snap: the
+// instances unreachable now, and when that next changes.
+func (c *serviceController) reachability(cluster string, snap *clusterSnapshot, now time.Time) (map[string]bool, time.Duration) {
+	view := presenceOf(snap)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var unreachable map[string]bool
+	var wake time.Duration
+	c.reach[cluster], unreachable, wake = ecsstate.DecideReachable(view, c.reach[cluster], now, c.cfg.DisconnectGrace)
+	return unreachable, wake
+}
+
+// presenceOf is the presence of a snapshot's instances.
+func presenceOf(snap *clusterSnapshot) []ecsstate.InstancePresence {
+	view := make([]ecsstate.InstancePresence, 0, len(snap.instances))
+	for _, v := range snap.instances {
+		view = append(view, ecsstate.InstancePresence{ID: v.rec.ID, Cluster: v.rec.Cluster, Status: v.rec.Status, Connected: v.connected})
+	}
+	return view
+}
+
+// tasksByService groups the tasks that services started by their group
+// ("service:<name>").
+func tasksByService(all []taskRecord) map[string][]taskRecord {
+	byGroup := map[string][]taskRecord{}
+	for _, t := range all {
+		if !strings.HasPrefix(t.Group, "service:") || !strings.HasPrefix(t.StartedBy, "ecs-svc/") {
+			continue
+		}
+		byGroup[t.Group] = append(byGroup[t.Group], t)
+	}
+	return byGroup
+}
+
+// reconcileServices reconciles a cluster's services, serviceWorkers at a
+// time; it returns the soonest back-off asked for and the first error.
+func (c *serviceController) reconcileServices(ctx context.Context, cp *clusterPass, services []listedService, tasksByGroup map[string][]taskRecord, unreachable map[string]bool, now time.Time) (time.Duration, error) {
 	var (
 		mu       sync.Mutex
-		next     = wake // look again when an instance's reachability changes
+		next     time.Duration
 		firstErr error
 		wg       sync.WaitGroup
 	)
@@ -281,17 +326,15 @@ func (c *serviceController) reconcileCluster(ctx context.Context, cluster string
 		go func() {
 			defer wg.Done()
 			for ls := range work {
-				after, err := c.reconcileService(ctx, cluster, ls, cp, tasksByGroup["service:"+ls.name], unreachable, now)
+				after, err := c.reconcileService(ctx, cp.cluster, ls, cp, tasksByGroup["service:"+ls.name], unreachable, now)
 				if err != nil {
-					c.s.log.Debug("service reconcile failed", "cluster", cluster, "service", ls.name, "err", err)
+					c.s.log.Debug("service reconcile failed", "cluster", cp.cluster, "service", ls.name, "err", err)
 				}
 				mu.Lock()
 				if err != nil && firstErr == nil {
 					firstErr = err
 				}
-				if after > 0 && (next == 0 || after < next) {
-					next = after
-				}
+				next = soonest(next, after)
 				mu.Unlock()
 			}
 		}()
@@ -380,6 +423,39 @@ func (c *serviceController) decide(ctx context.Context, cluster string, rp *serv
 	if err != nil {
 		return deploy.Decision{}, nil, nil, err
 	}
+	eligReq := c.daemonEligibility(ctx, cluster, &r, cons)
+	lbTargets, lbStates, err := c.serviceTargetHealth(ctx, &r, cp, tasks)
+	if err != nil {
+		return deploy.Decision{}, nil, nil, err
+	}
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	in := deployInput(&r, strat, eligReq, cp.snap.instances, cp.fargateInstances(), tasks, unreachable, now, newDeploymentID())
+	providerDeployInput(&r, &in, tasks) // asgproviders.go
+	return decideWithTargets(in, r.LoadBalancers, lbTargets, lbStates), cons, strat, nil
+}
+
+// daemonEligibility is what makes an instance eligible for a DAEMON
+// service's tasks: its task definition's required attributes and the
+// service's constraints; nil for other services (or when the task
+// definition cannot be read).
+func (c *serviceController) daemonEligibility(ctx context.Context, cluster string, r *serviceRecord, cons []placement.Constraint) *placement.Request {
+	if r.SchedulingStrategy != deploy.Daemon || len(r.Deployments) == 0 {
+		return nil
+	}
+	spec, err := c.s.buildSpec(ctx, cluster, taskInput{taskDefinition: r.Deployments[0].TaskDefinition})
+	if err != nil {
+		return nil
+	}
+	tdc, _ := placement.TaskDefinitionConstraintsFromWire(spec.td.PlacementConstraints)
+	return &placement.Request{RequiredAttributes: spec.req.RequiredAttributes, Constraints: append(tdc, cons...)}
+}
+
+// deployInput is deploy.Decide's input for service r: the service, its
+// tasks, the cluster's instances (with their eligibility for a DAEMON
+// service when eligReq is set) and Fargate hosts, at now; newDepID names a
+// deployment the decision may start. Pure.
+func deployInput(r *serviceRecord, strat []placement.Strategy, eligReq *placement.Request, instances []*instanceView, fargate []deploy.Instance, tasks []taskRecord, unreachable map[string]bool, now time.Time, newDepID string) deploy.Input {
 	in := deploy.Input{
 		Service: deploy.Service{
 			Name: r.Name, Status: r.Status, Scheduling: r.SchedulingStrategy, DesiredCount: int(r.DesiredCount),
@@ -392,27 +468,12 @@ func (c *serviceController) decide(ctx context.Context, cluster string, rp *serv
 		},
 		Deployments:     r.Deployments,
 		Now:             now,
-		NewDeploymentID: newDeploymentID(),
+		NewDeploymentID: newDepID,
 	}
 	for _, st := range strat {
 		in.Service.Strategies = append(in.Service.Strategies, deploy.Strategy{Type: string(st.Type), Field: st.Field})
 	}
-	// Eligibility of instances for a DAEMON service: the task definition's
-	// required attributes and the service's constraints.
-	var eligReq *placement.Request
-	if r.SchedulingStrategy == deploy.Daemon && len(r.Deployments) > 0 {
-		if spec, err := c.s.buildSpec(ctx, cluster, taskInput{taskDefinition: r.Deployments[0].TaskDefinition}); err == nil {
-			tdc, _ := placement.TaskDefinitionConstraintsFromWire(spec.td.PlacementConstraints)
-			eligReq = &placement.Request{RequiredAttributes: spec.req.RequiredAttributes, Constraints: append(tdc, cons...)}
-		}
-	}
-	lbTargets, lbStates, err := c.serviceTargetHealth(ctx, &r, cp, tasks)
-	if err != nil {
-		return deploy.Decision{}, nil, nil, err
-	}
-	cp.mu.Lock()
-	defer cp.mu.Unlock()
-	for _, v := range cp.snap.instances {
+	for _, v := range instances {
 		pi := v.placementInstance()
 		inst := deploy.Instance{
 			ID: v.rec.ID, EC2InstanceID: v.rec.Ec2InstanceID, Status: v.rec.Status, Connected: v.connected,
@@ -430,7 +491,7 @@ func (c *serviceController) decide(ctx context.Context, cluster string, rp *serv
 		}
 		in.Instances = append(in.Instances, inst)
 	}
-	in.Instances = append(in.Instances, cp.fargateInstances()...)
+	in.Instances = append(in.Instances, fargate...)
 	for _, t := range tasks {
 		in.Tasks = append(in.Tasks, deploy.Task{
 			ID: t.ID, DeploymentID: t.StartedBy, InstanceID: t.InstanceID, LastStatus: t.LastStatus,
@@ -438,25 +499,50 @@ func (c *serviceController) decide(ctx context.Context, cluster string, rp *serv
 			StartedAt: t.StartedAt, StoppingAt: t.StoppingAt, StoppedAt: t.StoppedAt,
 		})
 	}
-	providerDeployInput(&r, &in, tasks) // asgproviders.go
-	return decideWithTargets(in, r.LoadBalancers, lbTargets, lbStates), cons, strat, nil
+	return in
 }
 
 // act carries out a decision on service r (read at revision rev): stops,
 // starts, and the write-back of what the controller owns.
 func (c *serviceController) act(ctx context.Context, cluster, name string, cp *clusterPass, r serviceRecord, rev int64, dec deploy.Decision, cons []placement.Constraint, strat []placement.Strategy, now time.Time) (time.Duration, error) {
-	events := dec.Events
-	drain := c.drainFunc(ctx, &r)
-	for _, st := range dec.Stop {
+	if err := c.stopTasks(ctx, cluster, name, &r, dec.Stop); err != nil {
+		return 0, err
+	}
+	events := append(dec.Events, c.startTasks(ctx, cp, name, &r, dec.Start, cons, strat)...)
+	err := c.writeService(ctx, cluster, name, r, rev, func(cur *serviceRecord) error {
+		if !applyDecision(cur, &r, dec, events, now) {
+			return errUnchanged
+		}
+		return nil
+	})
+	if dec.ServiceStatus == deploy.ServiceInactive && r.Status != deploy.ServiceInactive {
+		c.s.log.Info("service inactive", "cluster", cluster, "service", name)
+	}
+	return dec.RetryAfter, err
+}
+
+// stopTasks stops the tasks a decision stops (held DEACTIVATING while
+// their targets drain); tasks already gone are skipped.
+func (c *serviceController) stopTasks(ctx context.Context, cluster, name string, r *serviceRecord, stops []deploy.Stop) error {
+	drain := c.drainFunc(ctx, r)
+	for _, st := range stops {
 		if _, err := c.s.stopTaskHeld(ctx, cluster, st.TaskID, ecsapi.TaskStopCode(st.StopCode), st.Reason, drain); err != nil && !errs.Is(err, errs.NotFound) {
-			return 0, err
+			return err
 		}
 	}
-	if len(dec.Stop) > 0 {
-		c.s.log.Info("service tasks stopping", "cluster", cluster, "service", name, "count", len(dec.Stop))
+	if len(stops) > 0 {
+		c.s.log.Info("service tasks stopping", "cluster", cluster, "service", name, "count", len(stops))
 	}
-	for _, st := range dec.Start {
-		started, failMsg, err := c.start(ctx, cp, &r, st, cons, strat)
+	return nil
+}
+
+// startTasks carries out a decision's starts; it returns the service
+// events they make (tasks started, tasks that could not be placed or
+// launched).
+func (c *serviceController) startTasks(ctx context.Context, cp *clusterPass, name string, r *serviceRecord, starts []deploy.Start, cons []placement.Constraint, strat []placement.Strategy) []string {
+	var events []string
+	for _, st := range starts {
+		started, failMsg, err := c.start(ctx, cp, r, st, cons, strat)
 		if err != nil {
 			failMsg = "(service " + name + ") failed to launch a task: " + errs.MessageOf(err)
 		}
@@ -467,52 +553,50 @@ func (c *serviceController) act(ctx context.Context, cluster, name string, cp *c
 			events = append(events, failMsg)
 		}
 	}
+	return events
+}
 
-	// Write back what the controller owns.
-	decidedPrimary := ""
-	if len(r.Deployments) > 0 {
-		decidedPrimary = r.Deployments[0].ID
+// applyDecision writes what the controller owns of decision dec, decided
+// on record decided, into cur, the record as it is now, with events
+// appended at now. When a concurrent UpdateService, DeleteService or
+// deployment moved the record (its status, primary deployment or number
+// of deployments differ), only the counts and events are written: the
+// next pass decides on the new record. It reports whether cur changed.
+// Pure but for the new events' random ids.
+func applyDecision(cur, decided *serviceRecord, dec deploy.Decision, events []string, now time.Time) bool {
+	before, _ := json.Marshal(cur)
+	decidedPrimary, curPrimary := "", ""
+	if len(decided.Deployments) > 0 {
+		decidedPrimary = decided.Deployments[0].ID
 	}
-	change := func(cur *serviceRecord) error {
-		before, _ := json.Marshal(cur)
-		curPrimary := ""
-		if len(cur.Deployments) > 0 {
-			curPrimary = cur.Deployments[0].ID
-		}
-		if cur.Status == r.Status && curPrimary == decidedPrimary && len(cur.Deployments) == len(r.Deployments) {
-			deps := dec.Deployments
-			if len(deps) > 0 && cur.SchedulingStrategy != deploy.Daemon && deps[0].ID == curPrimary {
-				deps[0].DesiredCount = int(cur.DesiredCount) // a concurrent UpdateService wins
-			}
-			cur.Deployments = deps
-			if dec.RolledBackTo != "" {
-				cur.TaskDefinition = dec.RolledBackTo
-			}
-			if dec.CompletedDepID != "" {
-				cur.LastCompletedDeployment, cur.LastCompletedTaskDef = dec.CompletedDepID, dec.CompletedTD
-			}
-			if cur.SchedulingStrategy == deploy.Daemon && cur.Status == deploy.ServiceActive {
-				cur.DesiredCount = int32(dec.DesiredCount)
-			}
-			cur.Steady = dec.Steady
-			cur.Status = dec.ServiceStatus
-			if cur.Status == deploy.ServiceInactive && cur.InactiveAt == nil {
-				cur.InactiveAt = &now
-			}
-		}
-		cur.RunningCount, cur.PendingCount = int32(dec.RunningCount), int32(dec.PendingCount)
-		cur.Events = deploy.AppendEvents(cur.Events, events, now, newEventID)
-		after, _ := json.Marshal(cur)
-		if string(before) == string(after) {
-			return errUnchanged
-		}
-		return nil
+	if len(cur.Deployments) > 0 {
+		curPrimary = cur.Deployments[0].ID
 	}
-	err := c.writeService(ctx, cluster, name, r, rev, change)
-	if dec.ServiceStatus == deploy.ServiceInactive && r.Status != deploy.ServiceInactive {
-		c.s.log.Info("service inactive", "cluster", cluster, "service", name)
+	if cur.Status == decided.Status && curPrimary == decidedPrimary && len(cur.Deployments) == len(decided.Deployments) {
+		deps := dec.Deployments
+		if len(deps) > 0 && cur.SchedulingStrategy != deploy.Daemon && deps[0].ID == curPrimary {
+			deps[0].DesiredCount = int(cur.DesiredCount) // a concurrent UpdateService wins
+		}
+		cur.Deployments = deps
+		if dec.RolledBackTo != "" {
+			cur.TaskDefinition = dec.RolledBackTo
+		}
+		if dec.CompletedDepID != "" {
+			cur.LastCompletedDeployment, cur.LastCompletedTaskDef = dec.CompletedDepID, dec.CompletedTD
+		}
+		if cur.SchedulingStrategy == deploy.Daemon && cur.Status == deploy.ServiceActive {
+			cur.DesiredCount = int32(dec.DesiredCount)
+		}
+		cur.Steady = dec.Steady
+		cur.Status = dec.ServiceStatus
+		if cur.Status == deploy.ServiceInactive && cur.InactiveAt == nil {
+			cur.InactiveAt = &now
+		}
 	}
-	return dec.RetryAfter, err
+	cur.RunningCount, cur.PendingCount = int32(dec.RunningCount), int32(dec.PendingCount)
+	cur.Events = deploy.AppendEvents(cur.Events, events, now, newEventID)
+	after, _ := json.Marshal(cur)
+	return string(before) != string(after)
 }
 
 // writeService applies change to r, the service record as read at rev,
@@ -558,18 +642,7 @@ var errUnchanged = errs.E(errs.Conflict, "unchanged")
 // returns the started task ids and, when some could not be placed, ECS's
 // event for that.
 func (c *serviceController) start(ctx context.Context, cp *clusterPass, r *serviceRecord, st deploy.Start, cons []placement.Constraint, strat []placement.Strategy) ([]string, string, error) {
-	in := taskInput{
-		taskDefinition: st.TaskDefinition, group: "service:" + r.Name, startedBy: st.DeploymentID,
-		managedTags: r.EnableECSManagedTags,
-	}
-	switch ecsapi.PropagateTags(r.PropagateTags) {
-	case ecsapi.PropagateTagsService:
-		in.tags = r.Tags
-	case ecsapi.PropagateTagsTaskDefinition:
-		in.propagateTags = ptr(ecsapi.PropagateTagsTaskDefinition)
-	}
-	r.launchInput(&in)
-	spec, err := c.s.buildSpec(ctx, r.Cluster, in)
+	spec, err := c.s.buildSpec(ctx, r.Cluster, serviceTaskInput(r, st))
 	if err != nil {
 		return nil, "", err
 	}
@@ -600,6 +673,23 @@ func (c *serviceController) start(ctx context.Context, cp *clusterPass, r *servi
 	return ids, msg, nil
 }
 
+// serviceTaskInput is the task a Start of service r launches: its task
+// definition, group, deployment, tags and launch fields. Pure.
+func serviceTaskInput(r *serviceRecord, st deploy.Start) taskInput {
+	in := taskInput{
+		taskDefinition: st.TaskDefinition, group: "service:" + r.Name, startedBy: st.DeploymentID,
+		managedTags: r.EnableECSManagedTags,
+	}
+	switch ecsapi.PropagateTags(r.PropagateTags) {
+	case ecsapi.PropagateTagsService:
+		in.tags = r.Tags
+	case ecsapi.PropagateTagsTaskDefinition:
+		in.propagateTags = ptr(ecsapi.PropagateTagsTaskDefinition)
+	}
+	launchInput(r, &in)
+	return in
+}
+
 // placeAll places a Start's tasks batch by batch until all are placed or
 // the cluster is full for them (failure says why); on contention it reads
 // the cluster again and plans the rest on it.
@@ -624,27 +714,35 @@ func (c *serviceController) placeAll(ctx context.Context, cp *clusterPass, clust
 			}
 			continue
 		}
-		// Contention (or an instance changed): read the cluster again and
-		// plan the rest on it, with a little back-off.
 		attempt++
-		if attempt >= maxPlanAttempts {
-			return ids, nil, errs.E(errs.Unavailable, "too many concurrent placements on cluster %s; retry", cluster)
-		}
-		d := time.Duration(rand.IntN(attempt)+1) * 3 * time.Millisecond
-		select {
-		case <-ctx.Done():
-			return ids, nil, errs.Wrap(errs.Unavailable, ctx.Err(), "placement interrupted")
-		case <-time.After(d):
-		}
-		fresh, err := c.s.snapshot(ctx, cluster)
-		if err != nil {
+		if err := c.refreshSnapshot(ctx, cp, cluster, attempt); err != nil {
 			return ids, nil, err
 		}
-		cp.mu.Lock()
-		cp.snap = fresh
-		cp.mu.Unlock()
 	}
 	return ids, failure, nil
+}
+
+// refreshSnapshot reads the cluster again for the pass after a lost
+// commit, with a little back-off that grows with attempt; it gives up
+// after maxPlanAttempts.
+func (c *serviceController) refreshSnapshot(ctx context.Context, cp *clusterPass, cluster string, attempt int) error {
+	if attempt >= maxPlanAttempts {
+		return errs.E(errs.Unavailable, "too many concurrent placements on cluster %s; retry", cluster)
+	}
+	d := time.Duration(rand.IntN(attempt)+1) * 3 * time.Millisecond
+	select {
+	case <-ctx.Done():
+		return errs.Wrap(errs.Unavailable, ctx.Err(), "placement interrupted")
+	case <-time.After(d):
+	}
+	fresh, err := c.s.snapshot(ctx, cluster)
+	if err != nil {
+		return err
+	}
+	cp.mu.Lock()
+	cp.snap = fresh
+	cp.mu.Unlock()
+	return nil
 }
 
 // placeBatch places and commits at most one transaction's worth of a
@@ -655,42 +753,14 @@ func (c *serviceController) placeAll(ctx context.Context, cp *clusterPass, clust
 func (c *serviceController) placeBatch(ctx context.Context, cp *clusterPass, cluster, instanceID string, spec *taskSpec, remaining int) ([]string, *placement.Failure, bool, error) {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
-	snap := cp.snap
-	p := &plan{}
-	now := c.s.now().UTC()
-	var failure *placement.Failure
-	if instanceID != "" {
-		v := snap.byID[instanceID]
-		if v == nil {
-			return nil, nil, true, nil
-		}
-		if err := placement.Check(v.placementInstance(), spec.req); err != nil {
-			if f, ok := failureOf(err); ok {
-				return nil, &f, true, nil
-			}
-			return nil, nil, false, err
-		}
-		p.tasks = append(p.tasks, placedTask{rec: c.s.newTask(cluster, spec, v, now), req: &spec.req})
-	} else {
-		insts := make([]placement.Instance, 0, len(snap.instances))
-		for _, v := range snap.instances {
-			if spec.inPool(v) { // asgproviders.go
-				insts = append(insts, v.placementInstance())
-			}
-		}
-		placements, failures := placement.Place(insts, spec.req, min(remaining, c.s.maxBatchTasks()), c.rng)
-		if len(failures) > 0 {
-			f := spec.poolFailure(failures[0])
-			failure = &f
-		}
-		for _, pl := range placements {
-			p.tasks = append(p.tasks, placedTask{rec: c.s.newTask(cluster, spec, snap.byID[pl.InstanceID], now), req: &spec.req})
-		}
+	p, failure, err := c.planBatch(cp.snap, cluster, instanceID, spec, remaining, c.s.now().UTC())
+	if err != nil {
+		return nil, nil, false, err
 	}
 	if len(p.tasks) == 0 {
 		return nil, failure, true, nil
 	}
-	ok, err := c.s.commitPlan(ctx, snap, p)
+	ok, err := c.s.commitPlan(ctx, cp.snap, p)
 	if err != nil && errs.ReasonOf(err) != placement.Unplaceable {
 		return nil, nil, false, err
 	}
@@ -704,4 +774,43 @@ func (c *serviceController) placeBatch(ctx context.Context, cp *clusterPass, clu
 		ids[i] = t.rec.ID
 	}
 	return ids, failure, true, nil
+}
+
+// planBatch plans at most one transaction's worth of tasks on snap: on
+// instanceID when set (a DAEMON task), else where placement puts them.
+// An empty plan comes with the failure that explains it (none when the
+// instance is gone). It touches no store; placement's spread draws from
+// the controller's random source.
+func (c *serviceController) planBatch(snap *clusterSnapshot, cluster, instanceID string, spec *taskSpec, remaining int, now time.Time) (*plan, *placement.Failure, error) {
+	p := &plan{}
+	if instanceID != "" {
+		v := snap.byID[instanceID]
+		if v == nil {
+			return p, nil, nil
+		}
+		if err := placement.Check(v.placementInstance(), spec.req); err != nil {
+			if f, ok := failureOf(err); ok {
+				return p, &f, nil
+			}
+			return nil, nil, err
+		}
+		p.tasks = append(p.tasks, placedTask{rec: c.s.newTask(cluster, spec, v, now), req: &spec.req})
+		return p, nil, nil
+	}
+	insts := make([]placement.Instance, 0, len(snap.instances))
+	for _, v := range snap.instances {
+		if spec.inPool(v) { // asgproviders.go
+			insts = append(insts, v.placementInstance())
+		}
+	}
+	var failure *placement.Failure
+	placements, failures := placement.Place(insts, spec.req, min(remaining, c.s.maxBatchTasks()), c.rng)
+	if len(failures) > 0 {
+		f := spec.poolFailure(failures[0])
+		failure = &f
+	}
+	for _, pl := range placements {
+		p.tasks = append(p.tasks, placedTask{rec: c.s.newTask(cluster, spec, snap.byID[pl.InstanceID], now), req: &spec.req})
+	}
+	return p, failure, nil
 }

@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/berthdev/berth/internal/api/ecsapi"
 	"github.com/berthdev/berth/internal/arn"
@@ -30,64 +29,6 @@ import (
 // Store layout:
 //
 //	/berth/ecs/services/<cluster>/<name>  serviceRecord
-
-// serviceRecord is a service as stored. Desired fields are written by the
-// API; Deployments' counts and states, Events, RunningCount, PendingCount,
-// Steady and Status INACTIVE by the controller (the API adds deployments
-// and sets DRAINING).
-type serviceRecord struct {
-	Name                   string                           `json:"name"`
-	ARN                    string                           `json:"arn"`
-	Cluster                string                           `json:"cluster"`
-	ClusterARN             string                           `json:"clusterArn"`
-	Status                 string                           `json:"status"` // ACTIVE | DRAINING | INACTIVE
-	TaskDefinition         string                           `json:"taskDefinition"`
-	DesiredCount           int32                            `json:"desiredCount"`
-	SchedulingStrategy     string                           `json:"schedulingStrategy"`
-	MinHealthyPercent      int32                            `json:"minimumHealthyPercent"`
-	MaxPercent             int32                            `json:"maximumPercent"`
-	CircuitBreaker         *ecsapi.DeploymentCircuitBreaker `json:"circuitBreaker,omitempty"`
-	PlacementConstraints   []ecsapi.PlacementConstraint     `json:"placementConstraints,omitempty"`
-	PlacementStrategy      []ecsapi.PlacementStrategy       `json:"placementStrategy,omitempty"`
-	NetworkConfiguration   *ecsapi.NetworkConfiguration     `json:"networkConfiguration,omitempty"`
-	HealthCheckGracePeriod int32                            `json:"healthCheckGracePeriodSeconds,omitempty"`
-	PropagateTags          string                           `json:"propagateTags,omitempty"`
-	EnableECSManagedTags   bool                             `json:"enableECSManagedTags,omitempty"`
-	RoleARN                string                           `json:"roleArn,omitempty"`
-	// ServiceRegistries are the Cloud Map services the tasks register
-	// with (internal/cloudmap's ECS controller does it).
-	ServiceRegistries []ecsapi.ServiceRegistry `json:"serviceRegistries,omitempty"`
-	// SCDeployments holds each deployment's Service Connect configuration
-	// by deployment id (serviceconnect.go); the primary's is the service's.
-	SCDeployments           map[string]*scDeployment `json:"serviceConnectDeployments,omitempty"`
-	Tags                    []ecsapi.Tag             `json:"tags,omitempty"`
-	ClientToken             string                   `json:"clientToken,omitempty"`
-	RequestHash             string                   `json:"requestHash,omitempty"`
-	CreatedAt               time.Time                `json:"createdAt"`
-	CreatedBy               string                   `json:"createdBy,omitempty"`
-	Deployments             []deploy.Deployment      `json:"deployments"`
-	Events                  []deploy.Event           `json:"events,omitempty"`
-	RunningCount            int32                    `json:"runningCount"`
-	PendingCount            int32                    `json:"pendingCount"`
-	Steady                  bool                     `json:"steady,omitempty"`
-	LastCompletedDeployment string                   `json:"lastCompletedDeployment,omitempty"`
-	LastCompletedTaskDef    string                   `json:"lastCompletedTaskDefinition,omitempty"`
-	Version                 int64                    `json:"version"`
-	// InactiveAt is when the controller marked the service INACTIVE; the
-	// garbage collector purges the record retention later (taskgc.go).
-	InactiveAt *time.Time `json:"inactiveAt,omitempty"`
-
-	// LoadBalancers are the target groups the tasks register with
-	// (internal/elbv2's ECS target controller does it; loadbalancers.go).
-	LoadBalancers []ecsapi.LoadBalancer `json:"loadBalancers,omitempty"`
-	// Fargate is set for a service of launch type FARGATE (fargate_service.go).
-	Fargate *fargateLaunch `json:"fargate,omitempty"`
-	// ASG is set for a service with an Auto Scaling group provider
-	// strategy (asgproviders.go).
-	ASG *asgLaunch `json:"asg,omitempty"`
-}
-
-func serviceKey(cluster, name string) string { return keyServices + cluster + "/" + name }
 
 func (s *Service) serviceARN(cluster, name string) string {
 	return s.arns.ECS("service/" + cluster + "/" + name)
@@ -537,7 +478,7 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 		if td != nil {
 			hc = healthChecked(td)
 		}
-		primarySC := r.primarySC()
+		primarySC := r.PrimarySC()
 		if scChange && !scEqual(sc, primarySC) {
 			newDep = true
 		} else {
@@ -553,7 +494,7 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 			dep.RolloutStateReason = fmt.Sprintf("ECS deployment %s in progress.", dep.ID)
 			r.Deployments = append([]deploy.Deployment{dep}, r.Deployments...)
 			r.Steady = false
-			r.setDeploymentSC(dep.ID, sc)
+			r.SetDeploymentSC(dep.ID, sc)
 		} else if len(r.Deployments) > 0 && !daemon {
 			r.Deployments[0].DesiredCount = int(r.DesiredCount)
 			r.Deployments[0].UpdatedAt = now

@@ -10,6 +10,7 @@ import (
 	"github.com/berthdev/berth/internal/api/ecsapi"
 	"github.com/berthdev/berth/internal/arn"
 	"github.com/berthdev/berth/internal/awsproto"
+	"github.com/berthdev/berth/internal/ecs/ecsstate"
 	"github.com/berthdev/berth/internal/errs"
 	"github.com/berthdev/berth/internal/store"
 	"github.com/berthdev/berth/internal/taskdef"
@@ -23,25 +24,15 @@ import (
 // '#' sorts below every character a family may hold, so revisions of one
 // family are contiguous and families list in name order.
 const (
-	keyTaskDefs = "/berth/ecs/taskdefs/"
+	keyTaskDefs = ecsstate.KeyTaskDefs
 	keyFamilies = "/berth/ecs/families/"
-	revSep      = "#"
+	revSep      = ecsstate.RevSep
 )
-
-// taskDefRecord is a task definition revision as stored.
-type taskDefRecord struct {
-	TaskDefinition ecsapi.TaskDefinition `json:"taskDefinition"`
-	Tags           []ecsapi.Tag          `json:"tags,omitempty"`
-}
 
 // familyRecord counts a family's revisions; revisions are never reused.
 type familyRecord struct {
 	Last   int32 `json:"last"`   // highest revision ever registered
 	Active int32 `json:"active"` // revisions in status ACTIVE
-}
-
-func taskDefKey(family string, rev int32) string {
-	return fmt.Sprintf("%s%s%s%010d", keyTaskDefs, family, revSep, rev)
 }
 
 func (s *Service) taskDefARN(family string, rev int32) string {

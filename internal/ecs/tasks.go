@@ -26,7 +26,7 @@ import (
 
 // Tasks: RunTask, StartTask, StopTask, DescribeTasks, ListTasks. Tasks are
 // created PROVISIONING / desired RUNNING by the applier (applier.go); the
-// agent reports their observed state (agentgw.go). docs/tasks.md.
+// agent reports their observed state (agentreport.go). docs/tasks.md.
 
 // Limits and defaults of the task APIs.
 const (
@@ -37,17 +37,6 @@ const (
 	defaultStopReason  = "Task stopped by user"
 	reasonTaskNotFound = "The referenced task was not found."
 )
-
-// clientTokenRecord remembers what a RunTask with a client token made, at
-// /berth/ecs/clienttokens/<cluster>/<token>.
-type clientTokenRecord struct {
-	RequestHash string           `json:"requestHash"`
-	TaskARNs    []string         `json:"taskArns"`
-	Failures    []ecsapi.Failure `json:"failures,omitempty"`
-	CreatedAt   time.Time        `json:"createdAt"`
-}
-
-func clientTokenKey(cluster, token string) string { return keyClientTokens + cluster + "/" + token }
 
 // taskInput is what RunTask and StartTask have in common.
 type taskInput struct {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/api/ecsapi"
+	"github.com/berthdev/berth/internal/ecs/taskgc"
 	"github.com/berthdev/berth/internal/errs"
 	"github.com/berthdev/berth/internal/placement"
 	"github.com/berthdev/berth/internal/store"
@@ -133,7 +134,7 @@ func TestRefs(t *testing.T) {
 	}
 }
 
-func TestLiveTaskAndExpiry(t *testing.T) {
+func TestLiveTask(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	ago := func(d time.Duration) *time.Time { v := now.Add(-d); return &v }
 	cases := []struct {
@@ -153,9 +154,6 @@ func TestLiveTaskAndExpiry(t *testing.T) {
 	for _, c := range cases {
 		if got := liveTask(&c.t); got != c.live {
 			t.Errorf("%s: live %v, want %v", c.name, got, c.live)
-		}
-		if got := taskExpired(&c.t, c.gone, now, time.Hour); got != c.expired {
-			t.Errorf("%s: expired %v, want %v", c.name, got, c.expired)
 		}
 	}
 }
@@ -300,11 +298,11 @@ func TestCollectGarbage(t *testing.T) {
 	putJSON(t, st, clientTokenKey("c1", "old"), clientTokenRecord{CreatedAt: now.Add(-25 * time.Hour)})
 	putJSON(t, st, clientTokenKey("c1", "new"), clientTokenRecord{CreatedAt: now})
 
-	got, err := s.collectGarbage(ctx, now, time.Hour)
+	got, err := taskgc.New(st, taskgc.Config{Retention: time.Hour}).Collect(ctx, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != (gcStats{tasks: 2, taskDefs: 1, tokens: 1}) {
+	if got != (taskgc.Stats{Tasks: 2, TaskDefs: 1, Tokens: 1}) {
 		t.Fatalf("collected %+v", got)
 	}
 	for _, k := range []string{taskKey("c1", "old"), assignKey("i1", "old"), taskGroupKey("c1", "service:web", "old"), taskKey("c1", "orphan"), taskDefKey("gone", 1), clientTokenKey("c1", "old")} {

@@ -6,65 +6,9 @@ import (
 
 	"github.com/berthdev/berth/internal/api/ecsapi"
 	"github.com/berthdev/berth/internal/deploy"
+	"github.com/berthdev/berth/internal/ecs/taskgc"
 	"github.com/berthdev/berth/internal/errs"
 )
-
-func TestPurgeExpiry(t *testing.T) {
-	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	ago := func(d time.Duration) *time.Time { v := now.Add(-d); return &v }
-	services := []struct {
-		name string
-		r    serviceRecord
-		want bool
-	}{
-		{"inactive for longer than the retention", serviceRecord{Status: deploy.ServiceInactive, InactiveAt: ago(61 * time.Minute)}, true},
-		{"inactive for exactly the retention", serviceRecord{Status: deploy.ServiceInactive, InactiveAt: ago(time.Hour)}, true},
-		{"inactive recently", serviceRecord{Status: deploy.ServiceInactive, InactiveAt: ago(59 * time.Minute)}, false},
-		{"inactive with no time (older record)", serviceRecord{Status: deploy.ServiceInactive}, false},
-		{"draining", serviceRecord{Status: deploy.ServiceDraining, InactiveAt: ago(2 * time.Hour)}, false},
-		{"active", serviceRecord{Status: deploy.ServiceActive}, false},
-	}
-	for _, c := range services {
-		if got := serviceExpired(&c.r, now, time.Hour); got != c.want {
-			t.Errorf("service %s: expired %v, want %v", c.name, got, c.want)
-		}
-	}
-	instances := []struct {
-		name     string
-		r        instanceRecord
-		hasTasks bool
-		want     bool
-	}{
-		{"deregistered long ago", instanceRecord{Status: InstanceInactive, DeregisteredAt: ago(2 * time.Hour)}, false, true},
-		{"deregistered long ago, a task left on it", instanceRecord{Status: InstanceInactive, DeregisteredAt: ago(2 * time.Hour)}, true, false},
-		{"deregistered recently", instanceRecord{Status: InstanceInactive, DeregisteredAt: ago(time.Minute)}, false, false},
-		{"deregistered, no time (older record)", instanceRecord{Status: InstanceInactive}, false, false},
-		{"draining", instanceRecord{Status: InstanceDraining, DeregisteredAt: ago(2 * time.Hour)}, false, false},
-		{"active", instanceRecord{Status: InstanceActive}, false, false},
-	}
-	for _, c := range instances {
-		if got := instanceExpired(&c.r, c.hasTasks, now, time.Hour); got != c.want {
-			t.Errorf("instance %s: expired %v, want %v", c.name, got, c.want)
-		}
-	}
-	clusters := []struct {
-		name  string
-		c     clusterRecord
-		inUse bool
-		want  bool
-	}{
-		{"deleted long ago, empty", clusterRecord{Status: "INACTIVE", InactiveAt: ago(2 * time.Hour)}, false, true},
-		{"deleted long ago, records left", clusterRecord{Status: "INACTIVE", InactiveAt: ago(2 * time.Hour)}, true, false},
-		{"deleted recently", clusterRecord{Status: "INACTIVE", InactiveAt: ago(time.Minute)}, false, false},
-		{"deleted, no time (older record)", clusterRecord{Status: "INACTIVE"}, false, false},
-		{"active", clusterRecord{Status: "ACTIVE"}, false, false},
-	}
-	for _, c := range clusters {
-		if got := clusterExpired(&c.c, c.inUse, now, time.Hour); got != c.want {
-			t.Errorf("cluster %s: expired %v, want %v", c.name, got, c.want)
-		}
-	}
-}
 
 func TestCollectGarbagePurgesInactiveRecords(t *testing.T) {
 	s, st := newTestService(t)
@@ -136,11 +80,11 @@ func TestCollectGarbagePurgesInactiveRecords(t *testing.T) {
 		}
 	}
 
-	got, err := s.collectGarbage(ctx, now, time.Hour)
+	got, err := taskgc.New(st, taskgc.Config{Retention: time.Hour, InstancePurged: s.InstancePurged}).Collect(ctx, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != (gcStats{services: 1, instances: 1, clusters: 1}) {
+	if got != (taskgc.Stats{Services: 1, Instances: 1, Clusters: 1}) {
 		t.Fatalf("collected %+v", got)
 	}
 	gone := []string{serviceKey("c1", "web"), instanceKey("c1", "gone"), keyAgentCreds + "ABIAGONE", keyAgents + "gone",
@@ -193,14 +137,14 @@ func TestCollectGarbagePurgesInactiveRecords(t *testing.T) {
 	// after. A re-created service is not purged.
 	create("recent")
 	create("web")
-	got, err = s.collectGarbage(ctx, now.Add(2*time.Hour), time.Hour)
+	got, err = taskgc.New(st, taskgc.Config{Retention: time.Hour, InstancePurged: s.InstancePurged}).Collect(ctx, now.Add(2*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Two hours on: the service and the cluster stamped above, the used
 	// cluster's service, then the cluster; the busy instance's task, then
 	// the instance; and the legacy instance.
-	if got != (gcStats{tasks: 1, services: 2, instances: 2, clusters: 2}) {
+	if got != (taskgc.Stats{Tasks: 1, Services: 2, Instances: 2, Clusters: 2}) {
 		t.Fatalf("second collection %+v", got)
 	}
 	for _, name := range []string{"api", "recent", "web"} {

@@ -1,32 +1,20 @@
-package ecs
-
-import (
-	"context"
-	"encoding/json"
-	"fmt"
-	"math/rand/v2"
-	"slices"
-	"strings"
-	"time"
-
-	"github.com/berthdev/berth/internal/agentapi"
-	"github.com/berthdev/berth/internal/api/ecsapi"
-	"github.com/berthdev/berth/internal/deploy"
-	"github.com/berthdev/berth/internal/errs"
-	"github.com/berthdev/berth/internal/store"
-)
-
+// Package instancemon is ECS's lost-instance monitor: it writes STOPPED
+// the tasks of a container instance whose agent stayed away for LostAfter
+// or that was deregistered. It reads and writes the records of package
+// ecsstate; the service controller (package ecs) shares its reachability
+// decision (ecsstate.DecideReachable).
+//
 // The lost-host policy (docs/agent.md, "Lost hosts"; decision 15 in
 // docs/decisions.md). An agent that stops reporting does not stop its
 // tasks: ECS never stops EC2 tasks because their agent disconnected, and a
 // short partition must not become an outage.
 //
-//   - Disconnected (the presence key under keyAgents, kept by the open
+//   - Disconnected (the presence key under ecsstate.KeyAgents, kept by the open
 //     assignment stream, is absent): DescribeContainerInstances shows
 //     agentConnected false; nothing is placed there (placement needs a
 //     connected agent; the applier compares on the presence key); its
 //     tasks stay as they are.
-//   - Unreachable (disconnected for DisconnectGrace, decideReachable): the
+//   - Unreachable (disconnected for DisconnectGrace, ecsstate.DecideReachable): the
 //     service controller sets its tasks aside (deploy.Instance.Unreachable)
 //     and starts the services' tasks elsewhere; the old ones keep running
 //     and are never told to stop while away. When the agent is back (and
@@ -36,31 +24,36 @@ import (
 //     deregistered): the lost-instance monitor below writes its tasks
 //     STOPPED, observed state included (stop code TerminationNotice). This
 //     is the one exception to "observed state is written only from agent
-//     reports" (records.go): the agent cannot report, so the control plane
+//     reports" (package ecsstate): the agent cannot report, so the control plane
 //     writes on its behalf, under a compare on the presence key being
 //     absent so that an agent that came back wins.
+package instancemon
 
-// DefaultDisconnectGrace is how long an agent may stay disconnected before
-// the service tasks on its instance are started elsewhere. An agent that
-// crashes or is killed (its connection closes) is disconnected at once, a
-// silent host after AgentSilenceLimit (7 s): their service tasks are
-// started elsewhere 5 s and 12 s later, which leaves room for a slow
-// container start within the goal of 20 s. A shorter grace costs only
-// an extra task while an agent is away (the old ones keep running); an
-// agent restart takes about a second.
-const DefaultDisconnectGrace = 5 * time.Second
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/api/ecsapi"
+	"github.com/berthdev/berth/internal/deploy"
+	"github.com/berthdev/berth/internal/ecs/ecsstate"
+	"github.com/berthdev/berth/internal/errs"
+	"github.com/berthdev/berth/internal/store"
+)
 
 // DefaultLostAfter is how long an agent may stay disconnected before the
 // tasks of its instance are written STOPPED.
 const DefaultLostAfter = 10 * time.Minute
 
-// rejoinSettle is how long an agent that was unreachable must be back
-// before its tasks count again: long enough for the reports it queued
-// while away (a task that died meanwhile) to arrive.
-const rejoinSettle = 2 * agentapi.AgentHeartbeatInterval
-
-// LostInstanceConfig tunes the lost-instance monitor.
-type LostInstanceConfig struct {
+// Config tunes the lost-instance monitor.
+type Config struct {
 	// LostAfter is how long an ACTIVE or DRAINING instance's agent presence
 	// key may be absent, timed from when the monitor first saw it absent,
 	// before the instance is lost and its tasks are written STOPPED. 0:
@@ -68,8 +61,10 @@ type LostInstanceConfig struct {
 	// deregistration ends them).
 	LostAfter time.Duration
 	// Resync is how often the monitor looks without a change under
-	// keyAgents (the decision is time based). Default 1 s.
+	// ecsstate.KeyAgents (the decision is time based). Default 1 s.
 	Resync time.Duration
+	Log    *slog.Logger     // nil: discard
+	Now    func() time.Time // nil: time.Now
 }
 
 // LostReason is the stoppedReason of a task whose instance was lost after
@@ -78,70 +73,6 @@ type LostInstanceConfig struct {
 // Berth knows: the agent is unreachable, not that the host terminated.
 func LostReason(ec2InstanceID string, d time.Duration) string {
 	return fmt.Sprintf("Host EC2 (instance %s) is unreachable: its agent has not reported for %s.", ec2InstanceID, d)
-}
-
-// instancePresence is what the decisions look at for one container
-// instance.
-type instancePresence struct {
-	ID, Cluster, EC2InstanceID, Status string
-	Connected                          bool // the presence key exists
-}
-
-// reachClock is what decideReachable remembers between calls, per
-// instance: since when it has been disconnected (away) and, for one that
-// came back after it was unreachable, when it came back (back).
-type reachClock struct {
-	away, back map[string]time.Time
-}
-
-// decideReachable decides which instances are unreachable at now, from the
-// previous call's clock (zero at first), and returns the next clock. An
-// ACTIVE or DRAINING instance is unreachable once disconnected for grace
-// (timed from when a call first saw it disconnected, so after a server
-// restart every agent has the grace again), and, once its agent is back,
-// for rejoinSettle more. INACTIVE and vanished instances are forgotten
-// (the service scheduler stops their tasks as deregistered).
-//
-// wake is how soon the answer changes by itself (a grace or a settling
-// ending), 0 when it does not.
-func decideReachable(view []instancePresence, prev reachClock, now time.Time, grace time.Duration) (next reachClock, unreachable map[string]bool, wake time.Duration) {
-	next = reachClock{away: map[string]time.Time{}, back: map[string]time.Time{}}
-	unreachable = map[string]bool{}
-	soon := func(at time.Time) {
-		if d := at.Sub(now); d > 0 && (wake == 0 || d < wake) {
-			wake = d
-		}
-	}
-	for _, in := range view {
-		if in.ID == "" || (in.Status != InstanceActive && in.Status != InstanceDraining) {
-			continue
-		}
-		if !in.Connected {
-			since, ok := prev.away[in.ID]
-			if !ok {
-				since = now
-			}
-			next.away[in.ID] = since
-			unreachable[in.ID] = now.Sub(since) >= grace
-			soon(since.Add(grace))
-			continue
-		}
-		back, ok := prev.back[in.ID]
-		if since, was := prev.away[in.ID]; was && now.Sub(since) >= grace {
-			back, ok = now, true // back from unreachable
-		}
-		if ok && now.Sub(back) < rejoinSettle {
-			next.back[in.ID] = back
-			unreachable[in.ID] = true
-			soon(back.Add(rejoinSettle))
-		}
-	}
-	for id, u := range unreachable {
-		if !u {
-			delete(unreachable, id)
-		}
-	}
-	return next, unreachable, wake
 }
 
 // decideLost is the monitor's decision at now. absentSince holds when each
@@ -154,9 +85,9 @@ func decideReachable(view []instancePresence, prev reachClock, now time.Time, gr
 // reconnect. Connected and vanished instances are forgotten. An instance
 // that never had an agent (RegisterContainerInstance) is lost like any
 // other; it has no tasks, so nothing is written for it.
-func decideLost(view []instancePresence, absentSince map[string]time.Time, now time.Time, lostAfter time.Duration) (map[string]time.Time, []instancePresence) {
+func decideLost(view []ecsstate.InstancePresence, absentSince map[string]time.Time, now time.Time, lostAfter time.Duration) (map[string]time.Time, []ecsstate.InstancePresence) {
 	next := map[string]time.Time{}
-	var lost []instancePresence
+	var lost []ecsstate.InstancePresence
 	for _, in := range view {
 		if in.ID == "" || in.Connected {
 			continue
@@ -166,10 +97,10 @@ func decideLost(view []instancePresence, absentSince map[string]time.Time, now t
 			since = now
 		}
 		switch in.Status {
-		case InstanceInactive:
+		case ecsstate.InstanceInactive:
 			next[in.ID] = since
 			lost = append(lost, in)
-		case InstanceActive, InstanceDraining:
+		case ecsstate.InstanceActive, ecsstate.InstanceDraining:
 			next[in.ID] = since
 			if lostAfter >= 0 && now.Sub(since) >= lostAfter {
 				lost = append(lost, in)
@@ -187,7 +118,7 @@ func decideLost(view []instancePresence, absentSince map[string]time.Time, now t
 // kept. containers are the task definition's container names: each is
 // recorded STOPPED, so that none shows PENDING or RUNNING in a STOPPED
 // task.
-func lostTask(t taskRecord, reason string, containers []string, now time.Time) (taskRecord, bool) {
+func lostTask(t ecsstate.TaskRecord, reason string, containers []string, now time.Time) (ecsstate.TaskRecord, bool) {
 	if t.LastStatus == "STOPPED" {
 		return t, false
 	}
@@ -198,7 +129,7 @@ func lostTask(t taskRecord, reason string, containers []string, now time.Time) (
 		n := now
 		return &n
 	}
-	t.DesiredStatus = DesiredStopped
+	t.DesiredStatus = ecsstate.DesiredStopped
 	t.StoppingAt = at(t.StoppingAt)
 	if t.StopCode == "" {
 		t.StopCode, t.StoppedReason = string(ecsapi.TaskStopCodeTerminationNotice), reason
@@ -219,14 +150,18 @@ func lostTask(t taskRecord, reason string, containers []string, now time.Time) (
 	return t, true
 }
 
-type lostMonitor struct {
-	s           *Service
-	cfg         LostInstanceConfig
+// Monitor is the lost-instance monitor.
+type Monitor struct {
+	st          store.Store
+	cfg         Config
 	absentSince map[string]time.Time // instance id -> first seen without its agent
 	// settled remembers, per lost instance, the assignment index seen when
 	// none of its tasks was left to stop: while it is unchanged the tasks
 	// are not read again.
 	settled map[string]indexPrint
+	// tds caches task definitions' container names by ARN: a revision's
+	// content never changes. Bounded: cleared when full.
+	tds     map[string][]string
 	failing bool
 }
 
@@ -237,24 +172,40 @@ type indexPrint struct {
 	maxRev int64
 }
 
-// RunLostInstanceMonitor runs the lost-instance monitor until ctx ends. It
-// looks whenever a presence key changes and every cfg.Resync.
-func (s *Service) RunLostInstanceMonitor(ctx context.Context, cfg LostInstanceConfig) {
-	m := newLostMonitor(s, cfg)
+// New returns the lost-instance monitor over st.
+func New(st store.Store, cfg Config) *Monitor {
+	if cfg.LostAfter == 0 {
+		cfg.LostAfter = DefaultLostAfter
+	}
+	if cfg.Resync <= 0 {
+		cfg.Resync = time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Monitor{st: st, cfg: cfg, absentSince: map[string]time.Time{}, settled: map[string]indexPrint{}, tds: map[string][]string{}}
+}
+
+// Run runs the monitor until ctx ends. It looks whenever a presence key
+// changes and every cfg.Resync.
+func (m *Monitor) Run(ctx context.Context) {
 	kick := make(chan struct{}, 1)
-	go kickOnChange(ctx, s.st, keyAgents, nil, kick)
+	go ecsstate.KickOnChange(ctx, m.st, ecsstate.KeyAgents, nil, kick)
 	tick := time.NewTicker(m.cfg.Resync)
 	defer tick.Stop()
 	for {
-		err := m.pass(ctx, s.now().UTC())
+		err := m.Pass(ctx, m.cfg.Now().UTC())
 		switch {
 		case err != nil && ctx.Err() == nil:
 			if !m.failing {
-				s.log.Warn("lost-instance monitor pass failed", "err", err)
+				m.cfg.Log.Warn("lost-instance monitor pass failed", "err", err)
 			}
 			m.failing = true
 		case err == nil && m.failing:
-			s.log.Info("lost-instance monitor recovered")
+			m.cfg.Log.Info("lost-instance monitor recovered")
 			m.failing = false
 		}
 		select {
@@ -266,20 +217,10 @@ func (s *Service) RunLostInstanceMonitor(ctx context.Context, cfg LostInstanceCo
 	}
 }
 
-func newLostMonitor(s *Service, cfg LostInstanceConfig) *lostMonitor {
-	if cfg.LostAfter == 0 {
-		cfg.LostAfter = DefaultLostAfter
-	}
-	if cfg.Resync <= 0 {
-		cfg.Resync = time.Second
-	}
-	return &lostMonitor{s: s, cfg: cfg, absentSince: map[string]time.Time{}, settled: map[string]indexPrint{}}
-}
-
-// pass reads every instance and presence key, decides which instances are
+// Pass reads every instance and presence key, decides which instances are
 // lost at now, and stops the tasks left on them.
-func (m *lostMonitor) pass(ctx context.Context, now time.Time) error {
-	view, err := m.s.presenceView(ctx)
+func (m *Monitor) Pass(ctx context.Context, now time.Time) error {
+	view, err := m.presenceView(ctx)
 	if err != nil {
 		return err
 	}
@@ -301,26 +242,26 @@ func (m *lostMonitor) pass(ctx context.Context, now time.Time) error {
 
 // presenceView reads every container instance and the presence keys at
 // one revision.
-func (s *Service) presenceView(ctx context.Context) ([]instancePresence, error) {
-	ires, err := s.st.List(ctx, keyInstances, store.ListOptions{})
+func (m *Monitor) presenceView(ctx context.Context) ([]ecsstate.InstancePresence, error) {
+	ires, err := m.st.List(ctx, ecsstate.KeyInstances, store.ListOptions{})
 	if err != nil {
 		return nil, err
 	}
-	ares, err := s.st.List(ctx, keyAgents, store.ListOptions{Revision: ires.Revision, KeysOnly: true})
+	ares, err := m.st.List(ctx, ecsstate.KeyAgents, store.ListOptions{Revision: ires.Revision, KeysOnly: true})
 	if err != nil {
 		return nil, err
 	}
 	present := map[string]bool{}
 	for _, kv := range ares.KVs {
-		present[strings.TrimPrefix(kv.Key, keyAgents)] = true
+		present[strings.TrimPrefix(kv.Key, ecsstate.KeyAgents)] = true
 	}
-	view := make([]instancePresence, 0, len(ires.KVs))
+	view := make([]ecsstate.InstancePresence, 0, len(ires.KVs))
 	for _, kv := range ires.KVs {
-		var rec instanceRecord
+		var rec ecsstate.InstanceRecord
 		if json.Unmarshal(kv.Value, &rec) != nil {
 			continue
 		}
-		view = append(view, instancePresence{ID: rec.ID, Cluster: rec.Cluster, EC2InstanceID: rec.Ec2InstanceID,
+		view = append(view, ecsstate.InstancePresence{ID: rec.ID, Cluster: rec.Cluster, EC2InstanceID: rec.Ec2InstanceID,
 			Status: rec.Status, Connected: present[rec.ID]})
 	}
 	return view, nil
@@ -328,11 +269,11 @@ func (s *Service) presenceView(ctx context.Context) ([]instancePresence, error) 
 
 // handle stops the tasks left on a lost instance, unless its assignment
 // index is as it was when nothing was left to stop.
-func (m *lostMonitor) handle(ctx context.Context, in instancePresence, now time.Time) error {
-	if _, ok := m.settled[in.ID]; ok && in.Status == InstanceInactive {
+func (m *Monitor) handle(ctx context.Context, in ecsstate.InstancePresence, now time.Time) error {
+	if _, ok := m.settled[in.ID]; ok && in.Status == ecsstate.InstanceInactive {
 		return nil // no task is placed on an INACTIVE instance: nothing new to stop
 	}
-	res, err := m.s.st.List(ctx, keyAssign+in.ID+"/", store.ListOptions{})
+	res, err := m.st.List(ctx, ecsstate.KeyAssign+in.ID+"/", store.ListOptions{})
 	if err != nil {
 		return err
 	}
@@ -348,19 +289,19 @@ func (m *lostMonitor) handle(ctx context.Context, in instancePresence, now time.
 		host = in.ID
 	}
 	reason := LostReason(host, m.cfg.LostAfter)
-	if in.Status == InstanceInactive {
+	if in.Status == ecsstate.InstanceInactive {
 		reason = deploy.ReasonDeregistered
 	}
-	n, back, err := m.s.stopLostTasks(ctx, in, res.KVs, reason, now)
+	n, back, err := m.stopLostTasks(ctx, in, res.KVs, reason, now)
 	if n > 0 {
-		m.s.log.Info("tasks of lost container instance stopped", "cluster", in.Cluster, "instance", in.ID,
+		m.cfg.Log.Info("tasks of lost container instance stopped", "cluster", in.Cluster, "instance", in.ID,
 			"ec2InstanceId", in.EC2InstanceID, "tasks", n, "absentFor", now.Sub(m.absentSince[in.ID]).Round(time.Millisecond))
 	}
 	switch {
 	case err != nil:
 		return err
 	case back:
-		m.s.log.Info("agent of lost container instance is back", "cluster", in.Cluster, "instance", in.ID)
+		m.cfg.Log.Info("agent of lost container instance is back", "cluster", in.Cluster, "instance", in.ID)
 	case n == 0:
 		m.settled[in.ID] = fp
 	}
@@ -378,15 +319,15 @@ const lostAttempts = 5
 // revisions and on the instance's presence key being absent. It returns
 // how many tasks it wrote, and back when the agent came back (the presence
 // key exists): then nothing more is written.
-func (s *Service) stopLostTasks(ctx context.Context, in instancePresence, assigns []store.KV, reason string, now time.Time) (int, bool, error) {
-	presence := keyAgents + in.ID
+func (m *Monitor) stopLostTasks(ctx context.Context, in ecsstate.InstancePresence, assigns []store.KV, reason string, now time.Time) (int, bool, error) {
+	presence := ecsstate.KeyAgents + in.ID
 	pending := make([]string, 0, len(assigns)) // task keys
 	for _, kv := range assigns {
-		var ar assignmentRecord
+		var ar ecsstate.AssignmentRecord
 		if json.Unmarshal(kv.Value, &ar) != nil || ar.TaskID == "" {
 			continue
 		}
-		pending = append(pending, taskKey(orDefault(ar.Cluster, in.Cluster), ar.TaskID))
+		pending = append(pending, ecsstate.TaskKey(cmp.Or(ar.Cluster, in.Cluster), ar.TaskID))
 	}
 	written := 0
 	for attempt := 0; len(pending) > 0; attempt++ {
@@ -394,15 +335,15 @@ func (s *Service) stopLostTasks(ctx context.Context, in instancePresence, assign
 			return written, false, errs.E(errs.Unavailable, "tasks of lost container instance %s keep changing; retrying", in.ID)
 		}
 		var retry []string
-		for chunk := range slices.Chunk(pending, s.maxBatchTasks()) {
-			cmps, ops, keys, err := s.lostTaskWrites(ctx, in.ID, chunk, reason, now)
+		for chunk := range slices.Chunk(pending, ecsstate.MaxBatchTasks(m.st)) {
+			cmps, ops, keys, err := m.lostTaskWrites(ctx, in.ID, chunk, reason, now)
 			if err != nil {
 				return written, false, err
 			}
 			if len(keys) == 0 {
 				continue
 			}
-			res, err := s.st.Txn(ctx, append(cmps, store.Absent(presence)), ops...)
+			res, err := m.st.Txn(ctx, append(cmps, store.Absent(presence)), ops...)
 			if err != nil {
 				return written, false, err
 			}
@@ -410,7 +351,7 @@ func (s *Service) stopLostTasks(ctx context.Context, in instancePresence, assign
 				written += len(keys)
 				continue
 			}
-			if _, err := s.st.Get(ctx, presence); err == nil {
+			if _, err := m.st.Get(ctx, presence); err == nil {
 				return written, true, nil
 			} else if !errs.Is(err, errs.NotFound) {
 				return written, false, err
@@ -432,34 +373,34 @@ func (s *Service) stopLostTasks(ctx context.Context, in instancePresence, assign
 // lostTaskWrites reads the tasks at keys and returns the compares and
 // writes that stop those not STOPPED yet, and their keys. A task gone or
 // moved to another instance is skipped.
-func (s *Service) lostTaskWrites(ctx context.Context, instanceID string, keys []string, reason string, now time.Time) ([]store.Cmp, []store.Op, []string, error) {
+func (m *Monitor) lostTaskWrites(ctx context.Context, instanceID string, keys []string, reason string, now time.Time) ([]store.Cmp, []store.Op, []string, error) {
 	var cmps []store.Cmp
 	var ops []store.Op
 	var written []string
 	for _, key := range keys {
-		kv, err := s.st.Get(ctx, key)
+		kv, err := m.st.Get(ctx, key)
 		if errs.Is(err, errs.NotFound) {
 			continue // collected
 		}
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		var t taskRecord
+		var t ecsstate.TaskRecord
 		if err := json.Unmarshal(kv.Value, &t); err != nil {
-			s.log.Warn("task unreadable", "key", key, "err", err)
+			m.cfg.Log.Warn("task unreadable", "key", key, "err", err)
 			continue
 		}
 		if t.InstanceID != instanceID || t.LastStatus == "STOPPED" {
 			continue
 		}
-		nt, ok := lostTask(t, reason, s.containerNames(ctx, t.TaskDefinitionARN), now)
+		nt, ok := lostTask(t, reason, m.containerNames(ctx, t.TaskDefinitionARN), now)
 		if !ok {
 			continue
 		}
 		tb, _ := json.Marshal(nt)
-		ab, _ := json.Marshal(assignmentRecord{Cluster: nt.Cluster, TaskID: nt.ID, DesiredStatus: nt.DesiredStatus, Version: nt.Version})
+		ab, _ := json.Marshal(ecsstate.AssignmentRecord{Cluster: nt.Cluster, TaskID: nt.ID, DesiredStatus: nt.DesiredStatus, Version: nt.Version})
 		cmps = append(cmps, store.ModRevisionIs(key, kv.ModRevision))
-		ops = append(ops, store.Put(key, tb), store.Put(assignKey(instanceID, nt.ID), ab))
+		ops = append(ops, store.Put(key, tb), store.Put(ecsstate.AssignKey(instanceID, nt.ID), ab))
 		written = append(written, key)
 	}
 	return cmps, ops, written, nil
@@ -468,15 +409,38 @@ func (s *Service) lostTaskWrites(ctx context.Context, instanceID string, keys []
 // containerNames returns the names of a task definition's containers, nil
 // when it cannot be read (the task's reported containers are then all
 // there is).
-func (s *Service) containerNames(ctx context.Context, tdARN string) []string {
-	td, err := s.tdCache.get(ctx, s, tdARN)
+func (m *Monitor) containerNames(ctx context.Context, tdARN string) []string {
+	if names, ok := m.tds[tdARN]; ok {
+		return names
+	}
+	key, ok := ecsstate.TaskDefKeyOfARN(tdARN)
+	if !ok {
+		m.cfg.Log.Debug("task definition ARN unreadable", "taskDefinition", tdARN)
+		return nil
+	}
+	kv, err := m.st.Get(ctx, key)
+	var td ecsstate.TaskDefRecord
+	if err == nil {
+		err = json.Unmarshal(kv.Value, &td)
+	}
 	if err != nil {
-		s.log.Debug("task definition unreadable", "taskDefinition", tdARN, "err", err)
+		m.cfg.Log.Debug("task definition unreadable", "taskDefinition", tdARN, "err", err)
 		return nil
 	}
 	names := make([]string, 0, len(td.TaskDefinition.ContainerDefinitions))
 	for _, cd := range td.TaskDefinition.ContainerDefinitions {
-		names = append(names, deref(cd.Name))
+		if cd.Name != nil {
+			names = append(names, *cd.Name)
+		} else {
+			names = append(names, "")
+		}
 	}
+	if len(m.tds) >= maxCachedTaskDefs {
+		clear(m.tds)
+	}
+	m.tds[tdARN] = names
 	return names
 }
+
+// maxCachedTaskDefs bounds Monitor.tds.
+const maxCachedTaskDefs = 1024
