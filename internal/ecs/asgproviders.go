@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"math/rand/v2"
 	"net/url"
 	"slices"
 	"time"
@@ -12,10 +11,8 @@ import (
 	"github.com/berthdev/berth/internal/api/ecsapi"
 	"github.com/berthdev/berth/internal/arn"
 	"github.com/berthdev/berth/internal/capacityprovider"
-	"github.com/berthdev/berth/internal/deploy"
 	"github.com/berthdev/berth/internal/ecs/ecsstate"
 	"github.com/berthdev/berth/internal/errs"
-	"github.com/berthdev/berth/internal/placement"
 	"github.com/berthdev/berth/internal/store"
 )
 
@@ -29,7 +26,7 @@ import (
 // default) places each task, by the base/weight arithmetic of
 // internal/capacityprovider, on the cluster's instances of the chosen
 // provider's pool, with the task's placement constraints and strategies
-// applying within the pool. Managed scaling, managed termination
+// applying within the pool (asgplacement.go). Managed scaling, managed termination
 // protection and managed draining are refused: Berth cannot add, protect
 // or drain instances of a pool on its own.
 //
@@ -574,128 +571,6 @@ func (s *Service) putClusterProviders(ctx context.Context, name string, in *ecsa
 	}
 }
 
-// asgStrategy reports whether a checked strategy (never mixed) is of Auto
-// Scaling group providers.
-func asgStrategy(strategy []ecsapi.CapacityProviderStrategyItem) bool {
-	return len(strategy) > 0 && !managedProvider(deref(strategy[0].CapacityProvider))
-}
-
-// checkNotMixed refuses a strategy mixing Fargate and Auto Scaling group
-// providers, with ECS's message.
-func checkNotMixed(strategy []ecsapi.CapacityProviderStrategyItem) error {
-	names := make([]string, len(strategy))
-	for i, it := range strategy {
-		names[i] = deref(it.CapacityProvider)
-	}
-	if capacityprovider.Mixed(names) {
-		return errs.R(errs.Invalid, reasonInvalidParameter,
-			"The specified capacity provider strategy cannot contain a mix of capacity providers using Auto Scaling groups and Fargate providers. Specify one or the other and try again.")
-	}
-	return nil
-}
-
-// strategyPools maps each provider of an ASG strategy to its pool.
-func (s *Service) strategyPools(ctx context.Context, strategy []ecsapi.CapacityProviderStrategyItem) (map[string]string, error) {
-	out := map[string]string{}
-	for _, it := range strategy {
-		name := deref(it.CapacityProvider)
-		p, _, err := s.getProvider(ctx, name)
-		if errs.Is(err, errs.NotFound) {
-			return nil, errs.R(errs.Invalid, reasonInvalidParameter,
-				"The specified capacity provider '%s' is not in an ACTIVE state. Specify a valid capacity provider and try again.", name)
-		}
-		if err != nil {
-			return nil, err
-		}
-		out[name] = p.Pool
-	}
-	return out, nil
-}
-
-// pinsOf turns a strategy's split into one pin per task.
-func pinsOf(providers []string, pools map[string]string) []asgPin {
-	out := make([]asgPin, len(providers))
-	for i, p := range providers {
-		out[i] = asgPin{Provider: p, Pool: pools[p]}
-	}
-	return out
-}
-
-// inPool reports whether an instance belongs to a task's pool (every
-// instance does when the task has none).
-func (spec *taskSpec) inPool(v *instanceView) bool {
-	return spec.asg == nil || v.rec.Attributes[capacityprovider.PoolAttribute] == spec.asg.Pool
-}
-
-// asgProvider is the provider a task of spec goes to ("" without one).
-func (spec *taskSpec) asgProvider() string {
-	if spec.asg == nil {
-		return ""
-	}
-	return spec.asg.Provider
-}
-
-// poolFailure rewrites the no-instance failure of a pinned placement to
-// ECS's capacity provider reason.
-func (spec *taskSpec) poolFailure(f placement.Failure) placement.Failure {
-	if spec.asg != nil && f.Reason == placement.ReasonNoInstances {
-		f.Reason = reasonNoPoolInstances
-	}
-	return f
-}
-
-// planEC2 places count EC2 tasks of spec on a cluster snapshot: all with
-// the placement engine, or, for an ASG strategy (spec.pins), each
-// provider's share on that provider's pool.
-func (s *Service) planEC2(snap *clusterSnapshot, cluster string, spec *taskSpec, count int, rng *rand.Rand) (*plan, error) {
-	now := s.now().UTC()
-	p := &plan{failures: []ecsapi.Failure{}}
-	if spec.pins == nil {
-		insts := make([]placement.Instance, 0, len(snap.instances))
-		for _, v := range snap.instances {
-			insts = append(insts, v.placementInstance())
-		}
-		placements, failures := placement.Place(insts, spec.req, count, rng)
-		if len(placements) == 0 && len(failures) > 0 && failures[0].Reason == placement.ReasonNoInstances {
-			return nil, errs.R(errs.Invalid, reasonInvalidParameter, "No Container Instances were found in your cluster.")
-		}
-		for _, pl := range placements {
-			p.tasks = append(p.tasks, placedTask{rec: s.newTask(cluster, spec, snap.byID[pl.InstanceID], now), req: &spec.req})
-		}
-		for _, f := range failures {
-			p.failures = append(p.failures, f.Wire())
-		}
-		return p, nil
-	}
-	// Each provider's share, in the strategy's order of first use.
-	var order []asgPin
-	share := map[asgPin]int{}
-	for _, pin := range spec.pins[:min(count, len(spec.pins))] {
-		if share[pin] == 0 {
-			order = append(order, pin)
-		}
-		share[pin]++
-	}
-	for _, pin := range order {
-		sp := *spec
-		sp.asg = &pin
-		insts := make([]placement.Instance, 0, len(snap.instances))
-		for _, v := range snap.instances {
-			if sp.inPool(v) {
-				insts = append(insts, v.placementInstance())
-			}
-		}
-		placements, failures := placement.Place(insts, sp.req, share[pin], rng)
-		for _, pl := range placements {
-			p.tasks = append(p.tasks, placedTask{rec: s.newTask(cluster, &sp, snap.byID[pl.InstanceID], now), req: &spec.req})
-		}
-		for _, f := range failures {
-			p.failures = append(p.failures, sp.poolFailure(f).Wire())
-		}
-	}
-	return p, nil
-}
-
 // markInstanceProviders sets capacityProviderName on the described
 // instances of a provider's pool, as ECS shows it on an instance of an
 // Auto Scaling group provider's group.
@@ -768,173 +643,4 @@ func (t providerTagger) updateTags(ctx context.Context, a arn.ARN, change func([
 			return nil
 		}
 	}
-}
-
-// asgCounts are a strategy's providers' counts among a deployment's live
-// tasks.
-func asgCounts(strategy []ecsapi.CapacityProviderStrategyItem, tasks []taskRecord, deployment string) []int {
-	counts := make([]int, len(strategy))
-	for i := range tasks {
-		t := &tasks[i]
-		if t.StartedBy != deployment || t.DesiredStatus != DesiredRunning {
-			continue
-		}
-		for j, it := range strategy {
-			if deref(it.CapacityProvider) == t.CapacityProvider {
-				counts[j]++
-			}
-		}
-	}
-	return counts
-}
-
-// placeStrategy places a Start's tasks (after start has built the spec).
-// For a service with an Auto Scaling group provider strategy the strategy
-// splits them, counting the deployment's own live tasks (so replacements
-// go where the split is short), and each provider's share is placed by
-// placeAll on its pool, with the service's placement constraints and
-// strategies; other services' tasks go straight to placeAll.
-func (c *serviceController) placeStrategy(ctx context.Context, cp *clusterPass, r *serviceRecord, st deploy.Start, spec *taskSpec) ([]string, *placement.Failure, error) {
-	if r.ASG == nil || st.InstanceID != "" {
-		return c.placeAll(ctx, cp, r.Cluster, st, spec)
-	}
-	strategy := r.ASG.Strategy
-	pools, err := c.s.strategyPools(ctx, strategy)
-	if err != nil {
-		return nil, &placement.Failure{Reason: errs.MessageOf(err)}, nil
-	}
-	tasks, err := c.s.groupTasks(ctx, r.Cluster, "service:"+r.Name)
-	if err != nil {
-		return nil, nil, err
-	}
-	items := strategyItems(strategy)
-	share := make([]int, len(items))
-	for _, i := range capacityprovider.Split(items, asgCounts(strategy, tasks, st.DeploymentID), st.Count) {
-		share[i]++
-	}
-	var ids []string
-	var failure *placement.Failure
-	for i, it := range items {
-		if share[i] == 0 {
-			continue
-		}
-		sp := *spec
-		sp.asg = &asgPin{Provider: it.Provider, Pool: pools[it.Provider]}
-		sti := st
-		sti.Count = share[i]
-		got, f, err := c.placeAll(ctx, cp, r.Cluster, sti, &sp)
-		ids = append(ids, got...)
-		if err != nil {
-			return ids, nil, err
-		}
-		if failure == nil {
-			failure = f
-		}
-	}
-	return ids, failure, nil
-}
-
-// serviceASG is a CreateService's Auto Scaling group provider strategy
-// (the request's or the cluster's default), nil for any other launch.
-func serviceASG(c *clusterRecord, in *ecsapi.CreateServiceRequest) *asgLaunch {
-	strategy, err := resolveStrategy(c, in.LaunchType, in.CapacityProviderStrategy)
-	if err != nil || !asgStrategy(strategy) {
-		return nil
-	}
-	return &asgLaunch{Strategy: strategy}
-}
-
-// updateASG applies an UpdateService's capacityProviderStrategy and
-// platformVersion to a service with (or moving to) an Auto Scaling group
-// provider strategy; handled is false for other services.
-func (s *Service) updateASG(ctx context.Context, r *serviceRecord, strategy []ecsapi.CapacityProviderStrategyItem, pv *string) (handled, changed bool, err error) {
-	if r.ASG == nil && (r.Fargate != nil || !asgStrategy(strategy)) {
-		return false, false, nil
-	}
-	if pv != nil {
-		return true, false, invalid("The platform version must be null when specifying an EC2 launch type.")
-	}
-	if strategy == nil {
-		return true, false, nil
-	}
-	c, _, err := s.getCluster(ctx, r.Cluster, false)
-	if err != nil {
-		return true, false, err
-	}
-	if err := checkStrategy(strategy, c.CapacityProviders); err != nil {
-		return true, false, err
-	}
-	if !asgStrategy(strategy) {
-		return true, false, invalid("Berth cannot move a service from Auto Scaling group capacity providers to Fargate: the task definition's network mode and size rules differ. Create a new service with the Fargate strategy.")
-	}
-	if r.ASG != nil && jsonEqual(strategy, r.ASG.Strategy) {
-		return true, false, nil
-	}
-	r.ASG = &asgLaunch{Strategy: strategy}
-	return true, true, nil
-}
-
-// asgServiceOut shows a service's ASG strategy (such a service has no
-// launch type).
-func asgServiceOut(r *serviceRecord, out *ecsapi.Service) {
-	out.LaunchType = nil
-	out.CapacityProviderStrategy = r.ASG.Strategy
-	for i := range out.Deployments {
-		out.Deployments[i].LaunchType = nil
-		out.Deployments[i].CapacityProviderStrategy = r.ASG.Strategy
-	}
-}
-
-// providerDeployInput gives the deployment decision a service's capacity
-// provider strategy (Fargate's or an Auto Scaling group one) and each
-// task's provider, so that scale-in keeps the split. tasks are in.Tasks'
-// records, in order.
-func providerDeployInput(r *serviceRecord, in *deploy.Input, tasks []taskRecord) {
-	strategy := serviceStrategy(r)
-	if len(strategy) == 0 {
-		return
-	}
-	in.Service.Providers = strategyItems(strategy)
-	for i := range tasks {
-		if i >= len(in.Tasks) || in.Tasks[i].ID != tasks[i].ID {
-			return
-		}
-		p := tasks[i].CapacityProvider
-		if tasks[i].Fargate != nil {
-			p = tasks[i].Fargate.CapacityProvider
-		}
-		in.Tasks[i].Provider = p
-	}
-}
-
-// strategiesInUse adds to out the providers the capacity provider
-// strategies of a cluster's services name (a service keeps its provider
-// while it exists, as on ECS).
-func (s *Service) strategiesInUse(ctx context.Context, cluster string, out map[string]bool) error {
-	res, err := s.st.List(ctx, keyServices+cluster+"/", store.ListOptions{})
-	if err != nil {
-		return err
-	}
-	for _, kv := range res.KVs {
-		var r serviceRecord
-		if json.Unmarshal(kv.Value, &r) != nil || r.Status == deploy.ServiceInactive {
-			continue
-		}
-		for _, it := range serviceStrategy(&r) {
-			out[deref(it.CapacityProvider)] = true
-		}
-	}
-	return nil
-}
-
-// serviceStrategy is a service's capacity provider strategy (Auto Scaling
-// group or Fargate), nil without one.
-func serviceStrategy(r *serviceRecord) []ecsapi.CapacityProviderStrategyItem {
-	switch {
-	case r.ASG != nil:
-		return r.ASG.Strategy
-	case r.Fargate != nil:
-		return r.Fargate.Strategy
-	}
-	return nil
 }

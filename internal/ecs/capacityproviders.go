@@ -49,7 +49,7 @@ func checkStrategy(strategy []ecsapi.CapacityProviderStrategyItem, associated []
 	if len(strategy) > 20 {
 		return errs.R(errs.Invalid, reasonInvalidParameter, "The capacity provider strategy can contain at most 20 capacity providers.")
 	}
-	if err := checkNotMixed(strategy); err != nil { // asgproviders.go
+	if err := checkNotMixed(strategy); err != nil { // asgplacement.go
 		return err
 	}
 	bases, weights := 0, 0
@@ -177,7 +177,7 @@ func (s *Service) providersInUse(ctx context.Context, cluster string) (map[strin
 			out[t.CapacityProvider] = true
 		}
 	}
-	return out, s.strategiesInUse(ctx, cluster, out) // asgproviders.go
+	return out, s.strategiesInUse(ctx, cluster, out) // asgplacement.go
 }
 
 // strategyString is a strategy for logs.

@@ -67,7 +67,7 @@ func (s *Service) serviceLaunchOf(c *clusterRecord, in *ecsapi.CreateServiceRequ
 // capacityProviderStrategy to r; true when one changed (a new
 // deployment).
 func (s *Service) updateFargate(ctx context.Context, r *serviceRecord, strategy []ecsapi.CapacityProviderStrategyItem, pv *string) (bool, error) {
-	if handled, changed, err := s.updateASG(ctx, r, strategy, pv); handled { // asgproviders.go
+	if handled, changed, err := s.updateASG(ctx, r, strategy, pv); handled { // asgplacement.go
 		return changed, err
 	}
 	changed := false
@@ -147,7 +147,7 @@ func serviceLaunchType(r *serviceRecord) *ecsapi.LaunchType {
 func fargateServiceOut(r *serviceRecord, out *ecsapi.Service) {
 	out.LaunchType = serviceLaunchType(r)
 	if r.ASG != nil {
-		asgServiceOut(r, out) // asgproviders.go
+		asgServiceOut(r, out) // asgplacement.go
 		return
 	}
 	if r.Fargate == nil {

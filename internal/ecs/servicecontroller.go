@@ -431,7 +431,7 @@ func (c *serviceController) decide(ctx context.Context, cluster string, rp *serv
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	in := deployInput(&r, strat, eligReq, cp.snap.instances, cp.fargateInstances(), tasks, unreachable, now, newDeploymentID())
-	providerDeployInput(&r, &in, tasks) // asgproviders.go
+	providerDeployInput(&r, &in, tasks) // asgplacement.go
 	return decideWithTargets(in, r.LoadBalancers, lbTargets, lbStates), cons, strat, nil
 }
 
@@ -658,7 +658,7 @@ func (c *serviceController) start(ctx context.Context, cp *clusterPass, r *servi
 	if err := c.s.serviceConnectSpec(ctx, r, st.DeploymentID, spec); err != nil {
 		return nil, "", err
 	}
-	ids, failure, err := c.placeStrategy(ctx, cp, r, st, spec) // asgproviders.go; placeAll without a strategy
+	ids, failure, err := c.placeStrategy(ctx, cp, r, st, spec) // asgplacement.go; placeAll without a strategy
 	if err != nil {
 		return ids, "", err
 	}
@@ -799,7 +799,7 @@ func (c *serviceController) planBatch(snap *clusterSnapshot, cluster, instanceID
 	}
 	insts := make([]placement.Instance, 0, len(snap.instances))
 	for _, v := range snap.instances {
-		if spec.inPool(v) { // asgproviders.go
+		if spec.inPool(v) { // asgplacement.go
 			insts = append(insts, v.placementInstance())
 		}
 	}

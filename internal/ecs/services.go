@@ -416,7 +416,7 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 		if err != nil {
 			return err
 		}
-		if !jsonEqual(before, serviceStrategy(r)) && !deref(in.ForceNewDeployment) { // asgproviders.go
+		if !jsonEqual(before, serviceStrategy(r)) && !deref(in.ForceNewDeployment) { // asgplacement.go
 			return invalid("When switching from launch type to capacity provider strategy on an existing service, or making a change to a capacity provider strategy on a service that is already using one, you must force a new deployment.")
 		}
 		daemon := r.SchedulingStrategy == deploy.Daemon

@@ -73,7 +73,7 @@ type taskSpec struct {
 	providers []string
 	// pins: a RunTask's tasks' Auto Scaling group providers and pools, in
 	// order; asg: the one every task of this spec goes to
-	// (asgproviders.go).
+	// (asgplacement.go).
 	pins []asgPin
 	asg  *asgPin
 	// sc is the Service Connect configuration of a service's tasks
@@ -433,7 +433,7 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 		for _, i := range capacityprovider.Split(items, nil, count) {
 			spec.providers = append(spec.providers, items[i].Provider)
 		}
-		if asgStrategy(strategy) { // asgproviders.go
+		if asgStrategy(strategy) { // asgplacement.go
 			pools, err := s.strategyPools(ctx, strategy)
 			if err != nil {
 				return nil, err
@@ -490,7 +490,7 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 			}
 		} else {
 			var err error
-			if p, err = s.planEC2(snap, cluster, spec, count, rng); err != nil { // asgproviders.go
+			if p, err = s.planEC2(snap, cluster, spec, count, rng); err != nil { // asgplacement.go
 				return nil, err
 			}
 		}

@@ -106,7 +106,7 @@ type TaskRecord struct {
 	// Fargate is set for a FARGATE task (internal/ecs/fargate.go).
 	Fargate *FargateLaunch `json:"fargate,omitempty"`
 	// CapacityProvider is the Auto Scaling group provider an EC2 task's
-	// strategy chose (internal/ecs/asgproviders.go).
+	// strategy chose (internal/ecs/asgplacement.go).
 	CapacityProvider string `json:"capacityProvider,omitempty"`
 	// EphemeralGiB is a Fargate task's ephemeral storage.
 	EphemeralGiB int `json:"ephemeralStorageGiB,omitempty"`
