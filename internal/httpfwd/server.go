@@ -21,8 +21,9 @@ import (
 // knowledge) goes to Fallback with the bytes already read put back in front, so that an
 // http.Server can serve it from there.
 //
-// Requests have no cancellation: their context is context.Background (the server does not read
-// the connection while the handler runs). Fields must not change after the first ServeConn.
+// A request's context ends when the server is closed (Close, or Shutdown's deadline), not when
+// its client goes away: the server does not read the connection while the handler runs. Fields
+// must not change after the first ServeConn.
 type Server struct {
 	Handler http.Handler
 	// Fallback takes over a connection the server does not handle; nil: such requests get 501.
@@ -39,6 +40,8 @@ type Server struct {
 	Log *slog.Logger
 
 	mu       sync.Mutex
+	ctx      context.Context // of every request; cancelled by Close
+	cancel   context.CancelFunc
 	conns    map[*conn]struct{}
 	shutting atomic.Bool
 	wg       sync.WaitGroup
@@ -54,6 +57,7 @@ const maxDrainBytes = 256 << 10
 // conn is one client connection.
 type conn struct {
 	srv    *Server
+	ctx    context.Context
 	c      net.Conn
 	remote string
 	br     *bufio.Reader
@@ -84,7 +88,9 @@ func (s *Server) ServeConn(c net.Conn) error {
 	}
 	if s.conns == nil {
 		s.conns = map[*conn]struct{}{}
+		s.ctx, s.cancel = context.WithCancel(context.Background())
 	}
+	cc.ctx = s.ctx
 	s.conns[cc] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -144,6 +150,9 @@ func (s *Server) Close() {
 	s.mu.Lock()
 	for cc := range s.conns {
 		cc.c.Close()
+	}
+	if s.cancel != nil {
+		s.cancel()
 	}
 	s.mu.Unlock()
 }
@@ -283,6 +292,9 @@ func (cc *conn) parse() (*http.Request, framing, error) {
 	}
 	if fr.chunked {
 		req.TransferEncoding = []string{"chunked"}
+	}
+	if cc.ctx != nil {
+		req = req.WithContext(cc.ctx)
 	}
 	return req, fr, nil
 }
