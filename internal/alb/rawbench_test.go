@@ -113,3 +113,9 @@ func BenchmarkProxyRaw(b *testing.B) {
 	}
 	rawClients(b, p.ListenerAddr("l").String())
 }
+
+// BenchmarkDirectRaw is BenchmarkProxyRaw's client straight to its target: the CPU of both,
+// to subtract from BenchmarkProxyRaw's to get the load balancer's own.
+func BenchmarkDirectRaw(b *testing.B) {
+	rawClients(b, rawBackend(b))
+}
