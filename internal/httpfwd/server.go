@@ -1,3 +1,10 @@
+// Package httpfwd serves and forwards plain HTTP/1.1 without net/http's server and transport:
+// Server reads requests straight off a net.Conn with its own bounded parser and calls an
+// http.Handler on the connection's goroutine; Pool forwards requests to backends over keep-alive
+// connections written and read by the caller's goroutine. What they do not handle (Upgrade,
+// CONNECT, HTTP/2 prior knowledge) Server hands to a fallback, typically an http.Server. Used by
+// the load balancer (internal/alb) and the Service Connect proxy (internal/scproxy); decision 21
+// in docs/decisions.md says why.
 package httpfwd
 
 import (
@@ -435,10 +442,8 @@ func (cc *conn) serveRequest(req *http.Request, fr framing) (keep bool) {
 	if w.aborted {
 		return false
 	}
-	if cc.br.Buffered() == 0 || !keep {
-		if err := cc.bw.Flush(); err != nil {
-			return false
-		}
+	if err := cc.bw.Flush(); err != nil {
+		return false
 	}
 	return keep
 }
