@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -67,6 +68,10 @@ func rawClients(b *testing.B, addr string) {
 	var ru0 syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 	b.ReportAllocs()
+	if p := os.Getenv("RAWBENCH_PARALLELISM"); p != "" {
+		n, _ := strconv.Atoi(p)
+		b.SetParallelism(n)
+	}
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		c, err := net.Dial("tcp", addr)
