@@ -2,27 +2,34 @@ package alb
 
 import (
 	"bufio"
-	"errors"
+	"context"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
+
+	"github.com/berthdev/berth/internal/httpfwd"
 )
 
-// The fast path forwards plain HTTP/1.1 requests (the common case) to HTTP1 targets over a pool of
-// keep-alive connections, written and read by the handler's own goroutine: no per-connection
-// reader and writer goroutines and no hand-offs between them, as http.Transport has. Upgrades
-// (WebSocket), HTTPS targets and HTTP/2 targets go through httputil.ReverseProxy instead.
+// The fast path forwards plain HTTP/1.1 requests (the common case) to HTTP1 targets over
+// httpfwd's pool of keep-alive connections, written and read by the handler's own goroutine: no
+// per-connection reader and writer goroutines and no hand-offs between them, as http.Transport
+// has. Upgrades (WebSocket), HTTPS targets and HTTP/2 targets go through httputil.ReverseProxy
+// instead.
 
 // upstream is the way a load balancer reaches one target group.
 type upstream struct {
-	fast *connPool         // HTTP1 over plain TCP
+	fast *httpfwd.Pool     // HTTP1 over plain TCP
 	rt   http.RoundTripper // everything else
 	idle time.Duration
+}
+
+// newFastPool is the keep-alive pool of a group of HTTP1 targets: pooled connections live for
+// the idle timeout, and a target has the idle timeout to start its response and between reads.
+func newFastPool(idle time.Duration) *httpfwd.Pool {
+	return &httpfwd.Pool{IdleFor: idle, ReadIdle: idle, DialTimeout: 10 * time.Second}
 }
 
 func (u *upstream) close() {
@@ -30,108 +37,7 @@ func (u *upstream) close() {
 		t.CloseIdleConnections()
 	}
 	if u.fast != nil {
-		u.fast.close()
-	}
-}
-
-// connPool holds idle keep-alive connections to the targets of one group, by address.
-type connPool struct {
-	mu      sync.Mutex
-	idle    map[string][]*upConn
-	maxIdle int
-	idleFor time.Duration
-	closed  bool
-}
-
-type upConn struct {
-	c        net.Conn
-	br       *bufio.Reader
-	bw       *bufio.Writer
-	reused   bool
-	lastUsed time.Time
-}
-
-func newConnPool(idleFor time.Duration) *connPool {
-	return &connPool{idle: map[string][]*upConn{}, maxIdle: 1024, idleFor: idleFor}
-}
-
-var brPool, bwPool sync.Pool
-
-func (p *connPool) get(addr string, now time.Time) (*upConn, error) {
-	p.mu.Lock()
-	for {
-		list := p.idle[addr]
-		if len(list) == 0 {
-			break
-		}
-		uc := list[len(list)-1]
-		p.idle[addr] = list[:len(list)-1]
-		if now.Sub(uc.lastUsed) > p.idleFor {
-			p.mu.Unlock()
-			uc.close()
-			p.mu.Lock()
-			continue
-		}
-		p.mu.Unlock()
-		uc.reused = true
-		return uc, nil
-	}
-	p.mu.Unlock()
-	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	uc := &upConn{c: c}
-	if br, ok := brPool.Get().(*bufio.Reader); ok {
-		br.Reset(c)
-		uc.br = br
-	} else {
-		uc.br = bufio.NewReaderSize(c, 16<<10)
-	}
-	if bw, ok := bwPool.Get().(*bufio.Writer); ok {
-		bw.Reset(c)
-		uc.bw = bw
-	} else {
-		uc.bw = bufio.NewWriterSize(c, 8<<10)
-	}
-	return uc, nil
-}
-
-func (p *connPool) put(addr string, uc *upConn, now time.Time) {
-	uc.lastUsed = now
-	p.mu.Lock()
-	if p.closed || len(p.idle[addr]) >= p.maxIdle {
-		p.mu.Unlock()
-		uc.close()
-		return
-	}
-	p.idle[addr] = append(p.idle[addr], uc)
-	p.mu.Unlock()
-}
-
-func (p *connPool) close() {
-	p.mu.Lock()
-	idle := p.idle
-	p.idle, p.closed = map[string][]*upConn{}, true
-	p.mu.Unlock()
-	for _, list := range idle {
-		for _, uc := range list {
-			uc.close()
-		}
-	}
-}
-
-func (uc *upConn) close() {
-	uc.c.Close()
-	if uc.br != nil {
-		uc.br.Reset(nil)
-		brPool.Put(uc.br)
-		uc.br = nil
-	}
-	if uc.bw != nil {
-		uc.bw.Reset(nil)
-		bwPool.Put(uc.bw)
-		uc.bw = nil
+		u.fast.Close()
 	}
 }
 
@@ -166,7 +72,7 @@ func (h *handler) forwardFast(w http.ResponseWriter, r *http.Request, st *reqSta
 	if r.ContentLength == 0 {
 		body = nil
 	}
-	outreq := &http.Request{Method: r.Method, URL: r.URL, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+	outreq := &http.Request{Method: r.Method, URL: r.URL, RequestURI: r.RequestURI, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: out, Body: body, ContentLength: r.ContentLength, Host: r.Host}
 	if r.ContentLength < 0 && body != nil {
 		outreq.TransferEncoding = []string{"chunked"}
@@ -182,14 +88,14 @@ func (h *handler) forwardFast(w http.ResponseWriter, r *http.Request, st *reqSta
 			break
 		}
 		t.outstanding.Add(1)
-		resp, uc, err := roundTrip(up, t.addr, outreq, replayable, start)
+		resp, err := up.fast.RoundTrip(context.Background(), t.addr, outreq, replayable)
 		if err != nil {
 			t.outstanding.Add(-1)
 			lastErr = err
 			// A target that refuses the connection, or drops it before answering an
 			// idempotent request without a body, leaves rotation and the request goes to
 			// another: nothing reached the application, or doing it twice is harmless.
-			if isDialError(err) || (staleConn(err) && replayable && idempotent(r.Method)) {
+			if isDialError(err) || (httpfwd.StaleConn(err) && replayable && idempotent(r.Method)) {
 				st.g.connectFailed(t)
 				if replayable {
 					tried = append(tried, t)
@@ -200,7 +106,7 @@ func (h *handler) forwardFast(w http.ResponseWriter, r *http.Request, st *reqSta
 		}
 		st.target = t
 		h.plane.observe(st.rt.lbARN, st.g.arn, resp.StatusCode, time.Since(start), false)
-		h.copyResponse(w, r, resp, uc, up, t, st)
+		h.copyResponse(w, resp, st)
 		t.outstanding.Add(-1)
 		return
 	}
@@ -315,40 +221,6 @@ func (h *handler) upgradeOn(w http.ResponseWriter, r *http.Request, st *reqState
 	splice(cc, c, crw.Reader, br, up.idle)
 }
 
-// roundTrip sends the request on a pooled connection (retrying once on a fresh one when a reused
-// connection turns out closed) and reads the response head.
-func roundTrip(up *upstream, addr string, req *http.Request, replayable bool, now time.Time) (*http.Response, *upConn, error) {
-	for try := 0; ; try++ {
-		uc, err := up.fast.get(addr, now)
-		if err != nil {
-			return nil, nil, &net.OpError{Op: "dial", Net: "tcp", Err: err}
-		}
-		if err = req.Write(uc.bw); err == nil {
-			err = uc.bw.Flush()
-		}
-		if err == nil {
-			uc.c.SetReadDeadline(now.Add(up.idle))
-			var resp *http.Response
-			for {
-				resp, err = http.ReadResponse(uc.br, req)
-				if err != nil || resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
-					break
-				}
-				// 1xx informational: the final response follows.
-			}
-			if err == nil {
-				return resp, uc, nil
-			}
-		}
-		reused := uc.reused
-		uc.close()
-		if reused && replayable && try == 0 && staleConn(err) {
-			continue
-		}
-		return nil, nil, err
-	}
-}
-
 func idempotent(method string) bool {
 	switch method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
@@ -357,14 +229,9 @@ func idempotent(method string) bool {
 	return false
 }
 
-// staleConn reports whether err is what a keep-alive connection the target already closed gives.
-func staleConn(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
-}
-
-// copyResponse writes the target's response to the client and returns the connection to the pool
-// when the body was read to its end.
-func (h *handler) copyResponse(w http.ResponseWriter, r *http.Request, resp *http.Response, uc *upConn, up *upstream, t *target, st *reqState) {
+// copyResponse writes the target's response to the client; read to its end, the response's
+// body gives its connection back to the pool.
+func (h *handler) copyResponse(w http.ResponseWriter, resp *http.Response, st *reqState) {
 	conn := resp.Header["Connection"]
 	hd := w.Header()
 	for k, v := range resp.Header {
@@ -382,12 +249,10 @@ func (h *handler) copyResponse(w http.ResponseWriter, r *http.Request, resp *htt
 	buf := *bufp
 	flush := resp.ContentLength < 0
 	flusher, _ := w.(http.Flusher)
-	var rerr, werr error
 	for {
-		var n int
-		n, rerr = resp.Body.Read(buf)
+		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
-			if _, werr = w.Write(buf[:n]); werr != nil {
+			if _, werr := w.Write(buf[:n]); werr != nil {
 				break
 			}
 			if flush && flusher != nil {
@@ -397,17 +262,10 @@ func (h *handler) copyResponse(w http.ResponseWriter, r *http.Request, resp *htt
 		if rerr != nil {
 			break
 		}
-		uc.c.SetReadDeadline(time.Now().Add(up.idle))
 	}
 	copyBufs.Put(bufp)
 	for k, v := range resp.Trailer {
 		hd[k] = v
 	}
-	if rerr == io.EOF && werr == nil && !resp.Close {
-		resp.Body.Close()
-		uc.c.SetReadDeadline(time.Time{})
-		up.fast.put(t.addr, uc, time.Now())
-		return
-	}
-	uc.close()
+	resp.Body.Close()
 }

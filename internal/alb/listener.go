@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/berthdev/berth/internal/httpfwd"
 )
 
 // socket is one listening address. It outlives configuration changes: a listener that keeps its
@@ -27,6 +29,7 @@ type socket struct {
 
 	mu      sync.Mutex
 	srv     *http.Server
+	fwd     atomic.Pointer[httpfwd.Server] // plain HTTP: serves HTTP/1.1, hands the rest to srv
 	queue   atomic.Pointer[connQueue]
 	srvKey  serverKey
 	closed  chan struct{}
@@ -88,9 +91,14 @@ func (s *socket) configureHTTP(arn string, rt *routing, cert *tls.Certificate, i
 	}
 	srv.Protocols = protos
 	q := &connQueue{ch: make(chan net.Conn), done: make(chan struct{}), addr: s.ln.Addr()}
-	old, oldQ := s.srv, s.queue.Load()
+	var fwd *httpfwd.Server
+	if !key.https {
+		fwd = &httpfwd.Server{Handler: h, Fallback: s.handOff, IdleTimeout: idle}
+	}
+	old, oldQ, oldFwd := s.srv, s.queue.Load(), s.fwd.Load()
 	s.srv, s.srvKey = srv, key
 	s.queue.Store(q)
+	s.fwd.Store(fwd)
 	s.tcp.Store(nil)
 	go func() {
 		var err error
@@ -110,6 +118,7 @@ func (s *socket) configureHTTP(arn string, rt *routing, cert *tls.Certificate, i
 			// not sent one yet: give connections the old server accepted just before the
 			// swap time to send their first request.
 			time.Sleep(swapGrace)
+			go shutdownFwd(oldFwd, idle)
 			shutdown(old, idle)
 		}()
 	}
@@ -123,14 +132,29 @@ func (s *socket) configureTCP(arn string, tr *tcpRoute) {
 	s.listenerARN.Store(&arn)
 	s.tcp.Store(tr)
 	s.mu.Lock()
-	old, oldQ := s.srv, s.queue.Load()
+	old, oldQ, oldFwd := s.srv, s.queue.Load(), s.fwd.Load()
 	s.srv = nil
 	s.queue.Store(nil)
+	s.fwd.Store(nil)
 	s.mu.Unlock()
 	if old != nil {
 		oldQ.Close()
+		go shutdownFwd(oldFwd, time.Minute)
 		go shutdown(old, time.Minute)
 	}
+}
+
+// shutdownFwd is shutdown for the plain HTTP/1.1 server (nil: none).
+func shutdownFwd(srv *httpfwd.Server, grace time.Duration) {
+	if srv == nil {
+		return
+	}
+	if grace <= 0 {
+		grace = time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	srv.Shutdown(ctx)
 }
 
 func shutdown(srv *http.Server, grace time.Duration) {
@@ -171,6 +195,10 @@ func (s *socket) acceptLoop() {
 			}()
 			continue
 		}
+		if f := s.fwd.Load(); f != nil {
+			go f.ServeConn(c)
+			continue
+		}
 		s.handOff(c)
 	}
 }
@@ -204,11 +232,13 @@ func (s *socket) close() {
 	s.start() // so that done is closed even if it never accepted
 	<-s.done
 	s.mu.Lock()
-	srv, q, key := s.srv, s.queue.Load(), s.srvKey
+	srv, q, key, fwd := s.srv, s.queue.Load(), s.srvKey, s.fwd.Load()
 	s.srv = nil
+	s.fwd.Store(nil)
 	s.mu.Unlock()
 	if srv != nil {
 		q.Close()
+		go shutdownFwd(fwd, key.idle)
 		go shutdown(srv, key.idle)
 	}
 }

@@ -185,7 +185,7 @@ func (p *Plane) Apply(cfg Config) error {
 			if up == nil {
 				up = &upstream{rt: newTransport(tg, idle), idle: idle}
 				if tg.Protocol != "HTTPS" && tg.ProtocolVersion != "HTTP2" && tg.ProtocolVersion != "GRPC" {
-					up.fast = newConnPool(idle)
+					up.fast = newFastPool(idle)
 				}
 				p.st.transports[k] = up
 			}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -35,6 +36,12 @@ func runSCProxy(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
 	log.Info("service connect proxy starting", "relay", *relay, "version", Version)
+	if os.Getenv("BERTH_SCPROXY_KEEP_PAGES") == "" {
+		// The whole berth binary's initialisation ran; the proxy uses little of it (RSS goal).
+		runtime.GC()
+		debug.FreeOSMemory()
+		scproxy.ReleaseStartupPages()
+	}
 	return scproxy.Run(ctx, *relay, *drain, log)
 }
 

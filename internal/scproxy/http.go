@@ -147,6 +147,9 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		uu.Host = ep.addr
 		out := (&http.Request{Method: r.Method, URL: &uu, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 			Header: hdr, Host: r.Host, ContentLength: r.ContentLength, Trailer: r.Trailer}).WithContext(ctx)
+		if l.pool != nil && r.ProtoMajor == 1 {
+			out.RequestURI = r.RequestURI // origin form as the client sent it (absolute form is rebuilt from URL)
+		}
 		switch {
 		case buf != nil:
 			out.Body = io.NopCloser(bytes.NewReader(buf))
@@ -159,7 +162,7 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var resp *http.Response
 		var err error
 		if l.pool != nil {
-			resp, err = l.roundTrip1(out, ep.addr, tb == nil)
+			resp, err = l.pool.RoundTrip(ctx, ep.addr, out, tb == nil)
 		} else {
 			resp, err = l.tr.RoundTrip(out)
 		}

@@ -30,6 +30,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berthdev/berth/internal/httpfwd"
 	"github.com/berthdev/berth/internal/serviceconnect"
 )
 
@@ -100,7 +101,8 @@ type listener struct {
 
 	srv  *http.Server
 	tr   *http.Transport // http2, grpc
-	pool *connPool       // http (fastpath.go)
+	pool *httpfwd.Pool   // http (fastpath.go)
+	fwd  *httpfwd.Server // http: serves HTTP/1.1, hands the rest to srv
 
 	wg    sync.WaitGroup
 	mu    sync.Mutex
@@ -248,7 +250,7 @@ func (p *Proxy) listen(s spec) (*listener, error) {
 		return l, nil
 	}
 	if s.proto == serviceconnect.ProtocolHTTP {
-		l.pool = newConnPool(s.idle)
+		l.pool = &httpfwd.Pool{IdleFor: s.idle, DialTimeout: connectTimeout}
 	} else {
 		d := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}
 		var ps http.Protocols
@@ -261,6 +263,18 @@ func (p *Proxy) listen(s spec) (*listener, error) {
 	ps.SetUnencryptedHTTP2(true)
 	l.srv = &http.Server{Handler: l, Protocols: &ps, IdleTimeout: s.idle, ReadHeaderTimeout: time.Minute,
 		ErrorLog: log.New(slogWriter{p.log}, "", 0), ConnState: l.connState}
+	if l.pool != nil {
+		q := newFallbackQueue(ln.Addr())
+		l.srv.ConnState = l.fallbackConnState
+		l.fwd = &httpfwd.Server{Handler: l, Fallback: q.put, IdleTimeout: s.idle, ConnState: l.fwdConnState, Log: p.log}
+		l.wg.Add(2)
+		go l.serveFwd()
+		go func() {
+			defer l.wg.Done()
+			_ = l.srv.Serve(q)
+		}()
+		return l, nil
+	}
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
@@ -305,9 +319,19 @@ func (l *listener) shutdown(ctx context.Context, grace time.Duration) error {
 	defer cancel()
 	var err error
 	if l.srv != nil {
+		fwdDone := make(chan error, 1)
+		if l.fwd != nil {
+			l.ln.Close()
+			go func() { fwdDone <- l.fwd.Shutdown(ctx) }()
+		} else {
+			fwdDone <- nil
+		}
 		err = l.srv.Shutdown(ctx)
 		if err != nil {
 			l.srv.Close()
+		}
+		if e := <-fwdDone; e != nil && err == nil {
+			err = e
 		}
 		l.wg.Wait()
 		l.closeUpstreams()
@@ -324,6 +348,9 @@ func (l *listener) shutdown(ctx context.Context, grace time.Duration) error {
 func (l *listener) close() {
 	l.ln.Close()
 	if l.srv != nil {
+		if l.fwd != nil {
+			l.fwd.Close()
+		}
 		l.srv.Close()
 		l.closeUpstreams()
 	} else {
@@ -448,6 +475,6 @@ func (l *listener) closeUpstreams() {
 		l.tr.CloseIdleConnections()
 	}
 	if l.pool != nil {
-		l.pool.close()
+		l.pool.Close()
 	}
 }
