@@ -201,7 +201,7 @@ func startProcess(t testing.TB, addr, mode, dataDir string, env []string, args .
 	out := &SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Env = append(os.Environ(), env...)
-	if err := cmd.Start(); err != nil {
+	if err := StartCommand(cmd); err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan struct{})

@@ -191,7 +191,7 @@ func TestAgentKill9ReattachesAndWaitersWork(t *testing.T) {
 		cmd := exec.Command(berthtest.Binary(t), "agent", "--endpoint", s.Endpoint, "--data-dir", dir,
 			"--join-token", token, "--metadata-addr", md, "--image-pull-behavior", "prefer-cached", "--log-level", "warn")
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Start(); err != nil {
+		if err := berthtest.StartCommand(cmd); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })

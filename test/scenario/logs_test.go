@@ -232,7 +232,7 @@ func TestLogsTailFollowAgainstBinary(t *testing.T) {
 		"AWS_PAGER=", "HOME="+dir)
 	out := &berthtest.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
+	if err := berthtest.StartCommand(cmd); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })

@@ -302,7 +302,7 @@ func startAgentProcess(t *testing.T, endpoint, dir, token, md, az string) *exec.
 	}
 	cmd := exec.Command(berthtest.Binary(t), args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
+	if err := berthtest.StartCommand(cmd); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
