@@ -15,7 +15,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -349,31 +348,8 @@ func albFailover(ctx context.Context, res *ALBResult) error {
 		return err
 	}
 	url := fmt.Sprintf("http://127.0.0.1:%d/", ports[0])
-	lctx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	var failed, total atomic.Int64
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: 5 * time.Second}
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for lctx.Err() == nil {
-				resp, err := client.Get(url)
-				total.Add(1)
-				if err != nil {
-					if lctx.Err() == nil {
-						failed.Add(1)
-					}
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					failed.Add(1)
-				}
-			}
-		}()
-	}
+	load := StartLoad(ctx, url, 4, 0, 5*time.Second)
+	defer load.Stop()
 	time.Sleep(time.Second)
 	victim := ts[2]
 	vkey := spec(victim)
@@ -390,24 +366,19 @@ func albFailover(ctx context.Context, res *ALBResult) error {
 	// The new target: registered while the load runs.
 	nt, err := start()
 	if err != nil {
-		stop()
-		wg.Wait()
 		return err
 	}
 	defer nt.srv.Close()
 	tg.Targets = append(tg.Targets, spec(nt))
 	cfg.TargetGroups = []alb.TargetGroup{tg}
 	if err := plane.Apply(cfg); err != nil {
-		stop()
-		wg.Wait()
 		return err
 	}
 	for i := 0; i < 3000 && nt.firstHit.Load() == 0; i++ {
 		time.Sleep(5 * time.Millisecond)
 	}
-	stop()
-	wg.Wait()
-	res.KillFailed, res.KillRequests = failed.Load(), total.Load()
+	load.Stop()
+	res.KillRequests, res.KillFailed = load.Counts()
 	if res.KillUnhealthy == 0 {
 		return errors.New("the killed target never turned unhealthy")
 	}

@@ -13,8 +13,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -293,37 +291,13 @@ http {
 	time.Sleep(200 * time.Millisecond)
 	kctx, kcancel := context.WithTimeout(ctx, cfg.KillLoad)
 	defer kcancel()
-	var wg sync.WaitGroup
-	var reqs, errsN atomic.Int64
-	for i := 0; i < 8; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}, Timeout: 5 * time.Second}
-			defer c.CloseIdleConnections()
-			for kctx.Err() == nil {
-				resp, err := c.Get(proxyURL)
-				if kctx.Err() != nil && err != nil {
-					return
-				}
-				reqs.Add(1)
-				if err != nil {
-					errsN.Add(1)
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					errsN.Add(1)
-				}
-			}
-		}()
-	}
+	load := StartLoad(kctx, proxyURL, 8, 0, 5*time.Second)
 	time.Sleep(cfg.KillLoad / 3)
 	gbs[0].ln.Close()
 	gbs[0].srv.Close() // closes its connections, in flight or idle
-	wg.Wait()
-	res.KillRequests, res.KillErrors = reqs.Load(), errsN.Load()
+	<-kctx.Done()
+	load.Stop()
+	res.KillRequests, res.KillErrors = load.Counts()
 	return res, nil
 }
 
