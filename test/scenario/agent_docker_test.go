@@ -72,7 +72,7 @@ func toolTaskDef(family string, essentialArgs []string, extra ...types.Container
 // faster).
 func waitTask(t *testing.T, c *ecs.Client, cluster, taskARN string, within time.Duration, f func(types.Task) bool) types.Task {
 	t.Helper()
-	deadline := time.Now().Add(within)
+	deadline := time.Now().Add(berthtest.Scale(within))
 	var last types.Task
 	for time.Now().Before(deadline) {
 		d, err := c.DescribeTasks(context.Background(), &ecs.DescribeTasksInput{Cluster: aws.String(cluster), Tasks: []string{taskARN}})

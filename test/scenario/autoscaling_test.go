@@ -260,13 +260,22 @@ func TestAutoScalingGoSDK(t *testing.T) {
 	if len(d.ScalableTargets) != 1 || *d.ScalableTargets[0].MinCapacity != 8 || *d.ScalableTargets[0].MaxCapacity != 9 {
 		t.Fatalf("target after the scheduled action: %+v", d.ScalableTargets)
 	}
-	acts, _ = as.DescribeScalingActivities(ctx, &aas.DescribeScalingActivitiesInput{ServiceNamespace: ns, ResourceId: res})
-	var causes []string
-	for _, a := range acts.ScalingActivities {
-		causes = append(causes, aws.ToString(a.Description)+" | "+aws.ToString(a.Cause))
-	}
+	// The activity is recorded just after the desired count changes.
 	want := []string{"Setting desired count to 8. | minimum capacity was set to 8", "Setting min capacity to 8 and max capacity to 9 | scheduled action name peak was triggered"}
-	if len(causes) < 2 || causes[0] != want[0] || causes[1] != want[1] {
+	var causes []string
+	recorded := func() bool {
+		acts, _ = as.DescribeScalingActivities(ctx, &aas.DescribeScalingActivitiesInput{ServiceNamespace: ns, ResourceId: res})
+		causes = causes[:0]
+		for _, a := range acts.ScalingActivities {
+			causes = append(causes, aws.ToString(a.Description)+" | "+aws.ToString(a.Cause))
+		}
+		return len(causes) >= 2 && causes[0] == want[0] && causes[1] == want[1]
+	}
+	deadline := time.Now().Add(berthtest.Scale(10 * time.Second))
+	for !recorded() && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !recorded() {
 		t.Fatalf("activities after the scheduled action:\n%s", strings.Join(causes, "\n"))
 	}
 	sa, err := as.DescribeScheduledActions(ctx, &aas.DescribeScheduledActionsInput{ServiceNamespace: ns})

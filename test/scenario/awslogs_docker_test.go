@@ -97,7 +97,8 @@ func TestAwslogsThroughBerthUp(t *testing.T) {
 	stream := "app/main/" + taskID
 
 	// Some lines are visible; then the whole berth up dies mid-output.
-	deadline := time.Now().Add(30 * time.Second)
+	// (The container starts on a saturated dockerd in CI: tens of seconds.)
+	deadline := time.Now().Add(berthtest.Scale(60 * time.Second))
 	for {
 		if r, err := lc.FilterLogEvents(cx, &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String(group),
 			LogStreamNames: []string{stream}}); err == nil && len(r.Events) >= 30 {
@@ -188,7 +189,7 @@ func TestAwslogsThroughBerthUp(t *testing.T) {
 // waitInstances waits until the default cluster has n container instances.
 func waitInstances(t *testing.T, c *ecs.Client, n int) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(berthtest.Scale(30 * time.Second))
 	for {
 		r, err := c.ListContainerInstances(context.Background(), &ecs.ListContainerInstancesInput{})
 		if err == nil && len(r.ContainerInstanceArns) >= n {

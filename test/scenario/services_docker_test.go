@@ -112,6 +112,7 @@ func (e *dockerSvcEnv) mustDescribe(name string) types.Service {
 // (the server may be restarting).
 func (e *dockerSvcEnv) waitStable(name string, within time.Duration) types.Service {
 	e.t.Helper()
+	within = berthtest.Scale(within)
 	deadline := time.Now().Add(within)
 	var svc types.Service
 	var err error
