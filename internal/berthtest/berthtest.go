@@ -314,9 +314,8 @@ func (c CLI) Run(t testing.TB, s *Server, args ...string) (stdout, stderr string
 	t.Helper()
 	argv := append([]string{}, args...)
 	argv = append(argv, "--endpoint-url", s.Endpoint, "--region", s.Region, "--output", "json", "--cli-read-timeout", "30", "--cli-connect-timeout", "10")
-	cmd := exec.Command(c.Path, argv...)
 	dir := t.TempDir()
-	cmd.Env = append(cleanEnv(),
+	env := append(cleanEnv(),
 		"AWS_ACCESS_KEY_ID="+s.Creds.AccessKeyID,
 		"AWS_SECRET_ACCESS_KEY="+s.Creds.SecretAccessKey,
 		"AWS_CONFIG_FILE="+filepath.Join(dir, "config"),
@@ -325,7 +324,12 @@ func (c CLI) Run(t testing.TB, s *Server, args ...string) (stdout, stderr string
 		"AWS_MAX_ATTEMPTS=3",
 		"HOME="+dir,
 	)
-	cmd.Env = append(cmd.Env, c.Env...)
+	env = append(env, c.Env...)
+	if r, ok := runWarm(c.Path, argv, env); ok {
+		return r.Stdout, r.Stderr, r.Code
+	}
+	cmd := exec.Command(c.Path, argv...)
+	cmd.Env = env
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()
