@@ -80,15 +80,18 @@ func TestCLIsAgainstBinary(t *testing.T) {
 			// The CLI auto-paginates list calls until nextToken is absent
 			// (the revisions are registered through the SDK: what is tested
 			// here is the CLI's paging, and a CLI call costs a second of CPU).
-			sdk := ecs.NewFromConfig(p.AWSConfig())
-			for i := 0; i < 12; i++ {
+			// Six revisions in pages of two: three pages, and with the other
+			// CLI's the registrations stay within the default throttle's
+			// burst (20, then 1/s); the SDK waits out a throttle beyond it.
+			sdk := ecs.NewFromConfig(p.AWSConfig(), func(o *ecs.Options) { o.RetryMaxAttempts = 10 })
+			for i := 0; i < 6; i++ {
 				if _, err := sdk.RegisterTaskDefinition(ctx(t), &ecs.RegisterTaskDefinitionInput{Family: aws.String("pg-" + cli.Name),
 					ContainerDefinitions: []types.ContainerDefinition{{Name: aws.String("a"), Image: aws.String("busybox"), Memory: aws.Int32(32)}}}); err != nil {
 					t.Fatal(err)
 				}
 			}
-			l := run("ecs", "list-task-definitions", "--family-prefix", "pg-"+cli.Name, "--page-size", "5")
-			if n := len(l["taskDefinitionArns"].([]any)); n != 12 {
+			l := run("ecs", "list-task-definitions", "--family-prefix", "pg-"+cli.Name, "--page-size", "2")
+			if n := len(l["taskDefinitionArns"].([]any)); n != 6 {
 				t.Fatalf("auto-paginated list returned %d", n)
 			}
 			// Bad input: the CLI prints the AWS error code and exits non-zero.
