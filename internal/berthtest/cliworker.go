@@ -19,8 +19,9 @@ import (
 // calls to warm workers instead: one Python process per concurrent call,
 // started once with the CLI's own interpreter, that runs the CLI's own
 // entry point (awscli.clidriver.main, as the aws script does) with each
-// call's arguments and environment, its standard streams captured and its
-// exit code returned. Each call builds a fresh driver and session, as a
+// call's arguments and environment, its standard output and error
+// (descriptors 1 and 2, child processes included) captured and its exit
+// code returned. Each call builds a fresh driver and session, as a
 // new process would. BERTH_CLI_FRESH=1 runs every call as its own
 // process instead; a CLI that is not a Python script always does.
 
@@ -130,19 +131,23 @@ func startWorker(path string) (*cliWorker, error) {
 	cmd := exec.Command(interp, "-c", cliWorkerPy)
 	cmd.Env = append(cleanEnv(), "HOME="+home)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
 	out, replies, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
-	cmd.ExtraFiles = []*os.File{replies} // the worker's descriptor 3
-	err = StartCommand(cmd)
-	replies.Close()
+	requests, in, err := os.Pipe()
 	if err != nil {
 		out.Close()
+		replies.Close()
+		return nil, err
+	}
+	cmd.ExtraFiles = []*os.File{replies, requests} // the worker's descriptors 3 and 4
+	err = StartCommand(cmd)
+	replies.Close()
+	requests.Close()
+	if err != nil {
+		out.Close()
+		in.Close()
 		return nil, err
 	}
 	w := &cliWorker{cmd: cmd, in: in, out: bufio.NewReaderSize(out, 1<<20), replies: out}
@@ -158,4 +163,5 @@ func (w *cliWorker) kill() {
 	w.cmd.Process.Kill()
 	w.cmd.Wait()
 	w.replies.Close()
+	w.in.Close()
 }

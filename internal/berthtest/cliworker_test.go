@@ -1,6 +1,7 @@
 package berthtest
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -21,6 +22,9 @@ func TestWarmCLIMatchesFreshProcess(t *testing.T) {
 		{"ecs", "delete-cluster", "--cluster", "missing"},
 		{"ecs", "create-cluster", "--bogus-flag"},
 		{"ecs", "run-task"},
+		{"ecs", "delete-cluster", "help"}, // rendered by child processes (groff)
+		{"--debug", "ecs", "list-clusters"},
+		{"ecs", "delete-cluster", "--cluster", "missing"}, // after --debug: no debug log
 	}
 	for _, cli := range CLIs(t) {
 		if cliInterpreter(cli.Path) == "" {
@@ -39,6 +43,12 @@ func TestWarmCLIMatchesFreshProcess(t *testing.T) {
 			warm += time.Since(t0)
 			if argv[1] == "create-cluster" && fc == 0 { // idempotent: same cluster again
 				fo, wo = "", ""
+			}
+			if argv[0] == "--debug" { // timestamps and thread names
+				if !strings.Contains(fe, "DEBUG") || !strings.Contains(we, "DEBUG") || fo != wo || fc != wc {
+					t.Errorf("%s %v: fresh %d %q, warm %d %q (stderr %d and %d bytes)", cli.Name, argv, fc, fo, wc, wo, len(fe), len(we))
+				}
+				continue
 			}
 			if fo != wo || fe != we || fc != wc {
 				t.Errorf("%s %v:\nfresh %d stdout %q stderr %q\nwarm  %d stdout %q stderr %q", cli.Name, argv, fc, fo, fe, wc, wo, we)
