@@ -355,3 +355,21 @@ func cleanEnv() []string {
 	}
 	return out
 }
+
+// EachCLI runs f as a subtest per CLI (i its index in clis), the CLIs side
+// by side. The subtests do not call t.Parallel: they take no parallel
+// slot of their own, where a parallel subtest of a parallel test queues
+// again behind every test waiting for one (-parallel 3 in CI held CLI
+// subtests back for minutes). Each CLI must work on names of its own.
+func EachCLI(t *testing.T, clis []CLI, f func(t *testing.T, i int, cli CLI)) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i, cli := range clis {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.Run(cli.Name, func(t *testing.T) { f(t, i, cli) })
+		}()
+	}
+	wg.Wait()
+}
