@@ -23,6 +23,12 @@ import (
 
 // ALBConfig shapes the load balancer data plane benchmark (issue 11).
 type ALBConfig struct {
+	NginxWrkConfig
+}
+
+// NginxWrkConfig is the nginx/wrk comparison the proxy benchmarks (alb,
+// scproxy) run.
+type NginxWrkConfig struct {
 	Nginx       string        // nginx binary (Debian's nginx-light or nginx)
 	Wrk         string        // wrk binary
 	Duration    time.Duration // of each throughput run
@@ -32,10 +38,17 @@ type ALBConfig struct {
 	LatencyDur  time.Duration // of each fixed-rate latency run
 }
 
-// DefaultALBConfig is what `berth bench alb` runs.
-func DefaultALBConfig() ALBConfig {
-	return ALBConfig{Nginx: "nginx", Wrk: "wrk", Duration: 8 * time.Second, Rounds: 3, Connections: 64, Threads: 1, LatencyDur: 8 * time.Second}
+func defaultNginxWrk() NginxWrkConfig {
+	return NginxWrkConfig{Nginx: "nginx", Wrk: "wrk", Duration: 8 * time.Second, Rounds: 3, Connections: 64, Threads: 1, LatencyDur: 8 * time.Second}
 }
+
+// Valid reports whether the runs are long and many enough to measure.
+func (c NginxWrkConfig) Valid() bool {
+	return c.Duration >= time.Second && c.Rounds >= 1 && c.Connections >= 1 && c.Threads >= 1 && c.LatencyDur >= time.Second
+}
+
+// DefaultALBConfig is what `berth bench alb` runs.
+func DefaultALBConfig() ALBConfig { return ALBConfig{defaultNginxWrk()} }
 
 // wrkResult is what one wrk run printed.
 type wrkResult struct {
@@ -73,7 +86,7 @@ type ALBResult struct {
 // how fast a killed target leaves rotation and a new one enters.
 func ALB(ctx context.Context, cfg ALBConfig) (res ALBResult, err error) {
 	res.CPU = cpuModel()
-	h, err := startNginxWrk(ctx, cfg.Nginx, cfg.Wrk, cfg.Threads, `      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+	h, err := startNginxWrk(ctx, cfg.NginxWrkConfig, `      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_set_header X-Forwarded-Proto $scheme;
       proxy_set_header X-Forwarded-Port $server_port;`)
 	if err != nil {
@@ -103,7 +116,7 @@ func ALB(ctx context.Context, cfg ALBConfig) (res ALBResult, err error) {
 
 	// 1. Throughput and 2. latency beside nginx (Berth's CPU: this process, which runs
 	// nothing else meanwhile).
-	c, err := h.compare(ctx, fmt.Sprintf("http://127.0.0.1:%d/", ap), selfCPU, cfg.Duration, cfg.Rounds, cfg.Connections, cfg.LatencyDur)
+	c, err := h.compare(ctx, fmt.Sprintf("http://127.0.0.1:%d/", ap), selfCPU)
 	if err != nil {
 		return res, err
 	}

@@ -19,8 +19,7 @@ import (
 // reverse proxy to them (the baseline, as many workers as GOMAXPROCS,
 // keep-alive pool to the backends), and wrk to load a proxy.
 type nginxWrk struct {
-	wrk      string
-	threads  int
+	cfg      NginxWrkConfig
 	dir      string
 	b1, b2   int // the backends' ports
 	np       int // the nginx proxy's port
@@ -32,14 +31,14 @@ type nginxWrk struct {
 // startNginxWrk starts the backends and the nginx proxy; proxyDirectives
 // are added to the proxy's location (forwarded headers, retries) to match
 // the proxy it is compared with.
-func startNginxWrk(ctx context.Context, nginx, wrk string, threads int, proxyDirectives string) (h *nginxWrk, err error) {
-	for _, bin := range []string{nginx, wrk} {
+func startNginxWrk(ctx context.Context, cfg NginxWrkConfig, proxyDirectives string) (h *nginxWrk, err error) {
+	for _, bin := range []string{cfg.Nginx, cfg.Wrk} {
 		if _, err := exec.LookPath(bin); err != nil {
 			return nil, fmt.Errorf("%s not found (apt-get install -y nginx-light wrk): %w", bin, err)
 		}
 	}
-	h = &nginxWrk{wrk: wrk, threads: threads}
-	if out, err := exec.CommandContext(ctx, nginx, "-v").CombinedOutput(); err == nil {
+	h = &nginxWrk{cfg: cfg}
+	if out, err := exec.CommandContext(ctx, cfg.Nginx, "-v").CombinedOutput(); err == nil {
 		h.version = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(out)), "nginx version: "))
 	}
 	if h.dir, err = os.MkdirTemp("", "berth-bench-nginx-"); err != nil {
@@ -95,7 +94,7 @@ http {
 		}
 	}
 	for _, name := range []string{"backend.conf", "proxy.conf"} {
-		cmd := exec.Command(nginx, "-p", h.dir, "-c", filepath.Join(h.dir, name), "-g", "daemon off;")
+		cmd := exec.Command(cfg.Nginx, "-p", h.dir, "-c", filepath.Join(h.dir, name), "-g", "daemon off;")
 		cmd.Stderr = io.Discard
 		if err := cmd.Start(); err != nil {
 			return nil, fmt.Errorf("start nginx: %w", err)
@@ -126,11 +125,11 @@ func (h *nginxWrk) close() {
 }
 
 func (h *nginxWrk) run(ctx context.Context, url string, d time.Duration, conns int, script string) (wrkResult, error) {
-	a := []string{"-t", strconv.Itoa(h.threads), "-c", strconv.Itoa(conns), "-d", fmt.Sprintf("%ds", int(d.Seconds())), "--latency"}
+	a := []string{"-t", strconv.Itoa(h.cfg.Threads), "-c", strconv.Itoa(conns), "-d", fmt.Sprintf("%ds", int(d.Seconds())), "--latency"}
 	if script != "" {
 		a = append(a, "-s", script)
 	}
-	return runWrk(ctx, h.wrk, append(a, url))
+	return runWrk(ctx, h.cfg.Wrk, append(a, url))
 }
 
 // proxyComparison is nginx beside the other proxy under the same wrk runs.
@@ -149,13 +148,14 @@ type proxyComparison struct {
 // after one warm-up each; then latency at half of the other's maximum
 // rate, through each proxy and directly to a backend, wrk paced by a delay
 // script, with a paired probe beside it.
-func (h *nginxWrk) compare(ctx context.Context, other string, otherCPU func() time.Duration, d time.Duration, rounds, conns int, latencyDur time.Duration) (c proxyComparison, err error) {
+func (h *nginxWrk) compare(ctx context.Context, other string, otherCPU func() time.Duration) (c proxyComparison, err error) {
+	d, conns := h.cfg.Duration, h.cfg.Connections
 	for _, u := range []string{h.nginxURL(), other} {
 		if _, err := h.run(ctx, u, 2*time.Second, conns, ""); err != nil {
 			return c, err
 		}
 	}
-	for i := 0; i < rounds; i++ {
+	for i := 0; i < h.cfg.Rounds; i++ {
 		c0 := treeCPU(h.nginxPID)
 		n, err := h.run(ctx, h.nginxURL(), d, conns, "")
 		if err != nil {
@@ -195,7 +195,7 @@ func (h *nginxWrk) compare(ctx context.Context, other string, otherCPU func() ti
 		if run.probe != nil {
 			go func() { probeDone <- probe(pctx, direct, run.url) }()
 		}
-		r, err := h.run(ctx, run.url, latencyDur, paced, script)
+		r, err := h.run(ctx, run.url, h.cfg.LatencyDur, paced, script)
 		cancel()
 		if err != nil {
 			return c, err

@@ -22,21 +22,14 @@ import (
 
 // SCProxyConfig shapes the Service Connect proxy benchmark (issue 12 item 6).
 type SCProxyConfig struct {
-	Berth       string // the berth binary run as `berth scproxy` (default: this executable)
-	Nginx       string
-	Wrk         string
-	Duration    time.Duration
-	Rounds      int
-	Connections int
-	Threads     int
-	LatencyDur  time.Duration
-	KillLoad    time.Duration // length of the killed-backend run
+	Berth string // the berth binary run as `berth scproxy` (default: this executable)
+	NginxWrkConfig
+	KillLoad time.Duration // length of the killed-backend run
 }
 
 // DefaultSCProxyConfig is what `berth bench scproxy` runs.
 func DefaultSCProxyConfig() SCProxyConfig {
-	return SCProxyConfig{Nginx: "nginx", Wrk: "wrk", Duration: 8 * time.Second, Rounds: 3, Connections: 64, Threads: 1,
-		LatencyDur: 8 * time.Second, KillLoad: 4 * time.Second}
+	return SCProxyConfig{NginxWrkConfig: defaultNginxWrk(), KillLoad: 4 * time.Second}
 }
 
 // SCProxyResult holds the measurements.
@@ -70,7 +63,7 @@ func SCProxy(ctx context.Context, cfg SCProxyConfig) (res SCProxyResult, err err
 			return res, err
 		}
 	}
-	h, err := startNginxWrk(ctx, cfg.Nginx, cfg.Wrk, cfg.Threads, "      proxy_next_upstream error timeout http_503;")
+	h, err := startNginxWrk(ctx, cfg.NginxWrkConfig, "      proxy_next_upstream error timeout http_503;")
 	if err != nil {
 		return res, err
 	}
@@ -139,7 +132,7 @@ func SCProxy(ctx context.Context, cfg SCProxyConfig) (res SCProxyResult, err err
 	res.RSSIdleKB = procStatusKB(proxyPID, "VmRSS")
 	res.AnonIdleKB = procStatusKB(proxyPID, "RssAnon")
 
-	c, err := h.compare(ctx, proxyURL, func() time.Duration { return treeCPU(proxyPID) }, cfg.Duration, cfg.Rounds, cfg.Connections, cfg.LatencyDur)
+	c, err := h.compare(ctx, proxyURL, func() time.Duration { return treeCPU(proxyPID) })
 	if err != nil {
 		return res, err
 	}

@@ -75,30 +75,14 @@ var benchmarks = map[string]benchFunc{
 	}, bench.DNS),
 	"dns-serve": runBenchDNSServe,
 	"alb": benchCommand("alb", bench.DefaultALBConfig(), func(fs *flag.FlagSet, cfg *bench.ALBConfig) func() error {
-		fs.StringVar(&cfg.Nginx, "nginx", cfg.Nginx, "nginx binary (apt-get install -y nginx-light)")
-		fs.StringVar(&cfg.Wrk, "wrk", cfg.Wrk, "wrk binary (apt-get install -y wrk)")
-		fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "length of each throughput run")
-		fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "throughput runs per side, alternating")
-		fs.IntVar(&cfg.Connections, "connections", cfg.Connections, "wrk connections for the throughput runs")
-		fs.IntVar(&cfg.Threads, "threads", cfg.Threads, "wrk threads")
-		fs.DurationVar(&cfg.LatencyDur, "latency-duration", cfg.LatencyDur, "length of each fixed-rate latency run")
-		return func() error {
-			return wantParams(cfg.Duration >= time.Second && cfg.Rounds >= 1 && cfg.Connections >= 1 && cfg.Threads >= 1 && cfg.LatencyDur >= time.Second)
-		}
+		nginxWrkFlags(fs, &cfg.NginxWrkConfig)
+		return func() error { return wantParams(cfg.Valid()) }
 	}, bench.ALB),
 	"scproxy": benchCommand("scproxy", bench.DefaultSCProxyConfig(), func(fs *flag.FlagSet, cfg *bench.SCProxyConfig) func() error {
 		fs.StringVar(&cfg.Berth, "berth", cfg.Berth, "berth binary run as the proxy (default: this one)")
-		fs.StringVar(&cfg.Nginx, "nginx", cfg.Nginx, "nginx binary (apt-get install -y nginx-light)")
-		fs.StringVar(&cfg.Wrk, "wrk", cfg.Wrk, "wrk binary (apt-get install -y wrk)")
-		fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "length of each throughput run")
-		fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "throughput runs per side, alternating")
-		fs.IntVar(&cfg.Connections, "connections", cfg.Connections, "wrk connections for the throughput runs")
-		fs.IntVar(&cfg.Threads, "threads", cfg.Threads, "wrk threads")
-		fs.DurationVar(&cfg.LatencyDur, "latency-duration", cfg.LatencyDur, "length of each fixed-rate latency run")
+		nginxWrkFlags(fs, &cfg.NginxWrkConfig)
 		fs.DurationVar(&cfg.KillLoad, "kill-duration", cfg.KillLoad, "length of the killed-backend run")
-		return func() error {
-			return wantParams(cfg.Duration >= time.Second && cfg.Rounds >= 1 && cfg.Connections >= 1 && cfg.Threads >= 1 && cfg.LatencyDur >= time.Second && cfg.KillLoad >= time.Second)
-		}
+		return func() error { return wantParams(cfg.Valid() && cfg.KillLoad >= time.Second) }
 	}, bench.SCProxy),
 	"lbservice": benchCommand("lbservice", bench.DefaultLBServiceConfig(), func(fs *flag.FlagSet, cfg *bench.LBServiceConfig) func() error {
 		fs.StringVar(&cfg.Image, "image", cfg.Image, "the test image (in Docker's local cache)")
@@ -154,6 +138,17 @@ func benchCommand[C any, R interface{ Report(io.Writer) }](name string, defaults
 		res.Report(stdout)
 		return nil
 	}
+}
+
+// nginxWrkFlags are the flags of the benchmarks beside nginx under wrk.
+func nginxWrkFlags(fs *flag.FlagSet, cfg *bench.NginxWrkConfig) {
+	fs.StringVar(&cfg.Nginx, "nginx", cfg.Nginx, "nginx binary (apt-get install -y nginx-light)")
+	fs.StringVar(&cfg.Wrk, "wrk", cfg.Wrk, "wrk binary (apt-get install -y wrk)")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "length of each throughput run")
+	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "throughput runs per side, alternating")
+	fs.IntVar(&cfg.Connections, "connections", cfg.Connections, "wrk connections for the throughput runs")
+	fs.IntVar(&cfg.Threads, "threads", cfg.Threads, "wrk threads")
+	fs.DurationVar(&cfg.LatencyDur, "latency-duration", cfg.LatencyDur, "length of each fixed-rate latency run")
 }
 
 // wantParams is the usage error of parameters out of range.
