@@ -7,6 +7,7 @@ package berthtest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -372,4 +373,22 @@ func EachCLI(t *testing.T, clis []CLI, f func(t *testing.T, i int, cli CLI)) {
 		}()
 	}
 	wg.Wait()
+}
+
+// RunJSON runs the CLI as Run does and returns its JSON answer (empty
+// output: an empty map); a non-zero exit or output that is not JSON fails
+// the test.
+func (c CLI) RunJSON(t testing.TB, s *Server, args ...string) map[string]any {
+	t.Helper()
+	out, errOut, code := c.Run(t, s, args...)
+	if code != 0 {
+		t.Fatalf("%s %v: exit %d: %s", c.Name, args, code, errOut)
+	}
+	m := map[string]any{}
+	if strings.TrimSpace(out) != "" {
+		if err := json.Unmarshal([]byte(out), &m); err != nil {
+			t.Fatalf("%s %v: not JSON: %v: %s", c.Name, args, err, out)
+		}
+	}
+	return m
 }

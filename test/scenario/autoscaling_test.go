@@ -2,7 +2,6 @@ package scenario
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -314,17 +313,7 @@ func TestAutoScalingCLIs(t *testing.T) {
 	berthtest.EachCLI(t, berthtest.CLIs(t), func(t *testing.T, _ int, cli berthtest.CLI) {
 		run := func(args ...string) map[string]any {
 			t.Helper()
-			out, errOut, code := cli.Run(t, s, args...)
-			if code != 0 {
-				t.Fatalf("%v: exit %d: %s", args, code, errOut)
-			}
-			m := map[string]any{}
-			if strings.TrimSpace(out) != "" {
-				if err := json.Unmarshal([]byte(out), &m); err != nil {
-					t.Fatalf("%v: not JSON: %s", args, out)
-				}
-			}
-			return m
+			return cli.RunJSON(t, s, args...)
 		}
 		fails := func(want string, args ...string) {
 			t.Helper()

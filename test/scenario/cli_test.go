@@ -1,7 +1,6 @@
 package scenario
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -39,17 +38,7 @@ func TestCLIsAgainstBinary(t *testing.T) {
 		// each CLI works on names of its own
 		run := func(args ...string) map[string]any {
 			t.Helper()
-			out, errOut, code := cli.Run(t, p.Server, args...)
-			if code != 0 {
-				t.Fatalf("%s %v: exit %d: %s", cli.Name, args, code, errOut)
-			}
-			var m map[string]any
-			if strings.TrimSpace(out) != "" {
-				if err := json.Unmarshal([]byte(out), &m); err != nil {
-					t.Fatalf("%v: not JSON: %s", args, out)
-				}
-			}
-			return m
+			return cli.RunJSON(t, p.Server, args...)
 		}
 		id := run("sts", "get-caller-identity")
 		if id["Account"] != "000000000000" {

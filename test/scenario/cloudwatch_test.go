@@ -2,7 +2,6 @@ package scenario
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -126,17 +125,7 @@ func TestCloudWatchCLIs(t *testing.T) {
 		// each CLI uses its own namespace and alarm
 		run := func(args ...string) map[string]any {
 			t.Helper()
-			out, errOut, code := cli.Run(t, s, args...)
-			if code != 0 {
-				t.Fatalf("%v: exit %d: %s", args, code, errOut)
-			}
-			m := map[string]any{}
-			if strings.TrimSpace(out) != "" {
-				if err := json.Unmarshal([]byte(out), &m); err != nil {
-					t.Fatalf("%v: not JSON: %s", args, out)
-				}
-			}
-			return m
+			return cli.RunJSON(t, s, args...)
 		}
 		ns := "CLI/" + cli.Name
 		now := time.Now().UTC().Truncate(time.Second)

@@ -2,7 +2,6 @@ package scenario
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -37,17 +36,7 @@ func TestELBv2ThroughBinary(t *testing.T) {
 		berthtest.EachCLI(t, clis, func(t *testing.T, i int, cli berthtest.CLI) {
 			run := func(args ...string) map[string]any {
 				t.Helper()
-				out, errOut, code := cli.Run(t, p.Server, append([]string{"elbv2"}, args...)...)
-				if code != 0 {
-					t.Fatalf("%s elbv2 %v: exit %d: %s", cli.Name, args, code, errOut)
-				}
-				var m map[string]any
-				if strings.TrimSpace(out) != "" {
-					if err := json.Unmarshal([]byte(out), &m); err != nil {
-						t.Fatalf("%v: not JSON: %s", args, out)
-					}
-				}
-				return m
+				return cli.RunJSON(t, p.Server, append([]string{"elbv2"}, args...)...)
 			}
 			sdk := elb.NewFromConfig(p.AWSConfig())
 			name := "alb-" + cli.Name

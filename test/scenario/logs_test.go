@@ -2,7 +2,6 @@ package scenario
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -151,17 +150,7 @@ func TestLogsThroughCLIs(t *testing.T) {
 		// CLI start-up dominates: run both at once
 		run := func(args ...string) map[string]any {
 			t.Helper()
-			out, errOut, code := cli.Run(t, s, args...)
-			if code != 0 {
-				t.Fatalf("%v: exit %d: %s", args, code, errOut)
-			}
-			m := map[string]any{}
-			if strings.TrimSpace(out) != "" {
-				if err := json.Unmarshal([]byte(out), &m); err != nil {
-					t.Fatalf("%v: not JSON: %s", args, out)
-				}
-			}
-			return m
+			return cli.RunJSON(t, s, args...)
 		}
 		group := "cli-" + cli.Name
 		run("logs", "create-log-group", "--log-group-name", group, "--tags", "env=test")
