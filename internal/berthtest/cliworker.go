@@ -46,6 +46,10 @@ type cliReply struct {
 	Code   int    `json:"code"`
 }
 
+// maxIdleCLIWorkers bounds the idle workers kept per CLI (each holds
+// tens of MB): a burst of concurrent calls starts more, which end after.
+const maxIdleCLIWorkers = 4
+
 var cliWorkers = struct {
 	sync.Mutex
 	idle map[string][]*cliWorker // by CLI path
@@ -98,8 +102,14 @@ func runWarm(path string, argv, env []string) (r cliReply, ok bool) {
 		return cliReply{Code: 255, Stderr: fmt.Sprintf("berthtest: the AWS CLI worker died during the call: %v", err)}, true
 	}
 	cliWorkers.Lock()
-	cliWorkers.idle[path] = append(cliWorkers.idle[path], w)
+	keep := len(cliWorkers.idle[path]) < maxIdleCLIWorkers
+	if keep {
+		cliWorkers.idle[path] = append(cliWorkers.idle[path], w)
+	}
 	cliWorkers.Unlock()
+	if !keep {
+		w.kill()
+	}
 	return r, true
 }
 
