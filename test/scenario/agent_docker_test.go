@@ -207,7 +207,7 @@ func TestAgentKill9ReattachesAndWaitersWork(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The instance must be connected before placement can use it.
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(berthtest.Scale(20 * time.Second))
 	var arn string
 	for arn == "" {
 		r, err := c.RunTask(cx, &ecs.RunTaskInput{TaskDefinition: aws.String("survivor")})
