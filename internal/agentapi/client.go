@@ -135,9 +135,26 @@ func (c *Client) Stats(ctx context.Context, rep StatsReport) error {
 // fn fails, or no event (heartbeats included) arrives for three heartbeat
 // intervals. It always returns a non-nil error saying why it ended.
 func (c *Client) Assignments(ctx context.Context, since int64, fn func(Event) error) error {
+	return follow(ctx, c, PathAssignments+"?since="+strconv.FormatInt(since, 10), "assignment", fn)
+}
+
+// ServiceConnect follows the Service Connect directory of one namespace
+// (PathServiceConnect): it calls fn with each directory line until the
+// stream ends, ctx ends, fn fails, or nothing (heartbeats included)
+// arrives for three heartbeat intervals. It always returns a non-nil
+// error saying why it ended.
+func (c *Client) ServiceConnect(ctx context.Context, namespaceArn string, fn func(serviceconnect.Directory) error) error {
+	return follow(ctx, c, PathServiceConnect+"?namespace="+url.QueryEscape(namespaceArn), "service connect directory", fn)
+}
+
+// follow reads the NDJSON stream at path, calling fn with each line
+// decoded as a T (blank lines are heartbeats), until the stream ends, ctx
+// ends, fn fails, or nothing arrives for three heartbeat intervals. what
+// names the stream in errors. It always returns a non-nil error.
+func follow[T any](ctx context.Context, c *Client, path, what string, fn func(T) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	resp, err := c.do(ctx, http.MethodGet, PathAssignments+"?since="+strconv.FormatInt(since, 10), nil, true)
+	resp, err := c.do(ctx, http.MethodGet, path, nil, true)
 	if err != nil {
 		return err
 	}
@@ -169,73 +186,20 @@ func (c *Client) Assignments(ctx context.Context, since int64, fn func(Event) er
 		case alive <- struct{}{}:
 		default:
 		}
-		var ev Event
-		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-			return errs.Wrap(errs.Unavailable, err, "malformed assignment event")
-		}
-		if err := fn(ev); err != nil {
-			return err
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return errs.Wrap(errs.Unavailable, err, "assignment stream broken")
-	}
-	return errs.E(errs.Unavailable, "assignment stream closed by the server")
-}
-
-// ServiceConnect follows the Service Connect directory of one namespace
-// (PathServiceConnect): it calls fn with each directory line until the
-// stream ends, ctx ends, fn fails, or nothing (heartbeats included)
-// arrives for three heartbeat intervals. It always returns a non-nil
-// error saying why it ended.
-func (c *Client) ServiceConnect(ctx context.Context, namespaceArn string, fn func(serviceconnect.Directory) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	resp, err := c.do(ctx, http.MethodGet, PathServiceConnect+"?namespace="+url.QueryEscape(namespaceArn), nil, true)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	alive := make(chan struct{}, 1)
-	go func() {
-		t := time.NewTimer(3 * HeartbeatInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-alive:
-				if !t.Stop() {
-					<-t.C
-				}
-				t.Reset(3 * HeartbeatInterval)
-			case <-t.C:
-				cancel()
-				return
-			}
-		}
-	}()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	for sc.Scan() {
-		select {
-		case alive <- struct{}{}:
-		default:
-		}
 		line := bytes.TrimSpace(sc.Bytes())
 		if len(line) == 0 { // heartbeat
 			continue
 		}
-		var d serviceconnect.Directory
-		if err := json.Unmarshal(line, &d); err != nil {
-			return errs.Wrap(errs.Unavailable, err, "malformed service connect directory line")
+		var v T
+		if err := json.Unmarshal(line, &v); err != nil {
+			return errs.Wrap(errs.Unavailable, err, "malformed %s line", what)
 		}
-		if err := fn(d); err != nil {
+		if err := fn(v); err != nil {
 			return err
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return errs.Wrap(errs.Unavailable, err, "service connect directory stream broken")
+		return errs.Wrap(errs.Unavailable, err, "%s stream broken", what)
 	}
-	return errs.E(errs.Unavailable, "service connect directory stream closed by the server")
+	return errs.E(errs.Unavailable, "%s stream closed by the server", what)
 }

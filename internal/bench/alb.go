@@ -9,13 +9,11 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"runtime"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -25,6 +23,12 @@ import (
 
 // ALBConfig shapes the load balancer data plane benchmark (issue 11).
 type ALBConfig struct {
+	NginxWrkConfig
+}
+
+// NginxWrkConfig is the nginx/wrk comparison the proxy benchmarks (alb,
+// scproxy) run.
+type NginxWrkConfig struct {
 	Nginx       string        // nginx binary (Debian's nginx-light or nginx)
 	Wrk         string        // wrk binary
 	Duration    time.Duration // of each throughput run
@@ -34,10 +38,17 @@ type ALBConfig struct {
 	LatencyDur  time.Duration // of each fixed-rate latency run
 }
 
-// DefaultALBConfig is what `berth bench alb` runs.
-func DefaultALBConfig() ALBConfig {
-	return ALBConfig{Nginx: "nginx", Wrk: "wrk", Duration: 8 * time.Second, Rounds: 3, Connections: 64, Threads: 1, LatencyDur: 8 * time.Second}
+func defaultNginxWrk() NginxWrkConfig {
+	return NginxWrkConfig{Nginx: "nginx", Wrk: "wrk", Duration: 8 * time.Second, Rounds: 3, Connections: 64, Threads: 1, LatencyDur: 8 * time.Second}
 }
+
+// Valid reports whether the runs are long and many enough to measure.
+func (c NginxWrkConfig) Valid() bool {
+	return c.Duration >= time.Second && c.Rounds >= 1 && c.Connections >= 1 && c.Threads >= 1 && c.LatencyDur >= time.Second
+}
+
+// DefaultALBConfig is what `berth bench alb` runs.
+func DefaultALBConfig() ALBConfig { return ALBConfig{defaultNginxWrk()} }
 
 // wrkResult is what one wrk run printed.
 type wrkResult struct {
@@ -75,92 +86,26 @@ type ALBResult struct {
 // how fast a killed target leaves rotation and a new one enters.
 func ALB(ctx context.Context, cfg ALBConfig) (res ALBResult, err error) {
 	res.CPU = cpuModel()
-	if _, err := exec.LookPath(cfg.Nginx); err != nil {
-		return res, fmt.Errorf("nginx not found (apt-get install -y nginx-light): %w", err)
-	}
-	if _, err := exec.LookPath(cfg.Wrk); err != nil {
-		return res, fmt.Errorf("wrk not found (apt-get install -y wrk): %w", err)
-	}
-	if out, err := exec.CommandContext(ctx, cfg.Nginx, "-v").CombinedOutput(); err == nil {
-		res.NginxVersion = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(out)), "nginx version: "))
-	}
-	dir, err := os.MkdirTemp("", "berth-bench-alb-")
-	if err != nil {
-		return res, err
-	}
-	defer os.RemoveAll(dir)
-	ports, err := freePorts(4)
-	if err != nil {
-		return res, err
-	}
-	b1, b2, np, ap := ports[0], ports[1], ports[2], ports[3]
-
-	// Backends: one nginx with two servers, one worker.
-	backendConf := fmt.Sprintf(`worker_processes 1;
-pid %[1]s/backend.pid;
-error_log %[1]s/backend-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  default_type text/plain;
-  keepalive_requests 10000000;
-  client_body_temp_path %[1]s/b-body; proxy_temp_path %[1]s/b-proxy; fastcgi_temp_path %[1]s/b-fcgi; uwsgi_temp_path %[1]s/b-uwsgi; scgi_temp_path %[1]s/b-scgi;
-  server { listen 127.0.0.1:%[2]d; location / { return 200 "ok\n"; } }
-  server { listen 127.0.0.1:%[3]d; location / { return 200 "ok\n"; } }
-}
-`, dir, b1, b2)
-	// The baseline: nginx as reverse proxy, as many workers as the Go runtime has processors,
-	// keep-alive pool to the backends, the same forwarded headers.
-	proxyConf := fmt.Sprintf(`worker_processes %[5]d;
-pid %[1]s/proxy.pid;
-error_log %[1]s/proxy-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 10000000;
-  client_body_temp_path %[1]s/p-body; proxy_temp_path %[1]s/p-proxy; fastcgi_temp_path %[1]s/p-fcgi; uwsgi_temp_path %[1]s/p-uwsgi; scgi_temp_path %[1]s/p-scgi;
-  upstream backends { server 127.0.0.1:%[2]d; server 127.0.0.1:%[3]d; keepalive 512; }
-  server {
-    listen 127.0.0.1:%[4]d;
-    location / {
-      proxy_pass http://backends;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+	h, err := startNginxWrk(ctx, cfg.NginxWrkConfig, `      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_set_header X-Forwarded-Port $server_port;
-    }
-  }
-}
-`, dir, b1, b2, np, runtime.GOMAXPROCS(0))
-	for name, conf := range map[string]string{"backend.conf": backendConf, "proxy.conf": proxyConf} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(conf), 0o600); err != nil {
-			return res, err
-		}
+      proxy_set_header X-Forwarded-Port $server_port;`)
+	if err != nil {
+		return res, err
 	}
-	var proxyPID int
-	for _, name := range []string{"backend.conf", "proxy.conf"} {
-		cmd := exec.Command(cfg.Nginx, "-p", dir, "-c", filepath.Join(dir, name), "-g", "daemon off;")
-		cmd.Stderr = io.Discard
-		if err := cmd.Start(); err != nil {
-			return res, fmt.Errorf("start nginx: %w", err)
-		}
-		proxyPID = cmd.Process.Pid
-		defer func() {
-			cmd.Process.Signal(syscall.SIGTERM)
-			time.Sleep(100 * time.Millisecond)
-			cmd.Process.Kill()
-			cmd.Wait()
-		}()
+	defer h.close()
+	res.NginxVersion = h.version
+	ports, err := freePorts(1)
+	if err != nil {
+		return res, err
 	}
+	ap := ports[0]
 
 	// Berth's data plane, in this process: one listener, one target group of the two backends.
 	plane := alb.New(alb.Options{})
 	defer plane.Close()
 	hc := alb.HealthCheck{Enabled: true, Protocol: "HTTP", Path: "/", Port: "traffic-port", Interval: 5 * time.Second, Timeout: 2 * time.Second, HealthyThreshold: 2, UnhealthyThreshold: 2, Matcher: "200"}
 	tg := alb.TargetGroup{ARN: "tg-nginx", Protocol: "HTTP", ProtocolVersion: "HTTP1", Algorithm: "round_robin", HealthCheck: hc,
-		Targets: []alb.Target{{ID: "127.0.0.1", Port: b1, Addr: fmt.Sprintf("127.0.0.1:%d", b1)}, {ID: "127.0.0.1", Port: b2, Addr: fmt.Sprintf("127.0.0.1:%d", b2)}}}
+		Targets: []alb.Target{{ID: "127.0.0.1", Port: h.b1, Addr: fmt.Sprintf("127.0.0.1:%d", h.b1)}, {ID: "127.0.0.1", Port: h.b2, Addr: fmt.Sprintf("127.0.0.1:%d", h.b2)}}}
 	if err := plane.Apply(alb.Config{LoadBalancers: []alb.LoadBalancer{{ARN: "lb", Type: "application", Listeners: []alb.Listener{{ARN: "l", Addr: fmt.Sprintf("127.0.0.1:%d", ap), Protocol: "HTTP",
 		DefaultActions: []alb.Action{{Type: "forward", Forward: []alb.WeightedTargetGroup{{ARN: tg.ARN, Weight: 1}}}}}}}}, TargetGroups: []alb.TargetGroup{tg}}); err != nil {
 		return res, err
@@ -168,79 +113,15 @@ http {
 	if err := waitHealthy(ctx, plane, tg.ARN, 2, 20*time.Second); err != nil {
 		return res, err
 	}
-	for _, p := range []int{b1, np} {
-		if err := waitHTTP(ctx, fmt.Sprintf("http://127.0.0.1:%d/", p), 10*time.Second); err != nil {
-			return res, err
-		}
-	}
-	nginxURL := fmt.Sprintf("http://127.0.0.1:%d/", np)
-	albURL := fmt.Sprintf("http://127.0.0.1:%d/", ap)
 
-	// 1. Throughput, alternating rounds after one warm-up each.
-	wrkArgs := func(url string, d time.Duration, conns int, script string) []string {
-		a := []string{"-t", strconv.Itoa(cfg.Threads), "-c", strconv.Itoa(conns), "-d", fmt.Sprintf("%ds", int(d.Seconds())), "--latency"}
-		if script != "" {
-			a = append(a, "-s", script)
-		}
-		return append(a, url)
-	}
-	for _, u := range []string{nginxURL, albURL} {
-		if _, err := runWrk(ctx, cfg.Wrk, wrkArgs(u, 2*time.Second, cfg.Connections, "")); err != nil {
-			return res, err
-		}
-	}
-	for i := 0; i < cfg.Rounds; i++ {
-		c0 := treeCPU(proxyPID)
-		n, err := runWrk(ctx, cfg.Wrk, wrkArgs(nginxURL, cfg.Duration, cfg.Connections, ""))
-		if err != nil {
-			return res, err
-		}
-		nginxCPU := treeCPU(proxyPID) - c0
-		c0 = selfCPU()
-		a, err := runWrk(ctx, cfg.Wrk, wrkArgs(albURL, cfg.Duration, cfg.Connections, ""))
-		if err != nil {
-			return res, err
-		}
-		albCPU := selfCPU() - c0
-		res.NginxRPS = append(res.NginxRPS, n.RPS)
-		res.ALBRPS = append(res.ALBRPS, a.RPS)
-		res.NginxPerCPU = append(res.NginxPerCPU, n.RPS*cfg.Duration.Seconds()/nginxCPU.Seconds())
-		res.ALBPerCPU = append(res.ALBPerCPU, a.RPS*cfg.Duration.Seconds()/albCPU.Seconds())
-	}
-
-	// 2. Latency at half of the ALB's maximum rate: wrk paced by a delay script (10 ms between
-	// requests on each connection, as many connections as the rate needs).
-	res.Rate = median(res.ALBRPS) / 2
-	const pace = 10 // ms
-	conns := max(1, int(res.Rate*pace/1000))
-	script := filepath.Join(dir, "pace.lua")
-	if err := os.WriteFile(script, []byte(fmt.Sprintf("function delay() return %d end\n", pace)), 0o600); err != nil {
+	// 1. Throughput and 2. latency beside nginx (Berth's CPU: this process, which runs
+	// nothing else meanwhile).
+	c, err := h.compare(ctx, fmt.Sprintf("http://127.0.0.1:%d/", ap), selfCPU)
+	if err != nil {
 		return res, err
 	}
-	direct := fmt.Sprintf("http://127.0.0.1:%d/", b1)
-	for _, run := range []struct {
-		url   string
-		out   *wrkResult
-		probe *probeResult
-	}{{direct, &res.Direct, nil}, {nginxURL, &res.NginxLat, &res.NginxProbe}, {albURL, &res.ALBLat, &res.ALBProbe}} {
-		// While wrk loads the proxy at the rate, a probe alternates single requests
-		// straight to the backend and through the proxy: paired samples that see the same
-		// machine, which matters on a shared one.
-		pctx, cancel := context.WithCancel(ctx)
-		probeDone := make(chan probeResult, 1)
-		if run.probe != nil {
-			go func() { probeDone <- probe(pctx, direct, run.url) }()
-		}
-		r, err := runWrk(ctx, cfg.Wrk, wrkArgs(run.url, cfg.LatencyDur, conns, script))
-		cancel()
-		if err != nil {
-			return res, err
-		}
-		*run.out = r
-		if run.probe != nil {
-			*run.probe = <-probeDone
-		}
-	}
+	res.NginxRPS, res.ALBRPS, res.NginxPerCPU, res.ALBPerCPU = c.NginxRPS, c.OtherRPS, c.NginxPerCPU, c.OtherPerCPU
+	res.Rate, res.Direct, res.NginxLat, res.ALBLat, res.NginxProbe, res.ALBProbe = c.Rate, c.Direct, c.NginxLat, c.OtherLat, c.NginxProbe, c.OtherProbe
 
 	// 3. Failure handling with Go targets and the seeds' tuning.
 	if err := albFailover(ctx, &res); err != nil {
@@ -349,31 +230,8 @@ func albFailover(ctx context.Context, res *ALBResult) error {
 		return err
 	}
 	url := fmt.Sprintf("http://127.0.0.1:%d/", ports[0])
-	lctx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	var failed, total atomic.Int64
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: 5 * time.Second}
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for lctx.Err() == nil {
-				resp, err := client.Get(url)
-				total.Add(1)
-				if err != nil {
-					if lctx.Err() == nil {
-						failed.Add(1)
-					}
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					failed.Add(1)
-				}
-			}
-		}()
-	}
+	load := StartLoad(ctx, url, 4, 0, 5*time.Second)
+	defer load.Stop()
 	time.Sleep(time.Second)
 	victim := ts[2]
 	vkey := spec(victim)
@@ -390,24 +248,19 @@ func albFailover(ctx context.Context, res *ALBResult) error {
 	// The new target: registered while the load runs.
 	nt, err := start()
 	if err != nil {
-		stop()
-		wg.Wait()
 		return err
 	}
 	defer nt.srv.Close()
 	tg.Targets = append(tg.Targets, spec(nt))
 	cfg.TargetGroups = []alb.TargetGroup{tg}
 	if err := plane.Apply(cfg); err != nil {
-		stop()
-		wg.Wait()
 		return err
 	}
 	for i := 0; i < 3000 && nt.firstHit.Load() == 0; i++ {
 		time.Sleep(5 * time.Millisecond)
 	}
-	stop()
-	wg.Wait()
-	res.KillFailed, res.KillRequests = failed.Load(), total.Load()
+	load.Stop()
+	res.KillRequests, res.KillFailed = load.Counts()
 	if res.KillUnhealthy == 0 {
 		return errors.New("the killed target never turned unhealthy")
 	}

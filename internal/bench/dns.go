@@ -44,6 +44,7 @@ type DNSRun struct {
 
 // DNSResult is the benchmark's outcome.
 type DNSResult struct {
+	Config    DNSConfig // what ran
 	Runs      []DNSRun
 	BerthBest float64
 	NSDBest   float64
@@ -168,7 +169,7 @@ func waitDNS(ctx context.Context, dir string, port int) error {
 // each pinned to ServerCPU, with dnsperf pinned to ClientCPU, alternating
 // Rounds times.
 func DNS(ctx context.Context, cfg DNSConfig) (DNSResult, error) {
-	var res DNSResult
+	res := DNSResult{Config: cfg}
 	for _, tool := range []string{"dnsperf", "nsd", "taskset"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return res, fmt.Errorf("%s is needed (apt-get install -y dnsperf nsd util-linux): %w", tool, err)
@@ -270,4 +271,16 @@ zone:
 		}
 	}
 	return res, nil
+}
+
+// Report prints the results.
+func (r DNSResult) Report(w io.Writer) {
+	c := r.Config
+	fmt.Fprintf(w, "Cloud Map DNS beside nsd, same zone (%d services, 3 instances each), servers pinned to CPU %s (berth GOMAXPROCS=1, nsd server-count 1), dnsperf -c %d on CPU %s, %s per run\n",
+		c.Services, c.ServerCPU, c.Clients, c.ClientCPU, c.Duration)
+	fmt.Fprintf(w, "%-6s %12s %14s %s\n", "server", "queries/s", "avg latency s", "lost")
+	for _, run := range r.Runs {
+		fmt.Fprintf(w, "%-6s %12.0f %14s %s\n", run.Server, run.QPS, run.AvgLatency, run.Lost)
+	}
+	fmt.Fprintf(w, "best: berth %.0f q/s, nsd %.0f q/s, ratio %.2f (goal: berth >= 20000 q/s on one core)\n", r.BerthBest, r.NSDBest, r.BerthBest/r.NSDBest)
 }

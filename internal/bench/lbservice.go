@@ -6,9 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -171,46 +168,8 @@ func LBService(ctx context.Context, cfg LBServiceConfig) (res LBServiceResult, e
 	}
 	res.Ready = time.Since(t0)
 
-	var sent, failed atomic.Int64
-	var firstErr atomic.Value
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Workers}}
-	for range cfg.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := hc.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
-				sent.Add(1)
-				if err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						err = fmt.Errorf("status %d", resp.StatusCode)
-					}
-				}
-				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-				}
-			}
-		}()
-	}
-	stopped := false
-	stopLoad := func() {
-		if !stopped {
-			stopped = true
-			close(stop)
-			wg.Wait()
-		}
-	}
-	defer stopLoad()
+	load := StartLoad(ctx, fmt.Sprintf("http://127.0.0.1:%d/", port), cfg.Workers, 0, 10*time.Second)
+	defer load.Stop()
 
 	t1 := time.Now()
 	if _, err := c.UpdateService(ctx, &ecs.UpdateServiceInput{Service: aws.String("web"), TaskDefinition: aws.String(td2)}); err != nil {
@@ -224,7 +183,7 @@ func LBService(ctx context.Context, cfg LBServiceConfig) (res LBServiceResult, e
 		return res, err
 	}
 	res.Roll = time.Since(t1)
-	res.RollSent, res.RollFail = sent.Load(), failed.Load()
+	res.RollSent, res.RollFail = load.Counts()
 
 	for range cfg.Kills {
 		cs, err := env.dc.ContainerList(ctx, client.ContainerListOptions{Filters: client.Filters{}.Add("label", dockerdriver.LabelECSTaskFamily+"=lbbench")})
@@ -248,11 +207,10 @@ func LBService(ctx context.Context, cfg LBServiceConfig) (res LBServiceResult, e
 		}
 		res.Kill = time.Since(t2)
 	}
-	stopLoad()
-	res.KillSent, res.KillFail = sent.Load()-res.RollSent, failed.Load()-res.RollFail
-	if v, ok := firstErr.Load().(string); ok {
-		res.FirstError = v
-	}
+	load.Stop()
+	sent, failed := load.Counts()
+	res.KillSent, res.KillFail = sent-res.RollSent, failed-res.RollFail
+	res.FirstError = load.FirstError()
 	return res, nil
 }
 

@@ -13,8 +13,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,21 +22,14 @@ import (
 
 // SCProxyConfig shapes the Service Connect proxy benchmark (issue 12 item 6).
 type SCProxyConfig struct {
-	Berth       string // the berth binary run as `berth scproxy` (default: this executable)
-	Nginx       string
-	Wrk         string
-	Duration    time.Duration
-	Rounds      int
-	Connections int
-	Threads     int
-	LatencyDur  time.Duration
-	KillLoad    time.Duration // length of the killed-backend run
+	Berth string // the berth binary run as `berth scproxy` (default: this executable)
+	NginxWrkConfig
+	KillLoad time.Duration // length of the killed-backend run
 }
 
 // DefaultSCProxyConfig is what `berth bench scproxy` runs.
 func DefaultSCProxyConfig() SCProxyConfig {
-	return SCProxyConfig{Nginx: "nginx", Wrk: "wrk", Duration: 8 * time.Second, Rounds: 3, Connections: 64, Threads: 1,
-		LatencyDur: 8 * time.Second, KillLoad: 4 * time.Second}
+	return SCProxyConfig{NginxWrkConfig: defaultNginxWrk(), KillLoad: 4 * time.Second}
 }
 
 // SCProxyResult holds the measurements.
@@ -72,24 +63,18 @@ func SCProxy(ctx context.Context, cfg SCProxyConfig) (res SCProxyResult, err err
 			return res, err
 		}
 	}
-	for _, bin := range []string{cfg.Nginx, cfg.Wrk} {
-		if _, err := exec.LookPath(bin); err != nil {
-			return res, fmt.Errorf("%s not found (apt-get install -y nginx-light wrk): %w", bin, err)
-		}
+	h, err := startNginxWrk(ctx, cfg.NginxWrkConfig, "      proxy_next_upstream error timeout http_503;")
+	if err != nil {
+		return res, err
 	}
-	if out, err := exec.CommandContext(ctx, cfg.Nginx, "-v").CombinedOutput(); err == nil {
-		res.NginxVersion = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(out)), "nginx version: "))
-	}
+	defer h.close()
+	res.NginxVersion = h.version
 	dir, err := os.MkdirTemp("", "berth-bench-sc-")
 	if err != nil {
 		return res, err
 	}
 	defer os.RemoveAll(dir)
-	ports, err := freePorts(3)
-	if err != nil {
-		return res, err
-	}
-	b1, b2, np := ports[0], ports[1], ports[2]
+	b1, b2 := h.b1, h.b2
 	const vip = "127.255.0.77"
 	l, err := net.Listen("tcp", vip+":0")
 	if err != nil {
@@ -97,61 +82,6 @@ func SCProxy(ctx context.Context, cfg SCProxyConfig) (res SCProxyResult, err err
 	}
 	pp := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-
-	backendConf := fmt.Sprintf(`worker_processes 1;
-pid %[1]s/backend.pid;
-error_log %[1]s/backend-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  default_type text/plain;
-  keepalive_requests 10000000;
-  client_body_temp_path %[1]s/b-body; proxy_temp_path %[1]s/b-proxy; fastcgi_temp_path %[1]s/b-fcgi; uwsgi_temp_path %[1]s/b-uwsgi; scgi_temp_path %[1]s/b-scgi;
-  server { listen 127.0.0.1:%[2]d; location / { return 200 "ok\n"; } }
-  server { listen 127.0.0.1:%[3]d; location / { return 200 "ok\n"; } }
-}
-`, dir, b1, b2)
-	proxyConf := fmt.Sprintf(`worker_processes %[5]d;
-pid %[1]s/proxy.pid;
-error_log %[1]s/proxy-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 10000000;
-  client_body_temp_path %[1]s/p-body; proxy_temp_path %[1]s/p-proxy; fastcgi_temp_path %[1]s/p-fcgi; uwsgi_temp_path %[1]s/p-uwsgi; scgi_temp_path %[1]s/p-scgi;
-  upstream backends { server 127.0.0.1:%[2]d; server 127.0.0.1:%[3]d; keepalive 512; }
-  server {
-    listen 127.0.0.1:%[4]d;
-    location / {
-      proxy_pass http://backends;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $host;
-      proxy_next_upstream error timeout http_503;
-    }
-  }
-}
-`, dir, b1, b2, np, runtime.GOMAXPROCS(0))
-	for name, conf := range map[string]string{"backend.conf": backendConf, "proxy.conf": proxyConf} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(conf), 0o600); err != nil {
-			return res, err
-		}
-	}
-	var nginxPID int
-	for _, name := range []string{"backend.conf", "proxy.conf"} {
-		cmd := exec.Command(cfg.Nginx, "-p", dir, "-c", filepath.Join(dir, name), "-g", "daemon off;")
-		cmd.Stderr = io.Discard
-		if err := cmd.Start(); err != nil {
-			return res, fmt.Errorf("start nginx: %w", err)
-		}
-		nginxPID = cmd.Process.Pid
-		defer func() {
-			cmd.Process.Signal(syscall.SIGTERM)
-			time.Sleep(100 * time.Millisecond)
-			cmd.Process.Kill()
-			cmd.Wait()
-		}()
-	}
 
 	// The proxy process, configured through its relay as the agent does.
 	tc := serviceconnect.TaskConfig{NamespaceArn: "bench", ProxyContainerName: "ecs-service-connect-bench",
@@ -195,75 +125,19 @@ http {
 	if ok, msg := relay.Ready(); !ok {
 		return res, fmt.Errorf("proxy: %s", msg)
 	}
-	nginxURL := fmt.Sprintf("http://127.0.0.1:%d/", np)
 	proxyURL := fmt.Sprintf("http://%s:%d/", vip, pp)
-	for _, u := range []string{fmt.Sprintf("http://127.0.0.1:%d/", b1), nginxURL, proxyURL} {
-		if err := waitHTTP(ctx, u, 10*time.Second); err != nil {
-			return res, err
-		}
+	if err := waitHTTP(ctx, proxyURL, 10*time.Second); err != nil {
+		return res, err
 	}
 	res.RSSIdleKB = procStatusKB(proxyPID, "VmRSS")
 	res.AnonIdleKB = procStatusKB(proxyPID, "RssAnon")
 
-	wrkArgs := func(url string, d time.Duration, conns int, script string) []string {
-		a := []string{"-t", strconv.Itoa(cfg.Threads), "-c", strconv.Itoa(conns), "-d", fmt.Sprintf("%ds", int(d.Seconds())), "--latency"}
-		if script != "" {
-			a = append(a, "-s", script)
-		}
-		return append(a, url)
-	}
-	for _, u := range []string{nginxURL, proxyURL} {
-		if _, err := runWrk(ctx, cfg.Wrk, wrkArgs(u, 2*time.Second, cfg.Connections, "")); err != nil {
-			return res, err
-		}
-	}
-	for i := 0; i < cfg.Rounds; i++ {
-		c0 := treeCPU(nginxPID)
-		n, err := runWrk(ctx, cfg.Wrk, wrkArgs(nginxURL, cfg.Duration, cfg.Connections, ""))
-		if err != nil {
-			return res, err
-		}
-		nCPU := treeCPU(nginxPID) - c0
-		c0 = treeCPU(proxyPID)
-		p, err := runWrk(ctx, cfg.Wrk, wrkArgs(proxyURL, cfg.Duration, cfg.Connections, ""))
-		if err != nil {
-			return res, err
-		}
-		pCPU := treeCPU(proxyPID) - c0
-		res.NginxRPS = append(res.NginxRPS, n.RPS)
-		res.ProxyRPS = append(res.ProxyRPS, p.RPS)
-		res.NginxPerCPU = append(res.NginxPerCPU, n.RPS*cfg.Duration.Seconds()/max(nCPU.Seconds(), 0.01))
-		res.ProxyPerCPU = append(res.ProxyPerCPU, p.RPS*cfg.Duration.Seconds()/max(pCPU.Seconds(), 0.01))
-	}
-
-	res.Rate = median(res.ProxyRPS) / 2
-	const pace = 10 // ms between requests on each wrk connection
-	conns := max(1, int(res.Rate*pace/1000))
-	script := filepath.Join(dir, "pace.lua")
-	if err := os.WriteFile(script, []byte(fmt.Sprintf("function delay() return %d end\n", pace)), 0o600); err != nil {
+	c, err := h.compare(ctx, proxyURL, func() time.Duration { return treeCPU(proxyPID) })
+	if err != nil {
 		return res, err
 	}
-	direct := fmt.Sprintf("http://127.0.0.1:%d/", b1)
-	for _, run := range []struct {
-		url   string
-		out   *wrkResult
-		probe *probeResult
-	}{{direct, &res.Direct, nil}, {nginxURL, &res.NginxLat, &res.NginxProbe}, {proxyURL, &res.ProxyLat, &res.ProxyProbe}} {
-		pctx, cancel := context.WithCancel(ctx)
-		probeDone := make(chan probeResult, 1)
-		if run.probe != nil {
-			go func() { probeDone <- probe(pctx, direct, run.url) }()
-		}
-		r, err := runWrk(ctx, cfg.Wrk, wrkArgs(run.url, cfg.LatencyDur, conns, script))
-		cancel()
-		if err != nil {
-			return res, err
-		}
-		*run.out = r
-		if run.probe != nil {
-			*run.probe = <-probeDone
-		}
-	}
+	res.NginxRPS, res.ProxyRPS, res.NginxPerCPU, res.ProxyPerCPU = c.NginxRPS, c.OtherRPS, c.NginxPerCPU, c.OtherPerCPU
+	res.Rate, res.Direct, res.NginxLat, res.ProxyLat, res.NginxProbe, res.ProxyProbe = c.Rate, c.Direct, c.NginxLat, c.OtherLat, c.NginxProbe, c.OtherProbe
 	res.RSSLoadKB = procStatusKB(proxyPID, "VmHWM")
 	res.AnonLoadKB = procStatusKB(proxyPID, "RssAnon")
 
@@ -293,37 +167,13 @@ http {
 	time.Sleep(200 * time.Millisecond)
 	kctx, kcancel := context.WithTimeout(ctx, cfg.KillLoad)
 	defer kcancel()
-	var wg sync.WaitGroup
-	var reqs, errsN atomic.Int64
-	for i := 0; i < 8; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}, Timeout: 5 * time.Second}
-			defer c.CloseIdleConnections()
-			for kctx.Err() == nil {
-				resp, err := c.Get(proxyURL)
-				if kctx.Err() != nil && err != nil {
-					return
-				}
-				reqs.Add(1)
-				if err != nil {
-					errsN.Add(1)
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					errsN.Add(1)
-				}
-			}
-		}()
-	}
+	load := StartLoad(kctx, proxyURL, 8, 0, 5*time.Second)
 	time.Sleep(cfg.KillLoad / 3)
 	gbs[0].ln.Close()
 	gbs[0].srv.Close() // closes its connections, in flight or idle
-	wg.Wait()
-	res.KillRequests, res.KillErrors = reqs.Load(), errsN.Load()
+	<-kctx.Done()
+	load.Stop()
+	res.KillRequests, res.KillErrors = load.Counts()
 	return res, nil
 }
 

@@ -7,6 +7,7 @@ package berthtest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -201,7 +202,7 @@ func startProcess(t testing.TB, addr, mode, dataDir string, env []string, args .
 	out := &SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Env = append(os.Environ(), env...)
-	if err := cmd.Start(); err != nil {
+	if err := StartCommand(cmd); err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan struct{})
@@ -314,9 +315,8 @@ func (c CLI) Run(t testing.TB, s *Server, args ...string) (stdout, stderr string
 	t.Helper()
 	argv := append([]string{}, args...)
 	argv = append(argv, "--endpoint-url", s.Endpoint, "--region", s.Region, "--output", "json", "--cli-read-timeout", "30", "--cli-connect-timeout", "10")
-	cmd := exec.Command(c.Path, argv...)
 	dir := t.TempDir()
-	cmd.Env = append(cleanEnv(),
+	env := append(cleanEnv(),
 		"AWS_ACCESS_KEY_ID="+s.Creds.AccessKeyID,
 		"AWS_SECRET_ACCESS_KEY="+s.Creds.SecretAccessKey,
 		"AWS_CONFIG_FILE="+filepath.Join(dir, "config"),
@@ -325,7 +325,12 @@ func (c CLI) Run(t testing.TB, s *Server, args ...string) (stdout, stderr string
 		"AWS_MAX_ATTEMPTS=3",
 		"HOME="+dir,
 	)
-	cmd.Env = append(cmd.Env, c.Env...)
+	env = append(env, c.Env...)
+	if r, ok := runWarm(c.Path, argv, env); ok {
+		return r.Stdout, r.Stderr, r.Code
+	}
+	cmd := exec.Command(c.Path, argv...)
+	cmd.Env = env
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()
@@ -350,4 +355,40 @@ func cleanEnv() []string {
 		out = append(out, kv)
 	}
 	return out
+}
+
+// EachCLI runs f as a subtest per CLI (i its index in clis), the CLIs side
+// by side. The subtests do not call t.Parallel: they take no parallel
+// slot of their own, where a parallel subtest of a parallel test queues
+// again behind every test waiting for one (-parallel 3 in CI held CLI
+// subtests back for minutes). Each CLI must work on names of its own.
+func EachCLI(t *testing.T, clis []CLI, f func(t *testing.T, i int, cli CLI)) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i, cli := range clis {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.Run(cli.Name, func(t *testing.T) { f(t, i, cli) })
+		}()
+	}
+	wg.Wait()
+}
+
+// RunJSON runs the CLI as Run does and returns its JSON answer (empty
+// output: an empty map); a non-zero exit or output that is not JSON fails
+// the test.
+func (c CLI) RunJSON(t testing.TB, s *Server, args ...string) map[string]any {
+	t.Helper()
+	out, errOut, code := c.Run(t, s, args...)
+	if code != 0 {
+		t.Fatalf("%s %v: exit %d: %s", c.Name, args, code, errOut)
+	}
+	m := map[string]any{}
+	if strings.TrimSpace(out) != "" {
+		if err := json.Unmarshal([]byte(out), &m); err != nil {
+			t.Fatalf("%s %v: not JSON: %v: %s", c.Name, args, err, out)
+		}
+	}
+	return m
 }

@@ -10,7 +10,6 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/berthdev/berth/internal/bench"
 	"github.com/berthdev/berth/internal/scproxy"
 )
 
@@ -43,31 +42,4 @@ func runSCProxy(ctx context.Context, args []string, stderr io.Writer) error {
 		scproxy.ReleaseStartupPages()
 	}
 	return scproxy.Run(ctx, *relay, *drain, log)
-}
-
-func runBenchSCProxy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("berth bench scproxy", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfg := bench.DefaultSCProxyConfig()
-	fs.StringVar(&cfg.Berth, "berth", cfg.Berth, "berth binary run as the proxy (default: this one)")
-	fs.StringVar(&cfg.Nginx, "nginx", cfg.Nginx, "nginx binary (apt-get install -y nginx-light)")
-	fs.StringVar(&cfg.Wrk, "wrk", cfg.Wrk, "wrk binary (apt-get install -y wrk)")
-	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "length of each throughput run")
-	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "throughput runs per side, alternating")
-	fs.IntVar(&cfg.Connections, "connections", cfg.Connections, "wrk connections for the throughput runs")
-	fs.IntVar(&cfg.Threads, "threads", cfg.Threads, "wrk threads")
-	fs.DurationVar(&cfg.LatencyDur, "latency-duration", cfg.LatencyDur, "length of each fixed-rate latency run")
-	fs.DurationVar(&cfg.KillLoad, "kill-duration", cfg.KillLoad, "length of the killed-backend run")
-	if err := fs.Parse(args); err != nil {
-		return UsageError{err.Error()}
-	}
-	if cfg.Duration < time.Second || cfg.Rounds < 1 || cfg.Connections < 1 || cfg.Threads < 1 || cfg.LatencyDur < time.Second || cfg.KillLoad < time.Second {
-		return UsageError{"bad benchmark parameters"}
-	}
-	res, err := bench.SCProxy(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	res.Report(stdout)
-	return nil
 }

@@ -94,10 +94,8 @@ func (h *Hub) Directory(ctx context.Context, namespaceArn string) (serviceconnec
 func (h *Hub) Run(ctx context.Context) {
 	tasks := h.feed.WatchTasks(ctx)
 	svcs := h.feed.WatchServices(ctx)
-	taskState := map[string]ecsapi.Task{}
-	svcState := map[string]ecsapi.Service{}
-	var pendingTasks, pendingSvcs map[string]bool
-	var tasksSynced, svcsSynced bool
+	taskState := newMirror[ecsapi.Task]()
+	svcState := newMirror[ecsapi.Service]()
 	var rev int64
 	hc := map[string]bool{} // task definition ARN -> health checked
 	healthChecked := func(td string) bool {
@@ -110,91 +108,99 @@ func (h *Hub) Run(ctx context.Context) {
 		}
 		return v
 	}
-	apply := func(tc *ecs.TaskChange, sc *ecs.ServiceChange) {
-		if tc != nil {
-			k := derefS(tc.Task.TaskArn)
+	// take applies one change from either feed; wait says whether to
+	// block for it. It reports false when nothing was taken: ctx ended or
+	// a feed closed (stop), or, not waiting, nothing was queued.
+	take := func(wait bool) (taken, stop bool) {
+		var (
+			tc       ecs.TaskChange
+			sc       ecs.ServiceChange
+			ok, task bool
+		)
+		if wait {
+			select {
+			case <-ctx.Done():
+				return false, true
+			case tc, ok = <-tasks:
+				task = true
+			case sc, ok = <-svcs:
+			}
+		} else {
+			select {
+			case tc, ok = <-tasks:
+				task = true
+			case sc, ok = <-svcs:
+			default:
+				return false, false
+			}
+		}
+		switch {
+		case !ok:
+			return false, true
+		case task:
 			rev = max(rev, tc.Revision)
-			switch tc.Kind {
-			case ecs.ChangeRelist:
-				pendingTasks = map[string]bool{}
-			case ecs.ChangeSynced:
-				for k := range taskState {
-					if !pendingTasks[k] {
-						delete(taskState, k)
-					}
-				}
-				pendingTasks, tasksSynced = nil, true
-			case ecs.ChangeUpsert:
-				taskState[k] = tc.Task
-				if pendingTasks != nil {
-					pendingTasks[k] = true
-				}
-			case ecs.ChangeDelete:
-				delete(taskState, k)
-			}
-		}
-		if sc != nil {
-			k := derefS(sc.Service.ClusterArn) + "/" + derefS(sc.Service.ServiceName)
+			taskState.apply(tc.Kind, derefS(tc.Task.TaskArn), tc.Task)
+		default:
 			rev = max(rev, sc.Revision)
-			switch sc.Kind {
-			case ecs.ChangeRelist:
-				pendingSvcs = map[string]bool{}
-			case ecs.ChangeSynced:
-				for k := range svcState {
-					if !pendingSvcs[k] {
-						delete(svcState, k)
-					}
-				}
-				pendingSvcs, svcsSynced = nil, true
-			case ecs.ChangeUpsert:
-				svcState[k] = sc.Service
-				if pendingSvcs != nil {
-					pendingSvcs[k] = true
-				}
-			case ecs.ChangeDelete:
-				delete(svcState, k)
-			}
+			svcState.apply(sc.Kind, derefS(sc.Service.ClusterArn)+"/"+derefS(sc.Service.ServiceName), sc.Service)
 		}
+		return true, false
 	}
 	for {
-		select {
-		case <-ctx.Done():
+		if _, stop := take(true); stop {
 			return
-		case tc, ok := <-tasks:
-			if !ok {
-				return
-			}
-			apply(&tc, nil)
-		case sc, ok := <-svcs:
-			if !ok {
-				return
-			}
-			apply(nil, &sc)
 		}
 		// Take what is already queued, then build once.
-	drain:
 		for {
-			select {
-			case tc, ok := <-tasks:
-				if !ok {
-					return
-				}
-				apply(&tc, nil)
-			case sc, ok := <-svcs:
-				if !ok {
-					return
-				}
-				apply(nil, &sc)
-			default:
-				break drain
+			taken, stop := take(false)
+			if stop {
+				return
+			}
+			if !taken {
+				break
 			}
 		}
-		if !tasksSynced || !svcsSynced || pendingTasks != nil || pendingSvcs != nil {
+		if !taskState.ready() || !svcState.ready() {
 			continue
 		}
-		h.publish(Build(taskState, svcState, h.HostIP, healthChecked), rev)
+		h.publish(Build(taskState.state, svcState.state, h.HostIP, healthChecked), rev)
 	}
 }
+
+// mirror is the state one feed has delivered, keyed by resource.
+type mirror[T any] struct {
+	state   map[string]T
+	pending map[string]bool // during a relist: the keys listed so far
+	synced  bool            // a listing has completed
+}
+
+func newMirror[T any]() *mirror[T] { return &mirror[T]{state: map[string]T{}} }
+
+// apply takes one change: after a relist, whatever the listing did not
+// show again is gone.
+func (m *mirror[T]) apply(kind ecs.ChangeKind, k string, v T) {
+	switch kind {
+	case ecs.ChangeRelist:
+		m.pending = map[string]bool{}
+	case ecs.ChangeSynced:
+		for k := range m.state {
+			if !m.pending[k] {
+				delete(m.state, k)
+			}
+		}
+		m.pending, m.synced = nil, true
+	case ecs.ChangeUpsert:
+		m.state[k] = v
+		if m.pending != nil {
+			m.pending[k] = true
+		}
+	case ecs.ChangeDelete:
+		delete(m.state, k)
+	}
+}
+
+// ready reports whether the state is a complete listing (not mid-relist).
+func (m *mirror[T]) ready() bool { return m.synced && m.pending == nil }
 
 // publish swaps in the new directories and wakes the subscribers of those
 // that changed.

@@ -45,7 +45,7 @@ func TestBenchRegistryAgainstDistribution(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o644)
 	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	if err := cmd.Start(); err != nil {
+	if err := berthtest.StartCommand(cmd); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })

@@ -72,7 +72,7 @@ func toolTaskDef(family string, essentialArgs []string, extra ...types.Container
 // faster).
 func waitTask(t *testing.T, c *ecs.Client, cluster, taskARN string, within time.Duration, f func(types.Task) bool) types.Task {
 	t.Helper()
-	deadline := time.Now().Add(within)
+	deadline := time.Now().Add(berthtest.Scale(within))
 	var last types.Task
 	for time.Now().Before(deadline) {
 		d, err := c.DescribeTasks(context.Background(), &ecs.DescribeTasksInput{Cluster: aws.String(cluster), Tasks: []string{taskARN}})
@@ -191,7 +191,7 @@ func TestAgentKill9ReattachesAndWaitersWork(t *testing.T) {
 		cmd := exec.Command(berthtest.Binary(t), "agent", "--endpoint", s.Endpoint, "--data-dir", dir,
 			"--join-token", token, "--metadata-addr", md, "--image-pull-behavior", "prefer-cached", "--log-level", "warn")
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Start(); err != nil {
+		if err := berthtest.StartCommand(cmd); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
@@ -207,7 +207,7 @@ func TestAgentKill9ReattachesAndWaitersWork(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The instance must be connected before placement can use it.
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(berthtest.Scale(20 * time.Second))
 	var arn string
 	for arn == "" {
 		r, err := c.RunTask(cx, &ecs.RunTaskInput{TaskDefinition: aws.String("survivor")})

@@ -32,7 +32,7 @@ func TestDeregisteredAgentProcessExits(t *testing.T) {
 	cmd := exec.Command(berthtest.Binary(t), "agent", "--endpoint", s.Endpoint, "--data-dir", t.TempDir(),
 		"--join-token", tok, "--metadata-addr", berthtest.FreeAddr(t), "--image-pull-behavior", "prefer-cached", "--log-level", "warn")
 	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
+	if err := berthtest.StartCommand(cmd); err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)

@@ -129,6 +129,7 @@ func freeAnyAddrTB(t testing.TB) string {
 
 func waitFor(t testing.TB, what string, within time.Duration, f func() bool) {
 	t.Helper()
+	within = berthtest.Scale(within)
 	deadline := time.Now().Add(within)
 	for !f() {
 		if time.Now().After(deadline) {

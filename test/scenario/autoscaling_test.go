@@ -2,7 +2,6 @@ package scenario
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -260,13 +259,22 @@ func TestAutoScalingGoSDK(t *testing.T) {
 	if len(d.ScalableTargets) != 1 || *d.ScalableTargets[0].MinCapacity != 8 || *d.ScalableTargets[0].MaxCapacity != 9 {
 		t.Fatalf("target after the scheduled action: %+v", d.ScalableTargets)
 	}
-	acts, _ = as.DescribeScalingActivities(ctx, &aas.DescribeScalingActivitiesInput{ServiceNamespace: ns, ResourceId: res})
-	var causes []string
-	for _, a := range acts.ScalingActivities {
-		causes = append(causes, aws.ToString(a.Description)+" | "+aws.ToString(a.Cause))
-	}
+	// The activity is recorded just after the desired count changes.
 	want := []string{"Setting desired count to 8. | minimum capacity was set to 8", "Setting min capacity to 8 and max capacity to 9 | scheduled action name peak was triggered"}
-	if len(causes) < 2 || causes[0] != want[0] || causes[1] != want[1] {
+	var causes []string
+	recorded := func() bool {
+		acts, _ = as.DescribeScalingActivities(ctx, &aas.DescribeScalingActivitiesInput{ServiceNamespace: ns, ResourceId: res})
+		causes = causes[:0]
+		for _, a := range acts.ScalingActivities {
+			causes = append(causes, aws.ToString(a.Description)+" | "+aws.ToString(a.Cause))
+		}
+		return len(causes) >= 2 && causes[0] == want[0] && causes[1] == want[1]
+	}
+	deadline := time.Now().Add(berthtest.Scale(10 * time.Second))
+	for !recorded() && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !recorded() {
 		t.Fatalf("activities after the scheduled action:\n%s", strings.Join(causes, "\n"))
 	}
 	sa, err := as.DescribeScheduledActions(ctx, &aas.DescribeScheduledActionsInput{ServiceNamespace: ns})
@@ -302,69 +310,56 @@ func TestAutoScalingGoSDK(t *testing.T) {
 func TestAutoScalingCLIs(t *testing.T) {
 	t.Parallel()
 	s := berthtest.Start(t, nil)
-	for _, cli := range berthtest.CLIs(t) {
-		t.Run(cli.Name, func(t *testing.T) {
-			t.Parallel()
-			run := func(args ...string) map[string]any {
-				t.Helper()
-				out, errOut, code := cli.Run(t, s, args...)
-				if code != 0 {
-					t.Fatalf("%v: exit %d: %s", args, code, errOut)
-				}
-				m := map[string]any{}
-				if strings.TrimSpace(out) != "" {
-					if err := json.Unmarshal([]byte(out), &m); err != nil {
-						t.Fatalf("%v: not JSON: %s", args, out)
-					}
-				}
-				return m
+	berthtest.EachCLI(t, berthtest.CLIs(t), func(t *testing.T, _ int, cli berthtest.CLI) {
+		run := func(args ...string) map[string]any {
+			t.Helper()
+			return cli.RunJSON(t, s, args...)
+		}
+		fails := func(want string, args ...string) {
+			t.Helper()
+			_, errOut, code := cli.Run(t, s, args...)
+			if code == 0 || !strings.Contains(errOut, want) {
+				t.Fatalf("%v: exit %d, stderr %s; want an error with %q", args, code, errOut, want)
 			}
-			fails := func(want string, args ...string) {
-				t.Helper()
-				_, errOut, code := cli.Run(t, s, args...)
-				if code == 0 || !strings.Contains(errOut, want) {
-					t.Fatalf("%v: exit %d, stderr %s; want an error with %q", args, code, errOut, want)
-				}
-			}
-			cluster := "c-" + cli.Name
-			autoscalingService(t, s.AWSConfig(), cluster, "web", 1)
-			res := "service/" + cluster + "/web"
-			tgt := []string{"--service-namespace", "ecs", "--resource-id", res, "--scalable-dimension", "ecs:service:DesiredCount"}
-			fails("ValidationException", "application-autoscaling", "describe-scalable-targets", "--service-namespace", "dynamodb")
-			fails("Minimum capacity cannot be greater than maximum capacity", append([]string{"application-autoscaling", "register-scalable-target", "--min-capacity", "3", "--max-capacity", "1"}, tgt...)...)
-			run(append([]string{"application-autoscaling", "register-scalable-target", "--min-capacity", "1", "--max-capacity", "4"}, tgt...)...)
-			fails("Invalid schedule expression", append([]string{"application-autoscaling", "put-scheduled-action", "--scheduled-action-name", "x",
-				"--schedule", "cron(61 * * * ? *)", "--scalable-target-action", "MinCapacity=2"}, tgt...)...)
-			pol := run(append([]string{"application-autoscaling", "put-scaling-policy", "--policy-name", "out", "--policy-type", "StepScaling",
-				"--step-scaling-policy-configuration", `{"AdjustmentType":"ExactCapacity","Cooldown":0,"StepAdjustments":[{"MetricIntervalLowerBound":0,"ScalingAdjustment":3}]}`}, tgt...)...)
-			arn, _ := pol["PolicyARN"].(string)
-			if !strings.Contains(arn, ":scalingPolicy:") {
-				t.Fatalf("put-scaling-policy: %v", pol)
-			}
-			alarm := "q-" + cli.Name
-			run("cloudwatch", "put-metric-alarm", "--alarm-name", alarm, "--namespace", "Shop", "--metric-name", "Queue", "--statistic", "Maximum",
-				"--period", "60", "--evaluation-periods", "1", "--threshold", "100", "--comparison-operator", "GreaterThanThreshold", "--alarm-actions", arn)
-			run("cloudwatch", "set-alarm-state", "--alarm-name", alarm, "--state-value", "ALARM", "--state-reason", "drill")
-			if n := desiredCount(t, s.AWSConfig(), cluster, "web"); n != 3 {
-				t.Fatalf("desired count %d, want 3", n)
-			}
-			acts := run(append([]string{"application-autoscaling", "describe-scaling-activities"}, tgt[:4]...)...)
-			list, _ := acts["ScalingActivities"].([]any)
-			if len(list) != 1 {
-				t.Fatalf("activities: %v", acts)
-			}
-			a := list[0].(map[string]any)
-			if a["Cause"] != "monitor alarm "+alarm+" in state ALARM triggered policy out" || a["Description"] != "Setting desired count to 3." {
-				t.Fatalf("activity: %v", a)
-			}
-			pols := run(append([]string{"application-autoscaling", "describe-scaling-policies"}, tgt[:4]...)...)
-			if ps, _ := pols["ScalingPolicies"].([]any); len(ps) != 1 {
-				t.Fatalf("policies: %v", pols)
-			}
-			run(append([]string{"application-autoscaling", "delete-scaling-policy", "--policy-name", "out"}, tgt...)...)
-			fails("ObjectNotFoundException", append([]string{"application-autoscaling", "delete-scaling-policy", "--policy-name", "out"}, tgt...)...)
-		})
-	}
+		}
+		cluster := "c-" + cli.Name
+		autoscalingService(t, s.AWSConfig(), cluster, "web", 1)
+		res := "service/" + cluster + "/web"
+		tgt := []string{"--service-namespace", "ecs", "--resource-id", res, "--scalable-dimension", "ecs:service:DesiredCount"}
+		fails("ValidationException", "application-autoscaling", "describe-scalable-targets", "--service-namespace", "dynamodb")
+		fails("Minimum capacity cannot be greater than maximum capacity", append([]string{"application-autoscaling", "register-scalable-target", "--min-capacity", "3", "--max-capacity", "1"}, tgt...)...)
+		run(append([]string{"application-autoscaling", "register-scalable-target", "--min-capacity", "1", "--max-capacity", "4"}, tgt...)...)
+		fails("Invalid schedule expression", append([]string{"application-autoscaling", "put-scheduled-action", "--scheduled-action-name", "x",
+			"--schedule", "cron(61 * * * ? *)", "--scalable-target-action", "MinCapacity=2"}, tgt...)...)
+		pol := run(append([]string{"application-autoscaling", "put-scaling-policy", "--policy-name", "out", "--policy-type", "StepScaling",
+			"--step-scaling-policy-configuration", `{"AdjustmentType":"ExactCapacity","Cooldown":0,"StepAdjustments":[{"MetricIntervalLowerBound":0,"ScalingAdjustment":3}]}`}, tgt...)...)
+		arn, _ := pol["PolicyARN"].(string)
+		if !strings.Contains(arn, ":scalingPolicy:") {
+			t.Fatalf("put-scaling-policy: %v", pol)
+		}
+		alarm := "q-" + cli.Name
+		run("cloudwatch", "put-metric-alarm", "--alarm-name", alarm, "--namespace", "Shop", "--metric-name", "Queue", "--statistic", "Maximum",
+			"--period", "60", "--evaluation-periods", "1", "--threshold", "100", "--comparison-operator", "GreaterThanThreshold", "--alarm-actions", arn)
+		run("cloudwatch", "set-alarm-state", "--alarm-name", alarm, "--state-value", "ALARM", "--state-reason", "drill")
+		if n := desiredCount(t, s.AWSConfig(), cluster, "web"); n != 3 {
+			t.Fatalf("desired count %d, want 3", n)
+		}
+		acts := run(append([]string{"application-autoscaling", "describe-scaling-activities"}, tgt[:4]...)...)
+		list, _ := acts["ScalingActivities"].([]any)
+		if len(list) != 1 {
+			t.Fatalf("activities: %v", acts)
+		}
+		a := list[0].(map[string]any)
+		if a["Cause"] != "monitor alarm "+alarm+" in state ALARM triggered policy out" || a["Description"] != "Setting desired count to 3." {
+			t.Fatalf("activity: %v", a)
+		}
+		pols := run(append([]string{"application-autoscaling", "describe-scaling-policies"}, tgt[:4]...)...)
+		if ps, _ := pols["ScalingPolicies"].([]any); len(ps) != 1 {
+			t.Fatalf("policies: %v", pols)
+		}
+		run(append([]string{"application-autoscaling", "delete-scaling-policy", "--policy-name", "out"}, tgt...)...)
+		fails("ObjectNotFoundException", append([]string{"application-autoscaling", "delete-scaling-policy", "--policy-name", "out"}, tgt...)...)
+	})
 }
 
 // TestAutoScalingAgainstBinary runs `berth up` (the real binary): a

@@ -97,7 +97,8 @@ func TestAwslogsThroughBerthUp(t *testing.T) {
 	stream := "app/main/" + taskID
 
 	// Some lines are visible; then the whole berth up dies mid-output.
-	deadline := time.Now().Add(30 * time.Second)
+	// (The container starts on a saturated dockerd in CI: tens of seconds.)
+	deadline := time.Now().Add(berthtest.Scale(60 * time.Second))
 	for {
 		if r, err := lc.FilterLogEvents(cx, &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String(group),
 			LogStreamNames: []string{stream}}); err == nil && len(r.Events) >= 30 {
@@ -185,17 +186,31 @@ func TestAwslogsThroughBerthUp(t *testing.T) {
 	}
 }
 
-// waitInstances waits until the default cluster has n container instances.
+// waitInstances waits until the default cluster has n container instances
+// whose agents are connected (RunTask places only on those: an instance is
+// listed a moment before its agent's assignment stream is up).
 func waitInstances(t *testing.T, c *ecs.Client, n int) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(berthtest.Scale(30 * time.Second))
 	for {
+		connected := 0
 		r, err := c.ListContainerInstances(context.Background(), &ecs.ListContainerInstancesInput{})
 		if err == nil && len(r.ContainerInstanceArns) >= n {
+			var d *ecs.DescribeContainerInstancesOutput
+			d, err = c.DescribeContainerInstances(context.Background(), &ecs.DescribeContainerInstancesInput{ContainerInstances: r.ContainerInstanceArns})
+			if err == nil {
+				for _, ci := range d.ContainerInstances {
+					if ci.AgentConnected {
+						connected++
+					}
+				}
+			}
+		}
+		if connected >= n {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d container instances, want %d (%v)", len(r.ContainerInstanceArns), n, err)
+			t.Fatalf("%d connected container instances, want %d (%v)", connected, n, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -1,7 +1,6 @@
 package scenario
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -35,79 +34,70 @@ func TestCLIsAgainstBinary(t *testing.T) {
 	t.Parallel()
 	clis := berthtest.CLIs(t)
 	p := berthtest.StartProcess(t, "up", t.TempDir(), nil)
-	for _, cli := range clis {
-		t.Run(cli.Name, func(t *testing.T) {
-			t.Parallel() // each CLI works on names of its own
-			run := func(args ...string) map[string]any {
-				t.Helper()
-				out, errOut, code := cli.Run(t, p.Server, args...)
-				if code != 0 {
-					t.Fatalf("%s %v: exit %d: %s", cli.Name, args, code, errOut)
-				}
-				var m map[string]any
-				if strings.TrimSpace(out) != "" {
-					if err := json.Unmarshal([]byte(out), &m); err != nil {
-						t.Fatalf("%v: not JSON: %s", args, out)
-					}
-				}
-				return m
+	berthtest.EachCLI(t, clis, func(t *testing.T, _ int, cli berthtest.CLI) {
+		// each CLI works on names of its own
+		run := func(args ...string) map[string]any {
+			t.Helper()
+			return cli.RunJSON(t, p.Server, args...)
+		}
+		id := run("sts", "get-caller-identity")
+		if id["Account"] != "000000000000" {
+			t.Fatalf("caller identity: %v", id)
+		}
+		name := "cli-" + cli.Name
+		cl := run("ecs", "create-cluster", "--cluster-name", name, "--tags", "key=team,value=core")
+		if cl["cluster"].(map[string]any)["status"] != "ACTIVE" {
+			t.Fatalf("create-cluster: %v", cl)
+		}
+		d := run("ecs", "describe-clusters", "--clusters", name, "missing-"+name, "--include", "TAGS")
+		if len(d["clusters"].([]any)) != 1 || len(d["failures"].([]any)) != 1 {
+			t.Fatalf("describe-clusters: %v", d)
+		}
+		for _, f := range realWorldTaskDefs(t) {
+			abs, _ := filepath.Abs(f)
+			r := run("ecs", "register-task-definition", "--cli-input-json", "file://"+abs)
+			td := r["taskDefinition"].(map[string]any)
+			if td["status"] != "ACTIVE" || td["revision"] == nil {
+				t.Fatalf("%s: %v", f, r)
 			}
-			id := run("sts", "get-caller-identity")
-			if id["Account"] != "000000000000" {
-				t.Fatalf("caller identity: %v", id)
+			back := run("ecs", "describe-task-definition", "--task-definition", td["taskDefinitionArn"].(string))
+			if fmt.Sprint(back["taskDefinition"]) != fmt.Sprint(td) {
+				t.Fatalf("%s: describe differs from register:\n%v\n%v", f, back["taskDefinition"], td)
 			}
-			name := "cli-" + cli.Name
-			cl := run("ecs", "create-cluster", "--cluster-name", name, "--tags", "key=team,value=core")
-			if cl["cluster"].(map[string]any)["status"] != "ACTIVE" {
-				t.Fatalf("create-cluster: %v", cl)
+		}
+		// The CLI auto-paginates list calls until nextToken is absent
+		// (the revisions are registered through the SDK: what is tested
+		// here is the CLI's paging, and a CLI call costs a second of CPU).
+		// Six revisions in pages of two: three pages, and with the other
+		// CLI's the registrations stay within the default throttle's
+		// burst (20, then 1/s); the SDK waits out a throttle beyond it.
+		sdk := ecs.NewFromConfig(p.AWSConfig(), func(o *ecs.Options) { o.RetryMaxAttempts = 10 })
+		for i := 0; i < 6; i++ {
+			if _, err := sdk.RegisterTaskDefinition(ctx(t), &ecs.RegisterTaskDefinitionInput{Family: aws.String("pg-" + cli.Name),
+				ContainerDefinitions: []types.ContainerDefinition{{Name: aws.String("a"), Image: aws.String("busybox"), Memory: aws.Int32(32)}}}); err != nil {
+				t.Fatal(err)
 			}
-			d := run("ecs", "describe-clusters", "--clusters", name, "missing-"+name, "--include", "TAGS")
-			if len(d["clusters"].([]any)) != 1 || len(d["failures"].([]any)) != 1 {
-				t.Fatalf("describe-clusters: %v", d)
-			}
-			for _, f := range realWorldTaskDefs(t) {
-				abs, _ := filepath.Abs(f)
-				r := run("ecs", "register-task-definition", "--cli-input-json", "file://"+abs)
-				td := r["taskDefinition"].(map[string]any)
-				if td["status"] != "ACTIVE" || td["revision"] == nil {
-					t.Fatalf("%s: %v", f, r)
-				}
-				back := run("ecs", "describe-task-definition", "--task-definition", td["taskDefinitionArn"].(string))
-				if fmt.Sprint(back["taskDefinition"]) != fmt.Sprint(td) {
-					t.Fatalf("%s: describe differs from register:\n%v\n%v", f, back["taskDefinition"], td)
-				}
-			}
-			// The CLI auto-paginates list calls until nextToken is absent
-			// (the revisions are registered through the SDK: what is tested
-			// here is the CLI's paging, and a CLI call costs a second of CPU).
-			sdk := ecs.NewFromConfig(p.AWSConfig())
-			for i := 0; i < 12; i++ {
-				if _, err := sdk.RegisterTaskDefinition(ctx(t), &ecs.RegisterTaskDefinitionInput{Family: aws.String("pg-" + cli.Name),
-					ContainerDefinitions: []types.ContainerDefinition{{Name: aws.String("a"), Image: aws.String("busybox"), Memory: aws.Int32(32)}}}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			l := run("ecs", "list-task-definitions", "--family-prefix", "pg-"+cli.Name, "--page-size", "5")
-			if n := len(l["taskDefinitionArns"].([]any)); n != 12 {
-				t.Fatalf("auto-paginated list returned %d", n)
-			}
-			// Bad input: the CLI prints the AWS error code and exits non-zero.
-			_, errOut, code := cli.Run(t, p.Server, "ecs", "register-task-definition", "--family", "bad",
-				"--container-definitions", `[{"name":"a","image":"busybox"}]`)
-			if code == 0 || !strings.Contains(errOut, "ClientException") {
-				t.Fatalf("bad task definition: exit %d: %s", code, errOut)
-			}
-			_, errOut, code = cli.Run(t, p.Server, "ecs", "delete-cluster", "--cluster", "nope")
-			if code == 0 || !strings.Contains(errOut, "ClusterNotFoundException") {
-				t.Fatalf("delete missing cluster: exit %d: %s", code, errOut)
-			}
-			run("ecs", "delete-cluster", "--cluster", name)
-			ev := run("cloudtrail", "lookup-events", "--lookup-attributes", "AttributeKey=ResourceName,AttributeValue="+name, "--max-results", "5")
-			if len(ev["Events"].([]any)) < 2 {
-				t.Fatalf("lookup-events: %v", ev)
-			}
-		})
-	}
+		}
+		l := run("ecs", "list-task-definitions", "--family-prefix", "pg-"+cli.Name, "--page-size", "2")
+		if n := len(l["taskDefinitionArns"].([]any)); n != 6 {
+			t.Fatalf("auto-paginated list returned %d", n)
+		}
+		// Bad input: the CLI prints the AWS error code and exits non-zero.
+		_, errOut, code := cli.Run(t, p.Server, "ecs", "register-task-definition", "--family", "bad",
+			"--container-definitions", `[{"name":"a","image":"busybox"}]`)
+		if code == 0 || !strings.Contains(errOut, "ClientException") {
+			t.Fatalf("bad task definition: exit %d: %s", code, errOut)
+		}
+		_, errOut, code = cli.Run(t, p.Server, "ecs", "delete-cluster", "--cluster", "nope")
+		if code == 0 || !strings.Contains(errOut, "ClusterNotFoundException") {
+			t.Fatalf("delete missing cluster: exit %d: %s", code, errOut)
+		}
+		run("ecs", "delete-cluster", "--cluster", name)
+		ev := run("cloudtrail", "lookup-events", "--lookup-attributes", "AttributeKey=ResourceName,AttributeValue="+name, "--max-results", "5")
+		if len(ev["Events"].([]any)) < 2 {
+			t.Fatalf("lookup-events: %v", ev)
+		}
+	})
 }
 
 // TestBerthEnv checks `berth env` prints what the CLIs need.

@@ -2,7 +2,6 @@ package scenario
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -306,17 +305,7 @@ func TestCloudMapCLI(t *testing.T) {
 		cli.Env = []string{"AWS_DISABLE_HOST_PREFIX_INJECTION=true"}
 		run := func(args ...string) map[string]any {
 			t.Helper()
-			out, errOut, code := cli.Run(t, s, args...)
-			if code != 0 {
-				t.Fatalf("%s %v: %d %s", cli.Name, args, code, errOut)
-			}
-			var m map[string]any
-			if strings.TrimSpace(out) != "" {
-				if err := json.Unmarshal([]byte(out), &m); err != nil {
-					t.Fatalf("%s %v: %v: %s", cli.Name, args, err, out)
-				}
-			}
-			return m
+			return cli.RunJSON(t, s, args...)
 		}
 		name := "cli-" + cli.Name + ".local"
 		op := run("servicediscovery", "create-private-dns-namespace", "--name", name, "--vpc", "vpc-1")["OperationId"].(string)

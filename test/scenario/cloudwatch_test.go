@@ -2,7 +2,6 @@ package scenario
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -122,84 +121,72 @@ func waitAlarm(t *testing.T, get func() (string, string), want string, within ti
 // (the query protocol with XML).
 func TestCloudWatchCLIs(t *testing.T) {
 	s := berthtest.Start(t, nil)
-	for _, cli := range berthtest.CLIs(t) {
-		t.Run(cli.Name, func(t *testing.T) {
-			t.Parallel() // each CLI uses its own namespace and alarm
-			run := func(args ...string) map[string]any {
-				t.Helper()
-				out, errOut, code := cli.Run(t, s, args...)
-				if code != 0 {
-					t.Fatalf("%v: exit %d: %s", args, code, errOut)
-				}
-				m := map[string]any{}
-				if strings.TrimSpace(out) != "" {
-					if err := json.Unmarshal([]byte(out), &m); err != nil {
-						t.Fatalf("%v: not JSON: %s", args, out)
-					}
-				}
-				return m
-			}
-			ns := "CLI/" + cli.Name
-			now := time.Now().UTC().Truncate(time.Second)
-			ts := now.Format(time.RFC3339)
-			run("cloudwatch", "put-metric-data", "--namespace", ns, "--metric-data",
-				fmt.Sprintf(`[{"MetricName":"Queue","Dimensions":[{"Name":"Q","Value":"jobs"}],"Value":7,"Unit":"Count","Timestamp":"%s"},{"MetricName":"Queue","Dimensions":[{"Name":"Q","Value":"jobs"}],"StatisticValues":{"SampleCount":2,"Sum":10,"Minimum":4,"Maximum":6},"Unit":"Count","Timestamp":"%s"}]`, ts, ts))
-			st := run("cloudwatch", "get-metric-statistics", "--namespace", ns, "--metric-name", "Queue", "--dimensions", "Name=Q,Value=jobs",
-				"--start-time", now.Add(-5*time.Minute).Format(time.RFC3339), "--end-time", now.Add(5*time.Minute).Format(time.RFC3339),
-				"--period", "600", "--statistics", "Sum", "Maximum", "SampleCount")
-			dps, _ := st["Datapoints"].([]any)
-			if len(dps) != 1 {
-				t.Fatalf("datapoints: %v", st)
-			}
-			dp := dps[0].(map[string]any)
-			if dp["Sum"] != 17.0 || dp["Maximum"] != 7.0 || dp["SampleCount"] != 3.0 || dp["Unit"] != "Count" {
-				t.Fatalf("datapoint: %v", dp)
-			}
-			md := run("cloudwatch", "get-metric-data", "--start-time", now.Add(-5*time.Minute).Format(time.RFC3339), "--end-time", now.Add(5*time.Minute).Format(time.RFC3339),
-				"--metric-data-queries", fmt.Sprintf(`[{"Id":"q","MetricStat":{"Metric":{"Namespace":"%s","MetricName":"Queue","Dimensions":[{"Name":"Q","Value":"jobs"}]},"Period":60,"Stat":"Sum"},"ReturnData":false},{"Id":"double","Expression":"SUM(METRICS()) * 2"}]`, ns))
-			res := md["MetricDataResults"].([]any)
-			if len(res) != 1 || res[0].(map[string]any)["Values"].([]any)[0] != 34.0 {
-				t.Fatalf("metric data: %v", md)
-			}
-			lm := run("cloudwatch", "list-metrics", "--namespace", ns, "--dimensions", "Name=Q")
-			if ms := lm["Metrics"].([]any); len(ms) != 1 {
-				t.Fatalf("list-metrics: %v", lm)
-			}
-			// The alarm watches a metric with no data and ignores missing data,
-			// so that no evaluation replaces the state set below however slow
-			// the CLI calls are (each is a Python start-up).
-			name := "queue-" + cli.Name
-			run("cloudwatch", "put-metric-alarm", "--alarm-name", name, "--namespace", ns, "--metric-name", "Quiet", "--dimensions", "Name=Q,Value=jobs",
-				"--statistic", "Maximum", "--period", "60", "--evaluation-periods", "1", "--threshold", "100", "--comparison-operator", "GreaterThanThreshold",
-				"--treat-missing-data", "ignore", "--alarm-actions", "arn:aws:sns:us-east-1:000000000000:pager")
-			run("cloudwatch", "set-alarm-state", "--alarm-name", name, "--state-value", "ALARM", "--state-reason", "drill")
-			d := run("cloudwatch", "describe-alarms", "--alarm-names", name)
-			a := d["MetricAlarms"].([]any)[0].(map[string]any)
-			if a["StateValue"] != "ALARM" || a["StateReason"] != "drill" || a["TreatMissingData"] != "ignore" {
-				t.Fatalf("alarm: %v", a)
-			}
-			h := run("cloudwatch", "describe-alarm-history", "--alarm-name", name, "--history-item-type", "Action")
-			items := h["AlarmHistoryItems"].([]any)
-			if len(items) != 1 || !strings.HasPrefix(items[0].(map[string]any)["HistorySummary"].(string), "Failed to execute action arn:aws:sns:") {
-				t.Fatalf("action history: %v", h)
-			}
-			fm := run("cloudwatch", "describe-alarms-for-metric", "--namespace", ns, "--metric-name", "Quiet", "--dimensions", "Name=Q,Value=jobs")
-			if len(fm["MetricAlarms"].([]any)) != 1 {
-				t.Fatalf("for metric: %v", fm)
-			}
-			run("cloudwatch", "disable-alarm-actions", "--alarm-names", name)
-			run("cloudwatch", "delete-alarms", "--alarm-names", name)
-			// An error keeps its CloudWatch code in both protocols.
-			_, errOut, code := cli.Run(t, s, "cloudwatch", "put-metric-data", "--namespace", "AWS/EC2", "--metric-name", "x", "--value", "1")
-			if code == 0 || !strings.Contains(errOut, "InvalidParameterValue") || !strings.Contains(errOut, "The value AWS/EC2 for parameter Namespace is invalid.") {
-				t.Fatalf("reserved namespace: %d %s", code, errOut)
-			}
-			_, errOut, code = cli.Run(t, s, "cloudwatch", "set-alarm-state", "--alarm-name", "nope", "--state-value", "OK", "--state-reason", "x")
-			if code == 0 || !strings.Contains(errOut, "ResourceNotFound") {
-				t.Fatalf("unknown alarm: %d %s", code, errOut)
-			}
-		})
-	}
+	berthtest.EachCLI(t, berthtest.CLIs(t), func(t *testing.T, _ int, cli berthtest.CLI) {
+		// each CLI uses its own namespace and alarm
+		run := func(args ...string) map[string]any {
+			t.Helper()
+			return cli.RunJSON(t, s, args...)
+		}
+		ns := "CLI/" + cli.Name
+		now := time.Now().UTC().Truncate(time.Second)
+		ts := now.Format(time.RFC3339)
+		run("cloudwatch", "put-metric-data", "--namespace", ns, "--metric-data",
+			fmt.Sprintf(`[{"MetricName":"Queue","Dimensions":[{"Name":"Q","Value":"jobs"}],"Value":7,"Unit":"Count","Timestamp":"%s"},{"MetricName":"Queue","Dimensions":[{"Name":"Q","Value":"jobs"}],"StatisticValues":{"SampleCount":2,"Sum":10,"Minimum":4,"Maximum":6},"Unit":"Count","Timestamp":"%s"}]`, ts, ts))
+		st := run("cloudwatch", "get-metric-statistics", "--namespace", ns, "--metric-name", "Queue", "--dimensions", "Name=Q,Value=jobs",
+			"--start-time", now.Add(-5*time.Minute).Format(time.RFC3339), "--end-time", now.Add(5*time.Minute).Format(time.RFC3339),
+			"--period", "600", "--statistics", "Sum", "Maximum", "SampleCount")
+		dps, _ := st["Datapoints"].([]any)
+		if len(dps) != 1 {
+			t.Fatalf("datapoints: %v", st)
+		}
+		dp := dps[0].(map[string]any)
+		if dp["Sum"] != 17.0 || dp["Maximum"] != 7.0 || dp["SampleCount"] != 3.0 || dp["Unit"] != "Count" {
+			t.Fatalf("datapoint: %v", dp)
+		}
+		md := run("cloudwatch", "get-metric-data", "--start-time", now.Add(-5*time.Minute).Format(time.RFC3339), "--end-time", now.Add(5*time.Minute).Format(time.RFC3339),
+			"--metric-data-queries", fmt.Sprintf(`[{"Id":"q","MetricStat":{"Metric":{"Namespace":"%s","MetricName":"Queue","Dimensions":[{"Name":"Q","Value":"jobs"}]},"Period":60,"Stat":"Sum"},"ReturnData":false},{"Id":"double","Expression":"SUM(METRICS()) * 2"}]`, ns))
+		res := md["MetricDataResults"].([]any)
+		if len(res) != 1 || res[0].(map[string]any)["Values"].([]any)[0] != 34.0 {
+			t.Fatalf("metric data: %v", md)
+		}
+		lm := run("cloudwatch", "list-metrics", "--namespace", ns, "--dimensions", "Name=Q")
+		if ms := lm["Metrics"].([]any); len(ms) != 1 {
+			t.Fatalf("list-metrics: %v", lm)
+		}
+		// The alarm watches a metric with no data and ignores missing data,
+		// so that no evaluation replaces the state set below however slow
+		// the CLI calls are (each is a Python start-up).
+		name := "queue-" + cli.Name
+		run("cloudwatch", "put-metric-alarm", "--alarm-name", name, "--namespace", ns, "--metric-name", "Quiet", "--dimensions", "Name=Q,Value=jobs",
+			"--statistic", "Maximum", "--period", "60", "--evaluation-periods", "1", "--threshold", "100", "--comparison-operator", "GreaterThanThreshold",
+			"--treat-missing-data", "ignore", "--alarm-actions", "arn:aws:sns:us-east-1:000000000000:pager")
+		run("cloudwatch", "set-alarm-state", "--alarm-name", name, "--state-value", "ALARM", "--state-reason", "drill")
+		d := run("cloudwatch", "describe-alarms", "--alarm-names", name)
+		a := d["MetricAlarms"].([]any)[0].(map[string]any)
+		if a["StateValue"] != "ALARM" || a["StateReason"] != "drill" || a["TreatMissingData"] != "ignore" {
+			t.Fatalf("alarm: %v", a)
+		}
+		h := run("cloudwatch", "describe-alarm-history", "--alarm-name", name, "--history-item-type", "Action")
+		items := h["AlarmHistoryItems"].([]any)
+		if len(items) != 1 || !strings.HasPrefix(items[0].(map[string]any)["HistorySummary"].(string), "Failed to execute action arn:aws:sns:") {
+			t.Fatalf("action history: %v", h)
+		}
+		fm := run("cloudwatch", "describe-alarms-for-metric", "--namespace", ns, "--metric-name", "Quiet", "--dimensions", "Name=Q,Value=jobs")
+		if len(fm["MetricAlarms"].([]any)) != 1 {
+			t.Fatalf("for metric: %v", fm)
+		}
+		run("cloudwatch", "disable-alarm-actions", "--alarm-names", name)
+		run("cloudwatch", "delete-alarms", "--alarm-names", name)
+		// An error keeps its CloudWatch code in both protocols.
+		_, errOut, code := cli.Run(t, s, "cloudwatch", "put-metric-data", "--namespace", "AWS/EC2", "--metric-name", "x", "--value", "1")
+		if code == 0 || !strings.Contains(errOut, "InvalidParameterValue") || !strings.Contains(errOut, "The value AWS/EC2 for parameter Namespace is invalid.") {
+			t.Fatalf("reserved namespace: %d %s", code, errOut)
+		}
+		_, errOut, code = cli.Run(t, s, "cloudwatch", "set-alarm-state", "--alarm-name", "nope", "--state-value", "OK", "--state-reason", "x")
+		if code == 0 || !strings.Contains(errOut, "ResourceNotFound") {
+			t.Fatalf("unknown alarm: %d %s", code, errOut)
+		}
+	})
 }
 
 // TestCloudWatchAlarmAgainstBinary: through the real binary, a breaching

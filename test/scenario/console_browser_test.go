@@ -197,7 +197,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		t.Logf("%s: %s", time.Since(started).Round(time.Millisecond), what)
-		ctx, cancel := context.WithTimeout(bctx, 20*time.Second)
+		ctx, cancel := context.WithTimeout(bctx, berthtest.Scale(20*time.Second))
 		defer cancel()
 		if err := chromedp.Do(ctx, actions...); err != nil {
 			hctx, hcancel := context.WithTimeout(bctx, 2*time.Second)

@@ -1,7 +1,6 @@
 package scenario
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -27,15 +26,7 @@ func TestECSCompatibilityThroughCLIs(t *testing.T) {
 		t.Run(cli.Name, func(t *testing.T) {
 			run := func(args ...string) map[string]any {
 				t.Helper()
-				out, errOut, code := cli.Run(t, s, args...)
-				if code != 0 {
-					t.Fatalf("%v: exit %d: %s", args, code, errOut)
-				}
-				var m map[string]any
-				if err := json.Unmarshal([]byte(out), &m); err != nil {
-					t.Fatalf("%v: not JSON: %s", args, out)
-				}
-				return m
+				return cli.RunJSON(t, s, args...)
 			}
 			fam := "compat-" + cli.Name
 			for i := 0; i < 2; i++ {

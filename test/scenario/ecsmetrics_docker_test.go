@@ -86,7 +86,7 @@ func TestMetadataStatsAndECSMetricsThroughBerthUp(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The instance takes placements once its agent's stream is open.
-		deadline := time.Now().Add(30 * time.Second)
+		deadline := time.Now().Add(berthtest.Scale(30 * time.Second))
 		for {
 			r, err := c.RunTask(cx, &ecs.RunTaskInput{TaskDefinition: aws.String(family),
 				Tags: []types.Tag{{Key: aws.String("team"), Value: aws.String("metrics")}}})

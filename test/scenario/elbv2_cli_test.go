@@ -2,7 +2,6 @@ package scenario
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -34,60 +33,47 @@ func TestELBv2ThroughBinary(t *testing.T) {
 	}
 	results := make([]made, len(clis))
 	t.Run("clis", func(t *testing.T) {
-		for i, cli := range clis {
-			t.Run(cli.Name, func(t *testing.T) {
-				t.Parallel()
-				run := func(args ...string) map[string]any {
-					t.Helper()
-					out, errOut, code := cli.Run(t, p.Server, append([]string{"elbv2"}, args...)...)
-					if code != 0 {
-						t.Fatalf("%s elbv2 %v: exit %d: %s", cli.Name, args, code, errOut)
-					}
-					var m map[string]any
-					if strings.TrimSpace(out) != "" {
-						if err := json.Unmarshal([]byte(out), &m); err != nil {
-							t.Fatalf("%v: not JSON: %s", args, out)
-						}
-					}
-					return m
-				}
-				sdk := elb.NewFromConfig(p.AWSConfig())
-				name := "alb-" + cli.Name
-				lb := run("create-load-balancer", "--name", name, "--subnets", "subnet-1", "subnet-2")["LoadBalancers"].([]any)[0].(map[string]any)
-				lbARN, dns := lb["LoadBalancerArn"].(string), lb["DNSName"].(string)
-				run("wait", "load-balancer-available", "--load-balancer-arns", lbARN)
-				host, bport := loopbackBackend(t, cli.Name)
-				tg := run("create-target-group", "--name", "tg-"+cli.Name, "--protocol", "HTTP", "--port", fmt.Sprint(bport), "--target-type", "ip",
-					"--vpc-id", "vpc-1", "--health-check-interval-seconds", "5", "--health-check-timeout-seconds", "2", "--healthy-threshold-count", "2",
-				)["TargetGroups"].([]any)[0].(map[string]any)
-				tgARN := tg["TargetGroupArn"].(string)
-				run("modify-target-group-attributes", "--target-group-arn", tgARN, "--attributes", "Key=deregistration_delay.timeout_seconds,Value=0")
-				target := fmt.Sprintf("Id=%s,Port=%d", host, bport)
-				run("register-targets", "--target-group-arn", tgARN, "--targets", target)
-				lport := freePort(t)
-				lis := run("create-listener", "--load-balancer-arn", lbARN, "--protocol", "HTTP", "--port", fmt.Sprint(lport),
-					"--default-actions", "Type=forward,TargetGroupArn="+tgARN)["Listeners"].([]any)[0].(map[string]any)
-				lisARN := lis["ListenerArn"].(string)
-				fixed := `[{"Type":"fixed-response","FixedResponseConfig":{"StatusCode":"200","ContentType":"text/plain","MessageBody":"fixed"}}]`
-				run("create-rule", "--listener-arn", lisARN, "--priority", "1", "--conditions", "Field=path-pattern,Values=/fixed", "--actions", fixed)
-				_, errOut, code := cli.Run(t, p.Server, "elbv2", "create-rule", "--listener-arn", lisARN, "--priority", "1",
-					"--conditions", "Field=path-pattern,Values=/other", "--actions", fixed)
-				if code == 0 || !strings.Contains(errOut, "PriorityInUse") || !strings.Contains(errOut, "Priority '1' is currently in use") {
-					t.Fatalf("priority clash: exit %d: %s", code, errOut)
-				}
-				// The CLI's waiters poll every 15 s: wait for the state with
-				// the SDK first, so each waiter's first poll succeeds.
-				waitHealth(t, sdk, tgARN, "healthy")
-				run("wait", "target-in-service", "--target-group-arn", tgARN)
-				if body := getThrough(t, lport, dns, "/hello", 200); body != cli.Name+" /hello" {
-					t.Fatalf("through the listener: %q", body)
-				}
-				run("deregister-targets", "--target-group-arn", tgARN, "--targets", target)
-				waitHealth(t, sdk, tgARN, "")
-				run("wait", "target-deregistered", "--target-group-arn", tgARN, "--targets", target)
-				results[i] = made{port: lport, dns: dns, lb: lbARN}
-			})
-		}
+		berthtest.EachCLI(t, clis, func(t *testing.T, i int, cli berthtest.CLI) {
+			run := func(args ...string) map[string]any {
+				t.Helper()
+				return cli.RunJSON(t, p.Server, append([]string{"elbv2"}, args...)...)
+			}
+			sdk := elb.NewFromConfig(p.AWSConfig())
+			name := "alb-" + cli.Name
+			lb := run("create-load-balancer", "--name", name, "--subnets", "subnet-1", "subnet-2")["LoadBalancers"].([]any)[0].(map[string]any)
+			lbARN, dns := lb["LoadBalancerArn"].(string), lb["DNSName"].(string)
+			run("wait", "load-balancer-available", "--load-balancer-arns", lbARN)
+			host, bport := loopbackBackend(t, cli.Name)
+			tg := run("create-target-group", "--name", "tg-"+cli.Name, "--protocol", "HTTP", "--port", fmt.Sprint(bport), "--target-type", "ip",
+				"--vpc-id", "vpc-1", "--health-check-interval-seconds", "5", "--health-check-timeout-seconds", "2", "--healthy-threshold-count", "2",
+			)["TargetGroups"].([]any)[0].(map[string]any)
+			tgARN := tg["TargetGroupArn"].(string)
+			run("modify-target-group-attributes", "--target-group-arn", tgARN, "--attributes", "Key=deregistration_delay.timeout_seconds,Value=0")
+			target := fmt.Sprintf("Id=%s,Port=%d", host, bport)
+			run("register-targets", "--target-group-arn", tgARN, "--targets", target)
+			lport := freePort(t)
+			lis := run("create-listener", "--load-balancer-arn", lbARN, "--protocol", "HTTP", "--port", fmt.Sprint(lport),
+				"--default-actions", "Type=forward,TargetGroupArn="+tgARN)["Listeners"].([]any)[0].(map[string]any)
+			lisARN := lis["ListenerArn"].(string)
+			fixed := `[{"Type":"fixed-response","FixedResponseConfig":{"StatusCode":"200","ContentType":"text/plain","MessageBody":"fixed"}}]`
+			run("create-rule", "--listener-arn", lisARN, "--priority", "1", "--conditions", "Field=path-pattern,Values=/fixed", "--actions", fixed)
+			_, errOut, code := cli.Run(t, p.Server, "elbv2", "create-rule", "--listener-arn", lisARN, "--priority", "1",
+				"--conditions", "Field=path-pattern,Values=/other", "--actions", fixed)
+			if code == 0 || !strings.Contains(errOut, "PriorityInUse") || !strings.Contains(errOut, "Priority '1' is currently in use") {
+				t.Fatalf("priority clash: exit %d: %s", code, errOut)
+			}
+			// The CLI's waiters poll every 15 s: wait for the state with
+			// the SDK first, so each waiter's first poll succeeds.
+			waitHealth(t, sdk, tgARN, "healthy")
+			run("wait", "target-in-service", "--target-group-arn", tgARN)
+			if body := getThrough(t, lport, dns, "/hello", 200); body != cli.Name+" /hello" {
+				t.Fatalf("through the listener: %q", body)
+			}
+			run("deregister-targets", "--target-group-arn", tgARN, "--targets", target)
+			waitHealth(t, sdk, tgARN, "")
+			run("wait", "target-deregistered", "--target-group-arn", tgARN, "--targets", target)
+			results[i] = made{port: lport, dns: dns, lb: lbARN}
+		})
 	})
 	if t.Failed() {
 		return

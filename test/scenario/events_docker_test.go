@@ -70,7 +70,7 @@ func TestEventBridgeECSOnDocker(t *testing.T) {
 		Resources  []string       `json:"resources"`
 		Detail     map[string]any `json:"detail"`
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(berthtest.Scale(10 * time.Second))
 	for {
 		r, err := lc.FilterLogEvents(cx, &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String(group)})
 		if err != nil {
@@ -111,7 +111,7 @@ func TestEventBridgeECSOnDocker(t *testing.T) {
 	if err := s.Daemon.Events().Tick(cx, time.Now().Add(61*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(20 * time.Second)
+	deadline = time.Now().Add(berthtest.Scale(20 * time.Second))
 	for {
 		l, err := c.ListTasks(cx, &ecs.ListTasksInput{StartedBy: aws.String("events-rule/every-minute")})
 		if err != nil {

@@ -83,34 +83,31 @@ func TestEventBridgeAPIWithCLIs(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("clis", func(t *testing.T) {
-		for i, cli := range berthtest.CLIs(t) {
-			t.Run(cli.Name, func(t *testing.T) {
-				t.Parallel()
-				if i == 0 {
-					out, errOut, code := cli.Run(t, s, "events", "put-targets", "--rule", "stopped", "--targets",
-						`[{"Id":"logs","Arn":"arn:aws:logs:us-east-1:000000000000:log-group:/aws/events/x"}]`)
-					if code != 0 || !strings.Contains(out, `"FailedEntryCount": 0`) {
-						t.Fatalf("put-targets: %s %s", out, errOut)
-					}
-					_, errOut, code = cli.Run(t, s, "events", "delete-rule", "--name", "stopped")
-					if code == 0 || !strings.Contains(errOut, "ValidationException") || !strings.Contains(errOut, "Rule can't be deleted since it has targets.") {
-						t.Fatalf("delete-rule with targets: %d %s", code, errOut)
-					}
-					return
+		berthtest.EachCLI(t, berthtest.CLIs(t), func(t *testing.T, i int, cli berthtest.CLI) {
+			if i == 0 {
+				out, errOut, code := cli.Run(t, s, "events", "put-targets", "--rule", "stopped", "--targets",
+					`[{"Id":"logs","Arn":"arn:aws:logs:us-east-1:000000000000:log-group:/aws/events/x"}]`)
+				if code != 0 || !strings.Contains(out, `"FailedEntryCount": 0`) {
+					t.Fatalf("put-targets: %s %s", out, errOut)
 				}
-				out, errOut, code := cli.Run(t, s, "events", "put-rule", "--name", "by-"+strings.ReplaceAll(cli.Name, "-", ""),
-					"--schedule-expression", "cron(0 2 * * ? *)")
-				if code != 0 || !strings.Contains(out, `"RuleArn": "arn:aws:events:us-east-1:`) {
-					t.Fatalf("put-rule: %s %s", out, errOut)
+				_, errOut, code = cli.Run(t, s, "events", "delete-rule", "--name", "stopped")
+				if code == 0 || !strings.Contains(errOut, "ValidationException") || !strings.Contains(errOut, "Rule can't be deleted since it has targets.") {
+					t.Fatalf("delete-rule with targets: %d %s", code, errOut)
 				}
-				event := `{"id":"1","account":"000000000000","source":"aws.ecs","time":"2026-01-01T00:00:00Z","region":"us-east-1","resources":[],"detail-type":"ECS Task State Change","detail":{"lastStatus":"STOPPED"}}`
-				out, errOut, code = cli.Run(t, s, "events", "test-event-pattern", "--event", event,
-					"--event-pattern", `{"detail":{"lastStatus":["STOPPED"]}}`)
-				if code != 0 || !strings.Contains(out, `"Result": true`) {
-					t.Fatalf("test-event-pattern: %s %s", out, errOut)
-				}
-			})
-		}
+				return
+			}
+			out, errOut, code := cli.Run(t, s, "events", "put-rule", "--name", "by-"+strings.ReplaceAll(cli.Name, "-", ""),
+				"--schedule-expression", "cron(0 2 * * ? *)")
+			if code != 0 || !strings.Contains(out, `"RuleArn": "arn:aws:events:us-east-1:`) {
+				t.Fatalf("put-rule: %s %s", out, errOut)
+			}
+			event := `{"id":"1","account":"000000000000","source":"aws.ecs","time":"2026-01-01T00:00:00Z","region":"us-east-1","resources":[],"detail-type":"ECS Task State Change","detail":{"lastStatus":"STOPPED"}}`
+			out, errOut, code = cli.Run(t, s, "events", "test-event-pattern", "--event", event,
+				"--event-pattern", `{"detail":{"lastStatus":["STOPPED"]}}`)
+			if code != 0 || !strings.Contains(out, `"Result": true`) {
+				t.Fatalf("test-event-pattern: %s %s", out, errOut)
+			}
+		})
 	})
 	_, err := eb.PutRule(cx, &eventbridge.PutRuleInput{Name: aws.String("bad"), EventPattern: aws.String(`{"source":"aws.ecs"}`)})
 	var ip *ebtypes.InvalidEventPatternException

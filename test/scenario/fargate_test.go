@@ -350,32 +350,30 @@ func TestFargateThroughCLIs(t *testing.T) {
 	if _, err := c.RegisterTaskDefinition(ctx(t), fargateTaskDef("clifg", "256", "512")); err != nil {
 		t.Fatal(err)
 	}
-	for _, cli := range berthtest.CLIs(t) {
-		t.Run(cli.Name, func(t *testing.T) {
-			cluster := "cli-fg-" + cli.Name
-			if _, errOut, code := cli.Run(t, srv, "ecs", "create-cluster", "--cluster-name", cluster,
-				"--capacity-providers", "FARGATE", "FARGATE_SPOT",
-				"--default-capacity-provider-strategy", "capacityProvider=FARGATE,base=1,weight=1", "capacityProvider=FARGATE_SPOT,weight=3"); code != 0 {
-				t.Fatalf("create-cluster: %s", errOut)
+	berthtest.EachCLI(t, berthtest.CLIs(t), func(t *testing.T, _ int, cli berthtest.CLI) {
+		cluster := "cli-fg-" + cli.Name
+		if _, errOut, code := cli.Run(t, srv, "ecs", "create-cluster", "--cluster-name", cluster,
+			"--capacity-providers", "FARGATE", "FARGATE_SPOT",
+			"--default-capacity-provider-strategy", "capacityProvider=FARGATE,base=1,weight=1", "capacityProvider=FARGATE_SPOT,weight=3"); code != 0 {
+			t.Fatalf("create-cluster: %s", errOut)
+		}
+		_, errOut, code := cli.Run(t, srv, "ecs", "run-task", "--cluster", cluster, "--launch-type", "FARGATE", "--task-definition", "clifg",
+			"--network-configuration", `{"awsvpcConfiguration":{"subnets":[]}}`)
+		if code == 0 || !strings.Contains(errOut, "subnets can not be empty.") {
+			t.Fatalf("run-task with empty subnets: %d %s", code, errOut)
+		}
+		out, errOut, code := cli.Run(t, srv, "ecs", "run-task", "--cluster", cluster, "--task-definition", "clifg", "--count", "2",
+			"--network-configuration", "awsvpcConfiguration={subnets=[subnet-1],securityGroups=[sg-1],assignPublicIp=ENABLED}")
+		if code != 0 {
+			t.Fatalf("run-task: %s", errOut)
+		}
+		for _, want := range []string{`"launchType": "FARGATE"`, `"capacityProviderName": "FARGATE"`, `"capacityProviderName": "FARGATE_SPOT"`, `"platformVersion": "1.4.0"`} {
+			if !strings.Contains(out, want) {
+				t.Fatalf("run-task output lacks %s:\n%s", want, out)
 			}
-			_, errOut, code := cli.Run(t, srv, "ecs", "run-task", "--cluster", cluster, "--launch-type", "FARGATE", "--task-definition", "clifg",
-				"--network-configuration", `{"awsvpcConfiguration":{"subnets":[]}}`)
-			if code == 0 || !strings.Contains(errOut, "subnets can not be empty.") {
-				t.Fatalf("run-task with empty subnets: %d %s", code, errOut)
-			}
-			out, errOut, code := cli.Run(t, srv, "ecs", "run-task", "--cluster", cluster, "--task-definition", "clifg", "--count", "2",
-				"--network-configuration", "awsvpcConfiguration={subnets=[subnet-1],securityGroups=[sg-1],assignPublicIp=ENABLED}")
-			if code != 0 {
-				t.Fatalf("run-task: %s", errOut)
-			}
-			for _, want := range []string{`"launchType": "FARGATE"`, `"capacityProviderName": "FARGATE"`, `"capacityProviderName": "FARGATE_SPOT"`, `"platformVersion": "1.4.0"`} {
-				if !strings.Contains(out, want) {
-					t.Fatalf("run-task output lacks %s:\n%s", want, out)
-				}
-			}
-			if strings.Contains(out, "containerInstanceArn") {
-				t.Fatalf("a Fargate task shows a container instance:\n%s", out)
-			}
-		})
-	}
+		}
+		if strings.Contains(out, "containerInstanceArn") {
+			t.Fatalf("a Fargate task shows a container instance:\n%s", out)
+		}
+	})
 }

@@ -4,11 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +14,7 @@ import (
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 
+	"github.com/berthdev/berth/internal/bench"
 	"github.com/berthdev/berth/internal/berthtest"
 )
 
@@ -101,50 +98,9 @@ func TestServiceBehindALBThroughBinaryOnDocker(t *testing.T) {
 	e.waitStable("albweb", 30*time.Second)
 	t.Logf("3 tasks healthy behind the listener in %s", time.Since(t0).Round(10*time.Millisecond))
 
-	// The client loop: two workers GET through the listener back to back.
-	var sent, failed atomic.Int64
-	var firstErrs sync.Map
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	client := &http.Client{Timeout: 10 * time.Second}
-	for w := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
-				sent.Add(1)
-				if err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						err = fmt.Errorf("status %d", resp.StatusCode)
-					}
-				}
-				if err != nil {
-					failed.Add(1)
-					firstErrs.LoadOrStore(w, err.Error())
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
-		}()
-	}
-	stopLoad := func() {
-		close(stop)
-		wg.Wait()
-	}
-	defer func() {
-		select {
-		case <-stop:
-		default:
-			stopLoad()
-		}
-	}()
+	// The client load: two workers GET through the listener back to back.
+	load := bench.StartLoad(cx, fmt.Sprintf("http://127.0.0.1:%d/", port), 2, 5*time.Millisecond, 10*time.Second)
+	defer load.Stop()
 
 	// Rolling deployment to revision 2.
 	t1 := time.Now()
@@ -172,7 +128,7 @@ func TestServiceBehindALBThroughBinaryOnDocker(t *testing.T) {
 		return len(svc.Deployments) == 1 && aws.ToString(svc.Deployments[0].TaskDefinition) == td2 &&
 			svc.Deployments[0].RolloutState == ecstypes.DeploymentRolloutStateCompleted && svc.RunningCount == 3 && healthy() == 3
 	})
-	rollFailed, rollSent := failed.Load(), sent.Load()
+	rollSent, rollFailed := load.Counts()
 	t.Logf("rolling deployment of 3 tasks in %s: %d requests, %d failed", time.Since(t1).Round(10*time.Millisecond), rollSent, rollFailed)
 
 	// Kill one container (SIGKILL): the ALB ejects it, the service
@@ -196,18 +152,21 @@ func TestServiceBehindALBThroughBinaryOnDocker(t *testing.T) {
 		}
 		return stopped >= 1 && svc.RunningCount == 3 && healthy() == 3
 	})
-	stopLoad()
-	killFailed := failed.Load() - rollFailed
+	load.Stop()
+	sent, failed := load.Counts()
+	killFailed := failed - rollFailed
 	t.Logf("killed container replaced in %s: %d requests, %d failed; total %d requests, %d failed",
-		time.Since(t2).Round(10*time.Millisecond), sent.Load()-rollSent, killFailed, sent.Load(), failed.Load())
-	firstErrs.Range(func(k, v any) bool { t.Logf("worker %v first error: %v", k, v); return true })
+		time.Since(t2).Round(10*time.Millisecond), sent-rollSent, killFailed, sent, failed)
+	if e := load.FirstError(); e != "" {
+		t.Logf("first error: %s", e)
+	}
 	if os.Getenv("BERTH_LBSERVICE_REPORT") != "" {
-		fmt.Printf("lbservice: rolling %d/%d failed, kill %d/%d failed\n", rollFailed, rollSent, killFailed, sent.Load()-rollSent)
+		fmt.Printf("lbservice: rolling %d/%d failed, kill %d/%d failed\n", rollFailed, rollSent, killFailed, sent-rollSent)
 	}
-	if sent.Load() < 100 {
-		t.Fatalf("only %d requests sent", sent.Load())
+	if sent < 100 {
+		t.Fatalf("only %d requests sent", sent)
 	}
-	if failed.Load() != 0 {
-		t.Fatalf("%d of %d requests failed (rolling deployment %d, killed container %d)", failed.Load(), sent.Load(), rollFailed, killFailed)
+	if failed != 0 {
+		t.Fatalf("%d of %d requests failed (rolling deployment %d, killed container %d)", failed, sent, rollFailed, killFailed)
 	}
 }

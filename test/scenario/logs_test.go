@@ -2,7 +2,6 @@ package scenario
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -147,60 +146,48 @@ func TestLogsThroughSDK(t *testing.T) {
 func TestLogsThroughCLIs(t *testing.T) {
 	clis := berthtest.CLIs(t)
 	s := berthtest.Start(t, nil)
-	for _, cli := range clis {
-		t.Run(cli.Name, func(t *testing.T) {
-			t.Parallel() // CLI start-up dominates: run both at once
-			run := func(args ...string) map[string]any {
-				t.Helper()
-				out, errOut, code := cli.Run(t, s, args...)
-				if code != 0 {
-					t.Fatalf("%v: exit %d: %s", args, code, errOut)
-				}
-				m := map[string]any{}
-				if strings.TrimSpace(out) != "" {
-					if err := json.Unmarshal([]byte(out), &m); err != nil {
-						t.Fatalf("%v: not JSON: %s", args, out)
-					}
-				}
-				return m
-			}
-			group := "cli-" + cli.Name
-			run("logs", "create-log-group", "--log-group-name", group, "--tags", "env=test")
-			run("logs", "create-log-stream", "--log-group-name", group, "--log-stream-name", "s1")
-			now := time.Now().UnixMilli()
-			events := fmt.Sprintf(`[{"timestamp":%d,"message":"hello world"},{"timestamp":%d,"message":"ERROR disk full"}]`, now, now+1)
-			put := run("logs", "put-log-events", "--log-group-name", group, "--log-stream-name", "s1", "--log-events", events)
-			if put["nextSequenceToken"] == nil {
-				t.Fatalf("put: %v", put)
-			}
-			ge := run("logs", "get-log-events", "--log-group-name", group, "--log-stream-name", "s1", "--start-from-head")
-			if evs := ge["events"].([]any); len(evs) != 2 {
-				t.Fatalf("get-log-events: %v", ge)
-			}
-			fe := run("logs", "filter-log-events", "--log-group-name", group, "--filter-pattern", "ERROR")
-			evs := fe["events"].([]any)
-			if len(evs) != 1 || evs[0].(map[string]any)["message"] != "ERROR disk full" || fe["nextToken"] != nil {
-				t.Fatalf("filter-log-events: %v", fe)
-			}
-			dg := run("logs", "describe-log-groups", "--log-group-name-prefix", group)
-			if gs := dg["logGroups"].([]any); len(gs) != 1 || gs[0].(map[string]any)["storedBytes"].(float64) == 0 {
-				t.Fatalf("describe-log-groups: %v", dg)
-			}
-			lt := run("logs", "list-tags-log-group", "--log-group-name", group)
-			if lt["tags"].(map[string]any)["env"] != "test" {
-				t.Fatalf("list-tags-log-group: %v", lt)
-			}
-			_, errOut, code := cli.Run(t, s, "logs", "describe-log-streams", "--log-group-name", "missing-"+group)
-			if code == 0 || !strings.Contains(errOut, "ResourceNotFoundException") {
-				t.Fatalf("missing group: %d %s", code, errOut)
-			}
-			_, errOut, code = cli.Run(t, s, "logs", "put-retention-policy", "--log-group-name", group, "--retention-in-days", "2")
-			if code == 0 || !strings.Contains(errOut, "InvalidParameterException") {
-				t.Fatalf("bad retention: %d %s", code, errOut)
-			}
-			run("logs", "delete-log-group", "--log-group-name", group)
-		})
-	}
+	berthtest.EachCLI(t, clis, func(t *testing.T, _ int, cli berthtest.CLI) {
+		// CLI start-up dominates: run both at once
+		run := func(args ...string) map[string]any {
+			t.Helper()
+			return cli.RunJSON(t, s, args...)
+		}
+		group := "cli-" + cli.Name
+		run("logs", "create-log-group", "--log-group-name", group, "--tags", "env=test")
+		run("logs", "create-log-stream", "--log-group-name", group, "--log-stream-name", "s1")
+		now := time.Now().UnixMilli()
+		events := fmt.Sprintf(`[{"timestamp":%d,"message":"hello world"},{"timestamp":%d,"message":"ERROR disk full"}]`, now, now+1)
+		put := run("logs", "put-log-events", "--log-group-name", group, "--log-stream-name", "s1", "--log-events", events)
+		if put["nextSequenceToken"] == nil {
+			t.Fatalf("put: %v", put)
+		}
+		ge := run("logs", "get-log-events", "--log-group-name", group, "--log-stream-name", "s1", "--start-from-head")
+		if evs := ge["events"].([]any); len(evs) != 2 {
+			t.Fatalf("get-log-events: %v", ge)
+		}
+		fe := run("logs", "filter-log-events", "--log-group-name", group, "--filter-pattern", "ERROR")
+		evs := fe["events"].([]any)
+		if len(evs) != 1 || evs[0].(map[string]any)["message"] != "ERROR disk full" || fe["nextToken"] != nil {
+			t.Fatalf("filter-log-events: %v", fe)
+		}
+		dg := run("logs", "describe-log-groups", "--log-group-name-prefix", group)
+		if gs := dg["logGroups"].([]any); len(gs) != 1 || gs[0].(map[string]any)["storedBytes"].(float64) == 0 {
+			t.Fatalf("describe-log-groups: %v", dg)
+		}
+		lt := run("logs", "list-tags-log-group", "--log-group-name", group)
+		if lt["tags"].(map[string]any)["env"] != "test" {
+			t.Fatalf("list-tags-log-group: %v", lt)
+		}
+		_, errOut, code := cli.Run(t, s, "logs", "describe-log-streams", "--log-group-name", "missing-"+group)
+		if code == 0 || !strings.Contains(errOut, "ResourceNotFoundException") {
+			t.Fatalf("missing group: %d %s", code, errOut)
+		}
+		_, errOut, code = cli.Run(t, s, "logs", "put-retention-policy", "--log-group-name", group, "--retention-in-days", "2")
+		if code == 0 || !strings.Contains(errOut, "InvalidParameterException") {
+			t.Fatalf("bad retention: %d %s", code, errOut)
+		}
+		run("logs", "delete-log-group", "--log-group-name", group)
+	})
 }
 
 // TestLogsTailFollowAgainstBinary runs `aws logs tail --follow` (CLI v2)
@@ -232,7 +219,7 @@ func TestLogsTailFollowAgainstBinary(t *testing.T) {
 		"AWS_PAGER=", "HOME="+dir)
 	out := &berthtest.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
+	if err := berthtest.StartCommand(cmd); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })

@@ -49,7 +49,7 @@ func startSecAgent(t *testing.T, args ...string) (*berthtest.SyncBuffer, *exited
 	argv := append([]string{"agent", "--metadata-addr", berthtest.FreeAddr(t), "--image-pull-behavior", "prefer-cached", "--log-level", "warn"}, args...)
 	cmd := exec.Command(berthtest.Binary(t), argv...)
 	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
+	if err := berthtest.StartCommand(cmd); err != nil {
 		t.Fatal(err)
 	}
 	ex := &exited{done: make(chan struct{})}

@@ -47,7 +47,7 @@ func TestServiceConnectSeedOnDocker(t *testing.T) {
 		cmd := exec.Command(berthtest.Binary(t), "agent", "--endpoint", p.Endpoint, "--data-dir", t.TempDir(), "--metadata-addr", freeAnyAddr(t),
 			"--image-pull-behavior", "prefer-cached", "--stop-timeout", "2s", "--log-level", "warn", "--join-token", tok.Token, "--cluster", cluster)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Start(); err != nil {
+		if err := berthtest.StartCommand(cmd); err != nil {
 			t.Fatal(err)
 		}
 		var inst string

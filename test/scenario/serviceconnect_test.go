@@ -336,9 +336,9 @@ func TestServiceConnectCLIAgainstBinary(t *testing.T) {
 	p := berthtest.StartProcess(t, "up", t.TempDir(), nil)
 	c := ecs.NewFromConfig(p.AWSConfig())
 	scTaskDef(t, c, "webui-svc-cluster", types.NetworkModeBridge)
-	for _, cli := range berthtest.CLIs(t) {
+	berthtest.EachCLI(t, berthtest.CLIs(t), func(t *testing.T, _ int, cli berthtest.CLI) {
 		runSCFlow(t, cli, func(args ...string) (string, string, int) { return cli.Run(t, p.Server, args...) })
-	}
+	})
 }
 
 // runSCFlow is the seed's CLI flow with one CLI.

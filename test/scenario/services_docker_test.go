@@ -112,6 +112,7 @@ func (e *dockerSvcEnv) mustDescribe(name string) types.Service {
 // (the server may be restarting).
 func (e *dockerSvcEnv) waitStable(name string, within time.Duration) types.Service {
 	e.t.Helper()
+	within = berthtest.Scale(within)
 	deadline := time.Now().Add(within)
 	var svc types.Service
 	var err error
@@ -302,7 +303,7 @@ func startAgentProcess(t *testing.T, endpoint, dir, token, md, az string) *exec.
 	}
 	cmd := exec.Command(berthtest.Binary(t), args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
+	if err := berthtest.StartCommand(cmd); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

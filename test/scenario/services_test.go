@@ -108,6 +108,7 @@ func (e *hollowEnv) waitStable(t *testing.T, name string, within time.Duration) 
 
 func eventuallyTrue(t *testing.T, what string, within time.Duration, f func() bool) {
 	t.Helper()
+	within = berthtest.Scale(within)
 	deadline := time.Now().Add(within)
 	for !f() {
 		if time.Now().After(deadline) {
