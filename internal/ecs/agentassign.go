@@ -198,6 +198,18 @@ func (s *Service) taskAtLeast(ctx context.Context, ar assignmentRecord, rev int6
 	var t taskRecord
 	for wait := time.Millisecond; ; wait *= 2 {
 		tkv, err := s.st.Get(ctx, taskKey(ar.Cluster, ar.TaskID))
+		if errs.Is(err, errs.NotFound) && wait <= 256*time.Millisecond {
+			// A serializable read may lag the watch event of the
+			// transaction that created the task with its assignment
+			// (docs/store.md): not there yet is behind, like an older
+			// revision. Still missing after the waits: collected.
+			select {
+			case <-ctx.Done():
+				return t, ctx.Err()
+			case <-time.After(wait):
+			}
+			continue
+		}
 		if err != nil {
 			return t, err
 		}

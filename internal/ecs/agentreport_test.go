@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/errs"
 )
 
 func TestApplyObservedMovesOnlyForward(t *testing.T) {
@@ -53,4 +54,25 @@ func TestApplyObservedMovesOnlyForward(t *testing.T) {
 			t.Fatalf("%+v", rec)
 		}
 	})
+}
+
+// TestTaskAtLeastWaitsForALaggingTask: the assignment's watch event may
+// come before a serializable read sees the task created with it; the
+// assignment is built once the task shows, and a task that never shows
+// (collected) is an error after the waits.
+func TestTaskAtLeastWaitsForALaggingTask(t *testing.T) {
+	s, st := newTestService(t)
+	ar := assignmentRecord{Cluster: "c1", TaskID: "lagging", DesiredStatus: DesiredRunning, Version: 1}
+	go func() {
+		time.Sleep(30 * time.Millisecond)
+		putJSON(t, st, taskKey("c1", "lagging"), taskRecord{ID: "lagging", Cluster: "c1", DesiredStatus: DesiredRunning, Version: 1})
+	}()
+	got, err := s.taskAtLeast(t.Context(), ar, 1)
+	if err != nil || got.ID != "lagging" {
+		t.Fatalf("task %+v, err %v", got, err)
+	}
+	ar.TaskID = "gone"
+	if _, err := s.taskAtLeast(t.Context(), ar, 1); !errs.Is(err, errs.NotFound) {
+		t.Fatalf("a task that never shows: %v", err)
+	}
 }
