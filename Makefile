@@ -8,7 +8,7 @@ DATA    ?= .berth
 .PHONY: all build run test test-short test-race test-disruptive deps bench generate clean
 
 # Packages with goroutines of their own: run again under the race detector.
-RACE_PKGS := ./internal/agent ./internal/scproxy ./internal/agentgw ./internal/taskrun ./internal/ecs/... ./internal/store \
+RACE_PKGS := ./internal/agent ./internal/scproxy ./internal/httpfwd ./internal/agentgw ./internal/taskrun ./internal/ecs/... ./internal/store \
 	./internal/registry ./internal/awsproto ./internal/telemetry ./internal/audit ./internal/tsdb \
 	./internal/logstore ./internal/logs ./internal/cloudwatch ./internal/awslogs ./internal/taskstats \
 	./internal/ecsmetrics ./internal/alb ./internal/elbv2 ./internal/events ./internal/tlsca ./internal/cloudmap ./internal/autoscaling \
