@@ -69,7 +69,7 @@ func pinsOf(providers []string, pools map[string]string) []asgPin {
 // inPool reports whether an instance belongs to a task's pool (every
 // instance does when the task has none).
 func (spec *taskSpec) inPool(v *instanceView) bool {
-	return spec.asg == nil || v.rec.Attributes[capacityprovider.PoolAttribute] == spec.asg.Pool
+	return spec.asg == nil || v.Rec.Attributes[capacityprovider.PoolAttribute] == spec.asg.Pool
 }
 
 // asgProvider is the provider a task of spec goes to ("" without one).
@@ -94,21 +94,21 @@ func (spec *taskSpec) poolFailure(f placement.Failure) placement.Failure {
 // provider's share on that provider's pool.
 func (s *Service) planEC2(snap *clusterSnapshot, cluster string, spec *taskSpec, count int, rng *rand.Rand) (*plan, error) {
 	now := s.now().UTC()
-	p := &plan{failures: []ecsapi.Failure{}}
+	p := &plan{Failures: []ecsapi.Failure{}}
 	if spec.pins == nil {
-		insts := make([]placement.Instance, 0, len(snap.instances))
-		for _, v := range snap.instances {
-			insts = append(insts, v.placementInstance())
+		insts := make([]placement.Instance, 0, len(snap.Instances))
+		for _, v := range snap.Instances {
+			insts = append(insts, v.PlacementInstance())
 		}
 		placements, failures := placement.Place(insts, spec.req, count, rng)
 		if len(placements) == 0 && len(failures) > 0 && failures[0].Reason == placement.ReasonNoInstances {
 			return nil, errs.R(errs.Invalid, reasonInvalidParameter, "No Container Instances were found in your cluster.")
 		}
 		for _, pl := range placements {
-			p.tasks = append(p.tasks, placedTask{rec: s.newTask(cluster, spec, snap.byID[pl.InstanceID], now), req: &spec.req})
+			p.Tasks = append(p.Tasks, placedTask{Rec: s.newTask(cluster, spec, snap.ByID[pl.InstanceID], now), Req: &spec.req})
 		}
 		for _, f := range failures {
-			p.failures = append(p.failures, f.Wire())
+			p.Failures = append(p.Failures, f.Wire())
 		}
 		return p, nil
 	}
@@ -124,18 +124,18 @@ func (s *Service) planEC2(snap *clusterSnapshot, cluster string, spec *taskSpec,
 	for _, pin := range order {
 		sp := *spec
 		sp.asg = &pin
-		insts := make([]placement.Instance, 0, len(snap.instances))
-		for _, v := range snap.instances {
+		insts := make([]placement.Instance, 0, len(snap.Instances))
+		for _, v := range snap.Instances {
 			if sp.inPool(v) {
-				insts = append(insts, v.placementInstance())
+				insts = append(insts, v.PlacementInstance())
 			}
 		}
 		placements, failures := placement.Place(insts, sp.req, share[pin], rng)
 		for _, pl := range placements {
-			p.tasks = append(p.tasks, placedTask{rec: s.newTask(cluster, &sp, snap.byID[pl.InstanceID], now), req: &spec.req})
+			p.Tasks = append(p.Tasks, placedTask{Rec: s.newTask(cluster, &sp, snap.ByID[pl.InstanceID], now), Req: &spec.req})
 		}
 		for _, f := range failures {
-			p.failures = append(p.failures, sp.poolFailure(f).Wire())
+			p.Failures = append(p.Failures, sp.poolFailure(f).Wire())
 		}
 	}
 	return p, nil

@@ -168,8 +168,8 @@ func (s *Service) providersInUse(ctx context.Context, cluster string) (map[strin
 		return nil, err
 	}
 	out := map[string]bool{}
-	for i := range snap.all {
-		t := &snap.all[i]
+	for i := range snap.All {
+		t := &snap.All[i]
 		if t.Fargate != nil && t.Fargate.CapacityProvider != "" && liveTask(t) {
 			out[t.Fargate.CapacityProvider] = true
 		}

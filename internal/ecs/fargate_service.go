@@ -189,12 +189,12 @@ func (cp *clusterPass) fargateInstances() []deploy.Instance {
 		return nil
 	}
 	var out []deploy.Instance
-	for _, v := range cp.fargate.instances {
-		if cp.snap.byID[v.rec.ID] != nil {
+	for _, v := range cp.fargate.Instances {
+		if cp.snap.ByID[v.Rec.ID] != nil {
 			continue
 		}
-		pi := v.placementInstance()
-		out = append(out, deploy.Instance{ID: v.rec.ID, EC2InstanceID: v.rec.Ec2InstanceID, Status: v.rec.Status, Connected: v.connected,
+		pi := v.PlacementInstance()
+		out = append(out, deploy.Instance{ID: v.Rec.ID, EC2InstanceID: v.Rec.Ec2InstanceID, Status: v.Rec.Status, Connected: v.Connected,
 			Attributes: pi.Attributes, FreeCPU: pi.Remaining.CPU, FreeMemory: pi.Remaining.Memory})
 	}
 	return out
@@ -233,14 +233,14 @@ func (c *serviceController) startFargate(ctx context.Context, r *serviceRecord, 
 		if p == nil {
 			break
 		}
-		for _, t := range p.tasks {
-			ids = append(ids, t.rec.ID)
+		for _, t := range p.Tasks {
+			ids = append(ids, t.Rec.ID)
 		}
-		spec.providers = spec.providers[min(len(spec.providers), len(p.tasks)):]
-		c.started.Add(int64(len(p.tasks)))
-		c.cfg.Observer.TasksPlaced(len(p.tasks))
-		count -= len(p.tasks)
-		if len(p.failures) > 0 || len(p.tasks) == 0 {
+		spec.providers = spec.providers[min(len(spec.providers), len(p.Tasks)):]
+		c.started.Add(int64(len(p.Tasks)))
+		c.cfg.Observer.TasksPlaced(len(p.Tasks))
+		count -= len(p.Tasks)
+		if len(p.Failures) > 0 || len(p.Tasks) == 0 {
 			failed = true
 			break
 		}

@@ -333,8 +333,8 @@ func (c *serviceController) serviceTargetHealth(ctx context.Context, r *serviceR
 			continue
 		}
 		ec2 := ""
-		if v := cp.snap.byID[t.InstanceID]; v != nil {
-			ec2 = v.rec.Ec2InstanceID
+		if v := cp.snap.ByID[t.InstanceID]; v != nil {
+			ec2 = v.Rec.Ec2InstanceID
 		}
 		if ts, ok := TaskTargets(r.LoadBalancers, recordContainers(t), ec2); ok {
 			targets[t.ID] = ts

@@ -267,8 +267,8 @@ func (c *serviceController) reconcileCluster(ctx context.Context, cluster string
 	}
 	now := c.s.now().UTC()
 	unreachable, wake := c.reachability(cluster, snap, now)
-	tasksByGroup := tasksByService(snap.all)
-	snap.all = nil
+	tasksByGroup := tasksByService(snap.All)
+	snap.All = nil
 	cp := &clusterPass{cluster: cluster, snap: snap}
 	if err := c.s.fargatePass(ctx, cp, services); err != nil {
 		return 0, err
@@ -291,9 +291,9 @@ func (c *serviceController) reachability(cluster string, snap *clusterSnapshot, 
 
 // presenceOf is the presence of a snapshot's instances.
 func presenceOf(snap *clusterSnapshot) []ecsstate.InstancePresence {
-	view := make([]ecsstate.InstancePresence, 0, len(snap.instances))
-	for _, v := range snap.instances {
-		view = append(view, ecsstate.InstancePresence{ID: v.rec.ID, Cluster: v.rec.Cluster, Status: v.rec.Status, Connected: v.connected})
+	view := make([]ecsstate.InstancePresence, 0, len(snap.Instances))
+	for _, v := range snap.Instances {
+		view = append(view, ecsstate.InstancePresence{ID: v.Rec.ID, Cluster: v.Rec.Cluster, Status: v.Rec.Status, Connected: v.Connected})
 	}
 	return view
 }
@@ -430,7 +430,7 @@ func (c *serviceController) decide(ctx context.Context, cluster string, rp *serv
 	}
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
-	in := deployInput(&r, strat, eligReq, cp.snap.instances, cp.fargateInstances(), tasks, unreachable, now, newDeploymentID())
+	in := deployInput(&r, strat, eligReq, cp.snap.Instances, cp.fargateInstances(), tasks, unreachable, now, newDeploymentID())
 	providerDeployInput(&r, &in, tasks) // asgplacement.go
 	return decideWithTargets(in, r.LoadBalancers, lbTargets, lbStates), cons, strat, nil
 }
@@ -474,15 +474,15 @@ func deployInput(r *serviceRecord, strat []placement.Strategy, eligReq *placemen
 		in.Service.Strategies = append(in.Service.Strategies, deploy.Strategy{Type: string(st.Type), Field: st.Field})
 	}
 	for _, v := range instances {
-		pi := v.placementInstance()
+		pi := v.PlacementInstance()
 		inst := deploy.Instance{
-			ID: v.rec.ID, EC2InstanceID: v.rec.Ec2InstanceID, Status: v.rec.Status, Connected: v.connected,
-			Unreachable: unreachable[v.rec.ID],
+			ID: v.Rec.ID, EC2InstanceID: v.Rec.Ec2InstanceID, Status: v.Rec.Status, Connected: v.Connected,
+			Unreachable: unreachable[v.Rec.ID],
 			Attributes:  pi.Attributes, FreeCPU: pi.Remaining.CPU, FreeMemory: pi.Remaining.Memory,
 		}
 		// A DAEMON task's instance stays eligible while its agent is
 		// disconnected for less than the grace.
-		if eligReq != nil && v.rec.Status == InstanceActive && !inst.Unreachable {
+		if eligReq != nil && v.Rec.Status == InstanceActive && !inst.Unreachable {
 			pi.AgentConnected = true
 			pi.Tasks = nil
 			pi.Remaining = pi.Registered
@@ -757,7 +757,7 @@ func (c *serviceController) placeBatch(ctx context.Context, cp *clusterPass, clu
 	if err != nil {
 		return nil, nil, false, err
 	}
-	if len(p.tasks) == 0 {
+	if len(p.Tasks) == 0 {
 		return nil, failure, true, nil
 	}
 	ok, err := c.s.commitPlan(ctx, cp.snap, p)
@@ -767,11 +767,11 @@ func (c *serviceController) placeBatch(ctx context.Context, cp *clusterPass, clu
 	if !ok {
 		return nil, failure, false, nil
 	}
-	c.started.Add(int64(len(p.tasks)))
-	c.cfg.Observer.TasksPlaced(len(p.tasks))
-	ids := make([]string, len(p.tasks))
-	for i, t := range p.tasks {
-		ids[i] = t.rec.ID
+	c.started.Add(int64(len(p.Tasks)))
+	c.cfg.Observer.TasksPlaced(len(p.Tasks))
+	ids := make([]string, len(p.Tasks))
+	for i, t := range p.Tasks {
+		ids[i] = t.Rec.ID
 	}
 	return ids, failure, true, nil
 }
@@ -784,23 +784,23 @@ func (c *serviceController) placeBatch(ctx context.Context, cp *clusterPass, clu
 func (c *serviceController) planBatch(snap *clusterSnapshot, cluster, instanceID string, spec *taskSpec, remaining int, now time.Time) (*plan, *placement.Failure, error) {
 	p := &plan{}
 	if instanceID != "" {
-		v := snap.byID[instanceID]
+		v := snap.ByID[instanceID]
 		if v == nil {
 			return p, nil, nil
 		}
-		if err := placement.Check(v.placementInstance(), spec.req); err != nil {
+		if err := placement.Check(v.PlacementInstance(), spec.req); err != nil {
 			if f, ok := failureOf(err); ok {
 				return p, &f, nil
 			}
 			return nil, nil, err
 		}
-		p.tasks = append(p.tasks, placedTask{rec: c.s.newTask(cluster, spec, v, now), req: &spec.req})
+		p.Tasks = append(p.Tasks, placedTask{Rec: c.s.newTask(cluster, spec, v, now), Req: &spec.req})
 		return p, nil, nil
 	}
-	insts := make([]placement.Instance, 0, len(snap.instances))
-	for _, v := range snap.instances {
+	insts := make([]placement.Instance, 0, len(snap.Instances))
+	for _, v := range snap.Instances {
 		if spec.inPool(v) { // asgplacement.go
-			insts = append(insts, v.placementInstance())
+			insts = append(insts, v.PlacementInstance())
 		}
 	}
 	var failure *placement.Failure
@@ -810,7 +810,7 @@ func (c *serviceController) planBatch(snap *clusterSnapshot, cluster, instanceID
 		failure = &f
 	}
 	for _, pl := range placements {
-		p.tasks = append(p.tasks, placedTask{rec: c.s.newTask(cluster, spec, snap.byID[pl.InstanceID], now), req: &spec.req})
+		p.Tasks = append(p.Tasks, placedTask{Rec: c.s.newTask(cluster, spec, snap.ByID[pl.InstanceID], now), Req: &spec.req})
 	}
 	return p, failure, nil
 }

@@ -751,11 +751,11 @@ func (s *Service) daemonEligible(ctx context.Context, cluster string, td *ecsapi
 	}
 	req := placement.Request{RequiredAttributes: placement.AttributesFromWire(td.RequiresAttributes), Constraints: append(tdCons, svcCons...)}
 	n := 0
-	for _, v := range snap.instances {
-		if v.rec.Status != InstanceActive || !v.connected {
+	for _, v := range snap.Instances {
+		if v.Rec.Status != InstanceActive || !v.Connected {
 			continue
 		}
-		pi := v.placementInstance()
+		pi := v.PlacementInstance()
 		pi.Tasks = nil
 		pi.Remaining = pi.Registered
 		pi.DynamicPortsInUse = 0

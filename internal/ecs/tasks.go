@@ -286,8 +286,8 @@ func (s *Service) newTask(cluster string, spec *taskSpec, inst *instanceView, no
 		Cluster:           cluster,
 		ClusterARN:        s.clusterARN(cluster),
 		TaskDefinitionARN: deref(spec.td.TaskDefinitionArn),
-		InstanceID:        inst.rec.ID,
-		InstanceARN:       inst.rec.ARN,
+		InstanceID:        inst.Rec.ID,
+		InstanceARN:       inst.Rec.ARN,
 		Overrides:         spec.overrides,
 		Group:             spec.group,
 		StartedBy:         spec.startedBy,
@@ -299,7 +299,7 @@ func (s *Service) newTask(cluster string, spec *taskSpec, inst *instanceView, no
 		HostUDP:           spec.udp,
 		DynamicPorts:      spec.dynamic,
 		CreatedAt:         now,
-		AZ:                allAttributes(&inst.rec)["ecs.availability-zone"],
+		AZ:                allAttributes(&inst.Rec)["ecs.availability-zone"],
 		DesiredStatus:     DesiredRunning,
 		Version:           1,
 		LastStatus:        "PROVISIONING",
@@ -494,15 +494,15 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 				return nil, err
 			}
 		}
-		if token != "" && len(p.tasks) > 0 {
-			tr := clientTokenRecord{RequestHash: hash, Failures: p.failures, CreatedAt: now}
-			for _, t := range p.tasks {
-				tr.TaskARNs = append(tr.TaskARNs, t.rec.ARN)
+		if token != "" && len(p.Tasks) > 0 {
+			tr := clientTokenRecord{RequestHash: hash, Failures: p.Failures, CreatedAt: now}
+			for _, t := range p.Tasks {
+				tr.TaskARNs = append(tr.TaskARNs, t.Rec.ARN)
 			}
 			b, _ := json.Marshal(tr)
 			key := clientTokenKey(cluster, token)
-			p.cmps = append(p.cmps, store.Absent(key))
-			p.ops = append(p.ops, store.Put(key, b))
+			p.Cmps = append(p.Cmps, store.Absent(key))
+			p.Ops = append(p.Ops, store.Put(key, b))
 		}
 		return p, nil
 	})
@@ -516,12 +516,12 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 	if err != nil {
 		return nil, err
 	}
-	out := &ecsapi.RunTaskResponse{Tasks: []ecsapi.Task{}, Failures: p.failures}
-	for _, t := range p.tasks {
-		out.Tasks = append(out.Tasks, s.taskOut(&t.rec, &spec.td, true))
+	out := &ecsapi.RunTaskResponse{Tasks: []ecsapi.Task{}, Failures: p.Failures}
+	for _, t := range p.Tasks {
+		out.Tasks = append(out.Tasks, s.taskOut(&t.Rec, &spec.td, true))
 	}
-	if len(p.tasks) > 0 {
-		s.log.Info("tasks started", "cluster", cluster, "taskDefinition", deref(spec.td.TaskDefinitionArn), "count", len(p.tasks), "failures", len(p.failures))
+	if len(p.Tasks) > 0 {
+		s.log.Info("tasks started", "cluster", cluster, "taskDefinition", deref(spec.td.TaskDefinitionArn), "count", len(p.Tasks), "failures", len(p.Failures))
 	}
 	return out, nil
 }
@@ -549,19 +549,19 @@ func (s *Service) StartTask(ctx context.Context, in *ecsapi.StartTaskRequest) (*
 		return nil, err
 	}
 	p, err := s.applyPlan(ctx, cluster, func(snap *clusterSnapshot) (*plan, error) {
-		p := &plan{failures: []ecsapi.Failure{}}
+		p := &plan{Failures: []ecsapi.Failure{}}
 		work := map[string]*placement.Instance{}
 		now := s.now().UTC()
 		for _, ref := range in.ContainerInstances {
 			id, ok := instanceRef(cluster, ref)
-			v := snap.byID[id]
+			v := snap.ByID[id]
 			if !ok || v == nil {
-				p.failures = append(p.failures, ecsapi.Failure{Arn: ptr(s.instanceFailureARN(cluster, ref)), Reason: ptr("MISSING")})
+				p.Failures = append(p.Failures, ecsapi.Failure{Arn: ptr(s.instanceFailureARN(cluster, ref)), Reason: ptr("MISSING")})
 				continue
 			}
 			pi := work[id]
 			if pi == nil {
-				x := v.placementInstance()
+				x := v.PlacementInstance()
 				pi = &x
 				work[id] = pi
 			}
@@ -570,21 +570,21 @@ func (s *Service) StartTask(ctx context.Context, in *ecsapi.StartTaskRequest) (*
 				if !ok {
 					return nil, err
 				}
-				p.failures = append(p.failures, f.Wire())
+				p.Failures = append(p.Failures, f.Wire())
 				continue
 			}
 			t := s.newTask(cluster, spec, v, now)
 			reserve(pi, &spec.req, t.ARN)
-			p.tasks = append(p.tasks, placedTask{rec: t, req: &spec.req})
+			p.Tasks = append(p.Tasks, placedTask{Rec: t, Req: &spec.req})
 		}
 		return p, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	out := &ecsapi.StartTaskResponse{Tasks: []ecsapi.Task{}, Failures: p.failures}
-	for _, t := range p.tasks {
-		out.Tasks = append(out.Tasks, s.taskOut(&t.rec, &spec.td, true))
+	out := &ecsapi.StartTaskResponse{Tasks: []ecsapi.Task{}, Failures: p.Failures}
+	for _, t := range p.Tasks {
+		out.Tasks = append(out.Tasks, s.taskOut(&t.Rec, &spec.td, true))
 	}
 	return out, nil
 }

@@ -1,0 +1,58 @@
+package ecs
+
+import (
+	"context"
+
+	"github.com/berthdev/berth/internal/ecs/tasklife"
+	"github.com/berthdev/berth/internal/placement"
+)
+
+// The cluster snapshots and the plan applier live in package tasklife
+// (docs/ecs.md, "Package layout"); these aliases and wrappers keep the
+// handlers' code as it was written.
+type (
+	instanceView    = tasklife.InstanceView
+	clusterSnapshot = tasklife.Snapshot
+	placedTask      = tasklife.PlacedTask
+	plan            = tasklife.Plan
+	usage           = tasklife.Usage
+)
+
+// FargateCapability is the attribute of an instance that offers Fargate
+// capacity.
+const FargateCapability = tasklife.FargateCapability
+
+const maxPlanAttempts = tasklife.MaxPlanAttempts
+
+func liveTask(t *taskRecord) bool                         { return tasklife.LiveTask(t) }
+func allAttributes(rec *instanceRecord) map[string]string { return tasklife.AllAttributes(rec) }
+func taskUsage(tasks []taskRecord) usage                  { return tasklife.TaskUsage(tasks) }
+func reserve(pi *placement.Instance, req *placement.Request, taskARN string) {
+	tasklife.Reserve(pi, req, taskARN)
+}
+func failureOf(err error) (placement.Failure, bool) { return tasklife.FailureOf(err) }
+
+// readSnapshot is snapshot; with all it also keeps every task of the
+// cluster in the snapshot's All, read even when there is no instance.
+func (s *Service) readSnapshot(ctx context.Context, cluster string, all bool) (*clusterSnapshot, error) {
+	return tasklife.ReadSnapshot(ctx, s.st, s.log, cluster, all)
+}
+
+// fargateSnapshot reads every instance that offers Fargate capacity with
+// its live tasks (tasklife.FargateSnapshot).
+func (s *Service) fargateSnapshot(ctx context.Context) (*clusterSnapshot, error) {
+	return tasklife.FargateSnapshot(ctx, s.st)
+}
+
+// maxBatchTasks is the most tasks one plan may hold.
+func (s *Service) maxBatchTasks() int { return tasklife.MaxBatchTasks(s.st) }
+
+// applyPlanOn is applyPlan on the snapshots read reads.
+func (s *Service) applyPlanOn(ctx context.Context, cluster string, read func(context.Context) (*clusterSnapshot, error), planner func(*clusterSnapshot) (*plan, error)) (*plan, error) {
+	return tasklife.ApplyPlanOn(ctx, s.st, cluster, read, planner)
+}
+
+// commitPlan is tasklife.CommitPlan.
+func (s *Service) commitPlan(ctx context.Context, snap *clusterSnapshot, p *plan) (bool, error) {
+	return tasklife.CommitPlan(ctx, s.st, snap, p)
+}
