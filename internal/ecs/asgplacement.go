@@ -66,46 +66,23 @@ func pinsOf(providers []string, pools map[string]string) []asgPin {
 	return out
 }
 
-// inPool reports whether an instance belongs to a task's pool (every
-// instance does when the task has none).
-func (spec *taskSpec) inPool(v *instanceView) bool {
-	return spec.asg == nil || v.Rec.Attributes[capacityprovider.PoolAttribute] == spec.asg.Pool
-}
-
-// asgProvider is the provider a task of spec goes to ("" without one).
-func (spec *taskSpec) asgProvider() string {
-	if spec.asg == nil {
-		return ""
-	}
-	return spec.asg.Provider
-}
-
-// poolFailure rewrites the no-instance failure of a pinned placement to
-// ECS's capacity provider reason.
-func (spec *taskSpec) poolFailure(f placement.Failure) placement.Failure {
-	if spec.asg != nil && f.Reason == placement.ReasonNoInstances {
-		f.Reason = reasonNoPoolInstances
-	}
-	return f
-}
-
 // planEC2 places count EC2 tasks of spec on a cluster snapshot: all with
 // the placement engine, or, for an ASG strategy (spec.pins), each
 // provider's share on that provider's pool.
 func (s *Service) planEC2(snap *clusterSnapshot, cluster string, spec *taskSpec, count int, rng *rand.Rand) (*plan, error) {
 	now := s.now().UTC()
 	p := &plan{Failures: []ecsapi.Failure{}}
-	if spec.pins == nil {
+	if spec.Pins == nil {
 		insts := make([]placement.Instance, 0, len(snap.Instances))
 		for _, v := range snap.Instances {
 			insts = append(insts, v.PlacementInstance())
 		}
-		placements, failures := placement.Place(insts, spec.req, count, rng)
+		placements, failures := placement.Place(insts, spec.Req, count, rng)
 		if len(placements) == 0 && len(failures) > 0 && failures[0].Reason == placement.ReasonNoInstances {
 			return nil, errs.R(errs.Invalid, reasonInvalidParameter, "No Container Instances were found in your cluster.")
 		}
 		for _, pl := range placements {
-			p.Tasks = append(p.Tasks, placedTask{Rec: s.newTask(cluster, spec, snap.ByID[pl.InstanceID], now), Req: &spec.req})
+			p.Tasks = append(p.Tasks, placedTask{Rec: s.newTask(cluster, spec, snap.ByID[pl.InstanceID], now), Req: &spec.Req})
 		}
 		for _, f := range failures {
 			p.Failures = append(p.Failures, f.Wire())
@@ -115,7 +92,7 @@ func (s *Service) planEC2(snap *clusterSnapshot, cluster string, spec *taskSpec,
 	// Each provider's share, in the strategy's order of first use.
 	var order []asgPin
 	share := map[asgPin]int{}
-	for _, pin := range spec.pins[:min(count, len(spec.pins))] {
+	for _, pin := range spec.Pins[:min(count, len(spec.Pins))] {
 		if share[pin] == 0 {
 			order = append(order, pin)
 		}
@@ -123,19 +100,19 @@ func (s *Service) planEC2(snap *clusterSnapshot, cluster string, spec *taskSpec,
 	}
 	for _, pin := range order {
 		sp := *spec
-		sp.asg = &pin
+		sp.ASG = &pin
 		insts := make([]placement.Instance, 0, len(snap.Instances))
 		for _, v := range snap.Instances {
-			if sp.inPool(v) {
+			if sp.InPool(v) {
 				insts = append(insts, v.PlacementInstance())
 			}
 		}
-		placements, failures := placement.Place(insts, sp.req, share[pin], rng)
+		placements, failures := placement.Place(insts, sp.Req, share[pin], rng)
 		for _, pl := range placements {
-			p.Tasks = append(p.Tasks, placedTask{Rec: s.newTask(cluster, &sp, snap.ByID[pl.InstanceID], now), Req: &spec.req})
+			p.Tasks = append(p.Tasks, placedTask{Rec: s.newTask(cluster, &sp, snap.ByID[pl.InstanceID], now), Req: &spec.Req})
 		}
 		for _, f := range failures {
-			p.Failures = append(p.Failures, sp.poolFailure(f).Wire())
+			p.Failures = append(p.Failures, sp.PoolFailure(f).Wire())
 		}
 	}
 	return p, nil
@@ -190,7 +167,7 @@ func (c *serviceController) placeStrategy(ctx context.Context, cp *clusterPass, 
 			continue
 		}
 		sp := *spec
-		sp.asg = &asgPin{Provider: it.Provider, Pool: pools[it.Provider]}
+		sp.ASG = &asgPin{Provider: it.Provider, Pool: pools[it.Provider]}
 		sti := st
 		sti.Count = share[i]
 		got, f, err := c.placeAll(ctx, cp, r.Cluster, sti, &sp)

@@ -131,13 +131,13 @@ func fargateRequest(spec *taskSpec, taskCPU, taskMem int) error {
 		return errs.R(errs.Invalid, reasonClient,
 			"No Fargate configuration exists for given values: %d CPU, %d memory. See the Amazon ECS documentation for the valid values.", taskCPU, taskMem)
 	}
-	spec.req.CPU, spec.req.Memory = taskCPU, taskMem
-	spec.req.HostPorts, spec.req.DynamicPorts = nil, 0
-	spec.tcp, spec.udp, spec.dynamic = nil, nil, 0
-	spec.req.RequiredAttributes = append(spec.req.RequiredAttributes,
+	spec.Req.CPU, spec.Req.Memory = taskCPU, taskMem
+	spec.Req.HostPorts, spec.Req.DynamicPorts = nil, 0
+	spec.TCP, spec.UDP, spec.Dynamic = nil, nil, 0
+	spec.Req.RequiredAttributes = append(spec.Req.RequiredAttributes,
 		placement.Attribute{Name: FargateCapability},
-		placement.Attribute{Name: "ecs.cpu-architecture", Value: fargateArch(&spec.td)})
-	spec.req.Strategies = fargateStrategies
+		placement.Attribute{Name: "ecs.cpu-architecture", Value: fargateArch(&spec.TD)})
+	spec.Req.Strategies = fargateStrategies
 	return nil
 }
 
@@ -156,7 +156,7 @@ func errFargateRules() error {
 // Fargate hosts. A task that cannot be placed is a failure with ECS's
 // Fargate reason.
 func (s *Service) planFargate(snap *clusterSnapshot, cluster string, spec *taskSpec, count int, plc func(insts []placement.Instance, n int) ([]placement.Placement, []placement.Failure)) (*plan, error) {
-	arch := fargateArch(&spec.td)
+	arch := fargateArch(&spec.TD)
 	archOK := false
 	insts := make([]placement.Instance, 0, len(snap.Instances))
 	for _, v := range snap.Instances {
@@ -176,12 +176,12 @@ func (s *Service) planFargate(snap *clusterSnapshot, cluster string, spec *taskS
 	now := s.now().UTC()
 	for i, pl := range placements {
 		rec := s.newTask(cluster, spec, snap.ByID[pl.InstanceID], now)
-		if i < len(spec.providers) {
+		if i < len(spec.Providers) {
 			fl := *rec.Fargate
-			fl.CapacityProvider = spec.providers[i]
+			fl.CapacityProvider = spec.Providers[i]
 			rec.Fargate = &fl
 		}
-		p.Tasks = append(p.Tasks, placedTask{Rec: rec, Req: &spec.req})
+		p.Tasks = append(p.Tasks, placedTask{Rec: rec, Req: &spec.Req})
 	}
 	for range failures { // Fargate names no instance
 		p.Failures = append(p.Failures, ecsapi.Failure{Reason: ptr(reasonFargateCapacity)})
@@ -210,7 +210,7 @@ func archName(snap *clusterSnapshot) string {
 
 // launchTypeOf is the launch type of a task of spec.
 func launchTypeOf(spec *taskSpec) string {
-	if spec.fargate != nil {
+	if spec.Fargate != nil {
 		return string(ecsapi.LaunchTypeFargate)
 	}
 	return string(ecsapi.LaunchTypeEc2)

@@ -129,10 +129,10 @@ func launchInput(r *serviceRecord, in *taskInput) {
 	if r.Fargate == nil {
 		return
 	}
-	in.launchType = ptr(ecsapi.LaunchTypeFargate)
-	in.platformVersion = ptr(r.Fargate.PlatformVersion)
-	in.network = r.NetworkConfiguration
-	in.capacityProvider = r.Fargate.CapacityProvider
+	in.LaunchType = ptr(ecsapi.LaunchTypeFargate)
+	in.PlatformVersion = ptr(r.Fargate.PlatformVersion)
+	in.Network = r.NetworkConfiguration
+	in.CapacityProvider = r.Fargate.CapacityProvider
 }
 
 // serviceLaunchType is a service's launch type on the wire.
@@ -215,16 +215,16 @@ func (c *serviceController) startFargate(ctx context.Context, r *serviceRecord, 
 		}
 		tasks = slices.DeleteFunc(tasks, func(t taskRecord) bool { return t.StartedBy != deployment })
 		items := strategyItems(st)
-		spec.providers = nil
+		spec.Providers = nil
 		for _, i := range capacityprovider.Split(items, providerCounts(st, tasks), count) {
-			spec.providers = append(spec.providers, items[i].Provider)
+			spec.Providers = append(spec.Providers, items[i].Provider)
 		}
 	}
 	for count > 0 {
 		n := min(count, c.s.maxBatchTasks())
 		p, err := c.s.applyPlanOn(ctx, r.Cluster, c.s.fargateSnapshot, func(snap *clusterSnapshot) (*plan, error) {
 			return c.s.planFargate(snap, r.Cluster, spec, n, func(insts []placement.Instance, k int) ([]placement.Placement, []placement.Failure) {
-				return placement.Place(insts, spec.req, k, rng)
+				return placement.Place(insts, spec.Req, k, rng)
 			})
 		})
 		if err != nil {
@@ -236,7 +236,7 @@ func (c *serviceController) startFargate(ctx context.Context, r *serviceRecord, 
 		for _, t := range p.Tasks {
 			ids = append(ids, t.Rec.ID)
 		}
-		spec.providers = spec.providers[min(len(spec.providers), len(p.Tasks)):]
+		spec.Providers = spec.Providers[min(len(spec.Providers), len(p.Tasks)):]
 		c.started.Add(int64(len(p.Tasks)))
 		c.cfg.Observer.TasksPlaced(len(p.Tasks))
 		count -= len(p.Tasks)

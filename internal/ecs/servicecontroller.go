@@ -443,12 +443,12 @@ func (c *serviceController) daemonEligibility(ctx context.Context, cluster strin
 	if r.SchedulingStrategy != deploy.Daemon || len(r.Deployments) == 0 {
 		return nil
 	}
-	spec, err := c.s.buildSpec(ctx, cluster, taskInput{taskDefinition: r.Deployments[0].TaskDefinition})
+	spec, err := c.s.buildSpec(ctx, cluster, taskInput{TaskDefinition: r.Deployments[0].TaskDefinition})
 	if err != nil {
 		return nil
 	}
-	tdc, _ := placement.TaskDefinitionConstraintsFromWire(spec.td.PlacementConstraints)
-	return &placement.Request{RequiredAttributes: spec.req.RequiredAttributes, Constraints: append(tdc, cons...)}
+	tdc, _ := placement.TaskDefinitionConstraintsFromWire(spec.TD.PlacementConstraints)
+	return &placement.Request{RequiredAttributes: spec.Req.RequiredAttributes, Constraints: append(tdc, cons...)}
 }
 
 // deployInput is deploy.Decide's input for service r: the service, its
@@ -646,15 +646,15 @@ func (c *serviceController) start(ctx context.Context, cp *clusterPass, r *servi
 	if err != nil {
 		return nil, "", err
 	}
-	if spec.fargate != nil {
+	if spec.Fargate != nil {
 		return c.startFargate(ctx, r, spec, st.DeploymentID, st.Count)
 	}
-	tdc, err := placement.TaskDefinitionConstraintsFromWire(spec.td.PlacementConstraints)
+	tdc, err := placement.TaskDefinitionConstraintsFromWire(spec.TD.PlacementConstraints)
 	if err != nil {
 		return nil, "", err
 	}
-	spec.req.Constraints = append(tdc, cons...)
-	spec.req.Strategies = strat
+	spec.Req.Constraints = append(tdc, cons...)
+	spec.Req.Strategies = strat
 	if err := c.s.serviceConnectSpec(ctx, r, st.DeploymentID, spec); err != nil {
 		return nil, "", err
 	}
@@ -677,14 +677,14 @@ func (c *serviceController) start(ctx context.Context, cp *clusterPass, r *servi
 // definition, group, deployment, tags and launch fields. Pure.
 func serviceTaskInput(r *serviceRecord, st deploy.Start) taskInput {
 	in := taskInput{
-		taskDefinition: st.TaskDefinition, group: "service:" + r.Name, startedBy: st.DeploymentID,
-		managedTags: r.EnableECSManagedTags,
+		TaskDefinition: st.TaskDefinition, Group: "service:" + r.Name, StartedBy: st.DeploymentID,
+		ManagedTags: r.EnableECSManagedTags,
 	}
 	switch ecsapi.PropagateTags(r.PropagateTags) {
 	case ecsapi.PropagateTagsService:
-		in.tags = r.Tags
+		in.Tags = r.Tags
 	case ecsapi.PropagateTagsTaskDefinition:
-		in.propagateTags = ptr(ecsapi.PropagateTagsTaskDefinition)
+		in.PropagateTags = ptr(ecsapi.PropagateTagsTaskDefinition)
 	}
 	launchInput(r, &in)
 	return in
@@ -788,29 +788,29 @@ func (c *serviceController) planBatch(snap *clusterSnapshot, cluster, instanceID
 		if v == nil {
 			return p, nil, nil
 		}
-		if err := placement.Check(v.PlacementInstance(), spec.req); err != nil {
+		if err := placement.Check(v.PlacementInstance(), spec.Req); err != nil {
 			if f, ok := failureOf(err); ok {
 				return p, &f, nil
 			}
 			return nil, nil, err
 		}
-		p.Tasks = append(p.Tasks, placedTask{Rec: c.s.newTask(cluster, spec, v, now), Req: &spec.req})
+		p.Tasks = append(p.Tasks, placedTask{Rec: c.s.newTask(cluster, spec, v, now), Req: &spec.Req})
 		return p, nil, nil
 	}
 	insts := make([]placement.Instance, 0, len(snap.Instances))
 	for _, v := range snap.Instances {
-		if spec.inPool(v) { // asgplacement.go
+		if spec.InPool(v) { // asgplacement.go
 			insts = append(insts, v.PlacementInstance())
 		}
 	}
 	var failure *placement.Failure
-	placements, failures := placement.Place(insts, spec.req, min(remaining, c.s.maxBatchTasks()), c.rng)
+	placements, failures := placement.Place(insts, spec.Req, min(remaining, c.s.maxBatchTasks()), c.rng)
 	if len(failures) > 0 {
-		f := spec.poolFailure(failures[0])
+		f := spec.PoolFailure(failures[0])
 		failure = &f
 	}
 	for _, pl := range placements {
-		p.Tasks = append(p.Tasks, placedTask{Rec: c.s.newTask(cluster, spec, snap.ByID[pl.InstanceID], now), Req: &spec.req})
+		p.Tasks = append(p.Tasks, placedTask{Rec: c.s.newTask(cluster, spec, snap.ByID[pl.InstanceID], now), Req: &spec.Req})
 	}
 	return p, failure, nil
 }

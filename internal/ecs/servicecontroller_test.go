@@ -128,12 +128,12 @@ func TestServiceTaskInput(t *testing.T) {
 	r := serviceRecord{Name: "web", EnableECSManagedTags: true, Tags: []ecsapi.Tag{{Key: ptr("k"), Value: ptr("v")}},
 		PropagateTags: string(ecsapi.PropagateTagsService)}
 	in := serviceTaskInput(&r, deploy.Start{TaskDefinition: "arn:td:1", DeploymentID: "ecs-svc/1", Count: 3})
-	if in.taskDefinition != "arn:td:1" || in.group != "service:web" || in.startedBy != "ecs-svc/1" || !in.managedTags || len(in.tags) != 1 {
+	if in.TaskDefinition != "arn:td:1" || in.Group != "service:web" || in.StartedBy != "ecs-svc/1" || !in.ManagedTags || len(in.Tags) != 1 {
 		t.Fatalf("input = %+v", in)
 	}
 	r.PropagateTags = string(ecsapi.PropagateTagsTaskDefinition)
 	in = serviceTaskInput(&r, deploy.Start{TaskDefinition: "arn:td:1", DeploymentID: "ecs-svc/1"})
-	if in.tags != nil || in.propagateTags == nil || *in.propagateTags != ecsapi.PropagateTagsTaskDefinition {
+	if in.Tags != nil || in.PropagateTags == nil || *in.PropagateTags != ecsapi.PropagateTagsTaskDefinition {
 		t.Fatalf("input = %+v", in)
 	}
 }

@@ -16,7 +16,14 @@ type (
 	placedTask      = tasklife.PlacedTask
 	plan            = tasklife.Plan
 	usage           = tasklife.Usage
+	taskInput       = tasklife.TaskInput
+	taskSpec        = tasklife.Spec
+	asgPin          = tasklife.ASGPin
 )
+
+// reasonNoPoolInstances is ECS's reason when a provider's group has no
+// container instance.
+const reasonNoPoolInstances = tasklife.ReasonNoPoolInstances
 
 // FargateCapability is the attribute of an instance that offers Fargate
 // capacity.

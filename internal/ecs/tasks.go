@@ -19,7 +19,6 @@ import (
 	"github.com/berthdev/berth/internal/capacityprovider"
 	"github.com/berthdev/berth/internal/errs"
 	"github.com/berthdev/berth/internal/placement"
-	"github.com/berthdev/berth/internal/serviceconnect"
 	"github.com/berthdev/berth/internal/store"
 	"github.com/berthdev/berth/internal/taskdef"
 )
@@ -38,72 +37,29 @@ const (
 	reasonTaskNotFound = "The referenced task was not found."
 )
 
-// taskInput is what RunTask and StartTask have in common.
-type taskInput struct {
-	taskDefinition string
-	overrides      *ecsapi.TaskOverride
-	group          string
-	startedBy      string
-	tags           []ecsapi.Tag
-	propagateTags  *ecsapi.PropagateTags
-	managedTags    bool
-	launchType     *ecsapi.LaunchType
-	// platformVersion and network: RunTask's and the service's
-	// platformVersion and networkConfiguration.
-	platformVersion *string
-	network         *ecsapi.NetworkConfiguration
-	// capacityProvider names the capacity provider a strategy chose.
-	capacityProvider string
-}
-
-// taskSpec is a validated request for tasks of one task definition.
-type taskSpec struct {
-	td        ecsapi.TaskDefinition
-	overrides *ecsapi.TaskOverride
-	group     string
-	startedBy string
-	tags      []ecsapi.Tag
-	req       placement.Request
-	tcp, udp  []int
-	dynamic   int
-	// fargate is set for a FARGATE task.
-	fargate *fargateLaunch
-	// providers are the capacity providers of the tasks to place, in
-	// order, when a strategy chose them.
-	providers []string
-	// pins: a RunTask's tasks' Auto Scaling group providers and pools, in
-	// order; asg: the one every task of this spec goes to
-	// (asgplacement.go).
-	pins []asgPin
-	asg  *asgPin
-	// sc is the Service Connect configuration of a service's tasks
-	// (serviceconnect.go); each task gets its own proxy container name.
-	sc *serviceconnect.TaskConfig
-}
-
 // buildSpec resolves and checks a task request against its task
 // definition.
 func (s *Service) buildSpec(ctx context.Context, cluster string, in taskInput) (*taskSpec, error) {
-	if err := checkLaunchType(in.launchType); err != nil {
+	if err := checkLaunchType(in.LaunchType); err != nil {
 		return nil, err
 	}
-	fargate := isFargateLaunch(in.launchType)
-	if !fargate && in.platformVersion != nil {
+	fargate := isFargateLaunch(in.LaunchType)
+	if !fargate && in.PlatformVersion != nil {
 		return nil, errs.R(errs.Invalid, reasonInvalidParameter, "The platform version must be null when specifying an EC2 launch type.")
 	}
-	if len(in.group) > maxGroupLen {
+	if len(in.Group) > maxGroupLen {
 		return nil, errs.R(errs.Invalid, reasonInvalidParameter, "group can be at most %d characters.", maxGroupLen)
 	}
-	if len(in.startedBy) > maxStartedByLen {
+	if len(in.StartedBy) > maxStartedByLen {
 		return nil, errs.R(errs.Invalid, reasonInvalidParameter, "startedBy can be at most %d characters.", maxStartedByLen)
 	}
-	if err := validateTags(in.tags); err != nil {
+	if err := validateTags(in.Tags); err != nil {
 		return nil, err
 	}
-	if in.taskDefinition == "" {
+	if in.TaskDefinition == "" {
 		return nil, errs.R(errs.Invalid, reasonClient, "TaskDefinition can not be blank.")
 	}
-	rec, _, err := s.findTaskDef(ctx, in.taskDefinition)
+	rec, _, err := s.findTaskDef(ctx, in.TaskDefinition)
 	if err != nil {
 		return nil, err
 	}
@@ -113,49 +69,49 @@ func (s *Service) buildSpec(ctx context.Context, cluster string, in taskInput) (
 	}
 	var fl *fargateLaunch
 	if fargate {
-		if fl, err = resolveFargate(&td, in.platformVersion, in.network); err != nil {
+		if fl, err = resolveFargate(&td, in.PlatformVersion, in.Network); err != nil {
 			return nil, err
 		}
-		fl.CapacityProvider = in.capacityProvider
+		fl.CapacityProvider = in.CapacityProvider
 	} else {
 		if !supportsEC2(&td) {
 			return nil, errs.R(errs.Invalid, reasonInvalidParameter,
 				"Task definition does not support launch_type EC2. Berth runs tasks on its own container instances (EC2 launch type) or on its Fargate hosts (launch type FARGATE).")
 		}
-		if err := checkNetworkConfiguration(in.network, deref(td.NetworkMode), false); err != nil {
+		if err := checkNetworkConfiguration(in.Network, deref(td.NetworkMode), false); err != nil {
 			return nil, err
 		}
 	}
-	taskCPU, taskMem, sizes, err := applyOverrides(&td, in.overrides)
+	taskCPU, taskMem, sizes, err := applyOverrides(&td, in.Overrides)
 	if err != nil {
 		return nil, err
 	}
-	spec := &taskSpec{td: td, overrides: in.overrides, group: in.group, startedBy: in.startedBy, fargate: fl}
-	if spec.group == "" {
-		spec.group = "family:" + deref(td.Family)
+	spec := &taskSpec{TD: td, Overrides: in.Overrides, Group: in.Group, StartedBy: in.StartedBy, Fargate: fl}
+	if spec.Group == "" {
+		spec.Group = "family:" + deref(td.Family)
 	}
-	switch deref(in.propagateTags) {
+	switch deref(in.PropagateTags) {
 	case "", ecsapi.PropagateTagsNone:
-		spec.tags = in.tags
+		spec.Tags = in.Tags
 	case ecsapi.PropagateTagsTaskDefinition:
-		spec.tags = mergeTags(rec.Tags, in.tags)
+		spec.Tags = mergeTags(rec.Tags, in.Tags)
 	default:
-		return nil, errs.R(errs.Invalid, reasonInvalidParameter, "propagateTags %s is only valid for service tasks.", deref(in.propagateTags))
+		return nil, errs.R(errs.Invalid, reasonInvalidParameter, "propagateTags %s is only valid for service tasks.", deref(in.PropagateTags))
 	}
-	if in.managedTags {
-		spec.tags = mergeTags(spec.tags, []ecsapi.Tag{{Key: ptr("aws:ecs:clusterName"), Value: ptr(cluster)}})
+	if in.ManagedTags {
+		spec.Tags = mergeTags(spec.Tags, []ecsapi.Tag{{Key: ptr("aws:ecs:clusterName"), Value: ptr(cluster)}})
 	}
-	spec.tcp, spec.udp, spec.dynamic = hostPorts(&td)
+	spec.TCP, spec.UDP, spec.Dynamic = hostPorts(&td)
 	cpu, mem := placement.Reservation(taskCPU, taskMem, sizes)
-	spec.req = placement.Request{
-		CPU: cpu, Memory: mem, DynamicPorts: spec.dynamic, Group: spec.group,
+	spec.Req = placement.Request{
+		CPU: cpu, Memory: mem, DynamicPorts: spec.Dynamic, Group: spec.Group,
 		RequiredAttributes: placement.AttributesFromWire(td.RequiresAttributes),
 	}
-	for _, p := range spec.tcp {
-		spec.req.HostPorts = append(spec.req.HostPorts, placement.Port{Number: p, Protocol: placement.TCP})
+	for _, p := range spec.TCP {
+		spec.Req.HostPorts = append(spec.Req.HostPorts, placement.Port{Number: p, Protocol: placement.TCP})
 	}
-	for _, p := range spec.udp {
-		spec.req.HostPorts = append(spec.req.HostPorts, placement.Port{Number: p, Protocol: placement.UDP})
+	for _, p := range spec.UDP {
+		spec.Req.HostPorts = append(spec.Req.HostPorts, placement.Port{Number: p, Protocol: placement.UDP})
 	}
 	if fl != nil {
 		if err := fargateRequest(spec, taskCPU, taskMem); err != nil {
@@ -285,40 +241,40 @@ func (s *Service) newTask(cluster string, spec *taskSpec, inst *instanceView, no
 		ARN:               s.taskARN(cluster, id),
 		Cluster:           cluster,
 		ClusterARN:        s.clusterARN(cluster),
-		TaskDefinitionARN: deref(spec.td.TaskDefinitionArn),
+		TaskDefinitionARN: deref(spec.TD.TaskDefinitionArn),
 		InstanceID:        inst.Rec.ID,
 		InstanceARN:       inst.Rec.ARN,
-		Overrides:         spec.overrides,
-		Group:             spec.group,
-		StartedBy:         spec.startedBy,
+		Overrides:         spec.Overrides,
+		Group:             spec.Group,
+		StartedBy:         spec.StartedBy,
 		LaunchType:        launchTypeOf(spec),
-		Tags:              spec.tags,
-		CPU:               spec.req.CPU,
-		MemoryMiB:         spec.req.Memory,
-		HostPorts:         spec.tcp,
-		HostUDP:           spec.udp,
-		DynamicPorts:      spec.dynamic,
+		Tags:              spec.Tags,
+		CPU:               spec.Req.CPU,
+		MemoryMiB:         spec.Req.Memory,
+		HostPorts:         spec.TCP,
+		HostUDP:           spec.UDP,
+		DynamicPorts:      spec.Dynamic,
 		CreatedAt:         now,
 		AZ:                allAttributes(&inst.Rec)["ecs.availability-zone"],
 		DesiredStatus:     DesiredRunning,
 		Version:           1,
 		LastStatus:        "PROVISIONING",
-		Fargate:           taskFargate(spec.fargate),
+		Fargate:           taskFargate(spec.Fargate),
 		EphemeralGiB:      ephemeralGiB(spec),
-		ServiceConnect:    spec.taskSC(),
-		CapacityProvider:  spec.asgProvider(),
+		ServiceConnect:    taskSC(spec),
+		CapacityProvider:  spec.ASGProvider(),
 	}
 }
 
 // ephemeralGiB is a Fargate task's ephemeral storage in GiB (0 for EC2).
 func ephemeralGiB(spec *taskSpec) int {
-	if spec.fargate == nil {
+	if spec.Fargate == nil {
 		return 0
 	}
-	if o := spec.overrides; o != nil && o.EphemeralStorage != nil && deref(o.EphemeralStorage.SizeInGiB) > 0 {
+	if o := spec.Overrides; o != nil && o.EphemeralStorage != nil && deref(o.EphemeralStorage.SizeInGiB) > 0 {
 		return int(*o.EphemeralStorage.SizeInGiB)
 	}
-	if es := spec.td.EphemeralStorage; es != nil && deref(es.SizeInGiB) > 0 {
+	if es := spec.TD.EphemeralStorage; es != nil && deref(es.SizeInGiB) > 0 {
 		return int(*es.SizeInGiB)
 	}
 	return defaultEphemeralGiB
@@ -420,10 +376,10 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 		}
 	}
 	spec, err := s.buildSpec(ctx, cluster, taskInput{
-		taskDefinition: deref(in.TaskDefinition), overrides: in.Overrides, group: deref(in.Group),
-		startedBy: deref(in.StartedBy), tags: in.Tags, propagateTags: in.PropagateTags,
-		managedTags: deref(in.EnableECSManagedTags), launchType: launchType,
-		platformVersion: in.PlatformVersion, network: in.NetworkConfiguration,
+		TaskDefinition: deref(in.TaskDefinition), Overrides: in.Overrides, Group: deref(in.Group),
+		StartedBy: deref(in.StartedBy), Tags: in.Tags, PropagateTags: in.PropagateTags,
+		ManagedTags: deref(in.EnableECSManagedTags), LaunchType: launchType,
+		PlatformVersion: in.PlatformVersion, Network: in.NetworkConfiguration,
 	})
 	if err != nil {
 		return nil, err
@@ -431,20 +387,20 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 	if strategy != nil {
 		items := strategyItems(strategy)
 		for _, i := range capacityprovider.Split(items, nil, count) {
-			spec.providers = append(spec.providers, items[i].Provider)
+			spec.Providers = append(spec.Providers, items[i].Provider)
 		}
 		if asgStrategy(strategy) { // asgplacement.go
 			pools, err := s.strategyPools(ctx, strategy)
 			if err != nil {
 				return nil, err
 			}
-			spec.pins, spec.providers = pinsOf(spec.providers, pools), nil
+			spec.Pins, spec.Providers = pinsOf(spec.Providers, pools), nil
 		}
 	}
-	if spec.fargate != nil && (len(in.PlacementConstraints) > 0 || len(in.PlacementStrategy) > 0) {
+	if spec.Fargate != nil && (len(in.PlacementConstraints) > 0 || len(in.PlacementStrategy) > 0) {
 		return nil, errFargateRules()
 	}
-	tdc, err := placement.TaskDefinitionConstraintsFromWire(spec.td.PlacementConstraints)
+	tdc, err := placement.TaskDefinitionConstraintsFromWire(spec.TD.PlacementConstraints)
 	if err != nil {
 		return nil, err
 	}
@@ -455,18 +411,18 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 	if len(tdc)+len(rc) > placement.MaxConstraints {
 		return nil, errs.R(errs.Invalid, reasonInvalidParameter, "The number of placement constraints exceeds the limit of %d.", placement.MaxConstraints)
 	}
-	spec.req.Constraints = append(tdc, rc...)
-	if spec.fargate == nil {
-		if spec.req.Strategies, err = placement.StrategiesFromWire(in.PlacementStrategy); err != nil {
+	spec.Req.Constraints = append(tdc, rc...)
+	if spec.Fargate == nil {
+		if spec.Req.Strategies, err = placement.StrategiesFromWire(in.PlacementStrategy); err != nil {
 			return nil, err
 		}
 	} else {
-		spec.req.Constraints = nil // Fargate ignores the task definition's memberOf constraints
+		spec.Req.Constraints = nil // Fargate ignores the task definition's memberOf constraints
 	}
 	hash := requestHash(in)
 	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	read := func(ctx context.Context) (*clusterSnapshot, error) { return s.snapshot(ctx, cluster) }
-	if spec.fargate != nil {
+	if spec.Fargate != nil {
 		read = s.fargateSnapshot
 	}
 	p, err := s.applyPlanOn(ctx, cluster, read, func(snap *clusterSnapshot) (*plan, error) {
@@ -480,10 +436,10 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 		}
 		var p *plan
 		now := s.now().UTC()
-		if spec.fargate != nil {
+		if spec.Fargate != nil {
 			var err error
 			p, err = s.planFargate(snap, cluster, spec, count, func(insts []placement.Instance, n int) ([]placement.Placement, []placement.Failure) {
-				return placement.Place(insts, spec.req, n, rng)
+				return placement.Place(insts, spec.Req, n, rng)
 			})
 			if err != nil {
 				return nil, err
@@ -518,10 +474,10 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 	}
 	out := &ecsapi.RunTaskResponse{Tasks: []ecsapi.Task{}, Failures: p.Failures}
 	for _, t := range p.Tasks {
-		out.Tasks = append(out.Tasks, s.taskOut(&t.Rec, &spec.td, true))
+		out.Tasks = append(out.Tasks, s.taskOut(&t.Rec, &spec.TD, true))
 	}
 	if len(p.Tasks) > 0 {
-		s.log.Info("tasks started", "cluster", cluster, "taskDefinition", deref(spec.td.TaskDefinitionArn), "count", len(p.Tasks), "failures", len(p.Failures))
+		s.log.Info("tasks started", "cluster", cluster, "taskDefinition", deref(spec.TD.TaskDefinitionArn), "count", len(p.Tasks), "failures", len(p.Failures))
 	}
 	return out, nil
 }
@@ -541,9 +497,9 @@ func (s *Service) StartTask(ctx context.Context, in *ecsapi.StartTaskRequest) (*
 		return nil, err
 	}
 	spec, err := s.buildSpec(ctx, cluster, taskInput{
-		taskDefinition: deref(in.TaskDefinition), overrides: in.Overrides, group: deref(in.Group),
-		startedBy: deref(in.StartedBy), tags: in.Tags, propagateTags: in.PropagateTags,
-		managedTags: deref(in.EnableECSManagedTags),
+		TaskDefinition: deref(in.TaskDefinition), Overrides: in.Overrides, Group: deref(in.Group),
+		StartedBy: deref(in.StartedBy), Tags: in.Tags, PropagateTags: in.PropagateTags,
+		ManagedTags: deref(in.EnableECSManagedTags),
 	})
 	if err != nil {
 		return nil, err
@@ -565,7 +521,7 @@ func (s *Service) StartTask(ctx context.Context, in *ecsapi.StartTaskRequest) (*
 				pi = &x
 				work[id] = pi
 			}
-			if err := placement.Check(*pi, spec.req); err != nil {
+			if err := placement.Check(*pi, spec.Req); err != nil {
 				f, ok := failureOf(err)
 				if !ok {
 					return nil, err
@@ -574,8 +530,8 @@ func (s *Service) StartTask(ctx context.Context, in *ecsapi.StartTaskRequest) (*
 				continue
 			}
 			t := s.newTask(cluster, spec, v, now)
-			reserve(pi, &spec.req, t.ARN)
-			p.Tasks = append(p.Tasks, placedTask{Rec: t, Req: &spec.req})
+			reserve(pi, &spec.Req, t.ARN)
+			p.Tasks = append(p.Tasks, placedTask{Rec: t, Req: &spec.Req})
 		}
 		return p, nil
 	})
@@ -584,7 +540,7 @@ func (s *Service) StartTask(ctx context.Context, in *ecsapi.StartTaskRequest) (*
 	}
 	out := &ecsapi.StartTaskResponse{Tasks: []ecsapi.Task{}, Failures: p.Failures}
 	for _, t := range p.Tasks {
-		out.Tasks = append(out.Tasks, s.taskOut(&t.Rec, &spec.td, true))
+		out.Tasks = append(out.Tasks, s.taskOut(&t.Rec, &spec.TD, true))
 	}
 	return out, nil
 }
