@@ -39,9 +39,6 @@ const (
 	// defaultEphemeralGiB is a Fargate task's ephemeral storage when the
 	// task definition names none (platform version 1.4.0).
 	defaultEphemeralGiB = 20
-	// reasonFargateCapacity is ECS's failure reason when Fargate has no
-	// capacity for a task.
-	reasonFargateCapacity = "Capacity is unavailable at this time. Please try again later or in a different availability zone"
 )
 
 // isFargateLaunch reports whether a request's launch type is FARGATE.

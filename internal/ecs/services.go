@@ -2,12 +2,10 @@ package ecs
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"math/big"
 	"regexp"
 	"slices"
 	"strings"
@@ -99,19 +97,6 @@ func (s *Service) changeService(ctx context.Context, cluster, name string, chang
 			return r, nil
 		}
 	}
-}
-
-// newDeploymentID makes an ECS deployment id: ecs-svc/ and 19 digits.
-func newDeploymentID() string {
-	n, _ := rand.Int(rand.Reader, big.NewInt(8e18))
-	return fmt.Sprintf("ecs-svc/%019d", n.Int64()+1e18)
-}
-
-// newEventID makes a service event id (a UUID, as ECS's).
-func newEventID() string {
-	b := randomBytes(16)
-	h := hex.EncodeToString(b)
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
 // healthChecked reports whether an essential container of td has a health

@@ -3,6 +3,8 @@ package ecs
 import (
 	"context"
 
+	"github.com/berthdev/berth/internal/api/ecsapi"
+	"github.com/berthdev/berth/internal/capacityprovider"
 	"github.com/berthdev/berth/internal/ecs/tasklife"
 	"github.com/berthdev/berth/internal/placement"
 )
@@ -19,7 +21,43 @@ type (
 	taskInput       = tasklife.TaskInput
 	taskSpec        = tasklife.Spec
 	asgPin          = tasklife.ASGPin
+
+	// LoadBalancing is what ECS needs of ELBv2.
+	LoadBalancing = tasklife.LoadBalancing
+	// TargetGroupInfo is what service validation and the drain gate need
+	// to know of a target group.
+	TargetGroupInfo = tasklife.TargetGroupInfo
+	// TargetState is one target's health as the data plane saw it.
+	TargetState = tasklife.TargetState
+	// TaskTarget is where a task is registered in one target group.
+	TaskTarget = tasklife.TaskTarget
+	// TargetsHealth is the health of one task's targets, combined over
+	// its target groups.
+	TargetsHealth = tasklife.TargetsHealth
 )
+
+// TaskTargets computes a task's targets for a service's load balancers
+// (tasklife.TaskTargets).
+func TaskTargets(lbs []ecsapi.LoadBalancer, containers []ecsapi.Container, ec2InstanceID string) ([]TaskTarget, bool) {
+	return tasklife.TaskTargets(lbs, containers, ec2InstanceID)
+}
+
+// ELBUnhealthyEvent is ECS's service event for a task whose target turned
+// unhealthy.
+func ELBUnhealthyEvent(service, taskID, tgARN string) string {
+	return tasklife.ELBUnhealthyEvent(service, taskID, tgARN)
+}
+
+// ELBUnhealthyReason is the stop reason of such a task.
+func ELBUnhealthyReason(tgARN string) string { return tasklife.ELBUnhealthyReason(tgARN) }
+
+// CombineTargetHealth combines a task's targets' states.
+func CombineTargetHealth(targets []TaskTarget, states map[string]map[string]TargetState) TargetsHealth {
+	return tasklife.CombineTargetHealth(targets, states)
+}
+
+func targetGroupARNs(lbs []ecsapi.LoadBalancer) []string { return tasklife.TargetGroupARNs(lbs) }
+func recordContainers(t *taskRecord) []ecsapi.Container  { return tasklife.RecordContainers(t) }
 
 // reasonNoPoolInstances is ECS's reason when a provider's group has no
 // container instance.
@@ -63,3 +101,14 @@ func (s *Service) applyPlanOn(ctx context.Context, cluster string, read func(con
 func (s *Service) commitPlan(ctx context.Context, snap *clusterSnapshot, p *plan) (bool, error) {
 	return tasklife.CommitPlan(ctx, s.st, snap, p)
 }
+
+const reasonFargateCapacity = tasklife.ReasonFargateCapacity
+
+func strategyItems(strategy []ecsapi.CapacityProviderStrategyItem) []capacityprovider.Item {
+	return tasklife.StrategyItems(strategy)
+}
+func providerCounts(strategy []ecsapi.CapacityProviderStrategyItem, tasks []taskRecord) []int {
+	return tasklife.ProviderCounts(strategy, tasks)
+}
+func newDeploymentID() string { return tasklife.NewDeploymentID() }
+func newEventID() string      { return tasklife.NewEventID() }
