@@ -21,7 +21,7 @@ import (
 
 // Services: CreateService, UpdateService, DeleteService, DescribeServices,
 // ListServices. The API writes a service's desired state and its
-// deployments; the service controller (servicecontroller.go) acts on them
+// deployments; the service controller (internal/ecs/servicectl) acts on them
 // and writes back counts, rollout states and events. docs/services.md.
 //
 // Store layout:

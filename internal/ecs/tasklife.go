@@ -9,9 +9,11 @@ import (
 	"github.com/berthdev/berth/internal/placement"
 )
 
-// The cluster snapshots and the plan applier live in package tasklife
-// (docs/ecs.md, "Package layout"); these aliases and wrappers keep the
-// handlers' code as it was written.
+// The task lifecycle the handlers share with the service controller lives
+// in package tasklife (docs/ecs.md, "Package layout"): cluster snapshots,
+// the plan applier, task specs, load balancing's types and rules, strategy
+// arithmetic. These aliases and wrappers keep the handlers' code as it was
+// written; new code may name tasklife directly.
 type (
 	instanceView    = tasklife.InstanceView
 	clusterSnapshot = tasklife.Snapshot
@@ -31,9 +33,6 @@ type (
 	TargetState = tasklife.TargetState
 	// TaskTarget is where a task is registered in one target group.
 	TaskTarget = tasklife.TaskTarget
-	// TargetsHealth is the health of one task's targets, combined over
-	// its target groups.
-	TargetsHealth = tasklife.TargetsHealth
 )
 
 // TaskTargets computes a task's targets for a service's load balancers
@@ -42,22 +41,7 @@ func TaskTargets(lbs []ecsapi.LoadBalancer, containers []ecsapi.Container, ec2In
 	return tasklife.TaskTargets(lbs, containers, ec2InstanceID)
 }
 
-// ELBUnhealthyEvent is ECS's service event for a task whose target turned
-// unhealthy.
-func ELBUnhealthyEvent(service, taskID, tgARN string) string {
-	return tasklife.ELBUnhealthyEvent(service, taskID, tgARN)
-}
-
-// ELBUnhealthyReason is the stop reason of such a task.
-func ELBUnhealthyReason(tgARN string) string { return tasklife.ELBUnhealthyReason(tgARN) }
-
-// CombineTargetHealth combines a task's targets' states.
-func CombineTargetHealth(targets []TaskTarget, states map[string]map[string]TargetState) TargetsHealth {
-	return tasklife.CombineTargetHealth(targets, states)
-}
-
 func targetGroupARNs(lbs []ecsapi.LoadBalancer) []string { return tasklife.TargetGroupARNs(lbs) }
-func recordContainers(t *taskRecord) []ecsapi.Container  { return tasklife.RecordContainers(t) }
 
 // reasonNoPoolInstances is ECS's reason when a provider's group has no
 // container instance.
@@ -66,8 +50,6 @@ const reasonNoPoolInstances = tasklife.ReasonNoPoolInstances
 // FargateCapability is the attribute of an instance that offers Fargate
 // capacity.
 const FargateCapability = tasklife.FargateCapability
-
-const maxPlanAttempts = tasklife.MaxPlanAttempts
 
 func liveTask(t *taskRecord) bool                         { return tasklife.LiveTask(t) }
 func allAttributes(rec *instanceRecord) map[string]string { return tasklife.AllAttributes(rec) }
@@ -107,8 +89,9 @@ const reasonFargateCapacity = tasklife.ReasonFargateCapacity
 func strategyItems(strategy []ecsapi.CapacityProviderStrategyItem) []capacityprovider.Item {
 	return tasklife.StrategyItems(strategy)
 }
-func providerCounts(strategy []ecsapi.CapacityProviderStrategyItem, tasks []taskRecord) []int {
-	return tasklife.ProviderCounts(strategy, tasks)
-}
 func newDeploymentID() string { return tasklife.NewDeploymentID() }
 func newEventID() string      { return tasklife.NewEventID() }
+
+func serviceStrategy(r *serviceRecord) []ecsapi.CapacityProviderStrategyItem {
+	return tasklife.ServiceStrategy(r)
+}

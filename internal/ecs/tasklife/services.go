@@ -56,3 +56,15 @@ func NewEventID() string {
 	h := hex.EncodeToString(b)
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
+
+// ServiceStrategy is a service's capacity provider strategy (Auto Scaling
+// group or Fargate), nil without one.
+func ServiceStrategy(r *ecsstate.ServiceRecord) []ecsapi.CapacityProviderStrategyItem {
+	switch {
+	case r.ASG != nil:
+		return r.ASG.Strategy
+	case r.Fargate != nil:
+		return r.Fargate.Strategy
+	}
+	return nil
+}
