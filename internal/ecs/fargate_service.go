@@ -2,11 +2,8 @@ package ecs
 
 import (
 	"context"
-	"encoding/json"
-	"strings"
 
 	"github.com/berthdev/berth/internal/api/ecsapi"
-	"github.com/berthdev/berth/internal/store"
 )
 
 // Fargate services (docs/fargate.md): the API records the service's
@@ -148,25 +145,4 @@ func fargateServiceOut(r *serviceRecord, out *ecsapi.Service) {
 		d.CapacityProviderStrategy = out.CapacityProviderStrategy
 		d.PlatformVersion, d.PlatformFamily = out.PlatformVersion, out.PlatformFamily
 	}
-}
-
-// groupTasks reads the tasks of a group (a service's: "service:<name>").
-func (s *Service) groupTasks(ctx context.Context, cluster, group string) ([]taskRecord, error) {
-	prefix := taskGroupPrefix(cluster, group)
-	idx, err := s.st.List(ctx, prefix, store.ListOptions{KeysOnly: true})
-	if err != nil {
-		return nil, err
-	}
-	kvs, err := s.readIndexed(ctx, idx.KVs, func(k string) string { return taskKey(cluster, strings.TrimPrefix(k, prefix)) })
-	if err != nil {
-		return nil, err
-	}
-	out := make([]taskRecord, 0, len(kvs))
-	for _, kv := range kvs {
-		var t taskRecord
-		if json.Unmarshal(kv.Value, &t) == nil {
-			out = append(out, t)
-		}
-	}
-	return out, nil
 }

@@ -122,27 +122,6 @@ func checkLoadBalancersPure(lbs []ecsapi.LoadBalancer, infos []TargetGroupInfo, 
 	return nil
 }
 
-// drainDelay is how long a task of a service with these load balancers is
-// held after desired STOPPED: the longest deregistration delay of its
-// target groups.
-func (s *Service) drainDelay(ctx context.Context, lbs []ecsapi.LoadBalancer) (time.Duration, error) {
-	if len(lbs) == 0 || s.loadBalancing() == nil {
-		return 0, nil
-	}
-	var d time.Duration
-	for _, a := range targetGroupARNs(lbs) {
-		info, err := s.loadBalancing().TargetGroup(ctx, a)
-		if errs.Is(err, errs.NotFound) {
-			continue // the group is gone: nothing to drain
-		}
-		if err != nil {
-			return 0, err
-		}
-		d = max(d, info.DeregistrationDelay)
-	}
-	return d, nil
-}
-
 // serviceDrainDelay is drainDelay for the service a task belongs to (its
 // group "service:<name>"); 0 for other tasks.
 func (s *Service) serviceDrainDelay(ctx context.Context, t *taskRecord) (time.Duration, error) {
@@ -158,29 +137,6 @@ func (s *Service) serviceDrainDelay(ctx context.Context, t *taskRecord) (time.Du
 		return 0, err
 	}
 	return s.drainDelay(ctx, r.LoadBalancers)
-}
-
-// drainRecord is the index entry of a task held by the drain gate.
-type drainRecord struct {
-	Until time.Time `json:"until"`
-}
-
-func drainKey(cluster, id string) string { return keyDrain + cluster + "/" + id }
-
-// gateOps turns a stop of task t (already desired STOPPED in t) into a
-// held one when it has targets to drain: the task becomes DEACTIVATING
-// with DrainUntil, and the index entry is written instead of the
-// assignment. held is false (and ops nil) when no gate applies: the task
-// is not RUNNING (no target was registered), or the delay is 0.
-func gateOps(t *taskRecord, delay time.Duration, now time.Time) (ops []store.Op, held bool) {
-	if delay <= 0 || t.LastStatus != "RUNNING" || t.InstanceID == "" {
-		return nil, false
-	}
-	until := now.Add(delay)
-	t.DrainUntil = &until
-	t.LastStatus = "DEACTIVATING"
-	b, _ := json.Marshal(drainRecord{Until: until})
-	return []store.Op{store.Put(drainKey(t.Cluster, t.ID), b)}, true
 }
 
 // RunDrainGate releases held tasks whose DrainUntil has passed, until ctx

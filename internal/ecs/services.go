@@ -64,41 +64,6 @@ func serviceRef(cluster, ref string) (string, bool) {
 	return rest, serviceNameRE.MatchString(rest)
 }
 
-func (s *Service) getService(ctx context.Context, cluster, name string) (serviceRecord, int64, error) {
-	kv, err := s.st.Get(ctx, serviceKey(cluster, name))
-	if err != nil {
-		return serviceRecord{}, 0, err
-	}
-	var r serviceRecord
-	if err := json.Unmarshal(kv.Value, &r); err != nil {
-		return r, 0, errs.Wrap(errs.Internal, err, "decode service %s", name)
-	}
-	return r, kv.ModRevision, nil
-}
-
-// changeService applies change to a service record under a compare on its
-// revision, retrying on contention. change may return an error to abort.
-func (s *Service) changeService(ctx context.Context, cluster, name string, change func(*serviceRecord) error) (serviceRecord, error) {
-	for {
-		r, rev, err := s.getService(ctx, cluster, name)
-		if err != nil {
-			return r, err
-		}
-		if err := change(&r); err != nil {
-			return r, err
-		}
-		r.Version++
-		b, _ := json.Marshal(r)
-		res, err := s.st.Txn(ctx, []store.Cmp{store.ModRevisionIs(serviceKey(cluster, name), rev)}, store.Put(serviceKey(cluster, name), b))
-		if err != nil {
-			return r, err
-		}
-		if res.Succeeded {
-			return r, nil
-		}
-	}
-}
-
 // healthChecked reports whether an essential container of td has a health
 // check: then a task is healthy only once HEALTHY.
 func healthChecked(td *ecsapi.TaskDefinition) bool {

@@ -2,11 +2,13 @@ package ecs
 
 import (
 	"context"
+	"time"
 
 	"github.com/berthdev/berth/internal/api/ecsapi"
 	"github.com/berthdev/berth/internal/capacityprovider"
 	"github.com/berthdev/berth/internal/ecs/tasklife"
 	"github.com/berthdev/berth/internal/placement"
+	"github.com/berthdev/berth/internal/store"
 )
 
 // The task lifecycle the handlers share with the service controller lives
@@ -40,8 +42,6 @@ type (
 func TaskTargets(lbs []ecsapi.LoadBalancer, containers []ecsapi.Container, ec2InstanceID string) ([]TaskTarget, bool) {
 	return tasklife.TaskTargets(lbs, containers, ec2InstanceID)
 }
-
-func targetGroupARNs(lbs []ecsapi.LoadBalancer) []string { return tasklife.TargetGroupARNs(lbs) }
 
 // reasonNoPoolInstances is ECS's reason when a provider's group has no
 // container instance.
@@ -94,4 +94,36 @@ func newEventID() string      { return tasklife.NewEventID() }
 
 func serviceStrategy(r *serviceRecord) []ecsapi.CapacityProviderStrategyItem {
 	return tasklife.ServiceStrategy(r)
+}
+
+type drainRecord = tasklife.DrainRecord
+
+func drainKey(cluster, id string) string { return tasklife.DrainKey(cluster, id) }
+
+func (s *Service) getTask(ctx context.Context, cluster, id string) (taskRecord, int64, error) {
+	return tasklife.GetTask(ctx, s.st, cluster, id)
+}
+
+// stopTaskRecordWith is stopTaskHeld; change, when set, may refuse the
+// task (its error is returned) or change it further in the same write
+// (tasklife.StopTask).
+func (s *Service) stopTaskRecordWith(ctx context.Context, cluster, id string, code ecsapi.TaskStopCode, reason string, change func(*taskRecord) error, drain func(*taskRecord) (time.Duration, error)) (taskRecord, error) {
+	return tasklife.StopTask(ctx, s.st, s.log, s.now, cluster, id, tasklife.Stop{Code: code, Reason: reason, Change: change, Drain: drain})
+}
+
+// drainDelay is tasklife.DrainDelay with this service's ELBv2.
+func (s *Service) drainDelay(ctx context.Context, lbs []ecsapi.LoadBalancer) (time.Duration, error) {
+	return tasklife.DrainDelay(ctx, s.loadBalancing(), lbs)
+}
+
+func (s *Service) getService(ctx context.Context, cluster, name string) (serviceRecord, int64, error) {
+	return tasklife.GetService(ctx, s.st, cluster, name)
+}
+
+func (s *Service) changeService(ctx context.Context, cluster, name string, change func(*serviceRecord) error) (serviceRecord, error) {
+	return tasklife.ChangeService(ctx, s.st, cluster, name, change)
+}
+
+func (s *Service) readIndexed(ctx context.Context, idx []store.KV, target func(string) string) ([]store.KV, error) {
+	return tasklife.ReadIndexed(ctx, s.st, idx, target)
 }

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/berthdev/berth/internal/api/ecsapi"
@@ -562,18 +561,6 @@ func taskRef(cluster, ref string) (string, bool) {
 	return rest, rest != ""
 }
 
-func (s *Service) getTask(ctx context.Context, cluster, id string) (taskRecord, int64, error) {
-	kv, err := s.st.Get(ctx, taskKey(cluster, id))
-	if err != nil {
-		return taskRecord{}, 0, err
-	}
-	var t taskRecord
-	if err := json.Unmarshal(kv.Value, &t); err != nil {
-		return t, 0, errs.Wrap(errs.Internal, err, "decode task %s", id)
-	}
-	return t, kv.ModRevision, nil
-}
-
 // stopTaskRecord sets a task's desired status to STOPPED with a stop code
 // and reason, rewriting its assignment in the same transaction. Desired
 // status only moves forward: a task already desired STOPPED is returned
@@ -582,61 +569,11 @@ func (s *Service) stopTaskRecord(ctx context.Context, cluster, id string, code e
 	return s.stopTaskHeld(ctx, cluster, id, code, reason, nil)
 }
 
-// stopTaskHeld is stopTaskRecord with the drain gate (loadbalancers.go):
+// stopTaskHeld is stopTaskRecord with the drain gate (tasklife.GateOps):
 // drain, when set, gives how long the task's load balancer targets drain
 // before its agent is told to stop it.
 func (s *Service) stopTaskHeld(ctx context.Context, cluster, id string, code ecsapi.TaskStopCode, reason string, drain func(*taskRecord) (time.Duration, error)) (taskRecord, error) {
 	return s.stopTaskRecordWith(ctx, cluster, id, code, reason, nil, drain)
-}
-
-// stopTaskRecordWith is stopTaskHeld; change, when set, may refuse the
-// task (its error is returned) or change it further in the same write.
-func (s *Service) stopTaskRecordWith(ctx context.Context, cluster, id string, code ecsapi.TaskStopCode, reason string, change func(*taskRecord) error, drain func(*taskRecord) (time.Duration, error)) (taskRecord, error) {
-	key := taskKey(cluster, id)
-	for {
-		t, rev, err := s.getTask(ctx, cluster, id)
-		if err != nil {
-			return t, err
-		}
-		if change != nil {
-			if err := change(&t); err != nil {
-				return t, err
-			}
-		}
-		if t.DesiredStatus == DesiredStopped {
-			return t, nil
-		}
-		now := s.now().UTC()
-		t.DesiredStatus = DesiredStopped
-		t.StoppingAt = &now
-		if t.StopCode == "" {
-			t.StopCode, t.StoppedReason = string(code), reason
-		}
-		var gate []store.Op
-		held := false
-		if drain != nil {
-			d, err := drain(&t)
-			if err != nil {
-				return t, err
-			}
-			gate, held = gateOps(&t, d, now)
-		}
-		t.Version++
-		tb, _ := json.Marshal(t)
-		ops := append([]store.Op{store.Put(key, tb)}, gate...)
-		if t.InstanceID != "" && !held {
-			ab, _ := json.Marshal(assignmentRecord{Cluster: cluster, TaskID: id, DesiredStatus: t.DesiredStatus, Version: t.Version})
-			ops = append(ops, store.Put(assignKey(t.InstanceID, id), ab))
-		}
-		res, err := s.st.Txn(ctx, []store.Cmp{store.ModRevisionIs(key, rev)}, ops...)
-		if err != nil {
-			return t, err
-		}
-		if res.Succeeded {
-			s.log.Info("task stopping", "cluster", cluster, "task", id, "stopCode", code, "drainUntil", t.DrainUntil)
-			return t, nil
-		}
-	}
 }
 
 // StopTask asks a task to stop.
@@ -790,52 +727,6 @@ func (s *Service) ListTasks(ctx context.Context, in *ecsapi.ListTasksRequest) (*
 		func(store.KV) { out.TaskArns = append(out.TaskArns, t.ARN) })
 	if err != nil {
 		return nil, err
-	}
-	return out, nil
-}
-
-// indexReaders is how many records readIndexed reads at once.
-const indexReaders = 16
-
-// readIndexed reads the records a page of index entries points at (target
-// maps an index key to the record's key), indexReaders at a time: one
-// round trip after another would make a page of 100 tasks cost 100 round
-// trips. The result keeps each index key with the record's value, in the
-// index's order; a record gone since (collected) is left out.
-func (s *Service) readIndexed(ctx context.Context, idx []store.KV, target func(string) string) ([]store.KV, error) {
-	vals := make([][]byte, len(idx))
-	errsOut := make([]error, len(idx))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(indexReaders, len(idx)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				kv, err := s.st.Get(ctx, target(idx[i].Key))
-				if err != nil {
-					if !errs.Is(err, errs.NotFound) {
-						errsOut[i] = err
-					}
-					continue
-				}
-				vals[i] = kv.Value
-			}
-		}()
-	}
-	for i := range idx {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	out := make([]store.KV, 0, len(idx))
-	for i, kv := range idx {
-		if errsOut[i] != nil {
-			return nil, errsOut[i]
-		}
-		if vals[i] != nil {
-			out = append(out, store.KV{Key: kv.Key, Value: vals[i]})
-		}
 	}
 	return out, nil
 }

@@ -48,7 +48,7 @@ func (c *controller) placeStrategy(ctx context.Context, cp *clusterPass, r *ecss
 	if err != nil {
 		return nil, &placement.Failure{Reason: errs.MessageOf(err)}, nil
 	}
-	tasks, err := c.tasks.GroupTasks(ctx, r.Cluster, "service:"+r.Name)
+	tasks, err := tasklife.GroupTasks(ctx, c.st, r.Cluster, "service:"+r.Name)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -414,7 +414,7 @@ func (c *controller) reconcileService(ctx context.Context, cluster string, ls li
 		return 0, err
 	}
 	if len(dec.Start) > 0 || len(dec.Stop) > 0 {
-		fresh, frev, err := c.tasks.GetService(ctx, cluster, name)
+		fresh, frev, err := tasklife.GetService(ctx, c.st, cluster, name)
 		if err != nil {
 			return 0, err
 		}
@@ -541,7 +541,7 @@ func (c *controller) act(ctx context.Context, cluster, name string, cp *clusterP
 func (c *controller) stopTasks(ctx context.Context, cluster, name string, r *ecsstate.ServiceRecord, stops []deploy.Stop) error {
 	drain := c.drainFunc(ctx, r)
 	for _, st := range stops {
-		if _, err := c.tasks.StopTask(ctx, cluster, st.TaskID, ecsapi.TaskStopCode(st.StopCode), st.Reason, drain); err != nil && !errs.Is(err, errs.NotFound) {
+		if _, err := tasklife.StopTask(ctx, c.st, c.log, c.tasks.Now, cluster, st.TaskID, tasklife.Stop{Code: ecsapi.TaskStopCode(st.StopCode), Reason: st.Reason, Drain: drain}); err != nil && !errs.Is(err, errs.NotFound) {
 			return err
 		}
 	}
@@ -643,7 +643,7 @@ func (c *controller) writeService(ctx context.Context, cluster, name string, r e
 	if res.Succeeded {
 		return nil
 	}
-	if _, err = c.tasks.ChangeService(ctx, cluster, name, change); err == errUnchanged {
+	if _, err = tasklife.ChangeService(ctx, c.st, cluster, name, change); err == errUnchanged {
 		err = nil
 	}
 	return err

@@ -59,7 +59,7 @@ func (c *controller) startFargate(ctx context.Context, r *ecsstate.ServiceRecord
 	if st := r.Fargate.Strategy; st != nil {
 		// The strategy applies to the deployment's own tasks: a new
 		// deployment meets the base again while the old one drains.
-		tasks, err := c.tasks.GroupTasks(ctx, r.Cluster, "service:"+r.Name)
+		tasks, err := tasklife.GroupTasks(ctx, c.st, r.Cluster, "service:"+r.Name)
 		if err != nil {
 			return nil, "", err
 		}

@@ -103,7 +103,7 @@ func (c *controller) drainFunc(ctx context.Context, r *ecsstate.ServiceRecord) f
 		}
 		if !read {
 			var err error
-			if d, err = c.tasks.DrainDelay(ctx, r.LoadBalancers); err != nil {
+			if d, err = tasklife.DrainDelay(ctx, c.tasks.LoadBalancing(), r.LoadBalancers); err != nil {
 				return 0, err
 			}
 			read = true

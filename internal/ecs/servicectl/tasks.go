@@ -10,13 +10,13 @@ import (
 	"github.com/berthdev/berth/internal/placement"
 )
 
-// Tasks is what the service controller needs of the task lifecycle that
-// ECS's API handlers also use and that package ecs implements
-// (ecs.Service.ServiceTasks): resolving a task definition into a spec,
-// making a task's record, stopping a task through StopTask's path (with
-// the load balancer drain gate), Service Connect and Fargate placement,
-// and the service records' reads and read-modify-writes. The snapshots
-// and the applier it calls directly (package tasklife).
+// Tasks is the part of the task lifecycle the service controller shares
+// with ECS's API handlers that is still in package ecs, which implements
+// it (ecs.Service.ServiceTasks): resolving a task definition into a spec,
+// making a task's record, Service Connect and Fargate placement, Auto
+// Scaling group pools, ELBv2 and the clock. The rest (snapshots, the
+// applier, stopping a task with the drain gate, the service and task
+// records) it calls in package tasklife directly.
 type Tasks interface {
 	// Now is the clock.
 	Now() time.Time
@@ -25,12 +25,6 @@ type Tasks interface {
 	BuildSpec(ctx context.Context, cluster string, in tasklife.TaskInput) (*tasklife.Spec, error)
 	// NewTask makes the record of a task of spec placed on an instance.
 	NewTask(cluster string, spec *tasklife.Spec, inst *tasklife.InstanceView, now time.Time) ecsstate.TaskRecord
-	// StopTask stops a task as StopTask does, held DEACTIVATING for as
-	// long as drain says (nil: not held).
-	StopTask(ctx context.Context, cluster, id string, code ecsapi.TaskStopCode, reason string, drain func(*ecsstate.TaskRecord) (time.Duration, error)) (ecsstate.TaskRecord, error)
-	// DrainDelay is how long a task of a service with these load
-	// balancers is held after desired STOPPED.
-	DrainDelay(ctx context.Context, lbs []ecsapi.LoadBalancer) (time.Duration, error)
 	// LoadBalancing is ELBv2; nil: none.
 	LoadBalancing() tasklife.LoadBalancing
 	// ServiceConnectSpec adds a service deployment's Service Connect
@@ -42,13 +36,6 @@ type Tasks interface {
 	// StrategyPools maps an Auto Scaling group strategy's providers to
 	// their pools.
 	StrategyPools(ctx context.Context, strategy []ecsapi.CapacityProviderStrategyItem) (map[string]string, error)
-	// GroupTasks reads the tasks of a group ("service:<name>").
-	GroupTasks(ctx context.Context, cluster, group string) ([]ecsstate.TaskRecord, error)
-	// GetService reads a service record and its revision.
-	GetService(ctx context.Context, cluster, name string) (ecsstate.ServiceRecord, int64, error)
-	// ChangeService applies change to a service record (read, change,
-	// compare-and-swap, again on contention).
-	ChangeService(ctx context.Context, cluster, name string, change func(*ecsstate.ServiceRecord) error) (ecsstate.ServiceRecord, error)
 }
 
 func ptr[T any](v T) *T { return &v }
