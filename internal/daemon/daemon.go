@@ -35,6 +35,7 @@ import (
 	"github.com/berthdev/berth/internal/ecr"
 	"github.com/berthdev/berth/internal/ecs"
 	"github.com/berthdev/berth/internal/ecs/instancemon"
+	"github.com/berthdev/berth/internal/ecs/servicectl"
 	"github.com/berthdev/berth/internal/ecs/taskgc"
 	"github.com/berthdev/berth/internal/ecsmetrics"
 	"github.com/berthdev/berth/internal/elbv2"
@@ -293,7 +294,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	gc := taskgc.New(st, taskgc.Config{Retention: cfg.TaskRetention, InstancePurged: ecsSvc.InstancePurged, Log: log.With("component", "ecs")})
 	s.goRun(func() { gc.Run(runCtx) })
 	s.goRun(func() {
-		ecsSvc.RunServiceController(runCtx, ecs.ServiceControllerConfig{Observer: prom, DisconnectGrace: cfg.DisconnectGrace})
+		servicectl.Run(runCtx, servicectl.Config{Store: st, Tasks: ecsSvc.ServiceTasks(), Log: log.With("component", "ecs"),
+			Observer: prom, DisconnectGrace: cfg.DisconnectGrace})
 	})
 	lostMon := instancemon.New(st, instancemon.Config{LostAfter: cfg.InstanceLostAfter, Log: log.With("component", "ecs")})
 	s.goRun(func() { lostMon.Run(runCtx) })

@@ -5,7 +5,7 @@
 //
 // Decide is a pure function in the manner of Nomad's reconciler: it takes
 // the service, its deployments, its tasks, the cluster's instances and
-// `now`, and does no I/O. The shell in internal/ecs (servicecontroller.go)
+// `now`, and does no I/O. The shell in internal/ecs/servicectl
 // reads the store, calls Decide, places the tasks to start with package
 // placement, and commits through the ECS applier. docs/services.md
 // describes the algorithm.

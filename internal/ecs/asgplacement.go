@@ -15,7 +15,7 @@ import (
 
 // How an Auto Scaling group provider strategy places tasks
 // (docs/capacity-providers.md, "Placement"): RunTask's plan (planEC2) and
-// the service controller's starts (placeStrategy) put each provider's
+// the service controller's starts (servicectl, placeStrategy) put each provider's
 // share of the tasks on its pool; the deployment decision gets each
 // task's provider for scale-in (providerDeployInput).
 
@@ -66,56 +66,33 @@ func pinsOf(providers []string, pools map[string]string) []asgPin {
 	return out
 }
 
-// inPool reports whether an instance belongs to a task's pool (every
-// instance does when the task has none).
-func (spec *taskSpec) inPool(v *instanceView) bool {
-	return spec.asg == nil || v.rec.Attributes[capacityprovider.PoolAttribute] == spec.asg.Pool
-}
-
-// asgProvider is the provider a task of spec goes to ("" without one).
-func (spec *taskSpec) asgProvider() string {
-	if spec.asg == nil {
-		return ""
-	}
-	return spec.asg.Provider
-}
-
-// poolFailure rewrites the no-instance failure of a pinned placement to
-// ECS's capacity provider reason.
-func (spec *taskSpec) poolFailure(f placement.Failure) placement.Failure {
-	if spec.asg != nil && f.Reason == placement.ReasonNoInstances {
-		f.Reason = reasonNoPoolInstances
-	}
-	return f
-}
-
 // planEC2 places count EC2 tasks of spec on a cluster snapshot: all with
 // the placement engine, or, for an ASG strategy (spec.pins), each
 // provider's share on that provider's pool.
 func (s *Service) planEC2(snap *clusterSnapshot, cluster string, spec *taskSpec, count int, rng *rand.Rand) (*plan, error) {
 	now := s.now().UTC()
-	p := &plan{failures: []ecsapi.Failure{}}
-	if spec.pins == nil {
-		insts := make([]placement.Instance, 0, len(snap.instances))
-		for _, v := range snap.instances {
-			insts = append(insts, v.placementInstance())
+	p := &plan{Failures: []ecsapi.Failure{}}
+	if spec.Pins == nil {
+		insts := make([]placement.Instance, 0, len(snap.Instances))
+		for _, v := range snap.Instances {
+			insts = append(insts, v.PlacementInstance())
 		}
-		placements, failures := placement.Place(insts, spec.req, count, rng)
+		placements, failures := placement.Place(insts, spec.Req, count, rng)
 		if len(placements) == 0 && len(failures) > 0 && failures[0].Reason == placement.ReasonNoInstances {
 			return nil, errs.R(errs.Invalid, reasonInvalidParameter, "No Container Instances were found in your cluster.")
 		}
 		for _, pl := range placements {
-			p.tasks = append(p.tasks, placedTask{rec: s.newTask(cluster, spec, snap.byID[pl.InstanceID], now), req: &spec.req})
+			p.Tasks = append(p.Tasks, placedTask{Rec: s.newTask(cluster, spec, snap.ByID[pl.InstanceID], now), Req: &spec.Req})
 		}
 		for _, f := range failures {
-			p.failures = append(p.failures, f.Wire())
+			p.Failures = append(p.Failures, f.Wire())
 		}
 		return p, nil
 	}
 	// Each provider's share, in the strategy's order of first use.
 	var order []asgPin
 	share := map[asgPin]int{}
-	for _, pin := range spec.pins[:min(count, len(spec.pins))] {
+	for _, pin := range spec.Pins[:min(count, len(spec.Pins))] {
 		if share[pin] == 0 {
 			order = append(order, pin)
 		}
@@ -123,86 +100,22 @@ func (s *Service) planEC2(snap *clusterSnapshot, cluster string, spec *taskSpec,
 	}
 	for _, pin := range order {
 		sp := *spec
-		sp.asg = &pin
-		insts := make([]placement.Instance, 0, len(snap.instances))
-		for _, v := range snap.instances {
-			if sp.inPool(v) {
-				insts = append(insts, v.placementInstance())
+		sp.ASG = &pin
+		insts := make([]placement.Instance, 0, len(snap.Instances))
+		for _, v := range snap.Instances {
+			if sp.InPool(v) {
+				insts = append(insts, v.PlacementInstance())
 			}
 		}
-		placements, failures := placement.Place(insts, sp.req, share[pin], rng)
+		placements, failures := placement.Place(insts, sp.Req, share[pin], rng)
 		for _, pl := range placements {
-			p.tasks = append(p.tasks, placedTask{rec: s.newTask(cluster, &sp, snap.byID[pl.InstanceID], now), req: &spec.req})
+			p.Tasks = append(p.Tasks, placedTask{Rec: s.newTask(cluster, &sp, snap.ByID[pl.InstanceID], now), Req: &spec.Req})
 		}
 		for _, f := range failures {
-			p.failures = append(p.failures, sp.poolFailure(f).Wire())
+			p.Failures = append(p.Failures, sp.PoolFailure(f).Wire())
 		}
 	}
 	return p, nil
-}
-
-// asgCounts are a strategy's providers' counts among a deployment's live
-// tasks.
-func asgCounts(strategy []ecsapi.CapacityProviderStrategyItem, tasks []taskRecord, deployment string) []int {
-	counts := make([]int, len(strategy))
-	for i := range tasks {
-		t := &tasks[i]
-		if t.StartedBy != deployment || t.DesiredStatus != DesiredRunning {
-			continue
-		}
-		for j, it := range strategy {
-			if deref(it.CapacityProvider) == t.CapacityProvider {
-				counts[j]++
-			}
-		}
-	}
-	return counts
-}
-
-// placeStrategy places a Start's tasks (after start has built the spec).
-// For a service with an Auto Scaling group provider strategy the strategy
-// splits them, counting the deployment's own live tasks (so replacements
-// go where the split is short), and each provider's share is placed by
-// placeAll on its pool, with the service's placement constraints and
-// strategies; other services' tasks go straight to placeAll.
-func (c *serviceController) placeStrategy(ctx context.Context, cp *clusterPass, r *serviceRecord, st deploy.Start, spec *taskSpec) ([]string, *placement.Failure, error) {
-	if r.ASG == nil || st.InstanceID != "" {
-		return c.placeAll(ctx, cp, r.Cluster, st, spec)
-	}
-	strategy := r.ASG.Strategy
-	pools, err := c.s.strategyPools(ctx, strategy)
-	if err != nil {
-		return nil, &placement.Failure{Reason: errs.MessageOf(err)}, nil
-	}
-	tasks, err := c.s.groupTasks(ctx, r.Cluster, "service:"+r.Name)
-	if err != nil {
-		return nil, nil, err
-	}
-	items := strategyItems(strategy)
-	share := make([]int, len(items))
-	for _, i := range capacityprovider.Split(items, asgCounts(strategy, tasks, st.DeploymentID), st.Count) {
-		share[i]++
-	}
-	var ids []string
-	var failure *placement.Failure
-	for i, it := range items {
-		if share[i] == 0 {
-			continue
-		}
-		sp := *spec
-		sp.asg = &asgPin{Provider: it.Provider, Pool: pools[it.Provider]}
-		sti := st
-		sti.Count = share[i]
-		got, f, err := c.placeAll(ctx, cp, r.Cluster, sti, &sp)
-		ids = append(ids, got...)
-		if err != nil {
-			return ids, nil, err
-		}
-		if failure == nil {
-			failure = f
-		}
-	}
-	return ids, failure, nil
 }
 
 // serviceASG is a CreateService's Auto Scaling group provider strategy
@@ -256,28 +169,6 @@ func asgServiceOut(r *serviceRecord, out *ecsapi.Service) {
 	}
 }
 
-// providerDeployInput gives the deployment decision a service's capacity
-// provider strategy (Fargate's or an Auto Scaling group one) and each
-// task's provider, so that scale-in keeps the split. tasks are in.Tasks'
-// records, in order.
-func providerDeployInput(r *serviceRecord, in *deploy.Input, tasks []taskRecord) {
-	strategy := serviceStrategy(r)
-	if len(strategy) == 0 {
-		return
-	}
-	in.Service.Providers = strategyItems(strategy)
-	for i := range tasks {
-		if i >= len(in.Tasks) || in.Tasks[i].ID != tasks[i].ID {
-			return
-		}
-		p := tasks[i].CapacityProvider
-		if tasks[i].Fargate != nil {
-			p = tasks[i].Fargate.CapacityProvider
-		}
-		in.Tasks[i].Provider = p
-	}
-}
-
 // strategiesInUse adds to out the providers the capacity provider
 // strategies of a cluster's services name (a service keeps its provider
 // while it exists, as on ECS).
@@ -294,18 +185,6 @@ func (s *Service) strategiesInUse(ctx context.Context, cluster string, out map[s
 		for _, it := range serviceStrategy(&r) {
 			out[deref(it.CapacityProvider)] = true
 		}
-	}
-	return nil
-}
-
-// serviceStrategy is a service's capacity provider strategy (Auto Scaling
-// group or Fargate), nil without one.
-func serviceStrategy(r *serviceRecord) []ecsapi.CapacityProviderStrategyItem {
-	switch {
-	case r.ASG != nil:
-		return r.ASG.Strategy
-	case r.Fargate != nil:
-		return r.Fargate.Strategy
 	}
 	return nil
 }

@@ -44,9 +44,6 @@ const (
 	// providerRetention is how long a deleted provider stays describable
 	// as INACTIVE.
 	providerRetention = time.Hour
-	// reasonNoPoolInstances is ECS's reason when a provider's group has
-	// no container instance (and managed scaling cannot add one).
-	reasonNoPoolInstances = "No Container Instances were found in your capacity provider."
 	// maxDescribeProviders bounds a DescribeCapacityProviders page.
 	maxDescribeProviders = 10
 )
@@ -72,9 +69,6 @@ type providerRecord struct {
 // asgLaunch is a service's Auto Scaling group provider strategy
 // (serviceRecord.ASG).
 type asgLaunch = ecsstate.ASGLaunch
-
-// asgPin is the provider a task of an ASG strategy goes to, and its pool.
-type asgPin struct{ Provider, Pool string }
 
 func providerKey(name string) string { return keyCapacityProviders + name }
 func poolKey(pool string) string     { return keyCapacityPools + url.PathEscape(pool) }

@@ -57,18 +57,18 @@ func (s *Service) Capacity(ctx context.Context) ([]ClusterCapacity, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, v := range snap.instances {
-			if v.rec.Status != "ACTIVE" && v.rec.Status != "DRAINING" {
+		for _, v := range snap.Instances {
+			if v.Rec.Status != "ACTIVE" && v.Rec.Status != "DRAINING" {
 				continue
 			}
-			u := taskUsage(v.tasks)
+			u := taskUsage(v.Tasks)
 			cc.Instances++
-			cc.RegisteredCPU += v.rec.Registered.CPU
-			cc.RegisteredMemoryMiB += v.rec.Registered.MemoryMiB
-			cc.ReservedCPU += u.cpu
-			cc.ReservedMemoryMiB += u.memory
-			cc.RunningTasks += u.running
-			cc.PendingTasks += u.pending
+			cc.RegisteredCPU += v.Rec.Registered.CPU
+			cc.RegisteredMemoryMiB += v.Rec.Registered.MemoryMiB
+			cc.ReservedCPU += u.CPU
+			cc.ReservedMemoryMiB += u.Memory
+			cc.RunningTasks += u.Running
+			cc.PendingTasks += u.Pending
 		}
 		sres, err := s.st.List(ctx, keyServices+c.Name+"/", store.ListOptions{})
 		if err != nil {

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/berthdev/berth/internal/api/ecsapi"
-	"github.com/berthdev/berth/internal/capacityprovider"
 	"github.com/berthdev/berth/internal/errs"
 )
 
@@ -85,15 +84,6 @@ func checkStrategy(strategy []ecsapi.CapacityProviderStrategyItem, associated []
 	return nil
 }
 
-// strategyItems converts a wire strategy for the arithmetic.
-func strategyItems(strategy []ecsapi.CapacityProviderStrategyItem) []capacityprovider.Item {
-	out := make([]capacityprovider.Item, len(strategy))
-	for i, it := range strategy {
-		out[i] = capacityprovider.Item{Provider: deref(it.CapacityProvider), Base: int(deref(it.Base)), Weight: int(deref(it.Weight))}
-	}
-	return out
-}
-
 // resolveStrategy decides the strategy a RunTask or CreateService uses:
 // the request's, or the cluster's default when the request names neither
 // a launch type nor a strategy. It returns nil for an EC2 launch.
@@ -114,23 +104,6 @@ func resolveStrategy(c *clusterRecord, lt *ecsapi.LaunchType, strategy []ecsapi.
 		return nil, err
 	}
 	return strategy, nil
-}
-
-// providerCounts are a strategy's providers' task counts among tasks.
-func providerCounts(strategy []ecsapi.CapacityProviderStrategyItem, tasks []taskRecord) []int {
-	counts := make([]int, len(strategy))
-	for i := range tasks {
-		t := &tasks[i]
-		if t.Fargate == nil || t.DesiredStatus != DesiredRunning {
-			continue
-		}
-		for j, it := range strategy {
-			if deref(it.CapacityProvider) == t.Fargate.CapacityProvider {
-				counts[j]++
-			}
-		}
-	}
-	return counts
 }
 
 // PutClusterCapacityProviders sets a cluster's capacity providers and
@@ -168,8 +141,8 @@ func (s *Service) providersInUse(ctx context.Context, cluster string) (map[strin
 		return nil, err
 	}
 	out := map[string]bool{}
-	for i := range snap.all {
-		t := &snap.all[i]
+	for i := range snap.All {
+		t := &snap.All[i]
 		if t.Fargate != nil && t.Fargate.CapacityProvider != "" && liveTask(t) {
 			out[t.Fargate.CapacityProvider] = true
 		}

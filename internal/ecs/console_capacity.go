@@ -67,19 +67,19 @@ func (s *Service) FargateCapacity(ctx context.Context) (FargateCapacityView, err
 	if err != nil {
 		return FargateCapacityView{}, err
 	}
-	out := FargateCapacityView{Revision: snap.rev, Hosts: []FargateHost{}, Tasks: []FargateTasks{}}
+	out := FargateCapacityView{Revision: snap.Rev, Hosts: []FargateHost{}, Tasks: []FargateTasks{}}
 	type tk struct{ cluster, provider string }
 	counts := map[tk]*FargateTasks{}
-	for _, v := range snap.instances {
-		u := taskUsage(v.tasks)
-		h := FargateHost{InstanceID: v.rec.ID, InstanceARN: v.rec.ARN, EC2InstanceID: v.rec.Ec2InstanceID,
-			Cluster: v.rec.Cluster, Pool: v.rec.Cluster == FargatePool, Status: v.rec.Status, Connected: v.connected,
-			Runtime: v.rec.Attributes["berth.fargate-runtime"], Architecture: v.rec.Attributes["ecs.cpu-architecture"],
-			Zone: v.rec.Attributes["ecs.availability-zone"], AgentVersion: v.rec.VersionInfo.AgentVersion, RegisteredAt: v.rec.RegisteredAt,
-			RegisteredCPU: v.rec.Registered.CPU, RegisteredMemoryMiB: v.rec.Registered.MemoryMiB,
-			RemainingCPU: v.rec.Registered.CPU - u.cpu, RemainingMemoryMiB: v.rec.Registered.MemoryMiB - u.memory}
-		for i := range v.tasks {
-			t := &v.tasks[i]
+	for _, v := range snap.Instances {
+		u := taskUsage(v.Tasks)
+		h := FargateHost{InstanceID: v.Rec.ID, InstanceARN: v.Rec.ARN, EC2InstanceID: v.Rec.Ec2InstanceID,
+			Cluster: v.Rec.Cluster, Pool: v.Rec.Cluster == FargatePool, Status: v.Rec.Status, Connected: v.Connected,
+			Runtime: v.Rec.Attributes["berth.fargate-runtime"], Architecture: v.Rec.Attributes["ecs.cpu-architecture"],
+			Zone: v.Rec.Attributes["ecs.availability-zone"], AgentVersion: v.Rec.VersionInfo.AgentVersion, RegisteredAt: v.Rec.RegisteredAt,
+			RegisteredCPU: v.Rec.Registered.CPU, RegisteredMemoryMiB: v.Rec.Registered.MemoryMiB,
+			RemainingCPU: v.Rec.Registered.CPU - u.CPU, RemainingMemoryMiB: v.Rec.Registered.MemoryMiB - u.Memory}
+		for i := range v.Tasks {
+			t := &v.Tasks[i]
 			if t.Fargate == nil {
 				h.OtherTasks++
 				continue

@@ -1,8 +1,6 @@
 package ecs
 
 import (
-	"context"
-	"encoding/json"
 	"slices"
 	"strings"
 
@@ -10,7 +8,6 @@ import (
 	"github.com/berthdev/berth/internal/api/ecsapi"
 	"github.com/berthdev/berth/internal/errs"
 	"github.com/berthdev/berth/internal/placement"
-	"github.com/berthdev/berth/internal/store"
 	"github.com/berthdev/berth/internal/taskdef"
 )
 
@@ -34,9 +31,6 @@ import (
 // placement there sees the host's whole load too.
 
 const (
-	// FargateCapability is the attribute of an instance that offers
-	// Fargate capacity.
-	FargateCapability = "ecs.capability.fargate"
 	// FargatePool is the hidden cluster of Fargate-only hosts.
 	FargatePool = "berth.fargate"
 
@@ -45,9 +39,6 @@ const (
 	// defaultEphemeralGiB is a Fargate task's ephemeral storage when the
 	// task definition names none (platform version 1.4.0).
 	defaultEphemeralGiB = 20
-	// reasonFargateCapacity is ECS's failure reason when Fargate has no
-	// capacity for a task.
-	reasonFargateCapacity = "Capacity is unavailable at this time. Please try again later or in a different availability zone"
 )
 
 // isFargateLaunch reports whether a request's launch type is FARGATE.
@@ -137,13 +128,13 @@ func fargateRequest(spec *taskSpec, taskCPU, taskMem int) error {
 		return errs.R(errs.Invalid, reasonClient,
 			"No Fargate configuration exists for given values: %d CPU, %d memory. See the Amazon ECS documentation for the valid values.", taskCPU, taskMem)
 	}
-	spec.req.CPU, spec.req.Memory = taskCPU, taskMem
-	spec.req.HostPorts, spec.req.DynamicPorts = nil, 0
-	spec.tcp, spec.udp, spec.dynamic = nil, nil, 0
-	spec.req.RequiredAttributes = append(spec.req.RequiredAttributes,
+	spec.Req.CPU, spec.Req.Memory = taskCPU, taskMem
+	spec.Req.HostPorts, spec.Req.DynamicPorts = nil, 0
+	spec.TCP, spec.UDP, spec.Dynamic = nil, nil, 0
+	spec.Req.RequiredAttributes = append(spec.Req.RequiredAttributes,
 		placement.Attribute{Name: FargateCapability},
-		placement.Attribute{Name: "ecs.cpu-architecture", Value: fargateArch(&spec.td)})
-	spec.req.Strategies = fargateStrategies
+		placement.Attribute{Name: "ecs.cpu-architecture", Value: fargateArch(&spec.TD)})
+	spec.Req.Strategies = fargateStrategies
 	return nil
 }
 
@@ -158,119 +149,47 @@ func errFargateRules() error {
 	return errs.R(errs.Invalid, reasonInvalidParameter, "Task placement constraints and strategies are not supported with the FARGATE launch type.")
 }
 
-// fargateSnapshot reads every instance that offers Fargate capacity, in
-// any cluster or the hidden pool, with every live task placed on it and
-// the agents' presence, all at one revision (see the comment at the top).
-func (s *Service) fargateSnapshot(ctx context.Context) (*clusterSnapshot, error) {
-	ires, err := s.st.List(ctx, keyInstances, store.ListOptions{})
-	if err != nil {
-		return nil, err
-	}
-	snap := &clusterSnapshot{rev: ires.Revision, byID: map[string]*instanceView{}}
-	for _, kv := range ires.KVs {
-		var rec instanceRecord
-		if json.Unmarshal(kv.Value, &rec) != nil {
-			continue
-		}
-		if _, ok := rec.Attributes[FargateCapability]; !ok {
-			continue
-		}
-		v := &instanceView{rec: rec, modRev: kv.ModRevision}
-		snap.instances = append(snap.instances, v)
-		snap.byID[rec.ID] = v
-	}
-	if len(snap.instances) == 0 {
-		return snap, nil
-	}
-	if err := s.attachTasks(ctx, snap, ""); err != nil {
-		return nil, err
-	}
-	ares, err := s.st.List(ctx, keyAgents, store.ListOptions{Revision: snap.rev, KeysOnly: true})
-	if err != nil {
-		return nil, err
-	}
-	for _, kv := range ares.KVs {
-		if v := snap.byID[strings.TrimPrefix(kv.Key, keyAgents)]; v != nil {
-			v.connected = true
-		}
-	}
-	return snap, nil
-}
-
-// attachTasks adds to snap's instances the live tasks of every cluster
-// but skip placed on them, read at snap's revision.
-func (s *Service) attachTasks(ctx context.Context, snap *clusterSnapshot, skip string) error {
-	tres, err := s.st.List(ctx, keyTasks, store.ListOptions{Revision: snap.rev})
-	if err != nil {
-		return err
-	}
-	for _, kv := range tres.KVs {
-		if skip != "" && strings.HasPrefix(kv.Key, keyTasks+skip+"/") {
-			continue
-		}
-		var t taskRecord
-		if json.Unmarshal(kv.Value, &t) != nil || !liveTask(&t) {
-			continue
-		}
-		if v := snap.byID[t.InstanceID]; v != nil {
-			v.tasks = append(v.tasks, t)
-		}
-	}
-	return nil
-}
-
-// hasFargateHost reports whether a cluster snapshot holds an instance
-// that offers Fargate capacity (and so may run other clusters' tasks).
-func (snap *clusterSnapshot) hasFargateHost() bool {
-	for _, v := range snap.instances {
-		if _, ok := v.rec.Attributes[FargateCapability]; ok {
-			return true
-		}
-	}
-	return false
-}
-
 // planFargate places count tasks of a Fargate spec on a snapshot of the
 // Fargate hosts. A task that cannot be placed is a failure with ECS's
 // Fargate reason.
 func (s *Service) planFargate(snap *clusterSnapshot, cluster string, spec *taskSpec, count int, plc func(insts []placement.Instance, n int) ([]placement.Placement, []placement.Failure)) (*plan, error) {
-	arch := fargateArch(&spec.td)
+	arch := fargateArch(&spec.TD)
 	archOK := false
-	insts := make([]placement.Instance, 0, len(snap.instances))
-	for _, v := range snap.instances {
-		pi := v.placementInstance()
+	insts := make([]placement.Instance, 0, len(snap.Instances))
+	for _, v := range snap.Instances {
+		pi := v.PlacementInstance()
 		if pi.Attributes["ecs.cpu-architecture"] == arch {
 			archOK = true
 		}
 		insts = append(insts, pi)
 	}
-	if len(snap.instances) > 0 && !archOK {
+	if len(snap.Instances) > 0 && !archOK {
 		return nil, errs.R(errs.Invalid, reasonInvalidParameter,
 			"Berth has no Fargate host with the %s CPU architecture this task definition's runtimePlatform asks for: its Fargate hosts are %s. Register the task definition with cpuArchitecture %s, or join a host of that architecture with `berth agent --fargate`.",
 			strings.ToUpper(arch), hostArchs(snap), archName(snap))
 	}
 	placements, failures := plc(insts, count)
-	p := &plan{failures: []ecsapi.Failure{}}
+	p := &plan{Failures: []ecsapi.Failure{}}
 	now := s.now().UTC()
 	for i, pl := range placements {
-		rec := s.newTask(cluster, spec, snap.byID[pl.InstanceID], now)
-		if i < len(spec.providers) {
+		rec := s.newTask(cluster, spec, snap.ByID[pl.InstanceID], now)
+		if i < len(spec.Providers) {
 			fl := *rec.Fargate
-			fl.CapacityProvider = spec.providers[i]
+			fl.CapacityProvider = spec.Providers[i]
 			rec.Fargate = &fl
 		}
-		p.tasks = append(p.tasks, placedTask{rec: rec, req: &spec.req})
+		p.Tasks = append(p.Tasks, placedTask{Rec: rec, Req: &spec.Req})
 	}
 	for range failures { // Fargate names no instance
-		p.failures = append(p.failures, ecsapi.Failure{Reason: ptr(reasonFargateCapacity)})
+		p.Failures = append(p.Failures, ecsapi.Failure{Reason: ptr(reasonFargateCapacity)})
 	}
 	return p, nil
 }
 
 func hostArchs(snap *clusterSnapshot) string {
 	var out []string
-	for _, v := range snap.instances {
-		a := v.rec.Attributes["ecs.cpu-architecture"]
+	for _, v := range snap.Instances {
+		a := v.Rec.Attributes["ecs.cpu-architecture"]
 		if !slices.Contains(out, a) {
 			out = append(out, a)
 		}
@@ -288,7 +207,7 @@ func archName(snap *clusterSnapshot) string {
 
 // launchTypeOf is the launch type of a task of spec.
 func launchTypeOf(spec *taskSpec) string {
-	if spec.fargate != nil {
+	if spec.Fargate != nil {
 		return string(ecsapi.LaunchTypeFargate)
 	}
 	return string(ecsapi.LaunchTypeEc2)

@@ -2,16 +2,8 @@ package ecs
 
 import (
 	"context"
-	"encoding/json"
-	"math/rand/v2"
-	"slices"
-	"strings"
 
 	"github.com/berthdev/berth/internal/api/ecsapi"
-	"github.com/berthdev/berth/internal/capacityprovider"
-	"github.com/berthdev/berth/internal/deploy"
-	"github.com/berthdev/berth/internal/placement"
-	"github.com/berthdev/berth/internal/store"
 )
 
 // Fargate services (docs/fargate.md): the API records the service's
@@ -124,17 +116,6 @@ func checkServiceTaskDef(r *serviceRecord, td *ecsapi.TaskDefinition) error {
 	return err
 }
 
-// launchInput fills a service task's launch fields.
-func launchInput(r *serviceRecord, in *taskInput) {
-	if r.Fargate == nil {
-		return
-	}
-	in.launchType = ptr(ecsapi.LaunchTypeFargate)
-	in.platformVersion = ptr(r.Fargate.PlatformVersion)
-	in.network = r.NetworkConfiguration
-	in.capacityProvider = r.Fargate.CapacityProvider
-}
-
 // serviceLaunchType is a service's launch type on the wire.
 func serviceLaunchType(r *serviceRecord) *ecsapi.LaunchType {
 	if r.Fargate != nil {
@@ -164,115 +145,4 @@ func fargateServiceOut(r *serviceRecord, out *ecsapi.Service) {
 		d.CapacityProviderStrategy = out.CapacityProviderStrategy
 		d.PlatformVersion, d.PlatformFamily = out.PlatformVersion, out.PlatformFamily
 	}
-}
-
-// fargatePass reads the Fargate hosts for a pass over a cluster with a
-// Fargate service.
-func (s *Service) fargatePass(ctx context.Context, cp *clusterPass, services []listedService) error {
-	for _, ls := range services {
-		if ls.rec.Fargate != nil {
-			snap, err := s.fargateSnapshot(ctx)
-			if err != nil {
-				return err
-			}
-			cp.fargate = snap
-			return nil
-		}
-	}
-	return nil
-}
-
-// fargateInstances are the Fargate hosts a pass knows that are not
-// instances of its cluster, as the deployment decision sees them.
-func (cp *clusterPass) fargateInstances() []deploy.Instance {
-	if cp.fargate == nil {
-		return nil
-	}
-	var out []deploy.Instance
-	for _, v := range cp.fargate.instances {
-		if cp.snap.byID[v.rec.ID] != nil {
-			continue
-		}
-		pi := v.placementInstance()
-		out = append(out, deploy.Instance{ID: v.rec.ID, EC2InstanceID: v.rec.Ec2InstanceID, Status: v.rec.Status, Connected: v.connected,
-			Attributes: pi.Attributes, FreeCPU: pi.Remaining.CPU, FreeMemory: pi.Remaining.Memory})
-	}
-	return out
-}
-
-// startFargate places a Start's tasks of a Fargate service on the Fargate
-// hosts, a transaction's worth at a time, each on a fresh snapshot.
-func (c *serviceController) startFargate(ctx context.Context, r *serviceRecord, spec *taskSpec, deployment string, count int) ([]string, string, error) {
-	var ids []string
-	failed := false
-	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
-	if st := r.Fargate.Strategy; st != nil {
-		// The strategy applies to the deployment's own tasks: a new
-		// deployment meets the base again while the old one drains.
-		tasks, err := c.s.groupTasks(ctx, r.Cluster, "service:"+r.Name)
-		if err != nil {
-			return nil, "", err
-		}
-		tasks = slices.DeleteFunc(tasks, func(t taskRecord) bool { return t.StartedBy != deployment })
-		items := strategyItems(st)
-		spec.providers = nil
-		for _, i := range capacityprovider.Split(items, providerCounts(st, tasks), count) {
-			spec.providers = append(spec.providers, items[i].Provider)
-		}
-	}
-	for count > 0 {
-		n := min(count, c.s.maxBatchTasks())
-		p, err := c.s.applyPlanOn(ctx, r.Cluster, c.s.fargateSnapshot, func(snap *clusterSnapshot) (*plan, error) {
-			return c.s.planFargate(snap, r.Cluster, spec, n, func(insts []placement.Instance, k int) ([]placement.Placement, []placement.Failure) {
-				return placement.Place(insts, spec.req, k, rng)
-			})
-		})
-		if err != nil {
-			return ids, "", err
-		}
-		if p == nil {
-			break
-		}
-		for _, t := range p.tasks {
-			ids = append(ids, t.rec.ID)
-		}
-		spec.providers = spec.providers[min(len(spec.providers), len(p.tasks)):]
-		c.started.Add(int64(len(p.tasks)))
-		c.cfg.Observer.TasksPlaced(len(p.tasks))
-		count -= len(p.tasks)
-		if len(p.failures) > 0 || len(p.tasks) == 0 {
-			failed = true
-			break
-		}
-	}
-	msg := ""
-	if failed {
-		msg = "(service " + r.Name + ") was unable to place a task. Reason: " + reasonFargateCapacity + "."
-		c.cfg.Observer.PlacementFailed("FARGATE CAPACITY")
-	}
-	if len(ids) > 0 {
-		c.s.log.Info("service tasks started", "cluster", r.Cluster, "service", r.Name, "launchType", "FARGATE", "count", len(ids))
-	}
-	return ids, msg, nil
-}
-
-// groupTasks reads the tasks of a group (a service's: "service:<name>").
-func (s *Service) groupTasks(ctx context.Context, cluster, group string) ([]taskRecord, error) {
-	prefix := taskGroupPrefix(cluster, group)
-	idx, err := s.st.List(ctx, prefix, store.ListOptions{KeysOnly: true})
-	if err != nil {
-		return nil, err
-	}
-	kvs, err := s.readIndexed(ctx, idx.KVs, func(k string) string { return taskKey(cluster, strings.TrimPrefix(k, prefix)) })
-	if err != nil {
-		return nil, err
-	}
-	out := make([]taskRecord, 0, len(kvs))
-	for _, kv := range kvs {
-		var t taskRecord
-		if json.Unmarshal(kv.Value, &t) == nil {
-			out = append(out, t)
-		}
-	}
-	return out, nil
 }

@@ -150,8 +150,8 @@ func (s *Service) WatchContainerInstances(ctx context.Context) <-chan InstanceCh
 	// without a change delivers nothing.
 	present, delivered := map[string]bool{}, map[string]bool{}
 	out1 := func(kind ChangeKind, rev int64, v *instanceView) (InstanceChange, bool) {
-		delivered[v.rec.ID] = v.connected
-		return InstanceChange{Kind: kind, Revision: rev, Instance: v.instanceOut([]ecsapi.ContainerInstanceField{ecsapi.ContainerInstanceFieldTags})}, true
+		delivered[v.Rec.ID] = v.Connected
+		return InstanceChange{Kind: kind, Revision: rev, Instance: instanceOut(v, []ecsapi.ContainerInstanceField{ecsapi.ContainerInstanceFieldTags})}, true
 	}
 	conv := func(kind ChangeKind, rev int64, key string, value []byte) (InstanceChange, bool) {
 		if id, ok := strings.CutPrefix(key, keyAgents); ok {
@@ -164,8 +164,8 @@ func (s *Service) WatchContainerInstances(ctx context.Context) <-chan InstanceCh
 			if err != nil {
 				return InstanceChange{}, false
 			}
-			v.connected = present[id]
-			if delivered[id] == v.connected {
+			v.Connected = present[id]
+			if delivered[id] == v.Connected {
 				return InstanceChange{}, false
 			}
 			return out1(ChangeUpsert, rev, v)
@@ -178,21 +178,21 @@ func (s *Service) WatchContainerInstances(ctx context.Context) <-chan InstanceCh
 			delete(clusterOf, rec.ID)
 			delete(present, rec.ID)
 			delete(delivered, rec.ID)
-			v := &instanceView{rec: rec}
-			return InstanceChange{Kind: kind, Revision: rev, Instance: v.instanceOut([]ecsapi.ContainerInstanceField{ecsapi.ContainerInstanceFieldTags})}, true
+			v := &instanceView{Rec: rec}
+			return InstanceChange{Kind: kind, Revision: rev, Instance: instanceOut(v, []ecsapi.ContainerInstanceField{ecsapi.ContainerInstanceFieldTags})}, true
 		}
 		clusterOf[rec.ID] = rec.Cluster
 		v, err := s.instanceView(ctx, rec.Cluster, rec.ID)
 		if err != nil {
 			// Not readable yet (a read may lag the watch) or deleted
 			// since (its delete follows): show the record as committed.
-			v = &instanceView{rec: rec}
+			v = &instanceView{Rec: rec}
 		}
-		v.rec = rec // the committed state this event carries, not a possibly older read
+		v.Rec = rec // the committed state this event carries, not a possibly older read
 		if p, ok := present[rec.ID]; ok {
-			v.connected = p
+			v.Connected = p
 		} else {
-			present[rec.ID] = v.connected
+			present[rec.ID] = v.Connected
 		}
 		return out1(kind, rev, v)
 	}

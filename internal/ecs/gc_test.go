@@ -105,7 +105,7 @@ func TestCollectGarbagePurgesInactiveRecords(t *testing.T) {
 	if r, _, _ := s.getService(ctx, "c1", "legacy"); r.InactiveAt == nil || !r.InactiveAt.Equal(now) {
 		t.Errorf("legacy service inactiveAt %v", r.InactiveAt)
 	}
-	if v, err := s.instanceView(ctx, "c1", "legacy"); err != nil || v.rec.DeregisteredAt == nil || !v.rec.DeregisteredAt.Equal(now) {
+	if v, err := s.instanceView(ctx, "c1", "legacy"); err != nil || v.Rec.DeregisteredAt == nil || !v.Rec.DeregisteredAt.Equal(now) {
 		t.Errorf("legacy instance deregisteredAt: %v", err)
 	}
 	if c, _, _ := s.getCluster(ctx, "legacy", true); c.InactiveAt == nil || !c.InactiveAt.Equal(now) {

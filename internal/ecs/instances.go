@@ -42,33 +42,6 @@ func wireErr(kind errs.Kind, reason, code, format string, args ...any) error {
 // and of attributes per PutAttributes or DeleteAttributes call.
 const maxCustomAttributes = 10
 
-// instanceView is a container instance with what its live tasks take.
-type instanceView struct {
-	rec       instanceRecord
-	modRev    int64 // of the instance record
-	connected bool  // the agent presence key exists
-	tasks     []taskRecord
-	// pi caches placementInstance (nil: not computed, or tasks changed).
-	pi *placement.Instance
-}
-
-// clusterSnapshot is a cluster's instances and live tasks read at one
-// store revision.
-type clusterSnapshot struct {
-	rev       int64
-	instances []*instanceView // by ID
-	byID      map[string]*instanceView
-	// all is every task of the cluster, live or not, when the snapshot
-	// was read with all (the service controller's read).
-	all []taskRecord
-}
-
-// liveTask reports whether a task still holds its instance's resources:
-// until it is both desired and observed STOPPED.
-func liveTask(t *taskRecord) bool {
-	return t.DesiredStatus == DesiredRunning || t.LastStatus != "STOPPED"
-}
-
 // snapshot reads a cluster's instances, their live tasks and the agent
 // presence keys, all at the revision of the instance list, so that the
 // tasks seen are exactly those committed before every instance record's
@@ -77,74 +50,13 @@ func (s *Service) snapshot(ctx context.Context, cluster string) (*clusterSnapsho
 	return s.readSnapshot(ctx, cluster, false)
 }
 
-// readSnapshot is snapshot; with all it also keeps every task of the
-// cluster in the snapshot's all, read even when there is no instance.
-func (s *Service) readSnapshot(ctx context.Context, cluster string, all bool) (*clusterSnapshot, error) {
-	ires, err := s.st.List(ctx, keyInstances+cluster+"/", store.ListOptions{})
-	if err != nil {
-		return nil, err
-	}
-	snap := &clusterSnapshot{rev: ires.Revision, byID: map[string]*instanceView{}}
-	for _, kv := range ires.KVs {
-		var rec instanceRecord
-		if err := json.Unmarshal(kv.Value, &rec); err != nil {
-			s.log.Warn("container instance unreadable", "key", kv.Key, "err", err)
-			continue
-		}
-		v := &instanceView{rec: rec, modRev: kv.ModRevision}
-		snap.instances = append(snap.instances, v)
-		snap.byID[rec.ID] = v
-	}
-	if len(snap.instances) == 0 && !all {
-		return snap, nil
-	}
-	tres, err := s.st.List(ctx, keyTasks+cluster+"/", store.ListOptions{Revision: snap.rev})
-	if err != nil {
-		return nil, err
-	}
-	if all {
-		snap.all = make([]taskRecord, 0, len(tres.KVs))
-	}
-	for _, kv := range tres.KVs {
-		var t taskRecord
-		if json.Unmarshal(kv.Value, &t) != nil {
-			continue
-		}
-		if all {
-			snap.all = append(snap.all, t)
-		}
-		if !liveTask(&t) {
-			continue
-		}
-		if v := snap.byID[t.InstanceID]; v != nil {
-			v.tasks = append(v.tasks, t)
-		}
-	}
-	if snap.hasFargateHost() {
-		// Other clusters' Fargate tasks on this cluster's hosts (fargate.go).
-		if err := s.attachTasks(ctx, snap, cluster); err != nil {
-			return nil, err
-		}
-	}
-	ares, err := s.st.List(ctx, keyAgents, store.ListOptions{Revision: snap.rev, KeysOnly: true})
-	if err != nil {
-		return nil, err
-	}
-	for _, kv := range ares.KVs {
-		if v := snap.byID[strings.TrimPrefix(kv.Key, keyAgents)]; v != nil {
-			v.connected = true
-		}
-	}
-	return snap, nil
-}
-
 // instanceView reads one instance with its live tasks.
 func (s *Service) instanceView(ctx context.Context, cluster, id string) (*instanceView, error) {
 	snap, err := s.snapshot(ctx, cluster)
 	if err != nil {
 		return nil, err
 	}
-	v := snap.byID[id]
+	v := snap.ByID[id]
 	if v == nil {
 		return nil, errs.E(errs.NotFound, "container instance %s not found", id)
 	}
@@ -170,114 +82,9 @@ func instanceRef(cluster, ref string) (id string, ok bool) {
 	return rest, rest != ""
 }
 
-// allAttributes returns an instance's attributes: the stored built-in and
-// custom ones, plus those derived from its resources when the record
-// lacks them.
-func allAttributes(rec *instanceRecord) map[string]string {
-	out := make(map[string]string, len(rec.Attributes)+4)
-	for k, v := range rec.Attributes {
-		out[k] = v
-	}
-	add := func(k, v string) {
-		if _, ok := out[k]; !ok && v != "" {
-			out[k] = v
-		}
-	}
-	add("ecs.os-type", rec.Registered.OSType)
-	add("ecs.cpu-architecture", rec.Registered.CPUArch)
-	for _, c := range rec.Registered.Capabilities {
-		if _, ok := out[c]; !ok {
-			out[c] = ""
-		}
-	}
-	return out
-}
-
 // builtinAttribute reports whether an attribute name is ECS's own.
 func builtinAttribute(name string) bool {
 	return strings.HasPrefix(name, "ecs.") || strings.HasPrefix(name, "com.amazonaws.ecs.")
-}
-
-// usage is what an instance's live tasks take.
-type usage struct {
-	cpu, memory, dynamic int
-	ports                []placement.Port // static host ports of tasks
-	running, pending     int
-}
-
-func taskUsage(tasks []taskRecord) usage {
-	var u usage
-	for i := range tasks {
-		t := &tasks[i]
-		u.cpu += t.CPU
-		u.memory += t.MemoryMiB
-		u.dynamic += t.DynamicPorts
-		for _, p := range t.HostPorts {
-			u.ports = append(u.ports, placement.Port{Number: p, Protocol: placement.TCP})
-		}
-		for _, p := range t.HostUDP {
-			u.ports = append(u.ports, placement.Port{Number: p, Protocol: placement.UDP})
-		}
-		switch t.LastStatus {
-		case "RUNNING":
-			u.running++
-		case "STOPPED":
-		default:
-			u.pending++
-		}
-	}
-	return u
-}
-
-func registeredPorts(rec *instanceRecord) []placement.Port {
-	var ps []placement.Port
-	for _, p := range rec.Registered.ReservedPorts {
-		ps = append(ps, placement.Port{Number: p, Protocol: placement.TCP})
-	}
-	for _, p := range rec.Registered.ReservedUDP {
-		ps = append(ps, placement.Port{Number: p, Protocol: placement.UDP})
-	}
-	return ps
-}
-
-// placementInstance is the instance as package placement sees it. It is
-// computed once per change of the view; the copy returned shares its
-// slices and map with the cache, so callers must not modify them in place
-// (placement and reserve clone before they append).
-func (v *instanceView) placementInstance() placement.Instance {
-	if v.pi == nil {
-		pi := v.computePlacementInstance()
-		v.pi = &pi
-	}
-	return *v.pi
-}
-
-func (v *instanceView) computePlacementInstance() placement.Instance {
-	u := taskUsage(v.tasks)
-	reg := placement.Resources{CPU: v.rec.Registered.CPU, Memory: v.rec.Registered.MemoryMiB, Ports: registeredPorts(&v.rec)}
-	inst := placement.Instance{
-		ID:             v.rec.ID,
-		ARN:            v.rec.ARN,
-		EC2InstanceID:  v.rec.Ec2InstanceID,
-		Status:         placement.Status(v.rec.Status),
-		AgentConnected: v.connected,
-		AgentVersion:   v.rec.VersionInfo.AgentVersion,
-		RegisteredAt:   v.rec.RegisteredAt,
-		Attributes:     allAttributes(&v.rec),
-		Registered:     reg,
-		Remaining: placement.Resources{
-			CPU:    reg.CPU - u.cpu,
-			Memory: reg.Memory - u.memory,
-			Ports:  append(slices.Clone(reg.Ports), u.ports...),
-		},
-		DynamicPortsInUse: u.dynamic,
-		RunningTasksCount: u.running,
-	}
-	for i := range v.tasks {
-		t := &v.tasks[i]
-		inst.Tasks = append(inst.Tasks, placement.TaskInfo{ARN: t.ARN, Group: t.Group, Stopping: t.DesiredStatus == DesiredStopped})
-	}
-	return inst
 }
 
 func portStrings(ps []placement.Port, proto placement.Protocol) []string {
@@ -331,40 +138,40 @@ func attributesOut(attrs map[string]string) []ecsapi.Attribute {
 }
 
 // instanceOut shapes an instance as ECS's ContainerInstance.
-func (v *instanceView) instanceOut(include []ecsapi.ContainerInstanceField) ecsapi.ContainerInstance {
-	pi := v.placementInstance()
-	u := taskUsage(v.tasks)
+func instanceOut(v *instanceView, include []ecsapi.ContainerInstanceField) ecsapi.ContainerInstance {
+	pi := v.PlacementInstance()
+	u := taskUsage(v.Tasks)
 	out := ecsapi.ContainerInstance{
-		ContainerInstanceArn: ptr(v.rec.ARN),
-		Ec2InstanceId:        ptr(v.rec.Ec2InstanceID),
-		Version:              ptr(v.rec.Version),
+		ContainerInstanceArn: ptr(v.Rec.ARN),
+		Ec2InstanceId:        ptr(v.Rec.Ec2InstanceID),
+		Version:              ptr(v.Rec.Version),
 		VersionInfo: &ecsapi.VersionInfo{
-			AgentVersion:  ptr(v.rec.VersionInfo.AgentVersion),
-			DockerVersion: ptr(v.rec.VersionInfo.DockerVersion),
+			AgentVersion:  ptr(v.Rec.VersionInfo.AgentVersion),
+			DockerVersion: ptr(v.Rec.VersionInfo.DockerVersion),
 		},
 		RemainingResources:  resourcesOut(pi.Remaining),
 		RegisteredResources: resourcesOut(pi.Registered),
-		Status:              ptr(v.rec.Status),
-		AgentConnected:      ptr(v.connected),
-		RunningTasksCount:   ptr(int32(u.running)),
-		PendingTasksCount:   ptr(int32(u.pending)),
+		Status:              ptr(v.Rec.Status),
+		AgentConnected:      ptr(v.Connected),
+		RunningTasksCount:   ptr(int32(u.Running)),
+		PendingTasksCount:   ptr(int32(u.Pending)),
 		Attributes:          attributesOut(pi.Attributes),
-		RegisteredAt:        awsproto.NewTime(v.rec.RegisteredAt),
+		RegisteredAt:        awsproto.NewTime(v.Rec.RegisteredAt),
 		Attachments:         []ecsapi.Attachment{},
 		Tags:                []ecsapi.Tag{},
 	}
-	if v.rec.VersionInfo.AgentHash != "" {
-		out.VersionInfo.AgentHash = ptr(v.rec.VersionInfo.AgentHash)
+	if v.Rec.VersionInfo.AgentHash != "" {
+		out.VersionInfo.AgentHash = ptr(v.Rec.VersionInfo.AgentHash)
 	}
-	if v.rec.StatusReason != "" {
-		out.StatusReason = ptr(v.rec.StatusReason)
+	if v.Rec.StatusReason != "" {
+		out.StatusReason = ptr(v.Rec.StatusReason)
 	}
-	if slices.Contains(include, ecsapi.ContainerInstanceFieldTags) && v.rec.Tags != nil {
-		out.Tags = v.rec.Tags
+	if slices.Contains(include, ecsapi.ContainerInstanceFieldTags) && v.Rec.Tags != nil {
+		out.Tags = v.Rec.Tags
 	}
 	if slices.Contains(include, ecsapi.ContainerInstanceFieldContainerInstanceHealth) {
 		st := ecsapi.InstanceHealthCheckStateOk
-		if !v.connected {
+		if !v.Connected {
 			st = ecsapi.InstanceHealthCheckStateInsufficientData
 		}
 		out.HealthStatus = &ecsapi.ContainerInstanceHealthStatus{
@@ -398,12 +205,12 @@ func (s *Service) DescribeContainerInstances(ctx context.Context, in *ecsapi.Des
 	out := &ecsapi.DescribeContainerInstancesResponse{ContainerInstances: []ecsapi.ContainerInstance{}, Failures: []ecsapi.Failure{}}
 	for _, ref := range in.ContainerInstances {
 		id, ok := instanceRef(cluster, ref)
-		v := snap.byID[id]
+		v := snap.ByID[id]
 		if !ok || v == nil {
 			out.Failures = append(out.Failures, ecsapi.Failure{Arn: ptr(s.instanceFailureARN(cluster, ref)), Reason: ptr("MISSING")})
 			continue
 		}
-		out.ContainerInstances = append(out.ContainerInstances, v.instanceOut(in.Include))
+		out.ContainerInstances = append(out.ContainerInstances, instanceOut(v, in.Include))
 	}
 	if err := s.markInstanceProviders(ctx, out.ContainerInstances); err != nil { // asgproviders.go
 		return nil, err
@@ -443,19 +250,19 @@ func (s *Service) ListContainerInstances(ctx context.Context, in *ecsapi.ListCon
 		return nil, err
 	}
 	out := &ecsapi.ListContainerInstancesResponse{ContainerInstanceArns: []string{}}
-	for _, v := range snap.instances {
-		if v.rec.ID <= after {
+	for _, v := range snap.Instances {
+		if v.Rec.ID <= after {
 			continue
 		}
 		if in.Status != nil {
-			if v.rec.Status != string(*in.Status) {
+			if v.Rec.Status != string(*in.Status) {
 				continue
 			}
-		} else if v.rec.Status == InstanceInactive {
+		} else if v.Rec.Status == InstanceInactive {
 			continue
 		}
 		if filter != nil {
-			pi := v.placementInstance()
+			pi := v.PlacementInstance()
 			if !filter.Match(&pi) {
 				continue
 			}
@@ -464,8 +271,8 @@ func (s *Service) ListContainerInstances(ctx context.Context, in *ecsapi.ListCon
 			out.NextToken = ptr(encodeAfter(after))
 			break
 		}
-		out.ContainerInstanceArns = append(out.ContainerInstanceArns, v.rec.ARN)
-		after = v.rec.ID
+		out.ContainerInstanceArns = append(out.ContainerInstanceArns, v.Rec.ARN)
+		after = v.Rec.ID
 	}
 	return out, nil
 }
@@ -551,8 +358,8 @@ func (s *Service) UpdateContainerInstancesState(ctx context.Context, in *ecsapi.
 			return nil, err
 		}
 		for _, id := range changed {
-			if v := snap.byID[id]; v != nil {
-				out.ContainerInstances = append(out.ContainerInstances, v.instanceOut(nil))
+			if v := snap.ByID[id]; v != nil {
+				out.ContainerInstances = append(out.ContainerInstances, instanceOut(v, nil))
 			}
 		}
 	}
@@ -582,17 +389,17 @@ func (s *Service) DeregisterContainerInstance(ctx context.Context, in *ecsapi.De
 		if err != nil {
 			return nil, err
 		}
-		if v.rec.Status == InstanceInactive {
-			out := v.instanceOut(nil)
+		if v.Rec.Status == InstanceInactive {
+			out := instanceOut(v, nil)
 			return &ecsapi.DeregisterContainerInstanceResponse{ContainerInstance: &out}, nil
 		}
-		if len(v.tasks) > 0 && !deref(in.Force) {
+		if len(v.Tasks) > 0 && !deref(in.Force) {
 			return nil, errs.R(errs.Invalid, reasonInvalidParameter, "Found running tasks on the instance.")
 		}
 		// Stop the tasks first, each in its own transaction; a placement
 		// that lands meanwhile bumps the instance record, so the
 		// transaction below fails and the loop stops that task too.
-		for _, t := range v.tasks {
+		for _, t := range v.Tasks {
 			if t.DesiredStatus == DesiredStopped {
 				continue
 			}
@@ -600,21 +407,21 @@ func (s *Service) DeregisterContainerInstance(ctx context.Context, in *ecsapi.De
 				return nil, err
 			}
 		}
-		rec := v.rec
+		rec := v.Rec
 		rec.Status = InstanceInactive
 		rec.DeregisteredAt = ptr(s.now().UTC())
 		rec.Version++
 		b, _ := json.Marshal(rec)
 		key := instanceKey(cluster, id)
-		res, err := s.st.Txn(ctx, []store.Cmp{store.ModRevisionIs(key, v.modRev)}, store.Put(key, b))
+		res, err := s.st.Txn(ctx, []store.Cmp{store.ModRevisionIs(key, v.ModRev)}, store.Put(key, b))
 		if err != nil {
 			return nil, err
 		}
 		if res.Succeeded {
 			s.log.Info("container instance deregistered", "cluster", cluster, "instance", id, "force", deref(in.Force))
 			s.closeStream(id) // the agent reconnects and is refused
-			v.rec = rec
-			out := v.instanceOut(nil)
+			v.Rec = rec
+			out := instanceOut(v, nil)
 			return &ecsapi.DeregisterContainerInstanceResponse{ContainerInstance: &out}, nil
 		}
 	}
@@ -771,12 +578,12 @@ func (s *Service) ListAttributes(ctx context.Context, in *ecsapi.ListAttributesR
 		return nil, err
 	}
 	out := &ecsapi.ListAttributesResponse{Attributes: []ecsapi.Attribute{}}
-	for _, v := range snap.instances {
-		if v.rec.Status == InstanceInactive {
+	for _, v := range snap.Instances {
+		if v.Rec.Status == InstanceInactive {
 			continue
 		}
-		for _, a := range attributesOut(allAttributes(&v.rec)) {
-			pos := v.rec.ID + "/" + deref(a.Name)
+		for _, a := range attributesOut(allAttributes(&v.Rec)) {
+			pos := v.Rec.ID + "/" + deref(a.Name)
 			if pos <= after {
 				continue
 			}
@@ -790,7 +597,7 @@ func (s *Service) ListAttributes(ctx context.Context, in *ecsapi.ListAttributesR
 				out.NextToken = ptr(encodeAfter(after))
 				return out, nil
 			}
-			a.TargetId = ptr(v.rec.ARN)
+			a.TargetId = ptr(v.Rec.ARN)
 			a.TargetType = ptr(ecsapi.TargetTypeContainerInstance)
 			out.Attributes = append(out.Attributes, a)
 			after = pos

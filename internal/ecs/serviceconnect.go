@@ -603,25 +603,25 @@ func (s *Service) updatedServiceConnect(ctx context.Context, cluster, name strin
 // takes a dynamic host port (the agent publishes it), which placement
 // accounts for.
 func (s *Service) serviceConnectSpec(ctx context.Context, r *serviceRecord, deploymentID string, spec *taskSpec) error {
-	tc, err := s.taskServiceConnect(ctx, r, deploymentID, &spec.td)
+	tc, err := s.taskServiceConnect(ctx, r, deploymentID, &spec.TD)
 	if err != nil || tc == nil {
 		return err
 	}
-	spec.sc = tc
-	if m := deref(spec.td.NetworkMode); m == "" || m == ecsapi.NetworkModeBridge {
-		spec.dynamic += len(tc.Inbound)
-		spec.req.DynamicPorts = spec.dynamic
+	spec.SC = tc
+	if m := deref(spec.TD.NetworkMode); m == "" || m == ecsapi.NetworkModeBridge {
+		spec.Dynamic += len(tc.Inbound)
+		spec.Req.DynamicPorts = spec.Dynamic
 	}
 	return nil
 }
 
 // taskSC gives one task of the spec its own copy of the configuration,
 // with its proxy container's name.
-func (spec *taskSpec) taskSC() *serviceconnect.TaskConfig {
-	if spec.sc == nil {
+func taskSC(spec *taskSpec) *serviceconnect.TaskConfig {
+	if spec.SC == nil {
 		return nil
 	}
-	tc := *spec.sc
+	tc := *spec.SC
 	tc.ProxyContainerName = proxyContainerName()
 	return &tc
 }

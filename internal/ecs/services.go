@@ -2,12 +2,10 @@ package ecs
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"math/big"
 	"regexp"
 	"slices"
 	"strings"
@@ -23,7 +21,7 @@ import (
 
 // Services: CreateService, UpdateService, DeleteService, DescribeServices,
 // ListServices. The API writes a service's desired state and its
-// deployments; the service controller (servicecontroller.go) acts on them
+// deployments; the service controller (internal/ecs/servicectl) acts on them
 // and writes back counts, rollout states and events. docs/services.md.
 //
 // Store layout:
@@ -64,54 +62,6 @@ func serviceRef(cluster, ref string) (string, bool) {
 		return name, c == cluster && serviceNameRE.MatchString(name)
 	}
 	return rest, serviceNameRE.MatchString(rest)
-}
-
-func (s *Service) getService(ctx context.Context, cluster, name string) (serviceRecord, int64, error) {
-	kv, err := s.st.Get(ctx, serviceKey(cluster, name))
-	if err != nil {
-		return serviceRecord{}, 0, err
-	}
-	var r serviceRecord
-	if err := json.Unmarshal(kv.Value, &r); err != nil {
-		return r, 0, errs.Wrap(errs.Internal, err, "decode service %s", name)
-	}
-	return r, kv.ModRevision, nil
-}
-
-// changeService applies change to a service record under a compare on its
-// revision, retrying on contention. change may return an error to abort.
-func (s *Service) changeService(ctx context.Context, cluster, name string, change func(*serviceRecord) error) (serviceRecord, error) {
-	for {
-		r, rev, err := s.getService(ctx, cluster, name)
-		if err != nil {
-			return r, err
-		}
-		if err := change(&r); err != nil {
-			return r, err
-		}
-		r.Version++
-		b, _ := json.Marshal(r)
-		res, err := s.st.Txn(ctx, []store.Cmp{store.ModRevisionIs(serviceKey(cluster, name), rev)}, store.Put(serviceKey(cluster, name), b))
-		if err != nil {
-			return r, err
-		}
-		if res.Succeeded {
-			return r, nil
-		}
-	}
-}
-
-// newDeploymentID makes an ECS deployment id: ecs-svc/ and 19 digits.
-func newDeploymentID() string {
-	n, _ := rand.Int(rand.Reader, big.NewInt(8e18))
-	return fmt.Sprintf("ecs-svc/%019d", n.Int64()+1e18)
-}
-
-// newEventID makes a service event id (a UUID, as ECS's).
-func newEventID() string {
-	b := randomBytes(16)
-	h := hex.EncodeToString(b)
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
 // healthChecked reports whether an essential container of td has a health
@@ -751,11 +701,11 @@ func (s *Service) daemonEligible(ctx context.Context, cluster string, td *ecsapi
 	}
 	req := placement.Request{RequiredAttributes: placement.AttributesFromWire(td.RequiresAttributes), Constraints: append(tdCons, svcCons...)}
 	n := 0
-	for _, v := range snap.instances {
-		if v.rec.Status != InstanceActive || !v.connected {
+	for _, v := range snap.Instances {
+		if v.Rec.Status != InstanceActive || !v.Connected {
 			continue
 		}
-		pi := v.placementInstance()
+		pi := v.PlacementInstance()
 		pi.Tasks = nil
 		pi.Remaining = pi.Registered
 		pi.DynamicPortsInUse = 0

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/berthdev/berth/internal/api/ecsapi"
@@ -19,7 +18,6 @@ import (
 	"github.com/berthdev/berth/internal/capacityprovider"
 	"github.com/berthdev/berth/internal/errs"
 	"github.com/berthdev/berth/internal/placement"
-	"github.com/berthdev/berth/internal/serviceconnect"
 	"github.com/berthdev/berth/internal/store"
 	"github.com/berthdev/berth/internal/taskdef"
 )
@@ -38,72 +36,29 @@ const (
 	reasonTaskNotFound = "The referenced task was not found."
 )
 
-// taskInput is what RunTask and StartTask have in common.
-type taskInput struct {
-	taskDefinition string
-	overrides      *ecsapi.TaskOverride
-	group          string
-	startedBy      string
-	tags           []ecsapi.Tag
-	propagateTags  *ecsapi.PropagateTags
-	managedTags    bool
-	launchType     *ecsapi.LaunchType
-	// platformVersion and network: RunTask's and the service's
-	// platformVersion and networkConfiguration.
-	platformVersion *string
-	network         *ecsapi.NetworkConfiguration
-	// capacityProvider names the capacity provider a strategy chose.
-	capacityProvider string
-}
-
-// taskSpec is a validated request for tasks of one task definition.
-type taskSpec struct {
-	td        ecsapi.TaskDefinition
-	overrides *ecsapi.TaskOverride
-	group     string
-	startedBy string
-	tags      []ecsapi.Tag
-	req       placement.Request
-	tcp, udp  []int
-	dynamic   int
-	// fargate is set for a FARGATE task.
-	fargate *fargateLaunch
-	// providers are the capacity providers of the tasks to place, in
-	// order, when a strategy chose them.
-	providers []string
-	// pins: a RunTask's tasks' Auto Scaling group providers and pools, in
-	// order; asg: the one every task of this spec goes to
-	// (asgplacement.go).
-	pins []asgPin
-	asg  *asgPin
-	// sc is the Service Connect configuration of a service's tasks
-	// (serviceconnect.go); each task gets its own proxy container name.
-	sc *serviceconnect.TaskConfig
-}
-
 // buildSpec resolves and checks a task request against its task
 // definition.
 func (s *Service) buildSpec(ctx context.Context, cluster string, in taskInput) (*taskSpec, error) {
-	if err := checkLaunchType(in.launchType); err != nil {
+	if err := checkLaunchType(in.LaunchType); err != nil {
 		return nil, err
 	}
-	fargate := isFargateLaunch(in.launchType)
-	if !fargate && in.platformVersion != nil {
+	fargate := isFargateLaunch(in.LaunchType)
+	if !fargate && in.PlatformVersion != nil {
 		return nil, errs.R(errs.Invalid, reasonInvalidParameter, "The platform version must be null when specifying an EC2 launch type.")
 	}
-	if len(in.group) > maxGroupLen {
+	if len(in.Group) > maxGroupLen {
 		return nil, errs.R(errs.Invalid, reasonInvalidParameter, "group can be at most %d characters.", maxGroupLen)
 	}
-	if len(in.startedBy) > maxStartedByLen {
+	if len(in.StartedBy) > maxStartedByLen {
 		return nil, errs.R(errs.Invalid, reasonInvalidParameter, "startedBy can be at most %d characters.", maxStartedByLen)
 	}
-	if err := validateTags(in.tags); err != nil {
+	if err := validateTags(in.Tags); err != nil {
 		return nil, err
 	}
-	if in.taskDefinition == "" {
+	if in.TaskDefinition == "" {
 		return nil, errs.R(errs.Invalid, reasonClient, "TaskDefinition can not be blank.")
 	}
-	rec, _, err := s.findTaskDef(ctx, in.taskDefinition)
+	rec, _, err := s.findTaskDef(ctx, in.TaskDefinition)
 	if err != nil {
 		return nil, err
 	}
@@ -113,49 +68,49 @@ func (s *Service) buildSpec(ctx context.Context, cluster string, in taskInput) (
 	}
 	var fl *fargateLaunch
 	if fargate {
-		if fl, err = resolveFargate(&td, in.platformVersion, in.network); err != nil {
+		if fl, err = resolveFargate(&td, in.PlatformVersion, in.Network); err != nil {
 			return nil, err
 		}
-		fl.CapacityProvider = in.capacityProvider
+		fl.CapacityProvider = in.CapacityProvider
 	} else {
 		if !supportsEC2(&td) {
 			return nil, errs.R(errs.Invalid, reasonInvalidParameter,
 				"Task definition does not support launch_type EC2. Berth runs tasks on its own container instances (EC2 launch type) or on its Fargate hosts (launch type FARGATE).")
 		}
-		if err := checkNetworkConfiguration(in.network, deref(td.NetworkMode), false); err != nil {
+		if err := checkNetworkConfiguration(in.Network, deref(td.NetworkMode), false); err != nil {
 			return nil, err
 		}
 	}
-	taskCPU, taskMem, sizes, err := applyOverrides(&td, in.overrides)
+	taskCPU, taskMem, sizes, err := applyOverrides(&td, in.Overrides)
 	if err != nil {
 		return nil, err
 	}
-	spec := &taskSpec{td: td, overrides: in.overrides, group: in.group, startedBy: in.startedBy, fargate: fl}
-	if spec.group == "" {
-		spec.group = "family:" + deref(td.Family)
+	spec := &taskSpec{TD: td, Overrides: in.Overrides, Group: in.Group, StartedBy: in.StartedBy, Fargate: fl}
+	if spec.Group == "" {
+		spec.Group = "family:" + deref(td.Family)
 	}
-	switch deref(in.propagateTags) {
+	switch deref(in.PropagateTags) {
 	case "", ecsapi.PropagateTagsNone:
-		spec.tags = in.tags
+		spec.Tags = in.Tags
 	case ecsapi.PropagateTagsTaskDefinition:
-		spec.tags = mergeTags(rec.Tags, in.tags)
+		spec.Tags = mergeTags(rec.Tags, in.Tags)
 	default:
-		return nil, errs.R(errs.Invalid, reasonInvalidParameter, "propagateTags %s is only valid for service tasks.", deref(in.propagateTags))
+		return nil, errs.R(errs.Invalid, reasonInvalidParameter, "propagateTags %s is only valid for service tasks.", deref(in.PropagateTags))
 	}
-	if in.managedTags {
-		spec.tags = mergeTags(spec.tags, []ecsapi.Tag{{Key: ptr("aws:ecs:clusterName"), Value: ptr(cluster)}})
+	if in.ManagedTags {
+		spec.Tags = mergeTags(spec.Tags, []ecsapi.Tag{{Key: ptr("aws:ecs:clusterName"), Value: ptr(cluster)}})
 	}
-	spec.tcp, spec.udp, spec.dynamic = hostPorts(&td)
+	spec.TCP, spec.UDP, spec.Dynamic = hostPorts(&td)
 	cpu, mem := placement.Reservation(taskCPU, taskMem, sizes)
-	spec.req = placement.Request{
-		CPU: cpu, Memory: mem, DynamicPorts: spec.dynamic, Group: spec.group,
+	spec.Req = placement.Request{
+		CPU: cpu, Memory: mem, DynamicPorts: spec.Dynamic, Group: spec.Group,
 		RequiredAttributes: placement.AttributesFromWire(td.RequiresAttributes),
 	}
-	for _, p := range spec.tcp {
-		spec.req.HostPorts = append(spec.req.HostPorts, placement.Port{Number: p, Protocol: placement.TCP})
+	for _, p := range spec.TCP {
+		spec.Req.HostPorts = append(spec.Req.HostPorts, placement.Port{Number: p, Protocol: placement.TCP})
 	}
-	for _, p := range spec.udp {
-		spec.req.HostPorts = append(spec.req.HostPorts, placement.Port{Number: p, Protocol: placement.UDP})
+	for _, p := range spec.UDP {
+		spec.Req.HostPorts = append(spec.Req.HostPorts, placement.Port{Number: p, Protocol: placement.UDP})
 	}
 	if fl != nil {
 		if err := fargateRequest(spec, taskCPU, taskMem); err != nil {
@@ -285,40 +240,40 @@ func (s *Service) newTask(cluster string, spec *taskSpec, inst *instanceView, no
 		ARN:               s.taskARN(cluster, id),
 		Cluster:           cluster,
 		ClusterARN:        s.clusterARN(cluster),
-		TaskDefinitionARN: deref(spec.td.TaskDefinitionArn),
-		InstanceID:        inst.rec.ID,
-		InstanceARN:       inst.rec.ARN,
-		Overrides:         spec.overrides,
-		Group:             spec.group,
-		StartedBy:         spec.startedBy,
+		TaskDefinitionARN: deref(spec.TD.TaskDefinitionArn),
+		InstanceID:        inst.Rec.ID,
+		InstanceARN:       inst.Rec.ARN,
+		Overrides:         spec.Overrides,
+		Group:             spec.Group,
+		StartedBy:         spec.StartedBy,
 		LaunchType:        launchTypeOf(spec),
-		Tags:              spec.tags,
-		CPU:               spec.req.CPU,
-		MemoryMiB:         spec.req.Memory,
-		HostPorts:         spec.tcp,
-		HostUDP:           spec.udp,
-		DynamicPorts:      spec.dynamic,
+		Tags:              spec.Tags,
+		CPU:               spec.Req.CPU,
+		MemoryMiB:         spec.Req.Memory,
+		HostPorts:         spec.TCP,
+		HostUDP:           spec.UDP,
+		DynamicPorts:      spec.Dynamic,
 		CreatedAt:         now,
-		AZ:                allAttributes(&inst.rec)["ecs.availability-zone"],
+		AZ:                allAttributes(&inst.Rec)["ecs.availability-zone"],
 		DesiredStatus:     DesiredRunning,
 		Version:           1,
 		LastStatus:        "PROVISIONING",
-		Fargate:           taskFargate(spec.fargate),
+		Fargate:           taskFargate(spec.Fargate),
 		EphemeralGiB:      ephemeralGiB(spec),
-		ServiceConnect:    spec.taskSC(),
-		CapacityProvider:  spec.asgProvider(),
+		ServiceConnect:    taskSC(spec),
+		CapacityProvider:  spec.ASGProvider(),
 	}
 }
 
 // ephemeralGiB is a Fargate task's ephemeral storage in GiB (0 for EC2).
 func ephemeralGiB(spec *taskSpec) int {
-	if spec.fargate == nil {
+	if spec.Fargate == nil {
 		return 0
 	}
-	if o := spec.overrides; o != nil && o.EphemeralStorage != nil && deref(o.EphemeralStorage.SizeInGiB) > 0 {
+	if o := spec.Overrides; o != nil && o.EphemeralStorage != nil && deref(o.EphemeralStorage.SizeInGiB) > 0 {
 		return int(*o.EphemeralStorage.SizeInGiB)
 	}
-	if es := spec.td.EphemeralStorage; es != nil && deref(es.SizeInGiB) > 0 {
+	if es := spec.TD.EphemeralStorage; es != nil && deref(es.SizeInGiB) > 0 {
 		return int(*es.SizeInGiB)
 	}
 	return defaultEphemeralGiB
@@ -420,10 +375,10 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 		}
 	}
 	spec, err := s.buildSpec(ctx, cluster, taskInput{
-		taskDefinition: deref(in.TaskDefinition), overrides: in.Overrides, group: deref(in.Group),
-		startedBy: deref(in.StartedBy), tags: in.Tags, propagateTags: in.PropagateTags,
-		managedTags: deref(in.EnableECSManagedTags), launchType: launchType,
-		platformVersion: in.PlatformVersion, network: in.NetworkConfiguration,
+		TaskDefinition: deref(in.TaskDefinition), Overrides: in.Overrides, Group: deref(in.Group),
+		StartedBy: deref(in.StartedBy), Tags: in.Tags, PropagateTags: in.PropagateTags,
+		ManagedTags: deref(in.EnableECSManagedTags), LaunchType: launchType,
+		PlatformVersion: in.PlatformVersion, Network: in.NetworkConfiguration,
 	})
 	if err != nil {
 		return nil, err
@@ -431,20 +386,20 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 	if strategy != nil {
 		items := strategyItems(strategy)
 		for _, i := range capacityprovider.Split(items, nil, count) {
-			spec.providers = append(spec.providers, items[i].Provider)
+			spec.Providers = append(spec.Providers, items[i].Provider)
 		}
 		if asgStrategy(strategy) { // asgplacement.go
 			pools, err := s.strategyPools(ctx, strategy)
 			if err != nil {
 				return nil, err
 			}
-			spec.pins, spec.providers = pinsOf(spec.providers, pools), nil
+			spec.Pins, spec.Providers = pinsOf(spec.Providers, pools), nil
 		}
 	}
-	if spec.fargate != nil && (len(in.PlacementConstraints) > 0 || len(in.PlacementStrategy) > 0) {
+	if spec.Fargate != nil && (len(in.PlacementConstraints) > 0 || len(in.PlacementStrategy) > 0) {
 		return nil, errFargateRules()
 	}
-	tdc, err := placement.TaskDefinitionConstraintsFromWire(spec.td.PlacementConstraints)
+	tdc, err := placement.TaskDefinitionConstraintsFromWire(spec.TD.PlacementConstraints)
 	if err != nil {
 		return nil, err
 	}
@@ -455,18 +410,18 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 	if len(tdc)+len(rc) > placement.MaxConstraints {
 		return nil, errs.R(errs.Invalid, reasonInvalidParameter, "The number of placement constraints exceeds the limit of %d.", placement.MaxConstraints)
 	}
-	spec.req.Constraints = append(tdc, rc...)
-	if spec.fargate == nil {
-		if spec.req.Strategies, err = placement.StrategiesFromWire(in.PlacementStrategy); err != nil {
+	spec.Req.Constraints = append(tdc, rc...)
+	if spec.Fargate == nil {
+		if spec.Req.Strategies, err = placement.StrategiesFromWire(in.PlacementStrategy); err != nil {
 			return nil, err
 		}
 	} else {
-		spec.req.Constraints = nil // Fargate ignores the task definition's memberOf constraints
+		spec.Req.Constraints = nil // Fargate ignores the task definition's memberOf constraints
 	}
 	hash := requestHash(in)
 	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	read := func(ctx context.Context) (*clusterSnapshot, error) { return s.snapshot(ctx, cluster) }
-	if spec.fargate != nil {
+	if spec.Fargate != nil {
 		read = s.fargateSnapshot
 	}
 	p, err := s.applyPlanOn(ctx, cluster, read, func(snap *clusterSnapshot) (*plan, error) {
@@ -480,10 +435,10 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 		}
 		var p *plan
 		now := s.now().UTC()
-		if spec.fargate != nil {
+		if spec.Fargate != nil {
 			var err error
 			p, err = s.planFargate(snap, cluster, spec, count, func(insts []placement.Instance, n int) ([]placement.Placement, []placement.Failure) {
-				return placement.Place(insts, spec.req, n, rng)
+				return placement.Place(insts, spec.Req, n, rng)
 			})
 			if err != nil {
 				return nil, err
@@ -494,15 +449,15 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 				return nil, err
 			}
 		}
-		if token != "" && len(p.tasks) > 0 {
-			tr := clientTokenRecord{RequestHash: hash, Failures: p.failures, CreatedAt: now}
-			for _, t := range p.tasks {
-				tr.TaskARNs = append(tr.TaskARNs, t.rec.ARN)
+		if token != "" && len(p.Tasks) > 0 {
+			tr := clientTokenRecord{RequestHash: hash, Failures: p.Failures, CreatedAt: now}
+			for _, t := range p.Tasks {
+				tr.TaskARNs = append(tr.TaskARNs, t.Rec.ARN)
 			}
 			b, _ := json.Marshal(tr)
 			key := clientTokenKey(cluster, token)
-			p.cmps = append(p.cmps, store.Absent(key))
-			p.ops = append(p.ops, store.Put(key, b))
+			p.Cmps = append(p.Cmps, store.Absent(key))
+			p.Ops = append(p.Ops, store.Put(key, b))
 		}
 		return p, nil
 	})
@@ -516,12 +471,12 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 	if err != nil {
 		return nil, err
 	}
-	out := &ecsapi.RunTaskResponse{Tasks: []ecsapi.Task{}, Failures: p.failures}
-	for _, t := range p.tasks {
-		out.Tasks = append(out.Tasks, s.taskOut(&t.rec, &spec.td, true))
+	out := &ecsapi.RunTaskResponse{Tasks: []ecsapi.Task{}, Failures: p.Failures}
+	for _, t := range p.Tasks {
+		out.Tasks = append(out.Tasks, s.taskOut(&t.Rec, &spec.TD, true))
 	}
-	if len(p.tasks) > 0 {
-		s.log.Info("tasks started", "cluster", cluster, "taskDefinition", deref(spec.td.TaskDefinitionArn), "count", len(p.tasks), "failures", len(p.failures))
+	if len(p.Tasks) > 0 {
+		s.log.Info("tasks started", "cluster", cluster, "taskDefinition", deref(spec.TD.TaskDefinitionArn), "count", len(p.Tasks), "failures", len(p.Failures))
 	}
 	return out, nil
 }
@@ -541,50 +496,50 @@ func (s *Service) StartTask(ctx context.Context, in *ecsapi.StartTaskRequest) (*
 		return nil, err
 	}
 	spec, err := s.buildSpec(ctx, cluster, taskInput{
-		taskDefinition: deref(in.TaskDefinition), overrides: in.Overrides, group: deref(in.Group),
-		startedBy: deref(in.StartedBy), tags: in.Tags, propagateTags: in.PropagateTags,
-		managedTags: deref(in.EnableECSManagedTags),
+		TaskDefinition: deref(in.TaskDefinition), Overrides: in.Overrides, Group: deref(in.Group),
+		StartedBy: deref(in.StartedBy), Tags: in.Tags, PropagateTags: in.PropagateTags,
+		ManagedTags: deref(in.EnableECSManagedTags),
 	})
 	if err != nil {
 		return nil, err
 	}
 	p, err := s.applyPlan(ctx, cluster, func(snap *clusterSnapshot) (*plan, error) {
-		p := &plan{failures: []ecsapi.Failure{}}
+		p := &plan{Failures: []ecsapi.Failure{}}
 		work := map[string]*placement.Instance{}
 		now := s.now().UTC()
 		for _, ref := range in.ContainerInstances {
 			id, ok := instanceRef(cluster, ref)
-			v := snap.byID[id]
+			v := snap.ByID[id]
 			if !ok || v == nil {
-				p.failures = append(p.failures, ecsapi.Failure{Arn: ptr(s.instanceFailureARN(cluster, ref)), Reason: ptr("MISSING")})
+				p.Failures = append(p.Failures, ecsapi.Failure{Arn: ptr(s.instanceFailureARN(cluster, ref)), Reason: ptr("MISSING")})
 				continue
 			}
 			pi := work[id]
 			if pi == nil {
-				x := v.placementInstance()
+				x := v.PlacementInstance()
 				pi = &x
 				work[id] = pi
 			}
-			if err := placement.Check(*pi, spec.req); err != nil {
+			if err := placement.Check(*pi, spec.Req); err != nil {
 				f, ok := failureOf(err)
 				if !ok {
 					return nil, err
 				}
-				p.failures = append(p.failures, f.Wire())
+				p.Failures = append(p.Failures, f.Wire())
 				continue
 			}
 			t := s.newTask(cluster, spec, v, now)
-			reserve(pi, &spec.req, t.ARN)
-			p.tasks = append(p.tasks, placedTask{rec: t, req: &spec.req})
+			reserve(pi, &spec.Req, t.ARN)
+			p.Tasks = append(p.Tasks, placedTask{Rec: t, Req: &spec.Req})
 		}
 		return p, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	out := &ecsapi.StartTaskResponse{Tasks: []ecsapi.Task{}, Failures: p.failures}
-	for _, t := range p.tasks {
-		out.Tasks = append(out.Tasks, s.taskOut(&t.rec, &spec.td, true))
+	out := &ecsapi.StartTaskResponse{Tasks: []ecsapi.Task{}, Failures: p.Failures}
+	for _, t := range p.Tasks {
+		out.Tasks = append(out.Tasks, s.taskOut(&t.Rec, &spec.TD, true))
 	}
 	return out, nil
 }
@@ -606,18 +561,6 @@ func taskRef(cluster, ref string) (string, bool) {
 	return rest, rest != ""
 }
 
-func (s *Service) getTask(ctx context.Context, cluster, id string) (taskRecord, int64, error) {
-	kv, err := s.st.Get(ctx, taskKey(cluster, id))
-	if err != nil {
-		return taskRecord{}, 0, err
-	}
-	var t taskRecord
-	if err := json.Unmarshal(kv.Value, &t); err != nil {
-		return t, 0, errs.Wrap(errs.Internal, err, "decode task %s", id)
-	}
-	return t, kv.ModRevision, nil
-}
-
 // stopTaskRecord sets a task's desired status to STOPPED with a stop code
 // and reason, rewriting its assignment in the same transaction. Desired
 // status only moves forward: a task already desired STOPPED is returned
@@ -626,61 +569,11 @@ func (s *Service) stopTaskRecord(ctx context.Context, cluster, id string, code e
 	return s.stopTaskHeld(ctx, cluster, id, code, reason, nil)
 }
 
-// stopTaskHeld is stopTaskRecord with the drain gate (loadbalancers.go):
+// stopTaskHeld is stopTaskRecord with the drain gate (tasklife.GateOps):
 // drain, when set, gives how long the task's load balancer targets drain
 // before its agent is told to stop it.
 func (s *Service) stopTaskHeld(ctx context.Context, cluster, id string, code ecsapi.TaskStopCode, reason string, drain func(*taskRecord) (time.Duration, error)) (taskRecord, error) {
 	return s.stopTaskRecordWith(ctx, cluster, id, code, reason, nil, drain)
-}
-
-// stopTaskRecordWith is stopTaskHeld; change, when set, may refuse the
-// task (its error is returned) or change it further in the same write.
-func (s *Service) stopTaskRecordWith(ctx context.Context, cluster, id string, code ecsapi.TaskStopCode, reason string, change func(*taskRecord) error, drain func(*taskRecord) (time.Duration, error)) (taskRecord, error) {
-	key := taskKey(cluster, id)
-	for {
-		t, rev, err := s.getTask(ctx, cluster, id)
-		if err != nil {
-			return t, err
-		}
-		if change != nil {
-			if err := change(&t); err != nil {
-				return t, err
-			}
-		}
-		if t.DesiredStatus == DesiredStopped {
-			return t, nil
-		}
-		now := s.now().UTC()
-		t.DesiredStatus = DesiredStopped
-		t.StoppingAt = &now
-		if t.StopCode == "" {
-			t.StopCode, t.StoppedReason = string(code), reason
-		}
-		var gate []store.Op
-		held := false
-		if drain != nil {
-			d, err := drain(&t)
-			if err != nil {
-				return t, err
-			}
-			gate, held = gateOps(&t, d, now)
-		}
-		t.Version++
-		tb, _ := json.Marshal(t)
-		ops := append([]store.Op{store.Put(key, tb)}, gate...)
-		if t.InstanceID != "" && !held {
-			ab, _ := json.Marshal(assignmentRecord{Cluster: cluster, TaskID: id, DesiredStatus: t.DesiredStatus, Version: t.Version})
-			ops = append(ops, store.Put(assignKey(t.InstanceID, id), ab))
-		}
-		res, err := s.st.Txn(ctx, []store.Cmp{store.ModRevisionIs(key, rev)}, ops...)
-		if err != nil {
-			return t, err
-		}
-		if res.Succeeded {
-			s.log.Info("task stopping", "cluster", cluster, "task", id, "stopCode", code, "drainUntil", t.DrainUntil)
-			return t, nil
-		}
-	}
 }
 
 // StopTask asks a task to stop.
@@ -834,52 +727,6 @@ func (s *Service) ListTasks(ctx context.Context, in *ecsapi.ListTasksRequest) (*
 		func(store.KV) { out.TaskArns = append(out.TaskArns, t.ARN) })
 	if err != nil {
 		return nil, err
-	}
-	return out, nil
-}
-
-// indexReaders is how many records readIndexed reads at once.
-const indexReaders = 16
-
-// readIndexed reads the records a page of index entries points at (target
-// maps an index key to the record's key), indexReaders at a time: one
-// round trip after another would make a page of 100 tasks cost 100 round
-// trips. The result keeps each index key with the record's value, in the
-// index's order; a record gone since (collected) is left out.
-func (s *Service) readIndexed(ctx context.Context, idx []store.KV, target func(string) string) ([]store.KV, error) {
-	vals := make([][]byte, len(idx))
-	errsOut := make([]error, len(idx))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(indexReaders, len(idx)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				kv, err := s.st.Get(ctx, target(idx[i].Key))
-				if err != nil {
-					if !errs.Is(err, errs.NotFound) {
-						errsOut[i] = err
-					}
-					continue
-				}
-				vals[i] = kv.Value
-			}
-		}()
-	}
-	for i := range idx {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	out := make([]store.KV, 0, len(idx))
-	for i, kv := range idx {
-		if errsOut[i] != nil {
-			return nil, errsOut[i]
-		}
-		if vals[i] != nil {
-			out = append(out, store.KV{Key: kv.Key, Value: vals[i]})
-		}
 	}
 	return out, nil
 }

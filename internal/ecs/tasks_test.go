@@ -134,48 +134,24 @@ func TestRefs(t *testing.T) {
 	}
 }
 
-func TestLiveTask(t *testing.T) {
-	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	ago := func(d time.Duration) *time.Time { v := now.Add(-d); return &v }
-	cases := []struct {
-		name    string
-		t       taskRecord
-		gone    bool
-		live    bool
-		expired bool
-	}{
-		{"running", taskRecord{DesiredStatus: DesiredRunning, LastStatus: "RUNNING"}, false, true, false},
-		{"stopping", taskRecord{DesiredStatus: DesiredStopped, LastStatus: "RUNNING", StoppingAt: ago(2 * time.Hour)}, false, true, false},
-		{"stopped recently", taskRecord{DesiredStatus: DesiredStopped, LastStatus: "STOPPED", StoppedAt: ago(30 * time.Minute)}, false, false, false},
-		{"stopped long ago", taskRecord{DesiredStatus: DesiredStopped, LastStatus: "STOPPED", StoppedAt: ago(61 * time.Minute)}, false, false, true},
-		{"stopping on a gone instance", taskRecord{DesiredStatus: DesiredStopped, LastStatus: "PENDING", StoppingAt: ago(2 * time.Hour)}, true, true, true},
-		{"running on a gone instance", taskRecord{DesiredStatus: DesiredRunning, LastStatus: "RUNNING"}, true, true, false},
-	}
-	for _, c := range cases {
-		if got := liveTask(&c.t); got != c.live {
-			t.Errorf("%s: live %v, want %v", c.name, got, c.live)
-		}
-	}
-}
-
 func TestPlacementInstanceAndResources(t *testing.T) {
 	v := &instanceView{
-		rec: instanceRecord{ID: "i1", ARN: "arn:i1", Status: InstanceActive,
+		Rec: instanceRecord{ID: "i1", ARN: "arn:i1", Status: InstanceActive,
 			Registered: agentapiResources(2048, 4096, []int{22}, []int{53})},
-		connected: true,
-		tasks: []taskRecord{
+		Connected: true,
+		Tasks: []taskRecord{
 			{ARN: "t1", Group: "family:web", CPU: 256, MemoryMiB: 512, HostPorts: []int{8080}, DynamicPorts: 2, LastStatus: "RUNNING", DesiredStatus: DesiredRunning},
 			{ARN: "t2", Group: "family:web", CPU: 128, MemoryMiB: 128, HostUDP: []int{5353}, LastStatus: "PENDING", DesiredStatus: DesiredStopped},
 		},
 	}
-	pi := v.placementInstance()
+	pi := v.PlacementInstance()
 	if pi.Remaining.CPU != 2048-384 || pi.Remaining.Memory != 4096-640 || pi.DynamicPortsInUse != 2 || pi.RunningTasksCount != 1 {
 		t.Fatalf("remaining %+v", pi)
 	}
 	if len(pi.Tasks) != 2 || !pi.Tasks[1].Stopping {
 		t.Fatalf("tasks %+v", pi.Tasks)
 	}
-	out := v.instanceOut(nil)
+	out := instanceOut(v, nil)
 	res := map[string]ecsapi.Resource{}
 	for _, r := range out.RemainingResources {
 		res[deref(r.Name)] = r
@@ -224,47 +200,6 @@ func putJSON(t *testing.T, st store.Store, key string, v any) {
 	b, _ := json.Marshal(v)
 	if _, err := st.Txn(t.Context(), nil, store.Put(key, b)); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func TestCommitPlanRefusesStaleSnapshot(t *testing.T) {
-	s, st := newTestService(t)
-	ctx := t.Context()
-	rec := instanceRecord{ID: "i1", ARN: s.instanceARN("c1", "i1"), Cluster: "c1", Status: InstanceActive,
-		Registered: agentapiResources(1024, 1024, nil, nil), Version: 1}
-	putJSON(t, st, instanceKey("c1", "i1"), rec)
-	putJSON(t, st, keyAgents+"i1", map[string]any{})
-	req := &placement.Request{CPU: 0, Memory: 600, Group: "family:web"}
-	task := func() placedTask {
-		id := newID()
-		return placedTask{req: req, rec: taskRecord{ID: id, ARN: s.taskARN("c1", id), Cluster: "c1", InstanceID: "i1",
-			MemoryMiB: 600, DesiredStatus: DesiredRunning, LastStatus: "PROVISIONING", Version: 1}}
-	}
-	stale, err := s.snapshot(ctx, "c1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fresh, _ := s.snapshot(ctx, "c1")
-	if ok, err := s.commitPlan(ctx, fresh, &plan{tasks: []placedTask{task()}}); !ok || err != nil {
-		t.Fatalf("first commit: %v %v", ok, err)
-	}
-	// The stale snapshot still shows 1024 MiB free: the compare on the
-	// instance record refuses it.
-	if ok, err := s.commitPlan(ctx, stale, &plan{tasks: []placedTask{task()}}); ok || err != nil {
-		t.Fatalf("stale commit: %v %v", ok, err)
-	}
-	// On fresh state the re-check refuses it.
-	fresh, _ = s.snapshot(ctx, "c1")
-	_, err = s.commitPlan(ctx, fresh, &plan{tasks: []placedTask{task()}})
-	if f, ok := failureOf(err); !ok || f.Reason != placement.ReasonMemory {
-		t.Fatalf("fresh commit: %v", err)
-	}
-	v, _ := s.instanceView(ctx, "c1", "i1")
-	if len(v.tasks) != 1 || v.rec.Version != 2 {
-		t.Fatalf("instance after commits: %d tasks, version %d", len(v.tasks), v.rec.Version)
-	}
-	if _, err := st.Get(ctx, assignKey("i1", v.tasks[0].ID)); err != nil {
-		t.Fatalf("assignment not written: %v", err)
 	}
 }
 

@@ -8,7 +8,7 @@ import (
 	"github.com/berthdev/berth/internal/placement"
 )
 
-// ServicePass implements ecs.SchedulerObserver.
+// ServicePass implements servicectl.SchedulerObserver.
 func (m *Metrics) ServicePass(took time.Duration, err error) {
 	result := "ok"
 	if err != nil {
@@ -18,10 +18,10 @@ func (m *Metrics) ServicePass(took time.Duration, err error) {
 	m.schedPassDuration.Observe(took.Seconds())
 }
 
-// TasksPlaced implements ecs.SchedulerObserver.
+// TasksPlaced implements servicectl.SchedulerObserver.
 func (m *Metrics) TasksPlaced(n int) { m.schedTasksPlaced.Add(float64(n)) }
 
-// PlacementFailed implements ecs.SchedulerObserver.
+// PlacementFailed implements servicectl.SchedulerObserver.
 func (m *Metrics) PlacementFailed(reason string) {
 	m.schedPlaceFailed.WithLabelValues(reasonLabel(reason)).Inc()
 }

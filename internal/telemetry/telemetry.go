@@ -5,7 +5,7 @@
 // metric.
 //
 // The metric definitions live here; the subsystems only expose small
-// observer seams (awsproto.Observer, ecs.SchedulerObserver,
+// observer seams (awsproto.Observer, servicectl.SchedulerObserver,
 // agentgw.Observer) that *Metrics implements, plus two decorators this
 // package provides: Store (wraps a store.Store) and RegistryHandler (wraps
 // the /v2/ handler). internal/daemon wires them.

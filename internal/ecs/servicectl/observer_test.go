@@ -1,10 +1,14 @@
-package ecs
+package servicectl_test
 
 import (
 	"context"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/berthdev/berth/internal/ecs"
+	"github.com/berthdev/berth/internal/ecs/servicectl"
+	"github.com/berthdev/berth/internal/store"
 
 	"github.com/berthdev/berth/internal/api/ecsapi"
 	"github.com/berthdev/berth/internal/placement"
@@ -42,7 +46,7 @@ func (r *recordingScheduler) PlacementFailed(reason string) {
 // The service controller tells its observer about its passes and about a
 // service whose tasks cannot be placed (a cluster without instances).
 func TestServiceControllerObserver(t *testing.T) {
-	s, _ := newTestService(t)
+	s, st := newTestService(t)
 	ctx := t.Context()
 	if _, err := s.RegisterTaskDefinition(ctx, &ecsapi.RegisterTaskDefinitionRequest{Family: ptr("web"),
 		ContainerDefinitions: []ecsapi.ContainerDefinition{{Name: ptr("web"), Image: ptr("busybox"), Memory: ptr(int32(128))}}}); err != nil {
@@ -57,7 +61,7 @@ func TestServiceControllerObserver(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s.RunServiceController(cctx, ServiceControllerConfig{Resync: 50 * time.Millisecond, Observer: obs})
+		servicectl.Run(cctx, servicectl.Config{Store: st, Tasks: s.ServiceTasks(), Resync: 50 * time.Millisecond, Observer: obs})
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -88,8 +92,25 @@ func TestServiceControllerObserver(t *testing.T) {
 
 // Without an observer the controller runs as before.
 func TestServiceControllerWithoutObserver(t *testing.T) {
-	s, _ := newTestService(t)
+	s, st := newTestService(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
-	s.RunServiceController(ctx, ServiceControllerConfig{Resync: 50 * time.Millisecond})
+	servicectl.Run(ctx, servicectl.Config{Store: st, Tasks: s.ServiceTasks(), Resync: 50 * time.Millisecond})
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// newTestService is ECS over an embedded etcd, with cluster c1.
+func newTestService(t *testing.T) (*ecs.Service, store.Store) {
+	t.Helper()
+	e, err := store.StartEmbedded(context.Background(), store.EmbeddedConfig{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	s := ecs.New(e.Store(), ecs.Config{Region: "us-east-1", Account: "000000000000"}, nil)
+	if _, err := s.CreateCluster(t.Context(), &ecsapi.CreateClusterRequest{ClusterName: ptr("c1")}); err != nil {
+		t.Fatal(err)
+	}
+	return s, e.Store()
 }

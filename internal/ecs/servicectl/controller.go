@@ -1,8 +1,22 @@
-package ecs
+// Package servicectl is ECS's service controller: the thin shell around
+// deploy.Decide. It watches everything under /berth/ecs/ (services, tasks,
+// instances, agent presence) with a periodic resync as a safety net, and
+// on a change (a burst of changes coalesced into one pass) reconciles each
+// service: it reads each cluster once (instances, all tasks, agent
+// presence: one snapshot, tasklife.ReadSnapshot), reads the service, calls
+// deploy.Decide with `now`, stops tasks through the handlers' stop path
+// (Tasks.StopTask), starts tasks through the applier (tasklife.CommitPlan,
+// which re-checks capacity at commit) in batches that fit one
+// transaction, planned on the pass's snapshot (kept current by each
+// commit, read again on contention), and writes the deployments, counts
+// and events back under a compare on the service record.
+// docs/services.md; docs/ecs.md, "Package layout".
+package servicectl
 
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -12,26 +26,21 @@ import (
 	"github.com/berthdev/berth/internal/api/ecsapi"
 	"github.com/berthdev/berth/internal/deploy"
 	"github.com/berthdev/berth/internal/ecs/ecsstate"
+	"github.com/berthdev/berth/internal/ecs/tasklife"
 	"github.com/berthdev/berth/internal/errs"
 	"github.com/berthdev/berth/internal/placement"
 	"github.com/berthdev/berth/internal/store"
 )
 
-// The service controller: the thin shell around deploy.Decide. It watches
-// everything under /berth/ecs/ (services, tasks, instances, agent
-// presence) with a periodic resync as a safety net, and on a change (a
-// burst of changes coalesced into one pass) reconciles each service: it
-// reads each cluster once (instances, all tasks, agent presence: one
-// snapshot), reads the service, calls deploy.Decide with `now`, stops
-// tasks through stopTaskRecord, starts tasks through the applier
-// (commitPlan, which re-checks capacity at commit) in batches that fit one
-// transaction, planned on the pass's snapshot (kept current by each
-// commit, read again on contention), and writes the deployments, counts
-// and events back under a compare on the service record.
-// docs/services.md.
-
-// ServiceControllerConfig tunes the service controller.
-type ServiceControllerConfig struct {
+// Config configures the service controller.
+type Config struct {
+	// Store holds ECS's records (package ecsstate). Required.
+	Store store.Store
+	// Tasks is the task lifecycle the controller shares with ECS's API
+	// handlers. Required.
+	Tasks Tasks
+	// Log is where the controller logs; nil: nowhere.
+	Log *slog.Logger
 	// Resync is how often every service is reconciled without a change
 	// (time-based decisions: DAEMON eligibility, back-off). Default 2 s.
 	Resync time.Duration
@@ -39,7 +48,7 @@ type ServiceControllerConfig struct {
 	// before the instance is unreachable: its service tasks are then
 	// started elsewhere (the old ones are left running), and it is no
 	// longer eligible for DAEMON tasks (ecsstate.DecideReachable). Default
-	// DefaultDisconnectGrace.
+	// ecsstate.DefaultDisconnectGrace.
 	DisconnectGrace time.Duration
 	// Observer is told about the controller's work (metrics); nil: none.
 	Observer SchedulerObserver
@@ -87,10 +96,12 @@ var defaultServiceStrategies = []placement.Strategy{
 //	act            stop (stopTasks), start (startTasks), write back (applyDecision, pure; writeService)
 //	start          the task spec (serviceTaskInput, pure); place all (placeAll: placeBatch per transaction,
 //	               planBatch pure but for the random spread; refreshSnapshot on contention); the outcome's event
-type serviceController struct {
-	s   *Service
-	cfg ServiceControllerConfig
-	rng *rand.Rand
+type controller struct {
+	st    store.Store
+	tasks Tasks
+	log   *slog.Logger
+	cfg   Config
+	rng   *rand.Rand
 	// reach times each instance's disconnections (ecsstate.DecideReachable), per
 	// cluster; mu guards it.
 	mu    sync.Mutex
@@ -101,30 +112,34 @@ type serviceController struct {
 	failing bool
 }
 
-// RunServiceController runs the service controller until ctx ends.
-func (s *Service) RunServiceController(ctx context.Context, cfg ServiceControllerConfig) {
-	newServiceController(s, cfg).run(ctx)
+// Run runs the service controller until ctx ends.
+func Run(ctx context.Context, cfg Config) {
+	newController(cfg).run(ctx)
 }
 
-// newServiceController applies cfg's defaults.
-func newServiceController(s *Service, cfg ServiceControllerConfig) *serviceController {
+// newController applies cfg's defaults.
+func newController(cfg Config) *controller {
 	if cfg.Resync <= 0 {
 		cfg.Resync = 2 * time.Second
 	}
 	if cfg.DisconnectGrace <= 0 {
-		cfg.DisconnectGrace = DefaultDisconnectGrace
+		cfg.DisconnectGrace = ecsstate.DefaultDisconnectGrace
 	}
 	if cfg.Observer == nil {
 		cfg.Observer = nopSchedulerObserver{}
 	}
-	return &serviceController{s: s, cfg: cfg, rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), reach: map[string]ecsstate.ReachClock{}}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &controller{st: cfg.Store, tasks: cfg.Tasks, log: cfg.Log, cfg: cfg,
+		rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), reach: map[string]ecsstate.ReachClock{}}
 }
 
 // run passes on every change under /berth/ecs/ (but skipForServices),
 // every Resync, and when a service asked to be looked at again.
-func (c *serviceController) run(ctx context.Context) {
+func (c *controller) run(ctx context.Context) {
 	kick := make(chan struct{}, 1)
-	go ecsstate.KickOnChange(ctx, c.s.st, "/berth/ecs/", skipForServices, kick)
+	go ecsstate.KickOnChange(ctx, c.st, "/berth/ecs/", skipForServices, kick)
 	tick := time.NewTicker(c.cfg.Resync)
 	defer tick.Stop()
 	var retry <-chan time.Time
@@ -176,20 +191,20 @@ func coalesceWait(placed bool, lastPass time.Duration) time.Duration {
 
 // observePass tells the observer about a pass and logs a failure once
 // until a pass succeeds again.
-func (c *serviceController) observePass(ctx context.Context, took time.Duration, err error) {
+func (c *controller) observePass(ctx context.Context, took time.Duration, err error) {
 	if ctx.Err() == nil {
 		c.cfg.Observer.ServicePass(took, err)
 	}
-	c.s.log.Debug("service controller pass", "took", took)
+	c.log.Debug("service controller pass", "took", took)
 	switch {
 	case err != nil && ctx.Err() == nil:
 		if !c.failing {
-			c.s.log.Warn("service controller pass failed", "err", err)
+			c.log.Warn("service controller pass failed", "err", err)
 		}
 		c.failing = true
 	case err == nil:
 		if c.failing {
-			c.s.log.Info("service controller recovered")
+			c.log.Info("service controller recovered")
 		}
 		c.failing = false
 	}
@@ -199,13 +214,13 @@ func (c *serviceController) observePass(ctx context.Context, took time.Duration,
 // controller ignores: assignment index entries (they move with their
 // tasks) and client tokens.
 func skipForServices(key string) bool {
-	return strings.HasPrefix(key, keyAssign) || strings.HasPrefix(key, keyClientTokens)
+	return strings.HasPrefix(key, ecsstate.KeyAssign) || strings.HasPrefix(key, ecsstate.KeyClientTokens)
 }
 
 // pass reconciles every service once. It returns how soon a service
 // asked to be looked at again (back-off), 0 for the next resync.
-func (c *serviceController) pass(ctx context.Context) (time.Duration, error) {
-	res, err := c.s.st.List(ctx, keyServices, store.ListOptions{})
+func (c *controller) pass(ctx context.Context) (time.Duration, error) {
+	res, err := c.st.List(ctx, ecsstate.KeyServices, store.ListOptions{})
 	if err != nil {
 		return 0, err
 	}
@@ -225,7 +240,7 @@ func (c *serviceController) pass(ctx context.Context) (time.Duration, error) {
 // listedService is a service record as a pass listed it.
 type listedService struct {
 	name string
-	rec  serviceRecord
+	rec  ecsstate.ServiceRecord
 	rev  int64
 }
 
@@ -234,11 +249,11 @@ type listedService struct {
 func groupServices(kvs []store.KV) (order []string, byCluster map[string][]listedService) {
 	byCluster = map[string][]listedService{}
 	for _, kv := range kvs {
-		var r serviceRecord
+		var r ecsstate.ServiceRecord
 		if json.Unmarshal(kv.Value, &r) != nil || r.Status == deploy.ServiceInactive {
 			continue
 		}
-		cluster, name, ok := strings.Cut(strings.TrimPrefix(kv.Key, keyServices), "/")
+		cluster, name, ok := strings.Cut(strings.TrimPrefix(kv.Key, ecsstate.KeyServices), "/")
 		if !ok {
 			continue
 		}
@@ -260,17 +275,17 @@ func soonest(a, b time.Duration) time.Duration {
 
 // reconcileCluster reconciles the services of one cluster on one read of
 // the cluster.
-func (c *serviceController) reconcileCluster(ctx context.Context, cluster string, services []listedService) (time.Duration, error) {
-	snap, err := c.s.readSnapshot(ctx, cluster, true)
+func (c *controller) reconcileCluster(ctx context.Context, cluster string, services []listedService) (time.Duration, error) {
+	snap, err := tasklife.ReadSnapshot(ctx, c.st, c.log, cluster, true)
 	if err != nil {
 		return 0, err
 	}
-	now := c.s.now().UTC()
+	now := c.tasks.Now().UTC()
 	unreachable, wake := c.reachability(cluster, snap, now)
-	tasksByGroup := tasksByService(snap.all)
-	snap.all = nil
+	tasksByGroup := tasksByService(snap.All)
+	snap.All = nil
 	cp := &clusterPass{cluster: cluster, snap: snap}
-	if err := c.s.fargatePass(ctx, cp, services); err != nil {
+	if err := c.fargatePass(ctx, cp, services); err != nil {
 		return 0, err
 	}
 	next, err := c.reconcileServices(ctx, cp, services, tasksByGroup, unreachable, now)
@@ -279,7 +294,7 @@ func (c *serviceController) reconcileCluster(ctx context.Context, cluster string
 
 // reachability advances the cluster's reachability clock on snap: the
 // instances unreachable now, and when that next changes.
-func (c *serviceController) reachability(cluster string, snap *clusterSnapshot, now time.Time) (map[string]bool, time.Duration) {
+func (c *controller) reachability(cluster string, snap *tasklife.Snapshot, now time.Time) (map[string]bool, time.Duration) {
 	view := presenceOf(snap)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -290,18 +305,18 @@ func (c *serviceController) reachability(cluster string, snap *clusterSnapshot, 
 }
 
 // presenceOf is the presence of a snapshot's instances.
-func presenceOf(snap *clusterSnapshot) []ecsstate.InstancePresence {
-	view := make([]ecsstate.InstancePresence, 0, len(snap.instances))
-	for _, v := range snap.instances {
-		view = append(view, ecsstate.InstancePresence{ID: v.rec.ID, Cluster: v.rec.Cluster, Status: v.rec.Status, Connected: v.connected})
+func presenceOf(snap *tasklife.Snapshot) []ecsstate.InstancePresence {
+	view := make([]ecsstate.InstancePresence, 0, len(snap.Instances))
+	for _, v := range snap.Instances {
+		view = append(view, ecsstate.InstancePresence{ID: v.Rec.ID, Cluster: v.Rec.Cluster, Status: v.Rec.Status, Connected: v.Connected})
 	}
 	return view
 }
 
 // tasksByService groups the tasks that services started by their group
 // ("service:<name>").
-func tasksByService(all []taskRecord) map[string][]taskRecord {
-	byGroup := map[string][]taskRecord{}
+func tasksByService(all []ecsstate.TaskRecord) map[string][]ecsstate.TaskRecord {
+	byGroup := map[string][]ecsstate.TaskRecord{}
 	for _, t := range all {
 		if !strings.HasPrefix(t.Group, "service:") || !strings.HasPrefix(t.StartedBy, "ecs-svc/") {
 			continue
@@ -313,7 +328,7 @@ func tasksByService(all []taskRecord) map[string][]taskRecord {
 
 // reconcileServices reconciles a cluster's services, serviceWorkers at a
 // time; it returns the soonest back-off asked for and the first error.
-func (c *serviceController) reconcileServices(ctx context.Context, cp *clusterPass, services []listedService, tasksByGroup map[string][]taskRecord, unreachable map[string]bool, now time.Time) (time.Duration, error) {
+func (c *controller) reconcileServices(ctx context.Context, cp *clusterPass, services []listedService, tasksByGroup map[string][]ecsstate.TaskRecord, unreachable map[string]bool, now time.Time) (time.Duration, error) {
 	var (
 		mu       sync.Mutex
 		next     time.Duration
@@ -328,7 +343,7 @@ func (c *serviceController) reconcileServices(ctx context.Context, cp *clusterPa
 			for ls := range work {
 				after, err := c.reconcileService(ctx, cp.cluster, ls, cp, tasksByGroup["service:"+ls.name], unreachable, now)
 				if err != nil {
-					c.s.log.Debug("service reconcile failed", "cluster", cp.cluster, "service", ls.name, "err", err)
+					c.log.Debug("service reconcile failed", "cluster", cp.cluster, "service", ls.name, "err", err)
 				}
 				mu.Lock()
 				if err != nil && firstErr == nil {
@@ -353,7 +368,7 @@ func (c *serviceController) reconcileServices(ctx context.Context, cp *clusterPa
 const serviceWorkers = 8
 
 // serviceRules are a service's placement rules, parsed.
-func serviceRules(r *serviceRecord) ([]placement.Constraint, []placement.Strategy, error) {
+func serviceRules(r *ecsstate.ServiceRecord) ([]placement.Constraint, []placement.Strategy, error) {
 	cons, err := placement.ConstraintsFromWire(r.PlacementConstraints)
 	if err != nil {
 		return nil, nil, err
@@ -376,10 +391,10 @@ type clusterPass struct {
 	// mu serialises the use of snap: deciding on it, and placing and
 	// committing on it (each commit updates it).
 	mu   sync.Mutex
-	snap *clusterSnapshot
+	snap *tasklife.Snapshot
 	// fargate holds the Fargate hosts when the cluster has a Fargate
 	// service (fargate_service.go).
-	fargate *clusterSnapshot
+	fargate *tasklife.Snapshot
 }
 
 // reconcileService decides on the service record the pass listed (ls)
@@ -388,7 +403,7 @@ type clusterPass struct {
 // (and falls back to changeService's read-modify-write when the record
 // moved); a decision that changes nothing writes nothing. So a service
 // with nothing to do costs no store round trip.
-func (c *serviceController) reconcileService(ctx context.Context, cluster string, ls listedService, cp *clusterPass, tasks []taskRecord, unreachable map[string]bool, now time.Time) (time.Duration, error) {
+func (c *controller) reconcileService(ctx context.Context, cluster string, ls listedService, cp *clusterPass, tasks []ecsstate.TaskRecord, unreachable map[string]bool, now time.Time) (time.Duration, error) {
 	name := ls.name
 	r, rev := ls.rec, ls.rev
 	if r.Status == deploy.ServiceInactive {
@@ -399,7 +414,7 @@ func (c *serviceController) reconcileService(ctx context.Context, cluster string
 		return 0, err
 	}
 	if len(dec.Start) > 0 || len(dec.Stop) > 0 {
-		fresh, frev, err := c.s.getService(ctx, cluster, name)
+		fresh, frev, err := tasklife.GetService(ctx, c.st, cluster, name)
 		if err != nil {
 			return 0, err
 		}
@@ -417,7 +432,7 @@ func (c *serviceController) reconcileService(ctx context.Context, cluster string
 }
 
 // decide runs deploy.Decide for a service on the pass's snapshot.
-func (c *serviceController) decide(ctx context.Context, cluster string, rp *serviceRecord, cp *clusterPass, tasks []taskRecord, unreachable map[string]bool, now time.Time) (deploy.Decision, []placement.Constraint, []placement.Strategy, error) {
+func (c *controller) decide(ctx context.Context, cluster string, rp *ecsstate.ServiceRecord, cp *clusterPass, tasks []ecsstate.TaskRecord, unreachable map[string]bool, now time.Time) (deploy.Decision, []placement.Constraint, []placement.Strategy, error) {
 	r := *rp
 	cons, strat, err := serviceRules(&r)
 	if err != nil {
@@ -430,7 +445,7 @@ func (c *serviceController) decide(ctx context.Context, cluster string, rp *serv
 	}
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
-	in := deployInput(&r, strat, eligReq, cp.snap.instances, cp.fargateInstances(), tasks, unreachable, now, newDeploymentID())
+	in := deployInput(&r, strat, eligReq, cp.snap.Instances, cp.fargateInstances(), tasks, unreachable, now, tasklife.NewDeploymentID())
 	providerDeployInput(&r, &in, tasks) // asgplacement.go
 	return decideWithTargets(in, r.LoadBalancers, lbTargets, lbStates), cons, strat, nil
 }
@@ -439,23 +454,23 @@ func (c *serviceController) decide(ctx context.Context, cluster string, rp *serv
 // service's tasks: its task definition's required attributes and the
 // service's constraints; nil for other services (or when the task
 // definition cannot be read).
-func (c *serviceController) daemonEligibility(ctx context.Context, cluster string, r *serviceRecord, cons []placement.Constraint) *placement.Request {
+func (c *controller) daemonEligibility(ctx context.Context, cluster string, r *ecsstate.ServiceRecord, cons []placement.Constraint) *placement.Request {
 	if r.SchedulingStrategy != deploy.Daemon || len(r.Deployments) == 0 {
 		return nil
 	}
-	spec, err := c.s.buildSpec(ctx, cluster, taskInput{taskDefinition: r.Deployments[0].TaskDefinition})
+	spec, err := c.tasks.BuildSpec(ctx, cluster, tasklife.TaskInput{TaskDefinition: r.Deployments[0].TaskDefinition})
 	if err != nil {
 		return nil
 	}
-	tdc, _ := placement.TaskDefinitionConstraintsFromWire(spec.td.PlacementConstraints)
-	return &placement.Request{RequiredAttributes: spec.req.RequiredAttributes, Constraints: append(tdc, cons...)}
+	tdc, _ := placement.TaskDefinitionConstraintsFromWire(spec.TD.PlacementConstraints)
+	return &placement.Request{RequiredAttributes: spec.Req.RequiredAttributes, Constraints: append(tdc, cons...)}
 }
 
 // deployInput is deploy.Decide's input for service r: the service, its
 // tasks, the cluster's instances (with their eligibility for a DAEMON
 // service when eligReq is set) and Fargate hosts, at now; newDepID names a
 // deployment the decision may start. Pure.
-func deployInput(r *serviceRecord, strat []placement.Strategy, eligReq *placement.Request, instances []*instanceView, fargate []deploy.Instance, tasks []taskRecord, unreachable map[string]bool, now time.Time, newDepID string) deploy.Input {
+func deployInput(r *ecsstate.ServiceRecord, strat []placement.Strategy, eligReq *placement.Request, instances []*tasklife.InstanceView, fargate []deploy.Instance, tasks []ecsstate.TaskRecord, unreachable map[string]bool, now time.Time, newDepID string) deploy.Input {
 	in := deploy.Input{
 		Service: deploy.Service{
 			Name: r.Name, Status: r.Status, Scheduling: r.SchedulingStrategy, DesiredCount: int(r.DesiredCount),
@@ -474,15 +489,15 @@ func deployInput(r *serviceRecord, strat []placement.Strategy, eligReq *placemen
 		in.Service.Strategies = append(in.Service.Strategies, deploy.Strategy{Type: string(st.Type), Field: st.Field})
 	}
 	for _, v := range instances {
-		pi := v.placementInstance()
+		pi := v.PlacementInstance()
 		inst := deploy.Instance{
-			ID: v.rec.ID, EC2InstanceID: v.rec.Ec2InstanceID, Status: v.rec.Status, Connected: v.connected,
-			Unreachable: unreachable[v.rec.ID],
+			ID: v.Rec.ID, EC2InstanceID: v.Rec.Ec2InstanceID, Status: v.Rec.Status, Connected: v.Connected,
+			Unreachable: unreachable[v.Rec.ID],
 			Attributes:  pi.Attributes, FreeCPU: pi.Remaining.CPU, FreeMemory: pi.Remaining.Memory,
 		}
 		// A DAEMON task's instance stays eligible while its agent is
 		// disconnected for less than the grace.
-		if eligReq != nil && v.rec.Status == InstanceActive && !inst.Unreachable {
+		if eligReq != nil && v.Rec.Status == ecsstate.InstanceActive && !inst.Unreachable {
 			pi.AgentConnected = true
 			pi.Tasks = nil
 			pi.Remaining = pi.Registered
@@ -504,34 +519,34 @@ func deployInput(r *serviceRecord, strat []placement.Strategy, eligReq *placemen
 
 // act carries out a decision on service r (read at revision rev): stops,
 // starts, and the write-back of what the controller owns.
-func (c *serviceController) act(ctx context.Context, cluster, name string, cp *clusterPass, r serviceRecord, rev int64, dec deploy.Decision, cons []placement.Constraint, strat []placement.Strategy, now time.Time) (time.Duration, error) {
+func (c *controller) act(ctx context.Context, cluster, name string, cp *clusterPass, r ecsstate.ServiceRecord, rev int64, dec deploy.Decision, cons []placement.Constraint, strat []placement.Strategy, now time.Time) (time.Duration, error) {
 	if err := c.stopTasks(ctx, cluster, name, &r, dec.Stop); err != nil {
 		return 0, err
 	}
 	events := append(dec.Events, c.startTasks(ctx, cp, name, &r, dec.Start, cons, strat)...)
-	err := c.writeService(ctx, cluster, name, r, rev, func(cur *serviceRecord) error {
+	err := c.writeService(ctx, cluster, name, r, rev, func(cur *ecsstate.ServiceRecord) error {
 		if !applyDecision(cur, &r, dec, events, now) {
 			return errUnchanged
 		}
 		return nil
 	})
 	if dec.ServiceStatus == deploy.ServiceInactive && r.Status != deploy.ServiceInactive {
-		c.s.log.Info("service inactive", "cluster", cluster, "service", name)
+		c.log.Info("service inactive", "cluster", cluster, "service", name)
 	}
 	return dec.RetryAfter, err
 }
 
 // stopTasks stops the tasks a decision stops (held DEACTIVATING while
 // their targets drain); tasks already gone are skipped.
-func (c *serviceController) stopTasks(ctx context.Context, cluster, name string, r *serviceRecord, stops []deploy.Stop) error {
+func (c *controller) stopTasks(ctx context.Context, cluster, name string, r *ecsstate.ServiceRecord, stops []deploy.Stop) error {
 	drain := c.drainFunc(ctx, r)
 	for _, st := range stops {
-		if _, err := c.s.stopTaskHeld(ctx, cluster, st.TaskID, ecsapi.TaskStopCode(st.StopCode), st.Reason, drain); err != nil && !errs.Is(err, errs.NotFound) {
+		if _, err := tasklife.StopTask(ctx, c.st, c.log, c.tasks.Now, cluster, st.TaskID, tasklife.Stop{Code: ecsapi.TaskStopCode(st.StopCode), Reason: st.Reason, Drain: drain}); err != nil && !errs.Is(err, errs.NotFound) {
 			return err
 		}
 	}
 	if len(stops) > 0 {
-		c.s.log.Info("service tasks stopping", "cluster", cluster, "service", name, "count", len(stops))
+		c.log.Info("service tasks stopping", "cluster", cluster, "service", name, "count", len(stops))
 	}
 	return nil
 }
@@ -539,7 +554,7 @@ func (c *serviceController) stopTasks(ctx context.Context, cluster, name string,
 // startTasks carries out a decision's starts; it returns the service
 // events they make (tasks started, tasks that could not be placed or
 // launched).
-func (c *serviceController) startTasks(ctx context.Context, cp *clusterPass, name string, r *serviceRecord, starts []deploy.Start, cons []placement.Constraint, strat []placement.Strategy) []string {
+func (c *controller) startTasks(ctx context.Context, cp *clusterPass, name string, r *ecsstate.ServiceRecord, starts []deploy.Start, cons []placement.Constraint, strat []placement.Strategy) []string {
 	var events []string
 	for _, st := range starts {
 		started, failMsg, err := c.start(ctx, cp, r, st, cons, strat)
@@ -563,7 +578,7 @@ func (c *serviceController) startTasks(ctx context.Context, cp *clusterPass, nam
 // of deployments differ), only the counts and events are written: the
 // next pass decides on the new record. It reports whether cur changed.
 // Pure but for the new events' random ids.
-func applyDecision(cur, decided *serviceRecord, dec deploy.Decision, events []string, now time.Time) bool {
+func applyDecision(cur, decided *ecsstate.ServiceRecord, dec deploy.Decision, events []string, now time.Time) bool {
 	before, _ := json.Marshal(cur)
 	decidedPrimary, curPrimary := "", ""
 	if len(decided.Deployments) > 0 {
@@ -594,7 +609,7 @@ func applyDecision(cur, decided *serviceRecord, dec deploy.Decision, events []st
 		}
 	}
 	cur.RunningCount, cur.PendingCount = int32(dec.RunningCount), int32(dec.PendingCount)
-	cur.Events = deploy.AppendEvents(cur.Events, events, now, newEventID)
+	cur.Events = deploy.AppendEvents(cur.Events, events, now, tasklife.NewEventID)
 	after, _ := json.Marshal(cur)
 	return string(before) != string(after)
 }
@@ -603,12 +618,12 @@ func applyDecision(cur, decided *serviceRecord, dec deploy.Decision, events []st
 // and writes it under a compare on rev; when the record moved meanwhile it
 // falls back to changeService (read, change, compare-and-swap). A change
 // that returns errUnchanged writes nothing.
-func (c *serviceController) writeService(ctx context.Context, cluster, name string, r serviceRecord, rev int64, change func(*serviceRecord) error) error {
+func (c *controller) writeService(ctx context.Context, cluster, name string, r ecsstate.ServiceRecord, rev int64, change func(*ecsstate.ServiceRecord) error) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return errs.Wrap(errs.Internal, err, "encode service")
 	}
-	var cur serviceRecord // a deep copy: change may modify what it is given
+	var cur ecsstate.ServiceRecord // a deep copy: change may modify what it is given
 	if err := json.Unmarshal(b, &cur); err != nil {
 		return errs.Wrap(errs.Internal, err, "decode service")
 	}
@@ -620,15 +635,15 @@ func (c *serviceController) writeService(ctx context.Context, cluster, name stri
 	}
 	cur.Version++
 	nb, _ := json.Marshal(cur)
-	key := serviceKey(cluster, name)
-	res, err := c.s.st.Txn(ctx, []store.Cmp{store.ModRevisionIs(key, rev)}, store.Put(key, nb))
+	key := ecsstate.ServiceKey(cluster, name)
+	res, err := c.st.Txn(ctx, []store.Cmp{store.ModRevisionIs(key, rev)}, store.Put(key, nb))
 	if err != nil {
 		return err
 	}
 	if res.Succeeded {
 		return nil
 	}
-	if _, err = c.s.changeService(ctx, cluster, name, change); err == errUnchanged {
+	if _, err = tasklife.ChangeService(ctx, c.st, cluster, name, change); err == errUnchanged {
 		err = nil
 	}
 	return err
@@ -641,21 +656,21 @@ var errUnchanged = errs.E(errs.Conflict, "unchanged")
 // maxBatchTasks (one transaction each), planned on the pass's snapshot. It
 // returns the started task ids and, when some could not be placed, ECS's
 // event for that.
-func (c *serviceController) start(ctx context.Context, cp *clusterPass, r *serviceRecord, st deploy.Start, cons []placement.Constraint, strat []placement.Strategy) ([]string, string, error) {
-	spec, err := c.s.buildSpec(ctx, r.Cluster, serviceTaskInput(r, st))
+func (c *controller) start(ctx context.Context, cp *clusterPass, r *ecsstate.ServiceRecord, st deploy.Start, cons []placement.Constraint, strat []placement.Strategy) ([]string, string, error) {
+	spec, err := c.tasks.BuildSpec(ctx, r.Cluster, serviceTaskInput(r, st))
 	if err != nil {
 		return nil, "", err
 	}
-	if spec.fargate != nil {
+	if spec.Fargate != nil {
 		return c.startFargate(ctx, r, spec, st.DeploymentID, st.Count)
 	}
-	tdc, err := placement.TaskDefinitionConstraintsFromWire(spec.td.PlacementConstraints)
+	tdc, err := placement.TaskDefinitionConstraintsFromWire(spec.TD.PlacementConstraints)
 	if err != nil {
 		return nil, "", err
 	}
-	spec.req.Constraints = append(tdc, cons...)
-	spec.req.Strategies = strat
-	if err := c.s.serviceConnectSpec(ctx, r, st.DeploymentID, spec); err != nil {
+	spec.Req.Constraints = append(tdc, cons...)
+	spec.Req.Strategies = strat
+	if err := c.tasks.ServiceConnectSpec(ctx, r, st.DeploymentID, spec); err != nil {
 		return nil, "", err
 	}
 	ids, failure, err := c.placeStrategy(ctx, cp, r, st, spec) // asgplacement.go; placeAll without a strategy
@@ -668,23 +683,23 @@ func (c *serviceController) start(ctx context.Context, cp *clusterPass, r *servi
 		c.cfg.Observer.PlacementFailed(failure.Reason)
 	}
 	if len(ids) > 0 {
-		c.s.log.Info("service tasks started", "cluster", r.Cluster, "service", r.Name, "deployment", st.DeploymentID, "count", len(ids))
+		c.log.Info("service tasks started", "cluster", r.Cluster, "service", r.Name, "deployment", st.DeploymentID, "count", len(ids))
 	}
 	return ids, msg, nil
 }
 
 // serviceTaskInput is the task a Start of service r launches: its task
 // definition, group, deployment, tags and launch fields. Pure.
-func serviceTaskInput(r *serviceRecord, st deploy.Start) taskInput {
-	in := taskInput{
-		taskDefinition: st.TaskDefinition, group: "service:" + r.Name, startedBy: st.DeploymentID,
-		managedTags: r.EnableECSManagedTags,
+func serviceTaskInput(r *ecsstate.ServiceRecord, st deploy.Start) tasklife.TaskInput {
+	in := tasklife.TaskInput{
+		TaskDefinition: st.TaskDefinition, Group: "service:" + r.Name, StartedBy: st.DeploymentID,
+		ManagedTags: r.EnableECSManagedTags,
 	}
 	switch ecsapi.PropagateTags(r.PropagateTags) {
 	case ecsapi.PropagateTagsService:
-		in.tags = r.Tags
+		in.Tags = r.Tags
 	case ecsapi.PropagateTagsTaskDefinition:
-		in.propagateTags = ptr(ecsapi.PropagateTagsTaskDefinition)
+		in.PropagateTags = ptr(ecsapi.PropagateTagsTaskDefinition)
 	}
 	launchInput(r, &in)
 	return in
@@ -693,7 +708,7 @@ func serviceTaskInput(r *serviceRecord, st deploy.Start) taskInput {
 // placeAll places a Start's tasks batch by batch until all are placed or
 // the cluster is full for them (failure says why); on contention it reads
 // the cluster again and plans the rest on it.
-func (c *serviceController) placeAll(ctx context.Context, cp *clusterPass, cluster string, st deploy.Start, spec *taskSpec) ([]string, *placement.Failure, error) {
+func (c *controller) placeAll(ctx context.Context, cp *clusterPass, cluster string, st deploy.Start, spec *tasklife.Spec) ([]string, *placement.Failure, error) {
 	var failure *placement.Failure
 	var ids []string
 	remaining := st.Count
@@ -724,9 +739,9 @@ func (c *serviceController) placeAll(ctx context.Context, cp *clusterPass, clust
 
 // refreshSnapshot reads the cluster again for the pass after a lost
 // commit, with a little back-off that grows with attempt; it gives up
-// after maxPlanAttempts.
-func (c *serviceController) refreshSnapshot(ctx context.Context, cp *clusterPass, cluster string, attempt int) error {
-	if attempt >= maxPlanAttempts {
+// after tasklife.MaxPlanAttempts.
+func (c *controller) refreshSnapshot(ctx context.Context, cp *clusterPass, cluster string, attempt int) error {
+	if attempt >= tasklife.MaxPlanAttempts {
 		return errs.E(errs.Unavailable, "too many concurrent placements on cluster %s; retry", cluster)
 	}
 	d := time.Duration(rand.IntN(attempt)+1) * 3 * time.Millisecond
@@ -735,7 +750,7 @@ func (c *serviceController) refreshSnapshot(ctx context.Context, cp *clusterPass
 		return errs.Wrap(errs.Unavailable, ctx.Err(), "placement interrupted")
 	case <-time.After(d):
 	}
-	fresh, err := c.s.snapshot(ctx, cluster)
+	fresh, err := tasklife.ReadSnapshot(ctx, c.st, c.log, cluster, false)
 	if err != nil {
 		return err
 	}
@@ -750,28 +765,28 @@ func (c *serviceController) refreshSnapshot(ctx context.Context, cp *clusterPass
 // whole plan and commit. ok false means the commit lost a compare (plan
 // again on a fresh snapshot); ok true with no task placed means nothing
 // fits (failure says why).
-func (c *serviceController) placeBatch(ctx context.Context, cp *clusterPass, cluster, instanceID string, spec *taskSpec, remaining int) ([]string, *placement.Failure, bool, error) {
+func (c *controller) placeBatch(ctx context.Context, cp *clusterPass, cluster, instanceID string, spec *tasklife.Spec, remaining int) ([]string, *placement.Failure, bool, error) {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
-	p, failure, err := c.planBatch(cp.snap, cluster, instanceID, spec, remaining, c.s.now().UTC())
+	p, failure, err := c.planBatch(cp.snap, cluster, instanceID, spec, remaining, c.tasks.Now().UTC())
 	if err != nil {
 		return nil, nil, false, err
 	}
-	if len(p.tasks) == 0 {
+	if len(p.Tasks) == 0 {
 		return nil, failure, true, nil
 	}
-	ok, err := c.s.commitPlan(ctx, cp.snap, p)
+	ok, err := tasklife.CommitPlan(ctx, c.st, cp.snap, p)
 	if err != nil && errs.ReasonOf(err) != placement.Unplaceable {
 		return nil, nil, false, err
 	}
 	if !ok {
 		return nil, failure, false, nil
 	}
-	c.started.Add(int64(len(p.tasks)))
-	c.cfg.Observer.TasksPlaced(len(p.tasks))
-	ids := make([]string, len(p.tasks))
-	for i, t := range p.tasks {
-		ids[i] = t.rec.ID
+	c.started.Add(int64(len(p.Tasks)))
+	c.cfg.Observer.TasksPlaced(len(p.Tasks))
+	ids := make([]string, len(p.Tasks))
+	for i, t := range p.Tasks {
+		ids[i] = t.Rec.ID
 	}
 	return ids, failure, true, nil
 }
@@ -781,36 +796,36 @@ func (c *serviceController) placeBatch(ctx context.Context, cp *clusterPass, clu
 // An empty plan comes with the failure that explains it (none when the
 // instance is gone). It touches no store; placement's spread draws from
 // the controller's random source.
-func (c *serviceController) planBatch(snap *clusterSnapshot, cluster, instanceID string, spec *taskSpec, remaining int, now time.Time) (*plan, *placement.Failure, error) {
-	p := &plan{}
+func (c *controller) planBatch(snap *tasklife.Snapshot, cluster, instanceID string, spec *tasklife.Spec, remaining int, now time.Time) (*tasklife.Plan, *placement.Failure, error) {
+	p := &tasklife.Plan{}
 	if instanceID != "" {
-		v := snap.byID[instanceID]
+		v := snap.ByID[instanceID]
 		if v == nil {
 			return p, nil, nil
 		}
-		if err := placement.Check(v.placementInstance(), spec.req); err != nil {
-			if f, ok := failureOf(err); ok {
+		if err := placement.Check(v.PlacementInstance(), spec.Req); err != nil {
+			if f, ok := tasklife.FailureOf(err); ok {
 				return p, &f, nil
 			}
 			return nil, nil, err
 		}
-		p.tasks = append(p.tasks, placedTask{rec: c.s.newTask(cluster, spec, v, now), req: &spec.req})
+		p.Tasks = append(p.Tasks, tasklife.PlacedTask{Rec: c.tasks.NewTask(cluster, spec, v, now), Req: &spec.Req})
 		return p, nil, nil
 	}
-	insts := make([]placement.Instance, 0, len(snap.instances))
-	for _, v := range snap.instances {
-		if spec.inPool(v) { // asgplacement.go
-			insts = append(insts, v.placementInstance())
+	insts := make([]placement.Instance, 0, len(snap.Instances))
+	for _, v := range snap.Instances {
+		if spec.InPool(v) { // asgplacement.go
+			insts = append(insts, v.PlacementInstance())
 		}
 	}
 	var failure *placement.Failure
-	placements, failures := placement.Place(insts, spec.req, min(remaining, c.s.maxBatchTasks()), c.rng)
+	placements, failures := placement.Place(insts, spec.Req, min(remaining, tasklife.MaxBatchTasks(c.st)), c.rng)
 	if len(failures) > 0 {
-		f := spec.poolFailure(failures[0])
+		f := spec.PoolFailure(failures[0])
 		failure = &f
 	}
 	for _, pl := range placements {
-		p.tasks = append(p.tasks, placedTask{rec: c.s.newTask(cluster, spec, snap.byID[pl.InstanceID], now), req: &spec.req})
+		p.Tasks = append(p.Tasks, tasklife.PlacedTask{Rec: c.tasks.NewTask(cluster, spec, snap.ByID[pl.InstanceID], now), Req: &spec.Req})
 	}
 	return p, failure, nil
 }

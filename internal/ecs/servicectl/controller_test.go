@@ -1,4 +1,4 @@
-package ecs
+package servicectl
 
 import (
 	"encoding/json"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/berthdev/berth/internal/api/ecsapi"
 	"github.com/berthdev/berth/internal/deploy"
+	"github.com/berthdev/berth/internal/ecs/ecsstate"
 	"github.com/berthdev/berth/internal/store"
 )
 
@@ -41,15 +42,15 @@ func TestSoonest(t *testing.T) {
 
 func TestGroupServicesSkipsInactiveAndGroupsByCluster(t *testing.T) {
 	kv := func(cluster, name, status string, rev int64) store.KV {
-		b, _ := json.Marshal(serviceRecord{Name: name, Status: status})
-		return store.KV{Key: serviceKey(cluster, name), Value: b, ModRevision: rev}
+		b, _ := json.Marshal(ecsstate.ServiceRecord{Name: name, Status: status})
+		return store.KV{Key: ecsstate.ServiceKey(cluster, name), Value: b, ModRevision: rev}
 	}
 	order, by := groupServices([]store.KV{
 		kv("b", "web", deploy.ServiceActive, 5),
 		kv("a", "api", deploy.ServiceActive, 6),
 		kv("b", "old", deploy.ServiceInactive, 7),
 		kv("b", "drain", deploy.ServiceDraining, 8),
-		{Key: keyServices + "bad", Value: []byte("{}")},
+		{Key: ecsstate.KeyServices + "bad", Value: []byte("{}")},
 	})
 	if len(order) != 2 || order[0] != "b" || order[1] != "a" {
 		t.Fatalf("order = %v, want [b a]", order)
@@ -64,15 +65,15 @@ func TestGroupServicesSkipsInactiveAndGroupsByCluster(t *testing.T) {
 
 func TestApplyDecision(t *testing.T) {
 	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
-	decided := serviceRecord{Name: "web", Status: deploy.ServiceActive, DesiredCount: 2, SchedulingStrategy: deploy.Replica,
+	decided := ecsstate.ServiceRecord{Name: "web", Status: deploy.ServiceActive, DesiredCount: 2, SchedulingStrategy: deploy.Replica,
 		Deployments: []deploy.Deployment{{ID: "ecs-svc/1", DesiredCount: 2}}}
 	dec := func() deploy.Decision {
 		return deploy.Decision{ServiceStatus: deploy.ServiceActive, RunningCount: 2, PendingCount: 1, Steady: true,
 			Deployments: []deploy.Deployment{{ID: "ecs-svc/1", DesiredCount: 2, RunningCount: 2}}}
 	}
-	copyOf := func(r serviceRecord) serviceRecord {
+	copyOf := func(r ecsstate.ServiceRecord) ecsstate.ServiceRecord {
 		b, _ := json.Marshal(r)
-		var c serviceRecord
+		var c ecsstate.ServiceRecord
 		_ = json.Unmarshal(b, &c)
 		return c
 	}
@@ -125,15 +126,15 @@ func TestApplyDecision(t *testing.T) {
 }
 
 func TestServiceTaskInput(t *testing.T) {
-	r := serviceRecord{Name: "web", EnableECSManagedTags: true, Tags: []ecsapi.Tag{{Key: ptr("k"), Value: ptr("v")}},
+	r := ecsstate.ServiceRecord{Name: "web", EnableECSManagedTags: true, Tags: []ecsapi.Tag{{Key: ptr("k"), Value: ptr("v")}},
 		PropagateTags: string(ecsapi.PropagateTagsService)}
 	in := serviceTaskInput(&r, deploy.Start{TaskDefinition: "arn:td:1", DeploymentID: "ecs-svc/1", Count: 3})
-	if in.taskDefinition != "arn:td:1" || in.group != "service:web" || in.startedBy != "ecs-svc/1" || !in.managedTags || len(in.tags) != 1 {
+	if in.TaskDefinition != "arn:td:1" || in.Group != "service:web" || in.StartedBy != "ecs-svc/1" || !in.ManagedTags || len(in.Tags) != 1 {
 		t.Fatalf("input = %+v", in)
 	}
 	r.PropagateTags = string(ecsapi.PropagateTagsTaskDefinition)
 	in = serviceTaskInput(&r, deploy.Start{TaskDefinition: "arn:td:1", DeploymentID: "ecs-svc/1"})
-	if in.tags != nil || in.propagateTags == nil || *in.propagateTags != ecsapi.PropagateTagsTaskDefinition {
+	if in.Tags != nil || in.PropagateTags == nil || *in.PropagateTags != ecsapi.PropagateTagsTaskDefinition {
 		t.Fatalf("input = %+v", in)
 	}
 }
