@@ -134,6 +134,10 @@ type Runtime struct {
 
 	// starts holds a token per create or start in flight; nil: unbounded.
 	starts chan struct{}
+
+	// pauseStartHook, when set (tests), runs before a pause container's
+	// start; an error fails the start.
+	pauseStartHook func(ctx context.Context, id string) error
 }
 
 // New returns a Runtime. It does not contact Docker.
