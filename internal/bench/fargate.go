@@ -128,7 +128,7 @@ func Fargate(ctx context.Context, cfg FargateConfig) (res FargateResult, err err
 		}
 		cli = append(cli, d)
 		removeLabelled(ctx, env.dc, baseLabel)
-		removeLabelled(ctx, env.dc, instance)
+		removeLabelled(ctx, env.dc, instance, dockerdriver.LabelTaskARN) // the tasks' containers, not the agent's pause pool
 	}
 	res.FargateP50, res.FargateP99 = store.Percentile(fg, 50), store.Percentile(fg, 99)
 	res.CLIP50, res.CLIP99 = store.Percentile(cli, 50), store.Percentile(cli, 99)

@@ -494,6 +494,14 @@ func (r *runner) provision(ctx context.Context) error {
 		// The task's ports are the network namespace's.
 		cd.PortMappings = append(cd.PortMappings, c.def.PortMappings...)
 	}
+	if r.pausePoolFits() {
+		if p, ok := r.rt.takePause(); ok {
+			r.pause = &ctr{name: PauseContainerName, id: p.id, known: CRunning}
+			r.applyPauseInfo(p.info)
+			r.log.Debug("took a pool network namespace container", "id", p.id)
+			return nil
+		}
+	}
 	r.scPauseDef(&cd)
 	bridgeTask := r.task
 	bridgeTask.NetworkMode = ecsapi.NetworkModeBridge
@@ -577,6 +585,7 @@ func (r *runner) create(ctx context.Context, c *ctr) error {
 	}
 	if r.pause != nil {
 		opts.NetworkContainer = r.pause.id
+		opts.Labels[LabelNetworkContainer] = r.pause.id // Adopt finds the namespace by it
 	} else {
 		opts.DNS = r.rt.taskDNS(ctx, r.mode)
 	}

@@ -144,3 +144,165 @@ func attachmentDetail(att ecsapi.Attachment, name string) string {
 	}
 	return ""
 }
+
+func withPool(c *Config) { c.PausePool = 1 }
+
+// poolContainers lists the ready pool containers of a harness's instance.
+func poolContainers(t *testing.T, h *harness) map[string]dockerdriver.ContainerSummary {
+	t.Helper()
+	cs, err := h.d.ListContainers(context.Background(), dockerdriver.ListOptions{All: true,
+		Labels: map[string]string{LabelPausePool: "true", dockerdriver.LabelInstance: h.rt.cfg.InstanceARN}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]dockerdriver.ContainerSummary{}
+	for _, c := range cs {
+		out[c.ID] = c
+	}
+	return out
+}
+
+func waitPool(t *testing.T, h *harness, n int, without string) map[string]dockerdriver.ContainerSummary {
+	t.Helper()
+	deadline := time.Now().Add(40 * time.Second)
+	for {
+		h.rt.pool.mu.Lock()
+		ready := len(h.rt.pool.ready)
+		h.rt.pool.mu.Unlock()
+		pc := poolContainers(t, h)
+		if _, still := pc[without]; ready >= n && (without == "" || still) {
+			return pc
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pause pool: %d ready, containers %v", ready, pc)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A Fargate task takes a started pool container as its namespace (its
+// address is the pool container's), the pool is refilled, the task's
+// stop removes the namespace, and a task with Service Connect or of the
+// EC2 launch type never takes one.
+func TestPausePoolTask(t *testing.T) {
+	t.Parallel()
+	d := needDocker(t)
+	h := newHarness(t, d, randHex(6), nil, withPool)
+	ready := waitPool(t, h, 1, "")
+	var poolID string
+	for id := range ready {
+		poolID = id
+	}
+	info, err := d.InspectContainer(context.Background(), poolID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	poolIP := info.Networks[h.rt.cfg.AwsvpcNetwork].IPAddress
+
+	ec2 := assignment(ecsapi.NetworkModeAwsvpc, cdef("app", "term:0", "sleep:1h"))
+	rec0 := &recorder{}
+	r0 := h.rt.NewRunner(ec2, rec0.report)
+	r0.Update(ec2)
+	tr0 := rec0.waitStatus(t, 40*time.Second, "RUNNING")
+	if attachmentDetail(tr0.Attachments[0], "privateIPv4Address") == poolIP {
+		t.Errorf("an EC2 awsvpc task took the Fargate pause pool's container")
+	}
+
+	a := fargateAssignment(cdef("app", "term:0", "sleep:1h"))
+	rec := &recorder{}
+	r := h.rt.NewRunner(a, rec.report)
+	r.Update(a)
+	tr := rec.waitStatus(t, 40*time.Second, "RUNNING")
+	if got := attachmentDetail(tr.Attachments[0], "privateIPv4Address"); got != poolIP {
+		t.Errorf("task address %s, want the pool container's %s", got, poolIP)
+	}
+	app, err := d.InspectContainer(context.Background(), container(tr, "app").RuntimeID)
+	if err != nil || app.Labels[LabelNetworkContainer] != poolID {
+		t.Errorf("app labels %v (err %v), want %s=%s", app.Labels, err, LabelNetworkContainer, poolID)
+	}
+	refill := waitPool(t, h, 1, "")
+	if _, ok := refill[poolID]; ok && len(refill) < 2 {
+		t.Errorf("pool not refilled: %v", refill)
+	}
+	for _, x := range []struct {
+		r interface {
+			Update(agentapi.Assignment)
+			Done() <-chan struct{}
+		}
+		a   agentapi.Assignment
+		rec *recorder
+	}{{r, a, rec}, {r0, ec2, rec0}} {
+		x.r.Update(stopped(x.a))
+		select {
+		case <-x.r.Done():
+		case <-time.After(30 * time.Second):
+			t.Fatalf("not stopped; last %+v", x.rec.last())
+		}
+	}
+	if _, err := d.InspectContainer(context.Background(), poolID); err == nil {
+		t.Errorf("the task's namespace (pool container %s) is still there after its stop", poolID)
+	}
+	h.stop()
+}
+
+// An agent that stops while a task runs in a pool container's namespace
+// re-attaches to it (the namespace is found through the task's container,
+// the pool does not take it back), and the stop removes it.
+func TestPausePoolAdopt(t *testing.T) {
+	t.Parallel()
+	d := needDocker(t)
+	inst := randHex(6)
+	h1 := newHarness(t, d, inst, nil, withPool)
+	waitPool(t, h1, 1, "")
+	a := fargateAssignment(cdef("app", "term:0", "sleep:1h"))
+	rec := &recorder{}
+	r := h1.rt.NewRunner(a, rec.report)
+	r.Update(a)
+	tr := rec.waitStatus(t, 40*time.Second, "RUNNING")
+	appID := container(tr, "app").RuntimeID
+	ip := attachmentDetail(tr.Attachments[0], "privateIPv4Address")
+	app, err := d.InspectContainer(context.Background(), appID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nsID := app.Labels[LabelNetworkContainer]
+	h1.stop()
+
+	rec2 := &recorder{}
+	h2 := newHarness(t, d, inst, nil, withPool, func(c *Config) { c.Report = rec2.report })
+	adopted, err := h2.rt.Adopt(context.Background(), inst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := waitPool(t, h2, 1, "")
+	h2.rt.pool.mu.Lock()
+	for _, p := range h2.rt.pool.ready {
+		if p.id == nsID {
+			t.Errorf("the pool took back the namespace of a running task")
+		}
+	}
+	h2.rt.pool.mu.Unlock()
+	r2 := adopted[a.TaskArn]
+	if r2 == nil {
+		t.Fatalf("adopted %v", adopted)
+	}
+	a.Version = 2
+	r2.Update(a)
+	tr = rec2.waitStatus(t, 40*time.Second, "RUNNING")
+	if container(tr, "app").RuntimeID != appID || len(tr.Attachments) != 1 || attachmentDetail(tr.Attachments[0], "privateIPv4Address") != ip {
+		t.Errorf("re-attached report %+v (want app %s at %s)", tr, appID, ip)
+	}
+	r2.Update(stopped(a))
+	select {
+	case <-r2.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("not stopped; last %+v", rec2.last())
+	}
+	if _, err := d.InspectContainer(context.Background(), nsID); err == nil {
+		t.Errorf("the task's namespace %s is still there after its stop", nsID)
+	}
+	if len(ready) == 0 {
+		t.Errorf("no pool container on the new agent")
+	}
+	h2.stop()
+}
