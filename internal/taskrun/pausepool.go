@@ -27,7 +27,8 @@ import (
 // them. At start the pool takes back every running pool container of this
 // instance that no container references (one claimed by a task whose
 // container was never created, when the agent stopped in between) and
-// removes those that are not running.
+// removes those that are not running. An agent that stops normally
+// removes its ready pool containers.
 
 const (
 	// LabelPausePool marks a pause container made ahead of any task.
@@ -116,6 +117,7 @@ func (rt *Runtime) runPausePool(ctx context.Context) {
 	if rt.cfg.PausePool <= 0 {
 		return
 	}
+	defer rt.emptyPool()
 	if err := rt.reclaimPool(ctx); err != nil && ctx.Err() == nil {
 		rt.log.Warn("pause pool: look for pool containers of a previous agent", "err", err)
 	}
@@ -159,6 +161,23 @@ func (rt *Runtime) runPausePool(ctx context.Context) {
 			rt.pool.mu.Lock()
 			rt.pool.ready = append(rt.pool.ready, p)
 			rt.pool.mu.Unlock()
+		}
+	}
+}
+
+// emptyPool removes the ready pool containers when the agent stops (a
+// task's, taken, stays with its task). After a crash the next agent takes
+// them back instead (reclaimPool).
+func (rt *Runtime) emptyPool() {
+	rt.pool.mu.Lock()
+	ready := rt.pool.ready
+	rt.pool.ready = nil
+	rt.pool.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, p := range ready {
+		if err := rt.d.RemoveContainer(ctx, p.id, dockerdriver.RemoveOptions{Force: true}); err != nil && !errs.Is(err, errs.NotFound) {
+			rt.log.Warn("pause pool: remove a pool container at shutdown", "id", p.id, "err", err)
 		}
 	}
 }
