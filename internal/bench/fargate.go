@@ -11,8 +11,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
+	"github.com/moby/moby/client"
+
 	"github.com/berthdev/berth/internal/dockerdriver"
 	"github.com/berthdev/berth/internal/store"
+	"github.com/berthdev/berth/internal/taskrun"
 )
 
 // FargateConfig shapes the Fargate start-time benchmark (issue 15, item
@@ -122,6 +125,9 @@ func Fargate(ctx context.Context, cfg FargateConfig) (res FargateResult, err err
 			samples = append(samples, m)
 			orders = append(orders, append(append([]string{"api"}, ts.order...), "report"))
 		}
+		// The agent refills its pause pool after a task took one: let it
+		// finish, so that it does not run beside the `docker run`.
+		waitPool(ctx, env.dc, ag.State().ContainerInstanceArn)
 		d, err := cliOne(ctx, tcfg)
 		if err != nil {
 			return res, err
@@ -178,5 +184,20 @@ func (r FargateResult) Report(w io.Writer) {
 		for _, s := range r.Steps {
 			fmt.Fprintf(w, "    %-22s %9s  (%d samples)\n", s.Step, ms(s.P50), s.N)
 		}
+	}
+}
+
+// waitPool waits (up to 10 s) until the agent of instance has its pause
+// pool full again: taskrun.DefaultPausePool running pool containers
+// (a task's taken one is removed at its stop).
+func waitPool(ctx context.Context, dc *client.Client, instance string) {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		l, err := dc.ContainerList(ctx, client.ContainerListOptions{Filters: client.Filters{}.Add("label",
+			taskrun.LabelPausePool+"=true", dockerdriver.LabelInstance+"="+instance).Add("status", "running")})
+		if err == nil && len(l.Items) >= taskrun.DefaultPausePool {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
