@@ -11,8 +11,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
+	"github.com/moby/moby/client"
+
 	"github.com/berthdev/berth/internal/dockerdriver"
 	"github.com/berthdev/berth/internal/store"
+	"github.com/berthdev/berth/internal/taskrun"
 )
 
 // FargateConfig shapes the Fargate start-time benchmark (issue 15, item
@@ -37,6 +40,12 @@ type FargateResult struct {
 	FargateP50           time.Duration // RunTask FARGATE → DescribeTasks says RUNNING
 	FargateP99           time.Duration
 	CLIP50, CLIP99       time.Duration // wall time of `docker run -d`
+	// Steps are the medians of where a task's start went: "api" (the
+	// RunTask call), the runner's own steps in order (taskrun's debug
+	// "task start steps": "assignment" is from the task's creation to the
+	// agent's runner having it), and "report" (from the runner's RUNNING
+	// to DescribeTasks answering RUNNING, polled every 20 ms).
+	Steps []StepTime
 }
 
 // Fargate starts an in-process Berth and one agent offering Fargate
@@ -62,6 +71,8 @@ func Fargate(ctx context.Context, cfg FargateConfig) (res FargateResult, err err
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	steps := newStartSteps(log.Handler())
+	log = slog.New(steps)
 	res.Image, res.Singles = cfg.Image, cfg.Singles
 	env, err := startDockerEnv(ctx, cfg.Image, "fargate", log)
 	if err != nil {
@@ -98,45 +109,68 @@ func Fargate(ctx context.Context, cfg FargateConfig) (res FargateResult, err err
 	}
 	removeLabelled(ctx, env.dc, baseLabel)
 	var fg, cli []time.Duration
+	var samples []map[string]time.Duration
+	var orders [][]string
 	for i := range cfg.Singles {
-		d, err := fargateOne(ctx, c)
+		s, err := fargateOne(ctx, c)
 		if err != nil {
 			return res, fmt.Errorf("task %d: %w", i, err)
 		}
-		fg = append(fg, d)
-		if d, err = cliOne(ctx, tcfg); err != nil {
+		fg = append(fg, s.running.Sub(s.start))
+		if ts, ok := steps.get(s.arn); ok {
+			m := map[string]time.Duration{"api": s.answered.Sub(s.start), "report": s.running.Sub(ts.running)}
+			for k, v := range ts.steps {
+				m[k] = v
+			}
+			samples = append(samples, m)
+			orders = append(orders, append(append([]string{"api"}, ts.order...), "report"))
+		}
+		// The agent refills its pause pool after a task took one: let it
+		// finish, so that it does not run beside the `docker run`.
+		waitPool(ctx, env.dc, ag.State().ContainerInstanceArn)
+		d, err := cliOne(ctx, tcfg)
+		if err != nil {
 			return res, err
 		}
 		cli = append(cli, d)
 		removeLabelled(ctx, env.dc, baseLabel)
-		removeLabelled(ctx, env.dc, instance)
+		removeLabelled(ctx, env.dc, instance, dockerdriver.LabelTaskARN) // the tasks' containers, not the agent's pause pool
 	}
 	res.FargateP50, res.FargateP99 = store.Percentile(fg, 50), store.Percentile(fg, 99)
 	res.CLIP50, res.CLIP99 = store.Percentile(cli, 50), store.Percentile(cli, 99)
+	res.Steps = medians(samples, orders)
 	return res, nil
+}
+
+// fargateSample is one timed task: when RunTask was called and answered,
+// and when DescribeTasks first said RUNNING.
+type fargateSample struct {
+	arn                      string
+	start, answered, running time.Time
 }
 
 // fargateOne runs one FARGATE task and times it until RUNNING; then stops
 // it and waits for STOPPED (not timed).
-func fargateOne(ctx context.Context, c *ecs.Client) (time.Duration, error) {
-	start := time.Now()
+func fargateOne(ctx context.Context, c *ecs.Client) (s fargateSample, err error) {
+	s.start = time.Now()
 	r, err := c.RunTask(ctx, &ecs.RunTaskInput{TaskDefinition: aws.String("bench-fargate"), LaunchType: types.LaunchTypeFargate,
 		NetworkConfiguration: &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{Subnets: []string{"subnet-bench"}}}})
 	if err != nil {
-		return 0, err
+		return s, err
 	}
+	s.answered = time.Now()
 	if len(r.Tasks) != 1 {
-		return 0, fmt.Errorf("RunTask failures: %s", failures(r.Failures))
+		return s, fmt.Errorf("RunTask failures: %s", failures(r.Failures))
 	}
-	arn := aws.ToString(r.Tasks[0].TaskArn)
-	if err := pollTasks(ctx, c, []string{arn}, 20*time.Millisecond, time.Minute, "RUNNING"); err != nil {
-		return 0, err
+	s.arn = aws.ToString(r.Tasks[0].TaskArn)
+	if err := pollTasks(ctx, c, []string{s.arn}, 20*time.Millisecond, time.Minute, "RUNNING"); err != nil {
+		return s, err
 	}
-	d := time.Since(start)
-	if _, err := c.StopTask(ctx, &ecs.StopTaskInput{Task: aws.String(arn)}); err != nil {
-		return 0, err
+	s.running = time.Now()
+	if _, err := c.StopTask(ctx, &ecs.StopTaskInput{Task: aws.String(s.arn)}); err != nil {
+		return s, err
 	}
-	return d, pollTasks(ctx, c, []string{arn}, 20*time.Millisecond, time.Minute, "STOPPED")
+	return s, pollTasks(ctx, c, []string{s.arn}, 20*time.Millisecond, time.Minute, "STOPPED")
 }
 
 // Report writes the result.
@@ -145,4 +179,25 @@ func (r FargateResult) Report(w io.Writer) {
 	fmt.Fprintf(w, "  RunTask FARGATE -> RUNNING (DescribeTasks) p50 %9s  p99 %9s\n", ms(r.FargateP50), ms(r.FargateP99))
 	fmt.Fprintf(w, "  docker run -d (CLI wall time)            p50 %9s  p99 %9s\n", ms(r.CLIP50), ms(r.CLIP99))
 	fmt.Fprintf(w, "  ratio Fargate/docker run: p50 %.2fx p99 %.2fx (goal p50 <= 1.3x)\n", ratio(r.FargateP50, r.CLIP50), ratio(r.FargateP99, r.CLIP99))
+	if len(r.Steps) > 0 {
+		fmt.Fprintf(w, "  where a Fargate task's start went (p50 of each step; steps overlap nothing unless named so):\n")
+		for _, s := range r.Steps {
+			fmt.Fprintf(w, "    %-22s %9s  (%d samples)\n", s.Step, ms(s.P50), s.N)
+		}
+	}
+}
+
+// waitPool waits (up to 10 s) until the agent of instance has its pause
+// pool full again: taskrun.DefaultPausePool running pool containers
+// (a task's taken one is removed at its stop).
+func waitPool(ctx context.Context, dc *client.Client, instance string) {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		l, err := dc.ContainerList(ctx, client.ContainerListOptions{Filters: client.Filters{}.Add("label",
+			taskrun.LabelPausePool+"=true", dockerdriver.LabelInstance+"="+instance).Add("status", "running")})
+		if err == nil && len(l.Items) >= taskrun.DefaultPausePool {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -481,8 +481,8 @@ func swarmMany(ctx context.Context, cfg TasksConfig, n int) (d time.Duration, cr
 }
 
 // removeLabelled force-removes every container with the label k=v.
-func removeLabelled(ctx context.Context, dc *client.Client, label string) {
-	l, err := dc.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", label)})
+func removeLabelled(ctx context.Context, dc *client.Client, label string, more ...string) {
+	l, err := dc.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", append([]string{label}, more...)...)})
 	if err != nil {
 		return
 	}

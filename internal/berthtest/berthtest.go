@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -212,9 +213,18 @@ func startProcess(t testing.TB, addr, mode, dataDir string, env []string, args .
 	}()
 	p := &Process{Server: &Server{Endpoint: "http://" + addr, Region: daemon.DefaultRegion, DataDir: dataDir}, Cmd: cmd, Output: out, exited: exited}
 	t.Cleanup(func() {
+		// SIGTERM first, as a user stops it: the agent then removes what it
+		// keeps only for itself (its ready pause pool containers); SIGKILL
+		// if it has not exited within 10 s.
 		select {
 		case <-exited:
+			return
 		default:
+		}
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
 			cmd.Process.Kill()
 			<-exited
 		}

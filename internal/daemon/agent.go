@@ -278,6 +278,7 @@ func StartAgent(ctx context.Context, cfg AgentConfig) (_ *Agent, err error) {
 		Logs:                logs,
 		AvailabilityZone:    cfg.AvailabilityZone,
 		FargateRuntime:      fargateRuntime,
+		PausePool:           pausePool(cfg.Fargate),
 		DNS:                 cfg.TaskDNS,
 		ServiceConnect: &taskrun.ServiceConnectConfig{Version: cfg.Version,
 			Directory: taskrun.NewDirectoryHub(scClient.ServiceConnect, log.With("component", "serviceconnect"))},
@@ -440,4 +441,14 @@ func (a *Agent) Close() error {
 		a.driver.Close()
 	})
 	return a.runErr
+}
+
+// pausePool is how many network namespace containers an agent keeps
+// started ahead of Fargate tasks: taskrun.DefaultPausePool on a Fargate
+// host, none otherwise (docs/fargate.md, "Start time").
+func pausePool(fargate bool) int {
+	if fargate {
+		return taskrun.DefaultPausePool
+	}
+	return 0
 }

@@ -87,13 +87,17 @@ type harness struct {
 	stop context.CancelFunc
 }
 
-func newHarness(t *testing.T, d *dockerdriver.Driver, inst string, md *metadata.Server) *harness {
+func newHarness(t *testing.T, d *dockerdriver.Driver, inst string, md *metadata.Server, opts ...func(*Config)) *harness {
 	t.Helper()
-	rt, err := New(Config{Driver: d, InstanceID: inst, InstanceARN: "arn:aws:ecs:us-east-1:000000000000:container-instance/test/" + inst,
+	cfg := Config{Driver: d, InstanceID: inst, InstanceARN: "arn:aws:ecs:us-east-1:000000000000:container-instance/test/" + inst,
 		ClusterARN: "arn:aws:ecs:us-east-1:000000000000:cluster/test", PullBehavior: dockerdriver.PullPreferCached,
 		DefaultStopTimeout: 2 * time.Second, ContainerStartTimeout: 20 * time.Second, PollInterval: 200 * time.Millisecond,
 		Metadata: md, Labels: map[string]string{testLabel: "1"}, CleanupWait: time.Hour,
-		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	rt, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,32 +76,35 @@ type runner struct {
 	exited  chan struct{}
 
 	// Owned by the goroutine.
-	adopted     []adoptedContainer
-	a           agentapi.Assignment
-	haveDef     bool
-	task        dockerdriver.TaskInfo
-	mode        string
-	known       string
-	stopping    bool
-	stopCode    string
-	stopReason  string
-	failure     string
-	cs          []*ctr
-	pause       *ctr
-	attachment  *ecsapi.Attachment
-	pullStart   *time.Time
-	pullStop    *time.Time
-	startedAt   *time.Time
-	execStop    *time.Time
-	stoppedAt   *time.Time
-	last        *agentapi.TaskReport
-	logsDrained bool
-	doneOnce    sync.Once
+	adopted      []adoptedContainer
+	a            agentapi.Assignment
+	haveDef      bool
+	task         dockerdriver.TaskInfo
+	mode         string
+	known        string
+	stopping     bool
+	stopCode     string
+	stopReason   string
+	failure      string
+	cs           []*ctr
+	pause        *ctr
+	attachment   *ecsapi.Attachment
+	pullStart    *time.Time
+	pullStop     *time.Time
+	startedAt    *time.Time
+	execStop     *time.Time
+	stoppedAt    *time.Time
+	last         *agentapi.TaskReport
+	logsDrained  bool
+	doneOnce     sync.Once
+	pauseUp      chan pauseResult // the pause container's start under way (startpath.go)
+	clock        stepClock        // the start's step timings
+	pauseChecked bool             // a re-attached pause container's state was looked at
 }
 
 func newRunner(rt *Runtime, arn string, report func(agentapi.TaskReport)) *runner {
 	return &runner{rt: rt, arn: arn, report: report, log: rt.log.With("task", arn), wake: make(chan struct{}, 1),
-		done: make(chan struct{}), exited: make(chan struct{}), known: tProvisioning}
+		done: make(chan struct{}), exited: make(chan struct{}), known: tProvisioning, clock: stepClock{last: time.Now()}}
 }
 
 // Update hands the runner a new assignment of its task; it never blocks.
@@ -165,6 +168,12 @@ func (r *runner) absorb(ctx context.Context) {
 	if p.TaskDefinition != nil && !r.haveDef {
 		r.a = *p
 		r.haveDef = true
+		if len(r.adopted) > 0 || p.CreatedAt.IsZero() {
+			r.clock.done = true // not a start to time
+		} else {
+			r.clock.add("assignment", r.clock.last.Sub(p.CreatedAt))
+			r.clock.mark("runner-queue")
+		}
 		r.build(ctx)
 	} else {
 		def := r.a.TaskDefinition
@@ -309,8 +318,15 @@ func (r *runner) setKnown(s string) {
 	}
 }
 
-// advance moves the task toward RUNNING.
-func (r *runner) advance(ctx context.Context, now time.Time) error {
+// advance moves the task toward RUNNING. A pause container's start begun
+// by provision is joined before any container starts and before advance
+// returns.
+func (r *runner) advance(ctx context.Context, now time.Time) (err error) {
+	defer func() {
+		if jerr := r.joinPause(ctx); err == nil {
+			err = jerr
+		}
+	}()
 	if r.known == tProvisioning {
 		r.setKnown(tPending)
 		t := now
@@ -325,6 +341,7 @@ func (r *runner) advance(ctx context.Context, now time.Time) error {
 		}
 		t2 := time.Now().UTC()
 		r.pullStop = &t2
+		r.clock.mark("image")
 		if r.failure != "" {
 			return nil
 		}
@@ -337,6 +354,9 @@ func (r *runner) advance(ctx context.Context, now time.Time) error {
 			r.failure = errs.MessageOf(err)
 			return nil
 		}
+		r.clock.mark("provision")
+	} else {
+		r.startAdoptedPause(ctx)
 	}
 	views := r.viewMap()
 	for _, c := range r.cs {
@@ -350,12 +370,20 @@ func (r *runner) advance(ctx context.Context, now time.Time) error {
 			if err := r.create(ctx, c); err != nil {
 				return err
 			}
+			r.clock.mark("create:" + c.name)
 			if c.known == CCreated {
+				if err := r.joinPause(ctx); err != nil || r.failure != "" {
+					return err
+				}
 				if err := r.start(ctx, c); err != nil {
 					return err
 				}
+				r.clock.mark("start:" + c.name)
 			}
 		case Start:
+			if err := r.joinPause(ctx); err != nil || r.failure != "" {
+				return err
+			}
 			if err := r.start(ctx, c); err != nil {
 				return err
 			}
@@ -378,6 +406,7 @@ func (r *runner) advance(ctx context.Context, now time.Time) error {
 		r.startedAt = &latest
 		r.setKnown(tRunning)
 		r.log.Info("task running")
+		r.logStartSteps(ctx)
 	}
 	return nil
 }
@@ -465,6 +494,14 @@ func (r *runner) provision(ctx context.Context) error {
 		// The task's ports are the network namespace's.
 		cd.PortMappings = append(cd.PortMappings, c.def.PortMappings...)
 	}
+	if r.pausePoolFits() {
+		if p, ok := r.rt.takePause(); ok {
+			r.pause = &ctr{name: PauseContainerName, id: p.id, known: CRunning}
+			r.applyPauseInfo(p.info)
+			r.log.Debug("took a pool network namespace container", "id", p.id)
+			return nil
+		}
+	}
 	r.scPauseDef(&cd)
 	bridgeTask := r.task
 	bridgeTask.NetworkMode = ecsapi.NetworkModeBridge
@@ -488,8 +525,8 @@ func (r *runner) provision(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer release()
 	id, err := r.rt.d.CreateContainer(ctx, name, cfg, host, netCfg)
+	release()
 	if errs.Is(err, errs.AlreadyExists) {
 		var info dockerdriver.ContainerInfo
 		info, err = r.rt.d.InspectContainer(ctx, name)
@@ -499,14 +536,8 @@ func (r *runner) provision(ctx context.Context) error {
 		return err
 	}
 	r.pause = &ctr{name: PauseContainerName, id: id, known: CCreated}
-	if err := r.rt.d.StartContainer(ctx, id); err != nil {
-		return err
-	}
-	r.pause.known = CRunning
-	if err := r.inspectPause(ctx); err != nil {
-		return err
-	}
-	return r.scRedirect(ctx)
+	r.startPauseAsync(ctx) // joined before a container starts (joinPause)
+	return nil
 }
 
 func (r *runner) inspectPause(ctx context.Context) error {
@@ -514,10 +545,17 @@ func (r *runner) inspectPause(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r.applyPauseInfo(info)
+	return nil
+}
+
+// applyPauseInfo takes the pause container's inspection: the task's
+// address and its ENI attachment.
+func (r *runner) applyPauseInfo(info dockerdriver.ContainerInfo) {
 	r.pause.info = info
 	if r.mode != "awsvpc" { // bridge with Service Connect
 		r.pause.ip = info.Networks["bridge"].IPAddress
-		return nil
+		return
 	}
 	ep := info.Networks[r.rt.cfg.AwsvpcNetwork]
 	r.pause.ip = ep.IPAddress
@@ -529,7 +567,6 @@ func (r *runner) inspectPause(ctx context.Context) error {
 		Details: []ecsapi.KeyValuePair{kv("subnetId", "berth-local"), kv("networkInterfaceId", "eni-"+h[:17]),
 			kv("macAddress", ep.MacAddress), kv("privateDnsName", "ip-"+strings.ReplaceAll(ep.IPAddress, ".", "-")),
 			kv("privateIPv4Address", ep.IPAddress)}}
-	return nil
 }
 
 func (r *runner) create(ctx context.Context, c *ctr) error {
@@ -548,6 +585,7 @@ func (r *runner) create(ctx context.Context, c *ctr) error {
 	}
 	if r.pause != nil {
 		opts.NetworkContainer = r.pause.id
+		opts.Labels[LabelNetworkContainer] = r.pause.id // Adopt finds the namespace by it
 	} else {
 		opts.DNS = r.rt.taskDNS(ctx, r.mode)
 	}

@@ -91,6 +91,11 @@ type Config struct {
 	// on a small host gets through them sooner a few at a time than all
 	// at once (docs/benchmarks.md, "Tasks on Docker").
 	MaxConcurrentStarts int
+	// PausePool is how many network namespace (pause) containers are kept
+	// started ahead of Fargate tasks (0: none); a Fargate awsvpc task
+	// without Service Connect takes one instead of starting its own
+	// (pausepool.go, docs/fargate.md "Start time").
+	PausePool int
 	// Labels are added to every container (tests mark theirs).
 	Labels map[string]string
 	// Logs ships the output of awslogs containers to CloudWatch Logs
@@ -134,6 +139,12 @@ type Runtime struct {
 
 	// starts holds a token per create or start in flight; nil: unbounded.
 	starts chan struct{}
+
+	pool pausePool // pausepool.go
+
+	// pauseStartHook, when set (tests), runs before a pause container's
+	// start; an error fails the start.
+	pauseStartHook func(ctx context.Context, id string) error
 }
 
 // New returns a Runtime. It does not contact Docker.
@@ -176,6 +187,7 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	rt := &Runtime{cfg: cfg, d: cfg.Driver, log: cfg.Log, ctx: ctx, cancel: cancel, runners: map[string]*runner{}}
+	rt.pool.kick = make(chan struct{}, 1)
 	if cfg.MaxConcurrentStarts > 0 {
 		rt.starts = make(chan struct{}, cfg.MaxConcurrentStarts)
 	}
@@ -272,9 +284,19 @@ func (rt *Runtime) Adopt(ctx context.Context, instanceID string) (map[string]age
 			report = func(agentapi.TaskReport) {}
 		}
 		r := newRunner(rt, arn, report)
+		hasPause, netContainer := false, ""
 		for _, c := range list {
-			r.adopted = append(r.adopted, adoptedContainer{name: c.Labels[dockerdriver.LabelContainerName], id: c.ID,
-				token: c.Labels[LabelMetadataToken]})
+			name := c.Labels[dockerdriver.LabelContainerName]
+			hasPause = hasPause || name == PauseContainerName
+			if id := c.Labels[LabelNetworkContainer]; id != "" {
+				netContainer = id
+			}
+			r.adopted = append(r.adopted, adoptedContainer{name: name, id: c.ID, token: c.Labels[LabelMetadataToken]})
+		}
+		if !hasPause && netContainer != "" {
+			// The task took a pool container (pausepool.go): it carries
+			// no task label; its containers name it.
+			r.adopted = append(r.adopted, adoptedContainer{name: PauseContainerName, id: netContainer})
 		}
 		rt.runners[arn] = r
 		rt.startLocked(r)
@@ -289,6 +311,9 @@ func (rt *Runtime) Adopt(ctx context.Context, instanceID string) (map[string]age
 // restarted) it reconnects from the last event's time and wakes every
 // runner, which re-inspects its containers.
 func (rt *Runtime) Run(ctx context.Context) error {
+	poolDone := make(chan struct{})
+	go func() { defer close(poolDone); rt.runPausePool(ctx) }()
+	defer func() { <-poolDone }()
 	var since time.Time
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
@@ -301,6 +326,9 @@ func (rt *Runtime) Run(ctx context.Context) error {
 			got = true
 			if ev.Time.After(since) {
 				since = ev.Time
+			}
+			if ev.Attributes[LabelPausePool] == "true" && ev.Action == dockerdriver.EventDie {
+				rt.dropPause(ev.ContainerID)
 			}
 			rt.mu.Lock()
 			r := rt.runners[ev.Attributes[dockerdriver.LabelTaskARN]]
