@@ -495,7 +495,18 @@ func (r *runner) provision(ctx context.Context) error {
 		cd.PortMappings = append(cd.PortMappings, c.def.PortMappings...)
 	}
 	if r.pausePoolFits() {
-		if p, ok := r.rt.takePause(); ok {
+		for {
+			p, ok := r.rt.takePause()
+			if !ok {
+				break
+			}
+			// The pool learns of a dead container from Docker's events; a
+			// dropped event stream must not hand one out (a few ms).
+			if info, err := r.rt.d.InspectContainer(ctx, p.id); err != nil || !info.Running {
+				r.log.Warn("a pool network namespace container is not running; removing it", "id", p.id, "err", err)
+				_ = r.rt.d.RemoveContainer(ctx, p.id, dockerdriver.RemoveOptions{Force: true})
+				continue
+			}
 			r.pause = &ctr{name: PauseContainerName, id: p.id, known: CRunning}
 			r.applyPauseInfo(p.info)
 			r.log.Debug("took a pool network namespace container", "id", p.id)

@@ -306,3 +306,32 @@ func TestPausePoolAdopt(t *testing.T) {
 	}
 	h2.stop()
 }
+
+// A pool entry whose container is gone (Docker's event about it was lost)
+// is not handed out: the task takes the next one or starts its own.
+func TestPausePoolSkipsDeadContainer(t *testing.T) {
+	t.Parallel()
+	d := needDocker(t)
+	h := newHarness(t, d, randHex(6), nil, withPool)
+	waitPool(t, h, 1, "")
+	const gone = "0000000000000000000000000000000000000000000000000000000000000000"
+	h.rt.pool.mu.Lock()
+	h.rt.pool.ready = append([]pooledPause{{id: gone}}, h.rt.pool.ready...)
+	h.rt.pool.mu.Unlock()
+	a := fargateAssignment(cdef("app", "term:0", "sleep:1h"))
+	rec := &recorder{}
+	r := h.rt.NewRunner(a, rec.report)
+	r.Update(a)
+	tr := rec.waitStatus(t, 40*time.Second, "RUNNING")
+	app, err := d.InspectContainer(context.Background(), container(tr, "app").RuntimeID)
+	if err != nil || app.Labels[LabelNetworkContainer] == gone || attachmentDetail(tr.Attachments[0], "privateIPv4Address") == "" {
+		t.Fatalf("app labels %v (err %v), attachment %+v", app.Labels, err, tr.Attachments)
+	}
+	r.Update(stopped(a))
+	select {
+	case <-r.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("not stopped; last %+v", rec.last())
+	}
+	h.stop()
+}
