@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
+	"github.com/berthdev/berth/internal/agent"
 	"github.com/berthdev/berth/internal/daemon"
 	"github.com/berthdev/berth/internal/iam"
 	"github.com/berthdev/berth/internal/testimage"
@@ -218,15 +219,25 @@ func startProcess(t testing.TB, addr, mode, dataDir string, env []string, args .
 		// if it has not exited within 10 s.
 		select {
 		case <-exited:
-			return
 		default:
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(10 * time.Second):
+				cmd.Process.Kill()
+				<-exited
+			}
 		}
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
+		// Then the containers its agent ran. A test's own cleanup that
+		// removes them runs before this one (cleanups run last first),
+		// while the server still replaces service tasks: those would stay.
+		if mode == "up" || mode == "agent" {
+			for _, dir := range []string{filepath.Join(dataDir, "agent"), dataDir} {
+				if st, err := agent.LoadState(dir); err == nil && st.ContainerInstanceArn != "" {
+					RemoveAgentContainers(t, st.ContainerInstanceArn)
+					break
+				}
+			}
 		}
 	})
 	deadline := time.Now().Add(60 * time.Second)
