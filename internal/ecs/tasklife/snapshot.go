@@ -101,14 +101,8 @@ func ReadSnapshot(ctx context.Context, st store.Store, log *slog.Logger, cluster
 			return nil, err
 		}
 	}
-	ares, err := st.List(ctx, ecsstate.KeyAgents, store.ListOptions{Revision: snap.Rev, KeysOnly: true})
-	if err != nil {
+	if err := markConnected(ctx, st, snap); err != nil {
 		return nil, err
-	}
-	for _, kv := range ares.KVs {
-		if v := snap.ByID[strings.TrimPrefix(kv.Key, ecsstate.KeyAgents)]; v != nil {
-			v.Connected = true
-		}
 	}
 	return snap, nil
 }
@@ -245,14 +239,8 @@ func FargateSnapshot(ctx context.Context, st store.Store) (*Snapshot, error) {
 	if err := attachTasks(ctx, st, snap, ""); err != nil {
 		return nil, err
 	}
-	ares, err := st.List(ctx, ecsstate.KeyAgents, store.ListOptions{Revision: snap.Rev, KeysOnly: true})
-	if err != nil {
+	if err := markConnected(ctx, st, snap); err != nil {
 		return nil, err
-	}
-	for _, kv := range ares.KVs {
-		if v := snap.ByID[strings.TrimPrefix(kv.Key, ecsstate.KeyAgents)]; v != nil {
-			v.Connected = true
-		}
 	}
 	return snap, nil
 }
@@ -288,4 +276,19 @@ func (snap *Snapshot) HasFargateHost() bool {
 		}
 	}
 	return false
+}
+
+// markConnected marks the snapshot's instances whose agent is connected
+// (a presence key under /berth/ecs/agents/ at the snapshot's revision).
+func markConnected(ctx context.Context, st store.Store, snap *Snapshot) error {
+	ares, err := st.List(ctx, ecsstate.KeyAgents, store.ListOptions{Revision: snap.Rev, KeysOnly: true})
+	if err != nil {
+		return err
+	}
+	for _, kv := range ares.KVs {
+		if v := snap.ByID[strings.TrimPrefix(kv.Key, ecsstate.KeyAgents)]; v != nil {
+			v.Connected = true
+		}
+	}
+	return nil
 }
