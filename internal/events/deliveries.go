@@ -64,7 +64,11 @@ func (s *Service) RuleDeliveries(ctx context.Context, bus, rule string) ([]Deliv
 	if err != nil {
 		return nil, err
 	}
+	// Keys sort in the order records were written; attempts on several
+	// targets run side by side, so a record can be written after a newer
+	// one: newest first by the attempt's time.
 	slices.Reverse(out) // keys sort oldest first
+	slices.SortStableFunc(out, func(a, b Delivery) int { return b.Time.Compare(a.Time) })
 	return out, nil
 }
 
