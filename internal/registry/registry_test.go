@@ -379,7 +379,12 @@ func TestPullTokenIsPullOnly(t *testing.T) {
 			t.Errorf("%s %s with a pull token: %d, want %d", c.method, c.path, got, c.want)
 		}
 	}
-	if got := do("GET", "/v2/unit/pull/manifests/v1", tok[:len(tok)-2]+"AA"); got != 401 {
+	// Change one character of the MAC that carries no padding bits (the
+	// old test wrote "AA" over the last two, which were "AA" one run in
+	// 256 and then changed nothing).
+	i := len(tok) - 5
+	tampered := tok[:i] + map[bool]string{true: "B", false: "A"}[tok[i] == 'A'] + tok[i+1:]
+	if got := do("GET", "/v2/unit/pull/manifests/v1", tampered); got != 401 {
 		t.Errorf("tampered pull token: %d, want 401", got)
 	}
 	if got := do("GET", "/v2/unit/pull/manifests/v1", strings.Replace(tok, "inst1", "inst2", 1)); got != 401 {
