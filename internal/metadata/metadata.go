@@ -345,7 +345,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 			out[c.DockerID] = json.RawMessage("null")
-			if s.stats != nil && c.KnownStatus == "RUNNING" {
+			// The asking container runs, whatever the runner has seen yet
+			// (it can ask before its own start is reported).
+			running := c.KnownStatus == "RUNNING" || (self != nil && c.DockerID == self.DockerID)
+			if s.stats != nil && running {
 				if raw, err := s.stats(r.Context(), c.DockerID); err == nil {
 					out[c.DockerID] = raw
 				}
