@@ -118,3 +118,30 @@ func TestListenSpecificAddressUnderWildcard(t *testing.T) {
 		t.Fatalf("listeners %v, want two", got)
 	}
 }
+
+// A container asking for its task's stats right after its own start, before
+// the runner has seen it RUNNING, gets its own stats; a sibling not yet
+// running gets null.
+func TestTaskStatsOfTheAskingContainerBeforeItsStartIsSeen(t *testing.T) {
+	s := New(func(_ context.Context, id string) (json.RawMessage, error) {
+		return json.RawMessage(`{"id":"` + id + `"}`), nil
+	}, nil)
+	s.SetTask(Task{TaskARN: "arn:t", Containers: []Container{{DockerID: "d1", Name: "main", KnownStatus: "PENDING"},
+		{DockerID: "d2", Name: "side", KnownStatus: "PENDING"}}})
+	s.Register("tok", "arn:t", "main")
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/v4/tok/task/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got map[string]json.RawMessage
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	var own struct{ ID string }
+	if json.Unmarshal(got["d1"], &own) != nil || own.ID != "d1" || string(got["d2"]) != "null" {
+		t.Fatalf("task stats: d1 %s, d2 %s", got["d1"], got["d2"])
+	}
+}
