@@ -30,7 +30,7 @@ type socket struct {
 	mu      sync.Mutex
 	srv     *http.Server
 	fwd     atomic.Pointer[httpfwd.Server] // plain HTTP: serves HTTP/1.1, hands the rest to srv
-	queue   atomic.Pointer[connQueue]
+	queue   atomic.Pointer[httpfwd.ConnQueue]
 	srvKey  serverKey
 	closed  chan struct{}
 	done    chan struct{}
@@ -90,7 +90,7 @@ func (s *socket) configureHTTP(arn string, rt *routing, cert *tls.Certificate, i
 		protos.SetUnencryptedHTTP2(true) // h2c with prior knowledge
 	}
 	srv.Protocols = protos
-	q := &connQueue{ch: make(chan net.Conn), done: make(chan struct{}), addr: s.ln.Addr()}
+	q := httpfwd.NewConnQueue(s.ln.Addr())
 	var fwd *httpfwd.Server
 	if !key.https {
 		fwd = &httpfwd.Server{Handler: h, Fallback: s.handOff, IdleTimeout: idle}
@@ -211,16 +211,14 @@ func (s *socket) handOff(c net.Conn) {
 			c.Close()
 			return
 		}
-		select {
-		case q.ch <- c:
+		if q.Offer(c) {
 			return
-		case <-q.done:
-			select {
-			case <-s.closed:
-				c.Close()
-				return
-			default:
-			}
+		}
+		select {
+		case <-s.closed:
+			c.Close()
+			return
+		default:
 		}
 	}
 }
@@ -242,30 +240,6 @@ func (s *socket) close() {
 		go shutdown(srv, key.idle)
 	}
 }
-
-// connQueue is a net.Listener fed by a socket's accept loop.
-type connQueue struct {
-	ch   chan net.Conn
-	done chan struct{}
-	once sync.Once
-	addr net.Addr
-}
-
-func (q *connQueue) Accept() (net.Conn, error) {
-	select {
-	case c := <-q.ch:
-		return c, nil
-	case <-q.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (q *connQueue) Close() error {
-	q.once.Do(func() { close(q.done) })
-	return nil
-}
-
-func (q *connQueue) Addr() net.Addr { return q.addr }
 
 var discardLog = newDiscardLog()
 

@@ -264,9 +264,13 @@ func (p *Proxy) listen(s spec) (*listener, error) {
 	l.srv = &http.Server{Handler: l, Protocols: &ps, IdleTimeout: s.idle, ReadHeaderTimeout: time.Minute,
 		ErrorLog: log.New(slogWriter{p.log}, "", 0), ConnState: l.connState}
 	if l.pool != nil {
-		q := newFallbackQueue(ln.Addr())
+		q := httpfwd.NewConnQueue(ln.Addr())
 		l.srv.ConnState = l.fallbackConnState
-		l.fwd = &httpfwd.Server{Handler: l, Fallback: q.put, IdleTimeout: s.idle, ConnState: l.fwdConnState, Log: p.log}
+		l.fwd = &httpfwd.Server{Handler: l, Fallback: func(c net.Conn) {
+			if !q.Offer(c) { // the server is gone
+				c.Close()
+			}
+		}, IdleTimeout: s.idle, ConnState: l.fwdConnState, Log: p.log}
 		l.wg.Add(2)
 		go l.serveFwd()
 		go func() {
