@@ -19,7 +19,7 @@ func parseRaw(raw string) (*http.Request, framing, error) {
 	if err != nil {
 		return nil, framing{}, err
 	}
-	return cc.parse()
+	return cc.parse(string(cc.head))
 }
 
 func TestParseRequest(t *testing.T) {
@@ -110,7 +110,7 @@ func FuzzParseRequest(f *testing.F) {
 		if len(cc.head) > 8<<10 {
 			t.Fatalf("head of %d bytes passed the bound", len(cc.head))
 		}
-		req, fr, err := cc.parse()
+		req, fr, err := cc.parse(string(cc.head))
 		if err != nil {
 			return
 		}

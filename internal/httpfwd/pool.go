@@ -40,6 +40,11 @@ type upConn struct {
 	head     []byte
 	reused   bool
 	lastUsed time.Time
+
+	// The raw path's (Exchange).
+	rdl, wdl lazyDeadline
+	lines    []string
+	resp     Response
 }
 
 var upReaders, upWriters sync.Pool
@@ -172,6 +177,8 @@ func (p *Pool) RoundTrip(ctx context.Context, addr string, req *http.Request, re
 		if err != nil {
 			return nil, err
 		}
+		uc.rdl.forget() // set here without them
+		uc.wdl.forget()
 		limit, _ := ctx.Deadline()
 		dl := limit
 		if p.ReadIdle > 0 {

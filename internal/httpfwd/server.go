@@ -45,6 +45,10 @@ type Server struct {
 	ConnState func(net.Conn, http.ConnState)
 	// Log receives handler panics (nil: discarded).
 	Log *slog.Logger
+	// Raw, if set, is offered first each request the raw path takes (see RawHandler).
+	Raw RawHandler
+	// MaxRawBody is the largest request body the raw path takes (default DefaultMaxRawBody).
+	MaxRawBody int
 
 	mu       sync.Mutex
 	ctx      context.Context // of every request; cancelled by Close
@@ -73,6 +77,39 @@ type conn struct {
 	lines  []string
 	idle   atomic.Bool // waiting for a request
 	w      respWriter
+
+	rdl     lazyDeadline // the connection's read deadline
+	raw     Request
+	rawW    RawWriter
+	rawBody []byte
+	fwdHead []byte
+
+	upMu   sync.Mutex
+	up     *upConn // the backend connection of the raw exchange under way
+	closed bool    // Close ran: a raw exchange must not start
+}
+
+// setUpstream records the backend connection of the raw exchange under way (nil: none), so
+// that Close can cut it; false when Close already ran.
+func (cc *conn) setUpstream(uc *upConn) bool {
+	cc.upMu.Lock()
+	defer cc.upMu.Unlock()
+	if cc.closed && uc != nil {
+		return false
+	}
+	cc.up = uc
+	return true
+}
+
+// cut ends the connection and the raw exchange it waits on.
+func (cc *conn) cut() {
+	cc.c.Close()
+	cc.upMu.Lock()
+	cc.closed = true
+	if cc.up != nil {
+		cc.up.c.SetDeadline(time.Unix(1, 0))
+	}
+	cc.upMu.Unlock()
 }
 
 var (
@@ -156,7 +193,7 @@ func (s *Server) Close() {
 	s.shutting.Store(true)
 	s.mu.Lock()
 	for cc := range s.conns {
-		cc.c.Close()
+		cc.cut()
 	}
 	if s.cancel != nil {
 		s.cancel()
@@ -203,7 +240,7 @@ func (cc *conn) serve() (handed bool) {
 			return false
 		}
 		if s.IdleTimeout > 0 {
-			cc.c.SetReadDeadline(time.Now().Add(s.IdleTimeout))
+			cc.rdl.set(time.Now().Add(s.IdleTimeout), slackFor(s.IdleTimeout), cc.c.SetReadDeadline)
 		}
 		if _, err := cc.br.Peek(1); err != nil {
 			return false
@@ -216,7 +253,19 @@ func (cc *conn) serve() (handed bool) {
 			cc.reject(err)
 			return false
 		}
-		req, fr, err := cc.parse()
+		hs := string(cc.head)
+		if s.Raw != nil {
+			if r, ok := cc.rawRequest(hs); ok {
+				if handled, keep := cc.serveRaw(r); handled {
+					if !keep {
+						return false
+					}
+					s.state(cc.c, http.StateIdle)
+					continue
+				}
+			}
+		}
+		req, fr, err := cc.parse(hs)
 		if err == errHandOver {
 			if s.Fallback == nil {
 				cc.reject(errNotImplemented)
@@ -245,9 +294,8 @@ var (
 )
 
 // parse makes the request of the head just read.
-func (cc *conn) parse() (*http.Request, framing, error) {
+func (cc *conn) parse(hs string) (*http.Request, framing, error) {
 	var fr framing
-	hs := string(cc.head)
 	f, err := splitHead(hs, cc.lines)
 	cc.lines = f.lines
 	if err != nil {
@@ -400,6 +448,7 @@ func (cc *conn) serveRequest(req *http.Request, fr framing) (keep bool) {
 		b.trailer = &req.Trailer
 		if s.IdleTimeout > 0 {
 			b.conn, b.idle = cc.c, s.IdleTimeout
+			cc.rdl.forget()
 		}
 		if req.ProtoMinor >= 1 && strings.EqualFold(firstValue(req.Header, "Expect"), "100-continue") {
 			w.expectContinue = true

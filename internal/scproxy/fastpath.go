@@ -1,8 +1,13 @@
 package scproxy
 
 import (
+	"errors"
 	"net"
 	"net/http"
+	"os"
+	"time"
+
+	"github.com/berthdev/berth/internal/httpfwd"
 )
 
 // The HTTP/1.1 path (listeners of protocol http) goes through neither
@@ -45,4 +50,94 @@ func (l *listener) serveFwd() {
 			l.fwd.ServeConn(c)
 		}()
 	}
+}
+
+// ServeRaw forwards a request httpfwd's raw path took (plain HTTP/1.1, no
+// body or a small one read whole) with ServeHTTP's retries, ejection,
+// timeout, stats and answers, as bytes: no header maps either way.
+func (l *listener) ServeRaw(w *httpfwd.RawWriter, r *httpfwd.Request) bool {
+	start := time.Now()
+	var deadline time.Time
+	if l.perRequest > 0 {
+		deadline = start.Add(l.perRequest)
+	}
+	body, err := r.Body()
+	if err != nil {
+		l.st.request(http.StatusBadRequest, 0, -1)
+		w.CloseAfter()
+		w.Respond(http.StatusBadRequest, "text/plain; charset=utf-8", "", []byte("request body: "+err.Error()+"\n"))
+		return true
+	}
+	head := r.ForwardHead(nil, "")
+	var tried []*endpoint
+	var lastErr error
+	lastKind := failOther
+	for attempt := 0; attempt < MaxAttempts; attempt++ {
+		now := time.Now()
+		if !deadline.IsZero() && !now.Before(deadline) {
+			lastKind = failTimeout
+			break
+		}
+		ep := l.cl.pick(now, tried)
+		if ep == nil {
+			break
+		}
+		ep.outstanding.Add(1)
+		resp, err := l.pool.Exchange(r, ep.addr, head, body, deadline)
+		if err != nil {
+			ep.outstanding.Add(-1)
+			lastErr, lastKind = err, classifyRaw(err, deadline)
+			switch lastKind {
+			case failConnect:
+				if ep.result(0, time.Now()) {
+					l.p.log.Debug("endpoint ejected: connection failed", "cluster", l.cl.name, "endpoint", ep.addr, "err", err)
+				}
+			case failReset:
+				ep.result(http.StatusServiceUnavailable, time.Now())
+			}
+			if !(lastKind == failConnect || lastKind == failReset && idempotent(r.Method)) {
+				break
+			}
+			tried = append(tried, ep)
+			continue
+		}
+		if ep.result(resp.StatusCode, time.Now()) {
+			l.p.log.Debug("endpoint ejected: consecutive 5xx", "cluster", l.cl.name, "endpoint", ep.addr)
+		}
+		if resp.StatusCode == http.StatusServiceUnavailable && attempt < MaxAttempts-1 && (deadline.IsZero() || time.Now().Before(deadline)) {
+			resp.Discard(64 << 10)
+			ep.outstanding.Add(-1)
+			tried = append(tried, ep)
+			continue
+		}
+		rt := time.Since(start)
+		n, _ := resp.Relay(w, "")
+		ep.outstanding.Add(-1)
+		l.st.request(resp.StatusCode, n+int64(len(body)), rt)
+		return true
+	}
+	code := http.StatusServiceUnavailable
+	msg := "no healthy upstream"
+	switch {
+	case lastKind == failTimeout:
+		code, msg = http.StatusGatewayTimeout, "upstream request timeout"
+	case lastErr != nil && lastKind == failConnect:
+		msg = "upstream connect error: " + lastErr.Error()
+	case lastErr != nil:
+		code, msg = http.StatusBadGateway, "upstream reset before response: "+lastErr.Error()
+	}
+	l.st.request(code, 0, -1)
+	w.Respond(code, "text/plain", "Server: berth-scproxy\r\n", []byte(msg+"\n"))
+	return true
+}
+
+// classifyRaw is classify for the raw path's errors.
+func classifyRaw(err error, deadline time.Time) failKind {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded) || !deadline.IsZero() && !time.Now().Before(deadline):
+		return failTimeout
+	case httpfwd.IsDialError(err):
+		return failConnect
+	}
+	return failReset
 }

@@ -270,7 +270,8 @@ func (p *Proxy) listen(s spec) (*listener, error) {
 			if !q.Offer(c) { // the server is gone
 				c.Close()
 			}
-		}, IdleTimeout: s.idle, ConnState: l.fwdConnState, Log: p.log}
+		}, IdleTimeout: s.idle, ConnState: l.fwdConnState, Log: p.log,
+			Raw: l, MaxRawBody: int(min(p.maxBody, httpfwd.DefaultMaxRawBody))}
 		l.wg.Add(2)
 		go l.serveFwd()
 		go func() {
