@@ -93,7 +93,7 @@ func (s *socket) configureHTTP(arn string, rt *routing, cert *tls.Certificate, i
 	q := httpfwd.NewConnQueue(s.ln.Addr())
 	var fwd *httpfwd.Server
 	if !key.https {
-		fwd = &httpfwd.Server{Handler: h, Fallback: s.handOff, IdleTimeout: idle}
+		fwd = &httpfwd.Server{Handler: h, Raw: h, Fallback: s.handOff, IdleTimeout: idle}
 	}
 	old, oldQ, oldFwd := s.srv, s.queue.Load(), s.fwd.Load()
 	s.srv, s.srvKey = srv, key

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+
+	"github.com/berthdev/berth/internal/httpfwd"
 )
 
 // This file is the pure rule-matching core: ALB's wildcard semantics, one compiled condition per
@@ -70,7 +72,18 @@ type request struct {
 	Path     string
 	RawQuery string
 	Header   http.Header
+	raw      *httpfwd.Request // instead of Header, on httpfwd's raw path
 	SourceIP netip.Addr
+}
+
+// headerValues returns the values of the (canonical) header field name.
+func (r *request) headerValues(name string) []string {
+	if r.raw == nil {
+		return r.Header[name]
+	}
+	var vs []string
+	r.raw.Values(name, func(v string) { vs = append(vs, v) })
+	return vs
 }
 
 func requestOf(r *http.Request) request {
@@ -154,7 +167,7 @@ func (c *condition) match(r *request) bool {
 			}
 		}
 	case "http-header":
-		for _, hv := range r.Header[c.header] {
+		for _, hv := range r.headerValues(c.header) {
 			for _, v := range c.values {
 				if wildcardMatch(v, hv, true) {
 					return true

@@ -1,0 +1,205 @@
+package alb
+
+import (
+	"errors"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berthdev/berth/internal/httpfwd"
+)
+
+// ServeRaw serves a request httpfwd's raw path took (plain HTTP/1.1 with no body or a small one,
+// the common case) when its action is to forward to a target group of HTTP1 targets: the same
+// rules, choice of group and target, stickiness, retries, headers, metrics and errors as
+// ServeHTTP and forwardFast, with the request's head lines and the response copied as bytes.
+// Anything else (fixed responses, redirects, HTTPS or HTTP/2 targets) it declines, and
+// ServeHTTP serves it.
+func (h *handler) ServeRaw(w *httpfwd.RawWriter, r *httpfwd.Request) bool {
+	rt := h.cur()
+	xff := 0
+	r.Values("X-Forwarded-For", func(v string) { xff += strings.Count(v, ",") + 1 })
+	if xff >= maxForwardedFor {
+		return false
+	}
+	req := rawRequestOf(r)
+	actions := rt.defaults
+	if i := selectRoute(rt.routes, &req); i >= 0 {
+		actions = rt.routes[i].actions
+	}
+	if len(actions) == 0 {
+		return false
+	}
+	act := &actions[len(actions)-1]
+	if act.Type != "forward" {
+		return false
+	}
+	st := reqState{rt: rt}
+	gi := -1
+	if act.Stickiness > 0 && len(act.Forward) > 1 {
+		st.groupStick = act.Stickiness
+		if c, ok := rawCookie(r, "AWSALBTG"); ok {
+			for i, wg := range act.Forward {
+				if wg.Weight > 0 && groupCookie(wg.ARN) == c {
+					gi = i
+					break
+				}
+			}
+		}
+		st.groupCookie = true
+	}
+	if gi < 0 {
+		gi = chooseGroup(act.Forward, rand.Float64())
+	}
+	if gi < 0 {
+		return false
+	}
+	arn := act.Forward[gi].ARN
+	st.g = rt.groups[arn]
+	up := rt.upstreams[arn]
+	if st.g == nil || up == nil || up.fast == nil {
+		return false
+	}
+	if s := st.g.snap.Load(); s != nil && s.stickiness > 0 {
+		st.sticky, _ = rawCookie(r, "AWSALB")
+	}
+	body, err := r.Body()
+	if err != nil {
+		w.CloseAfter()
+		h.plane.observe(rt.lbARN, "", http.StatusBadRequest, 0, true)
+		rawELBError(w, http.StatusBadRequest)
+		return true
+	}
+	head := r.ForwardHead(forwardedFields, rawForwarded(r, &st))
+	var tried []*target
+	var lastErr error = errNoTarget
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		start := time.Now()
+		t := st.g.pick(tried, st.sticky, start, rand.Float64())
+		if t == nil {
+			break
+		}
+		t.outstanding.Add(1)
+		resp, err := up.fast.Exchange(r, t.addr, head, body, time.Time{})
+		if err != nil {
+			t.outstanding.Add(-1)
+			lastErr = err
+			// As forwardFast: a target that refuses the connection, or drops it before
+			// answering an idempotent request, leaves rotation and the request goes to another.
+			if isDialError(err) || httpfwd.StaleConn(err) && idempotent(r.Method) {
+				st.g.connectFailed(t)
+				tried = append(tried, t)
+				continue
+			}
+			break
+		}
+		st.target = t
+		h.plane.observe(rt.lbARN, st.g.arn, resp.StatusCode, time.Since(start), false)
+		resp.Relay(w, rawStickyCookies(&st))
+		t.outstanding.Add(-1)
+		return true
+	}
+	code := http.StatusBadGateway
+	var ne net.Error
+	switch {
+	case lastErr == errNoTarget:
+		code = http.StatusServiceUnavailable
+	case errors.As(lastErr, &ne) && ne.Timeout():
+		code = http.StatusGatewayTimeout
+	}
+	h.plane.log.Debug("forward failed", "target_group", st.g.arn, "status", code, "err", lastErr)
+	h.plane.observe(rt.lbARN, st.g.arn, code, 0, true)
+	rawELBError(w, code)
+	return true
+}
+
+// forwardedFields are the client's fields ALB replaces with its own.
+var forwardedFields = []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Port", "X-Amzn-Trace-Id"}
+
+// rawForwarded is the lines of ALB's X-Forwarded-For/Proto/Port and X-Amzn-Trace-Id.
+func rawForwarded(r *httpfwd.Request, st *reqState) string {
+	client, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		client = r.RemoteAddr
+	}
+	var b strings.Builder
+	b.Grow(160)
+	b.WriteString("X-Forwarded-For: ")
+	r.Values("X-Forwarded-For", func(v string) {
+		b.WriteString(v)
+		b.WriteString(", ")
+	})
+	b.WriteString(client)
+	b.WriteString("\r\nX-Forwarded-Proto: ")
+	b.WriteString(st.rt.scheme)
+	b.WriteString("\r\nX-Forwarded-Port: ")
+	b.WriteString(st.rt.port)
+	b.WriteString("\r\nX-Amzn-Trace-Id: ")
+	in, _ := r.Header("X-Amzn-Trace-Id")
+	b.WriteString(traceHeader(in, time.Now()))
+	b.WriteString("\r\n")
+	return b.String()
+}
+
+// rawRequestOf is requestOf for a raw request.
+func rawRequestOf(r *httpfwd.Request) request {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	var src netip.Addr
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		src = ap.Addr().Unmap()
+	}
+	return request{Method: r.Method, Host: host, Path: r.Path, RawQuery: r.RawQuery, raw: r, SourceIP: src}
+}
+
+// rawCookie returns the value of the request's cookie name.
+func rawCookie(r *httpfwd.Request, name string) (value string, found bool) {
+	r.Values("Cookie", func(v string) {
+		for v != "" && !found {
+			var pair string
+			pair, v, _ = strings.Cut(v, ";")
+			k, val, ok := strings.Cut(strings.TrimSpace(pair), "=")
+			if ok && k == name {
+				value, found = strings.Trim(val, `"`), true
+			}
+		}
+	})
+	return value, found
+}
+
+// rawStickyCookies is setStickyCookies as header lines.
+func rawStickyCookies(st *reqState) string {
+	if st.target == nil {
+		return ""
+	}
+	s := st.g.snap.Load()
+	sticky := s != nil && s.stickiness > 0
+	if !sticky && !st.groupCookie {
+		return ""
+	}
+	h := http.Header{}
+	setStickyCookies(h, st)
+	var b strings.Builder
+	for _, v := range h["Set-Cookie"] {
+		b.WriteString("Set-Cookie: ")
+		b.WriteString(v)
+		b.WriteString("\r\n")
+	}
+	return b.String()
+}
+
+// rawELBError is elbError on the raw path.
+func rawELBError(w *httpfwd.RawWriter, code int) {
+	title := strconv.Itoa(code)
+	if text := elbStatusText(code); text != "" {
+		title += " " + text
+	}
+	body := "<html>\r\n<head><title>" + title + "</title></head>\r\n<body>\r\n<center><h1>" + title + "</h1></center>\r\n</body>\r\n</html>\r\n"
+	w.Respond(code, "text/html", "Server: awselb/2.0\r\n", []byte(body))
+}
