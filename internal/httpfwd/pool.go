@@ -84,17 +84,18 @@ func (p *Pool) get(ctx context.Context, addr string, now time.Time) (*upConn, er
 		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: err}
 	}
 	uc := &upConn{c: c}
+	fio := newFastIO(c)
 	if br, ok := upReaders.Get().(*bufio.Reader); ok {
-		br.Reset(c)
+		br.Reset(fio)
 		uc.br = br
 	} else {
-		uc.br = bufio.NewReaderSize(c, 16<<10)
+		uc.br = bufio.NewReaderSize(fio, 16<<10)
 	}
 	if bw, ok := upWriters.Get().(*bufio.Writer); ok {
-		bw.Reset(c)
+		bw.Reset(fio)
 		uc.bw = bw
 	} else {
-		uc.bw = bufio.NewWriterSize(c, 8<<10)
+		uc.bw = bufio.NewWriterSize(fio, 8<<10)
 	}
 	return uc, nil
 }

@@ -215,9 +215,10 @@ func (s *Server) closeIdle() {
 func (cc *conn) serve() (handed bool) {
 	s := cc.srv
 	cc.br = readerPool.Get().(*bufio.Reader)
-	cc.br.Reset(cc.c)
+	fio := newFastIO(cc.c)
+	cc.br.Reset(fio)
 	cc.bw = writerPool.Get().(*bufio.Writer)
-	cc.bw.Reset(cc.c)
+	cc.bw.Reset(fio)
 	defer func() {
 		if !handed {
 			cc.br.Reset(nil)

@@ -1,0 +1,10 @@
+//go:build !linux
+
+package httpfwd
+
+import (
+	"io"
+	"net"
+)
+
+func newFastIO(c net.Conn) io.ReadWriter { return c }
