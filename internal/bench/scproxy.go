@@ -25,11 +25,14 @@ type SCProxyConfig struct {
 	Berth string // the berth binary run as `berth scproxy` (default: this executable)
 	NginxWrkConfig
 	KillLoad time.Duration // length of the killed-backend run
+	// IdleAfter: how long to wait after the load before reading the proxy's RSS again (it trims
+	// itself after scproxy.TrimIdle idle); 0 skips it.
+	IdleAfter time.Duration
 }
 
 // DefaultSCProxyConfig is what `berth bench scproxy` runs.
 func DefaultSCProxyConfig() SCProxyConfig {
-	return SCProxyConfig{NginxWrkConfig: defaultNginxWrk(), KillLoad: 4 * time.Second}
+	return SCProxyConfig{NginxWrkConfig: defaultNginxWrk(), KillLoad: 4 * time.Second, IdleAfter: scproxy.TrimIdle + 5*time.Second}
 }
 
 // SCProxyResult holds the measurements.
@@ -44,7 +47,9 @@ type SCProxyResult struct {
 	RSSIdleKB, RSSLoadKB       int64 // the proxy process's VmRSS idle (configured) and its peak (VmHWM) after the load
 	// The private part (RssAnon: heap, stacks) idle and after the load; the rest is file-backed
 	// (the berth binary and libc), shared by every proxy of the same image.
-	AnonIdleKB, AnonLoadKB   int64
+	AnonIdleKB, AnonLoadKB int64
+	// VmRSS and RssAnon idle again, IdleAfter after the load (0: not measured).
+	RSSAfterKB, AnonAfterKB  int64
 	KillRequests, KillErrors int64
 }
 
@@ -174,6 +179,15 @@ func SCProxy(ctx context.Context, cfg SCProxyConfig) (res SCProxyResult, err err
 	<-kctx.Done()
 	load.Stop()
 	res.KillRequests, res.KillErrors = load.Counts()
+	if cfg.IdleAfter > 0 {
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(cfg.IdleAfter):
+		}
+		res.RSSAfterKB = procStatusKB(proxyPID, "VmRSS")
+		res.AnonAfterKB = procStatusKB(proxyPID, "RssAnon")
+	}
 	return res, nil
 }
 
@@ -220,5 +234,8 @@ func (r SCProxyResult) Report(w io.Writer) {
 	}
 	fmt.Fprintf(w, "proxy process RSS: %d kB configured and idle, %d kB peak after the load; private (RssAnon) %d kB idle, %d kB after the load\n",
 		r.RSSIdleKB, r.RSSLoadKB, r.AnonIdleKB, r.AnonLoadKB)
+	if r.RSSAfterKB > 0 {
+		fmt.Fprintf(w, "proxy process RSS idle again after the load: %d kB (private %d kB)\n", r.RSSAfterKB, r.AnonAfterKB)
+	}
 	fmt.Fprintf(w, "backend killed under load (retries on): %d client errors of %d requests\n", r.KillErrors, r.KillRequests)
 }

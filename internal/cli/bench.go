@@ -82,7 +82,8 @@ var benchmarks = map[string]benchFunc{
 		fs.StringVar(&cfg.Berth, "berth", cfg.Berth, "berth binary run as the proxy (default: this one)")
 		nginxWrkFlags(fs, &cfg.NginxWrkConfig)
 		fs.DurationVar(&cfg.KillLoad, "kill-duration", cfg.KillLoad, "length of the killed-backend run")
-		return func() error { return wantParams(cfg.Valid() && cfg.KillLoad >= time.Second) }
+		fs.DurationVar(&cfg.IdleAfter, "idle-after", cfg.IdleAfter, "wait after the load, then read the idle proxy's RSS again (0: skip)")
+		return func() error { return wantParams(cfg.Valid() && cfg.KillLoad >= time.Second && cfg.IdleAfter >= 0) }
 	}, bench.SCProxy),
 	"lbservice": benchCommand("lbservice", bench.DefaultLBServiceConfig(), func(fs *flag.FlagSet, cfg *bench.LBServiceConfig) func() error {
 		fs.StringVar(&cfg.Image, "image", cfg.Image, "the test image (in Docker's local cache)")

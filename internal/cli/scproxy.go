@@ -35,11 +35,17 @@ func runSCProxy(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
 	log.Info("service connect proxy starting", "relay", *relay, "version", Version)
+	var trim func()
 	if os.Getenv("BERTH_SCPROXY_KEEP_PAGES") == "" {
 		// The whole berth binary's initialisation ran; the proxy uses little of it (RSS goal).
+		// Again after each configuration and when idle: applying one, and a burst of traffic,
+		// fault pages back in (64 KiB of the executable per fault), most of them used once.
+		trim = func() {
+			debug.FreeOSMemory()
+			scproxy.ReleaseStartupPages()
+		}
 		runtime.GC()
-		debug.FreeOSMemory()
-		scproxy.ReleaseStartupPages()
+		trim()
 	}
-	return scproxy.Run(ctx, *relay, *drain, log)
+	return scproxy.Run(ctx, *relay, *drain, log, trim)
 }

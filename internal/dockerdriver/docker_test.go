@@ -379,7 +379,7 @@ func TestHealthTransitions(t *testing.T) {
 	task := testTask(t)
 	evs, errc := d.Events(ctx, EventOptions{Since: time.Now().Add(-time.Second), Labels: map[string]string{LabelTaskARN: task.TaskARN}})
 	cd := ecsapi.ContainerDefinition{
-		Name:    ptr("app"),
+		Name: ptr("app"),
 		// Healthy for 6 s, and a 3 s check timeout: on a loaded machine (CI
 		// compiling every package beside it) a docker exec may take over a
 		// second, which Docker counts as a failed check.

@@ -18,7 +18,7 @@ type Response struct {
 	p      *Pool
 	addr   string
 	uc     *upConn
-	cc     *conn // the client's connection, which knows uc while the exchange lasts
+	cc     *conn    // the client's connection, which knows uc while the exchange lasts
 	status string   // the status line after the version: "200 OK"
 	lines  []string // header lines
 	fr     framing

@@ -272,12 +272,22 @@ func (r *Relay) Close() {
 // (retrying while it is absent), applies what the agent sends, answers its
 // questions, and keeps serving through relay losses. It returns when ctx
 // ends, after draining the inbound listeners for at most drain.
-func Run(ctx context.Context, path string, drain time.Duration, log *slog.Logger) error {
+//
+// trim, when not nil, is called after each configuration is applied and
+// whenever the proxy has been idle (no connection opened, none open) for
+// TrimIdle: the process gives back what it holds and no longer uses (RSS
+// goal; the command passes a function that frees the heap's unused pages and
+// the executable's pages from the page tables).
+func Run(ctx context.Context, path string, drain time.Duration, log *slog.Logger, trim func()) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	p := New(Options{Log: log})
 	defer p.Close()
+	if trim != nil {
+		p.trim = trim
+		go trimWhenIdle(ctx, p, TrimIdle)
+	}
 	drained := false
 	for ctx.Err() == nil {
 		c, err := (&net.Dialer{}).DialContext(ctx, "unix", path)
@@ -333,6 +343,9 @@ func serveRelay(ctx context.Context, c net.Conn, p *Proxy, drained *bool, log *s
 				reply.Error = err.Error()
 			}
 			log.Info("configuration applied", "inbound", len(m.Config.Inbound), "outbound", len(m.Config.Outbound), "err", reply.Error)
+			if p.trim != nil {
+				p.trim()
+			}
 			send(reply)
 		case MsgDirectory:
 			if m.Directory != nil {
@@ -360,6 +373,34 @@ func serveRelay(ctx context.Context, c net.Conn, p *Proxy, drained *bool, log *s
 		return err
 	}
 	return errors.New("relay closed by the agent")
+}
+
+// TrimIdle is how long the proxy must be idle before it trims itself.
+const TrimIdle = 30 * time.Second
+
+// trimWhenIdle calls p.trim once per idle period: after every TrimIdle
+// with no connection opened and none open, unless it already did since the
+// last activity.
+func trimWhenIdle(ctx context.Context, p *Proxy, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	last, _ := p.Activity()
+	trimmed := true
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, open := p.Activity()
+		switch {
+		case n != last || open:
+			last, trimmed = n, false
+		case !trimmed:
+			p.trim()
+			trimmed = true
+		}
+	}
 }
 
 // relayWriteTimeout bounds a write to the other end of the relay: a peer

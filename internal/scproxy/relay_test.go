@@ -49,7 +49,7 @@ func TestRelay(t *testing.T) {
 	r.SetDirectory(dirOf(t, 1, "svc", a)) // before the proxy connects: sent on connect
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, dir+"/"+RelaySocket, time.Second, nil) }()
+	go func() { done <- Run(ctx, dir+"/"+RelaySocket, time.Second, nil, nil) }()
 	defer func() { cancel(); <-done }()
 	<-ready
 	if ok, msg := r.Ready(); !ok {

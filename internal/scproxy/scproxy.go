@@ -62,6 +62,7 @@ type Proxy struct {
 	mu        sync.Mutex
 	listeners map[string]*listener // by spec key
 	clusters  map[string]*cluster  // outbound, by discovery name
+	trim      func()               // Run's trim hook
 	inStats   map[string]*stats
 	outStats  map[string]*stats
 	dir       *serviceconnect.Directory
@@ -204,6 +205,20 @@ func (p *Proxy) Apply(tc serviceconnect.TaskConfig) error {
 		p.listeners[k] = l
 	}
 	return nil
+}
+
+// Activity returns a count that changes whenever a connection opens, and whether any is open
+// now: two equal counts with nothing open between them mean the proxy was idle.
+func (p *Proxy) Activity() (opened uint64, open bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range []map[string]*stats{p.inStats, p.outStats} {
+		for _, s := range m {
+			opened += s.opened.Load()
+			open = open || s.active.Load() > 0
+		}
+	}
+	return opened, open
 }
 
 func (p *Proxy) statsFor(inbound bool, name string) *stats {

@@ -12,12 +12,14 @@ import (
 // read (Counters); active is a gauge.
 type stats struct {
 	active atomic.Int64
+	opened atomic.Uint64 // connections ever opened (Proxy.Activity)
 	mu     sync.Mutex
 	c      serviceconnect.Counters
 }
 
 func (s *stats) connOpened() {
 	s.active.Add(1)
+	s.opened.Add(1)
 	s.mu.Lock()
 	s.c.NewConnections++
 	s.mu.Unlock()

@@ -1,0 +1,35 @@
+package scproxy
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestTrimWhenIdle: the trim hook runs once per idle period, not while
+// connections open or stay open, and again after activity stops.
+func TestTrimWhenIdle(t *testing.T) {
+	p := New(Options{})
+	defer p.Close()
+	var n atomic.Int32
+	p.trim = func() { n.Add(1) }
+	st := p.statsFor(true, "web")
+	st.connOpened() // open during the first periods: no trim
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go trimWhenIdle(ctx, p, 20*time.Millisecond)
+	time.Sleep(150 * time.Millisecond)
+	if got := n.Load(); got != 0 {
+		t.Fatalf("trimmed %d times while a connection was open", got)
+	}
+	st.connClosed()
+	waitFor(t, "first trim", func() bool { return n.Load() == 1 })
+	time.Sleep(100 * time.Millisecond)
+	if got := n.Load(); got != 1 {
+		t.Fatalf("trimmed %d times in one idle period, want 1", got)
+	}
+	st.connOpened()
+	st.connClosed()
+	waitFor(t, "trim after activity", func() bool { return n.Load() == 2 })
+}
