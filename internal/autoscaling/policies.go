@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/berthdev/berth/internal/api/cloudwatchapi"
 	"github.com/berthdev/berth/internal/awsproto"
 	"github.com/berthdev/berth/internal/errs"
+	"github.com/berthdev/berth/internal/lazyre"
 	"github.com/berthdev/berth/internal/store"
 )
 
@@ -400,7 +400,7 @@ func (s *Service) DeleteScalingPolicy(ctx context.Context, in *api.DeleteScaling
 
 // resourceLabelRE is ALBRequestCountPerTarget's ResourceLabel:
 // app/<load balancer name>/<id>/targetgroup/<target group name>/<id>.
-var resourceLabelRE = regexp.MustCompile(`^app/[a-zA-Z0-9-]{1,32}/[0-9a-f]{16}/targetgroup/[a-zA-Z0-9-]{1,32}/[0-9a-f]{16}$`)
+var resourceLabelRE = lazyre.New(`^app/[a-zA-Z0-9-]{1,32}/[0-9a-f]{16}/targetgroup/[a-zA-Z0-9-]{1,32}/[0-9a-f]{16}$`)
 
 // albRequestCountPerTarget is the alarm metric of the predefined
 // ALBRequestCountPerTarget: AWS/ApplicationELB RequestCountPerTarget

@@ -32,7 +32,7 @@ type SCProxyConfig struct {
 
 // DefaultSCProxyConfig is what `berth bench scproxy` runs.
 func DefaultSCProxyConfig() SCProxyConfig {
-	return SCProxyConfig{NginxWrkConfig: defaultNginxWrk(), KillLoad: 4 * time.Second, IdleAfter: scproxy.TrimIdle + 5*time.Second}
+	return SCProxyConfig{NginxWrkConfig: defaultNginxWrk(), KillLoad: 4 * time.Second, IdleAfter: scproxy.TrimIdle + 10*time.Second}
 }
 
 // SCProxyResult holds the measurements.

@@ -2,8 +2,9 @@ package capacityprovider
 
 import (
 	"errors"
-	"regexp"
 	"strings"
+
+	"github.com/berthdev/berth/internal/lazyre"
 )
 
 // Auto Scaling group capacity providers (docs/capacity-providers.md).
@@ -42,7 +43,7 @@ func Mixed(providers []string) bool {
 	return fargate && asg
 }
 
-var nameRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,255}$`)
+var nameRE = lazyre.New(`^[a-zA-Z0-9_-]{1,255}$`)
 
 // CheckName applies ECS's rules to a new capacity provider's name; the
 // error's text is ECS's message.

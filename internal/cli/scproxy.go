@@ -41,10 +41,14 @@ func runSCProxy(ctx context.Context, args []string, stderr io.Writer) error {
 		// Again after each configuration and when idle: applying one, and a burst of traffic,
 		// fault pages back in (64 KiB of the executable per fault), most of them used once.
 		trim = func() {
+			runtime.GC() // twice: buffers in sync.Pools survive one collection
 			debug.FreeOSMemory()
-			scproxy.ReleaseStartupPages()
+			released := scproxy.ReleaseStartupPages()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			log.Debug("trimmed", "heap_inuse", ms.HeapInuse, "heap_idle", ms.HeapIdle, "heap_released", ms.HeapReleased,
+				"stack_inuse", ms.StackInuse, "sys", ms.Sys, "goroutines", runtime.NumGoroutine(), "exe_pages_released", released)
 		}
-		runtime.GC()
 		trim()
 	}
 	return scproxy.Run(ctx, *relay, *drain, log, trim)

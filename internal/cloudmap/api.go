@@ -12,7 +12,6 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +21,7 @@ import (
 	"github.com/berthdev/berth/internal/arn"
 	"github.com/berthdev/berth/internal/awsproto"
 	"github.com/berthdev/berth/internal/errs"
+	"github.com/berthdev/berth/internal/lazyre"
 	"github.com/berthdev/berth/internal/store"
 )
 
@@ -158,7 +158,7 @@ func tagMap(tags []sd.Tag) (map[string]string, error) {
 }
 
 // dnsLabel checks a DNS name of labels of letters, digits and hyphens.
-var dnsLabel = regexp.MustCompile(`^[a-zA-Z0-9_]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9_])?$`)
+var dnsLabel = lazyre.New(`^[a-zA-Z0-9_]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9_])?$`)
 
 func checkDNSName(name string) error {
 	n := strings.TrimSuffix(name, ".")

@@ -5,13 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/berthdev/berth/internal/api/ecrapi"
 	"github.com/berthdev/berth/internal/arn"
 	"github.com/berthdev/berth/internal/awsproto"
 	"github.com/berthdev/berth/internal/errs"
+	"github.com/berthdev/berth/internal/lazyre"
 	"github.com/berthdev/berth/internal/registry"
 )
 
@@ -50,7 +50,7 @@ func mergeTags(cur, add []registry.ResourceTag) ([]registry.ResourceTag, error) 
 // maxExclusionFilters is ECR's limit on imageTagMutabilityExclusionFilters.
 const maxExclusionFilters = 5
 
-var exclusionFilterRE = regexp.MustCompile(`^[0-9a-zA-Z._*-]{1,128}$`)
+var exclusionFilterRE = lazyre.New(`^[0-9a-zA-Z._*-]{1,128}$`)
 
 func invalidParam(member, constraint string) error {
 	return errs.R(errs.Invalid, reasonInvalidParameter, "Invalid parameter at '%s' failed to satisfy constraint: '%s'", member, constraint)

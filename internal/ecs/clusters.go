@@ -3,7 +3,6 @@ package ecs
 import (
 	"context"
 	"encoding/json"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,13 +11,14 @@ import (
 	"github.com/berthdev/berth/internal/arn"
 	"github.com/berthdev/berth/internal/awsproto"
 	"github.com/berthdev/berth/internal/errs"
+	"github.com/berthdev/berth/internal/lazyre"
 	"github.com/berthdev/berth/internal/store"
 )
 
 // DefaultCluster is the cluster used when a request names none.
 const DefaultCluster = "default"
 
-var clusterNameRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,255}$`)
+var clusterNameRE = lazyre.New(`^[a-zA-Z0-9_-]{1,255}$`)
 
 // clusterName resolves a cluster reference (name, ARN or empty) to a name.
 func (s *Service) clusterName(ref *string) (string, error) {

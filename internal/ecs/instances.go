@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/berthdev/berth/internal/arn"
 	"github.com/berthdev/berth/internal/awsproto"
 	"github.com/berthdev/berth/internal/errs"
+	"github.com/berthdev/berth/internal/lazyre"
 	"github.com/berthdev/berth/internal/placement"
 	"github.com/berthdev/berth/internal/store"
 )
@@ -428,8 +428,8 @@ func (s *Service) DeregisterContainerInstance(ctx context.Context, in *ecsapi.De
 }
 
 var (
-	attrNameRE  = regexp.MustCompile(`^[a-zA-Z0-9_./\\-]{1,128}$`)
-	attrValueRE = regexp.MustCompile(`^[a-zA-Z0-9_.@/\\: -]{1,128}$`)
+	attrNameRE  = lazyre.New(`^[a-zA-Z0-9_./\\-]{1,128}$`)
+	attrValueRE = lazyre.New(`^[a-zA-Z0-9_.@/\\: -]{1,128}$`)
 )
 
 // validateAttribute applies ECS's rules to a custom attribute.

@@ -3,7 +3,6 @@ package ecs
 import (
 	"context"
 	"encoding/json"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/berthdev/berth/internal/api/ecsapi"
 	"github.com/berthdev/berth/internal/errs"
+	"github.com/berthdev/berth/internal/lazyre"
 	"github.com/berthdev/berth/internal/serviceconnect"
 	"github.com/berthdev/berth/internal/store"
 )
@@ -89,8 +89,8 @@ type scNamespaceRecord struct {
 
 func aliasKey(dns string, port int) string { return strings.ToLower(dns) + ":" + strconv.Itoa(port) }
 
-var discoveryNameRE = regexp.MustCompile(`^[a-z0-9_][a-z0-9_-]{0,63}$`)
-var scDNSNameRE = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9_.-]{0,253}[A-Za-z0-9_])?$`)
+var discoveryNameRE = lazyre.New(`^[a-z0-9_][a-z0-9_-]{0,63}$`)
+var scDNSNameRE = lazyre.New(`^[A-Za-z0-9_]([A-Za-z0-9_.-]{0,253}[A-Za-z0-9_])?$`)
 
 // appProtocol of a port mapping as a proxy protocol.
 func scProtocol(pm ecsapi.PortMapping) string {

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/berthdev/berth/internal/awsproto"
 	"github.com/berthdev/berth/internal/deploy"
 	"github.com/berthdev/berth/internal/errs"
+	"github.com/berthdev/berth/internal/lazyre"
 	"github.com/berthdev/berth/internal/placement"
 	"github.com/berthdev/berth/internal/store"
 )
@@ -32,7 +32,7 @@ func (s *Service) serviceARN(cluster, name string) string {
 	return s.arns.ECS("service/" + cluster + "/" + name)
 }
 
-var serviceNameRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,255}$`)
+var serviceNameRE = lazyre.New(`^[a-zA-Z0-9_-]{1,255}$`)
 
 // Errors of the service APIs.
 func errServiceNotFound() error {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/berthdev/berth/internal/api/elbv2api"
 	"github.com/berthdev/berth/internal/errs"
+	"github.com/berthdev/berth/internal/lazyre"
 )
 
 var nameChars = regexp.MustCompile(`^[A-Za-z0-9-]+$`)
@@ -285,7 +286,7 @@ func actionTargetGroups(actions []elbv2api.Action) []string {
 
 var conditionFields = []string{"path-pattern", "host-header", "http-header", "http-request-method", "query-string", "source-ip"}
 
-var methodChars = regexp.MustCompile(`^[A-Z_-]{1,40}$`)
+var methodChars = lazyre.New(`^[A-Z_-]{1,40}$`)
 
 // checkConditions applies ELBv2's rules on rule conditions: known fields,
 // values given once (Values or the field's Config), well-formed methods and

@@ -119,6 +119,19 @@ func (p *Pool) put(addr string, uc *upConn, now time.Time) {
 	p.mu.Unlock()
 }
 
+// CloseIdle closes the idle connections; the pool stays usable.
+func (p *Pool) CloseIdle() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, list := range idle {
+		for _, uc := range list {
+			uc.close()
+		}
+	}
+}
+
 // Close closes the idle connections; connections in use close when their response ends.
 func (p *Pool) Close() {
 	p.mu.Lock()

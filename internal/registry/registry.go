@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/berthdev/berth/internal/errs"
+	"github.com/berthdev/berth/internal/lazyre"
 	"github.com/berthdev/berth/internal/store"
 )
 
@@ -270,7 +271,7 @@ type uploadRecord struct {
 
 var (
 	nameRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$`)
-	tagRE  = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+	tagRE  = lazyre.New(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
 )
 
 // ValidName reports whether name is a valid repository name.

@@ -274,8 +274,8 @@ func (r *Relay) Close() {
 // ends, after draining the inbound listeners for at most drain.
 //
 // trim, when not nil, is called after each configuration is applied and
-// whenever the proxy has been idle (no connection opened, none open) for
-// TrimIdle: the process gives back what it holds and no longer uses (RSS
+// whenever the proxy has been idle (no connection opened, no request, no
+// bytes relayed) for TrimIdle: the process gives back what it holds and no longer uses (RSS
 // goal; the command passes a function that frees the heap's unused pages and
 // the executable's pages from the page tables).
 func Run(ctx context.Context, path string, drain time.Duration, log *slog.Logger, trim func()) error {
@@ -378,25 +378,26 @@ func serveRelay(ctx context.Context, c net.Conn, p *Proxy, drained *bool, log *s
 // TrimIdle is how long the proxy must be idle before it trims itself.
 const TrimIdle = 30 * time.Second
 
-// trimWhenIdle calls p.trim once per idle period: after every TrimIdle
-// with no connection opened and none open, unless it already did since the
-// last activity.
-func trimWhenIdle(ctx context.Context, p *Proxy, every time.Duration) {
-	t := time.NewTicker(every)
+// trimWhenIdle closes the idle upstream connections and calls p.trim once
+// per idle period: after a TrimIdle with no connection opened, request
+// served or bytes relayed, unless it already did since the last activity.
+func trimWhenIdle(ctx context.Context, p *Proxy, idle time.Duration) {
+	t := time.NewTicker(idle / 8)
 	defer t.Stop()
-	last, _ := p.Activity()
-	trimmed := true
+	last, since, trimmed := p.Activity(), time.Now(), true
 	for {
+		var now time.Time
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case now = <-t.C:
 		}
-		n, open := p.Activity()
-		switch {
-		case n != last || open:
-			last, trimmed = n, false
-		case !trimmed:
+		if n := p.Activity(); n != last {
+			last, since, trimmed = n, now, false
+			continue
+		}
+		if !trimmed && now.Sub(since) >= idle {
+			p.closeIdleUpstreams()
 			p.trim()
 			trimmed = true
 		}

@@ -207,18 +207,31 @@ func (p *Proxy) Apply(tc serviceconnect.TaskConfig) error {
 	return nil
 }
 
-// Activity returns a count that changes whenever a connection opens, and whether any is open
-// now: two equal counts with nothing open between them mean the proxy was idle.
-func (p *Proxy) Activity() (opened uint64, open bool) {
+// Activity returns a count that changes whenever a connection opens, a
+// request is served or bytes are relayed: two equal counts mean the proxy
+// was idle in between (connections may stay open, as keep-alive ones do).
+func (p *Proxy) Activity() uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	var n uint64
 	for _, m := range []map[string]*stats{p.inStats, p.outStats} {
 		for _, s := range m {
-			opened += s.opened.Load()
-			open = open || s.active.Load() > 0
+			n += s.activity()
 		}
 	}
-	return opened, open
+	return n
+}
+
+// closeIdleUpstreams closes the idle keep-alive connections to endpoints
+// (the idle trim: each holds its buffers).
+func (p *Proxy) closeIdleUpstreams() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.listeners {
+		if l.pool != nil {
+			l.pool.CloseIdle()
+		}
+	}
 }
 
 func (p *Proxy) statsFor(inbound bool, name string) *stats {

@@ -12,15 +12,15 @@ import (
 // read (Counters); active is a gauge.
 type stats struct {
 	active atomic.Int64
-	opened atomic.Uint64 // connections ever opened (Proxy.Activity)
 	mu     sync.Mutex
 	c      serviceconnect.Counters
+	moved  uint64 // connections opened, requests and byte counts ever recorded (Proxy.Activity)
 }
 
 func (s *stats) connOpened() {
 	s.active.Add(1)
-	s.opened.Add(1)
 	s.mu.Lock()
+	s.moved++
 	s.c.NewConnections++
 	s.mu.Unlock()
 }
@@ -32,6 +32,7 @@ func (s *stats) bytes(n int64) {
 		return
 	}
 	s.mu.Lock()
+	s.moved++
 	s.c.ProcessedBytes += uint64(n)
 	s.mu.Unlock()
 }
@@ -42,6 +43,7 @@ func (s *stats) bytes(n int64) {
 func (s *stats) request(status int, n int64, rt time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.moved++
 	s.c.Requests++
 	if n > 0 {
 		s.c.ProcessedBytes += uint64(n)
@@ -64,6 +66,13 @@ func (s *stats) request(status int, n int64, rt time.Duration) {
 			s.c.ResponseTimeMaxMs = ms
 		}
 	}
+}
+
+// activity is the count Proxy.Activity sums.
+func (s *stats) activity() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.moved
 }
 
 // take returns the counts since the previous take and resets them.

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/berthdev/berth/internal/api/ecsapi"
+	"github.com/berthdev/berth/internal/lazyre"
 )
 
 // result is what validation learned that later steps need.
@@ -23,7 +24,7 @@ var (
 	// nameRE is the charset of families, container names and volume names.
 	nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 	// portNameRE is the charset of port mapping names (Service Connect).
-	portNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+	portNameRE = lazyre.New(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 	// portRangeRE is a containerPortRange: "start-end".
 	portRangeRE = regexp.MustCompile(`^([0-9]{1,5})-([0-9]{1,5})$`)
 )

@@ -662,11 +662,12 @@ func (g *generator) emitValidation() {
 		g.p("")
 	}
 	if len(g.patterns) > 0 {
-		g.imports["regexp"] = true
-		g.p("// Patterns of the model, anchored: AWS matches them against whole values.")
+		g.imports["github.com/berthdev/berth/internal/lazyre"] = true
+		g.p("// Patterns of the model, anchored: AWS matches them against whole values. Compiled at")
+		g.p("// their first use (internal/lazyre).")
 		g.p("var (")
 		for _, name := range slices.Sorted(maps.Keys(g.patterns)) {
-			g.p("%s = regexp.MustCompile(%s)", g.patterns[name], goString(anchored(g.shape(name).Pattern)))
+			g.p("%s = lazyre.New(%s)", g.patterns[name], goString(anchored(g.shape(name).Pattern)))
 		}
 		g.p(")")
 		g.p("")

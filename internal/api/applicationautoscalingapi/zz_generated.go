@@ -4,12 +4,12 @@ package applicationautoscalingapi
 
 import (
 	"context"
-	"regexp"
 	"slices"
 	"strconv"
 	"unicode/utf8"
 
 	"github.com/berthdev/berth/internal/awsproto"
+	"github.com/berthdev/berth/internal/lazyre"
 )
 
 // Error codes: the __type of the Application Auto Scaling errors the model declares.
@@ -1838,9 +1838,10 @@ func checkTargetTrackingMetricUnit(s string) []string {
 //   - TargetTrackingMetricUnit: [\u0020-\uD7FF\uE000-\uFFFD\uD800\uDC00-\uDBFF\uDFFF\r\n\t]* (error parsing regexp: invalid escape sequence: `\u`)
 //   - XmlString: [\u0020-\uD7FF\uE000-\uFFFD\uD800\uDC00-\uDBFF\uDFFF\r\n\t]* (error parsing regexp: invalid escape sequence: `\u`)
 
-// Patterns of the model, anchored: AWS matches them against whole values.
+// Patterns of the model, anchored: AWS matches them against whole values. Compiled at
+// their first use (internal/lazyre).
 var (
-	patternAmazonResourceName = regexp.MustCompile(`^(?:^arn:.+:application-autoscaling:.+:[0-9]+:scalable-target\/[a-zA-Z0-9-]+$)$`)
+	patternAmazonResourceName = lazyre.New(`^(?:^arn:.+:application-autoscaling:.+:[0-9]+:scalable-target\/[a-zA-Z0-9-]+$)$`)
 )
 
 // Handlers holds the implementation of each Application Auto Scaling operation. An operation

@@ -4,12 +4,12 @@ package cloudtrailapi
 
 import (
 	"context"
-	"regexp"
 	"slices"
 	"strconv"
 	"unicode/utf8"
 
 	"github.com/berthdev/berth/internal/awsproto"
+	"github.com/berthdev/berth/internal/lazyre"
 )
 
 // Error codes: the __type of the CloudTrail errors the model declares.
@@ -4362,40 +4362,41 @@ func checkViewPropertiesValue(s string) []string {
 	return failed
 }
 
-// Patterns of the model, anchored: AWS matches them against whole values.
+// Patterns of the model, anchored: AWS matches them against whole values. Compiled at
+// their first use (internal/lazyre).
 var (
-	patternAccountId                       = regexp.MustCompile(`^(?:\d+)$`)
-	patternChannelArn                      = regexp.MustCompile(`^(?:^[a-zA-Z0-9._/\-:]+$)$`)
-	patternChannelName                     = regexp.MustCompile(`^(?:^[a-zA-Z0-9._\-]+$)$`)
-	patternDashboardArn                    = regexp.MustCompile(`^(?:^[a-zA-Z0-9._/\-:]+$)$`)
-	patternDashboardName                   = regexp.MustCompile(`^(?:^[a-zA-Z0-9_\-]+$)$`)
-	patternDeliveryS3Uri                   = regexp.MustCompile(`^(?:s3://[a-z0-9][\.\-a-z0-9]{1,61}[a-z0-9](/.*)?)$`)
-	patternErrorCode                       = regexp.MustCompile(`^(?:^[\w\d\s_.,\-:\[\]]+$)$`)
-	patternEventDataStoreArn               = regexp.MustCompile(`^(?:^[a-zA-Z0-9._/\-:]+$)$`)
-	patternEventDataStoreKmsKeyId          = regexp.MustCompile(`^(?:^[a-zA-Z0-9._/\-:]+$)$`)
-	patternEventDataStoreName              = regexp.MustCompile(`^(?:^[a-zA-Z0-9._\-]+$)$`)
-	patternEventName                       = regexp.MustCompile(`^(?:^[A-Za-z0-9_]+$)$`)
-	patternEventSource                     = regexp.MustCompile(`^(?:^[a-z0-9_-]+\.amazonaws\.com$)$`)
-	patternFederationRoleArn               = regexp.MustCompile(`^(?:^[a-zA-Z0-9._/\-:@=\+,\.]+$)$`)
-	patternLocation                        = regexp.MustCompile(`^(?:^[a-zA-Z0-9._/\-:*]+$)$`)
-	patternOperatorValue                   = regexp.MustCompile(`^(?:.+)$`)
-	patternPaginationToken                 = regexp.MustCompile(`^(?:.*)$`)
-	patternPrompt                          = regexp.MustCompile(`^(?:^[ -~\n]*$)$`)
-	patternQueryAlias                      = regexp.MustCompile(`^(?:^[a-zA-Z][a-zA-Z0-9._\-]*$)$`)
-	patternQueryParameter                  = regexp.MustCompile(`^(?:.*)$`)
-	patternQueryParameterKey               = regexp.MustCompile(`^(?:^[a-zA-Z0-9._/\-:$]+$)$`)
-	patternQueryParameterValue             = regexp.MustCompile(`^(?:^[a-zA-Z0-9._/\-:]+$)$`)
-	patternQueryStatement                  = regexp.MustCompile(`^(?:(?s).*)$`)
-	patternRefreshId                       = regexp.MustCompile(`^(?:\d+)$`)
-	patternResourceArn                     = regexp.MustCompile(`^(?:^[a-zA-Z0-9._/\-:]+$)$`)
-	patternSearchSampleQueriesSearchPhrase = regexp.MustCompile(`^(?:^[ -~\n]*$)$`)
-	patternSelectorField                   = regexp.MustCompile(`^(?:[\w|\d|\.|_]+)$`)
-	patternSelectorName                    = regexp.MustCompile(`^(?:.*)$`)
-	patternSource                          = regexp.MustCompile(`^(?:.*)$`)
-	patternTimeOfDay                       = regexp.MustCompile(`^(?:^[0-9]{2}:[0-9]{2})$`)
-	patternUUID                            = regexp.MustCompile(`^(?:^[a-f0-9\-]+$)$`)
-	patternViewPropertiesKey               = regexp.MustCompile(`^(?:^[a-zA-Z0-9._\-]+$)$`)
-	patternViewPropertiesValue             = regexp.MustCompile(`^(?:^[a-zA-Z0-9._\- ]+$)$`)
+	patternAccountId                       = lazyre.New(`^(?:\d+)$`)
+	patternChannelArn                      = lazyre.New(`^(?:^[a-zA-Z0-9._/\-:]+$)$`)
+	patternChannelName                     = lazyre.New(`^(?:^[a-zA-Z0-9._\-]+$)$`)
+	patternDashboardArn                    = lazyre.New(`^(?:^[a-zA-Z0-9._/\-:]+$)$`)
+	patternDashboardName                   = lazyre.New(`^(?:^[a-zA-Z0-9_\-]+$)$`)
+	patternDeliveryS3Uri                   = lazyre.New(`^(?:s3://[a-z0-9][\.\-a-z0-9]{1,61}[a-z0-9](/.*)?)$`)
+	patternErrorCode                       = lazyre.New(`^(?:^[\w\d\s_.,\-:\[\]]+$)$`)
+	patternEventDataStoreArn               = lazyre.New(`^(?:^[a-zA-Z0-9._/\-:]+$)$`)
+	patternEventDataStoreKmsKeyId          = lazyre.New(`^(?:^[a-zA-Z0-9._/\-:]+$)$`)
+	patternEventDataStoreName              = lazyre.New(`^(?:^[a-zA-Z0-9._\-]+$)$`)
+	patternEventName                       = lazyre.New(`^(?:^[A-Za-z0-9_]+$)$`)
+	patternEventSource                     = lazyre.New(`^(?:^[a-z0-9_-]+\.amazonaws\.com$)$`)
+	patternFederationRoleArn               = lazyre.New(`^(?:^[a-zA-Z0-9._/\-:@=\+,\.]+$)$`)
+	patternLocation                        = lazyre.New(`^(?:^[a-zA-Z0-9._/\-:*]+$)$`)
+	patternOperatorValue                   = lazyre.New(`^(?:.+)$`)
+	patternPaginationToken                 = lazyre.New(`^(?:.*)$`)
+	patternPrompt                          = lazyre.New(`^(?:^[ -~\n]*$)$`)
+	patternQueryAlias                      = lazyre.New(`^(?:^[a-zA-Z][a-zA-Z0-9._\-]*$)$`)
+	patternQueryParameter                  = lazyre.New(`^(?:.*)$`)
+	patternQueryParameterKey               = lazyre.New(`^(?:^[a-zA-Z0-9._/\-:$]+$)$`)
+	patternQueryParameterValue             = lazyre.New(`^(?:^[a-zA-Z0-9._/\-:]+$)$`)
+	patternQueryStatement                  = lazyre.New(`^(?:(?s).*)$`)
+	patternRefreshId                       = lazyre.New(`^(?:\d+)$`)
+	patternResourceArn                     = lazyre.New(`^(?:^[a-zA-Z0-9._/\-:]+$)$`)
+	patternSearchSampleQueriesSearchPhrase = lazyre.New(`^(?:^[ -~\n]*$)$`)
+	patternSelectorField                   = lazyre.New(`^(?:[\w|\d|\.|_]+)$`)
+	patternSelectorName                    = lazyre.New(`^(?:.*)$`)
+	patternSource                          = lazyre.New(`^(?:.*)$`)
+	patternTimeOfDay                       = lazyre.New(`^(?:^[0-9]{2}:[0-9]{2})$`)
+	patternUUID                            = lazyre.New(`^(?:^[a-f0-9\-]+$)$`)
+	patternViewPropertiesKey               = lazyre.New(`^(?:^[a-zA-Z0-9._\-]+$)$`)
+	patternViewPropertiesValue             = lazyre.New(`^(?:^[a-zA-Z0-9._\- ]+$)$`)
 )
 
 // Handlers holds the implementation of each CloudTrail operation. An operation

@@ -4,12 +4,12 @@ package cloudwatchapi
 
 import (
 	"context"
-	"regexp"
 	"slices"
 	"strconv"
 	"unicode/utf8"
 
 	"github.com/berthdev/berth/internal/awsproto"
+	"github.com/berthdev/berth/internal/lazyre"
 )
 
 // Error codes: the query codes (the model's error.code) of the CloudWatch errors
@@ -3641,17 +3641,18 @@ func checkTreatMissingData(s string) []string {
 	return failed
 }
 
-// Patterns of the model, anchored: AWS matches them against whole values.
+// Patterns of the model, anchored: AWS matches them against whole values. Compiled at
+// their first use (internal/lazyre).
 var (
-	patternAnomalyDetectorMetricStat     = regexp.MustCompile(`^(?:(SampleCount|Average|Sum|Minimum|Maximum|IQM|(p|tc|tm|ts|wm)(\d{1,2}(\.\d{0,10})?|100)|[ou]\d+(\.\d*)?)(_E|_L|_H)?|(TM|TC|TS|WM)\(((((\d{1,2})(\.\d{0,10})?|100(\.0{0,10})?)%)?:((\d{1,2})(\.\d{0,10})?|100(\.0{0,10})?)%|((\d{1,2})(\.\d{0,10})?|100(\.0{0,10})?)%:(((\d{1,2})(\.\d{0,10})?|100(\.0{0,10})?)%)?)\)|(TM|TC|TS|WM|PR)\(((\d+(\.\d{0,10})?|(\d+(\.\d{0,10})?[Ee][+-]?\d+)):((\d+(\.\d{0,10})?|(\d+(\.\d{0,10})?[Ee][+-]?\d+)))?|((\d+(\.\d{0,10})?|(\d+(\.\d{0,10})?[Ee][+-]?\d+)))?:(\d+(\.\d{0,10})?|(\d+(\.\d{0,10})?[Ee][+-]?\d+)))\))$`)
-	patternAnomalyDetectorMetricTimezone = regexp.MustCompile(`^(?:.*)$`)
-	patternInsightRuleDefinition         = regexp.MustCompile(`^(?:[\x00-\x7F]+)$`)
-	patternInsightRuleMetricName         = regexp.MustCompile(`^(?:[\x20-\x7E]+)$`)
-	patternInsightRuleName               = regexp.MustCompile(`^(?:[\x20-\x7E]+)$`)
-	patternInsightRuleOrderBy            = regexp.MustCompile(`^(?:[\x20-\x7E]+)$`)
-	patternInsightRuleState              = regexp.MustCompile(`^(?:[\x20-\x7E]+)$`)
-	patternNamespace                     = regexp.MustCompile(`^(?:[^:].*)$`)
-	patternTemplateName                  = regexp.MustCompile(`^(?:[0-9A-Za-z][\-\.\_0-9A-Za-z]{0,126}[0-9A-Za-z])$`)
+	patternAnomalyDetectorMetricStat     = lazyre.New(`^(?:(SampleCount|Average|Sum|Minimum|Maximum|IQM|(p|tc|tm|ts|wm)(\d{1,2}(\.\d{0,10})?|100)|[ou]\d+(\.\d*)?)(_E|_L|_H)?|(TM|TC|TS|WM)\(((((\d{1,2})(\.\d{0,10})?|100(\.0{0,10})?)%)?:((\d{1,2})(\.\d{0,10})?|100(\.0{0,10})?)%|((\d{1,2})(\.\d{0,10})?|100(\.0{0,10})?)%:(((\d{1,2})(\.\d{0,10})?|100(\.0{0,10})?)%)?)\)|(TM|TC|TS|WM|PR)\(((\d+(\.\d{0,10})?|(\d+(\.\d{0,10})?[Ee][+-]?\d+)):((\d+(\.\d{0,10})?|(\d+(\.\d{0,10})?[Ee][+-]?\d+)))?|((\d+(\.\d{0,10})?|(\d+(\.\d{0,10})?[Ee][+-]?\d+)))?:(\d+(\.\d{0,10})?|(\d+(\.\d{0,10})?[Ee][+-]?\d+)))\))$`)
+	patternAnomalyDetectorMetricTimezone = lazyre.New(`^(?:.*)$`)
+	patternInsightRuleDefinition         = lazyre.New(`^(?:[\x00-\x7F]+)$`)
+	patternInsightRuleMetricName         = lazyre.New(`^(?:[\x20-\x7E]+)$`)
+	patternInsightRuleName               = lazyre.New(`^(?:[\x20-\x7E]+)$`)
+	patternInsightRuleOrderBy            = lazyre.New(`^(?:[\x20-\x7E]+)$`)
+	patternInsightRuleState              = lazyre.New(`^(?:[\x20-\x7E]+)$`)
+	patternNamespace                     = lazyre.New(`^(?:[^:].*)$`)
+	patternTemplateName                  = lazyre.New(`^(?:[0-9A-Za-z][\-\.\_0-9A-Za-z]{0,126}[0-9A-Za-z])$`)
 )
 
 // Handlers holds the implementation of each CloudWatch operation. An operation

@@ -4,11 +4,11 @@ package ecrapi
 
 import (
 	"context"
-	"regexp"
 	"strconv"
 	"unicode/utf8"
 
 	"github.com/berthdev/berth/internal/awsproto"
+	"github.com/berthdev/berth/internal/lazyre"
 )
 
 // Error codes: the __type of the ECR errors the model declares.
@@ -4146,23 +4146,24 @@ func checkUpstreamRegistry(s UpstreamRegistry) []string {
 	return failed
 }
 
-// Patterns of the model, anchored: AWS matches them against whole values.
+// Patterns of the model, anchored: AWS matches them against whole values. Compiled at
+// their first use (internal/lazyre).
 var (
-	patternCredentialArn                          = regexp.MustCompile(`^(?:^arn:aws(-\w+)*:secretsmanager:[a-zA-Z0-9-:]+:secret:ecr\-pullthroughcache\/[a-zA-Z0-9\/_+=.@-]+$)$`)
-	patternImageTagMutabilityExclusionFilterValue = regexp.MustCompile(`^(?:^[0-9a-zA-Z._*-]{1,128}$)$`)
-	patternKmsKeyForRepositoryCreationTemplate    = regexp.MustCompile(`^(?:^$|arn:aws[a-z0-9-]*:kms:[a-z0-9-]+:[0-9]{12}:key\/[a-z0-9-]+)$`)
-	patternLayerDigest                            = regexp.MustCompile(`^(?:[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+)$`)
-	patternPrefix                                 = regexp.MustCompile(`^(?:^([a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*\/?|ROOT)$)$`)
-	patternPrincipalArn                           = regexp.MustCompile(`^(?:^arn:aws(-[a-z]+)*:iam::[0-9]{12}:(role|user)/[\w+=,.@-]+(/[\w+=,.@-]+)*$)$`)
-	patternPullThroughCacheRuleRepositoryPrefix   = regexp.MustCompile(`^(?:^([a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*\/?|ROOT)$)$`)
-	patternRegion                                 = regexp.MustCompile(`^(?:[0-9a-z-]{2,25})$`)
-	patternRegistryId                             = regexp.MustCompile(`^(?:[0-9]{12})$`)
-	patternRepositoryFilterValue                  = regexp.MustCompile(`^(?:^(?:[a-z0-9]+(?:[._-][a-z0-9]*)*/)*[a-z0-9]*(?:[._-][a-z0-9]*)*$)$`)
-	patternRepositoryName                         = regexp.MustCompile(`^(?:[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*)$`)
-	patternScanningRepositoryFilterValue          = regexp.MustCompile(`^(?:^[a-z0-9*](?:[._\-/a-z0-9*]?[a-z0-9*]+)*$)$`)
-	patternSigningProfileArn                      = regexp.MustCompile(`^(?:^arn:aws(-[a-z]+)*:signer:[a-z0-9-]+:[0-9]{12}:\/signing-profiles\/[a-zA-Z0-9_]{2,}$)$`)
-	patternSigningRepositoryFilterValue           = regexp.MustCompile(`^(?:^(?:[a-z0-9*]+(?:[._-][a-z0-9*]+)*/)*[a-z0-9*]+(?:[._-][a-z0-9*]+)*$)$`)
-	patternUploadId                               = regexp.MustCompile(`^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$`)
+	patternCredentialArn                          = lazyre.New(`^(?:^arn:aws(-\w+)*:secretsmanager:[a-zA-Z0-9-:]+:secret:ecr\-pullthroughcache\/[a-zA-Z0-9\/_+=.@-]+$)$`)
+	patternImageTagMutabilityExclusionFilterValue = lazyre.New(`^(?:^[0-9a-zA-Z._*-]{1,128}$)$`)
+	patternKmsKeyForRepositoryCreationTemplate    = lazyre.New(`^(?:^$|arn:aws[a-z0-9-]*:kms:[a-z0-9-]+:[0-9]{12}:key\/[a-z0-9-]+)$`)
+	patternLayerDigest                            = lazyre.New(`^(?:[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+)$`)
+	patternPrefix                                 = lazyre.New(`^(?:^([a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*\/?|ROOT)$)$`)
+	patternPrincipalArn                           = lazyre.New(`^(?:^arn:aws(-[a-z]+)*:iam::[0-9]{12}:(role|user)/[\w+=,.@-]+(/[\w+=,.@-]+)*$)$`)
+	patternPullThroughCacheRuleRepositoryPrefix   = lazyre.New(`^(?:^([a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*\/?|ROOT)$)$`)
+	patternRegion                                 = lazyre.New(`^(?:[0-9a-z-]{2,25})$`)
+	patternRegistryId                             = lazyre.New(`^(?:[0-9]{12})$`)
+	patternRepositoryFilterValue                  = lazyre.New(`^(?:^(?:[a-z0-9]+(?:[._-][a-z0-9]*)*/)*[a-z0-9]*(?:[._-][a-z0-9]*)*$)$`)
+	patternRepositoryName                         = lazyre.New(`^(?:[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*)$`)
+	patternScanningRepositoryFilterValue          = lazyre.New(`^(?:^[a-z0-9*](?:[._\-/a-z0-9*]?[a-z0-9*]+)*$)$`)
+	patternSigningProfileArn                      = lazyre.New(`^(?:^arn:aws(-[a-z]+)*:signer:[a-z0-9-]+:[0-9]{12}:\/signing-profiles\/[a-zA-Z0-9_]{2,}$)$`)
+	patternSigningRepositoryFilterValue           = lazyre.New(`^(?:^(?:[a-z0-9*]+(?:[._-][a-z0-9*]+)*/)*[a-z0-9*]+(?:[._-][a-z0-9*]+)*$)$`)
+	patternUploadId                               = lazyre.New(`^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$`)
 )
 
 // Handlers holds the implementation of each ECR operation. An operation

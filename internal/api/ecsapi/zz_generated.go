@@ -5,11 +5,11 @@ package ecsapi
 import (
 	"context"
 	"encoding/json"
-	"regexp"
 	"strconv"
 	"unicode/utf8"
 
 	"github.com/berthdev/berth/internal/awsproto"
+	"github.com/berthdev/berth/internal/lazyre"
 )
 
 // Error codes: the __type of the ECS errors the model declares.
@@ -8308,12 +8308,13 @@ func checkVersionConsistency(s VersionConsistency) []string {
 	return failed
 }
 
-// Patterns of the model, anchored: AWS matches them against whole values.
+// Patterns of the model, anchored: AWS matches them against whole values. Compiled at
+// their first use (internal/lazyre).
 var (
-	patternAllowedInstanceType  = regexp.MustCompile(`^(?:[a-zA-Z0-9\.\*\-]+)$`)
-	patternExcludedInstanceType = regexp.MustCompile(`^(?:[a-zA-Z0-9\.\*\-]+)$`)
-	patternTagKey               = regexp.MustCompile(`^(?:([\p{L}\p{Z}\p{N}_.:/=+\-@]*))$`)
-	patternTagValue             = regexp.MustCompile(`^(?:([\p{L}\p{Z}\p{N}_.:/=+\-@]*))$`)
+	patternAllowedInstanceType  = lazyre.New(`^(?:[a-zA-Z0-9\.\*\-]+)$`)
+	patternExcludedInstanceType = lazyre.New(`^(?:[a-zA-Z0-9\.\*\-]+)$`)
+	patternTagKey               = lazyre.New(`^(?:([\p{L}\p{Z}\p{N}_.:/=+\-@]*))$`)
+	patternTagValue             = lazyre.New(`^(?:([\p{L}\p{Z}\p{N}_.:/=+\-@]*))$`)
 )
 
 // Handlers holds the implementation of each ECS operation. An operation

@@ -4,11 +4,11 @@ package elbv2api
 
 import (
 	"context"
-	"regexp"
 	"strconv"
 	"unicode/utf8"
 
 	"github.com/berthdev/berth/internal/awsproto"
+	"github.com/berthdev/berth/internal/lazyre"
 )
 
 // Error codes: the query codes (the model's error.code) of the Elastic Load Balancing v2 errors
@@ -3546,18 +3546,19 @@ func checkTrustStoreName(s string) []string {
 	return failed
 }
 
-// Patterns of the model, anchored: AWS matches them against whole values.
+// Patterns of the model, anchored: AWS matches them against whole values. Compiled at
+// their first use (internal/lazyre).
 var (
-	patternCustomerOwnedIpv4Pool         = regexp.MustCompile(`^(?:^(ipv4pool-coip-)[a-zA-Z0-9]+$)$`)
-	patternFixedResponseActionStatusCode = regexp.MustCompile(`^(?:^(2|4|5)\d\d$)$`)
-	patternIpamPoolId                    = regexp.MustCompile(`^(?:^(ipam-pool-)[a-zA-Z0-9]+$)$`)
-	patternListenerAttributeKey          = regexp.MustCompile(`^(?:^[a-zA-Z0-9._]+$)$`)
-	patternLoadBalancerAttributeKey      = regexp.MustCompile(`^(?:^[a-zA-Z0-9._]+$)$`)
-	patternRedirectActionProtocol        = regexp.MustCompile(`^(?:^(HTTPS?|#\{protocol\})$)$`)
-	patternTagKey                        = regexp.MustCompile(`^(?:^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$)$`)
-	patternTagValue                      = regexp.MustCompile(`^(?:^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$)$`)
-	patternTargetGroupAttributeKey       = regexp.MustCompile(`^(?:^[a-zA-Z0-9._]+$)$`)
-	patternTrustStoreName                = regexp.MustCompile(`^(?:^([a-zA-Z0-9]+-)*[a-zA-Z0-9]+$)$`)
+	patternCustomerOwnedIpv4Pool         = lazyre.New(`^(?:^(ipv4pool-coip-)[a-zA-Z0-9]+$)$`)
+	patternFixedResponseActionStatusCode = lazyre.New(`^(?:^(2|4|5)\d\d$)$`)
+	patternIpamPoolId                    = lazyre.New(`^(?:^(ipam-pool-)[a-zA-Z0-9]+$)$`)
+	patternListenerAttributeKey          = lazyre.New(`^(?:^[a-zA-Z0-9._]+$)$`)
+	patternLoadBalancerAttributeKey      = lazyre.New(`^(?:^[a-zA-Z0-9._]+$)$`)
+	patternRedirectActionProtocol        = lazyre.New(`^(?:^(HTTPS?|#\{protocol\})$)$`)
+	patternTagKey                        = lazyre.New(`^(?:^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$)$`)
+	patternTagValue                      = lazyre.New(`^(?:^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$)$`)
+	patternTargetGroupAttributeKey       = lazyre.New(`^(?:^[a-zA-Z0-9._]+$)$`)
+	patternTrustStoreName                = lazyre.New(`^(?:^([a-zA-Z0-9]+-)*[a-zA-Z0-9]+$)$`)
 )
 
 // Handlers holds the implementation of each Elastic Load Balancing v2 operation. An operation

@@ -4,12 +4,12 @@ package logsapi
 
 import (
 	"context"
-	"regexp"
 	"slices"
 	"strconv"
 	"unicode/utf8"
 
 	"github.com/berthdev/berth/internal/awsproto"
+	"github.com/berthdev/berth/internal/lazyre"
 )
 
 // Error codes: the __type of the CloudWatch Logs errors the model declares.
@@ -8779,44 +8779,45 @@ func checkWithKey(s string) []string {
 	return failed
 }
 
-// Patterns of the model, anchored: AWS matches them against whole values.
+// Patterns of the model, anchored: AWS matches them against whole values. Compiled at
+// their first use (internal/lazyre).
 var (
-	patternAccountId                = regexp.MustCompile(`^(?:^\d{12}$)$`)
-	patternAmazonResourceName       = regexp.MustCompile(`^(?:[\w+=/:,.@-]*)$`)
-	patternAnomalyDetectorArn       = regexp.MustCompile(`^(?:[\w#+=/:,.@-]*)$`)
-	patternClientToken              = regexp.MustCompile(`^(?:\S{36,128})$`)
-	patternDeliveryDestinationName  = regexp.MustCompile(`^(?:[\w-]*)$`)
-	patternDeliveryId               = regexp.MustCompile(`^(?:^[0-9A-Za-z]+$)$`)
-	patternDeliverySourceName       = regexp.MustCompile(`^(?:[\w-]*)$`)
-	patternDestinationName          = regexp.MustCompile(`^(?:[^:*]*)$`)
-	patternDetectorKmsKeyArn        = regexp.MustCompile(`^(?:^arn:aws[a-z\-]*:kms:[-a-z0-9]*:[0-9]*:key/[-a-z0-9]*$)$`)
-	patternFieldIndexName           = regexp.MustCompile(`^(?:[\.\-_/#A-Za-z0-9]+)$`)
-	patternFilterName               = regexp.MustCompile(`^(?:[^:*]*)$`)
-	patternImportId                 = regexp.MustCompile(`^(?:[\-a-zA-Z0-9]+)$`)
-	patternIntegrationName          = regexp.MustCompile(`^(?:[\.\-_/#A-Za-z0-9]+)$`)
-	patternIntegrationNamePrefix    = regexp.MustCompile(`^(?:[\.\-_/#A-Za-z0-9]+)$`)
-	patternLogGroupArn              = regexp.MustCompile(`^(?:[\w#+=/:,.@-]*)$`)
-	patternLogGroupIdentifier       = regexp.MustCompile(`^(?:[\w#+=/:,.@-]*)$`)
-	patternLogGroupName             = regexp.MustCompile(`^(?:[\.\-_/#A-Za-z0-9]+)$`)
-	patternLogGroupNamePattern      = regexp.MustCompile(`^(?:[\.\-_/#A-Za-z0-9]*)$`)
-	patternLogGroupNameRegexPattern = regexp.MustCompile(`^(?:(\^?[\.\-_\/#A-Za-z0-9]{3,24})(\|\^?[\.\-_\/#A-Za-z0-9]{3,24}){0,4})$`)
-	patternLogStreamName            = regexp.MustCompile(`^(?:[^:*]*)$`)
-	patternLogType                  = regexp.MustCompile(`^(?:[\w]*)$`)
-	patternLookupTableName          = regexp.MustCompile(`^(?:^[a-zA-Z0-9_]+$)$`)
-	patternMappingVersion           = regexp.MustCompile(`^(?:^\d+\.\d+(\.\d+)?$)$`)
-	patternMetricName               = regexp.MustCompile(`^(?:[^:*$]*)$`)
-	patternMetricNamespace          = regexp.MustCompile(`^(?:[^:*$]*)$`)
-	patternQueryParameterName       = regexp.MustCompile(`^(?:^[a-zA-Z_][a-zA-Z0-9_]*)$`)
-	patternResourceIdentifier       = regexp.MustCompile(`^(?:[\w+=/:,.@\-\*]*)$`)
-	patternResourceType             = regexp.MustCompile(`^(?:[\w-_]*)$`)
-	patternS3Uri                    = regexp.MustCompile(`^(?:s3://[a-z0-9][\.\-a-z0-9]{1,61}[a-z0-9](/.*)?)$`)
-	patternScheduledQueryIdentifier = regexp.MustCompile(`^(?:[\w#+=/:,.@-]*)$`)
-	patternScheduledQueryName       = regexp.MustCompile(`^(?:^[a-zA-Z0-9_\-/.#]+$)$`)
-	patternService                  = regexp.MustCompile(`^(?:[\w_-]*)$`)
-	patternTagFilterKey             = regexp.MustCompile(`^(?:^([\p{L}\p{Z}\p{N}_.:/=+\-@]+)$)$`)
-	patternTagFilterValue           = regexp.MustCompile(`^(?:^!?\*?([\p{L}\p{Z}\p{N}_.:/=+\-@]*)\*?$)$`)
-	patternTagKey                   = regexp.MustCompile(`^(?:^([\p{L}\p{Z}\p{N}_.:/=+\-@]+)$)$`)
-	patternTagValue                 = regexp.MustCompile(`^(?:^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$)$`)
+	patternAccountId                = lazyre.New(`^(?:^\d{12}$)$`)
+	patternAmazonResourceName       = lazyre.New(`^(?:[\w+=/:,.@-]*)$`)
+	patternAnomalyDetectorArn       = lazyre.New(`^(?:[\w#+=/:,.@-]*)$`)
+	patternClientToken              = lazyre.New(`^(?:\S{36,128})$`)
+	patternDeliveryDestinationName  = lazyre.New(`^(?:[\w-]*)$`)
+	patternDeliveryId               = lazyre.New(`^(?:^[0-9A-Za-z]+$)$`)
+	patternDeliverySourceName       = lazyre.New(`^(?:[\w-]*)$`)
+	patternDestinationName          = lazyre.New(`^(?:[^:*]*)$`)
+	patternDetectorKmsKeyArn        = lazyre.New(`^(?:^arn:aws[a-z\-]*:kms:[-a-z0-9]*:[0-9]*:key/[-a-z0-9]*$)$`)
+	patternFieldIndexName           = lazyre.New(`^(?:[\.\-_/#A-Za-z0-9]+)$`)
+	patternFilterName               = lazyre.New(`^(?:[^:*]*)$`)
+	patternImportId                 = lazyre.New(`^(?:[\-a-zA-Z0-9]+)$`)
+	patternIntegrationName          = lazyre.New(`^(?:[\.\-_/#A-Za-z0-9]+)$`)
+	patternIntegrationNamePrefix    = lazyre.New(`^(?:[\.\-_/#A-Za-z0-9]+)$`)
+	patternLogGroupArn              = lazyre.New(`^(?:[\w#+=/:,.@-]*)$`)
+	patternLogGroupIdentifier       = lazyre.New(`^(?:[\w#+=/:,.@-]*)$`)
+	patternLogGroupName             = lazyre.New(`^(?:[\.\-_/#A-Za-z0-9]+)$`)
+	patternLogGroupNamePattern      = lazyre.New(`^(?:[\.\-_/#A-Za-z0-9]*)$`)
+	patternLogGroupNameRegexPattern = lazyre.New(`^(?:(\^?[\.\-_\/#A-Za-z0-9]{3,24})(\|\^?[\.\-_\/#A-Za-z0-9]{3,24}){0,4})$`)
+	patternLogStreamName            = lazyre.New(`^(?:[^:*]*)$`)
+	patternLogType                  = lazyre.New(`^(?:[\w]*)$`)
+	patternLookupTableName          = lazyre.New(`^(?:^[a-zA-Z0-9_]+$)$`)
+	patternMappingVersion           = lazyre.New(`^(?:^\d+\.\d+(\.\d+)?$)$`)
+	patternMetricName               = lazyre.New(`^(?:[^:*$]*)$`)
+	patternMetricNamespace          = lazyre.New(`^(?:[^:*$]*)$`)
+	patternQueryParameterName       = lazyre.New(`^(?:^[a-zA-Z_][a-zA-Z0-9_]*)$`)
+	patternResourceIdentifier       = lazyre.New(`^(?:[\w+=/:,.@\-\*]*)$`)
+	patternResourceType             = lazyre.New(`^(?:[\w-_]*)$`)
+	patternS3Uri                    = lazyre.New(`^(?:s3://[a-z0-9][\.\-a-z0-9]{1,61}[a-z0-9](/.*)?)$`)
+	patternScheduledQueryIdentifier = lazyre.New(`^(?:[\w#+=/:,.@-]*)$`)
+	patternScheduledQueryName       = lazyre.New(`^(?:^[a-zA-Z0-9_\-/.#]+$)$`)
+	patternService                  = lazyre.New(`^(?:[\w_-]*)$`)
+	patternTagFilterKey             = lazyre.New(`^(?:^([\p{L}\p{Z}\p{N}_.:/=+\-@]+)$)$`)
+	patternTagFilterValue           = lazyre.New(`^(?:^!?\*?([\p{L}\p{Z}\p{N}_.:/=+\-@]*)\*?$)$`)
+	patternTagKey                   = lazyre.New(`^(?:^([\p{L}\p{Z}\p{N}_.:/=+\-@]+)$)$`)
+	patternTagValue                 = lazyre.New(`^(?:^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$)$`)
 )
 
 // Handlers holds the implementation of each CloudWatch Logs operation. An operation

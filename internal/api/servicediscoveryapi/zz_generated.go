@@ -4,12 +4,12 @@ package servicediscoveryapi
 
 import (
 	"context"
-	"regexp"
 	"slices"
 	"strconv"
 	"unicode/utf8"
 
 	"github.com/berthdev/berth/internal/awsproto"
+	"github.com/berthdev/berth/internal/lazyre"
 )
 
 // Error codes: the __type of the ServiceDiscovery errors the model declares.
@@ -2414,12 +2414,13 @@ func checkTagValue(s string) []string {
 //   - NamespaceNamePrivate: ^(?!arn:)[!-~]{1,253}$ (error parsing regexp: invalid or unsupported Perl syntax: `(?!`)
 //   - ServiceName: ((?=^.{1,127}$)^([a-zA-Z0-9_][a-zA-Z0-9-_]{0,61}[a-zA-Z0-9_]|[a-zA-Z0-9])(\.([a-zA-Z0-9_][a-zA-Z0-9-_]{0,61}[a-zA-Z0-9_]|[a-zA-Z0-9]))*$)|(^\.$) (error parsing regexp: invalid or unsupported Perl syntax: `(?=`)
 
-// Patterns of the model, anchored: AWS matches them against whole values.
+// Patterns of the model, anchored: AWS matches them against whole values. Compiled at
+// their first use (internal/lazyre).
 var (
-	patternAttrKey             = regexp.MustCompile(`^(?:^[a-zA-Z0-9!-~]+$)$`)
-	patternAttrValue           = regexp.MustCompile(`^(?:^([a-zA-Z0-9!-~][ \ta-zA-Z0-9!-~]*){0,1}[a-zA-Z0-9!-~]{0,1}$)$`)
-	patternInstanceId          = regexp.MustCompile(`^(?:^[0-9a-zA-Z_/:.@-]+$)$`)
-	patternNamespaceNamePublic = regexp.MustCompile(`^(?:^([a-zA-Z0-9]([a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z0-9]([a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?$)$`)
+	patternAttrKey             = lazyre.New(`^(?:^[a-zA-Z0-9!-~]+$)$`)
+	patternAttrValue           = lazyre.New(`^(?:^([a-zA-Z0-9!-~][ \ta-zA-Z0-9!-~]*){0,1}[a-zA-Z0-9!-~]{0,1}$)$`)
+	patternInstanceId          = lazyre.New(`^(?:^[0-9a-zA-Z_/:.@-]+$)$`)
+	patternNamespaceNamePublic = lazyre.New(`^(?:^([a-zA-Z0-9]([a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z0-9]([a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?$)$`)
 )
 
 // Handlers holds the implementation of each ServiceDiscovery operation. An operation
