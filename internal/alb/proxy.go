@@ -153,23 +153,35 @@ func rewrite(pr *httputil.ProxyRequest) {
 // traceHeader is the X-Amzn-Trace-Id ALB forwards: a new Root when the request has none; when it
 // has one, the request's fields kept and a Self field (this hop) put first.
 func traceHeader(in string, now time.Time) string {
-	id := newTraceID(now)
+	var b [128]byte
+	return string(appendTraceHeader(b[:0], in, now))
+}
+
+// appendTraceHeader appends traceHeader's value to dst.
+func appendTraceHeader(dst []byte, in string, now time.Time) []byte {
 	if !strings.Contains(in, "Root=") {
-		return "Root=" + id
+		return appendTraceID(append(dst, "Root="...), now)
 	}
-	fields := strings.Split(in, ";")
-	out := make([]string, 0, len(fields)+1)
-	out = append(out, "Self="+id)
-	for _, f := range fields {
+	dst = appendTraceID(append(dst, "Self="...), now)
+	for in != "" {
+		var f string
+		f, in, _ = strings.Cut(in, ";")
 		if f = strings.TrimSpace(f); f != "" && !strings.HasPrefix(f, "Self=") {
-			out = append(out, f)
+			dst = append(dst, ';')
+			dst = append(dst, f...)
 		}
 	}
-	return strings.Join(out, ";")
+	return dst
 }
 
 // newTraceID is AWS's trace id: 1-<8 hex digits of epoch seconds>-<24 hex digits of randomness>.
 func newTraceID(now time.Time) string {
+	var b [35]byte
+	return string(appendTraceID(b[:0], now))
+}
+
+// appendTraceID appends a new trace id to dst.
+func appendTraceID(dst []byte, now time.Time) []byte {
 	var b [35]byte
 	b[0], b[1] = '1', '-'
 	var ts [4]byte
@@ -186,7 +198,7 @@ func newTraceID(now time.Time) string {
 		rb[8+i] = byte(y >> (8 * i))
 	}
 	hex.Encode(b[11:], rb[:])
-	return string(b[:])
+	return append(dst, b[:]...)
 }
 
 // dispatch is the proxy's RoundTripper: it picks the target (after stickiness), retries another

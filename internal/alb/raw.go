@@ -74,7 +74,8 @@ func (h *handler) ServeRaw(w *httpfwd.RawWriter, r *httpfwd.Request) bool {
 		rawELBError(w, http.StatusBadRequest)
 		return true
 	}
-	head := r.ForwardHead(forwardedFields, rawForwarded(r, &st))
+	var xb [512]byte
+	head := r.ForwardHead(forwardedFields, appendForwarded(xb[:0], r, &st))
 	var tried []*target
 	var lastErr error = errNoTarget
 	for attempt := 0; attempt < maxAttempts; attempt++ {
@@ -120,36 +121,35 @@ func (h *handler) ServeRaw(w *httpfwd.RawWriter, r *httpfwd.Request) bool {
 // forwardedFields are the client's fields ALB replaces with its own.
 var forwardedFields = []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Port", "X-Amzn-Trace-Id"}
 
-// rawForwarded is the lines of ALB's X-Forwarded-For/Proto/Port and X-Amzn-Trace-Id.
-func rawForwarded(r *httpfwd.Request, st *reqState) string {
+// appendForwarded appends the lines of ALB's X-Forwarded-For/Proto/Port and X-Amzn-Trace-Id.
+func appendForwarded(dst []byte, r *httpfwd.Request, st *reqState) []byte {
 	client, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		client = r.RemoteAddr
 	}
-	var b strings.Builder
-	b.Grow(160)
-	b.WriteString("X-Forwarded-For: ")
+	dst = append(dst, "X-Forwarded-For: "...)
 	r.Values("X-Forwarded-For", func(v string) {
-		b.WriteString(v)
-		b.WriteString(", ")
+		dst = append(dst, v...)
+		dst = append(dst, ", "...)
 	})
-	b.WriteString(client)
-	b.WriteString("\r\nX-Forwarded-Proto: ")
-	b.WriteString(st.rt.scheme)
-	b.WriteString("\r\nX-Forwarded-Port: ")
-	b.WriteString(st.rt.port)
-	b.WriteString("\r\nX-Amzn-Trace-Id: ")
+	dst = append(dst, client...)
+	dst = append(dst, "\r\nX-Forwarded-Proto: "...)
+	dst = append(dst, st.rt.scheme...)
+	dst = append(dst, "\r\nX-Forwarded-Port: "...)
+	dst = append(dst, st.rt.port...)
+	dst = append(dst, "\r\nX-Amzn-Trace-Id: "...)
 	in, _ := r.Header("X-Amzn-Trace-Id")
-	b.WriteString(traceHeader(in, time.Now()))
-	b.WriteString("\r\n")
-	return b.String()
+	dst = appendTraceHeader(dst, in, time.Now())
+	return append(dst, '\r', '\n')
 }
 
 // rawRequestOf is requestOf for a raw request.
 func rawRequestOf(r *httpfwd.Request) request {
 	host := r.Host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+	if strings.IndexByte(host, ':') >= 0 {
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
 	}
 	var src netip.Addr
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // The raw path serves the common request of a proxy as bytes: a plain HTTP/1.1 request in origin
@@ -84,7 +85,7 @@ func (r *Request) Body() ([]byte, error) {
 // Proxy-Authorization, TE, Trailer), Content-Length and those named in drop (case-insensitive),
 // then extra (complete "Name: value\r\n" lines), the framing (Content-Length of the body, or 0
 // for POST, PUT and PATCH without one) and the empty line.
-func (r *Request) AppendHead(dst []byte, drop []string, extra string) []byte {
+func (r *Request) AppendHead(dst []byte, drop []string, extra []byte) []byte {
 	dst = append(dst, r.Method...)
 	dst = append(dst, ' ')
 	dst = append(dst, r.Target...)
@@ -110,7 +111,7 @@ func (r *Request) AppendHead(dst []byte, drop []string, extra string) []byte {
 }
 
 // ForwardHead is AppendHead into a buffer of the connection's, valid until ServeRaw returns.
-func (r *Request) ForwardHead(drop []string, extra string) []byte {
+func (r *Request) ForwardHead(drop []string, extra []byte) []byte {
 	r.cc.fwdHead = r.AppendHead(r.cc.fwdHead[:0], drop, extra)
 	return r.cc.fwdHead
 }
@@ -329,6 +330,9 @@ func (d *lazyDeadline) set(want time.Time, slack time.Duration, apply func(time.
 
 // forget is called after the deadline was set other than through d.
 func (d *lazyDeadline) forget() { *d = lazyDeadline{} }
+
+// bytesView is b as a string without copying: b must not change while the string is in use.
+func bytesView(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // lineValue returns the first value of the field name in lines.
 func lineValue(lines []string, name string) (string, bool) {

@@ -81,7 +81,9 @@ func (p *Pool) exchangeOn(uc *upConn, addr, method string, head, body []byte, no
 		if err != nil {
 			return nil, errUnexpectedEOF(err)
 		}
-		f, err := splitHead(string(uc.head), uc.lines)
+		// The response's strings view the head's buffer, read again only when the
+		// connection carries its next exchange, after Relay, Discard or Close.
+		f, err := splitHead(bytesView(uc.head), uc.lines)
 		uc.lines = f.lines
 		if err != nil {
 			return nil, err
@@ -155,9 +157,12 @@ func (r *Response) scan(minor int) error {
 		}
 		r.fr = framing{length: -1, chunked: strings.EqualFold(trimOWS(last), "chunked")}
 	case hasCL:
-		n, err := contentLength([]string{cl})
-		if err != nil {
-			return err
+		n, ok := decimal(cl)
+		if !ok {
+			var err error
+			if n, err = contentLength([]string{cl}); err != nil {
+				return err
+			}
 		}
 		r.fr = framing{length: n}
 	default:
@@ -167,6 +172,22 @@ func (r *Response) scan(minor int) error {
 		r.keep = false // delimited by the connection's end
 	}
 	return nil
+}
+
+// decimal reads a plain non-negative decimal number of at most 18 digits.
+func decimal(s string) (int64, bool) {
+	if s == "" || len(s) > 18 {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
 
 // Header returns the first value of the response's field name (case-insensitive).
@@ -186,15 +207,9 @@ func (r *Response) Relay(w *RawWriter, extra string) (int64, error) {
 	bw.WriteString("HTTP/1.1 ")
 	bw.WriteString(r.status)
 	bw.WriteString("\r\n")
-	var named string // the Connection fields' options, to drop the fields they name
-	for _, l := range r.lines {
-		if v, ok := lineIs(l, "Connection"); ok {
-			named += "," + v
-		}
-	}
 	for _, l := range r.lines {
 		name := l[:strings.IndexByte(l, ':')]
-		if isHopName(name) || named != "" && listHas(named, name) || r.fr.chunked && strings.EqualFold(name, "Content-Length") {
+		if isHopName(name) || r.connectionNames(name) || r.fr.chunked && strings.EqualFold(name, "Content-Length") {
 			continue
 		}
 		bw.WriteString(l)
@@ -411,6 +426,17 @@ func (uc *upConn) extendRead(idle time.Duration, until, now time.Time) {
 		want, slack = until, slackFor(until.Sub(now))
 	}
 	uc.rdl.set(want, slack, uc.c.SetReadDeadline)
+}
+
+// connectionNames reports whether the response's Connection fields name the field name (as a
+// field to drop; "close" and "keep-alive" are options, not fields a response would carry).
+func (r *Response) connectionNames(name string) bool {
+	for _, l := range r.lines {
+		if v, ok := lineIs(l, "Connection"); ok && listHas(v, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // listHas reports whether the comma-separated list holds name (case-insensitively).

@@ -254,9 +254,10 @@ func (cc *conn) serve() (handed bool) {
 			cc.reject(err)
 			return false
 		}
-		hs := string(cc.head)
 		if s.Raw != nil {
-			if r, ok := cc.rawRequest(hs); ok {
+			// The raw path's strings view the head's buffer: they live until the next
+			// request is read, and the request and its strings only until ServeRaw returns.
+			if r, ok := cc.rawRequest(bytesView(cc.head)); ok {
 				if handled, keep := cc.serveRaw(r); handled {
 					if !keep {
 						return false
@@ -266,7 +267,7 @@ func (cc *conn) serve() (handed bool) {
 				}
 			}
 		}
-		req, fr, err := cc.parse(hs)
+		req, fr, err := cc.parse(string(cc.head))
 		if err == errHandOver {
 			if s.Fallback == nil {
 				cc.reject(errNotImplemented)

@@ -68,7 +68,7 @@ func (l *listener) ServeRaw(w *httpfwd.RawWriter, r *httpfwd.Request) bool {
 		w.Respond(http.StatusBadRequest, "text/plain; charset=utf-8", "", []byte("request body: "+err.Error()+"\n"))
 		return true
 	}
-	head := r.ForwardHead(nil, "")
+	head := r.ForwardHead(nil, nil)
 	var tried []*endpoint
 	var lastErr error
 	lastKind := failOther
