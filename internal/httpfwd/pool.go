@@ -188,9 +188,7 @@ func (p *Pool) RoundTrip(ctx context.Context, addr string, req *http.Request, re
 			}
 		}
 		uc.c.SetReadDeadline(dl)
-		if !limit.IsZero() {
-			uc.c.SetWriteDeadline(limit)
-		}
+		uc.c.SetWriteDeadline(limit) // zero clears one Exchange left
 		stop := func() bool { return true }
 		if ctx.Done() != nil {
 			c := uc.c

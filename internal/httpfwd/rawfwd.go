@@ -18,7 +18,7 @@ type Response struct {
 	p      *Pool
 	addr   string
 	uc     *upConn
-	cc     *conn // the client's connection, which knows uc while the exchange lasts
+	cc     *conn    // the client's connection, which knows uc while the exchange lasts
 	status string   // the status line after the version: "200 OK"
 	lines  []string // header lines
 	fr     framing
@@ -260,8 +260,7 @@ func (r *Response) Close() {
 }
 
 func (r *Response) release() {
-	r.cc.setUpstream(nil)
-	if r.keep {
+	if r.cc.setUpstream(nil) && r.keep { // not cut by Server.Close
 		r.p.put(r.addr, r.uc, time.Now())
 	} else {
 		r.uc.close()
