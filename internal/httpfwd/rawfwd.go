@@ -40,7 +40,7 @@ func (p *Pool) Exchange(req *Request, addr string, head, body []byte, deadline t
 	cc := req.cc
 	for try := 0; ; try++ {
 		now := time.Now()
-		uc, err := p.get(context.Background(), addr, now)
+		uc, err := p.get(context.Background(), addr, now, deadline)
 		if err != nil {
 			return nil, err
 		}
