@@ -1311,3 +1311,24 @@ func FuzzRelay(f *testing.F) {
 		}
 	})
 }
+
+// TestRawServerCloseAfter: CloseAfter says "Connection: close" and closes the connection after
+// the response; Written tells whether anything was written; an unknown status has a reason.
+func TestRawServerCloseAfter(t *testing.T) {
+	written := make(chan [2]bool, 1)
+	s := &Server{Handler: regularHandler(), Raw: rawFunc(func(w *RawWriter, r *Request) bool {
+		before := w.Written()
+		w.CloseAfter()
+		w.Respond(599, "", "X-A: 1\r\n", []byte("x"))
+		written <- [2]bool{before, w.Written()}
+		return true
+	})}
+	addr := serve(t, s)
+	got := exchange(t, addr, "GET / HTTP/1.1\r\nHost: h\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n")
+	if want := "HTTP/1.1 599 Status 599\r\nX-A: 1\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx"; got != want {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+	if w := <-written; w != [2]bool{false, true} {
+		t.Fatalf("Written before and after Respond: %v", w)
+	}
+}
