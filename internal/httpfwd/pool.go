@@ -49,7 +49,8 @@ type upConn struct {
 
 var upReaders, upWriters sync.Pool
 
-func (p *Pool) get(ctx context.Context, addr string, now time.Time) (*upConn, error) {
+// get returns an idle connection to addr or dials one, by deadline when not zero.
+func (p *Pool) get(ctx context.Context, addr string, now, deadline time.Time) (*upConn, error) {
 	p.mu.Lock()
 	for {
 		list := p.idle[addr]
@@ -74,7 +75,7 @@ func (p *Pool) get(ctx context.Context, addr string, now time.Time) (*upConn, er
 	if dt <= 0 {
 		dt = 10 * time.Second
 	}
-	d := net.Dialer{Timeout: dt, KeepAlive: 30 * time.Second}
+	d := net.Dialer{Timeout: dt, Deadline: deadline, KeepAlive: 30 * time.Second}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		var oe *net.OpError
@@ -187,7 +188,7 @@ func IsDialError(err error) bool {
 func (p *Pool) RoundTrip(ctx context.Context, addr string, req *http.Request, replayable bool) (*http.Response, error) {
 	for try := 0; ; try++ {
 		now := time.Now()
-		uc, err := p.get(ctx, addr, now)
+		uc, err := p.get(ctx, addr, now, time.Time{})
 		if err != nil {
 			return nil, err
 		}
@@ -201,9 +202,7 @@ func (p *Pool) RoundTrip(ctx context.Context, addr string, req *http.Request, re
 			}
 		}
 		uc.c.SetReadDeadline(dl)
-		if !limit.IsZero() {
-			uc.c.SetWriteDeadline(limit)
-		}
+		uc.c.SetWriteDeadline(limit) // zero clears one Exchange left
 		stop := func() bool { return true }
 		if ctx.Done() != nil {
 			c := uc.c

@@ -123,10 +123,11 @@ type RawWriter struct {
 	wrote      bool
 	closeAfter bool
 	aborted    bool
+	head       bool // the request is HEAD: Respond writes no body
 }
 
 // Respond writes a whole response: the status line, Content-Type when not empty, extra (complete
-// "Name: value\r\n" lines), Content-Length and body.
+// "Name: value\r\n" lines), Content-Length and body (not to a HEAD request).
 func (w *RawWriter) Respond(code int, contentType, extra string, body []byte) {
 	w.wrote = true
 	bw := w.bw
@@ -148,7 +149,9 @@ func (w *RawWriter) Respond(code int, contentType, extra string, body []byte) {
 	bw.WriteString("Content-Length: ")
 	bw.Write(strconv.AppendInt(b[:0], int64(len(body)), 10))
 	bw.WriteString("\r\n\r\n")
-	bw.Write(body)
+	if !w.head {
+		bw.Write(body)
+	}
 }
 
 // CloseAfter closes the client's connection after this response.
@@ -245,7 +248,7 @@ func (s *Server) maxRawBody() int {
 // whether the connection can take another request.
 func (cc *conn) serveRaw(r *Request) (handled, keep bool) {
 	w := &cc.rawW
-	*w = RawWriter{cc: cc, bw: cc.bw, closeAfter: r.Close}
+	*w = RawWriter{cc: cc, bw: cc.bw, closeAfter: r.Close, head: r.Method == http.MethodHead}
 	took, ok := cc.runRaw(w, r)
 	if !ok {
 		return true, false
@@ -265,6 +268,7 @@ func (cc *conn) serveRaw(r *Request) (handled, keep bool) {
 		}
 	}
 	if r.bodyErr != nil {
+		cc.bw.Flush() // the handler's answer (400), then the connection closes
 		return true, false
 	}
 	if w.aborted || cc.bw.Flush() != nil {

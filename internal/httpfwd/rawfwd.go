@@ -40,7 +40,7 @@ func (p *Pool) Exchange(req *Request, addr string, head, body []byte, deadline t
 	cc := req.cc
 	for try := 0; ; try++ {
 		now := time.Now()
-		uc, err := p.get(context.Background(), addr, now)
+		uc, err := p.get(context.Background(), addr, now, deadline)
 		if err != nil {
 			return nil, err
 		}
@@ -275,8 +275,7 @@ func (r *Response) Close() {
 }
 
 func (r *Response) release() {
-	r.cc.setUpstream(nil)
-	if r.keep {
+	if r.cc.setUpstream(nil) && r.keep { // not cut by Server.Close
 		r.p.put(r.addr, r.uc, time.Now())
 	} else {
 		r.uc.close()

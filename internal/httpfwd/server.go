@@ -90,7 +90,8 @@ type conn struct {
 }
 
 // setUpstream records the backend connection of the raw exchange under way (nil: none), so
-// that Close can cut it; false when Close already ran.
+// that Close can cut it; false when Close already ran (then the connection recorded before may
+// have been cut: its deadline is in the past).
 func (cc *conn) setUpstream(uc *upConn) bool {
 	cc.upMu.Lock()
 	defer cc.upMu.Unlock()
@@ -98,7 +99,7 @@ func (cc *conn) setUpstream(uc *upConn) bool {
 		return false
 	}
 	cc.up = uc
-	return true
+	return !cc.closed
 }
 
 // cut ends the connection and the raw exchange it waits on.
@@ -169,7 +170,9 @@ func (s *Server) maxHeader() int {
 // response. It returns when all are closed, or when ctx ends (then the rest are closed and ctx's
 // error returned).
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock() // every ServeConn's wg.Add is before the Wait below, or sees shutting
 	s.shutting.Store(true)
+	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	wait := time.Millisecond

@@ -111,9 +111,10 @@ func (l *listener) ServeRaw(w *httpfwd.RawWriter, r *httpfwd.Request) bool {
 			continue
 		}
 		rt := time.Since(start)
+		code := resp.StatusCode // resp is not to be used after Relay: its connection may serve another request
 		n, _ := resp.Relay(w, "")
 		ep.outstanding.Add(-1)
-		l.st.request(resp.StatusCode, n+int64(len(body)), rt)
+		l.st.request(code, n+int64(len(body)), rt)
 		return true
 	}
 	code := http.StatusServiceUnavailable
