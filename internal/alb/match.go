@@ -232,6 +232,17 @@ func compileRules(rules []Rule) ([]route, error) {
 
 func sortActions(a []Action) []Action {
 	out := append([]Action(nil), a...)
+	for i := range out { // the routing snapshot owns its copy: the caller may change its config
+		out[i].Forward = append([]WeightedTargetGroup(nil), out[i].Forward...)
+		if f := out[i].FixedResponse; f != nil {
+			c := *f
+			out[i].FixedResponse = &c
+		}
+		if r := out[i].Redirect; r != nil {
+			c := *r
+			out[i].Redirect = &c
+		}
+	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Order < out[j].Order })
 	return out
 }

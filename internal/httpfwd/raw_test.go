@@ -184,7 +184,7 @@ func proxyRaw(p *Pool, addr string, deadline time.Duration, errs chan<- error) r
 		if deadline > 0 {
 			dl = time.Now().Add(deadline)
 		}
-		resp, err := p.Exchange(r, addr, r.ForwardHead(nil, ""), body, dl)
+		resp, err := p.Exchange(r, addr, r.ForwardHead(nil, nil), body, dl)
 		if err != nil {
 			report(err)
 			w.Respond(502, "text/plain", "", []byte("exchange: "+err.Error()+"\n"))
@@ -549,13 +549,13 @@ func TestRawAppendHead(t *testing.T) {
 		"content-length: 3\r\n"+
 		"Content-Length: 3\r\n"+
 		"Accept: */*\r\n\r\n", "abc")
-	got := string(r.AppendHead([]byte("prefix|"), []string{"x-DROP", "Absent"}, "X-Extra: e\r\n"))
+	got := string(r.AppendHead([]byte("prefix|"), []string{"x-DROP", "Absent"}, []byte("X-Extra: e\r\n")))
 	want := "prefix|POST /p?q=1 HTTP/1.1\r\nHost: h\r\nX-Keep: a, b\r\nAccept: */*\r\nX-Extra: e\r\nContent-Length: 3\r\n\r\n"
 	if got != want {
 		t.Fatalf("AppendHead\n got %q\nwant %q", got, want)
 	}
 	r.cc.fwdHead = make([]byte, 0, 8)
-	if fh := string(r.ForwardHead([]string{"X-Drop"}, "X-Extra: e\r\n")); fh != want[len("prefix|"):] {
+	if fh := string(r.ForwardHead([]string{"X-Drop"}, []byte("X-Extra: e\r\n"))); fh != want[len("prefix|"):] {
 		t.Fatalf("ForwardHead %q", fh)
 	}
 	for _, c := range []struct{ head, want string }{
@@ -567,7 +567,7 @@ func TestRawAppendHead(t *testing.T) {
 		{"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", "GET / HTTP/1.1\r\nHost: h\r\n\r\n"},
 	} {
 		r := rawRequestOf(t, c.head, "")
-		if got := string(r.AppendHead(nil, nil, "")); got != c.want {
+		if got := string(r.AppendHead(nil, nil, nil)); got != c.want {
 			t.Errorf("AppendHead of %q\n got %q\nwant %q", c.head, got, c.want)
 		}
 	}
@@ -1011,9 +1011,9 @@ func TestRawCloseDuringExchange(t *testing.T) {
 	results := make(chan result, 2)
 	s := &Server{Handler: regularHandler(), Raw: rawFunc(func(w *RawWriter, r *Request) bool {
 		start := time.Now()
-		_, err := p.Exchange(r, be.addr, r.ForwardHead(nil, ""), nil, time.Time{})
+		_, err := p.Exchange(r, be.addr, r.ForwardHead(nil, nil), nil, time.Time{})
 		results <- result{err, time.Since(start)}
-		_, err = p.Exchange(r, be.addr, r.ForwardHead(nil, ""), nil, time.Time{})
+		_, err = p.Exchange(r, be.addr, r.ForwardHead(nil, nil), nil, time.Time{})
 		results <- result{err, 0}
 		w.Respond(502, "", "", nil)
 		return true
@@ -1049,7 +1049,7 @@ func TestRawCloseBeforeRelay(t *testing.T) {
 	defer p.Close()
 	got, closeNow := make(chan struct{}), make(chan struct{})
 	s := &Server{Handler: regularHandler(), Raw: rawFunc(func(w *RawWriter, r *Request) bool {
-		resp, err := p.Exchange(r, be.addr, r.ForwardHead(nil, ""), nil, time.Time{})
+		resp, err := p.Exchange(r, be.addr, r.ForwardHead(nil, nil), nil, time.Time{})
 		if err != nil {
 			w.Respond(502, "", "", nil)
 			return true
