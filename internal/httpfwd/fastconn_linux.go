@@ -108,3 +108,22 @@ func (f *fastConn) doWrite(fd uintptr) bool {
 	}
 	return true
 }
+
+// peerOpen reports whether the connection behind rw (from newFastIO) is still open and quiet: a
+// non-blocking peek finds neither the peer's close nor unexpected bytes. Anything but a fastConn
+// is taken as open.
+func peerOpen(rw io.ReadWriter) bool {
+	f, ok := rw.(*fastConn)
+	if !ok {
+		return true
+	}
+	open := true
+	err := f.rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		open = e == syscall.EAGAIN // 0 bytes (the peer closed), data or an error: not reusable
+		return true
+	})
+	return err == nil && open
+}

@@ -35,6 +35,7 @@ type Pool struct {
 
 type upConn struct {
 	c        net.Conn
+	fio      io.ReadWriter // what br and bw read and write (newFastIO)
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	head     []byte
@@ -60,13 +61,21 @@ func (p *Pool) get(ctx context.Context, addr string, now, deadline time.Time) (*
 		uc := list[len(list)-1]
 		list[len(list)-1] = nil
 		p.idle[addr] = list[:len(list)-1]
-		if p.IdleFor > 0 && now.Sub(uc.lastUsed) > p.IdleFor {
+		idle := now.Sub(uc.lastUsed)
+		if p.IdleFor > 0 && idle > p.IdleFor {
 			p.mu.Unlock()
 			uc.close()
 			p.mu.Lock()
 			continue
 		}
 		p.mu.Unlock()
+		// A connection idle for a while may have been closed by the backend's keep-alive
+		// timeout: look (one non-blocking peek) rather than find out after sending.
+		if idle >= staleCheckAfter && !peerOpen(uc.fio) {
+			uc.close()
+			p.mu.Lock()
+			continue
+		}
 		uc.reused = true
 		return uc, nil
 	}
@@ -84,8 +93,8 @@ func (p *Pool) get(ctx context.Context, addr string, now, deadline time.Time) (*
 		}
 		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: err}
 	}
-	uc := &upConn{c: c}
 	fio := newFastIO(c)
+	uc := &upConn{c: c, fio: fio}
 	if br, ok := upReaders.Get().(*bufio.Reader); ok {
 		br.Reset(fio)
 		uc.br = br
@@ -159,6 +168,11 @@ func (uc *upConn) close() {
 		uc.bw = nil
 	}
 }
+
+// staleCheckAfter is how long a pooled connection must have been idle before it is checked for a
+// close by its backend before reuse (keep-alive timeouts are seconds; a younger one is taken as
+// it is). A variable for tests.
+var staleCheckAfter = time.Second
 
 // StaleConn reports whether err is what a keep-alive connection the backend already closed gives.
 func StaleConn(err error) bool {

@@ -667,7 +667,7 @@ func TestRawRelayChunked(t *testing.T) {
 		if res.exErr != nil || res.relErr != nil {
 			t.Fatal(res.exErr, res.relErr)
 		}
-		want := "HTTP/1.1 200 OK\r\nX-A: 1\r\nX-Via: test\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+		want := "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\nX-Via: test\r\n\r\n" + body
 		if res.out != want || res.n != 16 {
 			t.Fatalf("relayed %q (n %d)\nwant %q", res.out, res.n, want)
 		}
@@ -881,9 +881,14 @@ func TestRawRelayBackendDiesMidBody(t *testing.T) {
 	}
 }
 
-// TestRawExchangeRetriesStale: a pooled connection the backend closed while idle is replaced,
-// once, and the request sent again.
+// TestRawExchangeRetriesStale: a pooled connection the backend closed while idle is found closed
+// before use (staleCheckAfter 0 here: always looked at) and replaced; a GET that finds it closed
+// only after being sent goes again on a fresh one, once; a POST then does not (the backend may
+// have run it).
 func TestRawExchangeRetriesStale(t *testing.T) {
+	old := staleCheckAfter
+	staleCheckAfter = 0
+	defer func() { staleCheckAfter = old }()
 	reqs := make(chan string, 10)
 	closeIdle := make(chan struct{}, 10)
 	be := startBackend(t, func(c net.Conn, br *bufio.Reader) {
@@ -1330,5 +1335,53 @@ func TestRawServerCloseAfter(t *testing.T) {
 	}
 	if w := <-written; w != [2]bool{false, true} {
 		t.Fatalf("Written before and after Respond: %v", w)
+	}
+}
+
+// TestRawStaleAfterSendRetriesOnlyIdempotent: a reused connection the backend drops after reading
+// the request (no response) is tried again on a fresh one for a GET, not for a POST.
+func TestRawStaleAfterSendRetriesOnlyIdempotent(t *testing.T) {
+	for _, method := range []string{"GET", "POST"} {
+		t.Run(method, func(t *testing.T) {
+			var n atomic.Int32
+			be := startBackend(t, func(c net.Conn, br *bufio.Reader) {
+				for {
+					if _, err := readRequest(br); err != nil {
+						return
+					}
+					if n.Add(1) == 2 {
+						return // the second request: read, then the connection drops unanswered
+					}
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+				}
+			})
+			p := &Pool{}
+			defer p.Close()
+			req := &Request{Method: method, cc: &conn{}}
+			head := []byte(method + " / HTTP/1.1\r\nHost: b\r\nContent-Length: 0\r\n\r\n")
+			resp, err := p.Exchange(req, be.addr, head, nil, time.Time{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Discard(0)
+			resp, err = p.Exchange(req, be.addr, head, nil, time.Time{})
+			switch method {
+			case "GET":
+				if err != nil {
+					t.Fatalf("GET not retried: %v", err)
+				}
+				resp.Discard(0)
+				if n.Load() != 3 || be.accepts.Load() != 2 {
+					t.Fatalf("%d requests on %d connections, want 3 on 2", n.Load(), be.accepts.Load())
+				}
+			case "POST":
+				if !StaleConn(err) {
+					t.Fatalf("POST: %v, want the stale connection's error", err)
+				}
+				if n.Load() != 2 || be.accepts.Load() != 1 {
+					t.Fatalf("POST sent %d times on %d connections, want 2 on 1", n.Load(), be.accepts.Load())
+				}
+			}
+		})
 	}
 }

@@ -48,7 +48,7 @@ func (p *Pool) Exchange(req *Request, addr string, head, body []byte, deadline t
 			uc.close()
 			return nil, ErrServerClosed
 		}
-		r, err := p.exchangeOn(uc, addr, req.Method, head, body, now, deadline)
+		r, sent, err := p.exchangeOn(uc, addr, req.Method, head, body, now, deadline)
 		if err == nil {
 			r.cc = cc
 			return r, nil
@@ -56,14 +56,20 @@ func (p *Pool) Exchange(req *Request, addr string, head, body []byte, deadline t
 		cc.setUpstream(nil)
 		reused := uc.reused
 		uc.close()
-		if reused && try == 0 && StaleConn(err) && (deadline.IsZero() || time.Now().Before(deadline)) {
+		// A kept-alive connection the backend had closed: again on a fresh one, unless the
+		// request went out and is not idempotent (the backend may have run it: as
+		// http.Transport, only replayable requests are sent twice).
+		if reused && try == 0 && StaleConn(err) && (!sent || idempotentMethod(req.Method)) &&
+			(deadline.IsZero() || time.Now().Before(deadline)) {
 			continue
 		}
 		return nil, err
 	}
 }
 
-func (p *Pool) exchangeOn(uc *upConn, addr, method string, head, body []byte, now, deadline time.Time) (*Response, error) {
+// exchangeOn sends the request on uc and reads the response's head; sent reports whether the
+// request was written out whole (a failure after it may be the backend's, having run it).
+func (p *Pool) exchangeOn(uc *upConn, addr, method string, head, body []byte, now, deadline time.Time) (_ *Response, sent bool, _ error) {
 	var slack time.Duration
 	if !deadline.IsZero() {
 		slack = slackFor(deadline.Sub(now))
@@ -73,27 +79,27 @@ func (p *Pool) exchangeOn(uc *upConn, addr, method string, head, body []byte, no
 	uc.bw.Write(head)
 	uc.bw.Write(body)
 	if err := uc.bw.Flush(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	for {
 		var err error
 		uc.head, err = readHead(uc.br, maxResponseHead, uc.head)
 		if err != nil {
-			return nil, errUnexpectedEOF(err)
+			return nil, true, errUnexpectedEOF(err)
 		}
 		// The response's strings view the head's buffer, read again only when the
 		// connection carries its next exchange, after Relay, Discard or Close.
 		f, err := splitHead(bytesView(uc.head), uc.lines)
 		uc.lines = f.lines
 		if err != nil {
-			return nil, err
+			return nil, true, err
 		}
 		sl, err := parseStatusLine(f.start)
 		if err != nil {
-			return nil, err
+			return nil, true, err
 		}
 		if sl.code == http.StatusSwitchingProtocols {
-			return nil, errRawStatus
+			return nil, true, errRawStatus
 		}
 		if sl.code/100 == 1 {
 			continue
@@ -102,9 +108,9 @@ func (p *Pool) exchangeOn(uc *upConn, addr, method string, head, body []byte, no
 		*r = Response{StatusCode: sl.code, p: p, addr: addr, uc: uc, status: sl.status, lines: f.lines,
 			isHead: method == http.MethodHead, until: deadline, keep: sl.minor >= 1}
 		if err := r.scan(sl.minor); err != nil {
-			return nil, err
+			return nil, true, err
 		}
-		return r, nil
+		return r, true, nil
 	}
 }
 
@@ -174,6 +180,15 @@ func (r *Response) scan(minor int) error {
 	return nil
 }
 
+// idempotentMethod: methods whose requests may be sent twice (RFC 9110 9.2.2).
+func idempotentMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
 // decimal reads a plain non-negative decimal number of at most 18 digits.
 func decimal(s string) (int64, bool) {
 	if s == "" || len(s) > 18 {
@@ -194,7 +209,8 @@ func decimal(s string) (int64, bool) {
 func (r *Response) Header(name string) (string, bool) { return lineValue(r.lines, name) }
 
 // Relay writes the response to the client through w: its status line as HTTP/1.1, its header
-// fields but the hop-by-hop ones and those its Connection names, extra (complete "Name: value\r\n"
+// fields but the hop-by-hop ones (Transfer-Encoding excepted: the body is relayed as it came)
+// and those its Connection names, extra (complete "Name: value\r\n"
 // lines), then its body as it comes (flushed whenever the backend has nothing more buffered). The
 // backend's connection goes back to the pool when the body was read to its end. It returns the
 // body bytes relayed. An error after the head was written cuts the client's response: its
@@ -209,16 +225,15 @@ func (r *Response) Relay(w *RawWriter, extra string) (int64, error) {
 	bw.WriteString("\r\n")
 	for _, l := range r.lines {
 		name := l[:strings.IndexByte(l, ':')]
-		if isHopName(name) || r.connectionNames(name) || r.fr.chunked && strings.EqualFold(name, "Content-Length") {
+		// Transfer-Encoding passes: the body goes on as it came, codings and chunks.
+		te := strings.EqualFold(name, "Transfer-Encoding") && r.StatusCode != http.StatusNoContent // never on a 204 (RFC 9112 6.1)
+		if isHopName(name) && !te || r.connectionNames(name) || r.fr.chunked && strings.EqualFold(name, "Content-Length") {
 			continue
 		}
 		bw.WriteString(l)
 		bw.WriteString("\r\n")
 	}
 	bw.WriteString(extra)
-	if r.fr.chunked {
-		bw.WriteString("Transfer-Encoding: chunked\r\n")
-	}
 	if r.fr.length < 0 && !r.fr.chunked {
 		w.closeAfter = true
 	}
@@ -345,8 +360,8 @@ func (r *Response) relayChunked(bw *bufio.Writer) (int64, error) {
 				if _, err := bw.Write(tl); err != nil {
 					return total, err
 				}
-				if len(tl) <= 2 {
-					return total, nil
+				if len(tl) == 1 || len(tl) == 2 && tl[0] == '\r' {
+					return total, nil // the empty line
 				}
 			}
 		}
