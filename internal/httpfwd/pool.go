@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -44,6 +45,7 @@ type upConn struct {
 
 	// The raw path's (Exchange).
 	rdl, wdl lazyDeadline
+	cut      atomic.Bool // Server.Close cut the exchange: its deadlines stay in the past
 	lines    []string
 	resp     Response
 }

@@ -76,6 +76,7 @@ func (p *Pool) exchangeOn(uc *upConn, addr, method string, head, body []byte, no
 	}
 	uc.wdl.set(deadline, slack, uc.c.SetWriteDeadline)
 	uc.extendRead(p.ReadIdle, deadline, now)
+	uc.recut()
 	uc.bw.Write(head)
 	uc.bw.Write(body)
 	if err := uc.bw.Flush(); err != nil {
@@ -440,6 +441,16 @@ func (uc *upConn) extendRead(idle time.Duration, until, now time.Time) {
 		want, slack = until, slackFor(until.Sub(now))
 	}
 	uc.rdl.set(want, slack, uc.c.SetReadDeadline)
+	uc.recut()
+}
+
+// recut puts the past deadline back when Server.Close cut the exchange while a deadline was being
+// set: the cut marks the connection before setting its deadline, and a setter checks the mark
+// after setting its own, so one of the two sees the other.
+func (uc *upConn) recut() {
+	if uc.cut.Load() {
+		uc.c.SetDeadline(time.Unix(1, 0))
+	}
 }
 
 // connectionNames reports whether the response's Connection fields name the field name (as a

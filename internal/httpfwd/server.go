@@ -108,6 +108,7 @@ func (cc *conn) cut() {
 	cc.upMu.Lock()
 	cc.closed = true
 	if cc.up != nil {
+		cc.up.cut.Store(true) // before the deadline: see upConn.recut
 		cc.up.c.SetDeadline(time.Unix(1, 0))
 	}
 	cc.upMu.Unlock()
