@@ -95,7 +95,7 @@ func (h *handler) forwardFast(w http.ResponseWriter, r *http.Request, st *reqSta
 			// A target that refuses the connection, or drops it before answering an
 			// idempotent request without a body, leaves rotation and the request goes to
 			// another: nothing reached the application, or doing it twice is harmless.
-			if isDialError(err) || (httpfwd.StaleConn(err) && replayable && idempotent(r.Method)) {
+			if isDialError(err) || replayable && retryElsewhere(err, r.Method) {
 				st.g.connectFailed(t)
 				if replayable {
 					tried = append(tried, t)

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/berthdev/berth/internal/httpfwd"
 )
 
 // routing is the immutable view one HTTP listener serves from; Apply swaps in a new one.
@@ -87,37 +89,16 @@ func countAddrs(vs []string) int {
 
 func (h *handler) forward(w http.ResponseWriter, r *http.Request, rt *routing, act *Action) {
 	st := &reqState{rt: rt}
-	gi := -1
-	if act.Stickiness > 0 && len(act.Forward) > 1 {
-		st.groupStick = act.Stickiness
-		if c, err := r.Cookie("AWSALBTG"); err == nil {
-			for i, wg := range act.Forward {
-				if wg.Weight > 0 && groupCookie(wg.ARN) == c.Value {
-					gi = i
-					break
-				}
-			}
+	arn, up := st.selectGroup(act, func(name string) (string, bool) {
+		c, err := r.Cookie(name)
+		if err != nil {
+			return "", false
 		}
-		st.groupCookie = true
-	}
-	if gi < 0 {
-		gi = chooseGroup(act.Forward, rand.Float64())
-	}
-	if gi < 0 {
-		h.plane.elbError(w, rt, "", http.StatusServiceUnavailable)
-		return
-	}
-	arn := act.Forward[gi].ARN
-	st.g = rt.groups[arn]
-	up := rt.upstreams[arn]
-	if st.g == nil || up == nil {
+		return c.Value, true
+	})
+	if up == nil {
 		h.plane.elbError(w, rt, arn, http.StatusServiceUnavailable)
 		return
-	}
-	if s := st.g.snap.Load(); s != nil && s.stickiness > 0 {
-		if c, err := r.Cookie("AWSALB"); err == nil {
-			st.sticky = c.Value
-		}
 	}
 	if up.fast != nil && fastEligible(r) {
 		h.forwardFast(w, r, st, up)
@@ -129,6 +110,48 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, rt *routing, a
 	}
 	st.transport = up.rt
 	h.plane.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+}
+
+// selectGroup settles the forward action's target group for the request (group stickiness by its
+// AWSALBTG cookie, else by weight) and reads its target stickiness cookie (AWSALB): st.g and the
+// group's upstream. arn is "" when no group has weight; up is nil when there is no group to use.
+func (st *reqState) selectGroup(act *Action, cookie func(name string) (string, bool)) (arn string, up *upstream) {
+	gi := -1
+	if act.Stickiness > 0 && len(act.Forward) > 1 {
+		st.groupStick = act.Stickiness
+		if c, ok := cookie("AWSALBTG"); ok {
+			for i, wg := range act.Forward {
+				if wg.Weight > 0 && groupCookie(wg.ARN) == c {
+					gi = i
+					break
+				}
+			}
+		}
+		st.groupCookie = true
+	}
+	if gi < 0 {
+		gi = chooseGroup(act.Forward, rand.Float64())
+	}
+	if gi < 0 {
+		return "", nil
+	}
+	arn = act.Forward[gi].ARN
+	st.g = st.rt.groups[arn]
+	up = st.rt.upstreams[arn]
+	if st.g == nil || up == nil {
+		return arn, nil
+	}
+	if s := st.g.snap.Load(); s != nil && s.stickiness > 0 {
+		st.sticky, _ = cookie("AWSALB")
+	}
+	return arn, up
+}
+
+// retryElsewhere reports whether a forward that failed with err leaves the target out of
+// rotation and goes to another: the connection could not be made (nothing was sent), or it
+// dropped before an answer to an idempotent request (doing it twice is harmless).
+func retryElsewhere(err error, method string) bool {
+	return isDialError(err) || httpfwd.StaleConn(err) && idempotent(method)
 }
 
 // rewrite sets the headers ALB adds to what it forwards.

@@ -39,33 +39,9 @@ func (h *handler) ServeRaw(w *httpfwd.RawWriter, r *httpfwd.Request) bool {
 		return false
 	}
 	st := reqState{rt: rt}
-	gi := -1
-	if act.Stickiness > 0 && len(act.Forward) > 1 {
-		st.groupStick = act.Stickiness
-		if c, ok := rawCookie(r, "AWSALBTG"); ok {
-			for i, wg := range act.Forward {
-				if wg.Weight > 0 && groupCookie(wg.ARN) == c {
-					gi = i
-					break
-				}
-			}
-		}
-		st.groupCookie = true
-	}
-	if gi < 0 {
-		gi = chooseGroup(act.Forward, rand.Float64())
-	}
-	if gi < 0 {
+	_, up := st.selectGroup(act, func(name string) (string, bool) { return rawCookie(r, name) })
+	if up == nil || up.fast == nil {
 		return false
-	}
-	arn := act.Forward[gi].ARN
-	st.g = rt.groups[arn]
-	up := rt.upstreams[arn]
-	if st.g == nil || up == nil || up.fast == nil {
-		return false
-	}
-	if s := st.g.snap.Load(); s != nil && s.stickiness > 0 {
-		st.sticky, _ = rawCookie(r, "AWSALB")
 	}
 	body, err := r.Body()
 	if err != nil {
@@ -89,9 +65,7 @@ func (h *handler) ServeRaw(w *httpfwd.RawWriter, r *httpfwd.Request) bool {
 		if err != nil {
 			t.outstanding.Add(-1)
 			lastErr = err
-			// As forwardFast: a target that refuses the connection, or drops it before
-			// answering an idempotent request, leaves rotation and the request goes to another.
-			if isDialError(err) || httpfwd.StaleConn(err) && idempotent(r.Method) {
+			if retryElsewhere(err, r.Method) {
 				st.g.connectFailed(t)
 				tried = append(tried, t)
 				continue

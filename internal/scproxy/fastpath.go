@@ -87,23 +87,14 @@ func (l *listener) ServeRaw(w *httpfwd.RawWriter, r *httpfwd.Request) bool {
 		if err != nil {
 			ep.outstanding.Add(-1)
 			lastErr, lastKind = err, classifyRaw(err, deadline)
-			switch lastKind {
-			case failConnect:
-				if ep.result(0, time.Now()) {
-					l.p.log.Debug("endpoint ejected: connection failed", "cluster", l.cl.name, "endpoint", ep.addr, "err", err)
-				}
-			case failReset:
-				ep.result(http.StatusServiceUnavailable, time.Now())
-			}
+			l.failed(ep, lastKind, err)
 			if !(lastKind == failConnect || lastKind == failReset && idempotent(r.Method)) {
 				break
 			}
 			tried = append(tried, ep)
 			continue
 		}
-		if ep.result(resp.StatusCode, time.Now()) {
-			l.p.log.Debug("endpoint ejected: consecutive 5xx", "cluster", l.cl.name, "endpoint", ep.addr)
-		}
+		l.answered(ep, resp.StatusCode)
 		if resp.StatusCode == http.StatusServiceUnavailable && attempt < MaxAttempts-1 && (deadline.IsZero() || time.Now().Before(deadline)) {
 			resp.Discard(64 << 10)
 			ep.outstanding.Add(-1)
@@ -117,16 +108,7 @@ func (l *listener) ServeRaw(w *httpfwd.RawWriter, r *httpfwd.Request) bool {
 		l.st.request(code, n+int64(len(body)), rt)
 		return true
 	}
-	code := http.StatusServiceUnavailable
-	msg := "no healthy upstream"
-	switch {
-	case lastKind == failTimeout:
-		code, msg = http.StatusGatewayTimeout, "upstream request timeout"
-	case lastErr != nil && lastKind == failConnect:
-		msg = "upstream connect error: " + lastErr.Error()
-	case lastErr != nil:
-		code, msg = http.StatusBadGateway, "upstream reset before response: "+lastErr.Error()
-	}
+	code, msg := failureAnswer(lastKind, lastErr, lastKind == failTimeout)
 	l.st.request(code, 0, -1)
 	w.Respond(code, "text/plain", "Server: berth-scproxy\r\n", []byte(msg+"\n"))
 	return true

@@ -169,14 +169,7 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			ep.outstanding.Add(-1)
 			lastErr, lastKind = err, classify(ctx, err)
-			switch lastKind {
-			case failConnect:
-				if ep.result(0, time.Now()) {
-					l.p.log.Debug("endpoint ejected: connection failed", "cluster", l.cl.name, "endpoint", ep.addr, "err", err)
-				}
-			case failReset, failRefused:
-				ep.result(http.StatusServiceUnavailable, time.Now())
-			}
+			l.failed(ep, lastKind, err)
 			retry := !tb.consumed() && ctx.Err() == nil &&
 				(lastKind == failConnect || lastKind == failRefused || (lastKind == failReset && idempotent(r.Method)))
 			if !retry {
@@ -185,9 +178,7 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			tried = append(tried, ep)
 			continue
 		}
-		if ep.result(resp.StatusCode, time.Now()) {
-			l.p.log.Debug("endpoint ejected: consecutive 5xx", "cluster", l.cl.name, "endpoint", ep.addr)
-		}
+		l.answered(ep, resp.StatusCode)
 		if resp.StatusCode == http.StatusServiceUnavailable && attempt < MaxAttempts-1 && !tb.consumed() && ctx.Err() == nil {
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
@@ -204,21 +195,48 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		l.st.request(499, 0, -1)
 		return
 	}
-	code := http.StatusServiceUnavailable
-	msg := "no healthy upstream"
-	switch {
-	case lastKind == failTimeout || deadlinePassed(ctx):
-		code, msg = http.StatusGatewayTimeout, "upstream request timeout"
-	case lastErr != nil && lastKind == failConnect:
-		msg = "upstream connect error: " + lastErr.Error()
-	case lastErr != nil:
-		code, msg = http.StatusBadGateway, "upstream reset before response: "+lastErr.Error()
-	}
+	timedOut := lastKind == failTimeout || deadlinePassed(ctx)
+	code, msg := failureAnswer(lastKind, lastErr, timedOut)
 	l.st.request(code, 0, -1)
 	w.Header().Set("Content-Type", "text/plain")
 	w.Header().Set("Server", "berth-scproxy")
 	w.WriteHeader(code)
 	io.WriteString(w, msg+"\n")
+}
+
+// failed records an attempt that got no response: a connection that
+// could not be made ejects the endpoint, a reset or refused stream counts
+// as a 5xx towards its outlier ejection.
+func (l *listener) failed(ep *endpoint, kind failKind, err error) {
+	switch kind {
+	case failConnect:
+		if ep.result(0, time.Now()) {
+			l.p.log.Debug("endpoint ejected: connection failed", "cluster", l.cl.name, "endpoint", ep.addr, "err", err)
+		}
+	case failReset, failRefused:
+		ep.result(http.StatusServiceUnavailable, time.Now())
+	}
+}
+
+// answered records an endpoint's answer (outlier ejection on consecutive
+// 5xx).
+func (l *listener) answered(ep *endpoint, status int) {
+	if ep.result(status, time.Now()) {
+		l.p.log.Debug("endpoint ejected: consecutive 5xx", "cluster", l.cl.name, "endpoint", ep.addr)
+	}
+}
+
+// failureAnswer is the proxy's own answer when no attempt got a response.
+func failureAnswer(kind failKind, lastErr error, timedOut bool) (int, string) {
+	switch {
+	case timedOut:
+		return http.StatusGatewayTimeout, "upstream request timeout"
+	case lastErr != nil && kind == failConnect:
+		return http.StatusServiceUnavailable, "upstream connect error: " + lastErr.Error()
+	case lastErr != nil:
+		return http.StatusBadGateway, "upstream reset before response: " + lastErr.Error()
+	}
+	return http.StatusServiceUnavailable, "no healthy upstream"
 }
 
 func tbBytes(tb *trackedBody) int64 {
