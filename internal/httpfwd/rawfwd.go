@@ -31,8 +31,10 @@ type Response struct {
 var errRawStatus = errors.New("httpfwd: 101 Switching Protocols to a request without Upgrade")
 
 // Exchange sends req (head as Request.AppendHead makes it, then body) to addr over a pooled
-// keep-alive connection and reads the response's head; 1xx responses are skipped. A reused
-// connection the backend had closed is replaced by a fresh one, once. A failure to connect is a
+// keep-alive connection and reads the response's head; 1xx responses are skipped. A pooled
+// connection idle for a second or more is peeked for its backend's close before use; one found
+// closed only by the exchange is replaced by a fresh one, once, unless the request went out and
+// its method is not idempotent (the backend may have run it). A failure to connect is a
 // *net.OpError with Op "dial"; nothing was sent then. deadline, when not zero, bounds the whole
 // exchange, body included (it is kept to within a 32nd of the time left, at most 250 ms late);
 // ReadIdle bounds each wait for the backend.
