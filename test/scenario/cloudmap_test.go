@@ -406,19 +406,42 @@ func TestCloudMapThroughBerthUp(t *testing.T) {
 		t.Fatalf("serviceRegistries %+v", out.Service.ServiceRegistries)
 	}
 	var hostPort int32
-	eventuallyTrue(t, "the task's SRV record", 60*time.Second, func() bool {
-		ts, err := c.ListTasks(cx, &ecs.ListTasksInput{ServiceName: aws.String("web")})
-		if err != nil || len(ts.TaskArns) != 1 {
+	var seen string // what the last look found, for a failure's message
+	srvUp := func() bool {
+		ts, err := c.ListTasks(cx, &ecs.ListTasksInput{ServiceName: aws.String("web"), DesiredStatus: ecstypes.DesiredStatusRunning})
+		if err != nil {
+			seen = "ListTasks: " + err.Error()
+			return false
+		}
+		if len(ts.TaskArns) != 1 {
+			seen = fmt.Sprintf("%d tasks running", len(ts.TaskArns))
+			stopped, _ := c.ListTasks(cx, &ecs.ListTasksInput{ServiceName: aws.String("web"), DesiredStatus: ecstypes.DesiredStatusStopped})
+			if stopped != nil && len(stopped.TaskArns) > 0 {
+				if d, err := c.DescribeTasks(cx, &ecs.DescribeTasksInput{Tasks: stopped.TaskArns[:1]}); err == nil && len(d.Tasks) == 1 {
+					seen += "; a stopped one: " + aws.ToString(d.Tasks[0].StoppedReason)
+				}
+			}
 			return false
 		}
 		d, err := c.DescribeTasks(cx, &ecs.DescribeTasksInput{Tasks: ts.TaskArns})
 		if err != nil || len(d.Tasks) != 1 || aws.ToString(d.Tasks[0].LastStatus) != "RUNNING" || len(d.Tasks[0].Containers[0].NetworkBindings) == 0 {
+			seen = fmt.Sprintf("DescribeTasks: %v", err)
+			if err == nil && len(d.Tasks) == 1 {
+				seen = fmt.Sprintf("task %s, bindings %d", aws.ToString(d.Tasks[0].LastStatus), len(d.Tasks[0].Containers[0].NetworkBindings))
+			}
 			return false
 		}
 		hostPort = aws.ToInt32(d.Tasks[0].Containers[0].NetworkBindings[0].HostPort)
 		r := dnsQuery(t, dnsAddr, "web.up.local", dns.TypeSRV)
+		seen = fmt.Sprintf("task RUNNING on host port %d; SRV answer %v, extra %d", hostPort, r.Answer, len(r.Extra))
 		return len(r.Answer) == 1 && int32(r.Answer[0].(*dns.SRV).Port) == hostPort && len(r.Extra) == 1
-	})
+	}
+	// A deadline, not a timing; CI once went past 60 s here: the message says where it stood.
+	for deadline := time.Now().Add(berthtest.Scale(90 * time.Second)); !srvUp(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no SRV record for the task: %s\n%s", seen, p.Output.String())
+		}
+	}
 	// A task container resolves the service's name through the task DNS
 	// (the Docker gateway's port 53) and reaches the task at it.
 	client := toolTaskDef("cm-client", []string{fmt.Sprintf("get:http://web.up.local:%d/", hostPort)})
