@@ -667,7 +667,8 @@ func TestRawRelayChunked(t *testing.T) {
 		if res.exErr != nil || res.relErr != nil {
 			t.Fatal(res.exErr, res.relErr)
 		}
-		want := "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\nX-Via: test\r\n\r\n" + body
+		// The bare LF line ends go on as CRLF.
+		want := "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\nX-Via: test\r\n\r\n" + strings.Replace(body, "1\nx\n", "1\r\nx\r\n", 1)
 		if res.out != want || res.n != 16 {
 			t.Fatalf("relayed %q (n %d)\nwant %q", res.out, res.n, want)
 		}
@@ -1297,10 +1298,6 @@ func FuzzRelay(f *testing.F) {
 				t.Fatalf("relayed %q (n %d) for a response without a body", res.out, res.n)
 			}
 			return
-		}
-		if i := strings.Index(res.out, "\r\n\r\n"); strings.Contains(res.out[:i], "\r\nTransfer-Encoding: chunked") &&
-			strings.Contains(strings.ReplaceAll(res.out[i:], "\r\n", ""), "\n") {
-			return // relayed as sent: net/http refuses bare line feeds in a chunked body
 		}
 		br := bufio.NewReader(strings.NewReader(res.out))
 		hr, err := http.ReadResponse(br, &http.Request{Method: method})

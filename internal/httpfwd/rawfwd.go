@@ -335,7 +335,8 @@ func (r *Response) relayN(bw *bufio.Writer, n int64) (int64, error) {
 const maxChunkLine = 4 << 10
 
 // relayChunked copies a chunked body as it is, chunk-size lines, extensions and trailer section
-// included, checking its syntax.
+// included, checking its syntax. Lines a backend ends with a bare LF (which RFC 9112 lets a
+// recipient accept) go on ending with CRLF, so that a strict client reads the same framing.
 func (r *Response) relayChunked(bw *bufio.Writer) (int64, error) {
 	var total int64
 	for {
@@ -347,7 +348,7 @@ func (r *Response) relayChunked(bw *bufio.Writer) (int64, error) {
 		if err != nil {
 			return total, err
 		}
-		if _, err := bw.Write(line); err != nil {
+		if err := writeLine(bw, line); err != nil {
 			return total, err
 		}
 		if size == 0 {
@@ -360,7 +361,7 @@ func (r *Response) relayChunked(bw *bufio.Writer) (int64, error) {
 				if lines > 64 {
 					return total, errTooLarge
 				}
-				if _, err := bw.Write(tl); err != nil {
+				if err := writeLine(bw, tl); err != nil {
 					return total, err
 				}
 				if len(tl) == 1 || len(tl) == 2 && tl[0] == '\r' {
@@ -380,8 +381,19 @@ func (r *Response) relayChunked(bw *bufio.Writer) (int64, error) {
 		if len(end) > 2 || end[len(end)-1] != '\n' || len(end) == 2 && end[0] != '\r' {
 			return total, errMalformed
 		}
-		bw.Write(end)
+		bw.WriteString("\r\n")
 	}
+}
+
+// writeLine writes a line read up to its LF, ended with CRLF.
+func writeLine(bw *bufio.Writer, l []byte) error {
+	l = l[:len(l)-1]
+	if n := len(l); n > 0 && l[n-1] == '\r' {
+		l = l[:n-1]
+	}
+	bw.Write(l)
+	_, err := bw.WriteString("\r\n")
+	return err
 }
 
 // line reads one line of a chunked body (flushing bw before waiting for the backend); it is
