@@ -95,7 +95,7 @@ func (h *handler) forwardFast(w http.ResponseWriter, r *http.Request, st *reqSta
 			// A target that refuses the connection, or drops it before answering an
 			// idempotent request without a body, leaves rotation and the request goes to
 			// another: nothing reached the application, or doing it twice is harmless.
-			if isDialError(err) || replayable && retryElsewhere(err, r.Method) {
+			if httpfwd.IsDialError(err) || replayable && retryElsewhere(err, r.Method) {
 				st.g.connectFailed(t)
 				if replayable {
 					tried = append(tried, t)
@@ -219,14 +219,6 @@ func (h *handler) upgradeOn(w http.ResponseWriter, r *http.Request, st *reqState
 	c.SetReadDeadline(time.Time{})
 	cc.SetDeadline(time.Time{})
 	splice(cc, c, crw.Reader, br, up.idle)
-}
-
-func idempotent(method string) bool {
-	switch method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
-		return true
-	}
-	return false
 }
 
 // copyResponse writes the target's response to the client; read to its end, the response's

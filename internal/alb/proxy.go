@@ -151,7 +151,7 @@ func (st *reqState) selectGroup(act *Action, cookie func(name string) (string, b
 // rotation and goes to another: the connection could not be made (nothing was sent), or it
 // dropped before an answer to an idempotent request (doing it twice is harmless).
 func retryElsewhere(err error, method string) bool {
-	return isDialError(err) || httpfwd.StaleConn(err) && idempotent(method)
+	return httpfwd.IsDialError(err) || httpfwd.StaleConn(err) && httpfwd.Idempotent(method)
 }
 
 // rewrite sets the headers ALB adds to what it forwards.
@@ -248,7 +248,7 @@ func (d dispatch) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			t.outstanding.Add(-1)
 			lastErr = err
-			if !isDialError(err) {
+			if !httpfwd.IsDialError(err) {
 				return nil, err
 			}
 			st.g.connectFailed(t)
@@ -280,11 +280,6 @@ type countedBody struct {
 func (b *countedBody) Close() error {
 	b.once.Do(func() { b.t.outstanding.Add(-1) })
 	return b.ReadCloser.Close()
-}
-
-func isDialError(err error) bool {
-	var oe *net.OpError
-	return errors.As(err, &oe) && oe.Op == "dial"
 }
 
 // modifyResponse sets the stickiness cookies.
@@ -333,15 +328,9 @@ func (p *Plane) forwardError(w http.ResponseWriter, r *http.Request, st *reqStat
 		rt = st.rt
 		tg = st.g.arn
 	}
-	code := http.StatusBadGateway
-	var ne net.Error
-	switch {
-	case r.Context().Err() != nil:
+	code := forwardStatus(err)
+	if r.Context().Err() != nil {
 		code = 460 // the client went away; nothing to send
-	case errors.Is(err, errNoTarget):
-		code = http.StatusServiceUnavailable
-	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, context.DeadlineExceeded):
-		code = http.StatusGatewayTimeout
 	}
 	if code != 460 {
 		p.log.Debug("forward failed", "target_group", tg, "status", code, "err", err)
@@ -357,17 +346,35 @@ func (p *Plane) elbError(w http.ResponseWriter, rt *routing, tg string, code int
 	if code == 460 {
 		return
 	}
-	title := strconv.Itoa(code)
-	if text := elbStatusText(code); text != "" {
-		title += " " + text
-	}
-	body := "<html>\r\n<head><title>" + title + "</title></head>\r\n<body>\r\n<center><h1>" + title + "</h1></center>\r\n</body>\r\n</html>\r\n"
+	body := elbErrorBody(code)
 	hd := w.Header()
 	hd.Set("Server", "awselb/2.0")
 	hd.Set("Content-Type", "text/html")
 	hd.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(code)
 	io.WriteString(w, body)
+}
+
+// forwardStatus is ALB's status for a forward that got no response: 503 when no target was
+// available, 504 when the target timed out, else 502.
+func forwardStatus(err error) int {
+	var ne net.Error
+	switch {
+	case errors.Is(err, errNoTarget):
+		return http.StatusServiceUnavailable
+	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusBadGateway
+}
+
+// elbErrorBody is the HTML body of ALB's own error responses.
+func elbErrorBody(code int) string {
+	title := strconv.Itoa(code)
+	if text := elbStatusText(code); text != "" {
+		title += " " + text
+	}
+	return "<html>\r\n<head><title>" + title + "</title></head>\r\n<body>\r\n<center><h1>" + title + "</h1></center>\r\n</body>\r\n</html>\r\n"
 }
 
 func elbStatusText(code int) string {

@@ -1,12 +1,10 @@
 package alb
 
 import (
-	"errors"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 
@@ -78,14 +76,7 @@ func (h *handler) ServeRaw(w *httpfwd.RawWriter, r *httpfwd.Request) bool {
 		t.outstanding.Add(-1)
 		return true
 	}
-	code := http.StatusBadGateway
-	var ne net.Error
-	switch {
-	case lastErr == errNoTarget:
-		code = http.StatusServiceUnavailable
-	case errors.As(lastErr, &ne) && ne.Timeout():
-		code = http.StatusGatewayTimeout
-	}
+	code := forwardStatus(lastErr)
 	h.plane.log.Debug("forward failed", "target_group", st.g.arn, "status", code, "err", lastErr)
 	h.plane.observe(rt.lbARN, st.g.arn, code, 0, true)
 	rawELBError(w, code)
@@ -170,10 +161,5 @@ func rawStickyCookies(st *reqState) string {
 
 // rawELBError is elbError on the raw path.
 func rawELBError(w *httpfwd.RawWriter, code int) {
-	title := strconv.Itoa(code)
-	if text := elbStatusText(code); text != "" {
-		title += " " + text
-	}
-	body := "<html>\r\n<head><title>" + title + "</title></head>\r\n<body>\r\n<center><h1>" + title + "</h1></center>\r\n</body>\r\n</html>\r\n"
-	w.Respond(code, "text/html", "Server: awselb/2.0\r\n", []byte(body))
+	w.Respond(code, "text/html", "Server: awselb/2.0\r\n", []byte(elbErrorBody(code)))
 }

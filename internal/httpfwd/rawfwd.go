@@ -24,8 +24,11 @@ type Response struct {
 	fr     framing
 	keep   bool // the backend's connection can carry another request after this body
 	isHead bool
-	until  time.Time // the exchange's deadline (zero: none)
-	done   bool
+	// namesFields: a Connection field lists options other than close and keep-alive (field
+	// names, dropped by Relay).
+	namesFields bool
+	until       time.Time // the exchange's deadline (zero: none)
+	done        bool
 }
 
 var errRawStatus = errors.New("httpfwd: 101 Switching Protocols to a request without Upgrade")
@@ -61,7 +64,7 @@ func (p *Pool) Exchange(req *Request, addr string, head, body []byte, deadline t
 		// A kept-alive connection the backend had closed: again on a fresh one, unless the
 		// request went out and is not idempotent (the backend may have run it: as
 		// http.Transport, only replayable requests are sent twice).
-		if reused && try == 0 && StaleConn(err) && (!sent || idempotentMethod(req.Method)) &&
+		if reused && try == 0 && StaleConn(err) && (!sent || Idempotent(req.Method)) &&
 			(deadline.IsZero() || time.Now().Before(deadline)) {
 			continue
 		}
@@ -151,6 +154,8 @@ func (r *Response) scan(minor int) error {
 					if minor == 0 {
 						r.keep = true
 					}
+				case opt != "":
+					r.namesFields = true
 				}
 			}
 		}
@@ -183,8 +188,8 @@ func (r *Response) scan(minor int) error {
 	return nil
 }
 
-// idempotentMethod: methods whose requests may be sent twice (RFC 9110 9.2.2).
-func idempotentMethod(m string) bool {
+// Idempotent reports whether requests of method m may be sent twice (RFC 9110 9.2.2).
+func Idempotent(m string) bool {
 	switch m {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
 		return true
@@ -230,7 +235,7 @@ func (r *Response) Relay(w *RawWriter, extra string) (int64, error) {
 		name := l[:strings.IndexByte(l, ':')]
 		// Transfer-Encoding passes: the body goes on as it came, codings and chunks.
 		te := strings.EqualFold(name, "Transfer-Encoding") && r.StatusCode != http.StatusNoContent // never on a 204 (RFC 9112 6.1)
-		if isHopName(name) && !te || r.connectionNames(name) || r.fr.chunked && strings.EqualFold(name, "Content-Length") {
+		if isHopName(name) && !te || r.namesFields && r.connectionNames(name) || r.fr.chunked && strings.EqualFold(name, "Content-Length") {
 			continue
 		}
 		bw.WriteString(l)

@@ -88,7 +88,7 @@ func (l *listener) ServeRaw(w *httpfwd.RawWriter, r *httpfwd.Request) bool {
 			ep.outstanding.Add(-1)
 			lastErr, lastKind = err, classifyRaw(err, deadline)
 			l.failed(ep, lastKind, err)
-			if !(lastKind == failConnect || lastKind == failReset && idempotent(r.Method)) {
+			if !(lastKind == failConnect || lastKind == failReset && httpfwd.Idempotent(r.Method)) {
 				break
 			}
 			tried = append(tried, ep)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/berthdev/berth/internal/httpfwd"
 )
 
 // MaxAttempts is one try and two retries, as ECS's proxy does.
@@ -45,14 +47,6 @@ func classify(ctx context.Context, err error) failKind {
 		return failOther
 	}
 	return failReset
-}
-
-func idempotent(method string) bool {
-	switch method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
-		return true
-	}
-	return false
 }
 
 // trackedBody is a request body that is streamed (too large or of unknown
@@ -171,7 +165,7 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			lastErr, lastKind = err, classify(ctx, err)
 			l.failed(ep, lastKind, err)
 			retry := !tb.consumed() && ctx.Err() == nil &&
-				(lastKind == failConnect || lastKind == failRefused || (lastKind == failReset && idempotent(r.Method)))
+				(lastKind == failConnect || lastKind == failRefused || (lastKind == failReset && httpfwd.Idempotent(r.Method)))
 			if !retry {
 				break
 			}
