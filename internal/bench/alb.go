@@ -36,15 +36,18 @@ type NginxWrkConfig struct {
 	Connections int           // wrk connections for the throughput runs
 	Threads     int           // wrk threads
 	LatencyDur  time.Duration // of each fixed-rate latency run
+	// Rounds of the paired probe at each load (half and a quarter of the maximum, 1,000/s, none).
+	LatencyRounds int
+	Rate          float64 // requests/s of the latency runs (0: half of the measured maximum)
 }
 
 func defaultNginxWrk() NginxWrkConfig {
-	return NginxWrkConfig{Nginx: "nginx", Wrk: "wrk", Duration: 8 * time.Second, Rounds: 3, Connections: 64, Threads: 1, LatencyDur: 8 * time.Second}
+	return NginxWrkConfig{Nginx: "nginx", Wrk: "wrk", Duration: 8 * time.Second, Rounds: 3, Connections: 64, Threads: 1, LatencyDur: 8 * time.Second, LatencyRounds: 3}
 }
 
 // Valid reports whether the runs are long and many enough to measure.
 func (c NginxWrkConfig) Valid() bool {
-	return c.Duration >= time.Second && c.Rounds >= 1 && c.Connections >= 1 && c.Threads >= 1 && c.LatencyDur >= time.Second
+	return c.Duration >= time.Second && c.Rounds >= 1 && c.Connections >= 1 && c.Threads >= 1 && c.LatencyDur >= time.Second && c.LatencyRounds >= 1 && c.Rate >= 0
 }
 
 // DefaultALBConfig is what `berth bench alb` runs.
@@ -65,12 +68,9 @@ type ALBResult struct {
 	// Requests per CPU-second of the proxy (nginx: its worker processes; Berth: this process,
 	// which runs nothing else meanwhile): the figure a shared machine disturbs least.
 	NginxPerCPU, ALBPerCPU []float64
-	Rate                   float64 // requests/s of the latency runs: half of ALB's median maximum
-	Direct, NginxLat       wrkResult
-	ALBLat                 wrkResult
-	// Paired probe during the latency runs: one request at a time, alternating direct and
-	// through the proxy under load.
-	NginxProbe, ALBProbe probeResult
+	// The latency runs (Latency.Rate: half of ALB's median maximum), with the paired probe: one
+	// request at a time, alternating direct and through the proxy under load.
+	Latency proxyComparison
 	// Failure handling, with the seeds' tuning (interval 5 s, thresholds 2).
 	KillUnhealthy time.Duration // a target killed under load: until DescribeTargetHealth says unhealthy
 	KillLastHit   time.Duration // until the last request that reached a target other than through a retry failed
@@ -121,7 +121,7 @@ func ALB(ctx context.Context, cfg ALBConfig) (res ALBResult, err error) {
 		return res, err
 	}
 	res.NginxRPS, res.ALBRPS, res.NginxPerCPU, res.ALBPerCPU = c.NginxRPS, c.OtherRPS, c.NginxPerCPU, c.OtherPerCPU
-	res.Rate, res.Direct, res.NginxLat, res.ALBLat, res.NginxProbe, res.ALBProbe = c.Rate, c.Direct, c.NginxLat, c.OtherLat, c.NginxProbe, c.OtherProbe
+	res.Latency = c
 
 	// 3. Failure handling with Go targets and the seeds' tuning.
 	if err := albFailover(ctx, &res); err != nil {
@@ -137,6 +137,9 @@ type probeResult struct {
 	DirectP50, DirectP99, ViaP50, ViaP99 time.Duration
 	AddedP50                             time.Duration // median of the paired differences
 }
+
+// AddedP99 is the p99 through the proxy less the p99 direct, of the same samples.
+func (p probeResult) AddedP99() time.Duration { return p.ViaP99 - p.DirectP99 }
 
 func probe(ctx context.Context, direct, via string) probeResult {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
@@ -435,22 +438,7 @@ func (r ALBResult) Report(w io.Writer) {
 		fmtRates(r.NginxRPS), median(r.NginxRPS), fmtRates(r.ALBRPS), median(r.ALBRPS), median(r.ALBRPS)/median(r.NginxRPS))
 	fmt.Fprintf(w, "requests per CPU-second of the proxy:\n  nginx: %s  median %.0f\n  berth: %s  median %.0f\n  ratio berth/nginx: %.2f\n",
 		fmtRates(r.NginxPerCPU), median(r.NginxPerCPU), fmtRates(r.ALBPerCPU), median(r.ALBPerCPU), median(r.ALBPerCPU)/median(r.NginxPerCPU))
-	fmt.Fprintf(w, "latency at %.0f requests/s (half of berth's maximum):\n", r.Rate)
-	for _, x := range []struct {
-		name string
-		r    wrkResult
-	}{{"direct to a backend", r.Direct}, {"through nginx", r.NginxLat}, {"through berth", r.ALBLat}} {
-		fmt.Fprintf(w, "  %-20s achieved %.0f/s  p50 %v  p99 %v  errors %d\n", x.name, x.r.RPS, x.r.P50, x.r.P99, x.r.Errors)
-	}
-	fmt.Fprintf(w, "  added by berth: p50 %v  p99 %v;  added by nginx: p50 %v  p99 %v\n",
-		r.ALBLat.P50-r.Direct.P50, r.ALBLat.P99-r.Direct.P99, r.NginxLat.P50-r.Direct.P50, r.NginxLat.P99-r.Direct.P99)
-	for _, x := range []struct {
-		name string
-		p    probeResult
-	}{{"nginx", r.NginxProbe}, {"berth", r.ALBProbe}} {
-		fmt.Fprintf(w, "  probe under load, %s: %d pairs; direct p50 %v p99 %v; via %s p50 %v p99 %v; added p50 %v (paired) p99 %v\n",
-			x.name, x.p.N, x.p.DirectP50, x.p.DirectP99, x.name, x.p.ViaP50, x.p.ViaP99, x.p.AddedP50, x.p.ViaP99-x.p.DirectP99)
-	}
+	reportLatency(w, "berth", r.Latency)
 	fmt.Fprintf(w, "failure handling (interval 5 s, thresholds 2):\n  killed target unhealthy after %v; %d of %d requests failed meanwhile\n  new target: first request %v after its first passing check\n",
 		r.KillUnhealthy.Round(time.Millisecond), r.KillFailed, r.KillRequests, r.EnterAfter.Round(time.Millisecond))
 }

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -140,14 +141,24 @@ type proxyComparison struct {
 	NginxPerCPU, OtherPerCPU   []float64
 	Rate                       float64 // of the latency runs: half of the other's median maximum
 	Direct, NginxLat, OtherLat wrkResult
-	NginxProbe, OtherProbe     probeResult
+	Levels                     []latencyLevel
+}
+
+// latencyLevel is the paired probe through each proxy while wrk loads that proxy at Rate (0:
+// no load), one result per round.
+type latencyLevel struct {
+	Label        string
+	Rate         float64
+	Nginx, Other []probeResult
 }
 
 // compare measures the nginx proxy and the proxy at other (otherCPU: the
 // CPU time it has used): the maximum throughput in alternating rounds
-// after one warm-up each; then latency at half of the other's maximum
-// rate, through each proxy and directly to a backend, wrk paced by a delay
-// script, with a paired probe beside it.
+// after one warm-up each; then, at half of the other's maximum rate, wrk
+// through each proxy and directly to a backend; then the added latency per
+// hop with a paired probe while wrk loads the proxy at half and a quarter
+// of that maximum, at 1,000/s and with no load, in LatencyRounds rounds
+// that alternate which proxy goes first.
 func (h *nginxWrk) compare(ctx context.Context, other string, otherCPU func() time.Duration) (c proxyComparison, err error) {
 	d, conns := h.cfg.Duration, h.cfg.Connections
 	for _, u := range []string{h.nginxURL(), other} {
@@ -175,35 +186,127 @@ func (h *nginxWrk) compare(ctx context.Context, other string, otherCPU func() ti
 	}
 
 	c.Rate = median(c.OtherRPS) / 2
-	const pace = 10 // ms between requests on each wrk connection
-	paced := max(1, int(c.Rate*pace/1000))
-	script := filepath.Join(h.dir, "pace.lua")
-	if err := os.WriteFile(script, []byte(fmt.Sprintf("function delay() return %d end\n", pace)), 0o600); err != nil {
-		return c, err
+	label := "half of the maximum"
+	if h.cfg.Rate > 0 {
+		c.Rate, label = h.cfg.Rate, "the given rate"
 	}
-	direct := h.directURL()
 	for _, run := range []struct {
-		url   string
-		out   *wrkResult
-		probe *probeResult
-	}{{direct, &c.Direct, nil}, {h.nginxURL(), &c.NginxLat, &c.NginxProbe}, {other, &c.OtherLat, &c.OtherProbe}} {
-		// While wrk loads the proxy at the rate, a probe alternates single requests
-		// straight to the backend and through the proxy: paired samples that see the same
-		// machine, which matters on a shared one.
-		pctx, cancel := context.WithCancel(ctx)
-		probeDone := make(chan probeResult, 1)
-		if run.probe != nil {
-			go func() { probeDone <- probe(pctx, direct, run.url) }()
-		}
-		r, err := h.run(ctx, run.url, h.cfg.LatencyDur, paced, script)
-		cancel()
-		if err != nil {
+		url string
+		out *wrkResult
+	}{{h.directURL(), &c.Direct}, {h.nginxURL(), &c.NginxLat}, {other, &c.OtherLat}} {
+		if *run.out, _, err = h.paced(ctx, run.url, c.Rate, h.cfg.LatencyDur, ""); err != nil {
 			return c, err
 		}
-		*run.out = r
-		if run.probe != nil {
-			*run.probe = <-probeDone
+	}
+	c.Levels = []latencyLevel{{Label: label, Rate: c.Rate}, {Label: "half of that", Rate: c.Rate / 2}, {Label: "1,000/s", Rate: 1000}, {Label: "no load"}}
+	for r := 0; r < h.cfg.LatencyRounds; r++ {
+		for i := range c.Levels {
+			lv := &c.Levels[i]
+			sides := []struct {
+				url string
+				out *[]probeResult
+			}{{h.nginxURL(), &lv.Nginx}, {other, &lv.Other}}
+			if r%2 == 1 {
+				sides[0], sides[1] = sides[1], sides[0]
+			}
+			for _, s := range sides {
+				_, p, err := h.paced(ctx, s.url, lv.Rate, h.cfg.LatencyDur, s.url)
+				if err != nil {
+					return c, err
+				}
+				*s.out = append(*s.out, p)
+			}
 		}
 	}
 	return c, nil
+}
+
+// paced runs wrk against url at rate requests/s for d (no wrk when rate is 0), with a paired
+// probe (direct and through via) beside it when via is set. Each wrk connection waits a random
+// 0 to 20 ms (10 on average) after each response: with a fixed delay the connections stay in
+// step and the load comes in bursts of all of them every 10 ms, which is not a rate.
+func (h *nginxWrk) paced(ctx context.Context, url string, rate float64, d time.Duration, via string) (r wrkResult, p probeResult, err error) {
+	// While wrk loads the proxy, the probe alternates single requests straight to the backend
+	// and through the proxy: paired samples that see the same machine, which matters on a
+	// shared one.
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	probeDone := make(chan probeResult, 1)
+	if via != "" {
+		go func() { probeDone <- probe(pctx, h.directURL(), via) }()
+	}
+	if rate > 0 {
+		const pace = 10 // ms between requests on each wrk connection, on average
+		script := filepath.Join(h.dir, "pace.lua")
+		if err := os.WriteFile(script, []byte(fmt.Sprintf("function delay() return math.random(0, %d) end\n", 2*pace)), 0o600); err != nil {
+			return r, p, err
+		}
+		r, err = h.run(ctx, url, d, max(1, int(rate*pace/1000)), script)
+	} else {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	cancel()
+	if via != "" {
+		p = <-probeDone
+	}
+	return r, p, err
+}
+
+// reportLatency prints what compare measured of latency, the other proxy named other.
+func reportLatency(w io.Writer, other string, c proxyComparison) {
+	fmt.Fprintf(w, "latency at %.0f requests/s (%s; wrk, each connection pausing a random 0-20 ms):\n", c.Rate, c.Levels[0].Label)
+	for _, x := range []struct {
+		name string
+		r    wrkResult
+	}{{"direct to a backend", c.Direct}, {"through nginx", c.NginxLat}, {"through " + other, c.OtherLat}} {
+		fmt.Fprintf(w, "  %-20s achieved %.0f/s  p50 %v  p99 %v  errors %d\n", x.name, x.r.RPS, x.r.P50, x.r.P99, x.r.Errors)
+	}
+	fmt.Fprintf(w, "  added by %s: p50 %v  p99 %v;  added by nginx: p50 %v  p99 %v\n", other,
+		c.OtherLat.P50-c.Direct.P50, c.OtherLat.P99-c.Direct.P99, c.NginxLat.P50-c.Direct.P50, c.NginxLat.P99-c.Direct.P99)
+	if len(c.Levels) == 0 || len(c.Levels[0].Nginx) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "added latency per hop, paired probe (p50: median of the paired differences; p99: p99 through - p99 direct), median of %d rounds [each round]:\n", len(c.Levels[0].Nginx))
+	for _, lv := range c.Levels {
+		name := lv.Label
+		if lv.Rate > 0 && lv.Label != "1,000/s" {
+			name = fmt.Sprintf("%s (%.0f/s)", lv.Label, lv.Rate)
+		}
+		fmt.Fprintf(w, "  %s:\n", name)
+		for _, x := range []struct {
+			name string
+			ps   []probeResult
+		}{{"nginx", lv.Nginx}, {other, lv.Other}} {
+			var p50, p99 []time.Duration
+			n := 0
+			for _, p := range x.ps {
+				p50, p99, n = append(p50, p.AddedP50), append(p99, p.AddedP99()), n+p.N
+			}
+			fmt.Fprintf(w, "    %-8s p50 %v  p99 %v  %v  (%d pairs)\n", x.name, medianDur(p50), medianDur(p99), fmtDurs(p99), n)
+		}
+	}
+}
+
+func medianDur(xs []time.Duration) time.Duration {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), xs...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func fmtDurs(xs []time.Duration) string {
+	var s []string
+	for _, x := range xs {
+		s = append(s, x.Round(time.Microsecond).String())
+	}
+	return "[" + strings.Join(s, " ") + "]"
 }

@@ -37,14 +37,12 @@ func DefaultSCProxyConfig() SCProxyConfig {
 
 // SCProxyResult holds the measurements.
 type SCProxyResult struct {
-	NginxVersion, CPU          string
-	Load                       string // /proc/loadavg at the start
-	NginxRPS, ProxyRPS         []float64
-	NginxPerCPU, ProxyPerCPU   []float64
-	Rate                       float64
-	Direct, NginxLat, ProxyLat wrkResult
-	NginxProbe, ProxyProbe     probeResult
-	RSSIdleKB, RSSLoadKB       int64 // the proxy process's VmRSS idle (configured) and its peak (VmHWM) after the load
+	NginxVersion, CPU        string
+	Load                     string // /proc/loadavg at the start
+	NginxRPS, ProxyRPS       []float64
+	NginxPerCPU, ProxyPerCPU []float64
+	Latency                  proxyComparison // the latency runs and the paired probe
+	RSSIdleKB, RSSLoadKB     int64           // the proxy process's VmRSS idle (configured) and its peak (VmHWM) after the load
 	// The private part (RssAnon: heap, stacks) idle and after the load; the rest is file-backed
 	// (the berth binary and libc), shared by every proxy of the same image.
 	AnonIdleKB, AnonLoadKB int64
@@ -56,8 +54,8 @@ type SCProxyResult struct {
 // SCProxy measures one Service Connect proxy hop: the real proxy process (`berth scproxy`,
 // configured over its relay socket exactly as the agent does, one outbound alias of two
 // endpoints) beside nginx as a reverse proxy to the same two nginx backends: throughput with
-// wrk (alternating rounds), latency at half of the proxy's maximum (wrk paced, and a paired
-// probe), the proxy's RSS, and a backend killed under load with retries on.
+// wrk (alternating rounds), latency (wrk paced at half of the proxy's maximum, and a paired
+// probe at four loads), the proxy's RSS, and a backend killed under load with retries on.
 func SCProxy(ctx context.Context, cfg SCProxyConfig) (res SCProxyResult, err error) {
 	res.CPU = cpuModel()
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
@@ -142,7 +140,7 @@ func SCProxy(ctx context.Context, cfg SCProxyConfig) (res SCProxyResult, err err
 		return res, err
 	}
 	res.NginxRPS, res.ProxyRPS, res.NginxPerCPU, res.ProxyPerCPU = c.NginxRPS, c.OtherRPS, c.NginxPerCPU, c.OtherPerCPU
-	res.Rate, res.Direct, res.NginxLat, res.ProxyLat, res.NginxProbe, res.ProxyProbe = c.Rate, c.Direct, c.NginxLat, c.OtherLat, c.NginxProbe, c.OtherProbe
+	res.Latency = c
 	res.RSSLoadKB = procStatusKB(proxyPID, "VmHWM")
 	res.AnonLoadKB = procStatusKB(proxyPID, "RssAnon")
 
@@ -216,22 +214,7 @@ func (r SCProxyResult) Report(w io.Writer) {
 		fmtRates(r.NginxRPS), median(r.NginxRPS), fmtRates(r.ProxyRPS), median(r.ProxyRPS), median(r.ProxyRPS)/median(r.NginxRPS))
 	fmt.Fprintf(w, "requests per CPU-second of the proxy:\n  nginx: %s  median %.0f\n  scproxy: %s  median %.0f\n  ratio scproxy/nginx: %.2f\n",
 		fmtRates(r.NginxPerCPU), median(r.NginxPerCPU), fmtRates(r.ProxyPerCPU), median(r.ProxyPerCPU), median(r.ProxyPerCPU)/median(r.NginxPerCPU))
-	fmt.Fprintf(w, "latency at %.0f requests/s (half of the proxy's maximum):\n", r.Rate)
-	for _, x := range []struct {
-		name string
-		r    wrkResult
-	}{{"direct to a backend", r.Direct}, {"through nginx", r.NginxLat}, {"through scproxy", r.ProxyLat}} {
-		fmt.Fprintf(w, "  %-20s achieved %.0f/s  p50 %v  p99 %v  errors %d\n", x.name, x.r.RPS, x.r.P50, x.r.P99, x.r.Errors)
-	}
-	fmt.Fprintf(w, "  added by scproxy: p50 %v  p99 %v;  added by nginx: p50 %v  p99 %v\n",
-		r.ProxyLat.P50-r.Direct.P50, r.ProxyLat.P99-r.Direct.P99, r.NginxLat.P50-r.Direct.P50, r.NginxLat.P99-r.Direct.P99)
-	for _, x := range []struct {
-		name string
-		p    probeResult
-	}{{"nginx", r.NginxProbe}, {"scproxy", r.ProxyProbe}} {
-		fmt.Fprintf(w, "  probe under load, %s: %d pairs; direct p50 %v p99 %v; via %s p50 %v p99 %v; added p50 %v (paired) p99 %v\n",
-			x.name, x.p.N, x.p.DirectP50, x.p.DirectP99, x.name, x.p.ViaP50, x.p.ViaP99, x.p.AddedP50, x.p.ViaP99-x.p.DirectP99)
-	}
+	reportLatency(w, "scproxy", r.Latency)
 	fmt.Fprintf(w, "proxy process RSS: %d kB configured and idle, %d kB peak after the load; private (RssAnon) %d kB idle, %d kB after the load\n",
 		r.RSSIdleKB, r.RSSLoadKB, r.AnonIdleKB, r.AnonLoadKB)
 	if r.RSSAfterKB > 0 {

@@ -150,6 +150,8 @@ func nginxWrkFlags(fs *flag.FlagSet, cfg *bench.NginxWrkConfig) {
 	fs.IntVar(&cfg.Connections, "connections", cfg.Connections, "wrk connections for the throughput runs")
 	fs.IntVar(&cfg.Threads, "threads", cfg.Threads, "wrk threads")
 	fs.DurationVar(&cfg.LatencyDur, "latency-duration", cfg.LatencyDur, "length of each fixed-rate latency run")
+	fs.IntVar(&cfg.LatencyRounds, "latency-rounds", cfg.LatencyRounds, "rounds of the paired probe at each load (half and a quarter of the maximum, 1,000/s, none)")
+	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "requests/s of the latency runs (0: half of the proxy's measured maximum)")
 }
 
 // wantParams is the usage error of parameters out of range.
