@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 // ALBConfig shapes the load balancer data plane benchmark (issue 11).
 type ALBConfig struct {
 	NginxWrkConfig
+	Self string // the berth executable, run as `berth bench alb-serve` (default: this one)
 }
 
 // NginxWrkConfig is the nginx/wrk comparison the proxy benchmarks (alb,
@@ -51,7 +53,7 @@ func (c NginxWrkConfig) Valid() bool {
 }
 
 // DefaultALBConfig is what `berth bench alb` runs.
-func DefaultALBConfig() ALBConfig { return ALBConfig{defaultNginxWrk()} }
+func DefaultALBConfig() ALBConfig { return ALBConfig{NginxWrkConfig: defaultNginxWrk()} }
 
 // wrkResult is what one wrk run printed.
 type wrkResult struct {
@@ -100,26 +102,68 @@ func ALB(ctx context.Context, cfg ALBConfig) (res ALBResult, err error) {
 	}
 	ap := ports[0]
 
-	// Berth's data plane, in this process: one listener, one target group of the two backends.
-	plane := alb.New(alb.Options{})
-	defer plane.Close()
-	hc := alb.HealthCheck{Enabled: true, Protocol: "HTTP", Path: "/", Port: "traffic-port", Interval: 5 * time.Second, Timeout: 2 * time.Second, HealthyThreshold: 2, UnhealthyThreshold: 2, Matcher: "200"}
-	tg := alb.TargetGroup{ARN: "tg-nginx", Protocol: "HTTP", ProtocolVersion: "HTTP1", Algorithm: "round_robin", HealthCheck: hc,
-		Targets: []alb.Target{{ID: "127.0.0.1", Port: h.b1, Addr: fmt.Sprintf("127.0.0.1:%d", h.b1)}, {ID: "127.0.0.1", Port: h.b2, Addr: fmt.Sprintf("127.0.0.1:%d", h.b2)}}}
-	if err := plane.Apply(alb.Config{LoadBalancers: []alb.LoadBalancer{{ARN: "lb", Type: "application", Listeners: []alb.Listener{{ARN: "l", Addr: fmt.Sprintf("127.0.0.1:%d", ap), Protocol: "HTTP",
-		DefaultActions: []alb.Action{{Type: "forward", Forward: []alb.WeightedTargetGroup{{ARN: tg.ARN, Weight: 1}}}}}}}}, TargetGroups: []alb.TargetGroup{tg}}); err != nil {
-		return res, err
+	// Berth's data plane in a process of its own (`berth bench alb-serve`), as the server runs
+	// it apart from its clients: one listener, one target group of the two backends. In this
+	// process, the probe's client and the proxy would share one Go scheduler.
+	self := cfg.Self
+	if self == "" {
+		if self, err = os.Executable(); err != nil {
+			return res, err
+		}
 	}
-	if err := waitHealthy(ctx, plane, tg.ARN, 2, 20*time.Second); err != nil {
-		return res, err
-	}
-
-	// 1. Throughput and 2. latency beside nginx (Berth's CPU: this process, which runs
-	// nothing else meanwhile).
-	c, err := h.compare(ctx, fmt.Sprintf("http://127.0.0.1:%d/", ap), selfCPU)
+	addr := fmt.Sprintf("127.0.0.1:%d", ap)
+	scmd := exec.Command(self, "bench", "alb-serve", "--listen", addr, "--targets", fmt.Sprintf("127.0.0.1:%d,127.0.0.1:%d", h.b1, h.b2))
+	scmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(runtime.GOMAXPROCS(0)))
+	scmd.Stderr = os.Stderr
+	out, err := scmd.StdoutPipe()
 	if err != nil {
 		return res, err
 	}
+	if err := scmd.Start(); err != nil {
+		return res, fmt.Errorf("start berth bench alb-serve: %w", err)
+	}
+	servePID := scmd.Process.Pid
+	stopServe := func() {
+		if scmd.Process == nil || scmd.ProcessState != nil {
+			return
+		}
+		scmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { scmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			scmd.Process.Kill()
+			<-done
+		}
+	}
+	defer stopServe()
+	readyLine := make(chan error, 1)
+	go func() {
+		line, err := bufio.NewReader(out).ReadString('\n')
+		if err == nil && strings.TrimSpace(line) != "ready" {
+			err = fmt.Errorf("alb-serve said %q", line)
+		}
+		readyLine <- err
+		io.Copy(io.Discard, out)
+	}()
+	select {
+	case err := <-readyLine:
+		if err != nil {
+			return res, fmt.Errorf("berth bench alb-serve: %w", err)
+		}
+	case <-time.After(30 * time.Second):
+		return res, fmt.Errorf("berth bench alb-serve: targets not healthy after 30 s")
+	case <-ctx.Done():
+		return res, ctx.Err()
+	}
+
+	// 1. Throughput and 2. latency beside nginx (Berth's CPU: the alb-serve process's).
+	c, err := h.compare(ctx, "http://"+addr+"/", func() time.Duration { return treeCPU(servePID) })
+	if err != nil {
+		return res, err
+	}
+	stopServe()
 	res.NginxRPS, res.ALBRPS, res.NginxPerCPU, res.ALBPerCPU = c.NginxRPS, c.OtherRPS, c.NginxPerCPU, c.OtherPerCPU
 	res.Latency = c
 
@@ -281,6 +325,38 @@ func stateOf(p *alb.Plane, tg string, t alb.Target) string {
 		}
 	}
 	return ""
+}
+
+// ServeBenchALB runs the data plane `berth bench alb` measures: a listener at listen
+// forwarding round robin to targets (host:port), health-checked as in the benchmark; it writes
+// "ready" on stdout once every target is healthy, and serves until ctx ends.
+func ServeBenchALB(ctx context.Context, stdout io.Writer, listen string, targets []string) error {
+	plane := alb.New(alb.Options{})
+	defer plane.Close()
+	tg := benchTargetGroup(targets)
+	if err := plane.Apply(alb.Config{LoadBalancers: []alb.LoadBalancer{{ARN: "lb", Type: "application", Listeners: []alb.Listener{{ARN: "l", Addr: listen, Protocol: "HTTP",
+		DefaultActions: []alb.Action{{Type: "forward", Forward: []alb.WeightedTargetGroup{{ARN: tg.ARN, Weight: 1}}}}}}}}, TargetGroups: []alb.TargetGroup{tg}}); err != nil {
+		return err
+	}
+	if err := waitHealthy(ctx, plane, tg.ARN, len(targets), 20*time.Second); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "ready")
+	<-ctx.Done()
+	return nil
+}
+
+// benchTargetGroup is the benchmark's target group of the targets (host:port), checked every
+// 5 s with thresholds of 2 (the seeds' tuning).
+func benchTargetGroup(targets []string) alb.TargetGroup {
+	hc := alb.HealthCheck{Enabled: true, Protocol: "HTTP", Path: "/", Port: "traffic-port", Interval: 5 * time.Second, Timeout: 2 * time.Second, HealthyThreshold: 2, UnhealthyThreshold: 2, Matcher: "200"}
+	tg := alb.TargetGroup{ARN: "tg-bench", Protocol: "HTTP", ProtocolVersion: "HTTP1", Algorithm: "round_robin", HealthCheck: hc}
+	for _, t := range targets {
+		host, port, _ := net.SplitHostPort(t)
+		p, _ := strconv.Atoi(port)
+		tg.Targets = append(tg.Targets, alb.Target{ID: host, Port: p, Addr: t})
+	}
+	return tg
 }
 
 func waitHealthy(ctx context.Context, p *alb.Plane, tg string, n int, d time.Duration) error {

@@ -75,9 +75,11 @@ var benchmarks = map[string]benchFunc{
 	}, bench.DNS),
 	"dns-serve": runBenchDNSServe,
 	"alb": benchCommand("alb", bench.DefaultALBConfig(), func(fs *flag.FlagSet, cfg *bench.ALBConfig) func() error {
+		fs.StringVar(&cfg.Self, "berth", cfg.Self, "berth binary run as the load balancer (`berth bench alb-serve`; default: this one)")
 		nginxWrkFlags(fs, &cfg.NginxWrkConfig)
 		return func() error { return wantParams(cfg.Valid()) }
 	}, bench.ALB),
+	"alb-serve": runBenchALBServe,
 	"scproxy": benchCommand("scproxy", bench.DefaultSCProxyConfig(), func(fs *flag.FlagSet, cfg *bench.SCProxyConfig) func() error {
 		fs.StringVar(&cfg.Berth, "berth", cfg.Berth, "berth binary run as the proxy (default: this one)")
 		nginxWrkFlags(fs, &cfg.NginxWrkConfig)
@@ -171,6 +173,22 @@ func runBenchDNSServe(ctx context.Context, args []string, stdout, stderr io.Writ
 		return UsageError{err.Error()}
 	}
 	return bench.ServeBenchDNS(ctx, *listen, *n)
+}
+
+// runBenchALBServe is `berth bench alb-serve`: the data plane `berth bench alb` measures, in a
+// process of its own.
+func runBenchALBServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("berth bench alb-serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:0", "the listener's address")
+	targets := fs.String("targets", "", "the targets, host:port separated by commas")
+	if err := fs.Parse(args); err != nil {
+		return UsageError{err.Error()}
+	}
+	if *targets == "" {
+		return UsageError{"--targets is required"}
+	}
+	return bench.ServeBenchALB(ctx, stdout, *listen, strings.Split(*targets, ","))
 }
 
 func joinInts(v []int) string {
