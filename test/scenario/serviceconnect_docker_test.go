@@ -2,6 +2,9 @@ package scenario
 
 import (
 	"context"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -139,5 +142,87 @@ func TestServiceConnectDataPlaneThroughBerthUp(t *testing.T) {
 		if len(r) != 5 || parseRate(r[2]) <= 0 || r[3] != "0%" || !strings.HasSuffix(r[4], " ms") {
 			t.Errorf("edge caller -> webui-svc shows %q; want a rate, 0%% 5xx and a latency", r)
 		}
+	}
+
+	// A rolling deployment and a killed task under load: webui at two tasks, a loader service
+	// calling it through its proxy 20 times a second; a forced new deployment, then one of the
+	// new tasks stopped. Not one call may fail (endpoints leave the directory before their
+	// tasks stop; the proxy retries a refused or reset call on another endpoint).
+	webuiState := func(what string, within time.Duration, ok func(types.Service) bool) types.Service {
+		t.Helper()
+		var svc types.Service
+		eventuallyTrue(t, what, within, func() bool {
+			out, err := c.DescribeServices(cx, &ecs.DescribeServicesInput{Services: []string{"webui"}})
+			if err != nil || len(out.Services) != 1 {
+				return false
+			}
+			svc = out.Services[0]
+			return ok(svc)
+		})
+		return svc
+	}
+	settled := func(s types.Service) bool {
+		return s.RunningCount == 2 && len(s.Deployments) == 1 && s.Deployments[0].RolloutState == types.DeploymentRolloutStateCompleted
+	}
+	if _, err := c.UpdateService(cx, &ecs.UpdateServiceInput{Service: aws.String("webui"), DesiredCount: aws.Int32(2)}); err != nil {
+		t.Fatal(err)
+	}
+	before := webuiState("webui at two tasks", 2*time.Minute, settled)
+	reg("loader", types.ContainerDefinition{Name: aws.String("loader"), Command: []string{"load:50ms:http://webui-svc-domain:80/", "sleep:1h"}})
+	if _, err := c.CreateService(cx, &ecs.CreateServiceInput{ServiceName: aws.String("loader"), TaskDefinition: aws.String("loader"),
+		DesiredCount: aws.Int32(1), NetworkConfiguration: awsvpc,
+		ServiceConnectConfiguration: &types.ServiceConnectConfiguration{Enabled: true, Namespace: aws.String("sc-e2e")}}); err != nil {
+		t.Fatal(err)
+	}
+	loader := running("loader")
+	loadRe := regexp.MustCompile(`LOAD ok=(\d+) fail=(\d+)`)
+	counts := func() (ok, fail int) {
+		t.Helper()
+		m := loadRe.FindAllStringSubmatch(containerLogs(t, dc, loader), -1)
+		if len(m) == 0 {
+			return 0, 0
+		}
+		ok, _ = strconv.Atoi(m[len(m)-1][1])
+		fail, _ = strconv.Atoi(m[len(m)-1][2])
+		return ok, fail
+	}
+	eventuallyTrue(t, "the loader's calls answered", time.Minute, func() bool { ok, _ := counts(); return ok >= 20 })
+	if _, err := c.UpdateService(cx, &ecs.UpdateServiceInput{Service: aws.String("webui"), ForceNewDeployment: true}); err != nil {
+		t.Fatal(err)
+	}
+	after := webuiState("the forced deployment completed", 3*time.Minute, func(s types.Service) bool {
+		return settled(s) && aws.ToString(s.Deployments[0].Id) != aws.ToString(before.Deployments[0].Id)
+	})
+	okRolled, failRolled := counts()
+	listed, err := c.ListTasks(cx, &ecs.ListTasksInput{ServiceName: aws.String("webui"), DesiredStatus: types.DesiredStatusRunning})
+	if err != nil || len(listed.TaskArns) == 0 {
+		t.Fatalf("webui tasks after the deployment: %v %v", listed, err)
+	}
+	killed := listed.TaskArns[0]
+	if _, err := c.StopTask(cx, &ecs.StopTaskInput{Task: aws.String(killed), Reason: aws.String("killed under load")}); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyTrue(t, "a replacement for the stopped webui task", 2*time.Minute, func() bool {
+		out, err := c.ListTasks(cx, &ecs.ListTasksInput{ServiceName: aws.String("webui"), DesiredStatus: types.DesiredStatusRunning})
+		if err != nil || len(out.TaskArns) != 2 || slices.Contains(out.TaskArns, killed) {
+			return false
+		}
+		d, err := c.DescribeTasks(cx, &ecs.DescribeTasksInput{Tasks: out.TaskArns})
+		if err != nil {
+			return false
+		}
+		for _, tk := range d.Tasks {
+			if aws.ToString(tk.LastStatus) != "RUNNING" {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(3 * time.Second)
+	ok, fail := counts()
+	t.Logf("loader: %d calls answered before the deployment completed (%s), %d by the end; failed: %d then, %d by the end",
+		okRolled, aws.ToString(after.Deployments[0].Id), ok, failRolled, fail)
+	if fail != 0 || ok <= okRolled {
+		t.Fatalf("calls through Service Connect during the deployment and the kill: %d answered, %d failed\n%s", ok, fail, containerLogs(t, dc, loader))
 	}
 }

@@ -17,6 +17,9 @@
 //	alloc:MIB          allocate and touch MIB mebibytes, keep them
 //	serve:PORT         serve HTTP on PORT in the background ("ok" on /)
 //	get:URL            GET URL (retrying for 10 s); exit 3 unless it answers 200
+//	load:EVERY:URL     in the background, GET URL every EVERY (a Go duration), once each
+//	                   (2-s timeout, no retry); print "LOAD ok=N fail=M" each second and
+//	                   each failure on stderr
 //	meta:PATH:TEXT     GET $ECS_CONTAINER_METADATA_URI_V4 + PATH (retrying);
 //	                   exit 4 unless it answers 200 with TEXT in the body
 //	burn:DUR           keep one core busy for DUR, in the background
@@ -122,6 +125,11 @@ func main() {
 			if _, ok := get(arg); !ok {
 				os.Exit(3)
 			}
+		case "load":
+			every, url, _ := strings.Cut(arg, ":")
+			d, err := time.ParseDuration(every)
+			must(err)
+			go load(url, d)
 		case "meta":
 			path, text, _ := strings.Cut(arg, ":")
 			body, ok := get(os.Getenv("ECS_CONTAINER_METADATA_URI_V4") + path)
@@ -166,6 +174,35 @@ func main() {
 		default:
 			fmt.Fprintln(os.Stderr, "unknown step", step)
 			os.Exit(64)
+		}
+	}
+}
+
+// load GETs url every d, once each, counting answers 200 and the rest.
+func load(url string, d time.Duration) {
+	c := &http.Client{Timeout: 2 * time.Second}
+	ok, fail := 0, 0
+	report := time.NewTicker(time.Second)
+	tick := time.NewTicker(d)
+	for {
+		select {
+		case <-report.C:
+			fmt.Printf("LOAD ok=%d fail=%d\n", ok, fail)
+		case <-tick.C:
+			resp, err := c.Get(url)
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					err = fmt.Errorf("status %d", resp.StatusCode)
+				}
+			}
+			if err != nil {
+				fail++
+				fmt.Fprintln(os.Stderr, "load:", err)
+			} else {
+				ok++
+			}
 		}
 	}
 }
