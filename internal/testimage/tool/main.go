@@ -191,15 +191,16 @@ func load(url string, d time.Duration) {
 		case <-tick.C:
 			resp, err := c.Get(url)
 			if err == nil {
+				b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				if resp.StatusCode != 200 {
-					err = fmt.Errorf("status %d", resp.StatusCode)
+					err = fmt.Errorf("status %d: %s", resp.StatusCode, strings.TrimSpace(string(b)))
 				}
 			}
 			if err != nil {
 				fail++
-				fmt.Fprintln(os.Stderr, "load:", err)
+				fmt.Fprintln(os.Stderr, time.Now().UTC().Format("15:04:05.000"), "load:", err)
 			} else {
 				ok++
 			}
