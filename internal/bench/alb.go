@@ -123,21 +123,7 @@ func ALB(ctx context.Context, cfg ALBConfig) (res ALBResult, err error) {
 		return res, fmt.Errorf("start berth bench alb-serve: %w", err)
 	}
 	servePID := scmd.Process.Pid
-	stopServe := func() {
-		if scmd.Process == nil || scmd.ProcessState != nil {
-			return
-		}
-		scmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { scmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			scmd.Process.Kill()
-			<-done
-		}
-	}
-	defer stopServe()
+	defer stopChild(scmd)
 	readyLine := make(chan error, 1)
 	go func() {
 		line, err := bufio.NewReader(out).ReadString('\n')
@@ -163,7 +149,7 @@ func ALB(ctx context.Context, cfg ALBConfig) (res ALBResult, err error) {
 	if err != nil {
 		return res, err
 	}
-	stopServe()
+	stopChild(scmd)
 	res.NginxRPS, res.ALBRPS, res.NginxPerCPU, res.ALBPerCPU = c.NginxRPS, c.OtherRPS, c.NginxPerCPU, c.OtherPerCPU
 	res.Latency = c
 
@@ -325,6 +311,23 @@ func stateOf(p *alb.Plane, tg string, t alb.Target) string {
 		}
 	}
 	return ""
+}
+
+// stopChild stops a started child process: SIGTERM, then SIGKILL after 5 s; it waits for
+// it, once (a second call does nothing).
+func stopChild(cmd *exec.Cmd) {
+	if cmd.Process == nil || cmd.ProcessState != nil {
+		return
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		cmd.Process.Kill()
+		<-done
+	}
 }
 
 // ServeBenchALB runs the data plane `berth bench alb` measures: a listener at listen

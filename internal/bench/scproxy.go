@@ -13,7 +13,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/berthdev/berth/internal/scproxy"
@@ -107,17 +106,7 @@ func SCProxy(ctx context.Context, cfg SCProxyConfig) (res SCProxyResult, err err
 		return res, fmt.Errorf("start the proxy: %w", err)
 	}
 	proxyPID := pcmd.Process.Pid
-	defer func() {
-		pcmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { pcmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			pcmd.Process.Kill()
-			<-done
-		}
-	}()
+	defer stopChild(pcmd)
 	select {
 	case <-ready:
 	case <-time.After(20 * time.Second):
