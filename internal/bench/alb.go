@@ -67,8 +67,8 @@ type ALBResult struct {
 	NginxVersion     string
 	CPU              string
 	NginxRPS, ALBRPS []float64
-	// Requests per CPU-second of the proxy (nginx: its worker processes; Berth: this process,
-	// which runs nothing else meanwhile): the figure a shared machine disturbs least.
+	// Requests per CPU-second of the proxy (nginx: its master and workers; Berth: the
+	// `berth bench alb-serve` process): the figure a shared machine disturbs least.
 	NginxPerCPU, ALBPerCPU []float64
 	// The latency runs (Latency.Rate: half of ALB's median maximum), with the paired probe: one
 	// request at a time, alternating direct and through the proxy under load.
@@ -81,11 +81,11 @@ type ALBResult struct {
 	EnterAfter    time.Duration // a new target: from its first passing check to its first request
 }
 
-// ALB measures the data plane beside nginx as a reverse proxy to the same backends (two nginx
-// servers answering "ok"), with the same wrk runs: the maximum throughput through one listener,
-// alternating rounds; then latency at half of the ALB's maximum rate through each proxy and
-// directly to a backend (added latency = through a proxy minus direct); then, with Go targets,
-// how fast a killed target leaves rotation and a new one enters.
+// ALB measures the data plane (in a `berth bench alb-serve` child process) beside nginx as a
+// reverse proxy to the same backends (two nginx servers answering "ok"), with the same wrk runs:
+// the maximum throughput through one listener, alternating rounds; then latency (wrk at half of
+// the ALB's maximum rate, and the paired probe at four loads: compare); then, with Go targets in
+// this process, how fast a killed target leaves rotation and a new one enters.
 func ALB(ctx context.Context, cfg ALBConfig) (res ALBResult, err error) {
 	res.CPU = cpuModel()
 	h, err := startNginxWrk(ctx, cfg.NginxWrkConfig, `      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
@@ -444,13 +444,6 @@ func runWrk(ctx context.Context, bin string, args []string) (wrkResult, error) {
 		}
 	}
 	return r, nil
-}
-
-// selfCPU is the CPU time this process has used.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // treeCPU is the CPU time of a process and its children (nginx's master and workers), from /proc.
