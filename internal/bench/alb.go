@@ -64,15 +64,11 @@ type wrkResult struct {
 
 // ALBResult holds the measurements.
 type ALBResult struct {
-	NginxVersion     string
-	CPU              string
-	NginxRPS, ALBRPS []float64
-	// Requests per CPU-second of the proxy (nginx: its master and workers; Berth: the
-	// `berth bench alb-serve` process): the figure a shared machine disturbs least.
-	NginxPerCPU, ALBPerCPU []float64
-	// The latency runs (Latency.Rate: half of ALB's median maximum), with the paired probe: one
-	// request at a time, alternating direct and through the proxy under load.
-	Latency proxyComparison
+	NginxVersion string
+	CPU          string
+	// Throughput, requests per CPU-second (Berth's: the `berth bench alb-serve` process) and
+	// latency beside nginx (Other: Berth).
+	Comparison proxyComparison
 	// Failure handling, with the seeds' tuning (interval 5 s, thresholds 2).
 	KillUnhealthy time.Duration // a target killed under load: until DescribeTargetHealth says unhealthy
 	KillLastHit   time.Duration // until the last request that reached a target other than through a retry failed
@@ -150,8 +146,7 @@ func ALB(ctx context.Context, cfg ALBConfig) (res ALBResult, err error) {
 		return res, err
 	}
 	stopChild(scmd)
-	res.NginxRPS, res.ALBRPS, res.NginxPerCPU, res.ALBPerCPU = c.NginxRPS, c.OtherRPS, c.NginxPerCPU, c.OtherPerCPU
-	res.Latency = c
+	res.Comparison = c
 
 	// 3. Failure handling with Go targets and the seeds' tuning.
 	if err := albFailover(ctx, &res); err != nil {
@@ -506,11 +501,7 @@ func cpuModel() string {
 // Report prints the results.
 func (r ALBResult) Report(w io.Writer) {
 	fmt.Fprintf(w, "CPU: %s, %d processors (GOMAXPROCS; nginx workers the same); nginx %s\n", r.CPU, runtime.GOMAXPROCS(0), r.NginxVersion)
-	fmt.Fprintf(w, "throughput (requests/s, wrk rounds alternating):\n  nginx: %s  median %.0f\n  berth: %s  median %.0f\n  ratio berth/nginx: %.2f\n",
-		fmtRates(r.NginxRPS), median(r.NginxRPS), fmtRates(r.ALBRPS), median(r.ALBRPS), median(r.ALBRPS)/median(r.NginxRPS))
-	fmt.Fprintf(w, "requests per CPU-second of the proxy:\n  nginx: %s  median %.0f\n  berth: %s  median %.0f\n  ratio berth/nginx: %.2f\n",
-		fmtRates(r.NginxPerCPU), median(r.NginxPerCPU), fmtRates(r.ALBPerCPU), median(r.ALBPerCPU), median(r.ALBPerCPU)/median(r.NginxPerCPU))
-	reportLatency(w, "berth", r.Latency)
+	reportComparison(w, "berth", r.Comparison)
 	fmt.Fprintf(w, "failure handling (interval 5 s, thresholds 2):\n  killed target unhealthy after %v; %d of %d requests failed meanwhile\n  new target: first request %v after its first passing check\n",
 		r.KillUnhealthy.Round(time.Millisecond), r.KillFailed, r.KillRequests, r.EnterAfter.Round(time.Millisecond))
 }

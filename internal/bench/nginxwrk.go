@@ -256,8 +256,12 @@ func (h *nginxWrk) paced(ctx context.Context, url string, rate float64, d time.D
 	return r, p, err
 }
 
-// reportLatency prints what compare measured of latency, the other proxy named other.
-func reportLatency(w io.Writer, other string, c proxyComparison) {
+// reportComparison prints what compare measured, the other proxy named other.
+func reportComparison(w io.Writer, other string, c proxyComparison) {
+	fmt.Fprintf(w, "throughput (requests/s, wrk rounds alternating):\n  nginx: %s  median %.0f\n  %s: %s  median %.0f\n  ratio %s/nginx: %.2f\n",
+		fmtRates(c.NginxRPS), median(c.NginxRPS), other, fmtRates(c.OtherRPS), median(c.OtherRPS), other, median(c.OtherRPS)/median(c.NginxRPS))
+	fmt.Fprintf(w, "requests per CPU-second of the proxy:\n  nginx: %s  median %.0f\n  %s: %s  median %.0f\n  ratio %s/nginx: %.2f\n",
+		fmtRates(c.NginxPerCPU), median(c.NginxPerCPU), other, fmtRates(c.OtherPerCPU), median(c.OtherPerCPU), other, median(c.OtherPerCPU)/median(c.NginxPerCPU))
 	fmt.Fprintf(w, "latency at %.0f requests/s (%s; wrk, each connection pausing a random 0-20 ms):\n", c.Rate, c.Levels[0].Label)
 	for _, x := range []struct {
 		name string

@@ -36,12 +36,10 @@ func DefaultSCProxyConfig() SCProxyConfig {
 
 // SCProxyResult holds the measurements.
 type SCProxyResult struct {
-	NginxVersion, CPU        string
-	Load                     string // /proc/loadavg at the start
-	NginxRPS, ProxyRPS       []float64
-	NginxPerCPU, ProxyPerCPU []float64
-	Latency                  proxyComparison // the latency runs and the paired probe
-	RSSIdleKB, RSSLoadKB     int64           // the proxy process's VmRSS idle (configured) and its peak (VmHWM) after the load
+	NginxVersion, CPU    string
+	Load                 string          // /proc/loadavg at the start
+	Comparison           proxyComparison // throughput, per CPU-second and latency beside nginx
+	RSSIdleKB, RSSLoadKB int64           // the proxy process's VmRSS idle (configured) and its peak (VmHWM) after the load
 	// The private part (RssAnon: heap, stacks) idle and after the load; the rest is file-backed
 	// (the berth binary and libc), shared by every proxy of the same image.
 	AnonIdleKB, AnonLoadKB int64
@@ -128,8 +126,7 @@ func SCProxy(ctx context.Context, cfg SCProxyConfig) (res SCProxyResult, err err
 	if err != nil {
 		return res, err
 	}
-	res.NginxRPS, res.ProxyRPS, res.NginxPerCPU, res.ProxyPerCPU = c.NginxRPS, c.OtherRPS, c.NginxPerCPU, c.OtherPerCPU
-	res.Latency = c
+	res.Comparison = c
 	res.RSSLoadKB = procStatusKB(proxyPID, "VmHWM")
 	res.AnonLoadKB = procStatusKB(proxyPID, "RssAnon")
 
@@ -199,11 +196,7 @@ func procStatusKB(pid int, field string) int64 {
 // Report prints the results.
 func (r SCProxyResult) Report(w io.Writer) {
 	fmt.Fprintf(w, "CPU: %s, %d processors (GOMAXPROCS; nginx workers the same); nginx %s; load average at start %s\n", r.CPU, runtime.GOMAXPROCS(0), r.NginxVersion, r.Load)
-	fmt.Fprintf(w, "throughput (requests/s, wrk rounds alternating):\n  nginx: %s  median %.0f\n  scproxy: %s  median %.0f\n  ratio scproxy/nginx: %.2f\n",
-		fmtRates(r.NginxRPS), median(r.NginxRPS), fmtRates(r.ProxyRPS), median(r.ProxyRPS), median(r.ProxyRPS)/median(r.NginxRPS))
-	fmt.Fprintf(w, "requests per CPU-second of the proxy:\n  nginx: %s  median %.0f\n  scproxy: %s  median %.0f\n  ratio scproxy/nginx: %.2f\n",
-		fmtRates(r.NginxPerCPU), median(r.NginxPerCPU), fmtRates(r.ProxyPerCPU), median(r.ProxyPerCPU), median(r.ProxyPerCPU)/median(r.NginxPerCPU))
-	reportLatency(w, "scproxy", r.Latency)
+	reportComparison(w, "scproxy", r.Comparison)
 	fmt.Fprintf(w, "proxy process RSS: %d kB configured and idle, %d kB peak after the load; private (RssAnon) %d kB idle, %d kB after the load\n",
 		r.RSSIdleKB, r.RSSLoadKB, r.AnonIdleKB, r.AnonLoadKB)
 	if r.RSSAfterKB > 0 {
